@@ -1,0 +1,59 @@
+"""refinewidgets: assemble refine.bio-style gene-expression datasets in Jupyter.
+
+>>> import refinewidgets as rw
+>>> cat = rw.open_catalog()               # the bundled demo
+>>> ds = rw.Dataset({cat.experiments.index[0]: ["ALL"]}, aggregate_by="SPECIES")
+>>> res = rw.build(ds, cat)
+"""
+
+from ._version import __version__
+from .core.build import build
+from .core.catalog import Catalog
+from .core.quantile import quantile_normalize
+from .core.result import Result
+from .core.spec import Dataset
+from .errors import (
+    BuildError,
+    DatasetSpecError,
+    GeneOverlapError,
+    OutputExistsError,
+    RefineWidgetsError,
+    RefineWidgetsWarning,
+    ScaledSourceWarning,
+    SourceFormatError,
+    UnknownAccessionError,
+    UnsafeArchiveError,
+)
+from .io.catalog_open import open_catalog
+from .io.refinebio_zip import read_zip
+
+__all__ = [
+    "BuildError",
+    "Catalog",
+    "Dataset",
+    "DatasetBuilder",
+    "DatasetSpecError",
+    "GeneOverlapError",
+    "OutputExistsError",
+    "RefineWidgetsError",
+    "RefineWidgetsWarning",
+    "Result",
+    "ScaledSourceWarning",
+    "SourceFormatError",
+    "UnknownAccessionError",
+    "UnsafeArchiveError",
+    "__version__",
+    "build",
+    "open_catalog",
+    "quantile_normalize",
+    "read_zip",
+]
+
+
+def __getattr__(name: str):
+    # The widget app is imported on first use, so the core works without ipywidgets.
+    if name == "DatasetBuilder":
+        from .widgets.builder import DatasetBuilder
+
+        return DatasetBuilder
+    raise AttributeError(f"module 'refinewidgets' has no attribute {name!r}")

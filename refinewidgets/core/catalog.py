@@ -1,0 +1,255 @@
+"""The catalog: every experiment and sample the user can choose from, across sources.
+
+A :class:`Catalog` indexes the metadata of its sources (no expression values are read) and
+answers the questions a build and a browser ask: which samples an experiment has, which of
+them have values, where those values are, and which samples match a search.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DatasetSpecError, UnknownAccessionError
+from .metadata import ACCESSION, ANNOTATIONS, HARMONIZED_FIELDS
+from .sources import Source
+
+__all__ = ["Catalog"]
+
+EXPERIMENT_COLUMNS = (
+    "title",
+    "description",
+    "technology",
+    "organisms",
+    "platforms",
+    "num_samples",
+    "num_processed",
+    "source",
+    "submitter_institution",
+    "has_publication",
+    "pubmed_id",
+    "source_first_published",
+)
+SAMPLE_TEXT_COLUMNS = ("refinebio_title", "refinebio_specimen_part", "refinebio_disease", "refinebio_cell_line")
+
+
+class Catalog:
+    """Experiments and samples of one or more sources.
+
+    Parameters
+    ----------
+    sources
+        Objects following :class:`refinewidgets.core.sources.Source`. When two sources hold the
+        same experiment, their sample lists are merged; a sample's record and values come from
+        the first source that has them.
+
+    Examples
+    --------
+    >>> from refinewidgets.core.synthetic import synthetic_compendium
+    >>> from refinewidgets.core.sources import InMemorySource
+    >>> cat = Catalog([InMemorySource.from_compendium(synthetic_compendium(n_experiments=2))])
+    >>> len(cat.experiments)
+    2
+    """
+
+    def __init__(self, sources: Iterable[Source] = ()) -> None:
+        self.sources: list[Source] = list(sources)
+        self._exp_records: dict[str, dict[str, Any]] = {}
+        self._members: dict[str, list[str]] = {}
+        self._sample_records: dict[str, Mapping[str, Any]] = {}
+        self._sample_exps: dict[str, list[str]] = {}
+        self._sample_source: dict[str, str] = {}
+        self._location: dict[str, tuple[int, str]] = {}
+        self._qn_targets: dict[str, tuple[np.ndarray, str]] = {}
+        for i, src in enumerate(self.sources):
+            self._add(i, src)
+        self._experiments: pd.DataFrame | None = None
+        self._samples: pd.DataFrame | None = None
+        self._search_text: pd.Series | None = None
+
+    def _add(self, i: int, src: Source) -> None:
+        for acc, rec in src.experiments.items():
+            if acc not in self._exp_records:
+                self._exp_records[acc] = dict(rec, source=src.name)
+                self._members[acc] = []
+            members = self._members[acc]
+            for s in rec.get("sample_accession_codes", ()):
+                if s not in members:
+                    members.append(s)
+                    self._sample_exps.setdefault(s, []).append(acc)
+        for acc, rec in src.samples.items():
+            if acc not in self._sample_records:
+                self._sample_records[acc] = rec
+                self._sample_source[acc] = src.name
+        for matrix_id, samples in src.matrices().items():
+            for s in samples:
+                self._location.setdefault(s, (i, matrix_id))
+        for organism, target in src.qn_targets.items():
+            self._qn_targets.setdefault(organism, (np.asarray(target, dtype=float), src.name))
+
+    # -- lookups used by the spec and the build --------------------------------------------
+    @property
+    def experiment_ids(self) -> list[str]:
+        """Every experiment accession, in source order."""
+        return list(self._exp_records)
+
+    def has_sample(self, accession: str) -> bool:
+        return accession in self._sample_exps or accession in self._sample_records
+
+    def experiment_samples(self, experiment: str) -> list[str]:
+        """The samples an experiment lists (processed or not)."""
+        try:
+            return self._members[experiment]
+        except KeyError:
+            raise UnknownAccessionError(f"Experiment {experiment!r} is not in the catalog.") from None
+
+    def usable_samples(self, experiment: str) -> set[str]:
+        """The samples of ``experiment`` that have expression values in some source."""
+        return {s for s in self.experiment_samples(experiment) if s in self._location}
+
+    def sample_experiments(self, accession: str) -> list[str]:
+        """The experiments that list ``accession``, in catalog order."""
+        return list(self._sample_exps.get(accession, ()))
+
+    def sample_record(self, accession: str) -> Mapping[str, Any]:
+        """The sample's refine.bio record (a minimal one when no source describes it)."""
+        return self._sample_records.get(accession, {ACCESSION: accession})
+
+    def experiment_record(self, accession: str) -> dict[str, Any]:
+        return self._exp_records[accession]
+
+    def technology(self, experiment: str) -> str:
+        return str(self._exp_records[experiment].get("technology") or "").upper()
+
+    def locate(self, accession: str) -> tuple[Source, str]:
+        """The source and matrix id holding the sample's values."""
+        i, matrix_id = self._location[accession]
+        return self.sources[i], matrix_id
+
+    def qn_target(self, organism: str) -> tuple[np.ndarray, str] | None:
+        """``(target, source name)`` when a source ships a target for ``organism``."""
+        return self._qn_targets.get(organism)
+
+    # -- tables ---------------------------------------------------------------------------
+    @property
+    def samples(self) -> pd.DataFrame:
+        """One row per sample, indexed by accession: ``refinebio_*`` fields, ``experiment_accession``
+        (the first experiment listing it), ``technology``, ``processed`` (values available) and
+        ``source``."""
+        if self._samples is None:
+            rows = []
+            for acc, exps in self._sample_exps.items():
+                rec = self.sample_record(acc)
+                row = {f: rec.get(f) for f in HARMONIZED_FIELDS}
+                for key, value in rec.items():
+                    if key.startswith("refinebio_") and key not in (ACCESSION, ANNOTATIONS):
+                        row[key] = value
+                row["experiment_accession"] = exps[0]
+                row["technology"] = self.technology(exps[0])
+                row["processed"] = acc in self._location
+                row["source"] = self._sample_source.get(acc, self._exp_records[exps[0]]["source"])
+                rows.append(row)
+            frame = pd.DataFrame(rows, index=pd.Index(list(self._sample_exps), name="accession", dtype=object))
+            for col in frame.columns:
+                if col not in ("refinebio_age", "processed", "refinebio_processed"):
+                    frame[col] = frame[col].fillna("").astype(str)
+            if "refinebio_age" in frame:
+                frame["refinebio_age"] = pd.to_numeric(frame["refinebio_age"], errors="coerce")
+            self._samples = frame
+        return self._samples
+
+    @property
+    def experiments(self) -> pd.DataFrame:
+        """One row per experiment, indexed by accession."""
+        if self._experiments is None:
+            rows = []
+            for acc, rec in self._exp_records.items():
+                members = self._members[acc]
+                platforms = sorted(
+                    {str(self.sample_record(s).get("refinebio_platform") or "") for s in members} - {""}
+                )
+                rows.append(
+                    {
+                        "title": rec.get("title", ""),
+                        "description": rec.get("description", ""),
+                        "technology": self.technology(acc),
+                        "organisms": "; ".join(rec.get("organisms") or ()),
+                        "platforms": "; ".join(platforms),
+                        "num_samples": len(members),
+                        "num_processed": sum(s in self._location for s in members),
+                        "source": rec["source"],
+                        "submitter_institution": rec.get("submitter_institution", ""),
+                        "has_publication": bool(rec.get("has_publication", False)),
+                        "pubmed_id": rec.get("pubmed_id", "") or "",
+                        "source_first_published": rec.get("source_first_published", "") or "",
+                    }
+                )
+            self._experiments = pd.DataFrame(
+                rows, index=pd.Index(self.experiment_ids, name="accession", dtype=object),
+                columns=list(EXPERIMENT_COLUMNS),
+            )
+        return self._experiments
+
+    # -- search ---------------------------------------------------------------------------
+    def _text(self) -> pd.Series:
+        if self._search_text is None:
+            s = self.samples
+            exp = self.experiments
+            parts = [s.index.to_series(), s["experiment_accession"]]
+            parts += [s[c] for c in SAMPLE_TEXT_COLUMNS if c in s]
+            parts.append(s["experiment_accession"].map(exp["title"]).fillna(""))
+            parts.append(s["experiment_accession"].map(exp["description"]).fillna(""))
+            text = parts[0].astype(str)
+            for p in parts[1:]:
+                text = text + " | " + p.astype(str)
+            self._search_text = text.str.lower()
+        return self._search_text
+
+    def search(self, text: str | None = None, **filters: Any) -> pd.DataFrame:
+        """Samples whose text matches every word of ``text`` and every field filter.
+
+        ``text`` is matched, case-insensitively, against the sample and experiment accessions,
+        the sample title, tissue, disease and cell line, and the experiment's title and
+        description. Each filter ``column=value`` (or a list of values) keeps samples whose
+        ``cat.samples[column]`` equals one of the values (case-insensitive for text).
+
+        Examples
+        --------
+        >>> from refinewidgets.core.synthetic import synthetic_compendium
+        >>> from refinewidgets.core.sources import InMemorySource
+        >>> cat = Catalog([InMemorySource.from_compendium(synthetic_compendium(n_experiments=2))])
+        >>> len(cat.search(technology="RNA-SEQ")) == (cat.samples["technology"] == "RNA-SEQ").sum()
+        True
+        """
+        samples = self.samples
+        mask = np.ones(len(samples), dtype=bool)
+        if text:
+            hay = self._text()
+            for word in str(text).lower().split():
+                mask &= hay.str.contains(word, regex=False).to_numpy()
+        for column, wanted in filters.items():
+            if column not in samples.columns:
+                raise DatasetSpecError(
+                    f"Cannot filter on {column!r}: no such column. Columns: {list(samples.columns)}."
+                )
+            values = [wanted] if isinstance(wanted, (str, bool, int, float)) else list(wanted)
+            col = samples[column]
+            if col.dtype == object:
+                lowered = {str(v).lower() for v in values}
+                mask &= col.str.lower().isin(lowered).to_numpy()
+            else:
+                mask &= col.isin(values).to_numpy()
+        return samples[mask]
+
+    def __repr__(self) -> str:
+        return (
+            f"<Catalog: {len(self._exp_records)} experiments, {len(self._sample_exps)} samples "
+            f"from {len(self.sources)} source(s)>"
+        )
+
+
+def _as_list(value: Any) -> Sequence[Any]:
+    return [value] if isinstance(value, str) else list(value)

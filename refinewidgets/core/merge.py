@@ -1,0 +1,173 @@
+"""Assemble one group's matrix: per-sample sanitising and the join on genes (format spec §5).
+
+Before merging, gene ids are cleaned (whitespace, Affymetrix ``AFFX-`` controls, Brainarray
+``_at`` suffixes, Ensembl version suffixes) and duplicate ids are averaged; RNA-seq values get
+``log2(x + 1)`` when aggregating by SPECIES, and microarray samples with any value above 100
+get ``log2(x)``. The samples of a group are then joined on gene id: ``inner`` keeps the genes
+present in every sample (refine.bio's rule), ``outer`` keeps every gene with NaN where a sample
+lacks it. The result is a samples x genes float64 array, the orientation of AnnData.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..errors import GeneOverlapError, SourceFormatError
+
+__all__ = ["GroupMatrix", "merge_group", "sanitize_gene_ids"]
+
+_VERSION = r"\.\d+$"
+_BRAINARRAY = r"_at$"
+
+
+def sanitize_gene_ids(frame: pd.DataFrame) -> pd.DataFrame:
+    """Clean a genes x samples frame's gene ids and average duplicate ids.
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"S1": [1.0, 2.0, 4.0, 9.0]},
+    ...                  index=[" ENSG01.3 ", "ENSG01", "ENSG02_at", "AFFX-BioB-5_at"])
+    >>> sanitize_gene_ids(f)
+            S1
+    ENSG01  1.5
+    ENSG02  4.0
+    """
+    ids = pd.Index(frame.index.astype(str)).str.strip()
+    keep = ~ids.str.contains("AFFX-", regex=False)
+    ids = ids.str.replace(_BRAINARRAY, "", regex=True).str.replace(_VERSION, "", regex=True)
+    if not keep.all():
+        frame = frame.loc[keep]
+        ids = ids[keep]
+    frame = frame.set_axis(ids, axis=0)
+    if ids.has_duplicates:
+        frame = frame.groupby(level=0, sort=False).mean()
+    frame.index.name = None
+    return frame
+
+
+@dataclass
+class GroupMatrix:
+    """A merged group: values (samples x genes), their labels, and what was dropped."""
+
+    X: np.ndarray
+    samples: list[str]
+    genes: pd.Index
+    filtered: list[tuple[str, str]] = field(default_factory=list)  # (accession, reason)
+    genes_per_sample: dict[str, int] = field(default_factory=dict)
+    genes_dropped: int = 0
+    transforms: dict[str, str] = field(default_factory=dict)  # accession -> transform applied
+
+
+def _to_float(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    try:
+        return frame.astype(np.float64, copy=False)
+    except (TypeError, ValueError) as exc:
+        raise SourceFormatError(f"Non-numeric expression values in {where}: {exc}") from None
+
+
+def merge_group(
+    frames: Sequence[tuple[pd.DataFrame, str]],
+    technology: dict[str, str],
+    *,
+    log_rnaseq: dict[str, bool],
+    join: str = "inner",
+) -> GroupMatrix:
+    """Merge raw genes x samples frames into one samples x genes array.
+
+    Parameters
+    ----------
+    frames
+        ``(frame, label)`` pairs: each frame's columns are samples of the group, in the
+        group's order across frames; ``label`` names its origin in error messages.
+    technology
+        ``sample -> "MICROARRAY" | "RNA-SEQ" | ...``.
+    log_rnaseq
+        ``sample -> True`` when its RNA-seq values must get ``log2(x + 1)``.
+    join
+        ``"inner"`` or ``"outer"``.
+    """
+    cleaned: list[tuple[pd.Index, np.ndarray, list[str]]] = []  # (genes, genes x k values, samples)
+    filtered: list[tuple[str, str]] = []
+    transforms: dict[str, str] = {}
+    for frame, label in frames:
+        frame = sanitize_gene_ids(_to_float(frame, label))
+        values = frame.to_numpy(dtype=np.float64, copy=True)
+        keep: list[int] = []
+        for j, s in enumerate(map(str, frame.columns)):
+            col = values[:, j]
+            finite = col[~np.isnan(col)]
+            if finite.size == 0:
+                filtered.append((s, "no usable values: every value is missing"))
+                continue
+            tech = technology.get(s, "")
+            if tech == "RNA-SEQ" and log_rnaseq.get(s, False):
+                if finite.min() <= -1:
+                    filtered.append((s, "RNA-seq values at or below -1 cannot be log2(x + 1)-transformed"))
+                    continue
+                np.log2(col + 1.0, out=col)
+                transforms[s] = "log2(x + 1)"
+            elif tech == "MICROARRAY" and finite.max() > 100:
+                if finite.min() <= 0:
+                    filtered.append(
+                        (s, "unlogged microarray values include zero or negative values; log2 is undefined")
+                    )
+                    continue
+                np.log2(col, out=col)
+                transforms[s] = "log2(x)"
+            keep.append(j)
+        if keep:
+            if len(keep) < values.shape[1]:
+                values = values[:, keep]
+            cleaned.append((frame.index, values, [str(frame.columns[j]) for j in keep]))
+    if not cleaned:
+        return GroupMatrix(np.empty((0, 0)), [], pd.Index([]), filtered)
+
+    genes_per_sample = {s: len(idx) for idx, _, cols in cleaned for s in cols}
+    union = cleaned[0][0]
+    for idx, _, _ in cleaned[1:]:
+        union = union.union(idx, sort=False)
+    if join == "inner":
+        genes = cleaned[0][0]
+        for idx, _, _ in cleaned[1:]:
+            genes = genes.intersection(idx, sort=False)
+        if len(genes) == 0:
+            described = "; ".join(
+                f"{', '.join(cols[:5])}{' ...' if len(cols) > 5 else ''} "
+                f"({len(idx)} genes, e.g. {', '.join(map(str, idx[:2]))})"
+                for idx, _, cols in cleaned
+            )
+            raise GeneOverlapError(
+                "The gene sets of these samples do not overlap, so the inner join keeps no gene: "
+                f"{described}. They probably come from different species or gene-id systems; "
+                'aggregate them separately (aggregate_by="EXPERIMENT" or "SPECIES") or use join="outer".'
+            )
+    else:
+        genes = union
+    genes = genes.sort_values()
+    samples = [s for _, _, cols in cleaned for s in cols]
+    X = np.empty((len(samples), len(genes)), dtype=np.float64)
+    row = 0
+    for idx, values, cols in cleaned:
+        pos = idx.get_indexer(genes)
+        missing = pos < 0
+        present = ~missing
+        for j in range(len(cols)):
+            if missing.any():
+                X[row] = np.nan
+                X[row, present] = values[pos[present], j]
+            else:
+                X[row] = values[pos, j]
+            row += 1
+    return GroupMatrix(
+        X=X,
+        samples=samples,
+        genes=pd.Index(genes, dtype=object),
+        filtered=filtered,
+        genes_per_sample=genes_per_sample,
+        genes_dropped=int(len(union) - len(genes)),
+        transforms=transforms,
+    )

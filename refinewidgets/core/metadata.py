@@ -1,0 +1,184 @@
+"""Sample metadata in refine.bio's shapes: flattened submitter annotations, column order, JSON.
+
+refine.bio's ``metadata_<KEY>.tsv`` has one row per sample: ``refinebio_accession_code``,
+``experiment_accession``, the other ``refinebio_*`` fields sorted, then the flattened
+submitter annotations sorted. This module turns sample records (the dicts of
+``aggregated_metadata.json``'s ``samples``) into those rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "HARMONIZED_FIELDS",
+    "flatten_annotations",
+    "metadata_columns",
+    "metadata_frame",
+    "sample_fields",
+]
+
+#: The harmonized ``refinebio_*`` fields of a sample (besides its accession and annotations).
+HARMONIZED_FIELDS = (
+    "refinebio_age",
+    "refinebio_cell_line",
+    "refinebio_compound",
+    "refinebio_developmental_stage",
+    "refinebio_disease",
+    "refinebio_disease_stage",
+    "refinebio_genetic_information",
+    "refinebio_organism",
+    "refinebio_platform",
+    "refinebio_processed",
+    "refinebio_processor_id",
+    "refinebio_processor_name",
+    "refinebio_processor_version",
+    "refinebio_race",
+    "refinebio_sex",
+    "refinebio_source_archive_url",
+    "refinebio_source_database",
+    "refinebio_specimen_part",
+    "refinebio_subject",
+    "refinebio_time",
+    "refinebio_title",
+    "refinebio_treatment",
+)
+ACCESSION = "refinebio_accession_code"
+ANNOTATIONS = "refinebio_annotations"
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and np.isnan(value):
+        return ""
+    return str(value)
+
+
+def _flatten_one(annotation: Mapping[str, Any], out: dict[str, Any]) -> None:
+    def put(key: str, value: Any) -> None:
+        if key.startswith("refinebio_") or key in out:
+            return  # never from annotations; the first value wins
+        out[key] = value
+
+    for key, value in annotation.items():
+        if key == "characteristics_ch1" and isinstance(value, list):
+            for item in value:
+                text = _text(item)
+                if ":" in text:
+                    name, val = text.split(":", 1)
+                    put(f"characteristics_ch1_{name.strip()}", val.strip())
+                else:
+                    put("characteristics_ch1", text.strip())
+        elif key == "characteristic" and isinstance(value, list):
+            for item in value:
+                if isinstance(item, Mapping) and "category" in item:
+                    put(f"characteristic_{item['category']}", item.get("value", ""))
+        elif key == "variable" and isinstance(value, list):
+            # refine.bio drops ArrayExpress variables by mistake; we keep them.
+            for item in value:
+                if isinstance(item, Mapping) and "name" in item:
+                    put(f"variable_{item['name']}", item.get("value", ""))
+        elif key == "source":
+            continue
+        elif isinstance(value, Mapping) and set(value) == {"name"}:
+            put(key, value["name"])
+        elif isinstance(value, list) and len(value) == 1:
+            put(key, value[0])
+        else:
+            put(key, value)
+
+
+def flatten_annotations(annotations: Iterable[Mapping[str, Any]] | None) -> dict[str, Any]:
+    """Flatten a sample's submitter annotations into ``column -> value`` (format spec §3).
+
+    Examples
+    --------
+    >>> flatten_annotations([{"characteristics_ch1": ["tissue: lung", "age: 54"]},
+    ...                      {"characteristic": [{"category": "sex", "value": "male"}],
+    ...                       "variable": [{"name": "dose", "value": "5 mg"}],
+    ...                       "source": {"name": "x"}, "label": {"name": "Cy3"}}])
+    {'characteristics_ch1_tissue': 'lung', 'characteristics_ch1_age': '54', 'characteristic_sex': 'male', 'variable_dose': '5 mg', 'label': 'Cy3'}
+    """
+    out: dict[str, Any] = {}
+    for annotation in annotations or ():
+        if isinstance(annotation, Mapping):
+            _flatten_one(annotation, out)
+    return out
+
+
+def sample_fields(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``refinebio_*`` fields of a record (no annotations) followed by its flattened annotations."""
+    row = {k: v for k, v in record.items() if k.startswith("refinebio_") and k != ANNOTATIONS}
+    row.update(flatten_annotations(record.get(ANNOTATIONS)))
+    return row
+
+
+def metadata_columns(records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The refine.bio column order over all ``records`` of a download.
+
+    Examples
+    --------
+    >>> metadata_columns([{"refinebio_accession_code": "S1", "refinebio_sex": "male",
+    ...                    "refinebio_annotations": [{"b": 1, "a": 2}]}])
+    ['refinebio_accession_code', 'experiment_accession', 'refinebio_sex', 'a', 'b']
+    """
+    harmonized: set[str] = set()
+    submitter: set[str] = set()
+    for record in records:
+        for key in record:
+            if key.startswith("refinebio_") and key not in (ACCESSION, ANNOTATIONS):
+                harmonized.add(key)
+        submitter.update(flatten_annotations(record.get(ANNOTATIONS)))
+    submitter -= {ACCESSION, "experiment_accession"}
+    return [ACCESSION, "experiment_accession", *sorted(harmonized), *sorted(submitter)]
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, (dict, list)):
+        import json
+
+        return json.dumps(value, sort_keys=True)
+    return "" if value is None else value
+
+
+def metadata_frame(
+    accessions: list[str],
+    experiment_of: Mapping[str, str],
+    records: Mapping[str, Mapping[str, Any]],
+    columns: list[str],
+) -> pd.DataFrame:
+    """One row per sample in ``columns`` order; empty strings where a field is unknown.
+
+    ``refinebio_age`` stays numeric (NaN when unknown) and ``refinebio_processed`` boolean.
+    """
+    rows = []
+    for acc in accessions:
+        row = sample_fields(records.get(acc, {ACCESSION: acc}))
+        row[ACCESSION] = acc
+        row["experiment_accession"] = experiment_of.get(acc, "")
+        rows.append([_cell(row.get(c)) for c in columns])
+    frame = pd.DataFrame(rows, columns=columns, dtype=object)
+    if "refinebio_age" in frame:
+        frame["refinebio_age"] = pd.to_numeric(frame["refinebio_age"].replace("", np.nan), errors="coerce")
+    if "refinebio_processed" in frame:
+        frame["refinebio_processed"] = frame["refinebio_processed"].map(_as_bool).astype(object)
+    for col in frame.columns:
+        if col not in ("refinebio_age", "refinebio_processed"):
+            frame[col] = frame[col].map(_text).astype(object)
+    return frame
+
+
+def _as_bool(value: Any) -> Any:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    text = _text(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    return ""

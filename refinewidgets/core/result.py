@@ -1,0 +1,154 @@
+"""The result of a build (or of reading a refine.bio zip): one AnnData per group.
+
+``res[key]`` is an AnnData with ``obs`` = one row per sample in refine.bio's metadata column
+order, ``var`` = genes, ``X`` = the values (samples x genes), and ``uns["refinewidgets"]`` =
+what was built and how. :meth:`Result.expression` and :meth:`Result.metadata` give the same data
+in refine.bio's orientation; :meth:`Result.write_zip` writes the standard download.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UnknownAccessionError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import anndata
+
+    from .spec import Dataset
+
+__all__ = ["Result", "make_group"]
+
+UNS_KEY = "refinewidgets"
+
+
+def make_group(X: Any, obs: pd.DataFrame, genes: pd.Index, *, uns: Mapping[str, Any]) -> anndata.AnnData:
+    """An AnnData for one group: ``obs`` rows indexed by sample accession, ``var`` by gene id."""
+    import anndata
+
+    obs = obs.copy()
+    obs.index = pd.Index(obs["refinebio_accession_code"].astype(str).to_numpy(), dtype=object)
+    var = pd.DataFrame(index=pd.Index(np.asarray(genes, dtype=object).astype(str), dtype=object))
+    return anndata.AnnData(X=X, obs=obs, var=var, uns={UNS_KEY: dict(uns)})
+
+
+class Result(Mapping):
+    """Groups of a built dataset, with refine.bio's metadata.
+
+    Parameters
+    ----------
+    groups
+        ``key -> AnnData``.
+    aggregated_metadata
+        The content of ``aggregated_metadata.json``.
+    filtered_samples
+        DataFrame with columns ``accession``, ``experiment``, ``reason``.
+    metadata_columns
+        The header of every ``metadata_<KEY>.tsv`` of the download.
+    dataset
+        The spec that built it (None when read from a zip that did not record one).
+    filtered_records
+        ``accession -> sample record`` of the filtered samples, for their metadata files.
+    """
+
+    def __init__(
+        self,
+        groups: Mapping[str, anndata.AnnData],
+        aggregated_metadata: Mapping[str, Any],
+        filtered_samples: pd.DataFrame | None = None,
+        *,
+        metadata_columns: list[str] | None = None,
+        dataset: Dataset | None = None,
+        filtered_records: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        self._groups = dict(groups)
+        self.aggregated_metadata = dict(aggregated_metadata)
+        if filtered_samples is None:
+            filtered_samples = pd.DataFrame(columns=["accession", "experiment", "reason"])
+        self.filtered_samples = filtered_samples
+        if metadata_columns is None:
+            metadata_columns = list(next(iter(self._groups.values())).obs.columns) if self._groups else []
+        self.metadata_columns = list(metadata_columns)
+        self.dataset = dataset
+        self.filtered_records = dict(filtered_records or {})
+
+    # -- mapping --------------------------------------------------------------------------
+    def __getitem__(self, key: str) -> anndata.AnnData:
+        try:
+            return self._groups[key]
+        except KeyError:
+            raise UnknownAccessionError(
+                f"No group {key!r} in this result; groups: {list(self._groups)}."
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._groups)
+
+    def __len__(self) -> int:
+        return len(self._groups)
+
+    # -- views ----------------------------------------------------------------------------
+    @property
+    def aggregate_by(self) -> str:
+        return str(self.aggregated_metadata.get("aggregate_by", "EXPERIMENT"))
+
+    @property
+    def scale_by(self) -> str:
+        return str(self.aggregated_metadata.get("scale_by", "NONE"))
+
+    def expression(self, key: str) -> pd.DataFrame:
+        """The group's values as a genes x samples DataFrame (refine.bio's orientation)."""
+        adata = self[key]
+        X = adata.X
+        if hasattr(X, "toarray"):
+            X = X.toarray()
+        frame = pd.DataFrame(np.asarray(X).T, index=adata.var_names.copy(), columns=adata.obs_names.copy())
+        frame.index.name = "Gene"
+        frame.columns.name = None
+        return frame
+
+    def metadata(self, key: str) -> pd.DataFrame:
+        """The group's sample metadata, one row per sample, refine.bio's column order."""
+        obs = self[key].obs
+        cols = [c for c in self.metadata_columns if c in obs.columns]
+        return obs.loc[:, cols].reset_index(drop=True)
+
+    def summary(self) -> pd.DataFrame:
+        """One row per group: samples, genes, and how its values were normalized."""
+        rows = []
+        for key, adata in self._groups.items():
+            info = adata.uns.get(UNS_KEY, {})
+            qn = info.get("quantile_normalization", {})
+            rows.append(
+                {
+                    "group": key,
+                    "samples": adata.n_obs,
+                    "genes": adata.n_vars,
+                    "quantile_normalized": bool(qn) or bool(self.aggregated_metadata.get("quantile_normalized")),
+                    "qn_target": qn.get("target", ""),
+                    "scale_by": self.scale_by,
+                }
+            )
+        return pd.DataFrame(rows).set_index("group") if rows else pd.DataFrame()
+
+    def __repr__(self) -> str:
+        parts = [f"{k}: {a.n_obs} samples x {a.n_vars} genes" for k, a in self._groups.items()]
+        filtered = len(self.filtered_samples)
+        return (
+            f"<Result aggregate_by={self.aggregate_by} scale_by={self.scale_by} "
+            f"groups=[{'; '.join(parts)}] filtered={filtered}>"
+        )
+
+    # -- output ---------------------------------------------------------------------------
+    def write_zip(self, path: Any, *, overwrite: bool = False, progress: Any = None) -> Any:
+        """Write the standard refine.bio zip to ``path`` (atomic; no overwrite unless asked).
+
+        Returns the path written.
+        """
+        from ..io.refinebio_zip import write_zip
+
+        return write_zip(self, path, overwrite=overwrite, progress=progress)

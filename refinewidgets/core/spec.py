@@ -1,0 +1,226 @@
+"""The dataset specification: what to build, as plain JSON-able data.
+
+A :class:`Dataset` says which samples of which experiments to take and how to combine them. It
+is validated on its own (shape, option values, duplicates) when created, and against a catalog
+(existence, membership) by :meth:`Dataset.resolve`, which the build calls.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import DatasetSpecError, UnknownAccessionError
+
+__all__ = ["AGGREGATE_BY", "SCALE_BY", "JOIN", "Dataset", "ResolvedSample"]
+
+AGGREGATE_BY = ("EXPERIMENT", "SPECIES", "ALL")
+SCALE_BY = ("NONE", "MINMAX", "STANDARD", "ROBUST")
+JOIN = ("inner", "outer")
+ALL_SAMPLES = "ALL"
+SPEC_VERSION = 1
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...], *, upper: bool = True) -> str:
+    if not isinstance(value, str):
+        raise DatasetSpecError(f"`{name}` must be one of {list(allowed)}, got {value!r}.")
+    norm = value.upper() if upper else value.lower()
+    if norm not in allowed:
+        raise DatasetSpecError(f"`{name}` must be one of {list(allowed)}, got {value!r}.")
+    return norm
+
+
+def _close(value: str, candidates, n: int = 3) -> str:
+    found = difflib.get_close_matches(value, list(candidates), n=n, cutoff=0.6)
+    return f" Did you mean {', '.join(found)}?" if found else ""
+
+
+@dataclass(frozen=True)
+class ResolvedSample:
+    """One requested sample after the spec was checked against a catalog."""
+
+    accession: str
+    experiment: str
+
+
+@dataclass
+class Dataset:
+    """What to build: samples per experiment and how to aggregate and normalize them.
+
+    Parameters
+    ----------
+    data
+        ``{experiment_accession: [sample accessions]}``; ``["ALL"]`` takes every usable sample
+        of that experiment.
+    aggregate_by
+        ``"EXPERIMENT"`` (one group per experiment), ``"SPECIES"`` (one per organism) or
+        ``"ALL"`` (one group).
+    scale_by
+        ``"NONE"``, ``"MINMAX"``, ``"STANDARD"`` or ``"ROBUST"``: each gene scaled across the
+        samples of its group, after quantile normalization.
+    quantile_normalize
+        Quantile-normalize each group against its organism's target.
+    join
+        ``"inner"`` (refine.bio's rule: only genes present in every sample of a group) or
+        ``"outer"`` (every gene; missing values are NaN).
+
+    Examples
+    --------
+    >>> ds = Dataset({"GSE1": ["GSM1", "GSM2"]}, aggregate_by="species")
+    >>> ds.aggregate_by
+    'SPECIES'
+    >>> Dataset.from_dict(ds.to_dict()) == ds
+    True
+    """
+
+    data: dict[str, list[str]]
+    aggregate_by: str = "EXPERIMENT"
+    scale_by: str = "NONE"
+    quantile_normalize: bool = True
+    join: str = "inner"
+
+    def __post_init__(self) -> None:
+        self.data = self._check_data(self.data)
+        self.aggregate_by = _choice("aggregate_by", self.aggregate_by, AGGREGATE_BY)
+        self.scale_by = _choice("scale_by", self.scale_by, SCALE_BY)
+        self.join = _choice("join", self.join, JOIN, upper=False)
+        if not isinstance(self.quantile_normalize, bool):
+            raise DatasetSpecError(
+                f"`quantile_normalize` must be True or False, got {self.quantile_normalize!r}."
+            )
+
+    @staticmethod
+    def _check_data(data: Any) -> dict[str, list[str]]:
+        if not isinstance(data, Mapping):
+            raise DatasetSpecError(
+                f"`data` must be a dict of lists, got {type(data).__name__}: "
+                'use {"GSE123": ["GSM1", "GSM2"]} or {"GSE123": ["ALL"]}.'
+            )
+        if not data:
+            raise DatasetSpecError("`data` must contain at least one experiment.")
+        clean: dict[str, list[str]] = {}
+        duplicates: list[str] = []
+        for key, samples in data.items():
+            if not isinstance(key, str) or not key.strip():
+                raise DatasetSpecError(f"Experiment accessions must be non-empty strings, got {key!r}.")
+            if isinstance(samples, str) or not isinstance(samples, (list, tuple)) or not samples:
+                raise DatasetSpecError(
+                    "`data` must be a dict of lists, each with one or more elements. "
+                    f"Problem with `{key}`: got {samples!r}."
+                )
+            bad = [s for s in samples if not isinstance(s, str) or not s.strip()]
+            if bad:
+                raise DatasetSpecError(
+                    f"Sample accessions must be non-empty strings. Problem with `{key}`: {bad!r}."
+                )
+            items = [s.strip() for s in samples]
+            if ALL_SAMPLES in items and len(items) > 1:
+                raise DatasetSpecError(
+                    f'`{key}` lists "ALL" together with samples {[s for s in items if s != ALL_SAMPLES]}: '
+                    'use ["ALL"] alone, or list the samples.'
+                )
+            seen: set[str] = set()
+            for s in items:
+                if s in seen:
+                    duplicates.append(f"{key}: {s}")
+                seen.add(s)
+            clean[key.strip()] = items
+        if duplicates:
+            raise DatasetSpecError(
+                f"Duplicate values detected in {duplicates}: list each sample once per experiment."
+            )
+        return clean
+
+    # -- serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict that :meth:`from_dict` turns back into an equal Dataset."""
+        out: dict[str, Any] = {
+            "data": {k: list(v) for k, v in self.data.items()},
+            "aggregate_by": self.aggregate_by,
+            "scale_by": self.scale_by,
+            "quantile_normalize": self.quantile_normalize,
+            "join": self.join,
+        }
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Dataset:
+        """Rebuild a Dataset from :meth:`to_dict` output (unknown keys are an error)."""
+        if not isinstance(d, Mapping):
+            raise DatasetSpecError(f"A dataset spec must be a dict, got {type(d).__name__}.")
+        known = {"data", "aggregate_by", "scale_by", "quantile_normalize", "join"}
+        extra = sorted(set(d) - known)
+        if extra:
+            raise DatasetSpecError(f"Unknown key(s) {extra} in the dataset spec; known keys: {sorted(known)}.")
+        if "data" not in d:
+            raise DatasetSpecError("The dataset spec has no `data` key.")
+        return cls(**dict(d))
+
+    def to_json(self) -> str:
+        """The spec as JSON text (what ``refinewidgets build SPEC.json`` reads)."""
+        return json.dumps(self.to_dict(), indent=2)
+
+    def to_code(self) -> str:
+        """Python source that rebuilds this dataset with the core API."""
+        args = [f"    data={json.dumps(self.data)},"]
+        args.append(f"    aggregate_by={self.aggregate_by!r},")
+        args.append(f"    scale_by={self.scale_by!r},")
+        args.append(f"    quantile_normalize={self.quantile_normalize!r},")
+        if self.join != "inner":
+            args.append(f"    join={self.join!r},")
+        return "ds = rw.Dataset(\n" + "\n".join(args) + "\n)"
+
+    # -- resolution against a catalog ------------------------------------------------------
+    def resolve(self, catalog) -> tuple[list[ResolvedSample], list[tuple[str, str, str]]]:
+        """Check the spec against ``catalog`` and expand ``["ALL"]``.
+
+        Returns the requested samples (in request order, a sample once per experiment that lists
+        it) and the samples to filter ``(accession, experiment, reason)``: samples that exist
+        but have no values to build from.
+        """
+        unknown_exp = [e for e in self.data if e not in catalog.experiment_ids]
+        if unknown_exp:
+            hints = "; ".join(f"{e}{_close(e, catalog.experiment_ids)}" for e in unknown_exp)
+            raise UnknownAccessionError(
+                f"Experiment(s) not in the catalog: {hints}. "
+                "Check the accession, or open the source that holds it with rw.open_catalog(...)."
+            )
+        resolved: list[ResolvedSample] = []
+        filtered: list[tuple[str, str, str]] = []
+        unknown: list[str] = []
+        wrong: list[str] = []
+        for exp, samples in self.data.items():
+            members = catalog.experiment_samples(exp)
+            usable = catalog.usable_samples(exp)
+            if samples == [ALL_SAMPLES]:
+                chosen = list(members)
+            else:
+                chosen = []
+                for s in samples:
+                    if s in members:
+                        chosen.append(s)
+                    elif catalog.has_sample(s):
+                        owners = catalog.sample_experiments(s)
+                        wrong.append(f"{s} is listed under {exp} but belongs to {', '.join(owners)}")
+                    else:
+                        unknown.append(f"{s}{_close(s, members)}")
+            for s in chosen:
+                if s in usable:
+                    resolved.append(ResolvedSample(s, exp))
+                else:
+                    filtered.append((s, exp, "no processed expression values in the source"))
+        if unknown:
+            raise UnknownAccessionError(
+                f"Sample(s) in dataset do not exist in the catalog: {'; '.join(unknown)}. "
+                "Remove them or open the source that holds them."
+            )
+        if wrong:
+            raise DatasetSpecError(
+                "Sample(s) listed under an experiment they do not belong to: "
+                + "; ".join(wrong)
+                + ". Move each sample under its own experiment."
+            )
+        return resolved, filtered

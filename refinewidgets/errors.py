@@ -1,0 +1,84 @@
+"""Exceptions and warnings of refinewidgets.
+
+Every exception derives from :class:`RefineWidgetsError`; specific classes also derive from
+the matching builtin, so ``except ValueError`` keeps working for callers that do not know us.
+Messages name the offending value and say how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DatasetSpecError",
+    "GeneOverlapError",
+    "MemoryBudgetError",
+    "NotCountsWarning",
+    "OutputExistsError",
+    "PathNotFoundError",
+    "QuantileTargetWarning",
+    "RefineWidgetsError",
+    "RefineWidgetsWarning",
+    "ScaledSourceWarning",
+    "SourceFormatError",
+    "UnknownAccessionError",
+    "UnsafeArchiveError",
+    "BuildError",
+]
+
+
+class RefineWidgetsError(Exception):
+    """Base class of every error raised by refinewidgets."""
+
+
+class DatasetSpecError(RefineWidgetsError, ValueError):
+    """A dataset specification (``rw.Dataset``) is malformed or does not fit the catalog."""
+
+
+class UnknownAccessionError(RefineWidgetsError, KeyError):
+    """An experiment or sample accession is not in the catalog."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message and add quotes
+        return str(self.args[0]) if self.args else ""
+
+
+class SourceFormatError(RefineWidgetsError, ValueError):
+    """A source file (zip, TSV, JSON, H5AD) is corrupt or not in the expected format."""
+
+
+class PathNotFoundError(RefineWidgetsError, FileNotFoundError):
+    """An input path, or the folder of an output path, does not exist."""
+
+
+class UnsafeArchiveError(SourceFormatError):
+    """A zip archive holds a member whose name would escape the target folder."""
+
+
+class GeneOverlapError(RefineWidgetsError, ValueError):
+    """The samples of one group share no gene, so the inner join would be empty."""
+
+
+class OutputExistsError(RefineWidgetsError, FileExistsError):
+    """An output path exists and ``overwrite=True`` was not given."""
+
+
+class BuildError(RefineWidgetsError, RuntimeError):
+    """A build cannot produce a group (for example, every sample of it was filtered)."""
+
+
+class MemoryBudgetError(RefineWidgetsError, MemoryError):
+    """A requested result would not fit in the memory budget."""
+
+
+class RefineWidgetsWarning(UserWarning):
+    """Base class of every warning emitted by refinewidgets."""
+
+
+class ScaledSourceWarning(RefineWidgetsWarning):
+    """A source's values were already scaled; they do not suit re-normalization."""
+
+
+class QuantileTargetWarning(RefineWidgetsWarning):
+    """Quantile normalization used a fallback target."""
+
+
+class NotCountsWarning(RefineWidgetsWarning):
+    """Single-cell values do not look like counts (negative or already log-transformed)."""

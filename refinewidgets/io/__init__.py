@@ -1,0 +1,4 @@
+"""Reading and writing files: refine.bio zips and folders, Bgee H5AD files.
+
+Imports the core, never the widgets.
+"""

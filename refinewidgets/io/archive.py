@@ -1,0 +1,250 @@
+"""File access shared by the readers and writers: zip or folder stores, safe names, atomic writes.
+
+A refine.bio download is read the same way whether it is a zip or the folder it unzips to: a
+:class:`Store` lists member names (POSIX, relative) and opens them. Zip member names that would
+escape a target folder (``..`` parts, absolute paths, drive letters) are refused when a zip is
+opened, before anything is read. Output files are written to a temporary file beside the target
+and renamed into place, so an interrupted write leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import IO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from ..errors import OutputExistsError, PathNotFoundError, SourceFormatError, UnsafeArchiveError
+
+__all__ = ["DirStore", "Store", "ZipStore", "atomic_output", "check_member_name", "open_store"]
+
+
+def check_member_name(name: str, archive: str) -> None:
+    """Refuse a member name that is absolute or climbs out of the archive's root.
+
+    Examples
+    --------
+    >>> check_member_name("GSE1/GSE1.tsv", "x.zip")
+    >>> check_member_name("../evil.sh", "x.zip")
+    Traceback (most recent call last):
+    ...
+    refinewidgets.errors.UnsafeArchiveError: x.zip holds an unsafe member name '../evil.sh' ...
+    """
+    normalized = name.replace("\\", "/")
+    parts = PurePosixPath(normalized).parts
+    if (
+        normalized.startswith("/")
+        or ".." in parts
+        or (len(normalized) > 1 and normalized[1] == ":")
+    ):
+        raise UnsafeArchiveError(
+            f"{archive} holds an unsafe member name {name!r} (absolute, or with '..'): it could "
+            "write outside its folder, so the archive was refused. Nothing was extracted. "
+            "Get the download again from a trusted source."
+        )
+
+
+class Store:
+    """Members of a download, in a zip or a folder."""
+
+    label: str
+    names: list[str]
+
+    def open(self, name: str) -> IO[bytes]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def read_bytes(self, name: str) -> bytes:
+        with self.open(name) as fh:
+            return fh.read()
+
+    def read_text(self, name: str) -> str:
+        return self.read_bytes(name).decode("utf-8")
+
+    def first_line(self, name: str) -> str:
+        with self.open(name) as fh:
+            return fh.readline().decode("utf-8").rstrip("\r\n")
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class ZipStore(Store):
+    """A zip archive; every member name is checked when it is opened."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.label = self.path.name
+        try:
+            self._zip = zipfile.ZipFile(self.path)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise SourceFormatError(
+                f"{self.path} is not a readable zip file ({exc}): it may be truncated or corrupt; "
+                "download it again."
+            ) from None
+        infos = [i for i in self._zip.infolist()]
+        for info in infos:
+            check_member_name(info.filename, self.label)
+        self.names = [i.filename for i in infos if not i.is_dir()]
+
+    def open(self, name: str) -> IO[bytes]:
+        try:
+            return self._zip.open(name)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise SourceFormatError(f"{self.label}: cannot read {name} ({exc}); the zip may be corrupt.") from None
+
+    def read_bytes(self, name: str) -> bytes:
+        try:
+            return self._zip.read(name)
+        except (zipfile.BadZipFile, OSError, EOFError, Exception) as exc:  # zlib.error too
+            raise SourceFormatError(f"{self.label}: cannot read {name} ({exc}); the zip may be corrupt.") from None
+
+    def close(self) -> None:
+        self._zip.close()
+
+
+class DirStore(Store):
+    """An unzipped download folder."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.label = self.path.name
+        self.names = sorted(
+            p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()
+        )
+
+    def open(self, name: str) -> IO[bytes]:
+        return open(self.path / name, "rb")
+
+
+def open_store(path: str | os.PathLike) -> Store:
+    """A :class:`ZipStore` for a file, a :class:`DirStore` for a folder."""
+    path = Path(path)
+    if path.is_dir():
+        return DirStore(path)
+    if not path.exists():
+        raise PathNotFoundError(f"{path} does not exist: check the path.")
+    return ZipStore(path)
+
+
+def _find_bad_value(store: Store, name: str, columns: list[str] | None) -> str:
+    with store.open(name) as fh:
+        header = fh.readline().decode("utf-8").rstrip("\r\n").split("\t")
+        wanted = set(columns) if columns is not None else set(header[1:])
+        for lineno, raw in enumerate(fh, start=2):
+            cells = raw.decode("utf-8", "replace").rstrip("\r\n").split("\t")
+            for col, cell in zip(header[1:], cells[1:]):
+                if col not in wanted or cell.strip() in ("", "NA", "NaN", "nan"):
+                    continue
+                try:
+                    float(cell)
+                except ValueError:
+                    return f"line {lineno}, column {col!r} (gene {cells[0]!r}): {cell!r}"
+    return "an unparseable value"
+
+
+def read_matrix(store: Store, name: str, columns: list[str] | None = None) -> tuple[list[str], list[str], np.ndarray]:
+    """Read a refine.bio matrix TSV: ``(gene ids, sample columns, values samples x genes)``.
+
+    Only ``columns`` (sample accessions) are parsed when given. Empty cells, ``NA`` and ``NaN``
+    become NaN. A non-numeric value raises SourceFormatError naming the file, line and column.
+    """
+    header = store.first_line(name).split("\t")
+    if len(header) < 1 or not header[0] and len(header) == 1:
+        raise SourceFormatError(f"{store.label}: {name} is empty; expected a header 'Gene<TAB>sample...'.")
+    gene_col = header[0]
+    samples = header[1:] if columns is None else list(columns)
+    missing = sorted(set(samples) - set(header[1:]))
+    if missing:
+        raise SourceFormatError(f"{store.label}: {name} has no column for {missing}.")
+    types = {c: pa.float64() for c in samples}
+    types[gene_col] = pa.string()
+    try:
+        with store.open(name) as fh:
+            table = pacsv.read_csv(
+                fh,
+                read_options=pacsv.ReadOptions(use_threads=True),
+                parse_options=pacsv.ParseOptions(delimiter="\t"),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=types,
+                    include_columns=[gene_col, *samples],
+                    null_values=["", "NA", "NaN", "nan"],
+                    strings_can_be_null=False,
+                ),
+            )
+    except pa.ArrowInvalid as exc:
+        if "conversion error" in str(exc):
+            where = _find_bad_value(store, name, samples)
+            raise SourceFormatError(
+                f"{store.label}: non-numeric expression value in {name} at {where}. "
+                "Expression matrices hold numbers only (empty for missing)."
+            ) from None
+        raise SourceFormatError(f"{store.label}: cannot parse {name}: {exc}") from None
+    genes = table.column(gene_col).to_pylist()
+    X = np.empty((len(samples), table.num_rows), dtype=np.float64)
+    for i, s in enumerate(samples):
+        X[i] = table.column(s).to_numpy(zero_copy_only=False)
+    return genes, samples, X
+
+
+def write_matrix(fh: IO[bytes], genes: list[str] | np.ndarray, samples: list[str], X: np.ndarray) -> None:
+    """Write a samples x genes array as refine.bio's genes x samples TSV (``Gene`` header)."""
+    fh.write(("Gene\t" + "\t".join(samples) + "\n").encode("utf-8"))
+    if len(genes) == 0:
+        return
+    arrays = [pa.array(np.asarray(genes, dtype=object).astype(str), type=pa.string())]
+    names = ["Gene"]
+    for i, s in enumerate(samples):
+        arrays.append(pa.array(np.ascontiguousarray(X[i], dtype=np.float64), from_pandas=True))
+        names.append(f"c{i}")
+    table = pa.Table.from_arrays(arrays, names=names)
+    pacsv.write_csv(
+        table,
+        fh,
+        write_options=pacsv.WriteOptions(
+            include_header=False, delimiter="\t", quoting_style="none", batch_size=2048
+        ),
+    )
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it into place only if the block succeeds.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "out.txt"
+    >>> with atomic_output(target) as tmp:
+    ...     _ = tmp.write_text("hello")
+    >>> target.read_text()
+    'hello'
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputExistsError(f"{path} is a folder; give a file name such as {path / 'dataset.zip'}.")
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} exists; choose another name or pass overwrite=True to replace it.")
+    if not path.parent.exists():
+        raise PathNotFoundError(f"The folder {path.parent} does not exist; create it first.")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
