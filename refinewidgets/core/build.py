@@ -195,7 +195,10 @@ def build(dataset: Dataset | Mapping[str, Any], catalog: Catalog, progress: Any 
                 gm.X, obs, gm.genes,
                 uns={"key": key, "dataset": spec, "join": dataset.join, **_uns_safe(info)},
             )
-        aggregated = _aggregated_metadata(dataset, catalog, merged, included, experiment_of, records)
+        requested: dict[str, list[str]] = {}
+        for item in resolved:
+            requested.setdefault(item.experiment, []).append(item.accession)
+        aggregated = _aggregated_metadata(dataset, catalog, merged, included, requested, records)
         prog.advance("done")
     finally:
         prog.close()
@@ -223,11 +226,11 @@ def _uns_safe(info: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _aggregated_metadata(dataset, catalog, merged, included, experiment_of, records) -> dict[str, Any]:
+def _aggregated_metadata(dataset, catalog, merged, included, requested, records) -> dict[str, Any]:
     included_set = set(included)
     experiments: dict[str, Any] = {}
     for exp in dataset.data:
-        members = [s for s in catalog.experiment_samples(exp) if s in included_set]
+        members = [s for s in requested.get(exp, ()) if s in included_set]
         if not members:
             continue
         rec = catalog.experiment_record(exp)

@@ -7,7 +7,7 @@ them have values, where those values are, and which samples match a search.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -250,6 +250,3 @@ class Catalog:
             f"from {len(self.sources)} source(s)>"
         )
 
-
-def _as_list(value: Any) -> Sequence[Any]:
-    return [value] if isinstance(value, str) else list(value)

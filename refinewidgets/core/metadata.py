@@ -164,7 +164,7 @@ def metadata_frame(
         rows.append([_cell(row.get(c)) for c in columns])
     frame = pd.DataFrame(rows, columns=columns, dtype=object)
     if "refinebio_age" in frame:
-        frame["refinebio_age"] = pd.to_numeric(frame["refinebio_age"].replace("", np.nan), errors="coerce")
+        frame["refinebio_age"] = pd.to_numeric(frame["refinebio_age"].where(frame["refinebio_age"] != ""), errors="coerce")
     if "refinebio_processed" in frame:
         frame["refinebio_processed"] = frame["refinebio_processed"].map(_as_bool).astype(object)
     for col in frame.columns:

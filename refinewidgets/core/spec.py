@@ -35,7 +35,7 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...], *, upper: bool = Tr
 
 def _close(value: str, candidates, n: int = 3) -> str:
     found = difflib.get_close_matches(value, list(candidates), n=n, cutoff=0.6)
-    return f" Did you mean {', '.join(found)}?" if found else ""
+    return f" (did you mean {', '.join(found)}?)" if found else ""
 
 
 @dataclass(frozen=True)

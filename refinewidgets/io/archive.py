@@ -206,7 +206,7 @@ def write_matrix(fh: IO[bytes], genes: list[str] | np.ndarray, samples: list[str
         return
     arrays = [pa.array(np.asarray(genes, dtype=object).astype(str), type=pa.string())]
     names = ["Gene"]
-    for i, s in enumerate(samples):
+    for i in range(len(samples)):
         arrays.append(pa.array(np.ascontiguousarray(X[i], dtype=np.float64), from_pandas=True))
         names.append(f"c{i}")
     table = pa.Table.from_arrays(arrays, names=names)
@@ -244,6 +244,9 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterat
     tmp = Path(tmp_name)
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

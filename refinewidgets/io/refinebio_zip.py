@@ -119,7 +119,7 @@ class DownloadLayout:
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     if "refinebio_age" in frame:
-        frame["refinebio_age"] = pd.to_numeric(frame["refinebio_age"].replace("", np.nan), errors="coerce")
+        frame["refinebio_age"] = pd.to_numeric(frame["refinebio_age"].where(frame["refinebio_age"] != ""), errors="coerce")
     if "refinebio_processed" in frame:
         frame["refinebio_processed"] = (
             frame["refinebio_processed"].map({"True": True, "False": False, "true": True, "false": False}).fillna("")

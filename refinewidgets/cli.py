@@ -1,0 +1,146 @@
+"""The ``refinewidgets`` command: build a dataset headless, describe a file, run the demo.
+
+``refinewidgets build SPEC.json [--source PATH ...] -o dataset.zip``
+``refinewidgets info PATH``
+``refinewidgets demo [-o demo_dataset.zip]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import RefineWidgetsError
+
+__all__ = ["main"]
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=1, unit="step", file=sys.stderr, leave=False)
+
+
+def _describe_result(res, out=None) -> None:
+    out = out or sys.stdout
+    meta = res.aggregated_metadata
+    print(
+        f"aggregate_by={res.aggregate_by} quantile_normalized={meta.get('quantile_normalized')} "
+        f"scale_by={res.scale_by}: {meta.get('num_experiments')} experiment(s), "
+        f"{meta.get('num_samples')} sample(s)",
+        file=out,
+    )
+    for key in res:
+        adata = res[key]
+        print(f"  {key}: {adata.n_vars} genes x {adata.n_obs} samples", file=out)
+    if len(res.filtered_samples):
+        print(f"  filtered: {len(res.filtered_samples)} sample(s)", file=out)
+        for acc, exp, reason in res.filtered_samples.itertuples(index=False):
+            print(f"    {acc} ({exp}): {reason}", file=out)
+
+
+def _cmd_build(args) -> int:
+    from .core.build import build
+    from .core.spec import Dataset
+    from .io.catalog_open import open_catalog
+
+    try:
+        spec = json.loads(Path(args.spec).read_text())
+    except FileNotFoundError:
+        raise RefineWidgetsError(f"{args.spec} does not exist: give the path of a dataset spec JSON file.") from None
+    except json.JSONDecodeError as exc:
+        raise RefineWidgetsError(f"{args.spec} is not valid JSON ({exc}).") from None
+    dataset = Dataset.from_dict(spec)
+    catalog = open_catalog(*args.source)
+    result = build(dataset, catalog, progress=_progress(not args.quiet))
+    path = result.write_zip(args.output, overwrite=args.overwrite, progress=_progress(not args.quiet))
+    _describe_result(result)
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_info(args) -> int:
+    from .io.catalog_open import open_catalog
+    from .io.refinebio_zip import read_zip
+
+    path = Path(args.path)
+    if path.suffix.lower() == ".h5ad":
+        cat = open_catalog(path)
+        print(cat)
+        print(cat.experiments.to_string())
+        return 0
+    if path.is_file() or (path / "aggregated_metadata.json").exists():
+        res = read_zip(path)
+        print(f"{path}: a refine.bio download")
+        _describe_result(res)
+        return 0
+    cat = open_catalog(path)
+    print(cat)
+    cols = ["technology", "organisms", "num_samples", "num_processed", "source", "title"]
+    print(cat.experiments[cols].to_string(max_colwidth=50))
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from .core.build import build
+    from .core.spec import Dataset
+    from .io.catalog_open import open_catalog
+
+    catalog = open_catalog()
+    print(catalog)
+    experiments = catalog.experiments
+    print(experiments[["technology", "organisms", "num_samples", "title"]].to_string(max_colwidth=60))
+    dataset = Dataset(
+        {acc: ["ALL"] for acc in experiments.index if experiments.loc[acc, "technology"] != "SINGLE-CELL"},
+        aggregate_by="SPECIES",
+        scale_by="STANDARD",
+    )
+    print("\nBuilding:\n" + dataset.to_code())
+    result = build(dataset, catalog, progress=_progress(not args.quiet))
+    path = result.write_zip(args.output, overwrite=args.overwrite)
+    _describe_result(result)
+    print(f"wrote {path}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="refinewidgets", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="build a dataset from a spec JSON file and write the refine.bio zip")
+    b.add_argument("spec", help="dataset spec JSON (rw.Dataset(...).to_json())")
+    b.add_argument("--source", action="append", default=[], metavar="PATH",
+                   help="a refine.bio zip/folder, Bgee .h5ad or folder of them (repeatable; default: the demo)")
+    b.add_argument("-o", "--output", required=True, help="the zip to write")
+    b.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=_cmd_build)
+
+    i = sub.add_parser("info", help="what a zip, H5AD file or folder holds")
+    i.add_argument("path")
+    i.set_defaults(func=_cmd_info)
+
+    d = sub.add_parser("demo", help="build the bundled demo (by species, QN, Z-score) and write its zip")
+    d.add_argument("-o", "--output", default="demo_dataset.zip", help="the zip to write (default %(default)s)")
+    d.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
+    d.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    d.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 for a refinewidgets error)."""
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except RefineWidgetsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

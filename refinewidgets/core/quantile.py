@@ -1,0 +1,435 @@
+"""Quantile normalization (QN) against a target distribution, and refine.bio's check after it.
+
+The semantics are those of R ``preprocessCore::normalize.quantiles.use.target`` (``src/qnorm.c``),
+applied to each sample (a column of the genes x samples matrix, a row of the samples x genes
+array used by the build):
+
+1. the target is flattened, its NaNs removed, and sorted (length ``m``);
+2. the sample's non-NaN values are ranked, ties get their average rank (as R's ``rank``);
+3. a sample with no NaN and exactly ``m`` values gets ``target[rank - 1]``; a tied, fractional
+   rank ``r`` (fraction > 0.4) gets the mean of ``target[floor(r) - 1]`` and ``target[floor(r)]``;
+4. any other sample (some NaN, or another length: the usual case) is mapped by its sample
+   percentile: ``p = (rank - 1) / (n - 1)`` with ``n`` its non-NaN count, position
+   ``1 + (m - 1) * p`` in the target, linear interpolation between the two neighbouring values
+   (a position within ``4 * DBL_EPSILON`` of an integer takes that value exactly, as in C);
+5. NaNs stay NaN.
+
+Edge cases, our decisions (preprocessCore has no defined behaviour for them):
+
+- a sample with a single non-NaN value (``n - 1 == 0``, a 0/0 in the C code) gets ``p = 0.5``,
+  the target's median;
+- an all-NaN sample stays all NaN;
+- an empty target (no non-NaN value) or one holding an infinite value raises
+  :class:`~refinewidgets.errors.DatasetSpecError`.
+
+The target, when none is given, is the mean of the sorted columns
+(``normalize.quantiles.determine.target``), see :func:`determine_target`.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..errors import DatasetSpecError
+
+__all__ = ["determine_target", "ks_check", "quantile_normalize", "quantile_normalize_rows"]
+
+#: preprocessCore's tolerance around integer positions (``4 * DOUBLE_EPS``).
+_EPS4 = 4.0 * np.finfo(np.float64).eps
+#: refine.bio's thresholds: a pair fails when statistic > _KS_MAX_STAT or p-value < _KS_MIN_P.
+_KS_MAX_STAT = 0.001
+_KS_MIN_P = 0.8
+#: Above this many samples refine.bio draws disjoint random pairs instead of using all pairs.
+_KS_ALL_PAIRS_MAX_SAMPLES = 200
+
+
+def _split_positions(pos, length):
+    """Split 1-based fractional positions into gather indices and interpolation weights.
+
+    Follows ``qnorm.c``: ``base = floor(pos + eps)``, a fraction within ``eps`` of 0 is 0, a
+    fraction of exactly 1 moves to the next index, and positions outside ``1..length`` take the
+    first or last value. ``length`` may be an array broadcasting against ``pos``.
+    Returns ``(lo, hi, frac)``: the value is ``v[lo]`` blended towards ``v[hi]`` by ``frac``.
+    """
+    base = np.floor(pos + _EPS4)
+    frac = pos - base
+    frac[np.abs(frac) <= _EPS4] = 0.0
+    whole = frac == 1.0
+    if whole.any():
+        base[whole] += 1.0
+        frac[whole] = 0.0
+    frac[(base >= length) | (base <= 0)] = 0.0
+    lo = np.clip(base - 1.0, 0, np.asarray(length) - 1).astype(np.intp)
+    hi = np.minimum(lo + 1, np.asarray(length) - 1)
+    return lo, hi, frac
+
+
+def _blend(a, b, frac):
+    """Linear interpolation between sorted neighbours ``a <= b``, exactly ``a`` where ``frac == 0``.
+
+    Computed as ``a + frac * (b - a)`` clipped to ``[a, b]``: equal to C's
+    ``(1 - frac) * a + frac * b`` up to rounding, but never outside the two neighbours, so the
+    result stays monotone in the position (C's form can exceed ``a == b`` by one ulp).
+    """
+    mixed = np.minimum(np.maximum(a + frac * (b - a), a), b)
+    return np.where(frac == 0.0, a, mixed)
+
+
+def _clean_target(target) -> np.ndarray:
+    """The target as a sorted, NaN-free float64 vector; raise if it cannot be used."""
+    try:
+        t = np.asarray(target, dtype=np.float64).ravel()
+    except (TypeError, ValueError) as exc:
+        raise DatasetSpecError(
+            f"The quantile-normalization target must be numbers; converting it failed: {exc}"
+        ) from exc
+    t = np.sort(t[~np.isnan(t)])
+    if t.size == 0:
+        raise DatasetSpecError(
+            "The quantile-normalization target is empty (it holds no non-NaN value); "
+            "pass a vector of numbers, or target=None to use the mean of the sorted samples."
+        )
+    if np.isinf(t[0]) or np.isinf(t[-1]):
+        raise DatasetSpecError(
+            "The quantile-normalization target holds an infinite value; every value of a "
+            "target must be finite."
+        )
+    return t
+
+
+def _average_ranks_sorted(s: np.ndarray) -> np.ndarray:
+    """1-based average ranks of each row of ``s``, already sorted along axis 1 (NaNs last).
+
+    Equal values share the mean of their positions, as R's ``rank``; the ranks of trailing
+    NaNs are meaningless and must be ignored by the caller.
+    """
+    n_rows, n_cols = s.shape
+    positions = np.arange(n_cols)
+    starts = np.empty(s.shape, dtype=bool)
+    starts[:, 0] = True
+    np.not_equal(s[:, 1:], s[:, :-1], out=starts[:, 1:])  # NaN != NaN: NaNs are their own runs
+    if starts.all():  # no ties at all (the usual case with continuous data)
+        return np.broadcast_to(positions + 1.0, s.shape)
+    first = np.maximum.accumulate(np.where(starts, positions, 0), axis=1)
+    ends = np.empty(s.shape, dtype=bool)
+    ends[:, -1] = True
+    ends[:, :-1] = starts[:, 1:]
+    last = np.minimum.accumulate(np.where(ends, positions, n_cols - 1)[:, ::-1], axis=1)[:, ::-1]
+    return (first + last) * 0.5 + 1.0
+
+
+def _values_same_length(ranks: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Rule 3: ``t[r - 1]``; a tied rank with fraction > 0.4 takes the mean of two neighbours."""
+    floor = np.floor(ranks)
+    lo = floor.astype(np.intp) - 1
+    a = t.take(lo)
+    tied = (ranks - floor) > 0.4
+    if not tied.any():
+        return a
+    b = t.take(np.minimum(lo + 1, t.size - 1))
+    return np.where(tied, 0.5 * (a + b), a)
+
+
+def _values_interpolated(ranks: np.ndarray, n_valid: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Rule 4: map each rank's sample percentile onto the target by linear interpolation."""
+    n = n_valid.astype(np.float64)[:, None]
+    single = n_valid == 1
+    percentile = (ranks - 1.0) / np.where(n > 1, n - 1.0, 1.0)
+    if single.any():
+        percentile[single] = 0.5  # our rule: a lone value gets the target's median
+    lo, hi, frac = _split_positions(1.0 + (t.size - 1.0) * percentile, t.size)
+    return _blend(t.take(lo), t.take(hi), frac)
+
+
+def quantile_normalize_rows(X, target, *, out=None, chunk_size=64) -> np.ndarray:
+    """Quantile-normalize each row (one sample) of a samples x genes array against a target.
+
+    The low-level routine used by the build; see the module docstring for the rules. Rows are
+    processed ``chunk_size`` at a time, vectorized within a chunk, so the extra memory is
+    ``O(chunk_size * n_genes)``.
+
+    Parameters
+    ----------
+    X
+        2-D array, samples x genes (each row is one column of the refine.bio matrix). NaN marks
+        a missing value.
+    target
+        The target distribution: any array-like of numbers, flattened, NaNs dropped, sorted;
+        any length.
+    out
+        Where to write the result: ``None`` (a new array), ``X`` itself (in place), or another
+        float64 array of the same shape that does not overlap ``X``.
+    chunk_size
+        Number of rows normalized together.
+
+    Returns
+    -------
+    The normalized float64 array (``out`` when given).
+
+    Raises
+    ------
+    DatasetSpecError
+        The target is empty or not finite, ``X`` is not 2-D, or ``out`` does not fit.
+
+    Examples
+    --------
+    A sample of 3 values against a target of 4: positions 1, 4 and 2.5 in the target.
+
+    >>> quantile_normalize_rows(np.array([[10.0, 30.0, 20.0]]), [0.0, 1.0, 2.0, 3.0])
+    array([[0. , 3. , 1.5]])
+    """
+    t = _clean_target(target)
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise DatasetSpecError(
+            f"quantile_normalize_rows expects a 2-D samples x genes array, got {X.ndim}-D."
+        )
+    if out is None:
+        out = np.empty(X.shape, dtype=np.float64)
+    elif not (isinstance(out, np.ndarray) and out.shape == X.shape and out.dtype == np.float64):
+        raise DatasetSpecError(
+            f"`out` must be a float64 array of shape {X.shape}; got "
+            f"{getattr(out, 'dtype', type(out).__name__)} of shape {getattr(out, 'shape', None)}."
+        )
+    if int(chunk_size) < 1:
+        raise DatasetSpecError(f"`chunk_size` must be a positive integer, got {chunk_size!r}.")
+    n_samples, n_genes = X.shape
+    if n_genes == 0:
+        return out
+    chunk_size = int(chunk_size)
+    positions = np.arange(n_genes)
+    for start in range(0, n_samples, chunk_size):
+        chunk = np.asarray(X[start : start + chunk_size], dtype=np.float64)
+        order = np.argsort(chunk, axis=1)  # NaNs sort last
+        s = np.take_along_axis(chunk, order, axis=1)
+        n_valid = n_genes - np.isnan(s).sum(axis=1)
+        ranks = _average_ranks_sorted(s)
+        values = np.full(s.shape, np.nan)
+        same = (n_valid == n_genes) & (n_genes == t.size)
+        other = ~same & (n_valid > 0)
+        if same.any():
+            values[same] = _values_same_length(ranks[same], t)
+        if other.any():
+            values[other] = _values_interpolated(ranks[other], n_valid[other], t)
+        values[positions[None, :] >= n_valid[:, None]] = np.nan
+        # Everything of this chunk has been read: writing into X itself (out is X) is safe.
+        np.put_along_axis(out[start : start + chunk_size], order, values, axis=1)
+    return out
+
+
+def determine_target(values) -> np.ndarray:
+    """The mean of the sorted columns of a genes x samples matrix: a quantile-normalization target.
+
+    As ``preprocessCore::normalize.quantiles.determine.target``: a column with NaNs has its
+    sorted non-NaN values interpolated onto the full length (``n_genes``) first, at positions
+    ``1 + (k - 1) * i / (n_genes - 1)`` with ``k`` its non-NaN count. Columns that are entirely
+    NaN are left out of the mean (the C code reads garbage for them).
+
+    Parameters
+    ----------
+    values
+        2-D array-like (or DataFrame), genes x samples. NaN marks a missing value.
+
+    Returns
+    -------
+    A sorted 1-D float64 array of length ``n_genes``.
+
+    Raises
+    ------
+    DatasetSpecError
+        ``values`` is not 2-D, or no column holds a non-NaN value.
+
+    Examples
+    --------
+    >>> determine_target(np.array([[1.0, 4.0], [3.0, 2.0]]))
+    array([1.5, 3.5])
+    >>> determine_target(np.array([[1.0, 0.0], [np.nan, 10.0], [3.0, 20.0]]))
+    array([ 0.5,  6. , 11.5])
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 2:
+        raise DatasetSpecError(
+            f"determine_target expects a 2-D genes x samples array, got {arr.ndim}-D."
+        )
+    n_genes, n_samples = arr.shape
+    total = np.zeros(n_genes)
+    used = 0
+    step = 64
+    fraction = np.arange(n_genes) / max(n_genes - 1, 1)
+    for start in range(0, n_samples, step):
+        s = np.sort(arr[:, start : start + step], axis=0)  # NaNs sort last
+        k = n_genes - np.isnan(s).sum(axis=0)
+        full = k == n_genes
+        partial = (k > 0) & ~full
+        if full.any():
+            total += s[:, full].sum(axis=1)
+        if partial.any():
+            sp = s[:, partial]
+            kp = k[partial][None, :]
+            lo, hi, frac = _split_positions(1.0 + (kp - 1.0) * fraction[:, None], kp)
+            a = np.take_along_axis(sp, lo, axis=0)
+            b = np.take_along_axis(sp, hi, axis=0)
+            total += _blend(a, b, frac).sum(axis=1)
+        used += int(full.sum() + partial.sum())
+    if used == 0 or n_genes == 0:
+        raise DatasetSpecError(
+            "Cannot determine a quantile-normalization target: the matrix holds no non-NaN "
+            f"value (shape {arr.shape}). Pass an explicit target or drop the empty samples."
+        )
+    return np.sort(total / used)
+
+
+def quantile_normalize(frame, target=None):
+    """Quantile-normalize each sample (column) of a genes x samples matrix against a target.
+
+    Parameters
+    ----------
+    frame
+        A genes x samples DataFrame or 2-D array of numbers; NaN marks a missing value.
+    target
+        The target distribution: any array-like of numbers, NaNs dropped, any length. ``None``
+        uses :func:`determine_target` of ``frame`` (the mean of its sorted columns).
+
+    Returns
+    -------
+    A new object of the same kind and shape (a DataFrame keeps index and columns) with float64
+    values; ``frame`` is not modified. An empty matrix is returned as a copy.
+
+    Raises
+    ------
+    DatasetSpecError
+        The values are not numeric or not 2-D, or the target is empty or not finite.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"s1": [5.0, 2.0, 3.0], "s2": [4.0, 1.0, 6.0]},
+    ...                      index=["g1", "g2", "g3"])
+    >>> quantile_normalize(frame, target=[1.0, 2.0, 3.0])
+         s1   s2
+    g1  3.0  2.0
+    g2  1.0  1.0
+    g3  2.0  3.0
+    >>> quantile_normalize(frame).loc["g1"].tolist()  # target: mean of sorted columns
+    [5.5, 3.5]
+    """
+    is_frame = isinstance(frame, pd.DataFrame)
+    try:
+        if is_frame:
+            values = frame.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            values = np.asarray(frame, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DatasetSpecError(
+            f"quantile_normalize needs numeric values (genes x samples); converting failed: {exc}"
+        ) from exc
+    if values.ndim != 2:
+        raise DatasetSpecError(
+            f"quantile_normalize expects a 2-D genes x samples matrix, got {values.ndim}-D."
+        )
+    if values.size == 0:
+        result = values.copy()
+    else:
+        if target is None:
+            target = determine_target(values)
+        rows = np.array(values.T, dtype=np.float64, order="C", copy=True)  # never a view of frame
+        result = quantile_normalize_rows(rows, target, out=rows).T
+    if is_frame:
+        return pd.DataFrame(result, index=frame.index.copy(), columns=frame.columns.copy())
+    return result
+
+
+def _ks_pairs(n_samples: int, max_pairs: int, seed) -> list[tuple[int, int]]:
+    """The sample pairs of the check (see :func:`ks_check`)."""
+    rng = np.random.default_rng(seed)
+    if n_samples <= _KS_ALL_PAIRS_MAX_SAMPLES:
+        pairs = list(itertools.combinations(range(n_samples), 2))
+        if len(pairs) <= max_pairs:
+            return pairs
+        chosen = np.sort(rng.choice(len(pairs), size=max_pairs, replace=False))
+        return [pairs[i] for i in chosen]
+    perm = rng.permutation(n_samples)
+    half = min(max_pairs, n_samples // 2)
+    return [(int(perm[i]), int(perm[half + i])) for i in range(half)]
+
+
+def ks_check(X, *, max_pairs=100, seed=0) -> dict:
+    """refine.bio's check after quantile normalization: KS tests between pairs of samples.
+
+    Pairs: every pair of samples when there are at most 200 samples and at most ``max_pairs``
+    pairs; with at most 200 samples but more pairs, ``max_pairs`` of them drawn at random
+    (refine.bio takes the first 100 in lexicographic order, which only involves the first
+    samples); above 200 samples, ``min(max_pairs, n // 2)`` disjoint pairs from a random
+    permutation (as refine.bio). The draws are seeded, so the result is reproducible.
+
+    For each pair, each sample keeps its non-NaN values strictly above its median (this drops
+    the zeros of RNA-seq) and :func:`scipy.stats.ks_2samp` compares them. A pair fails when the
+    statistic is > 0.001 or the p-value < 0.8. A pair where a sample has no value above its
+    median (for example a constant sample) is skipped. Never raises on data.
+
+    Parameters
+    ----------
+    X
+        2-D array, samples x genes, after quantile normalization.
+    max_pairs
+        The most pairs tested (refine.bio: 100).
+    seed
+        Seed of the random choice of pairs.
+
+    Returns
+    -------
+    ``{"ks_statistic", "ks_pvalue", "ks_warning"}``: the statistic and p-value of the last
+    tested pair (floats), and a message when any pair failed or no pair could be tested, else
+    ``None``. With fewer than 2 samples every value is ``None``.
+
+    Examples
+    --------
+    >>> ks_check(np.array([[1.0, 2.0, 3.0, 4.0], [4.0, 3.0, 2.0, 1.0]]))
+    {'ks_statistic': 0.0, 'ks_pvalue': 1.0, 'ks_warning': None}
+    >>> ks_check(np.array([[1.0, 2.0, 3.0]]))
+    {'ks_statistic': None, 'ks_pvalue': None, 'ks_warning': None}
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise DatasetSpecError(f"ks_check expects a 2-D samples x genes array, got {X.ndim}-D.")
+    if int(max_pairs) < 1:
+        raise DatasetSpecError(f"`max_pairs` must be a positive integer, got {max_pairs!r}.")
+    result = {"ks_statistic": None, "ks_pvalue": None, "ks_warning": None}
+    if X.shape[0] < 2:
+        return result
+    pairs = _ks_pairs(X.shape[0], int(max_pairs), seed)
+    upper: dict[int, np.ndarray] = {}
+    for i in {i for pair in pairs for i in pair}:
+        row = X[i][~np.isnan(X[i])]
+        upper[i] = row[row > np.median(row)] if row.size else row
+    tested, failed, worst = 0, 0, None
+    for i, j in pairs:
+        if upper[i].size == 0 or upper[j].size == 0:
+            continue
+        res = stats.ks_2samp(upper[i], upper[j])
+        statistic, pvalue = float(res.statistic), float(res.pvalue)
+        tested += 1
+        result["ks_statistic"], result["ks_pvalue"] = statistic, pvalue
+        if statistic > _KS_MAX_STAT or pvalue < _KS_MIN_P:
+            failed += 1
+            if worst is None or statistic > worst[2]:
+                worst = (i, j, statistic, pvalue)
+    if tested == 0:
+        result["ks_warning"] = (
+            f"The Kolmogorov-Smirnov check after quantile normalization could not run: in each "
+            f"of the {len(pairs)} sample pairs a sample has no value above its median "
+            "(constant or empty samples)."
+        )
+    elif failed:
+        i, j, statistic, pvalue = worst
+        result["ks_warning"] = (
+            f"Failed Kolmogorov-Smirnov test after quantile normalization for {failed} of "
+            f"{tested} sample pairs (statistic > {_KS_MAX_STAT} or p-value < {_KS_MIN_P}); "
+            f"worst pair: samples {i} and {j}, statistic {statistic:.4g}, p-value {pvalue:.3g}. "
+            "The normalized samples do not share one distribution, usually because some "
+            "samples have many NaNs or ties."
+        )
+    return result

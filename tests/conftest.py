@@ -1,0 +1,40 @@
+"""Shared fixtures: seeded synthetic compendia and catalogs; the bundled demo."""
+
+from __future__ import annotations
+
+import pytest
+
+import refinewidgets as rw
+from refinewidgets.core.sources import InMemorySource
+from refinewidgets.core.synthetic import synthetic_compendium
+
+
+@pytest.fixture
+def comp():
+    """Two species, microarray and RNA-seq, 4 experiments x 6 samples, 300 genes."""
+    return synthetic_compendium(
+        n_experiments=4,
+        samples_per_experiment=6,
+        n_genes=300,
+        organisms=("HOMO_SAPIENS", "MUS_MUSCULUS"),
+        seed=7,
+    )
+
+
+@pytest.fixture
+def cat(comp):
+    return rw.Catalog([InMemorySource.from_compendium(comp)])
+
+
+@pytest.fixture(scope="session")
+def demo_cat():
+    return rw.open_catalog()
+
+
+def experiments_of(comp, organism=None, technology=None):
+    return [
+        acc
+        for acc, rec in comp.experiments.items()
+        if (organism is None or rec["organisms"] == [organism])
+        and (technology is None or rec["technology"] == technology)
+    ]

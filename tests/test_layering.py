@@ -1,0 +1,56 @@
+"""The one-way layering: core <- io <- widgets <- app."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "refinewidgets"
+UI_MODULES = ("ipywidgets", "IPython", "traitlets", "ipykernel", "voila")
+
+
+def test_importing_the_package_and_building_loads_no_ui():
+    code = (
+        "import sys, refinewidgets as rw\n"
+        "cat = rw.open_catalog()\n"
+        "rw.build(rw.Dataset({cat.experiment_ids[0]: ['ALL']}), cat)\n"
+        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {UI_MODULES!r})\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def _imports(path: Path, *, module_level: bool = False) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found = set()
+    nodes = tree.body if module_level else ast.walk(tree)
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            found.add(("." * node.level) + (node.module or ""))
+    return found
+
+
+def test_core_imports_neither_io_nor_widgets_nor_ui():
+    upward = ("..io", "..widgets", "..app", "refinewidgets.io", "refinewidgets.widgets", "refinewidgets.app")
+    for path in (PACKAGE / "core").glob("*.py"):
+        for name in _imports(path, module_level=True):
+            assert not name.startswith(upward), (path, name)
+        for name in _imports(path):
+            assert name.split(".")[0] not in UI_MODULES, (path, name)
+            assert not name.startswith(("..widgets", "..app", "refinewidgets.widgets")), (path, name)
+            if name.startswith(("..io", "refinewidgets.io")):
+                # The one allowed reach upward: Result.write_zip imports its writer when called,
+                # as AnnData.write_h5ad does, so the core stays importable without io.
+                assert (path.name, name) == ("result.py", "..io.refinebio_zip"), (path, name)
+
+
+def test_io_does_not_import_widgets():
+    for path in (PACKAGE / "io").glob("*.py"):
+        for name in _imports(path):
+            assert not name.startswith(("..widgets", "..app", "refinewidgets.widgets")), (path, name)
+            assert name.split(".")[0] not in UI_MODULES, (path, name)
