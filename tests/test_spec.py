@@ -96,3 +96,31 @@ def test_all_expands_to_processed_samples_and_filters_the_rest(comp):
     resolved, filtered = rw.Dataset({exp: ["ALL"]}).resolve(cat)
     assert [r.accession for r in resolved] == list(comp.values[exp].columns)
     assert filtered == [(unprocessed, exp, "no processed expression values in the source")]
+
+
+def test_single_cell_options_validate_and_round_trip():
+    ds = rw.Dataset({"ERP1": ["ALL"]}, cell_filter={"cell_type": "B cell", "sex": ["female"]},
+                    counts_normalization="log1p_cpm", pseudobulk="sample_cell_type")
+    assert ds.cell_filter == {"cell_type": ["B cell"], "sex": ["female"]}
+    assert ds.counts_normalization == "LOG1P_CPM"
+    assert rw.Dataset.from_dict(json.loads(ds.to_json())) == ds
+    namespace = {"rw": rw}
+    exec(ds.to_code(), namespace)
+    assert namespace["ds"] == ds
+    assert "cell_filter" not in rw.Dataset({"E": ["ALL"]}).to_dict()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"cell_filter": {"celltype": ["B cell"]}}, "unknown column 'celltype' (did you mean cell_type"),
+        ({"cell_filter": {"cell_type": []}}, "must be a non-empty list"),
+        ({"cell_filter": ["B cell"]}, "`cell_filter` must be a dict of lists"),
+        ({"counts_normalization": "TPM"}, "`counts_normalization` must be one of ['NONE', 'CPM', 'LOG1P_CPM']"),
+        ({"pseudobulk": "cell"}, "`pseudobulk` must be one of ['sample', 'sample_cell_type']"),
+    ],
+)
+def test_bad_single_cell_options(kwargs, message):
+    with pytest.raises(rw.DatasetSpecError) as info:
+        rw.Dataset({"ERP1": ["ALL"]}, **kwargs)
+    assert message in str(info.value)

@@ -90,6 +90,42 @@ class Catalog:
         for organism, target in src.qn_targets.items():
             self._qn_targets.setdefault(organism, (np.asarray(target, dtype=float), src.name))
 
+    @classmethod
+    def from_tables(cls, experiments: pd.DataFrame, samples: pd.DataFrame) -> Catalog:
+        """A browse-only catalog over ready-made tables (no source, so nothing can be built).
+
+        ``experiments`` is indexed by accession; ``samples`` is indexed by accession and has an
+        ``experiment_accession`` column. Used for very large listings (a catalog of a whole
+        repository) and in benchmarks.
+
+        Examples
+        --------
+        >>> exps = pd.DataFrame({"title": ["t"], "technology": ["RNA-SEQ"]}, index=["E1"])
+        >>> samples = pd.DataFrame({"experiment_accession": ["E1", "E1"]}, index=["S1", "S2"])
+        >>> Catalog.from_tables(exps, samples).experiment_samples("E1")
+        ['S1', 'S2']
+        """
+        cat = cls(())
+        if "experiment_accession" not in samples.columns:
+            raise DatasetSpecError("`samples` needs an experiment_accession column.")
+        unknown = set(samples["experiment_accession"].unique()) - set(experiments.index)
+        if unknown:
+            raise DatasetSpecError(f"Samples refer to experiments missing from `experiments`: {sorted(unknown)[:5]}.")
+        index = samples.index.astype(str)
+        positions = samples.groupby("experiment_accession", sort=False).indices
+        cat._members = {str(exp): index[pos].tolist() for exp, pos in positions.items()}
+        for exp in experiments.index:
+            cat._members.setdefault(str(exp), [])
+        cat._sample_exps = dict(zip(index, ([e] for e in samples["experiment_accession"].astype(str))))
+        techs = experiments["technology"] if "technology" in experiments else pd.Series("", index=experiments.index)
+        cat._exp_records = {
+            str(acc): {"accession_code": str(acc), "technology": str(t), "source": "table"}
+            for acc, t in zip(experiments.index, techs)
+        }
+        cat._experiments = experiments
+        cat._samples = samples
+        return cat
+
     # -- lookups used by the spec and the build --------------------------------------------
     @property
     def experiment_ids(self) -> list[str]:

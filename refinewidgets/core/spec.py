@@ -15,11 +15,26 @@ from typing import Any
 
 from ..errors import DatasetSpecError, UnknownAccessionError
 
-__all__ = ["AGGREGATE_BY", "SCALE_BY", "JOIN", "Dataset", "ResolvedSample"]
+__all__ = [
+    "AGGREGATE_BY",
+    "CELL_FILTER_COLUMNS",
+    "COUNTS_NORMALIZATION",
+    "JOIN",
+    "PSEUDOBULK",
+    "SCALE_BY",
+    "Dataset",
+    "ResolvedSample",
+]
 
 AGGREGATE_BY = ("EXPERIMENT", "SPECIES", "ALL")
 SCALE_BY = ("NONE", "MINMAX", "STANDARD", "ROBUST")
 JOIN = ("inner", "outer")
+COUNTS_NORMALIZATION = ("NONE", "CPM", "LOG1P_CPM")
+PSEUDOBULK = ("sample", "sample_cell_type")
+#: The unified single-cell columns a cell filter may use.
+CELL_FILTER_COLUMNS = (
+    "cell_type", "cell_type_id", "tissue", "tissue_id", "stage", "stage_id", "sex", "strain", "library",
+)
 ALL_SAMPLES = "ALL"
 SPEC_VERSION = 1
 
@@ -65,7 +80,17 @@ class Dataset:
         Quantile-normalize each group against its organism's target.
     join
         ``"inner"`` (refine.bio's rule: only genes present in every sample of a group) or
-        ``"outer"`` (every gene; missing values are NaN).
+        ``"outer"`` (every gene; missing values are NaN for bulk values, 0 for counts).
+    cell_filter
+        Single-cell only: ``{column: [values]}`` on the unified cell columns (``cell_type``,
+        ``tissue``, ``stage``, ``sex``, ``strain``, ``library`` and the ``*_id`` columns); a cell
+        is kept when, for every column, its value is one of the listed ones.
+    counts_normalization
+        Single-cell only: ``"NONE"`` (raw UMI counts), ``"CPM"`` or ``"LOG1P_CPM"``.
+    pseudobulk
+        Single-cell only: ``None`` (cells stay cells), ``"sample"`` (sum counts per library) or
+        ``"sample_cell_type"`` (per library and cell type); pseudo-samples then behave as bulk
+        RNA-seq samples.
 
     Examples
     --------
@@ -81,16 +106,50 @@ class Dataset:
     scale_by: str = "NONE"
     quantile_normalize: bool = True
     join: str = "inner"
+    cell_filter: dict[str, list[str]] | None = None
+    counts_normalization: str = "NONE"
+    pseudobulk: str | None = None
 
     def __post_init__(self) -> None:
         self.data = self._check_data(self.data)
         self.aggregate_by = _choice("aggregate_by", self.aggregate_by, AGGREGATE_BY)
         self.scale_by = _choice("scale_by", self.scale_by, SCALE_BY)
         self.join = _choice("join", self.join, JOIN, upper=False)
+        self.counts_normalization = _choice("counts_normalization", self.counts_normalization, COUNTS_NORMALIZATION)
+        if self.pseudobulk is not None:
+            self.pseudobulk = _choice("pseudobulk", self.pseudobulk, PSEUDOBULK, upper=False)
+        self.cell_filter = self._check_cell_filter(self.cell_filter)
         if not isinstance(self.quantile_normalize, bool):
             raise DatasetSpecError(
                 f"`quantile_normalize` must be True or False, got {self.quantile_normalize!r}."
             )
+
+    @staticmethod
+    def _check_cell_filter(cell_filter: Any) -> dict[str, list[str]] | None:
+        if cell_filter is None or cell_filter == {}:
+            return None
+        if not isinstance(cell_filter, Mapping):
+            raise DatasetSpecError(
+                f"`cell_filter` must be a dict of lists such as {{'cell_type': ['B cell']}}, got {cell_filter!r}."
+            )
+        clean: dict[str, list[str]] = {}
+        for column, values in cell_filter.items():
+            if column not in CELL_FILTER_COLUMNS:
+                raise DatasetSpecError(
+                    f"`cell_filter` has an unknown column {column!r}{_close(str(column), CELL_FILTER_COLUMNS)}; "
+                    f"use one of {list(CELL_FILTER_COLUMNS)}."
+                )
+            if isinstance(values, str):
+                values = [values]
+            if not isinstance(values, (list, tuple)) or not values:
+                raise DatasetSpecError(f"`cell_filter[{column!r}]` must be a non-empty list of values, got {values!r}.")
+            clean[column] = [str(v) for v in values]
+        return clean
+
+    @property
+    def single_cell_options(self) -> bool:
+        """Whether any single-cell option differs from its default."""
+        return bool(self.cell_filter) or self.counts_normalization != "NONE" or self.pseudobulk is not None
 
     @staticmethod
     def _check_data(data: Any) -> dict[str, list[str]]:
@@ -144,6 +203,12 @@ class Dataset:
             "quantile_normalize": self.quantile_normalize,
             "join": self.join,
         }
+        if self.cell_filter:
+            out["cell_filter"] = {k: list(v) for k, v in self.cell_filter.items()}
+        if self.counts_normalization != "NONE":
+            out["counts_normalization"] = self.counts_normalization
+        if self.pseudobulk is not None:
+            out["pseudobulk"] = self.pseudobulk
         return out
 
     @classmethod
@@ -151,7 +216,10 @@ class Dataset:
         """Rebuild a Dataset from :meth:`to_dict` output (unknown keys are an error)."""
         if not isinstance(d, Mapping):
             raise DatasetSpecError(f"A dataset spec must be a dict, got {type(d).__name__}.")
-        known = {"data", "aggregate_by", "scale_by", "quantile_normalize", "join"}
+        known = {
+            "data", "aggregate_by", "scale_by", "quantile_normalize", "join",
+            "cell_filter", "counts_normalization", "pseudobulk",
+        }
         extra = sorted(set(d) - known)
         if extra:
             raise DatasetSpecError(f"Unknown key(s) {extra} in the dataset spec; known keys: {sorted(known)}.")
@@ -171,6 +239,12 @@ class Dataset:
         args.append(f"    quantile_normalize={self.quantile_normalize!r},")
         if self.join != "inner":
             args.append(f"    join={self.join!r},")
+        if self.cell_filter:
+            args.append(f"    cell_filter={json.dumps(self.cell_filter)},")
+        if self.counts_normalization != "NONE":
+            args.append(f"    counts_normalization={self.counts_normalization!r},")
+        if self.pseudobulk is not None:
+            args.append(f"    pseudobulk={self.pseudobulk!r},")
         return "ds = rw.Dataset(\n" + "\n".join(args) + "\n)"
 
     # -- resolution against a catalog ------------------------------------------------------

@@ -1,0 +1,460 @@
+"""Tests of refinewidgets.core.quantile: preprocessCore semantics, properties, the KS check."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from scipy import stats
+
+from refinewidgets.core.quantile import (
+    determine_target,
+    ks_check,
+    quantile_normalize,
+    quantile_normalize_rows,
+)
+from refinewidgets.errors import DatasetSpecError
+
+EPS4 = 4 * np.finfo(np.float64).eps
+
+
+# --------------------------------------------------------------------------------------------
+# A slow reference written from the rules, one value at a time
+# --------------------------------------------------------------------------------------------
+
+
+def reference_row(row, target):
+    """normalize.quantiles.use.target for one sample, literally, in plain Python."""
+    t = sorted(float(v) for v in target if not math.isnan(v))
+    m = len(t)
+    present = [float(v) for v in row if not math.isnan(v)]
+    n = len(present)
+    out = []
+    for v in row:
+        if math.isnan(v):
+            out.append(math.nan)
+            continue
+        below = sum(1 for w in present if w < v)
+        equal = sum(1 for w in present if w == v)
+        rank = below + (equal + 1) / 2  # average rank of the tie group, 1-based
+        if n == len(row) and n == m:  # rule 3
+            k = math.floor(rank)
+            if rank - k > 0.4:
+                out.append(0.5 * (t[k - 1] + t[k]))
+            else:
+                out.append(t[k - 1])
+            continue
+        p = 0.5 if n == 1 else (rank - 1) / (n - 1)  # rule 4 (our rule for n == 1)
+        pos = 1 + (m - 1) * p
+        base = math.floor(pos + EPS4)
+        frac = pos - base
+        if abs(frac) <= EPS4:
+            frac = 0.0
+        if frac == 0.0:
+            out.append(t[base - 1])
+        elif base >= m:
+            out.append(t[m - 1])
+        elif base <= 0:
+            out.append(t[0])
+        else:
+            out.append((1 - frac) * t[base - 1] + frac * t[base])
+    return out
+
+
+def reference(X, target):
+    return np.array([reference_row(list(r), list(np.ravel(target))) for r in X], dtype=float)
+
+
+# --------------------------------------------------------------------------------------------
+# Hand-computed examples
+# --------------------------------------------------------------------------------------------
+
+
+def test_rule3_same_length_no_nan():
+    target = [30.0, 10.0, 20.0, 40.0]  # sorted: 10 20 30 40
+    X = np.array([[0.4, 0.1, 0.3, 0.2]])
+    np.testing.assert_array_equal(quantile_normalize_rows(X, target), [[40.0, 10.0, 30.0, 20.0]])
+
+
+def test_rule3_tie_fraction_half_takes_mean_of_neighbours():
+    # values 5, 5 tie at ranks 2 and 3 -> average rank 2.5 -> mean of target[1] and target[2]
+    X = np.array([[1.0, 5.0, 5.0, 9.0]])
+    out = quantile_normalize_rows(X, [10.0, 20.0, 30.0, 40.0])
+    np.testing.assert_array_equal(out, [[10.0, 25.0, 25.0, 40.0]])
+
+
+def test_rule3_three_way_tie_has_integer_rank():
+    # three equal values at ranks 1, 2, 3 -> average rank 2 (fraction 0) -> target[1]
+    out = quantile_normalize_rows(np.array([[7.0, 7.0, 7.0, 8.0]]), [1.0, 2.0, 3.0, 4.0])
+    np.testing.assert_array_equal(out, [[2.0, 2.0, 2.0, 4.0]])
+
+
+def test_rule3_is_exact_lookup_not_interpolation():
+    # with equal lengths rule 4 would give the same values only up to rounding: rule 3 is exact
+    rng = np.random.default_rng(10)
+    target = rng.normal(size=1000)
+    out = quantile_normalize_rows(rng.normal(size=(2, 1000)), target)
+    np.testing.assert_array_equal(np.sort(out, axis=1), np.sort(target)[None, :].repeat(2, 0))
+    # a tie takes 0.5 * (a + b) exactly (0.39999999999999997 here, not 0.4)
+    out = quantile_normalize_rows(np.array([[3.0, 3.0]]), [0.7, 0.1])
+    assert out.tolist() == [[0.5 * (0.1 + 0.7)] * 2]
+
+
+def test_rule4_shorter_sample_interpolates():
+    # n = 4 values, target of 7: positions 1 + 6 * (r - 1) / 3 = 1, 3, 5, 7
+    target = [0.0, 1.0, 4.0, 9.0, 16.0, 25.0, 36.0]
+    out = quantile_normalize_rows(np.array([[3.0, 1.0, 4.0, 2.0]]), target)
+    np.testing.assert_array_equal(out, [[16.0, 0.0, 36.0, 4.0]])
+
+
+def test_rule4_fractional_positions():
+    # n = 3 values, target of 4 (sorted 0 10 20 40): positions 1, 2.5, 4
+    out = quantile_normalize_rows(np.array([[2.0, 1.0, 3.0]]), [40.0, 0.0, 10.0, 20.0])
+    np.testing.assert_array_equal(out, [[15.0, 0.0, 40.0]])
+    # n = 4, target of 3 (0 10 20): positions 1, 1 + 2/3, 1 + 4/3, 3
+    out = quantile_normalize_rows(np.array([[1.0, 2.0, 3.0, 4.0]]), [0.0, 10.0, 20.0])
+    np.testing.assert_allclose(out, [[0.0, 20.0 / 3.0, 40.0 / 3.0, 20.0]], rtol=1e-14)
+
+
+def test_rule4_nan_in_sample_of_target_length_interpolates_and_keeps_nan():
+    # 4 genes, target of 4, but one NaN -> n = 3, positions 1, 2.5, 4
+    X = np.array([[5.0, np.nan, 1.0, 3.0]])
+    out = quantile_normalize_rows(X, [0.0, 10.0, 20.0, 40.0])
+    np.testing.assert_array_equal(out, [[40.0, np.nan, 0.0, 15.0]])
+
+
+def test_rule4_tie_with_interpolation():
+    # n = 3 with a tie at ranks 1 and 2 -> rank 1.5 -> p = 0.25 -> position 1.75 of (0, 8, 16)
+    out = quantile_normalize_rows(np.array([[2.0, 2.0, 6.0]]), [0.0, 8.0, 16.0, 24.0, 32.0])
+    # target of 5: position 1 + 4 * 0.25 = 2 -> 8; rank 3 -> position 5 -> 32
+    np.testing.assert_array_equal(out, [[8.0, 8.0, 32.0]])
+
+
+def test_target_nans_are_dropped_and_target_is_flattened():
+    a = quantile_normalize_rows(np.array([[3.0, 1.0, 2.0]]), [np.nan, 3.0, 1.0, np.nan, 2.0])
+    np.testing.assert_array_equal(a, [[3.0, 1.0, 2.0]])
+    b = quantile_normalize_rows(np.array([[3.0, 1.0, 2.0]]), pd.DataFrame([3.0, 1.0, 2.0]))
+    np.testing.assert_array_equal(b, [[3.0, 1.0, 2.0]])
+
+
+def test_single_value_sample_gets_target_median():
+    X = np.array([[np.nan, 4.0, np.nan], [np.nan, np.nan, np.nan]])
+    out = quantile_normalize_rows(X, [1.0, 2.0, 10.0, 20.0])
+    np.testing.assert_array_equal(out[0], [np.nan, 6.0, np.nan])  # median of 1 2 10 20
+    assert np.isnan(out[1]).all()  # an all-NaN sample stays all NaN
+
+
+@pytest.mark.parametrize("target", [[], [np.nan, np.nan], np.array([[np.nan]])])
+def test_empty_target_raises(target):
+    with pytest.raises(DatasetSpecError, match="target is empty"):
+        quantile_normalize_rows(np.ones((2, 3)), target)
+    with pytest.raises(ValueError):  # also a ValueError for callers that do not know us
+        quantile_normalize(np.ones((3, 2)), target=target)
+
+
+def test_infinite_target_raises():
+    with pytest.raises(DatasetSpecError, match="infinite"):
+        quantile_normalize_rows(np.ones((1, 3)), [1.0, np.inf, 2.0])
+
+
+def test_bad_shapes_raise():
+    with pytest.raises(DatasetSpecError, match="2-D"):
+        quantile_normalize_rows(np.ones(3), [1.0])
+    with pytest.raises(DatasetSpecError, match="out"):
+        quantile_normalize_rows(np.ones((2, 3)), [1.0], out=np.empty((3, 2)))
+    with pytest.raises(DatasetSpecError, match="chunk_size"):
+        quantile_normalize_rows(np.ones((2, 3)), [1.0], chunk_size=0)
+
+
+def test_in_place_and_out_argument():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(5, 9))
+    target = rng.normal(size=12)
+    expected = reference(X, target)
+    out = np.empty_like(X)
+    assert quantile_normalize_rows(X, target, out=out) is out
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+    Y = X.copy()
+    assert quantile_normalize_rows(Y, target, out=Y, chunk_size=2) is Y
+    np.testing.assert_allclose(Y, expected, rtol=1e-12, atol=1e-12)
+
+
+# --------------------------------------------------------------------------------------------
+# Fast implementation == slow reference
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_genes,target_len", [(40, 40), (40, 57), (40, 23), (1, 5), (3, 1)])
+def test_matches_reference_on_random_data_with_ties_and_nans(n_genes, target_len):
+    rng = np.random.default_rng(n_genes * 1000 + target_len)
+    X = rng.integers(0, 12, size=(30, n_genes)).astype(float)  # many ties
+    X[rng.random(X.shape) < 0.1] = np.nan
+    X[0] = rng.normal(size=n_genes)  # a sample without NaN nor ties
+    X[1] = np.round(rng.normal(size=n_genes), 1)  # no NaN, some ties
+    X[2] = np.nan
+    if n_genes > 1:
+        X[3] = np.nan
+        X[3, 0] = 1.0  # a single value
+    target = rng.normal(size=target_len) * 3
+    target[rng.random(target_len) < 0.1] = np.nan
+    if np.isnan(target).all():
+        target[0] = 1.0
+    expected = reference(X, target)
+    for chunk_size in (1, 7, 64):
+        got = quantile_normalize_rows(X, target, chunk_size=chunk_size)
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12, equal_nan=True)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+
+
+# --------------------------------------------------------------------------------------------
+# Properties
+# --------------------------------------------------------------------------------------------
+
+finite = st.floats(-1e6, 1e6, allow_nan=False, allow_subnormal=False)
+with_ties_and_nans = st.one_of(
+    st.just(np.nan), st.integers(-3, 3).map(float), st.floats(-1e3, 1e3, allow_subnormal=False)
+)
+matrices = hnp.arrays(
+    np.float64, st.tuples(st.integers(1, 6), st.integers(1, 12)), elements=with_ties_and_nans
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), n=st.integers(1, 30))
+def test_property_sorted_output_equals_sorted_target(data, n):
+    row = data.draw(hnp.arrays(np.float64, n, elements=finite, unique=True))
+    target = data.draw(hnp.arrays(np.float64, n, elements=finite))
+    out = quantile_normalize_rows(row[None, :], target)[0]
+    np.testing.assert_array_equal(np.sort(out), np.sort(target))
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    X=matrices,
+    target=hnp.arrays(np.float64, st.integers(1, 15), elements=finite),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_property_sample_order_does_not_matter(X, target, seed):
+    perm = np.random.default_rng(seed).permutation(X.shape[0])
+    a = quantile_normalize_rows(X, target)
+    b = quantile_normalize_rows(X[perm], target, chunk_size=2)
+    np.testing.assert_array_equal(a[perm], b)
+    # the same through the genes x samples API: permuting columns permutes the result's columns
+    frame = pd.DataFrame(X.T, columns=[f"s{i}" for i in range(X.shape[0])])
+    full = quantile_normalize(frame, target=target)
+    shuffled = quantile_normalize(frame.iloc[:, perm], target=target)
+    pd.testing.assert_frame_equal(full.iloc[:, perm], shuffled)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    X=matrices,
+    target=hnp.arrays(np.float64, st.integers(1, 15), elements=finite),
+)
+def test_property_nans_stay_where_they_were(X, target):
+    out = quantile_normalize_rows(X, target)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(X))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    row=hnp.arrays(np.float64, st.integers(1, 25), elements=with_ties_and_nans),
+    target=hnp.arrays(np.float64, st.integers(1, 30), elements=finite),
+)
+def test_property_monotone_within_a_sample(row, target):
+    out = quantile_normalize_rows(row[None, :], target)[0]
+    ok = ~np.isnan(row)
+    x, y = row[ok], out[ok]
+    for i in range(x.size):
+        for j in range(x.size):
+            if x[i] < x[j]:
+                assert y[i] <= y[j]
+            elif x[i] == x[j]:
+                assert y[i] == y[j]
+    if y.size:  # and the values stay within the target's range
+        t = np.sort(target)
+        assert t[0] - 1e-9 * (1 + abs(t[0])) <= y.min()
+        assert y.max() <= t[-1] + 1e-9 * (1 + abs(t[-1]))
+
+
+# --------------------------------------------------------------------------------------------
+# determine_target
+# --------------------------------------------------------------------------------------------
+
+
+def test_determine_target_is_mean_of_sorted_columns_without_nan():
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(50, 7)) * rng.uniform(1, 5, size=7)
+    expected = np.sort(values, axis=0).mean(axis=1)
+    got = determine_target(values)
+    assert got.dtype == np.float64 and got.shape == (50,)
+    np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
+    assert np.all(np.diff(got) >= 0)
+
+
+def test_determine_target_many_columns_chunked():
+    rng = np.random.default_rng(4)
+    values = rng.normal(size=(20, 150))  # more columns than one internal chunk
+    np.testing.assert_allclose(
+        determine_target(pd.DataFrame(values)), np.sort(values, axis=0).mean(axis=1), rtol=1e-12
+    )
+
+
+def test_determine_target_interpolates_columns_with_nan():
+    # column 1 (k = 3 of 5): positions 1 + 2 * i / 4 = 1, 1.5, 2, 2.5, 3 over (2, 4, 8)
+    # -> 2, 3, 4, 6, 8; column 2 sorted: 0 10 20 30 40; column 3 all NaN is left out
+    values = np.array(
+        [
+            [8.0, 40.0, np.nan],
+            [np.nan, 0.0, np.nan],
+            [2.0, 20.0, np.nan],
+            [np.nan, 10.0, np.nan],
+            [4.0, 30.0, np.nan],
+        ]
+    )
+    np.testing.assert_array_equal(determine_target(values), [1.0, 6.5, 12.0, 18.0, 24.0])
+
+
+def test_determine_target_single_value_column_is_constant():
+    values = np.array([[np.nan, 0.0], [5.0, 2.0], [np.nan, 4.0]])
+    np.testing.assert_array_equal(determine_target(values), [2.5, 3.5, 4.5])
+
+
+def test_determine_target_errors():
+    with pytest.raises(DatasetSpecError, match="no non-NaN"):
+        determine_target(np.full((3, 2), np.nan))
+    with pytest.raises(DatasetSpecError, match="2-D"):
+        determine_target(np.ones(4))
+
+
+# --------------------------------------------------------------------------------------------
+# quantile_normalize (genes x samples)
+# --------------------------------------------------------------------------------------------
+
+
+def test_quantile_normalize_keeps_labels_and_returns_new_frame():
+    frame = pd.DataFrame(
+        {"GSM1": [5.0, 2.0, np.nan, 3.0], "GSM2": [4.0, 1.0, 6.0, 0.5]},
+        index=pd.Index(["ENSG1", "ENSG2", "ENSG3", "ENSG4"], name="Gene"),
+    )
+    before = frame.copy()
+    out = quantile_normalize(frame, target=[1.0, 2.0, 3.0, 4.0])
+    assert out is not frame
+    pd.testing.assert_frame_equal(frame, before)  # input untouched
+    assert out.index.equals(frame.index) and out.index.name == "Gene"
+    assert list(out.columns) == ["GSM1", "GSM2"]
+    # GSM2: no NaN, length 4 -> rule 3; GSM1: 3 values -> positions 1, 2.5, 4
+    np.testing.assert_array_equal(out["GSM2"], [3.0, 2.0, 4.0, 1.0])
+    np.testing.assert_array_equal(out["GSM1"], [4.0, 1.0, np.nan, 2.5])
+
+
+def test_quantile_normalize_default_target_and_ndarray():
+    values = np.array([[5.0, 4.0], [2.0, 1.0], [3.0, 6.0]])
+    out = quantile_normalize(values)
+    assert isinstance(out, np.ndarray) and out.shape == (3, 2)
+    # target = mean of sorted columns = 1.5, 3.5, 5.5; ranks (3, 1, 2) and (2, 1, 3)
+    np.testing.assert_array_equal(out, [[5.5, 3.5], [1.5, 1.5], [3.5, 5.5]])
+    np.testing.assert_array_equal(values, [[5.0, 4.0], [2.0, 1.0], [3.0, 6.0]])  # untouched
+
+
+def test_quantile_normalize_never_writes_into_a_fortran_ordered_input():
+    values = np.asfortranarray(np.array([[5.0, 4.0], [2.0, 1.0], [3.0, 6.0]]))
+    frame = pd.DataFrame(values.copy(order="F"))
+    quantile_normalize(values, target=[0.0, 1.0, 2.0])
+    quantile_normalize(frame, target=[0.0, 1.0, 2.0])
+    np.testing.assert_array_equal(values, [[5.0, 4.0], [2.0, 1.0], [3.0, 6.0]])
+    np.testing.assert_array_equal(frame.to_numpy(), [[5.0, 4.0], [2.0, 1.0], [3.0, 6.0]])
+
+
+def test_quantile_normalize_after_normalizing_every_sample_has_the_target():
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame(rng.lognormal(size=(200, 6)))
+    out = quantile_normalize(frame)
+    sorted_cols = np.sort(out.to_numpy(), axis=0)
+    for j in range(1, 6):
+        np.testing.assert_array_equal(sorted_cols[:, j], sorted_cols[:, 0])
+
+
+def test_quantile_normalize_rejects_bad_input_and_passes_empty():
+    with pytest.raises(DatasetSpecError, match="numeric"):
+        quantile_normalize(pd.DataFrame({"a": ["x", "y"]}))
+    with pytest.raises(DatasetSpecError, match="2-D"):
+        quantile_normalize(np.ones(3))
+    empty = pd.DataFrame(index=["g1", "g2"], columns=[], dtype=float)
+    assert quantile_normalize(empty).shape == (2, 0)
+
+
+# --------------------------------------------------------------------------------------------
+# ks_check
+# --------------------------------------------------------------------------------------------
+
+
+def test_ks_identical_distributions_no_warning():
+    rng = np.random.default_rng(6)
+    base = rng.normal(size=500)
+    X = np.array([rng.permutation(base) for _ in range(8)])
+    res = ks_check(X)
+    assert res == {"ks_statistic": 0.0, "ks_pvalue": 1.0, "ks_warning": None}
+
+
+def test_ks_after_quantile_normalization_passes():
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(6, 300)) * np.arange(1, 7)[:, None] + np.arange(6)[:, None]
+    res = ks_check(quantile_normalize_rows(X, rng.normal(size=300)))
+    assert res["ks_warning"] is None and res["ks_statistic"] == 0.0
+
+
+def test_ks_different_distributions_warn():
+    rng = np.random.default_rng(8)
+    X = np.vstack([rng.normal(size=400), rng.normal(size=400) * 5 + 10])
+    res = ks_check(X)
+    assert isinstance(res["ks_warning"], str)
+    assert "1 of 1 sample pairs" in res["ks_warning"]
+    assert res["ks_statistic"] > 0.9 and res["ks_pvalue"] < 1e-6
+
+
+def test_ks_threshold_is_strict():
+    # same distribution, slightly different draws: p-value high, but statistic > 0.001 fails
+    rng = np.random.default_rng(14)
+    X = rng.normal(size=(2, 4000))
+    res = ks_check(X)
+    assert 0.001 < res["ks_statistic"] < 0.1 and res["ks_pvalue"] > 0.8
+    assert res["ks_warning"] is not None and "statistic" in res["ks_warning"]
+
+
+def test_ks_fewer_than_two_samples():
+    none = {"ks_statistic": None, "ks_pvalue": None, "ks_warning": None}
+    assert ks_check(np.ones((1, 10))) == none
+    assert ks_check(np.empty((0, 10))) == none
+
+
+@pytest.mark.parametrize("n_samples,n_pairs", [(5, 10), (15, 100), (250, 100)])
+def test_ks_pair_counts(n_samples, n_pairs):
+    rng = np.random.default_rng(n_samples)
+    X = rng.normal(size=(n_samples, 40)) + np.arange(n_samples)[:, None]  # every pair differs
+    res = ks_check(X)
+    assert f"{n_pairs} of {n_pairs} sample pairs" in res["ks_warning"]
+    assert ks_check(X) == res  # seeded: reproducible
+
+
+def test_ks_last_pair_is_reported_and_nans_ignored():
+    # all pairs (0,1), (0,2), (1,2): the last pair is (1, 2)
+    rng = np.random.default_rng(9)
+    a, b, c = rng.normal(size=(3, 101))
+    X = np.vstack([a, b, c])
+    X[1, :5] = np.nan
+    res = ks_check(X)
+    bb = X[1][~np.isnan(X[1])]
+    expected = stats.ks_2samp(bb[bb > np.median(bb)], c[c > np.median(c)])
+    assert res["ks_statistic"] == pytest.approx(expected.statistic)
+    assert res["ks_pvalue"] == pytest.approx(expected.pvalue)
+
+
+def test_ks_constant_samples_cannot_be_tested():
+    res = ks_check(np.ones((3, 10)))
+    assert res["ks_statistic"] is None and "could not run" in res["ks_warning"]
