@@ -12,6 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import anndata
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,13 +55,39 @@ def write_bulk(out: Path) -> None:
         print(f"{path.name}: {len(target)} values")
 
 
+#: Bgee-style droplet experiments, each in another column-name variant of Bgee's writers.
+SINGLE_CELL = [
+    dict(variant="newest", organism="HOMO_SAPIENS", experiment="ERP900101", n_cells=1500, n_libraries=4,
+         cell_types=("B cell", "T cell", "monocyte", "natural killer cell")),
+    dict(variant="bgee15_0", organism="HOMO_SAPIENS", experiment="ERP900102", n_cells=1200, n_libraries=3,
+         cell_types=("B cell", "T cell", "monocyte")),
+    dict(variant="bgee15_2", organism="MUS_MUSCULUS", experiment="SRP900103", n_cells=1000, n_libraries=3,
+         cell_types=("hepatocyte", "epithelial cell", "B cell")),
+]
+N_CELL_GENES = 1500
+
+
 def write_single_cell(out: Path) -> None:
-    try:
-        from refinewidgets.io.bgee_synthetic import write_demo_files
-    except ImportError:
-        return
-    for path in write_demo_files(out / "bgee", seed=SEED):
-        print(f"bgee/{path.name}")
+    from refinewidgets.core.merge import sanitize_gene_ids
+    from refinewidgets.io.bgee_synthetic import write_bgee_h5ad
+
+    comp = demo_compendium(SEED)
+    folder = out / "bgee"
+    folder.mkdir()
+    for i, spec in enumerate(SINGLE_CELL):
+        organism = spec["organism"]
+        genes = sorted(set().union(*(
+            sanitize_gene_ids(comp.values[acc]).index
+            for acc, rec in comp.experiments.items() if rec["organisms"] == [organism]
+        )))
+        # share genes with the bulk demo, so pseudobulk can join bulk samples of the species
+        rng = np.random.default_rng(SEED + i)
+        chosen = sorted(rng.choice(genes, size=N_CELL_GENES, replace=False))
+        name = f"{organism.capitalize()}_{spec['experiment']}_droplet_based.h5ad"
+        path = write_bgee_h5ad(folder / name, n_genes=N_CELL_GENES, gene_ids=chosen, density=0.08,
+                               seed=SEED + i, overwrite=True, **spec)
+        anndata.read_h5ad(path).write_h5ad(path, compression="gzip")  # keeps the package small
+        print(f"bgee/{name}: {spec['n_cells']} cells, variant {spec['variant']}")
 
 
 def main() -> None:

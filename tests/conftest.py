@@ -38,3 +38,8 @@ def experiments_of(comp, organism=None, technology=None):
         if (organism is None or rec["organisms"] == [organism])
         and (technology is None or rec["technology"] == technology)
     ]
+
+
+def bulk_ids(catalog):
+    """The catalog's bulk (non single-cell) experiment accessions, in catalog order."""
+    return [e for e in catalog.experiment_ids if not catalog.is_single_cell(e)]

@@ -12,6 +12,8 @@ import refinewidgets as rw
 from refinewidgets.io import archive
 from refinewidgets.io.catalog_open import demo_path
 
+from .conftest import bulk_ids
+
 
 def test_demo_opens_offline_with_both_species_and_technologies(demo_cat):
     samples = demo_cat.samples
@@ -83,7 +85,7 @@ def test_opening_reads_no_values_and_build_reads_only_needed_columns(monkeypatch
     monkeypatch.setattr("refinewidgets.io.sources.read_matrix", spy)
     cat = rw.open_catalog()
     assert calls == []
-    exp = cat.experiment_ids[0]
+    exp = bulk_ids(cat)[0]
     wanted = cat.experiment_samples(exp)[:3]
     res = rw.build(rw.Dataset({exp: wanted}), cat)
     assert calls == [(f"{exp}/{exp}.tsv", wanted)]
@@ -100,7 +102,7 @@ def test_species_compendium_with_matrix_at_root(tmp_path):
         for name in src.namelist():
             dst.writestr("MUS_MUSCULUS.tsv" if name == "MUS_MUSCULUS/MUS_MUSCULUS.tsv" else name, src.read(name))
     cat = rw.open_catalog(moved)
-    exp = cat.experiment_ids[0]
+    exp = bulk_ids(cat)[0]
     again = rw.build(rw.Dataset({exp: ["ALL"]}, quantile_normalize=False), cat)
     original = res.expression("MUS_MUSCULUS")[again.expression(exp).columns]
     np.testing.assert_array_equal(again.expression(exp).to_numpy(), original.loc[again.expression(exp).index].to_numpy())

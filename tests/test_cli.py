@@ -11,10 +11,12 @@ import refinewidgets as rw
 from refinewidgets.cli import main
 from refinewidgets.io.catalog_open import demo_path
 
+from .conftest import bulk_ids
+
 
 def test_build_writes_the_zip_and_says_what_it_built(tmp_path, capsys):
     cat = rw.open_catalog()
-    exps = cat.experiment_ids[:2]
+    exps = bulk_ids(cat)[:2]
     spec = tmp_path / "spec.json"
     spec.write_text(rw.Dataset({e: ["ALL"] for e in exps}, aggregate_by="SPECIES").to_json())
     out = tmp_path / "out.zip"

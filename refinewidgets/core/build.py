@@ -16,14 +16,23 @@ import numpy as np
 import pandas as pd
 
 from .._version import FORMAT_VERSION, __version__
-from ..errors import BuildError
+from ..errors import BuildError, DatasetSpecError
 from .catalog import Catalog
 from .merge import GroupMatrix, merge_group
 from .metadata import ANNOTATIONS, metadata_columns, metadata_frame
 from .progress import as_progress
 from .quantile import determine_target, ks_check, quantile_normalize_rows
-from .result import Result, make_group
+from .result import Result, make_cell_group, make_group
 from .scale import scale_rows
+from .single_cell import (
+    CellBlock,
+    describe_values,
+    merge_cells,
+    normalize_counts,
+    pseudo_records,
+    pseudobulk,
+    scale_cells,
+)
 from .spec import Dataset, ResolvedSample
 
 __all__ = ["build"]
@@ -69,13 +78,55 @@ def _groups(
     return groups
 
 
-def _read_group(members: list[ResolvedSample], catalog: Catalog, dataset: Dataset) -> GroupMatrix:
+def _by_matrix(members: list[ResolvedSample], catalog: Catalog) -> dict[tuple[int, str], list[str]]:
     by_matrix: dict[tuple[int, str], list[str]] = {}
     for item in members:
         src, matrix_id = catalog.locate(item.accession)
         by_matrix.setdefault((catalog.sources.index(src), matrix_id), []).append(item.accession)
-    frames = []
-    for (i, matrix_id), accessions in by_matrix.items():
+    return by_matrix
+
+
+def _read_cells(
+    members: list[ResolvedSample], catalog: Catalog, dataset: Dataset
+) -> tuple[list[CellBlock], list[tuple[str, str]]]:
+    """Read the selected cells of each file; libraries left without a cell are filtered."""
+    blocks: list[CellBlock] = []
+    filtered: list[tuple[str, str]] = []
+    errors: list[DatasetSpecError] = []
+    for (i, matrix_id), libraries in _by_matrix(members, catalog).items():
+        try:
+            block = catalog.sources[i].read_cells(matrix_id, libraries, dataset.cell_filter)
+        except DatasetSpecError as exc:
+            errors.append(exc)
+            filtered += [(lib, f"no cell passes the cell filter: {exc}") for lib in libraries]
+            continue
+        present = set(block.cells["library"].astype(str))
+        filtered += [(lib, "no cell of this library passes the cell filter") for lib in libraries if lib not in present]
+        blocks.append(block)
+    if not blocks and errors:
+        raise errors[0]
+    return blocks, filtered
+
+
+def _pseudobulk_frames(blocks: list[CellBlock], catalog: Catalog, dataset: Dataset):
+    """Pseudo-samples of the cell blocks as bulk frames, with their records."""
+    frames, records, library_of = [], {}, {}
+    for block in blocks:
+        sums, groups = pseudobulk(block.cells, block.counts, dataset.pseudobulk)
+        sums = normalize_counts(sums, dataset.counts_normalization)
+        frame = pd.DataFrame(np.asarray(sums).T, index=block.genes.index, columns=list(groups["accession"]))
+        frames.append((frame, f"pseudobulk of {block.label}"))
+        libs = {lib: catalog.sample_record(lib) for lib in groups["library"]}
+        records.update(pseudo_records(groups, block.cells, libs, dataset.pseudobulk))
+        library_of.update(dict(zip(groups["accession"], groups["library"])))
+    return frames, records, library_of
+
+
+def _read_group(
+    members: list[ResolvedSample], catalog: Catalog, dataset: Dataset, extra_frames=(), extra_technology=None
+) -> GroupMatrix:
+    frames = list(extra_frames)
+    for (i, matrix_id), accessions in _by_matrix(members, catalog).items():
         src = catalog.sources[i]
         frames.append((src.read_matrix(matrix_id, accessions), f"{src.name} ({matrix_id})"))
     technology = {m.accession: catalog.technology(m.experiment) for m in members}
@@ -83,9 +134,14 @@ def _read_group(members: list[ResolvedSample], catalog: Catalog, dataset: Datase
         m.accession: dataset.aggregate_by == "SPECIES" and not catalog.locate(m.accession)[0].log_scale
         for m in members
     }
+    for acc in extra_technology or {}:
+        technology[acc] = "RNA-SEQ"  # pseudo-samples behave as bulk RNA-seq
+        log_rnaseq[acc] = dataset.aggregate_by == "SPECIES" and dataset.counts_normalization != "LOG1P_CPM"
     gm = merge_group(frames, technology, log_rnaseq=log_rnaseq, join=dataset.join)
-    # Keep the request order inside the group.
+    # Keep the request order inside the group (pseudo-samples follow their library).
     order = {m.accession: i for i, m in enumerate(members)}
+    for acc, lib in (extra_technology or {}).items():
+        order[acc] = order.get(lib, len(order))
     if gm.samples and [order[s] for s in gm.samples] != sorted(order[s] for s in gm.samples):
         perm = np.argsort([order[s] for s in gm.samples], kind="stable")
         gm.X = gm.X[perm]
@@ -107,6 +163,54 @@ def _quantile_normalize(gm: GroupMatrix, catalog: Catalog, organisms: list[str])
     quantile_normalize_rows(gm.X, target, out=gm.X)
     ks = ks_check(gm.X)
     return {"target": kind, "target_description": how, **ks}
+
+
+def _check_single_cell(groups: dict[str, list[ResolvedSample]], catalog: Catalog, dataset: Dataset) -> None:
+    """Refuse, before reading anything, what cannot be done with cells."""
+    if dataset.pseudobulk is not None:
+        return
+    for key, members in groups.items():
+        cells = [m.accession for m in members if catalog.is_single_cell(m.experiment)]
+        if not cells:
+            continue
+        bulk = [m.accession for m in members if not catalog.is_single_cell(m.experiment)]
+        if bulk:
+            raise DatasetSpecError(
+                f"Group {key} mixes single-cell libraries ({', '.join(cells[:3])}{' ...' if len(cells) > 3 else ''}) "
+                f"and bulk samples ({', '.join(bulk[:3])}{' ...' if len(bulk) > 3 else ''}): cells and bulk samples "
+                "cannot share one matrix. Set pseudobulk='sample' (or 'sample_cell_type') to sum each library's "
+                "counts into a bulk-like sample, or aggregate_by='EXPERIMENT' to keep them in separate groups."
+            )
+        if dataset.quantile_normalize:
+            raise DatasetSpecError(
+                f"Quantile normalization of single cells is refused (group {key}): cells differ in depth and are "
+                "mostly zeros, so forcing one distribution on them distorts the data. Use pseudobulk='sample' to "
+                "quantile-normalize per-library sums, or quantile_normalize=False to keep cells "
+                "(counts_normalization='LOG1P_CPM' gives scanpy's usual normalization)."
+            )
+
+
+def _cell_group(blocks: list[CellBlock], dataset: Dataset):
+    counts, cells, genes = merge_cells(blocks, join=dataset.join)
+    n_union = len(set().union(*(set(b.genes.index) for b in blocks)))
+    X = normalize_counts(counts, dataset.counts_normalization)
+    if dataset.scale_by != "NONE":
+        X = scale_cells(X, dataset.scale_by)
+    organisms = sorted({b.organism for b in blocks})
+    cells = cells.copy()
+    cells["organism"] = pd.Categorical([b.organism for b in blocks for _ in range(b.cells.shape[0])])
+    libraries = list(dict.fromkeys(cells["library"].astype(str)))
+    info = {
+        "kind": "cells",
+        "values": describe_values(dataset.counts_normalization, dataset.scale_by),
+        "num_cells": int(X.shape[0]),
+        "num_libraries": len(libraries),
+        "organisms": organisms,
+        "genes_dropped_by_join": n_union - len(genes),
+        "counts_normalization": dataset.counts_normalization,
+        "cell_filter": {k: list(v) for k, v in (dataset.cell_filter or {}).items()},
+    }
+    return (X, cells, genes), libraries, info
 
 
 def _json_record(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -157,48 +261,80 @@ def build(dataset: Dataset | Mapping[str, Any], catalog: Catalog, progress: Any 
     for acc, exp, _ in unusable:
         experiment_of.setdefault(acc, exp)
 
+    _check_single_cell(groups, catalog, dataset)
     steps_per_group = 1 + int(dataset.quantile_normalize) + int(dataset.scale_by != "NONE")
     prog.start(len(groups) * steps_per_group + 1, "reading values")
-    merged: dict[str, tuple[GroupMatrix, dict[str, Any]]] = {}
+    group_samples: dict[str, list[str]] = {}
+    group_info: dict[str, dict[str, Any]] = {}
+    built: dict[str, Any] = {}  # key -> GroupMatrix (samples) or (X, cells, genes) (cells)
+    extra_records: dict[str, dict[str, Any]] = {}
+    pseudo_of: dict[str, list[str]] = {}
     try:
         for key, members in groups.items():
-            gm = _read_group(members, catalog, dataset)
             exp_by_acc = {m.accession: m.experiment for m in members}
+            cells = [m for m in members if catalog.is_single_cell(m.experiment)]
+            bulk = [m for m in members if not catalog.is_single_cell(m.experiment)]
+            extra_frames, library_of = [], {}
+            if cells:
+                blocks, lib_filtered = _read_cells(cells, catalog, dataset)
+                filtered += [(lib, exp_by_acc[lib], reason) for lib, reason in lib_filtered]
+                if dataset.pseudobulk is None:
+                    prog.advance(f"{key}: scaling")
+                    if blocks:
+                        built[key], group_samples[key], group_info[key] = _cell_group(blocks, dataset)
+                    prog.advance(n=steps_per_group - 1)
+                    continue
+                extra_frames, records, library_of = _pseudobulk_frames(blocks, catalog, dataset)
+                extra_records.update(records)
+                for acc, lib in library_of.items():
+                    exp_by_acc[acc] = exp_by_acc[lib]
+                    experiment_of.setdefault(acc, exp_by_acc[lib])
+                    pseudo_of.setdefault(lib, []).append(acc)
+            gm = _read_group(bulk, catalog, dataset, extra_frames, library_of)
             filtered += [(acc, exp_by_acc[acc], reason) for acc, reason in gm.filtered]
             prog.advance(f"{key}: normalizing" if dataset.quantile_normalize else f"{key}: scaling")
             if not gm.samples:
+                prog.advance(n=steps_per_group - 1)
                 continue  # its samples are in `filtered`; never a silent empty group
-            info: dict[str, Any] = {"genes_dropped_by_join": gm.genes_dropped}
-            organisms = sorted({_organism(catalog, s) for s in gm.samples})
+            info: dict[str, Any] = {"kind": "samples", "genes_dropped_by_join": gm.genes_dropped}
+            organisms = sorted({
+                str((extra_records.get(s) or catalog.sample_record(s)).get("refinebio_organism") or "UNKNOWN_ORGANISM")
+                for s in gm.samples
+            })
             info["organisms"] = organisms
+            if library_of:
+                info["pseudobulk"] = dataset.pseudobulk
+                info["pseudobulk_values"] = describe_values(dataset.counts_normalization, "NONE", pseudobulk=True)
             if dataset.quantile_normalize:
                 info["quantile_normalization"] = _quantile_normalize(gm, catalog, organisms)
                 prog.advance(f"{key}: scaling")
             if dataset.scale_by != "NONE":
                 scale_rows(gm.X, dataset.scale_by)
                 prog.advance()
-            merged[key] = (gm, info)
-        if not merged:
+            built[key], group_samples[key], group_info[key] = gm, gm.samples, info
+        if not built:
             reasons = "; ".join(f"{a} ({e}): {r}" for a, e, r in filtered[:10])
             raise BuildError(
                 f"Nothing to build: all {len(filtered)} requested samples were filtered out: {reasons}"
                 f"{' ...' if len(filtered) > 10 else ''}. Choose samples that have processed values."
             )
-        included = list(dict.fromkeys(s for gm, _ in merged.values() for s in gm.samples))
-        records = {s: catalog.sample_record(s) for s in included}
-        columns = metadata_columns(records.values())
+        included = list(dict.fromkeys(s for samples in group_samples.values() for s in samples))
+        records = {s: extra_records.get(s) or catalog.sample_record(s) for s in included}
+        bulk_samples = [s for k, g in built.items() if isinstance(g, GroupMatrix) for s in g.samples]
+        columns = metadata_columns(records[s] for s in bulk_samples)
         spec = dataset.to_dict()
         result_groups = {}
-        for key, (gm, info) in merged.items():
-            obs = metadata_frame(gm.samples, experiment_of, records, columns)
-            result_groups[key] = make_group(
-                gm.X, obs, gm.genes,
-                uns={"key": key, "dataset": spec, "join": dataset.join, **_uns_safe(info)},
-            )
+        for key, g in built.items():
+            uns = {"key": key, "dataset": spec, "join": dataset.join, **_uns_safe(group_info[key])}
+            if isinstance(g, GroupMatrix):
+                obs = metadata_frame(g.samples, experiment_of, records, columns)
+                result_groups[key] = make_group(g.X, obs, g.genes, uns=uns)
+            else:
+                result_groups[key] = make_cell_group(*g, uns=uns)
         requested: dict[str, list[str]] = {}
         for item in resolved:
-            requested.setdefault(item.experiment, []).append(item.accession)
-        aggregated = _aggregated_metadata(dataset, catalog, merged, included, requested, records)
+            requested.setdefault(item.experiment, []).extend(pseudo_of.get(item.accession, [item.accession]))
+        aggregated = _aggregated_metadata(dataset, catalog, group_samples, group_info, included, requested, records)
         prog.advance("done")
     finally:
         prog.close()
@@ -209,7 +345,7 @@ def build(dataset: Dataset | Mapping[str, Any], catalog: Catalog, progress: Any 
         result_groups,
         aggregated,
         filtered_frame,
-        metadata_columns=columns,
+        metadata_columns=columns if bulk_samples else None,
         dataset=dataset,
         filtered_records=filtered_records,
     )
@@ -226,7 +362,7 @@ def _uns_safe(info: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _aggregated_metadata(dataset, catalog, merged, included, requested, records) -> dict[str, Any]:
+def _aggregated_metadata(dataset, catalog, group_samples, group_info, included, requested, records) -> dict[str, Any]:
     included_set = set(included)
     experiments: dict[str, Any] = {}
     for exp in dataset.data:
@@ -241,15 +377,11 @@ def _aggregated_metadata(dataset, catalog, merged, included, requested, records)
         experiments[exp] = _json_record(entry)
     ks: dict[str, Any] = {"ks_pvalue": None, "ks_statistic": None, "ks_warning": None}
     groups_info = {}
-    for key, (gm, info) in merged.items():
+    for key, info in group_info.items():
         qn = info.get("quantile_normalization")
         if qn:
             ks = {k: qn.get(k) for k in ks}  # refine.bio records the last group's check
-        groups_info[key] = {
-            "num_samples": len(gm.samples),
-            "num_genes": int(gm.X.shape[1]),
-            **info,
-        }
+        groups_info[key] = {"num_samples": len(group_samples[key]), **info}
     samples = {}
     for s in included:
         rec = _json_record(records[s])

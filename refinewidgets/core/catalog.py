@@ -34,6 +34,8 @@ EXPERIMENT_COLUMNS = (
     "source_first_published",
 )
 SAMPLE_TEXT_COLUMNS = ("refinebio_title", "refinebio_specimen_part", "refinebio_disease", "refinebio_cell_line")
+#: Per-sample summaries of single-cell libraries, present in ``cat.samples`` when a source has cells.
+SINGLE_CELL_FIELDS = ("n_cells", "cell_types", "tissues", "stages", "sexes")
 
 
 class Catalog:
@@ -165,6 +167,24 @@ class Catalog:
         i, matrix_id = self._location[accession]
         return self.sources[i], matrix_id
 
+    def is_single_cell(self, experiment: str) -> bool:
+        """Whether the experiment holds single cells (its samples are libraries of cells)."""
+        return self.technology(experiment) == "SINGLE-CELL"
+
+    def cells(self, experiment: str) -> pd.DataFrame:
+        """The cell table of a single-cell experiment, with unified column names
+        (``library``, ``barcode``, ``cell_type``, ``cell_type_id``, ``tissue``, ``tissue_id``,
+        ``stage``, ``stage_id``, ``sex``, ``strain``, ``experiment``). Reads no counts."""
+        if not self.is_single_cell(experiment):
+            raise DatasetSpecError(f"{experiment} is not a single-cell experiment; it has no cell table.")
+        members = self.experiment_samples(experiment)
+        frames = []
+        for src in self.sources:
+            if hasattr(src, "cell_table") and experiment in src.experiments:
+                frames.append(src.cell_table())
+        table = pd.concat(frames) if len(frames) > 1 else frames[0]
+        return table[table["library"].astype(str).isin(members)]
+
     def qn_target(self, organism: str) -> tuple[np.ndarray, str] | None:
         """``(target, source name)`` when a source ships a target for ``organism``."""
         return self._qn_targets.get(organism)
@@ -183,6 +203,9 @@ class Catalog:
                 for key, value in rec.items():
                     if key.startswith("refinebio_") and key not in (ACCESSION, ANNOTATIONS):
                         row[key] = value
+                for key in SINGLE_CELL_FIELDS:
+                    if key in rec:
+                        row[key] = rec[key]
                 row["experiment_accession"] = exps[0]
                 row["technology"] = self.technology(exps[0])
                 row["processed"] = acc in self._location
@@ -190,7 +213,9 @@ class Catalog:
                 rows.append(row)
             frame = pd.DataFrame(rows, index=pd.Index(list(self._sample_exps), name="accession", dtype=object))
             for col in frame.columns:
-                if col not in ("refinebio_age", "processed", "refinebio_processed"):
+                if col == "n_cells":
+                    frame[col] = pd.to_numeric(frame[col], errors="coerce").fillna(0).astype(np.int64)
+                elif col not in ("refinebio_age", "processed", "refinebio_processed"):
                     frame[col] = frame[col].fillna("").astype(str)
             if "refinebio_age" in frame:
                 frame["refinebio_age"] = pd.to_numeric(frame["refinebio_age"], errors="coerce")
@@ -257,7 +282,7 @@ class Catalog:
         >>> from refinewidgets.core.synthetic import synthetic_compendium
         >>> from refinewidgets.core.sources import InMemorySource
         >>> cat = Catalog([InMemorySource.from_compendium(synthetic_compendium(n_experiments=2))])
-        >>> len(cat.search(technology="RNA-SEQ")) == (cat.samples["technology"] == "RNA-SEQ").sum()
+        >>> len(cat.search(technology="RNA-SEQ")) == int((cat.samples["technology"] == "RNA-SEQ").sum())
         True
         """
         samples = self.samples

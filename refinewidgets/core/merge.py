@@ -31,10 +31,8 @@ def sanitize_gene_ids(frame: pd.DataFrame) -> pd.DataFrame:
     --------
     >>> f = pd.DataFrame({"S1": [1.0, 2.0, 4.0, 9.0]},
     ...                  index=[" ENSG01.3 ", "ENSG01", "ENSG02_at", "AFFX-BioB-5_at"])
-    >>> sanitize_gene_ids(f)
-            S1
-    ENSG01  1.5
-    ENSG02  4.0
+    >>> sanitize_gene_ids(f)["S1"].to_dict()
+    {'ENSG01': 1.5, 'ENSG02': 4.0}
     """
     ids = pd.Index(frame.index.astype(str)).str.strip()
     keep = ~ids.str.contains("AFFX-", regex=False)

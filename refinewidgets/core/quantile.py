@@ -11,7 +11,8 @@ array used by the build):
 4. any other sample (some NaN, or another length: the usual case) is mapped by its sample
    percentile: ``p = (rank - 1) / (n - 1)`` with ``n`` its non-NaN count, position
    ``1 + (m - 1) * p`` in the target, linear interpolation between the two neighbouring values
-   (a position within ``4 * DBL_EPSILON`` of an integer takes that value exactly, as in C);
+   (a position within ``4 * DBL_EPSILON`` of an integer takes that value exactly, as in C; the
+   interpolation is clipped to the two neighbours so that rounding never breaks monotonicity);
 5. NaNs stay NaN.
 
 Edge cases, our decisions (preprocessCore has no defined behaviour for them):
@@ -107,7 +108,7 @@ def _average_ranks_sorted(s: np.ndarray) -> np.ndarray:
     Equal values share the mean of their positions, as R's ``rank``; the ranks of trailing
     NaNs are meaningless and must be ignored by the caller.
     """
-    n_rows, n_cols = s.shape
+    n_cols = s.shape[1]
     positions = np.arange(n_cols)
     starts = np.empty(s.shape, dtype=bool)
     starts[:, 0] = True

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .spec import Dataset
 
-__all__ = ["Result", "make_group"]
+__all__ = ["Result", "make_cell_group", "make_group"]
 
 UNS_KEY = "refinewidgets"
 
@@ -33,7 +33,23 @@ def make_group(X: Any, obs: pd.DataFrame, genes: pd.Index, *, uns: Mapping[str, 
     obs = obs.copy()
     obs.index = pd.Index(obs["refinebio_accession_code"].astype(str).to_numpy(), dtype=object)
     var = pd.DataFrame(index=pd.Index(np.asarray(genes, dtype=object).astype(str), dtype=object))
-    return anndata.AnnData(X=X, obs=obs, var=var, uns={UNS_KEY: dict(uns)})
+    return anndata.AnnData(X=X, obs=obs, var=var, uns={UNS_KEY: {"kind": "samples", **dict(uns)}})
+
+
+def make_cell_group(X: Any, cells: pd.DataFrame, genes: pd.DataFrame, *, uns: Mapping[str, Any]) -> anndata.AnnData:
+    """An AnnData for a single-cell group: ``obs`` one row per cell, ``var`` genes (and symbols)."""
+    import anndata
+
+    obs = cells.copy()
+    obs.index = pd.Index(obs.index.astype(str), dtype=object)
+    var = genes.copy()
+    var.index = pd.Index(var.index.astype(str), dtype=object)
+    return anndata.AnnData(X=X, obs=obs, var=var, uns={UNS_KEY: {"kind": "cells", **dict(uns)}})
+
+
+def is_cell_group(adata: anndata.AnnData) -> bool:
+    """Whether a group's rows are single cells (rather than samples)."""
+    return adata.uns.get(UNS_KEY, {}).get("kind") == "cells"
 
 
 class Result(Mapping):
@@ -101,9 +117,16 @@ class Result(Mapping):
         return str(self.aggregated_metadata.get("scale_by", "NONE"))
 
     def expression(self, key: str) -> pd.DataFrame:
-        """The group's values as a genes x samples DataFrame (refine.bio's orientation)."""
+        """The group's values as a genes x samples DataFrame (refine.bio's orientation).
+
+        For a single-cell group, a genes x cells DataFrame with sparse columns.
+        """
         adata = self[key]
         X = adata.X
+        if is_cell_group(adata) and hasattr(X, "tocsc"):
+            frame = pd.DataFrame.sparse.from_spmatrix(X.T.tocsr(), index=adata.var_names.copy(), columns=adata.obs_names.copy())
+            frame.index.name = "Gene"
+            return frame
         if hasattr(X, "toarray"):
             X = X.toarray()
         frame = pd.DataFrame(np.asarray(X).T, index=adata.var_names.copy(), columns=adata.obs_names.copy())
@@ -112,8 +135,16 @@ class Result(Mapping):
         return frame
 
     def metadata(self, key: str) -> pd.DataFrame:
-        """The group's sample metadata, one row per sample, refine.bio's column order."""
-        obs = self[key].obs
+        """The group's sample metadata, one row per sample, refine.bio's column order.
+
+        For a single-cell group, one row per cell: ``cell_id`` then the cell columns.
+        """
+        adata = self[key]
+        obs = adata.obs
+        if is_cell_group(adata):
+            frame = obs.copy()
+            frame.insert(0, "cell_id", obs.index.to_numpy())
+            return frame.reset_index(drop=True)
         cols = [c for c in self.metadata_columns if c in obs.columns]
         return obs.loc[:, cols].reset_index(drop=True)
 
@@ -126,17 +157,23 @@ class Result(Mapping):
             rows.append(
                 {
                     "group": key,
-                    "samples": adata.n_obs,
+                    "kind": info.get("kind", "samples"),
+                    "samples": info.get("num_libraries", adata.n_obs) if is_cell_group(adata) else adata.n_obs,
+                    "cells": adata.n_obs if is_cell_group(adata) else 0,
                     "genes": adata.n_vars,
                     "quantile_normalized": bool(qn) or bool(self.aggregated_metadata.get("quantile_normalized")),
                     "qn_target": qn.get("target", ""),
                     "scale_by": self.scale_by,
+                    "values": info.get("values", ""),
                 }
             )
         return pd.DataFrame(rows).set_index("group") if rows else pd.DataFrame()
 
     def __repr__(self) -> str:
-        parts = [f"{k}: {a.n_obs} samples x {a.n_vars} genes" for k, a in self._groups.items()]
+        parts = [
+            f"{k}: {a.n_obs} {'cells' if is_cell_group(a) else 'samples'} x {a.n_vars} genes"
+            for k, a in self._groups.items()
+        ]
         filtered = len(self.filtered_samples)
         return (
             f"<Result aggregate_by={self.aggregate_by} scale_by={self.scale_by} "

@@ -46,7 +46,8 @@ def find_sources(path: str | os.PathLike) -> list:
     if (path / AGGREGATED).exists():
         return [RefinebioSource(path)]
     found = []
-    for child in sorted(path.iterdir()):
+    # files first, then subfolders, each sorted by name: a stable, predictable source order
+    for child in sorted(path.iterdir(), key=lambda p: (p.is_dir(), p.name)):
         if child.name.startswith("."):
             continue
         if child.is_dir():

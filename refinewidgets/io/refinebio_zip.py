@@ -23,7 +23,7 @@ import pandas as pd
 from .._version import FORMAT_VERSION, __version__
 from ..core.metadata import ACCESSION
 from ..core.progress import as_progress
-from ..core.result import Result, make_group
+from ..core.result import Result, is_cell_group, make_group
 from ..core.spec import Dataset
 from ..errors import DatasetSpecError, SourceFormatError
 from .archive import Store, atomic_output, open_store, read_matrix, write_matrix
@@ -70,7 +70,7 @@ class DownloadLayout:
         metadata: dict[str, str] = {}
         for name in store.names:
             parts = name.split("/")
-            if len(parts) == 2 and parts[1] == f"{parts[0]}.tsv":
+            if len(parts) == 2 and parts[1] in (f"{parts[0]}.tsv", f"{parts[0]}.h5ad"):
                 matrices[parts[0]] = name
             elif len(parts) == 1 and name.endswith(".tsv") and not name.startswith(("metadata_", "filtered_")):
                 key = name[: -len(".tsv")]
@@ -170,6 +170,10 @@ def read_zip(path: str | os.PathLike, *, progress: Any = None) -> Result:
         groups = {}
         columns: list[str] | None = None
         for key, name in layout.matrices.items():
+            if name.endswith(".h5ad"):
+                groups[key] = _read_cell_group(store, layout, key, name)
+                prog.advance(key)
+                continue
             genes, samples, X = read_matrix(store, name)
             meta_table = layout.metadata_table(key)
             layout.check_columns(key, samples, meta_table)
@@ -190,6 +194,28 @@ def read_zip(path: str | os.PathLike, *, progress: Any = None) -> Result:
             dataset=_dataset_of(layout.meta),
             filtered_records=filtered_records,
         )
+
+
+def _read_cell_group(store: Store, layout: DownloadLayout, key: str, name: str):
+    import tempfile
+
+    import anndata
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{key}.h5ad"
+        with store.open(name) as src, open(path, "wb") as dst:
+            while chunk := src.read(1 << 22):
+                dst.write(chunk)
+        try:
+            adata = anndata.read_h5ad(path)
+        except Exception as exc:  # h5py/anndata raise many kinds for a damaged file
+            raise SourceFormatError(f"{store.label}: {name} is not a readable H5AD file ({exc}).") from None
+    cells = pd.read_csv(io.BytesIO(store.read_bytes(layout.metadata[key])), sep="\t", usecols=[0], dtype=str)
+    if cells.iloc[:, 0].tolist() != list(adata.obs_names):
+        raise SourceFormatError(
+            f"{store.label}: the cells of {name} do not match the rows of {layout.metadata[key]}."
+        )
+    return adata
 
 
 def _read_filtered(store: Store) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -226,6 +252,11 @@ def _readme(result: Result) -> str:
         "",
     ]
     for key, adata in result.items():
+        if is_cell_group(adata):
+            what = adata.uns.get("refinewidgets", {}).get("values", "values")
+            lines.append(f"- `{key}/{key}.h5ad`: AnnData of {adata.n_obs} cells x {adata.n_vars} genes; X holds {what}")
+            lines.append(f"- `{key}/metadata_{key}.tsv`: one row per cell")
+            continue
         lines.append(f"- `{key}/{key}.tsv`: {adata.n_vars} genes (rows) x {adata.n_obs} samples (columns)")
         lines.append(f"- `{key}/metadata_{key}.tsv`: one row per sample")
     if len(result.filtered_samples):
@@ -296,8 +327,21 @@ def write_zip(result: Result, path: str | os.PathLike, *, overwrite: bool = Fals
     return path
 
 
+def _write_cell_group(zf: zipfile.ZipFile, result: Result, key: str) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{key}.h5ad"
+        result[key].write_h5ad(path, compression="gzip")
+        zf.write(path, f"{key}/{key}.h5ad")
+    zf.writestr(f"{key}/metadata_{key}.tsv", result.metadata(key).to_csv(sep="\t", index=False))
+
+
 def _write_group(zf: zipfile.ZipFile, result: Result, key: str) -> None:
     adata = result[key]
+    if is_cell_group(adata):
+        _write_cell_group(zf, result, key)
+        return
     X = adata.X
     if hasattr(X, "toarray"):
         X = X.toarray()

@@ -63,6 +63,8 @@ class RefinebioSource:
             )
         self._matrices: dict[str, list[str]] = {}
         for key, member in layout.matrices.items():
+            if member.endswith(".h5ad"):
+                continue  # single-cell groups of our own zips are results, not bulk sources
             header = self._store.first_line(member).split("\t")[1:]
             metadata = layout.metadata_table(key)
             layout.check_columns(key, header, metadata)
@@ -74,7 +76,9 @@ class RefinebioSource:
     def _fill_missing_experiments(self) -> None:
         """A sample with values but listed by no experiment joins the experiment of its metadata."""
         listed = {s for e in self.experiments.values() for s in e.get("sample_accession_codes") or ()}
-        for key in self._layout.matrices:
+        for key, member in self._layout.matrices.items():
+            if member.endswith(".h5ad"):
+                continue
             table = self._layout.metadata_table(key)
             if "experiment_accession" not in table:
                 continue

@@ -1,0 +1,255 @@
+"""Single-cell groups: join cell blocks on genes, normalize counts, pseudobulk, scale.
+
+A cell source (Bgee droplet files, see :mod:`refinewidgets.io.bgee_source`) hands the build
+:class:`CellBlock` objects: the selected cells of one file, their counts (sparse, cells x genes)
+and the file's genes. Cells stay sparse unless scaling is asked for, which needs a dense matrix
+and is refused when that would not fit in memory.
+
+Statistics, as scanpy documents its own:
+
+- ``CPM``: each cell's counts divided by the cell's total over the group's genes, times 1e6;
+  a cell with no count stays all zero.
+- ``LOG1P_CPM``: ``log(1 + CPM)``, natural log (scanpy's ``log1p``).
+- pseudobulk: the sum of the counts of the cells of each library (and cell type), before any
+  normalization; the number of cells of each pseudo-sample is recorded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..errors import MemoryBudgetError
+
+__all__ = [
+    "CellBlock",
+    "describe_values",
+    "merge_cells",
+    "normalize_counts",
+    "pseudobulk",
+    "scale_cells",
+]
+
+
+@dataclass
+class CellBlock:
+    """The selected cells of one single-cell file.
+
+    Attributes
+    ----------
+    cells
+        One row per cell (index: cell ids) with the unified columns (``library``,
+        ``cell_type``, ``tissue``...) and ``experiment``.
+    counts
+        CSR matrix, cells x genes, float32 UMI counts (may be fractional).
+    genes
+        Indexed by gene id, with a ``gene_symbol`` column (empty strings when unknown).
+    organism
+        refine.bio-style organism name, e.g. ``HOMO_SAPIENS``.
+    label
+        The file it came from, for messages.
+    """
+
+    cells: pd.DataFrame
+    counts: sp.csr_matrix
+    genes: pd.DataFrame
+    organism: str
+    label: str
+
+
+def _gene_index(blocks: Sequence[CellBlock], join: str) -> pd.Index:
+    genes = pd.Index(blocks[0].genes.index)
+    for b in blocks[1:]:
+        genes = genes.intersection(b.genes.index, sort=False) if join == "inner" else genes.union(b.genes.index, sort=False)
+    return genes.sort_values()
+
+
+def merge_cells(blocks: Sequence[CellBlock], *, join: str = "inner") -> tuple[sp.csr_matrix, pd.DataFrame, pd.DataFrame]:
+    """Stack cell blocks on a common gene index: ``(counts, cells, genes)``.
+
+    ``join="inner"`` keeps the genes of every file; ``"outer"`` keeps all, with 0 counts where a
+    file lacks a gene.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> g = lambda ids: pd.DataFrame({"gene_symbol": [""] * len(ids)}, index=ids)
+    >>> a = CellBlock(pd.DataFrame(index=["c1"]), sp.csr_matrix([[1.0, 2.0]]), g(["G1", "G2"]), "HOMO_SAPIENS", "a")
+    >>> b = CellBlock(pd.DataFrame(index=["c2"]), sp.csr_matrix([[3.0, 4.0]]), g(["G2", "G3"]), "HOMO_SAPIENS", "b")
+    >>> X, cells, genes = merge_cells([a, b], join="outer")
+    >>> X.toarray().tolist(), list(genes.index)
+    ([[1.0, 2.0, 0.0], [0.0, 3.0, 4.0]], ['G1', 'G2', 'G3'])
+    """
+    genes = _gene_index(blocks, join)
+    parts = []
+    for b in blocks:
+        pos = pd.Index(b.genes.index).get_indexer(genes)  # file column of each output gene, or -1
+        X = b.counts.tocsr()
+        if join == "inner":
+            parts.append(X[:, pos])
+        else:
+            new_col = np.full(X.shape[1], -1, dtype=np.int64)
+            new_col[pos[pos >= 0]] = np.nonzero(pos >= 0)[0]
+            keep = new_col[X.indices] >= 0
+            counts_per_row = np.add.reduceat(keep.astype(np.int64), X.indptr[:-1]) if X.nnz else np.zeros(X.shape[0], int)
+            if X.nnz:
+                counts_per_row[np.diff(X.indptr) == 0] = 0
+            indptr = np.concatenate([[0], np.cumsum(counts_per_row)])
+            parts.append(
+                sp.csr_matrix((X.data[keep], new_col[X.indices[keep]], indptr), shape=(X.shape[0], len(genes)))
+            )
+    counts = sp.vstack(parts, format="csr", dtype=np.float32)
+    counts.sort_indices()
+    cells = pd.concat([b.cells for b in blocks])
+    if not cells.index.is_unique:  # barcodes are unique per library; prefix the file if needed
+        cells.index = pd.Index(
+            [f"{b.label}:{c}" for b in blocks for c in b.cells.index], dtype=object
+        )
+    symbols = pd.Series("", index=genes, dtype=object)
+    for b in reversed(blocks):
+        if "gene_symbol" in b.genes:
+            s = b.genes["gene_symbol"].astype(str)
+            s = s[s != ""]
+            symbols.loc[s.index.intersection(genes)] = s.loc[s.index.intersection(genes)]
+    return counts, cells, pd.DataFrame({"gene_symbol": symbols}, index=pd.Index(genes, dtype=object))
+
+
+def normalize_counts(X: Any, how: str) -> Any:
+    """``NONE``, ``CPM`` or ``LOG1P_CPM`` on a cells x genes matrix (sparse or dense); a new matrix.
+
+    Examples
+    --------
+    >>> normalize_counts(np.array([[1.0, 3.0], [0.0, 0.0]]), "CPM").tolist()
+    [[250000.0, 750000.0], [0.0, 0.0]]
+    """
+    if how == "NONE":
+        return X
+    totals = np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
+    factor = np.divide(1e6, totals, out=np.zeros_like(totals), where=totals > 0)
+    if sp.issparse(X):
+        out = sp.csr_matrix(sp.diags(factor.astype(X.dtype)) @ X)
+        if how == "LOG1P_CPM":
+            np.log1p(out.data, out=out.data)
+        return out
+    out = np.asarray(X, dtype=np.float64) * factor[:, None]
+    return np.log1p(out) if how == "LOG1P_CPM" else out
+
+
+def describe_values(counts_normalization: str, scale_by: str, *, pseudobulk: bool = False) -> str:
+    """A plain statement of what X holds, recorded in ``uns`` (e.g. ``"log1p CPM"``)."""
+    base = {"NONE": "UMI counts", "CPM": "CPM (counts per million)", "LOG1P_CPM": "log1p CPM"}[counts_normalization]
+    if pseudobulk:
+        base = f"pseudobulk sums of {base}" if counts_normalization == "NONE" else f"{base} of pseudobulk sums"
+    if scale_by != "NONE":
+        base = f"{base}, scaled per gene ({scale_by})"
+    return base
+
+
+def pseudobulk(cells: pd.DataFrame, counts: sp.csr_matrix, by: str) -> tuple[np.ndarray, pd.DataFrame]:
+    """Sum counts per library (``by="sample"``) or per library and cell type (``"sample_cell_type"``).
+
+    Returns ``(sums, groups)``: a pseudo-samples x genes float64 array and one row per
+    pseudo-sample with ``accession``, ``library``, ``cell_type`` ("" for ``sample``) and
+    ``n_cells``, in order of first appearance.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> cells = pd.DataFrame({"library": ["L1", "L1", "L2"], "cell_type": ["B", "T", "B"]})
+    >>> sums, groups = pseudobulk(cells, sp.csr_matrix([[1.0, 0.0], [2.0, 1.0], [5.0, 5.0]]), "sample")
+    >>> sums.tolist(), groups["n_cells"].tolist(), groups["accession"].tolist()
+    ([[3.0, 1.0], [5.0, 5.0]], [2, 1], ['L1', 'L2'])
+    """
+    library = cells["library"].astype(str).to_numpy()
+    if by == "sample_cell_type":
+        cell_type = cells["cell_type"].astype(str).to_numpy()
+        keys = pd.Series([f"{lib}:{ct}" for lib, ct in zip(library, cell_type)])
+    else:
+        cell_type = np.full(len(library), "", dtype=object)
+        keys = pd.Series(library)
+    codes, uniques = pd.factorize(keys, sort=False)
+    indicator = sp.csr_matrix(
+        (np.ones(len(codes), dtype=np.float64), (codes, np.arange(len(codes)))), shape=(len(uniques), len(codes))
+    )
+    sums = np.asarray((indicator @ counts.astype(np.float64)).todense())
+    first = pd.Series(np.arange(len(codes))).groupby(codes).first().to_numpy()
+    groups = pd.DataFrame(
+        {
+            "accession": list(uniques),
+            "library": library[first],
+            "cell_type": cell_type[first],
+            "n_cells": np.bincount(codes, minlength=len(uniques)),
+        }
+    )
+    return sums, groups
+
+
+def _available_memory() -> int:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def scale_cells(X: sp.csr_matrix, scale_by: str, *, memory_limit: int | None = None) -> np.ndarray:
+    """Scale each gene across the cells; returns a dense float64 array.
+
+    Scaling centers genes, so the result is dense. When the dense matrix would take more than
+    ``memory_limit`` bytes (default: half the memory available now), raises MemoryBudgetError.
+    """
+    from .scale import scale_rows
+
+    need = X.shape[0] * X.shape[1] * 8
+    limit = memory_limit if memory_limit is not None else _available_memory() // 2
+    if need > limit:
+        raise MemoryBudgetError(
+            f"Scaling ({scale_by}) makes the matrix of {X.shape[0]:,} cells x {X.shape[1]:,} genes dense: "
+            f"{need / 2**30:.1f} GiB, more than the {limit / 2**30:.1f} GiB budget (half the free memory). "
+            "Select fewer cells with cell_filter, use pseudobulk='sample', or scale_by='NONE'."
+        )
+    dense = X.toarray().astype(np.float64, copy=False)
+    return scale_rows(dense, scale_by)
+
+
+def pseudo_records(
+    groups: pd.DataFrame, cells: pd.DataFrame, library_records: Mapping[str, Mapping[str, Any]], by: str
+) -> dict[str, dict[str, Any]]:
+    """refine.bio-shaped sample records for pseudo-samples, with their library and cell counts."""
+    records = {}
+    library = cells["library"].astype(str).to_numpy()
+    cell_type = cells["cell_type"].astype(str).to_numpy() if by == "sample_cell_type" else None
+    for row in groups.itertuples(index=False):
+        base = dict(library_records.get(row.library, {}))
+        mask = library == row.library
+        if cell_type is not None:
+            mask &= cell_type == row.cell_type
+        sub = cells.loc[mask]
+        rec = {k: v for k, v in base.items() if k.startswith("refinebio_") and k != "refinebio_annotations"}
+        what = f"{row.cell_type} cells" if row.cell_type else "cells"
+        rec.update(
+            {
+                "refinebio_accession_code": row.accession,
+                "refinebio_title": f"pseudobulk of {row.n_cells} {what} of library {row.library}",
+                "refinebio_specimen_part": "; ".join(sorted(set(sub["tissue"].astype(str)) - {""})),
+                "refinebio_sex": "; ".join(sorted(set(sub["sex"].astype(str)) - {""})),
+                "refinebio_annotations": [
+                    {
+                        "pseudobulk_library": row.library,
+                        "pseudobulk_cell_type": row.cell_type,
+                        "pseudobulk_n_cells": int(row.n_cells),
+                    }
+                ],
+            }
+        )
+        records[row.accession] = rec
+    return records
