@@ -1,0 +1,262 @@
+"""Single-cell sources in the catalog and the build: cells, filters, normalization, pseudobulk."""
+
+from __future__ import annotations
+
+import zipfile
+
+import anndata
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+import refinewidgets as rw
+from refinewidgets.core.single_cell import scale_cells
+from refinewidgets.core.sources import InMemorySource
+from refinewidgets.core.synthetic import synthetic_compendium
+from refinewidgets.errors import MemoryBudgetError, NotCountsWarning
+from refinewidgets.io.bgee_synthetic import VARIANTS, write_bgee_h5ad
+
+
+def _write(folder, variant, experiment, organism="HOMO_SAPIENS", seed=0, **kw):
+    name = f"{organism.capitalize()}_{experiment}_droplet_based.h5ad"
+    kw.setdefault("n_cells", 300)
+    kw.setdefault("n_genes", 200)
+    return write_bgee_h5ad(folder / name, variant=variant, experiment=experiment, organism=organism, seed=seed, **kw)
+
+
+@pytest.fixture
+def sc_folder(tmp_path):
+    folder = tmp_path / "bgee"
+    folder.mkdir()
+    for i, variant in enumerate(VARIANTS):
+        _write(folder, variant, f"ERP00000{i}", seed=i)
+    return folder
+
+
+def test_every_variant_is_listed_with_libraries_as_samples(sc_folder):
+    cat = rw.open_catalog(sc_folder)
+    assert sorted(cat.experiment_ids) == [f"ERP00000{i}" for i in range(len(VARIANTS))]
+    exps = cat.experiments
+    assert set(exps["technology"]) == {"SINGLE-CELL"}
+    assert set(exps["organisms"]) == {"HOMO_SAPIENS"}
+    samples = cat.samples
+    for exp in cat.experiment_ids:
+        libs = samples[samples["experiment_accession"] == exp]
+        full = anndata.read_h5ad(next(sc_folder.glob(f"*_{exp}_*")))
+        assert libs["n_cells"].sum() == full.n_obs
+        assert (libs["technology"] == "SINGLE-CELL").all()
+        assert libs["cell_types"].str.len().gt(0).all()
+        cells = cat.cells(exp)
+        assert len(cells) == full.n_obs
+        assert {"cell_type", "cell_type_id", "tissue", "tissue_id", "stage", "stage_id", "sex", "strain",
+                "library", "barcode"} <= set(cells.columns)
+        assert set(cells["library"].astype(str)) == set(libs.index)
+
+
+def test_cells_are_kept_sparse_with_their_metadata_and_exact_counts(sc_folder):
+    cat = rw.open_catalog(sc_folder)
+    exp = "ERP000003"  # the newest variant has gene symbols
+    res = rw.build(rw.Dataset({exp: ["ALL"]}, quantile_normalize=False), cat)
+    adata = res[exp]
+    assert sp.issparse(adata.X)
+    full = anndata.read_h5ad(next(sc_folder.glob(f"*_{exp}_*")))
+    np.testing.assert_array_equal(adata[:, full.var_names].X.toarray(), full[adata.obs_names].X.toarray())
+    assert adata.uns["refinewidgets"]["values"] == "UMI counts"
+    assert adata.uns["refinewidgets"]["kind"] == "cells"
+    assert {"experiment", "library", "cell_type", "organism"} <= set(adata.obs.columns)
+    assert (adata.var["gene_symbol"] != "").all()
+    assert res.summary().loc[exp, "kind"] == "cells"
+
+
+def test_cell_filter_selects_cells_and_unknown_values_are_listed(sc_folder):
+    cat = rw.open_catalog(sc_folder)
+    exp = "ERP000000"
+    res = rw.build(rw.Dataset({exp: ["ALL"]}, quantile_normalize=False,
+                              cell_filter={"cell_type": ["B cell"], "sex": ["female"]}), cat)
+    obs = res[exp].obs
+    table = cat.cells(exp)
+    expected = table[(table["cell_type"] == "B cell") & (table["sex"].astype(str).str.lower() == "female")]
+    assert sorted(obs.index) == sorted(expected.index)
+    assert set(obs["cell_type"]) == {"B cell"}
+    with pytest.raises(rw.DatasetSpecError) as info:
+        rw.build(rw.Dataset({exp: ["ALL"]}, quantile_normalize=False, cell_filter={"cell_type": ["neuron"]}), cat)
+    msg = str(info.value)
+    assert "neuron" in msg and "B cell" in msg and "T cell" in msg
+
+
+def test_library_without_passing_cells_is_filtered_with_a_reason(tmp_path):
+    folder = tmp_path / "one"
+    folder.mkdir()
+    path = _write(folder, "bgee15_1", "ERP7", n_libraries=3, n_cells=240)
+    cat = rw.open_catalog(path)
+    cells = cat.cells("ERP7")
+    lib_sex = cells.groupby("library", observed=True)["sex"].first().astype(str)
+    female_libs = lib_sex[lib_sex == "female"].index.tolist()
+    assert female_libs and len(female_libs) < 3
+    res = rw.build(rw.Dataset({"ERP7": ["ALL"]}, quantile_normalize=False, cell_filter={"sex": ["female"]}), cat)
+    assert set(res["ERP7"].obs["library"].astype(str)) == set(female_libs)
+    filtered = res.filtered_samples.set_index("accession")
+    assert set(filtered.index) == set(lib_sex.index) - set(female_libs)
+    assert filtered["reason"].str.contains("passes the cell filter").all()
+
+
+def test_cpm_and_log1p_cpm_match_scanpy(sc_folder):
+    import scanpy as sc
+
+    cat = rw.open_catalog(sc_folder)
+    exp = "ERP000001"
+    raw = rw.build(rw.Dataset({exp: ["ALL"]}, quantile_normalize=False), cat)[exp]
+    cpm = rw.build(rw.Dataset({exp: ["ALL"]}, quantile_normalize=False, counts_normalization="CPM"), cat)[exp]
+    np.testing.assert_allclose(np.asarray(cpm.X.sum(axis=1)).ravel(), 1e6, rtol=1e-4)
+    log = rw.build(rw.Dataset({exp: ["ALL"]}, quantile_normalize=False, counts_normalization="LOG1P_CPM"), cat)[exp]
+    ref = raw.copy()
+    sc.pp.normalize_total(ref, target_sum=1e6)
+    sc.pp.log1p(ref)
+    np.testing.assert_allclose(log.X.toarray(), ref.X.toarray(), rtol=1e-5, atol=1e-5)
+    assert log.uns["refinewidgets"]["values"] == "log1p CPM"
+
+
+def test_inner_and_outer_join_of_two_files(tmp_path):
+    folder = tmp_path / "two"
+    folder.mkdir()
+    pool = [f"ENSG{i:011d}" for i in range(1000, 1160)]
+    a = _write(folder, "bgee15_0", "ERP1", seed=1, n_genes=120, gene_ids=pool[:120])
+    b = _write(folder, "newest", "ERP2", seed=2, n_genes=120, gene_ids=pool[40:])
+    ga, gb = set(anndata.read_h5ad(a).var_names), set(anndata.read_h5ad(b).var_names)
+    assert 0 < len(ga & gb) < len(ga | gb)
+    cat = rw.open_catalog(folder)
+    data = {"ERP1": ["ALL"], "ERP2": ["ALL"]}
+    inner = rw.build(rw.Dataset(data, aggregate_by="SPECIES", quantile_normalize=False), cat)["HOMO_SAPIENS"]
+    assert set(inner.var_names) == ga & gb
+    outer = rw.build(rw.Dataset(data, aggregate_by="SPECIES", quantile_normalize=False, join="outer"), cat)["HOMO_SAPIENS"]
+    assert set(outer.var_names) == ga | gb
+    only_b = sorted(gb - ga)
+    cells_a = outer.obs["experiment"].astype(str) == "ERP1"
+    assert outer[cells_a.to_numpy(), only_b].X.nnz == 0
+    full_b = anndata.read_h5ad(b)
+    cells_b = outer.obs_names[~cells_a.to_numpy()]
+    np.testing.assert_array_equal(outer[cells_b, only_b].X.toarray(), full_b[cells_b, only_b].X.toarray())
+
+
+def test_scaling_cells_and_the_memory_budget(sc_folder):
+    cat = rw.open_catalog(sc_folder)
+    exp = "ERP000002"
+    res = rw.build(rw.Dataset({exp: ["ALL"]}, quantile_normalize=False, counts_normalization="LOG1P_CPM",
+                              scale_by="STANDARD"), cat)
+    X = res[exp].X
+    assert isinstance(X, np.ndarray)
+    np.testing.assert_allclose(X.mean(axis=0), 0, atol=1e-6)
+    assert "scaled per gene (STANDARD)" in res[exp].uns["refinewidgets"]["values"]
+    big = sp.csr_matrix((200_000, 20_000), dtype=np.float32)
+    with pytest.raises(MemoryBudgetError) as info:
+        scale_cells(big, "STANDARD", memory_limit=2**30)
+    msg = str(info.value)
+    assert "200,000 cells x 20,000 genes" in msg and "29.8 GiB" in msg and "pseudobulk" in msg
+    assert isinstance(info.value, MemoryError)
+
+
+def test_qn_of_cells_is_refused_and_mixing_with_bulk_needs_pseudobulk(sc_folder, cat):
+    sc_cat = rw.Catalog(list(rw.open_catalog(sc_folder).sources) + list(cat.sources))
+    with pytest.raises(rw.DatasetSpecError, match="Quantile normalization of single cells is refused.*pseudobulk='sample'"):
+        rw.build(rw.Dataset({"ERP000000": ["ALL"]}), sc_cat)
+    bulk = next(e for e in cat.experiment_ids if cat.experiment_record(e)["organisms"] == ["HOMO_SAPIENS"])
+    with pytest.raises(rw.DatasetSpecError) as info:
+        rw.build(rw.Dataset({"ERP000000": ["ALL"], bulk: ["ALL"]}, aggregate_by="SPECIES", quantile_normalize=False), sc_cat)
+    msg = str(info.value)
+    assert "mixes single-cell libraries" in msg and "pseudobulk='sample'" in msg
+
+
+@pytest.fixture
+def shared_genes_catalog(tmp_path):
+    """A bulk compendium and a droplet file of the same species sharing gene ids."""
+    comp = synthetic_compendium(n_experiments=2, samples_per_experiment=5, n_genes=300,
+                                technologies=("RNA-SEQ",), seed=11, with_qn_targets=True)
+    genes = sorted(set().union(*(v.index for v in comp.values.values())))[:150]
+    folder = tmp_path / "sc"
+    folder.mkdir()
+    path = _write(folder, "bgee15_2", "ERP55", n_genes=150, gene_ids=genes, n_libraries=3, n_cells=300)
+    return rw.Catalog([InMemorySource.from_compendium(comp)] + rw.open_catalog(path).sources), comp, path
+
+
+def test_pseudobulk_sums_libraries_and_joins_bulk_samples(shared_genes_catalog):
+    cat, comp, path = shared_genes_catalog
+    bulk = list(comp.experiments)
+    res = rw.build(rw.Dataset({"ERP55": ["ALL"], **{e: ["ALL"] for e in bulk}}, aggregate_by="SPECIES",
+                              pseudobulk="sample"), cat)
+    adata = res["HOMO_SAPIENS"]
+    libraries = cat.experiment_samples("ERP55")
+    assert set(libraries) <= set(adata.obs_names)
+    assert adata.n_obs == len(libraries) + sum(len(comp.values[e].columns) for e in bulk)
+    meta = res.metadata("HOMO_SAPIENS").set_index("refinebio_accession_code")
+    full = anndata.read_h5ad(path)
+    n_cells = full.obs.groupby("libID", observed=True).size() if "libID" in full.obs else None
+    counts = cat.cells("ERP55").groupby("library", observed=True).size()
+    assert meta.loc[libraries, "pseudobulk_n_cells"].astype(int).tolist() == counts.loc[libraries].tolist()
+    assert n_cells is None or n_cells.sum() == counts.sum()
+    qn = adata.uns["refinewidgets"]["quantile_normalization"]
+    assert qn["target"] == "source"  # pseudo-samples are HOMO_SAPIENS like the bulk ones
+
+
+def test_pseudobulk_values_are_the_sums_of_cell_counts(shared_genes_catalog):
+    cat, _, path = shared_genes_catalog
+    res = rw.build(rw.Dataset({"ERP55": ["ALL"]}, pseudobulk="sample_cell_type", quantile_normalize=False), cat)
+    frame = res.expression("ERP55")
+    cells = cat.cells("ERP55")
+    full = anndata.read_h5ad(path)
+    lib, ct = cells["library"].astype(str).iloc[0], cells["cell_type"].astype(str).iloc[0]
+    mask = ((cells["library"].astype(str) == lib) & (cells["cell_type"].astype(str) == ct)).to_numpy()
+    expected = np.asarray(full[cells.index[mask]].X.sum(axis=0)).ravel()
+    got = frame[f"{lib}:{ct}"].reindex(full.var_names).to_numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    meta = res.metadata("ERP55").set_index("refinebio_accession_code")
+    assert int(meta.loc[f"{lib}:{ct}", "pseudobulk_n_cells"]) == int(mask.sum())
+    assert meta.loc[f"{lib}:{ct}", "pseudobulk_cell_type"] == ct
+
+
+def test_cell_group_zip_layout_and_round_trip(sc_folder, tmp_path):
+    cat = rw.open_catalog(sc_folder)
+    res = rw.build(rw.Dataset({"ERP000000": ["ALL"], "ERP000001": ["ALL"]}, quantile_normalize=False,
+                              counts_normalization="LOG1P_CPM"), cat)
+    path = res.write_zip(tmp_path / "cells.zip")
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        meta = pd.read_csv(zf.open("ERP000000/metadata_ERP000000.tsv"), sep="\t")
+    assert "ERP000000/ERP000000.h5ad" in names and "ERP000000/ERP000000.tsv" not in names
+    assert meta["cell_id"].tolist() == list(res["ERP000000"].obs_names)
+    back = rw.read_zip(path)
+    for key in res:
+        assert (back[key].X != res[key].X).nnz == 0
+        assert list(back[key].obs_names) == list(res[key].obs_names)
+        assert back[key].uns["refinewidgets"]["values"] == "log1p CPM"
+    agg = back.aggregated_metadata
+    assert agg["num_samples"] == len(cat.experiment_samples("ERP000000")) + len(cat.experiment_samples("ERP000001"))
+    assert set(agg["experiments"]["ERP000000"]["sample_accession_codes"]) == set(cat.experiment_samples("ERP000000"))
+
+
+# -- bad input ------------------------------------------------------------------------------
+def test_negative_counts_warn_when_opening(tmp_path):
+    path = _write(tmp_path, "bgee15_0", "ERP9")
+    with h5py.File(path, "r+") as f:
+        data = f["X/data"][...]
+        data[:10] = -data[:10]
+        f["X/data"][...] = data
+    with pytest.warns(NotCountsWarning, match="negative"):
+        cat = rw.open_catalog(path)
+    assert "ERP9" in cat.experiment_ids
+
+
+def test_missing_library_column_and_truncated_file(tmp_path):
+    adata = anndata.AnnData(sp.csr_matrix(np.ones((3, 2), dtype=np.float32)),
+                            obs=pd.DataFrame({"cell_type": ["a", "b", "c"]}, index=["c1", "c2", "c3"]))
+    bad = tmp_path / "Homo_sapiens_ERP3_droplet_based.h5ad"
+    adata.write_h5ad(bad)
+    with pytest.raises(rw.SourceFormatError) as info:
+        rw.open_catalog(bad)
+    assert "cell_type" in str(info.value) and "libID" in str(info.value)
+    good = _write(tmp_path, "newest", "ERP4")
+    cut = tmp_path / "Homo_sapiens_ERP5_droplet_based.h5ad"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    with pytest.raises(rw.SourceFormatError, match="truncated or corrupt"):
+        rw.open_catalog(cut)
