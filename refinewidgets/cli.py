@@ -1,5 +1,6 @@
-"""The ``refinewidgets`` command: build a dataset headless, describe a file, run the demo.
+"""The ``refinewidgets`` command: serve the app, build a dataset headless, describe a file.
 
+``refinewidgets app [PATH ...] [--port N] [--no-browser]``
 ``refinewidgets build SPEC.json [--source PATH ...] -o dataset.zip``
 ``refinewidgets info PATH``
 ``refinewidgets demo [-o demo_dataset.zip]``
@@ -85,6 +86,12 @@ def _cmd_info(args) -> int:
     return 0
 
 
+def _cmd_app(args) -> int:
+    from .app import serve
+
+    return serve(args.paths, port=args.port, open_browser=not args.no_browser)
+
+
 def _cmd_demo(args) -> int:
     from .core.build import build
     from .core.spec import Dataset
@@ -110,6 +117,13 @@ def _cmd_demo(args) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="refinewidgets", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
+
+    a = sub.add_parser("app", help="serve the dataset builder as a web app (Voila)")
+    a.add_argument("paths", nargs="*", metavar="PATH",
+                   help="refine.bio zips/folders, Bgee .h5ad files or folders of them (default: the demo)")
+    a.add_argument("--port", type=int, default=None, help="port to listen on (default: a free one)")
+    a.add_argument("--no-browser", action="store_true", help="do not open a browser; just print the URL")
+    a.set_defaults(func=_cmd_app)
 
     b = sub.add_parser("build", help="build a dataset from a spec JSON file and write the refine.bio zip")
     b.add_argument("spec", help="dataset spec JSON (rw.Dataset(...).to_json())")

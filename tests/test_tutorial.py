@@ -1,0 +1,20 @@
+"""The tutorial notebook runs top to bottom on the demo (any error fails the test)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def test_tutorial_notebook_executes(tmp_path):
+    nb = nbformat.read(NOTEBOOKS / "tutorial.ipynb", as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "breast cancer" in text and "log1p CPM" in text
+    assert "ds = rw.Dataset(" in text
