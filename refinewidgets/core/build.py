@@ -19,7 +19,7 @@ from .._version import FORMAT_VERSION, __version__
 from ..errors import BuildError, DatasetSpecError
 from .catalog import Catalog
 from .merge import GroupMatrix, merge_group
-from .metadata import ANNOTATIONS, metadata_columns, metadata_frame
+from .metadata import ANNOTATIONS, EXPERIMENT_FIELDS, metadata_columns, metadata_frame
 from .progress import as_progress
 from .quantile import determine_target, ks_check, quantile_normalize_rows
 from .result import Result, make_cell_group, make_group
@@ -37,22 +37,6 @@ from .spec import Dataset, ResolvedSample
 
 __all__ = ["build"]
 
-EXPERIMENT_FIELDS = (
-    "accession_code",
-    "title",
-    "description",
-    "organisms",
-    "sample_accession_codes",
-    "technology",
-    "submitter_institution",
-    "has_publication",
-    "publication_title",
-    "publication_doi",
-    "pubmed_id",
-    "protocol_description",
-    "source_first_published",
-    "source_last_modified",
-)
 
 
 def _organism(catalog: Catalog, accession: str) -> str:

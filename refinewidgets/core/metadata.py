@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "EXPERIMENT_FIELDS",
     "HARMONIZED_FIELDS",
     "flatten_annotations",
     "metadata_columns",
@@ -48,6 +49,23 @@ HARMONIZED_FIELDS = (
     "refinebio_treatment",
 )
 ACCESSION = "refinebio_accession_code"
+#: The keys of an experiment entry of ``aggregated_metadata.json``.
+EXPERIMENT_FIELDS = (
+    "accession_code",
+    "title",
+    "description",
+    "organisms",
+    "sample_accession_codes",
+    "technology",
+    "submitter_institution",
+    "has_publication",
+    "publication_title",
+    "publication_doi",
+    "pubmed_id",
+    "protocol_description",
+    "source_first_published",
+    "source_last_modified",
+)
 ANNOTATIONS = "refinebio_annotations"
 
 

@@ -24,22 +24,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .metadata import ACCESSION, EXPERIMENT_FIELDS, HARMONIZED_FIELDS
+
 __all__ = ["Compendium", "demo_compendium", "synthetic_compendium"]
 
 #: Keys of a sample record besides ``refinebio_annotations`` (refine.bio's harmonized fields).
-SAMPLE_FIELDS = tuple(
-    f"refinebio_{name}"
-    for name in """accession_code age cell_line compound developmental_stage disease disease_stage
-    genetic_information organism platform processed processor_id processor_name
-    processor_version race sex source_archive_url source_database specimen_part subject time
-    title treatment""".split()
-)
-#: Keys of an experiment record (an ``aggregated_metadata.json`` experiment entry).
-EXPERIMENT_FIELDS = tuple(
-    """accession_code title description organisms sample_accession_codes technology
-    submitter_institution has_publication publication_title publication_doi pubmed_id
-    protocol_description source_first_published source_last_modified""".split()
-)
+SAMPLE_FIELDS = (ACCESSION, *HARMONIZED_FIELDS)
 
 
 @dataclass
