@@ -177,7 +177,8 @@ def _check_single_cell(groups: dict[str, list[ResolvedSample]], catalog: Catalog
 def _cell_group(blocks: list[CellBlock], dataset: Dataset):
     counts, cells, genes = merge_cells(blocks, join=dataset.join)
     n_union = len(set().union(*(set(b.genes.index) for b in blocks)))
-    X = normalize_counts(counts, dataset.counts_normalization)
+    X = normalize_counts(counts, dataset.counts_normalization, copy=False)  # counts is ours
+    del counts
     if dataset.scale_by != "NONE":
         X = scale_cells(X, dataset.scale_by)
     organisms = sorted({b.organism for b in blocks})

@@ -92,7 +92,9 @@ def merge_cells(blocks: Sequence[CellBlock], *, join: str = "inner") -> tuple[sp
         pos = pd.Index(b.genes.index).get_indexer(genes)  # file column of each output gene, or -1
         X = b.counts.tocsr()
         if join == "inner":
-            parts.append(X[:, pos])
+            # the common case (one file, or files with the same genes): no column reindexing
+            identity = len(pos) == X.shape[1] and np.array_equal(pos, np.arange(X.shape[1]))
+            parts.append(X if identity else X[:, pos])
         else:
             new_col = np.full(X.shape[1], -1, dtype=np.int64)
             new_col[pos[pos >= 0]] = np.nonzero(pos >= 0)[0]
@@ -104,7 +106,10 @@ def merge_cells(blocks: Sequence[CellBlock], *, join: str = "inner") -> tuple[sp
             parts.append(
                 sp.csr_matrix((X.data[keep], new_col[X.indices[keep]], indptr), shape=(X.shape[0], len(genes)))
             )
-    counts = sp.vstack(parts, format="csr", dtype=np.float32)
+    if len(parts) == 1 and parts[0].dtype == np.float32:
+        counts = parts[0]  # shares the block's arrays: no copy of the counts
+    else:
+        counts = sp.vstack(parts, format="csr", dtype=np.float32)
     counts.sort_indices()
     cells = pd.concat([b.cells for b in blocks])
     if not cells.index.is_unique:  # barcodes are unique per library; prefix the file if needed
@@ -120,7 +125,7 @@ def merge_cells(blocks: Sequence[CellBlock], *, join: str = "inner") -> tuple[sp
     return counts, cells, pd.DataFrame({"gene_symbol": symbols}, index=pd.Index(genes, dtype=object))
 
 
-def normalize_counts(X: Any, how: str) -> Any:
+def normalize_counts(X: Any, how: str, *, copy: bool = True) -> Any:
     """``NONE``, ``CPM`` or ``LOG1P_CPM`` on a cells x genes matrix (sparse or dense); a new matrix.
 
     Examples
@@ -132,6 +137,16 @@ def normalize_counts(X: Any, how: str) -> Any:
         return X
     totals = np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
     factor = np.divide(1e6, totals, out=np.zeros_like(totals), where=totals > 0)
+    if sp.issparse(X) and not copy and X.format == "csr" and np.issubdtype(X.dtype, np.floating):
+        out, f = X, factor.astype(X.dtype)
+        step = max(1, (1 << 20) // max(1, X.nnz // max(1, X.shape[0])))  # ~1M values per chunk
+        for lo in range(0, X.shape[0], step):
+            hi = min(lo + step, X.shape[0])
+            a, b = X.indptr[lo], X.indptr[hi]
+            out.data[a:b] *= np.repeat(f[lo:hi], np.diff(X.indptr[lo:hi + 1]))
+        if how == "LOG1P_CPM":
+            np.log1p(out.data, out=out.data)
+        return out
     if sp.issparse(X):
         out = sp.csr_matrix(sp.diags(factor.astype(X.dtype)) @ X)
         if how == "LOG1P_CPM":

@@ -181,7 +181,12 @@ class BgeeH5ad:
                 (c for n in names for c in self.obs_columns if c.lower() == n.lower()), None)
             if found is not None:
                 self.column_map[concept] = found
-                columns[concept] = _categorical(read_elem(obs[found]), lower=concept == "sex")
+                values = read_elem(obs[found])
+                if concept == "barcode" and not isinstance(values, pd.Categorical):
+                    # one distinct value per cell: a categorical only costs time (undone below)
+                    columns[concept] = pd.Series(np.asarray(values, dtype=object)).fillna("").astype(str).str.strip().to_numpy(dtype=object)
+                else:
+                    columns[concept] = _categorical(values, lower=concept == "sex")
         if "library" not in columns:
             raise SourceFormatError(
                 f"{self.path} has no library column: obs columns found: {self.obs_columns}; "
@@ -449,6 +454,11 @@ class BgeeH5ad:
         """
         self._require_open()
         n = self.n_cells
+        if self._layout == "csr":  # about 1M stored values are plenty, whatever the density
+            if self._indptr is None:
+                self._indptr = self._file["X"]["indptr"][:].astype(np.int64)
+            per_row = max(1.0, self._indptr[-1] / max(n, 1))
+            sample_rows = int(min(sample_rows, max(200, 1_000_000 // per_row)))
         if n <= sample_rows:
             rows = np.arange(n)
         else:
