@@ -109,10 +109,13 @@ def _pseudobulk_frames(blocks: list[CellBlock], catalog: Catalog, dataset: Datas
 def _read_group(
     members: list[ResolvedSample], catalog: Catalog, dataset: Dataset, extra_frames=(), extra_technology=None
 ) -> GroupMatrix:
-    frames = list(extra_frames)
-    for (i, matrix_id), accessions in _by_matrix(members, catalog).items():
-        src = catalog.sources[i]
-        frames.append((src.read_matrix(matrix_id, accessions), f"{src.name} ({matrix_id})"))
+    by_matrix = _by_matrix(members, catalog)
+
+    def frames():  # one matrix at a time: merge_group holds no more than it must
+        yield from extra_frames
+        for (i, matrix_id), accessions in by_matrix.items():
+            src = catalog.sources[i]
+            yield src.read_matrix(matrix_id, accessions), f"{src.name} ({matrix_id})"
     technology = {m.accession: catalog.technology(m.experiment) for m in members}
     log_rnaseq = {
         m.accession: dataset.aggregate_by == "SPECIES" and not catalog.locate(m.accession)[0].log_scale
@@ -121,7 +124,7 @@ def _read_group(
     for acc in extra_technology or {}:
         technology[acc] = "RNA-SEQ"  # pseudo-samples behave as bulk RNA-seq
         log_rnaseq[acc] = dataset.aggregate_by == "SPECIES" and dataset.counts_normalization != "LOG1P_CPM"
-    gm = merge_group(frames, technology, log_rnaseq=log_rnaseq, join=dataset.join)
+    gm = merge_group(frames(), technology, log_rnaseq=log_rnaseq, join=dataset.join)
     # Keep the request order inside the group (pseudo-samples follow their library).
     order = {m.accession: i for i, m in enumerate(members)}
     for acc, lib in (extra_technology or {}).items():

@@ -10,7 +10,8 @@ lacks it. The result is a samples x genes float64 array, the orientation of AnnD
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import mmap
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,7 +22,22 @@ from ..errors import GeneOverlapError, SourceFormatError
 __all__ = ["GroupMatrix", "merge_group", "sanitize_gene_ids"]
 
 _VERSION = r"\.\d+$"
+_OWN_MAP_BYTES = 1 << 24  # blocks this large get their own memory map (see _releasable)
 _BRAINARRAY = r"_at$"
+
+
+def _releasable(values: np.ndarray) -> np.ndarray:
+    """A float64 copy of ``values``; a large one lives in its own anonymous memory map.
+
+    The allocator keeps freed blocks of a few tens of MB for reuse, so a merge that frees each
+    sample block after copying it into the group matrix would not lower the peak. A block in its
+    own map goes back to the operating system as soon as it is freed.
+    """
+    if values.nbytes < _OWN_MAP_BYTES:
+        return np.array(values, dtype=np.float64, copy=True)
+    out = np.frombuffer(mmap.mmap(-1, values.size * 8), dtype=np.float64).reshape(values.shape)
+    out[...] = values
+    return out
 
 
 def sanitize_gene_ids(frame: pd.DataFrame) -> pd.DataFrame:
@@ -68,7 +84,7 @@ def _to_float(frame: pd.DataFrame, where: str) -> pd.DataFrame:
 
 
 def merge_group(
-    frames: Sequence[tuple[pd.DataFrame, str]],
+    frames: Iterable[tuple[pd.DataFrame, str]],
     technology: dict[str, str],
     *,
     log_rnaseq: dict[str, bool],
@@ -79,8 +95,9 @@ def merge_group(
     Parameters
     ----------
     frames
-        ``(frame, label)`` pairs: each frame's columns are samples of the group, in the
-        group's order across frames; ``label`` names its origin in error messages.
+        ``(frame, label)`` pairs, read one at a time (a generator keeps memory low): each
+        frame's columns are samples of the group, in the group's order across frames; ``label``
+        names its origin in error messages.
     technology
         ``sample -> "MICROARRAY" | "RNA-SEQ" | ...``.
     log_rnaseq
@@ -93,7 +110,7 @@ def merge_group(
     transforms: dict[str, str] = {}
     for frame, label in frames:
         frame = sanitize_gene_ids(_to_float(frame, label))
-        values = frame.to_numpy(dtype=np.float64, copy=True)
+        values = _releasable(frame.to_numpy(dtype=np.float64, copy=False))
         keep: list[int] = []
         for j, s in enumerate(map(str, frame.columns)):
             col = values[:, j]
@@ -149,7 +166,9 @@ def merge_group(
     samples = [s for _, _, cols in cleaned for s in cols]
     X = np.empty((len(samples), len(genes)), dtype=np.float64)
     row = 0
-    for idx, values, cols in cleaned:
+    cleaned.reverse()
+    while cleaned:
+        idx, values, cols = cleaned.pop()  # each block is freed once its rows are in X
         pos = idx.get_indexer(genes)
         missing = pos < 0
         present = ~missing
@@ -160,6 +179,7 @@ def merge_group(
             else:
                 X[row] = values[pos, j]
             row += 1
+        del values
     return GroupMatrix(
         X=X,
         samples=samples,

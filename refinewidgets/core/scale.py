@@ -31,10 +31,10 @@ def _scaler(scale_by: str):
     raise DatasetSpecError(f"`scale_by` must be one of {list(SCALE_LABELS)}, got {scale_by!r}.")
 
 
-def scale_rows(X: np.ndarray, scale_by: str) -> np.ndarray:
+def scale_rows(X: np.ndarray, scale_by: str, *, block: int = 2048) -> np.ndarray:
     """Scale each gene (column) of a samples x genes array across the samples (rows).
 
-    Works in place on float64 arrays and returns the scaled array.
+    Works in place on float64 arrays, ``block`` genes at a time, and returns the scaled array.
 
     Examples
     --------
@@ -51,14 +51,13 @@ def scale_rows(X: np.ndarray, scale_by: str) -> np.ndarray:
         return X
     if X.shape[0] == 0 or X.shape[1] == 0:
         return X
-    scaler = _scaler(scale_by)
-    # A gene that is NaN in every sample would make sklearn warn; scale only the others.
-    all_nan = np.isnan(X).all(axis=0)
-    if all_nan.any():
-        keep = ~all_nan
-        X[:, keep] = scaler.fit_transform(X[:, keep])
-        return X
-    out = scaler.fit_transform(X)
-    if out is not X:
-        X[...] = out
+    # Genes are scaled independently, so fitting on blocks of genes gives the same result while
+    # scikit-learn's temporaries stay the size of one block instead of the whole matrix.
+    for start in range(0, X.shape[1], block):
+        sub = X[:, start : start + block]
+        keep = ~np.isnan(sub).all(axis=0)  # a gene NaN in every sample stays NaN (no sklearn warning)
+        if keep.all():
+            sub[...] = _scaler(scale_by).fit_transform(np.ascontiguousarray(sub))
+        elif keep.any():
+            sub[:, keep] = _scaler(scale_by).fit_transform(sub[:, keep])
     return X

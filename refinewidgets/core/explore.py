@@ -1,0 +1,269 @@
+"""Numbers behind the result plots: value distributions, PCA, cells per cell type.
+
+Computing never draws (the widgets draw). Every function takes one group of a
+:class:`~refinewidgets.core.result.Result` (an AnnData, ``obs`` = samples or cells) and returns
+plain numpy / pandas objects.
+
+- :func:`sample_quantiles` and :func:`value_histograms`: the distribution of each sample's
+  values, NaNs ignored; compare a built group with the same group built by
+  :func:`unnormalized` (no quantile normalization, no scaling) to see what normalization did.
+- :func:`pca`: principal components of the samples (numpy SVD of the centred samples x genes
+  matrix; genes with a NaN in any sample are dropped), with the explained variance ratios.
+- :func:`cells_per_cell_type`: cell counts per cell type (cells, or pseudobulk samples that
+  record how many cells they sum).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DatasetSpecError, GeneOverlapError
+from .spec import Dataset
+
+__all__ = [
+    "PCA",
+    "QUANTILES",
+    "cells_per_cell_type",
+    "color_columns",
+    "color_labels",
+    "is_cells",
+    "pca",
+    "preview",
+    "sample_quantiles",
+    "unnormalized",
+    "value_histograms",
+]
+
+QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
+UNS_KEY = "refinewidgets"
+
+
+def _dense(X) -> np.ndarray:
+    if hasattr(X, "toarray"):
+        X = X.toarray()
+    return np.asarray(X, dtype=float)
+
+
+def is_cells(adata) -> bool:
+    """Whether the group's rows are single cells (not samples).
+
+    Examples
+    --------
+    >>> import anndata
+    >>> is_cells(anndata.AnnData(np.zeros((1, 1)), uns={"refinewidgets": {"kind": "cells"}}))
+    True
+    """
+    return adata.uns.get(UNS_KEY, {}).get("kind") == "cells"
+
+
+def _rows(n: int, max_rows: int | None, seed: int) -> np.ndarray:
+    if max_rows is None or n <= max_rows:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
+
+
+def sample_quantiles(adata, quantiles: Sequence[float] = QUANTILES) -> pd.DataFrame:
+    """Per-sample quantiles of the values (NaNs ignored): one row per sample, one column per
+    quantile. An all-NaN sample gets NaNs.
+
+    Examples
+    --------
+    >>> import anndata
+    >>> a = anndata.AnnData(np.array([[1.0, 2.0, 3.0], [10.0, np.nan, 30.0]]))
+    >>> sample_quantiles(a, [0.0, 0.5, 1.0]).to_numpy().tolist()
+    [[1.0, 2.0, 3.0], [10.0, 20.0, 30.0]]
+    """
+    X = _dense(adata.X)
+    out = np.full((X.shape[0], len(quantiles)), np.nan)
+    has = ~np.isnan(X).all(axis=1)
+    if has.any():
+        out[has] = np.nanquantile(X[has], list(quantiles), axis=1).T
+    return pd.DataFrame(out, index=adata.obs_names.copy(), columns=list(quantiles))
+
+
+def value_histograms(
+    adata, bins: int = 40, value_range: tuple[float, float] | None = None
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Histogram of each sample's values on shared bins: ``(edges, counts)`` with ``counts``
+    one row per sample. ``value_range`` defaults to the finite minimum and maximum.
+
+    Examples
+    --------
+    >>> import anndata
+    >>> edges, counts = value_histograms(anndata.AnnData(np.array([[0.0, 1.0], [1.0, 1.0]])), bins=2)
+    >>> edges.tolist(), counts.to_numpy().tolist()
+    ([0.0, 0.5, 1.0], [[1, 1], [0, 2]])
+    """
+    X = _dense(adata.X)
+    finite = X[np.isfinite(X)]
+    if value_range is None:
+        value_range = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if value_range[0] == value_range[1]:
+        value_range = (value_range[0] - 0.5, value_range[1] + 0.5)
+    edges = np.linspace(value_range[0], value_range[1], bins + 1)
+    counts = (
+        np.stack([np.histogram(row[np.isfinite(row)], bins=edges)[0] for row in X])
+        if len(X)
+        else np.zeros((0, bins), dtype=int)
+    )
+    return edges, pd.DataFrame(counts, index=adata.obs_names.copy())
+
+
+def unnormalized(dataset: Dataset) -> Dataset | None:
+    """The same dataset without quantile normalization, scaling or counts normalization, or
+    None when ``dataset`` already has none of them (its values are the "before").
+
+    Examples
+    --------
+    >>> ds = Dataset({"GSE1": ["ALL"]}, scale_by="STANDARD")
+    >>> raw = unnormalized(ds)
+    >>> raw.quantile_normalize, raw.scale_by, unnormalized(raw)
+    (False, 'NONE', None)
+    """
+    if (
+        not dataset.quantile_normalize
+        and dataset.scale_by == "NONE"
+        and dataset.counts_normalization == "NONE"
+    ):
+        return None
+    return replace(dataset, quantile_normalize=False, scale_by="NONE", counts_normalization="NONE")
+
+
+@dataclass
+class PCA:
+    """Principal components of a group's samples (or of a sample of its cells)."""
+
+    #: One row per sample (or cell), columns ``PC1``, ``PC2``...
+    coordinates: pd.DataFrame
+    #: The fraction of the total variance each component explains.
+    explained_variance_ratio: np.ndarray
+    #: Genes used (with a value in every sample) and genes dropped (a NaN somewhere).
+    n_genes: int
+    n_genes_dropped: int
+
+
+def pca(adata, n_components: int = 2, *, max_rows: int | None = 2000, seed: int = 0) -> PCA:
+    """PCA of the samples: SVD of the centred samples x genes matrix, NaN genes dropped.
+
+    Each component's sign makes its largest gene loading positive, so the result does not
+    depend on the SVD routine. Groups of more than ``max_rows`` rows (cells) use a seeded
+    random subset of that many rows.
+
+    Examples
+    --------
+    >>> import anndata
+    >>> X = np.array([[0.0, 0.0, 1.0], [0.0, 0.1, 1.0], [5.0, 0.0, np.nan], [5.0, 0.1, 2.0]])
+    >>> res = pca(anndata.AnnData(X))
+    >>> res.coordinates["PC1"].round(2).tolist(), res.n_genes_dropped
+    ([-2.5, -2.5, 2.5, 2.5], 1)
+    """
+    rows = _rows(adata.n_obs, max_rows, seed)
+    if len(rows) < 2:
+        raise DatasetSpecError(f"A PCA needs at least 2 samples; this group has {adata.n_obs}.")
+    X = _dense(adata.X[rows])
+    keep = ~np.isnan(X).any(axis=0)
+    if not keep.any():
+        raise GeneOverlapError(
+            f"No gene has a value in all {len(rows)} samples, so there is nothing to compute a PCA on: "
+            "build with join='inner' to keep only shared genes."
+        )
+    Xc = X[:, keep] - X[:, keep].mean(axis=0)
+    U, S, Vt = np.linalg.svd(Xc, full_matrices=False)
+    k = max(1, min(n_components, len(S)))
+    signs = np.sign(Vt[np.arange(k), np.argmax(np.abs(Vt[:k]), axis=1)])
+    signs[signs == 0] = 1
+    coords = U[:, :k] * (S[:k] * signs)
+    total = float((S**2).sum())
+    ratio = S[:k] ** 2 / total if total > 0 else np.zeros(k)
+    frame = pd.DataFrame(
+        coords, index=adata.obs_names[rows].copy(), columns=[f"PC{i + 1}" for i in range(k)]
+    )
+    return PCA(frame, ratio, int(keep.sum()), int((~keep).sum()))
+
+
+def color_labels(obs: pd.DataFrame, column: str, max_levels: int = 10) -> pd.Series:
+    """Labels to colour rows by: ``obs[column]`` as text, empty values as ``"(missing)"``, the
+    values beyond the ``max_levels - 1`` most frequent as ``"other"``.
+
+    Examples
+    --------
+    >>> obs = pd.DataFrame({"sex": ["f", "m", "", "f"]})
+    >>> color_labels(obs, "sex").tolist()
+    ['f', 'm', '(missing)', 'f']
+    """
+    if column not in obs.columns:
+        raise DatasetSpecError(f"No column {column!r} to colour by; columns: {list(obs.columns)}.")
+    labels = (
+        obs[column].astype(str).replace({"": "(missing)", "nan": "(missing)", "None": "(missing)"})
+    )
+    top = labels.value_counts()
+    if len(top) > max_levels:
+        labels = labels.where(labels.isin(top.index[: max_levels - 1]), "other")
+    return labels
+
+
+def color_columns(obs: pd.DataFrame, max_levels: int = 30) -> list[str]:
+    """Columns worth colouring by: the experiment and the cell type first (when present), then
+    every column with 2 to ``max_levels`` distinct values.
+
+    Examples
+    --------
+    >>> obs = pd.DataFrame({"experiment_accession": ["E1", "E2"], "sex": ["f", "f"], "age": [1, 2]})
+    >>> color_columns(obs)
+    ['experiment_accession', 'age']
+    """
+    first = [
+        c for c in ("experiment_accession", "cell_type", "pseudobulk_cell_type") if c in obs.columns
+    ]
+    out = []
+    for column in [*first, *(c for c in obs.columns if c not in first)]:
+        n = obs[column].astype(str).nunique()
+        if column in first or 2 <= n <= max_levels:
+            out.append(str(column))
+    return out
+
+
+def cells_per_cell_type(adata) -> pd.Series:
+    """Cells per cell type, most frequent first (empty when the group records no cell type).
+
+    Works for a group of cells (``obs["cell_type"]``) and for pseudobulk samples per cell type
+    (``obs["pseudobulk_cell_type"]`` weighted by ``obs["pseudobulk_n_cells"]``).
+
+    Examples
+    --------
+    >>> import anndata
+    >>> a = anndata.AnnData(np.zeros((3, 1)), obs=pd.DataFrame({"cell_type": ["B", "T", "B"]}, index=["a", "b", "c"]))
+    >>> cells_per_cell_type(a).to_dict()
+    {'B': 2, 'T': 1}
+    """
+    obs = adata.obs
+    if "cell_type" in obs.columns:
+        counts = obs["cell_type"].astype(str).value_counts()
+    elif "pseudobulk_cell_type" in obs.columns and "pseudobulk_n_cells" in obs.columns:
+        n = pd.to_numeric(obs["pseudobulk_n_cells"], errors="coerce").fillna(0).astype(int)
+        counts = n.groupby(obs["pseudobulk_cell_type"].astype(str).to_numpy()).sum()
+    else:
+        return pd.Series(dtype=int, name="cells")
+    counts = counts.sort_index().sort_values(ascending=False, kind="stable")
+    return counts.rename("cells").rename_axis("cell_type")
+
+
+def preview(adata, n_genes: int = 8, n_samples: int = 6) -> pd.DataFrame:
+    """The first genes x samples of a group, in refine.bio's orientation (genes as rows).
+
+    Examples
+    --------
+    >>> import anndata
+    >>> preview(anndata.AnnData(np.arange(6.0).reshape(2, 3)), n_genes=2).shape
+    (2, 2)
+    """
+    part = adata[:n_samples, :n_genes]
+    frame = pd.DataFrame(
+        _dense(part.X).T, index=part.var_names.copy(), columns=part.obs_names.copy()
+    )
+    frame.index.name = "Gene"
+    return frame
