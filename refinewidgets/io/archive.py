@@ -171,11 +171,13 @@ def read_matrix(store: Store, name: str, columns: list[str] | None = None) -> tu
         raise SourceFormatError(f"{store.label}: {name} has no column for {missing}.")
     types = {c: pa.float64() for c in samples}
     types[gene_col] = pa.string()
+    genes: list[str] = []
+    blocks: list[np.ndarray] = []  # batch by batch: no whole Arrow table beside the result
     try:
         with store.open(name) as fh:
-            table = pacsv.read_csv(
+            reader = pacsv.open_csv(
                 fh,
-                read_options=pacsv.ReadOptions(use_threads=True),
+                read_options=pacsv.ReadOptions(use_threads=True, block_size=1 << 22),
                 parse_options=pacsv.ParseOptions(delimiter="\t"),
                 convert_options=pacsv.ConvertOptions(
                     column_types=types,
@@ -184,6 +186,12 @@ def read_matrix(store: Store, name: str, columns: list[str] | None = None) -> tu
                     strings_can_be_null=False,
                 ),
             )
+            for batch in reader:
+                genes.extend(batch.column(0).to_pylist())
+                block = np.empty((len(samples), batch.num_rows), dtype=np.float64)
+                for i in range(len(samples)):
+                    block[i] = batch.column(i + 1).to_numpy(zero_copy_only=False)
+                blocks.append(block)
     except pa.ArrowInvalid as exc:
         if "conversion error" in str(exc):
             where = _find_bad_value(store, name, samples)
@@ -192,10 +200,13 @@ def read_matrix(store: Store, name: str, columns: list[str] | None = None) -> tu
                 "Expression matrices hold numbers only (empty for missing)."
             ) from None
         raise SourceFormatError(f"{store.label}: cannot parse {name}: {exc}") from None
-    genes = table.column(gene_col).to_pylist()
-    X = np.empty((len(samples), table.num_rows), dtype=np.float64)
-    for i, s in enumerate(samples):
-        X[i] = table.column(s).to_numpy(zero_copy_only=False)
+    X = np.empty((len(samples), len(genes)), dtype=np.float64)
+    start = 0
+    blocks.reverse()
+    while blocks:
+        block = blocks.pop()  # freed as soon as it is copied
+        X[:, start : start + block.shape[1]] = block
+        start += block.shape[1]
     return genes, samples, X
 
 
