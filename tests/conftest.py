@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import sys
+
 import pytest
 
 import refinewidgets as rw
@@ -43,3 +46,24 @@ def experiments_of(comp, organism=None, technology=None):
 def bulk_ids(catalog):
     """The catalog's bulk (non single-cell) experiment accessions, in catalog order."""
     return [e for e in catalog.experiment_ids if not catalog.is_single_cell(e)]
+
+
+KERNEL = "refinewidgets-test-python"
+
+
+@pytest.fixture
+def kernel_name(tmp_path, monkeypatch):
+    """A kernelspec running this interpreter, in a temporary JUPYTER_PATH (notebook tests)."""
+    spec = tmp_path / "jupyter" / "kernels" / KERNEL
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "refinewidgets tests",
+                "language": "python",
+            }
+        )
+    )
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    return KERNEL

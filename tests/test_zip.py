@@ -273,3 +273,13 @@ def test_newer_format_is_refused(tmp_path):
     members["aggregated_metadata.json"] = json.dumps(meta)
     with pytest.raises(rw.SourceFormatError, match="newer refinewidgets"):
         rw.read_zip(_write_zip(tmp_path / "v.zip", members))
+
+
+def test_groups_write_as_h5ad(species_result, tmp_path):
+    import anndata
+
+    adata = species_result["HOMO_SAPIENS"]
+    adata.write_h5ad(tmp_path / "g.h5ad")
+    back = anndata.read_h5ad(tmp_path / "g.h5ad")
+    assert back.obs["refinebio_processed"].tolist() == adata.obs["refinebio_processed"].tolist()
+    np.testing.assert_array_equal(back.X, adata.X)

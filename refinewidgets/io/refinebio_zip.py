@@ -121,9 +121,10 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     if "refinebio_age" in frame:
         frame["refinebio_age"] = pd.to_numeric(frame["refinebio_age"].where(frame["refinebio_age"] != ""), errors="coerce")
     if "refinebio_processed" in frame:
-        frame["refinebio_processed"] = (
-            frame["refinebio_processed"].map({"True": True, "False": False, "true": True, "false": False}).fillna("")
-        ).astype(object)
+        flags = {"True": True, "False": False, "true": True, "false": False}
+        frame["refinebio_processed"] = pd.array(
+            [flags.get(v) for v in frame["refinebio_processed"]], dtype="boolean"
+        )
     return frame
 
 

@@ -1,0 +1,145 @@
+"""Drawing the result plots as PNG images (matplotlib's Agg canvas, no pyplot state).
+
+Plotting never computes: the numbers come from :mod:`refinewidgets.core.explore`. Each
+function returns an HTML ``<img>`` with the PNG inline (a data URI), which shows the same in
+JupyterLab, Notebook and Voila and is easy to test.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..core.explore import PCA
+
+__all__ = ["bar_img", "distributions_img", "pca_img"]
+
+MAX_BOXES = 120
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=90, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _img(fig, css_class: str, alt: str) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img class="{css_class}" alt="{html.escape(alt)}" src="data:image/png;base64,{data}"/>'
+
+
+def _palette(labels: pd.Series) -> dict[str, tuple]:
+    from matplotlib import colormaps
+
+    levels = list(dict.fromkeys(labels.astype(str)))
+    cmap = colormaps["tab10" if len(levels) <= 10 else "tab20"]
+    return {level: cmap(i % cmap.N) for i, level in enumerate(levels)}
+
+
+def distributions_img(
+    panels: Sequence[tuple[str, pd.DataFrame]], labels: pd.Series, *, css_class: str
+) -> str:
+    """Per-sample boxes (whiskers 5-95%, box 25-75%, median) for each ``(title, quantiles)``
+    panel, coloured by ``labels`` (sample -> experiment or another label)."""
+    fig = _figure(10, 2.6 * len(panels))
+    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    colors = _palette(labels)
+    for ax, (title, q) in zip(axes, panels):
+        shown = (
+            q.iloc[np.unique(np.linspace(0, len(q) - 1, min(len(q), MAX_BOXES)).astype(int))]
+            if len(q)
+            else q
+        )
+        stats = []
+        for sample, row in shown.iterrows():
+            v = row.to_numpy(dtype=float)
+            if np.isnan(v).all():
+                continue
+            stats.append(
+                {
+                    "label": "",
+                    "whislo": v[1],
+                    "q1": v[2],
+                    "med": v[3],
+                    "q3": v[4],
+                    "whishi": v[5],
+                    "fliers": [],
+                    "sample": sample,
+                }
+            )
+        if stats:
+            boxes = ax.bxp(stats, showfliers=False, patch_artist=True, widths=0.7)
+            for patch, st in zip(boxes["boxes"], stats):
+                patch.set_facecolor(colors.get(str(labels.get(st["sample"], "")), "grey"))
+                patch.set_linewidth(0.3)
+        suffix = (
+            f" ({len(shown)} of {len(q)} samples)"
+            if len(shown) < len(q)
+            else f" ({len(q)} samples)"
+        )
+        ax.set_title(title + suffix, fontsize=10)
+        ax.set_xticks([])
+        ax.set_ylabel("value")
+    handles = [_patch(c) for c in colors.values()]
+    if 1 < len(colors) <= 20:
+        fig.legend(handles, list(colors), loc="outside right upper", fontsize=7, title=labels.name)
+    return _img(
+        fig, css_class, "per-sample value distributions: " + "; ".join(t for t, _ in panels)
+    )
+
+
+def _patch(color):
+    from matplotlib.patches import Patch
+
+    return Patch(facecolor=color)
+
+
+def pca_img(
+    result: PCA, labels: pd.Series, *, title: str, css_class: str, unit: str = "samples"
+) -> str:
+    """A scatter of PC1 against PC2 coloured by ``labels``."""
+    fig = _figure(7, 4.6)
+    ax = fig.add_subplot()
+    coords = result.coordinates
+    x = coords.iloc[:, 0].to_numpy()
+    y = coords.iloc[:, 1].to_numpy() if coords.shape[1] > 1 else np.zeros(len(coords))
+    labels = labels.reindex(coords.index).astype(str)
+    colors = _palette(labels)
+    for level, color in colors.items():
+        on = (labels == level).to_numpy()
+        ax.scatter(x[on], y[on], s=14 if len(x) < 500 else 4, color=color, label=level, alpha=0.85)
+    ratio = result.explained_variance_ratio
+    ax.set_xlabel(f"PC1 ({ratio[0]:.0%} of variance)")
+    ax.set_ylabel(f"PC2 ({ratio[1]:.0%} of variance)" if len(ratio) > 1 else "")
+    ax.set_title(
+        f"{title}: {len(coords):,} {unit}, {result.n_genes:,} genes"
+        + (
+            f" ({result.n_genes_dropped} with missing values left out)"
+            if result.n_genes_dropped
+            else ""
+        ),
+        fontsize=10,
+    )
+    if len(colors) <= 20:
+        ax.legend(fontsize=7, title=labels.name, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return _img(fig, css_class, "PCA of the samples")
+
+
+def bar_img(counts: pd.Series, *, title: str, css_class: str) -> str:
+    """Horizontal bars of ``counts`` (label -> number)."""
+    fig = _figure(7, 0.6 + 0.28 * max(1, len(counts)))
+    ax = fig.add_subplot()
+    ax.barh([str(i) for i in counts.index][::-1], counts.to_numpy()[::-1], color="#4c72b0")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(counts.name or "")
+    return _img(fig, css_class, title)

@@ -1,0 +1,101 @@
+"""Visible messages: the status area every part owns, and the guard around every callback.
+
+ipywidgets swallows exceptions raised in callbacks (they go to a log the user rarely sees) and
+Voila hides tracebacks, so every action of the app runs through :func:`guarded`: a failure
+becomes an error message in the part's :class:`StatusArea`, which the builder mirrors into its
+status line.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import ipywidgets as w
+from traitlets import Int, Unicode, observe
+
+from ..errors import RefineWidgetsError
+
+__all__ = ["StatusArea", "describe", "guarded"]
+
+log = logging.getLogger("refinewidgets.widgets")
+F = TypeVar("F", bound=Callable[..., Any])
+KINDS = ("", "info", "success", "warning", "error")
+_COLORS = {"info": "#1f4e79", "success": "#1e6b2e", "warning": "#8a5a00", "error": "#a4161a"}
+
+
+def describe(exc: BaseException) -> str:
+    """A message a person can act on: ours as they are, others with their type."""
+    if isinstance(exc, RefineWidgetsError):
+        return str(exc)
+    return f"Unexpected {type(exc).__name__}: {exc}. This is probably a bug in refinewidgets; please report it."
+
+
+class StatusArea(w.HTML):
+    """A one-line message area: ``show(text, kind)``; an error also gets the class ``rw-error``.
+
+    Examples
+    --------
+    >>> s = StatusArea("rw-example-status")
+    >>> s.show("Nothing selected.", "error")
+    >>> s.kind, s.text, "rw-error" in s._dom_classes
+    ('error', 'Nothing selected.', True)
+    """
+
+    text = Unicode("", help="The message shown, as plain text ('' when nothing is shown).")
+    kind = Unicode("", help="'' (nothing shown), 'info', 'success', 'warning' or 'error'.")
+    serial = Int(0, help="Counts the messages shown; observe it to see a message repeated.")
+
+    def __init__(self, css_class: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_class("rw-message")
+        self.add_class(css_class)
+
+    def show(self, text: str, kind: str = "info") -> None:
+        """Show ``text`` as a message of ``kind``."""
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        self.kind, self.text = kind, str(text)
+        self.serial += 1
+
+    def clear(self) -> None:
+        """Show nothing."""
+        self.kind, self.text = "", ""
+
+    @observe("text", "kind")
+    def _render(self, change=None) -> None:
+        if self.kind == "error":
+            self.add_class("rw-error")
+        else:
+            self.remove_class("rw-error")
+        if not self.text:
+            self.value = ""
+            return
+        prefix = "Error: " if self.kind == "error" else ""
+        color = _COLORS.get(self.kind, "inherit")
+        self.value = (
+            f'<div style="color:{color};white-space:pre-wrap">'
+            f"{html.escape(prefix + self.text)}</div>"
+        )
+
+
+def guarded(method: F) -> F:
+    """Run a widget method so that an exception becomes an error message in ``self.status``.
+
+    The method's return value is returned; on failure None is returned and the traceback
+    is logged (logger ``refinewidgets.widgets``).
+    """
+
+    @functools.wraps(method)
+    def wrapper(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            log.debug("%s failed", method.__qualname__, exc_info=True)
+            self.status.show(describe(exc), "error")
+            return None
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,154 @@
+"""The dataset cart ("My dataset"): chosen experiments, their sample counts, totals.
+
+A view over a core :class:`~refinewidgets.core.cart.Cart`: one row per experiment with its
+selected / total samples and a "Remove" button, the totals per species and per technology,
+and "Clear all". :attr:`DatasetCartView.data` mirrors the cart as the ``data`` of a dataset
+spec, so other parts observe it.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import ipywidgets as w
+from traitlets import Dict, Int
+
+from ..core.cart import Cart
+from ._status import StatusArea, guarded
+from ._table import _cells
+
+__all__ = ["DatasetCartView"]
+
+WIDTHS = [110, 320, 110, 150, 90]
+
+
+class DatasetCartView(w.VBox):
+    """Show and edit the selection being assembled.
+
+    Parameters
+    ----------
+    catalog
+        A :class:`~refinewidgets.Catalog` (None: the bundled demo).
+
+    Examples
+    --------
+    >>> import refinewidgets as rw
+    >>> view = DatasetCartView(rw.open_catalog())
+    >>> view.add({"SRP091833": None})
+    >>> view.data, view.n_samples
+    ({'SRP091833': ['ALL']}, 20)
+    """
+
+    data = Dict(
+        help="The cart as the `data` of a dataset spec: {experiment: [samples] or ['ALL']}."
+    )
+    n_samples = Int(0, help="Distinct samples in the cart.")
+
+    def __init__(self, catalog=None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if catalog is None:
+            from ..io.catalog_open import open_catalog
+
+            catalog = open_catalog()
+        self.catalog = catalog
+        self.cart = Cart(catalog)
+        self.status = StatusArea("rw-cart-status")
+        self.summary = w.HTML()
+        self.summary.add_class("rw-cart-summary")
+        self.rows = w.VBox()
+        self.rows.add_class("rw-cart-rows")
+        self.totals = w.HTML()
+        self.totals.add_class("rw-cart-totals")
+        self.clear_button = w.Button(description="Clear all", icon="trash")
+        self.clear_button.add_class("rw-cart-clear")
+        self.clear_button.on_click(lambda _: self.clear())
+        self.remove_buttons: dict[str, w.Button] = {}
+        self.children = [
+            w.HTML("<b>My dataset</b>"),
+            self.summary,
+            self.rows,
+            self.totals,
+            self.clear_button,
+            self.status,
+        ]
+        self._render()
+
+    # -- editing --------------------------------------------------------------------------------
+    @guarded
+    def add(self, selection: Mapping[str, Sequence[str] | None]) -> None:
+        """Add ``{experiment: [samples] or None (every sample)}``."""
+        try:
+            for exp, samples in selection.items():
+                self.cart.add(exp, samples)
+        finally:
+            self._render()
+
+    @guarded
+    def remove(self, experiment: str) -> None:
+        """Remove one experiment."""
+        self.cart.remove(experiment)
+        self.status.show(f"Removed {experiment}.", "info")
+        self._render()
+
+    @guarded
+    def clear(self) -> None:
+        """Remove everything."""
+        self.cart.clear()
+        self.status.show("The dataset is empty.", "info")
+        self._render()
+
+    def set_cart(self, cart: Cart) -> None:
+        """Show ``cart`` instead (used to restore a dataset)."""
+        self.cart = cart
+        self._render()
+
+    # -- rendering ------------------------------------------------------------------------------
+    def _render(self) -> None:
+        table = self.cart.table()
+        for button in self.remove_buttons.values():
+            button.close()
+        self.remove_buttons = {}
+        header = w.HTML(
+            "<b>"
+            + _cells(["Experiment", "Title", "Technology", "Organism", "Samples"], WIDTHS)
+            + "</b>"
+        )
+        rows: list[w.Widget] = [header] if len(table) else []
+        for rec in table.itertuples(index=False):
+            button = w.Button(
+                description="Remove",
+                icon="times",
+                tooltip=f"Remove {rec.experiment}",
+                layout=w.Layout(width="100px"),
+            )
+            button.add_class("rw-cart-remove")
+            button.on_click(lambda _, exp=rec.experiment: self.remove(exp))
+            self.remove_buttons[rec.experiment] = button
+            count = f"{rec.selected:,} of {rec.total:,}"
+            line = w.HTML(
+                _cells([rec.experiment, rec.title, rec.technology, rec.organisms, count], WIDTHS)
+            )
+            row = w.HBox([line, button])
+            row.add_class("rw-cart-row")
+            rows.append(row)
+        self.rows.children = rows
+        n = self.cart.n_samples
+        self.summary.value = (
+            f"{len(table)} experiment(s), {n:,} sample(s)"
+            if len(table)
+            else "Empty: add samples from the experiment browser or the sample picker."
+        )
+        self.totals.value = self._totals_html() if len(table) else ""
+        self.clear_button.disabled = not len(table)
+        self.n_samples = n
+        self.data = self.cart.data
+
+    def _totals_html(self) -> str:
+        parts = []
+        for by, title in (("organism", "Per species"), ("technology", "Per technology")):
+            totals = self.cart.totals(by)
+            items = ", ".join(f"{html.escape(str(k))}: {v:,}" for k, v in totals.items())
+            parts.append(f"<div><b>{title}</b>: {items}</div>")
+        return "".join(parts)

@@ -1,0 +1,290 @@
+"""The results of a build, group by group: shape, filtered samples, a preview and plots.
+
+Plots: per-sample value distributions after normalization, and before it when the same
+dataset built without normalization is at hand (:meth:`ResultsView.compute_before`, run on its
+own for small results); a PCA of the samples coloured by experiment or any metadata column; for
+single cells (or pseudobulk per cell type), the cells per cell type. The numbers come from
+:mod:`refinewidgets.core.explore`; this module only draws them.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import ipywidgets as w
+from traitlets import Instance, Unicode, observe
+
+from ..core import explore
+from ..core.build import build
+from ..core.result import Result
+from ..core.scale import SCALE_LABELS
+from ._plots import bar_img, distributions_img, pca_img
+from ._status import StatusArea, describe, guarded
+from ._table import frame_html
+
+__all__ = ["ResultsView"]
+
+#: Results with at most this many values get their "before normalization" build on their own.
+AUTO_BEFORE_VALUES = 20_000_000
+
+
+class ResultsView(w.VBox):
+    """Show a :class:`~refinewidgets.Result`.
+
+    Parameters
+    ----------
+    catalog
+        The catalog the result was built from (needed for the "before normalization" plot).
+
+    Examples
+    --------
+    >>> import refinewidgets as rw
+    >>> cat = rw.open_catalog()
+    >>> view = ResultsView(cat)
+    >>> view.result = rw.build(rw.Dataset({"SRP091833": ["ALL"]}), cat)
+    >>> view.group, "20 samples" in view.summary.value
+    ('SRP091833', True)
+    """
+
+    result = Instance(Result, allow_none=True, help="The result shown.")
+    before = Instance(
+        Result, allow_none=True, help="The same dataset built without normalization, or None."
+    )
+    group = Unicode(None, allow_none=True, help="The key of the group shown.")
+    color_by = Unicode("experiment_accession", help="The metadata column colouring the PCA.")
+
+    def __init__(self, catalog=None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.catalog = catalog
+        self._hold = False
+        self.status = StatusArea("rw-results-status")
+        self.group_box = w.Dropdown(options=[], description="Group")
+        self.group_box.add_class("rw-result-group")
+        self.group_box.observe(lambda c: setattr(self, "group", c["new"]), names="value")
+        self.summary = w.HTML()
+        self.summary.add_class("rw-result-summary")
+        self.filtered = w.HTML()
+        self.filtered.add_class("rw-filtered-samples")
+        self.preview = w.HTML()
+        self.preview.add_class("rw-preview")
+        self.distributions = w.HTML()
+        self.distributions.add_class("rw-plot-distributions")
+        self.before_button = w.Button(
+            description="Compare with values before normalization",
+            icon="chart-bar",
+            layout=w.Layout(width="330px"),
+        )
+        self.before_button.add_class("rw-before-after")
+        self.before_button.on_click(lambda _: self.compute_before())
+        self.color_box = w.Dropdown(options=[], description="Colour by")
+        self.color_box.add_class("rw-pca-color")
+        self.color_box.observe(self._on_color, names="value")
+        self.pca = w.HTML()
+        self.pca.add_class("rw-plot-pca")
+        self.cell_types = w.HTML()
+        self.cell_types.add_class("rw-plot-cell-types")
+        self.children = [
+            w.HTML("<b>Results</b>"),
+            self.group_box,
+            self.summary,
+            self.filtered,
+            self.preview,
+            self.distributions,
+            self.before_button,
+            self.color_box,
+            self.pca,
+            self.cell_types,
+            self.status,
+        ]
+        self._render()
+
+    # -- events ---------------------------------------------------------------------------------
+    @observe("result")
+    def _result_changed(self, change) -> None:
+        res = self.result
+        keys = list(res) if res is not None else []
+        self._hold = True
+        try:
+            self.before = None
+            self.group_box.options = keys
+            self.group = keys[0] if keys else None
+            self.group_box.value = self.group
+            self._render_filtered()
+            small = (
+                res is not None
+                and sum(a.n_obs * a.n_vars for a in res.values()) <= AUTO_BEFORE_VALUES
+            )
+            if small and res.dataset is not None and self.catalog is not None:
+                self.compute_before()
+        finally:
+            self._hold = False
+        self._render()
+
+    @observe("group")
+    def _group_changed(self, change) -> None:
+        if self.group_box.value != self.group:
+            self.group_box.value = self.group
+        if not self._hold:
+            self._render()
+
+    @observe("before")
+    def _before_changed(self, change) -> None:
+        if not self._hold:
+            self._render_distributions()
+
+    def _on_color(self, change) -> None:
+        if change["new"] and not self._hold:
+            self.color_by = change["new"]
+
+    @observe("color_by")
+    def _color_changed(self, change) -> None:
+        self._render_pca()
+
+    # -- work -----------------------------------------------------------------------------------
+    @guarded
+    def compute_before(self) -> None:
+        """Build the same dataset without normalization, for the before/after distributions."""
+        res = self.result
+        if res is None or res.dataset is None or self.catalog is None:
+            raise ValueError("there is no built result (with its catalog) to compare with")
+        raw = explore.unnormalized(res.dataset)
+        self.before = res if raw is None else build(raw, self.catalog)
+
+    def _adata(self):
+        if self.result is None or self.group is None or self.group not in self.result:
+            return None
+        return self.result[self.group]
+
+    @guarded
+    def _render(self) -> None:
+        adata = self._adata()
+        for widget in (self.summary, self.preview, self.distributions, self.pca, self.cell_types):
+            widget.value = ""
+        self.before_button.layout.display = "none"
+        self.color_box.layout.display = "none"
+        if adata is None:
+            self.summary.value = "No result yet: build a dataset." if self.result is None else ""
+            return
+        self._render_summary(adata)
+        self.preview.value = "<b>Preview</b> (first genes x samples)" + frame_html(
+            explore.preview(adata)
+        )
+        columns = explore.color_columns(adata.obs)
+        default = (
+            "cell_type"
+            if explore.is_cells(adata) and "cell_type" in columns
+            else columns[0]
+            if columns
+            else None
+        )
+        self._hold = True
+        try:
+            self.color_box.options = columns
+            self.color_box.value = self.color_by if self.color_by in columns else default
+        finally:
+            self._hold = False
+        self.color_box.layout.display = None if columns else "none"
+        self._render_distributions()
+        self._render_pca()
+        self._render_cell_types(adata)
+
+    def _render_summary(self, adata) -> None:
+        row = self.result.summary().loc[self.group]
+        rows = "cells" if explore.is_cells(adata) else "samples"
+        parts = [
+            f"<b>{html.escape(self.group)}</b>: {adata.n_obs:,} {rows} × {adata.n_vars:,} genes"
+        ]
+        if row.get("quantile_normalized"):
+            parts.append(
+                f"quantile-normalized (target: {html.escape(str(row.get('qn_target') or 'computed'))})"
+            )
+        else:
+            parts.append("not quantile-normalized")
+        parts.append(
+            f"transformation: {SCALE_LABELS.get(str(row.get('scale_by')), row.get('scale_by'))}"
+        )
+        if row.get("values"):
+            parts.append(f"values: {html.escape(str(row['values']))}")
+        text = " · ".join(parts)
+        ks = adata.uns.get("refinewidgets", {}).get("quantile_normalization", {}).get("ks_warning")
+        if ks:
+            text += f'<div style="color:#8a5a00">Warning: {html.escape(str(ks))}</div>'
+        self.summary.value = text
+
+    def _render_filtered(self) -> None:
+        res = self.result
+        if res is None:
+            self.filtered.value = ""
+        elif len(res.filtered_samples):
+            self.filtered.value = (
+                f"<b>Filtered samples</b> ({len(res.filtered_samples):,}, whole dataset)"
+                + frame_html(res.filtered_samples, index=False)
+            )
+        else:
+            self.filtered.value = "Filtered samples: none (every requested sample is in a matrix)."
+
+    def _render_distributions(self) -> None:
+        adata = self._adata()
+        if adata is None:
+            return
+        if explore.is_cells(adata):
+            self.distributions.value = (
+                "Value distributions are shown for samples, not single cells."
+            )
+            return
+        try:
+            labels = (
+                explore.color_labels(adata.obs, "experiment_accession")
+                if "experiment_accession" in adata.obs
+                else None
+            )
+            panels = []
+            if (
+                self.before is not None
+                and self.before is not self.result
+                and self.group in self.before
+            ):
+                panels.append(
+                    ("Before normalization", explore.sample_quantiles(self.before[self.group]))
+                )
+            after = "As built" if self.before is self.result else "After normalization"
+            panels.append((after, explore.sample_quantiles(adata)))
+            if labels is None:
+                import pandas as pd
+
+                labels = pd.Series("samples", index=adata.obs_names)
+            self.distributions.value = "<b>Per-sample value distributions</b>" + distributions_img(
+                panels, labels, css_class="rw-plot-img"
+            )
+        except Exception as exc:
+            self.distributions.value = f"<i>{html.escape(describe(exc))}</i>"
+        self.before_button.layout.display = "none" if self.before is not None else None
+
+    def _render_pca(self) -> None:
+        adata = self._adata()
+        if adata is None:
+            return
+        try:
+            res = explore.pca(adata)
+            column = self.color_box.value or self.color_by
+            labels = (
+                explore.color_labels(adata.obs, column)
+                if column in adata.obs
+                else explore.color_labels(adata.obs.assign(group=self.group), "group")
+            )
+            labels.name = column
+            unit = "cells" if explore.is_cells(adata) else "samples"
+            self.pca.value = pca_img(
+                res, labels, title=f"PCA of {self.group}", css_class="rw-plot-img", unit=unit
+            )
+        except Exception as exc:
+            self.pca.value = f"<i>PCA not shown: {html.escape(describe(exc))}</i>"
+
+    def _render_cell_types(self, adata) -> None:
+        counts = explore.cells_per_cell_type(adata)
+        self.cell_types.value = (
+            bar_img(counts, title=f"Cells per cell type in {self.group}", css_class="rw-plot-img")
+            if len(counts)
+            else ""
+        )

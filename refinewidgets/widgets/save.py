@@ -1,0 +1,166 @@
+"""Saving a result: to a path in the kernel's file system, or as a download for the browser.
+
+"Save" writes the standard refine.bio zip (:meth:`~refinewidgets.Result.write_zip`) or one
+group as ``.h5ad``, atomically and never over an existing file unless "Overwrite" is ticked.
+The download is a link whose ``href`` is a ``data:`` URI holding the zip: it needs no file
+server, so it also works in Voila (which answers 403 for kernel files that are not
+allow-listed). Zips above :data:`DOWNLOAD_LIMIT` bytes are refused with a message.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+from traitlets import Instance, Unicode, observe
+
+from ..core.result import Result
+from ..errors import OutputExistsError
+from ..io.archive import atomic_output
+from ._status import StatusArea, guarded
+
+__all__ = ["DOWNLOAD_LIMIT", "SavePanel"]
+
+#: The largest zip offered as a browser download (it travels inside the page).
+DOWNLOAD_LIMIT = 200 * 2**20
+#: Results with at most this many values get their download link prepared on their own.
+AUTO_DOWNLOAD_VALUES = 5_000_000
+
+
+class SavePanel(w.VBox):
+    """Save a :class:`~refinewidgets.Result` to a path, or download it.
+
+    Examples
+    --------
+    >>> import os, tempfile, refinewidgets as rw
+    >>> cat = rw.open_catalog()
+    >>> panel = SavePanel()
+    >>> panel.result = rw.build(rw.Dataset({"SRP091833": ["ALL"]}), cat)
+    >>> panel.path.value = os.path.join(tempfile.mkdtemp(), "d.zip")
+    >>> panel.save_button.click(); panel.status.kind
+    'success'
+    >>> panel.prepare_download()
+    >>> panel.download.value.startswith('<a download="d.zip" href="data:application/zip;base64,')
+    True
+    """
+
+    result = Instance(Result, allow_none=True, help="The result to save.")
+    saved_path = Unicode(None, allow_none=True, help="The file written last, or None.")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.status = StatusArea("rw-save-status")
+        self.path = w.Text(
+            value="dataset.zip", description="Save to", layout=w.Layout(width="480px")
+        )
+        self.path.add_class("rw-save-path")
+        self.format = w.Dropdown(
+            options=[("refine.bio zip (every group)", "zip")], value="zip", description="Format"
+        )
+        self.format.add_class("rw-save-format")
+        self.format.observe(self._on_format, names="value")
+        self.overwrite = w.Checkbox(
+            value=False, description="Overwrite an existing file", indent=False
+        )
+        self.overwrite.add_class("rw-save-overwrite")
+        self.save_button = w.Button(description="Save", icon="save", button_style="primary")
+        self.save_button.add_class("rw-save")
+        self.save_button.on_click(lambda _: self.save())
+        self.prepare_button = w.Button(
+            description="Prepare download", icon="download", layout=w.Layout(width="200px")
+        )
+        self.prepare_button.add_class("rw-prepare-download")
+        self.prepare_button.on_click(lambda _: self.prepare_download())
+        self.download = w.HTML()
+        self.download.add_class("rw-download")
+        self.children = [
+            w.HTML("<b>Save</b>"),
+            w.HBox([self.path, self.format]),
+            self.overwrite,
+            w.HBox([self.save_button, self.prepare_button]),
+            self.download,
+            self.status,
+        ]
+        self._result_changed(None)
+
+    @observe("result")
+    def _result_changed(self, change) -> None:
+        res = self.result
+        self.download.value = ""
+        options = [("refine.bio zip (every group)", "zip")]
+        if res is not None:
+            options += [(f"H5AD of {key}", f"h5ad:{key}") for key in res]
+        self.format.options = options
+        self.format.value = "zip"
+        for button in (self.save_button, self.prepare_button):
+            button.disabled = res is None
+        if (
+            res is not None
+            and sum(a.n_obs * a.n_vars for a in res.values()) <= AUTO_DOWNLOAD_VALUES
+        ):
+            self.prepare_download()
+
+    def _on_format(self, change) -> None:
+        new = change["new"] or "zip"
+        suffix = ".zip" if new == "zip" else ".h5ad"
+        current = Path(self.path.value or "dataset.zip")
+        stem = current.stem if current.suffix in (".zip", ".h5ad") else current.name
+        if new != "zip" and stem == "dataset":
+            stem = new.split(":", 1)[1]
+        elif new == "zip" and self.result is not None and stem in self.result:
+            stem = "dataset"
+        self.path.value = str(current.with_name(stem + suffix))
+
+    @guarded
+    def save(self) -> Path | None:
+        """Write the chosen format to the path; never over an existing file unless "Overwrite"."""
+        if self.result is None:
+            raise ValueError("there is nothing to save yet: build a dataset first")
+        path = Path(self.path.value.strip() or "dataset.zip").expanduser()
+        try:
+            if self.format.value == "zip":
+                written = Path(self.result.write_zip(path, overwrite=self.overwrite.value))
+            else:
+                key = self.format.value.split(":", 1)[1]
+                with atomic_output(path, overwrite=self.overwrite.value) as tmp:
+                    self.result[key].write_h5ad(tmp)
+                written = path
+        except OutputExistsError:
+            self.status.show(
+                f'{path} exists: choose another name, or tick "Overwrite" to replace it.', "error"
+            )
+            return None
+        self.saved_path = str(written)
+        size = written.stat().st_size
+        self.status.show(f"Saved {written.resolve()} ({size / 2**20:,.1f} MB).", "success")
+        return written
+
+    @guarded
+    def prepare_download(self) -> None:
+        """Put a download link of the zip in :attr:`download` (or say why not)."""
+        if self.result is None:
+            raise ValueError("there is nothing to download yet: build a dataset first")
+        name = Path(self.path.value.strip() or "dataset.zip").name
+        name = name if name.endswith(".zip") else "dataset.zip"
+        with tempfile.TemporaryDirectory(prefix="refinewidgets-") as folder:
+            target = Path(folder) / name
+            self.result.write_zip(target)
+            size = target.stat().st_size
+            if size > DOWNLOAD_LIMIT:
+                self.download.value = ""
+                self.status.show(
+                    f"The zip is {size / 2**20:,.0f} MB, too big for a browser download (limit "
+                    f"{DOWNLOAD_LIMIT / 2**20:,.0f} MB): save it to a path instead.",
+                    "warning",
+                )
+                return
+            data = base64.b64encode(target.read_bytes()).decode("ascii")
+        self.download.value = (
+            f'<a download="{html.escape(name)}" href="data:application/zip;base64,{data}" '
+            f'class="rw-download-link">Download {html.escape(name)} '
+            f"({size / 2**20:,.1f} MB)</a>"
+        )

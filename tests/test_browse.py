@@ -1,0 +1,264 @@
+"""core/browse.py: text search, facets with counts, sort and pages, against plain pandas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import refinewidgets as rw
+from refinewidgets.core.browse import (
+    MISSING,
+    TableIndex,
+    experiment_index,
+    sample_index,
+    synthetic_listing,
+)
+from refinewidgets.errors import DatasetSpecError
+
+
+def single_cell_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A browse-only listing with one single-cell and one bulk experiment (shared by tests)."""
+    exps = pd.DataFrame(
+        {
+            "title": ["Blood atlas", "Liver bulk"],
+            "description": ["cells", "bulk"],
+            "technology": ["SINGLE-CELL", "RNA-SEQ"],
+            "organisms": ["HOMO_SAPIENS", "HOMO_SAPIENS"],
+            "platforms": ["10x", "HiSeq"],
+            "num_samples": [2, 2],
+        },
+        index=pd.Index(["SC1", "B1"], name="accession"),
+    )
+    samples = pd.DataFrame(
+        {
+            "experiment_accession": ["SC1", "SC1", "B1", "B1"],
+            "refinebio_title": ["lib 1", "lib 2", "liver 1", "liver 2"],
+            "refinebio_organism": ["HOMO_SAPIENS"] * 4,
+            "refinebio_sex": ["female", "male", "female", ""],
+            "refinebio_specimen_part": ["blood", "spleen", "liver", "liver"],
+            "refinebio_disease": ["", "", "", ""],
+            "technology": ["SINGLE-CELL", "SINGLE-CELL", "RNA-SEQ", "RNA-SEQ"],
+            "n_cells": ["300", "200", "", ""],
+            "cell_types": ["B cell", "B cell; T cell", "", ""],
+            "tissues": ["blood", "spleen", "", ""],
+            "stages": ["adult", "adult", "", ""],
+            "sexes": ["female", "male", "", ""],
+        },
+        index=pd.Index(["L1", "L2", "S1", "S2"], name="accession"),
+    )
+    return exps, samples
+
+
+@pytest.fixture
+def sc_catalog():
+    return rw.Catalog.from_tables(*single_cell_tables())
+
+
+@pytest.fixture(scope="module")
+def listing():
+    return synthetic_listing(2_000, 20_000, seed=3)
+
+
+@pytest.fixture(scope="module")
+def big_index(listing):
+    exps, samples = listing
+    return experiment_index(rw.Catalog.from_tables(exps, samples))
+
+
+def _pandas_text(exps: pd.DataFrame, text: str) -> pd.Series:
+    hay = (exps.index.to_series() + " | " + exps["title"] + " | " + exps["description"]).str.lower()
+    mask = pd.Series(True, index=exps.index)
+    for word in text.lower().split():
+        mask &= hay.str.contains(word, regex=False)
+    return mask
+
+
+def _has(column: pd.Series, values) -> pd.Series:
+    parts = column.str.split("; ")
+    return parts.apply(lambda vs: any(v in values for v in vs))
+
+
+@pytest.mark.parametrize("text", ["breast", "Lung Cancer", "syn00001", "of liver", "zzz", ""])
+def test_text_search_matches_pandas_substring_search(listing, big_index, text):
+    exps, _ = listing
+    expected = exps.index[_pandas_text(exps, text)].tolist()
+    assert big_index.keys(text) == expected
+    page = big_index.query(text, page_size=5)
+    assert page.total == len(expected)
+    assert page.rows.index.tolist() == expected[:5]
+
+
+def test_filters_or_within_a_facet_and_across_facets(listing, big_index):
+    exps, _ = listing
+    filters = {"organism": ["HOMO_SAPIENS", "DANIO_RERIO"], "technology": ["RNA-SEQ"]}
+    mask = (
+        _pandas_text(exps, "tumours")
+        & _has(exps["organisms"], filters["organism"])
+        & (exps["technology"] == "RNA-SEQ")
+    )
+    assert big_index.keys("tumours", filters) == exps.index[mask].tolist()
+    assert (
+        big_index.keys("", {"technology": []}) == exps.index.tolist()
+    )  # an empty choice filters nothing
+
+
+def test_facet_counts_are_value_counts_of_the_set_filtered_by_the_other_facets(listing, big_index):
+    exps, _ = listing
+    filters = {
+        "organism": ["MUS_MUSCULUS"],
+        "platform": ["Illumina HiSeq 2500", "Illumina NextSeq 500"],
+    }
+    page = big_index.query("brain", filters)
+    text = _pandas_text(exps, "brain")
+    org = _has(exps["organisms"], filters["organism"])
+    plat = _has(exps["platforms"], filters["platform"])
+    # organism counts: text and platform filters only
+    expected = exps.loc[text & plat, "organisms"].str.split("; ").explode().value_counts()
+    assert page.facets["organism"].to_dict() == expected.to_dict()
+    expected = exps.loc[text & org, "platforms"].value_counts()
+    assert page.facets["platform"].to_dict() == expected.to_dict()
+    expected = exps.loc[text & org & plat, "technology"].value_counts()
+    assert page.facets["technology"].to_dict() == expected.to_dict()
+    counts = page.facets["organism"].to_numpy()
+    assert (np.diff(counts) <= 0).all()  # most frequent first
+
+
+def test_selected_facet_values_stay_listed_with_a_zero_count():
+    t = pd.DataFrame(
+        {"technology": ["RNA-SEQ", "MICROARRAY"], "title": ["a", "b"]}, index=["E1", "E2"]
+    )
+    idx = TableIndex(t, text_columns=["title"], facets={"technology": "technology"})
+    counts = idx.facet_counts("a", {"technology": ["MICROARRAY"]})["technology"]
+    assert counts.to_dict() == {"RNA-SEQ": 1, "MICROARRAY": 0}
+    assert idx.keys("a", {"technology": ["MICROARRAY"]}) == []
+
+
+def test_multi_valued_and_missing_values():
+    t = pd.DataFrame({"organisms": ["A; B", "B", ""]}, index=["E1", "E2", "E3"])
+    idx = TableIndex(t, facets={"organism": "organisms"})
+    assert idx.facet_counts()["organism"].to_dict() == {"B": 2, "A": 1, MISSING: 1}
+    assert idx.keys(filters={"organism": ["B"]}) == ["E1", "E2"]
+    assert idx.keys(filters={"organism": [MISSING]}) == ["E3"]
+
+
+def test_facet_limit_keeps_the_most_frequent_and_the_selected(big_index):
+    counts = big_index.facet_counts(filters={"platform": ["10x Chromium v2"]}, limit=2)["platform"]
+    full = big_index.facet_counts()["platform"]
+    assert list(counts.index[:2]) == list(full.index[:2])
+    assert "10x Chromium v2" in counts.index and len(counts) == 3
+
+
+def test_sort_and_pages_cover_every_match_once(listing, big_index):
+    exps, _ = listing
+    expected = exps[_pandas_text(exps, "lung")].sort_values(
+        "num_samples", ascending=False, kind="stable"
+    )
+    seen = []
+    page = big_index.query("lung", sort="num_samples", ascending=False, page=0, page_size=7)
+    for number in range(page.n_pages):
+        page = big_index.query(
+            "lung", sort="num_samples", ascending=False, page=number, page_size=7
+        )
+        assert page.page == number
+        seen += page.rows.index.tolist()
+    assert seen == expected.index.tolist()
+    last = big_index.query("lung", page=10_000, page_size=7)
+    assert last.page == last.n_pages - 1 and 1 <= len(last.rows) <= 7
+
+
+def test_text_sort_is_case_insensitive_and_puts_empty_last():
+    t = pd.DataFrame({"title": ["beta", "", "Alpha", "gamma"]}, index=["E1", "E2", "E3", "E4"])
+    idx = TableIndex(t, text_columns=["title"])
+    assert idx.keys(sort="title") == ["E3", "E1", "E4", "E2"]
+    assert idx.keys(sort="title", ascending=False) == ["E4", "E1", "E3", "E2"]
+    assert idx.query(sort="title", page_size=3).n_pages == 2
+
+
+def test_bad_facet_and_sort_column_are_errors_naming_the_choices(big_index):
+    with pytest.raises(DatasetSpecError, match="organism"):
+        big_index.query(filters={"species": ["x"]})
+    with pytest.raises(DatasetSpecError, match="nope"):
+        big_index.query(sort="nope")
+
+
+def test_empty_result_is_one_empty_page(big_index):
+    page = big_index.query("no-such-word")
+    assert page.total == 0 and page.n_pages == 1 and page.rows.empty
+    assert all(len(c) == 0 for c in page.facets.values())
+
+
+def test_experiment_index_of_the_demo(demo_cat):
+    idx = experiment_index(demo_cat)
+    exps = demo_cat.experiments
+    assert idx.keys("breast") == exps.index[_pandas_text(exps, "breast")].tolist()
+    assert set(idx.keys("breast")) >= {"GSE71102", "SRP091833"}
+    counts = idx.facet_counts()["technology"]
+    assert counts.to_dict() == exps["technology"].value_counts().to_dict()
+
+
+def test_experiment_columns_are_derived_from_samples_when_missing():
+    exps = pd.DataFrame(
+        {"title": ["t1", "t2"], "technology": ["RNA-SEQ", "MICROARRAY"]}, index=["E1", "E2"]
+    )
+    samples = pd.DataFrame(
+        {
+            "experiment_accession": ["E1", "E1", "E2"],
+            "refinebio_organism": ["MUS_MUSCULUS", "HOMO_SAPIENS", ""],
+            "refinebio_platform": ["P1", "P1", "P2"],
+        },
+        index=["S1", "S2", "S3"],
+    )
+    idx = experiment_index(rw.Catalog.from_tables(exps, samples))
+    assert idx.table["organisms"].tolist() == ["HOMO_SAPIENS; MUS_MUSCULUS", ""]
+    assert idx.table["num_samples"].tolist() == [2, 1]
+    assert idx.facet_counts()["organism"].to_dict() == {
+        "HOMO_SAPIENS": 1,
+        "MUS_MUSCULUS": 1,
+        MISSING: 1,
+    }
+
+
+def test_sample_index_lists_the_chosen_experiments_samples_with_single_cell_facets(sc_catalog):
+    idx = sample_index(sc_catalog, ["SC1", "B1"])
+    assert idx.table.index.tolist() == ["L1", "L2", "S1", "S2"]
+    assert idx.table["experiment_accession"].tolist() == ["SC1", "SC1", "B1", "B1"]
+    assert {"sex", "specimen part", "cell type", "tissue"} <= set(idx.facets)
+    assert idx.facet_counts()["cell type"].to_dict() == {"B cell": 2, MISSING: 2, "T cell": 1}
+    assert idx.keys(filters={"cell type": ["T cell"]}) == ["L2"]
+    bulk = sample_index(sc_catalog, ["B1"])
+    assert "cell type" not in bulk.facets
+
+
+def test_synthetic_listing_is_seeded_and_consistent():
+    exps, samples = synthetic_listing(300, 3_000, seed=1)
+    again, _ = synthetic_listing(300, 3_000, seed=1)
+    pd.testing.assert_frame_equal(exps, again)
+    assert samples.index.is_unique and exps.index.is_unique
+    sizes = samples["experiment_accession"].value_counts().reindex(exps.index)
+    assert (sizes.to_numpy() == exps["num_samples"].to_numpy()).all()
+    assert (
+        samples.groupby("experiment_accession")["refinebio_organism"].first().reindex(exps.index)
+        == exps["organisms"]
+    ).all()
+
+
+def test_a_sample_listed_by_two_chosen_experiments_appears_once_under_the_first():
+    from refinewidgets.core.sources import InMemorySource
+    from refinewidgets.core.synthetic import synthetic_compendium
+
+    comp = synthetic_compendium(
+        n_experiments=2,
+        samples_per_experiment=4,
+        n_genes=50,
+        shared_samples=1,
+        technologies=("MICROARRAY",),
+        seed=1,
+    )
+    cat = rw.Catalog([InMemorySource.from_compendium(comp)])
+    e1, e2 = cat.experiment_ids
+    shared = sorted(set(cat.experiment_samples(e1)) & set(cat.experiment_samples(e2)))
+    assert len(shared) == 1
+    idx = sample_index(cat, [e2, e1])
+    assert idx.n == 7 and idx.table.index.is_unique
+    assert idx.table.loc[shared[0], "experiment_accession"] == e2

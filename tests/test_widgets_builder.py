@@ -1,0 +1,353 @@
+"""The whole app (``rw.DatasetBuilder``), the results view and the save panel, without a browser."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import zipfile
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ipywidgets")
+
+import refinewidgets as rw
+from refinewidgets.core.sources import InMemorySource
+from refinewidgets.core.synthetic import synthetic_compendium
+from refinewidgets.widgets import DatasetBuilder
+
+
+@pytest.fixture
+def builder(demo_cat):
+    return DatasetBuilder(demo_cat)
+
+
+def _pick(builder, experiment, disease=None):
+    """Tick an experiment in the browser, filter its samples, select all, add them."""
+    builder.browser.search.value = experiment
+    builder.browser.table.tick(experiment)
+    if disease:
+        builder.picker.facets["disease"].value = (disease,)
+    builder.picker.select_all_button.click()
+    builder.picker.add_button.click()
+    builder.browser.chosen = []
+
+
+def test_the_builder_is_the_app_widget(builder):
+    assert rw.DatasetBuilder is DatasetBuilder
+    assert builder.tabs in builder.children and builder.status in builder.children
+    assert builder.dataset is None and builder.result is None and builder.adata is None
+    assert "rw-builder" in builder._dom_classes
+
+
+def test_choose_add_options_build_and_look(builder, demo_cat):
+    _pick(builder, "GSE71102", disease="normal")
+    normal = [
+        s
+        for s in demo_cat.experiment_samples("GSE71102")
+        if demo_cat.samples.loc[s, "refinebio_disease"] == "normal"
+    ]
+    builder.browser.search.value = "SRP"
+    builder.browser.facets["organism"].value = ("MUS_MUSCULUS",)
+    builder.browser.facets["technology"].value = ("RNA-SEQ",)
+    assert builder.browser.table.row_keys == ["SRP132945"]
+    builder.browser.table.tick("SRP132945")
+    builder.browser.add_button.click()
+    assert builder.cart_view.data == {"GSE71102": normal, "SRP132945": ["ALL"]}
+    assert builder.tabs.get_title(1) == f"My dataset ({len(normal) + 18} samples)"
+    builder.options.aggregate.value = "SPECIES"
+    builder.options.transformation.value = "STANDARD"
+    expected = rw.Dataset(
+        {"GSE71102": normal, "SRP132945": ["ALL"]}, aggregate_by="SPECIES", scale_by="STANDARD"
+    )
+    assert builder.dataset == expected
+    builder.build_button.click()
+
+    assert builder.status.kind == "success", builder.status.text
+    res = builder.result
+    direct = rw.build(expected, demo_cat)
+    assert list(res) == ["HOMO_SAPIENS", "MUS_MUSCULUS"]
+    for key in res:
+        assert res[key].shape == direct[key].shape
+        assert np.allclose(res[key].X, direct[key].X, equal_nan=True)
+    assert (
+        set(builder.adata) == {"HOMO_SAPIENS", "MUS_MUSCULUS"}
+        and builder.adata["MUS_MUSCULUS"] is res["MUS_MUSCULUS"]
+    )
+    human = res["HOMO_SAPIENS"]
+    assert builder.status.text == (
+        f"Built 2 group(s) (HOMO_SAPIENS: {human.n_obs} x {human.n_vars:,}; "
+        f"MUS_MUSCULUS: 18 x {res['MUS_MUSCULUS'].n_vars:,}); 0 sample(s) filtered."
+    )
+    assert (
+        builder.progress.bar.value == builder.progress.bar.max
+        and builder.progress.bar.bar_style == "success"
+    )
+    assert builder.tabs.selected_index == 2
+
+    view = builder.results
+    assert view.group == "HOMO_SAPIENS"
+    assert f"{human.n_obs} samples × {human.n_vars:,} genes" in view.summary.value
+    assert "Z-score" in view.summary.value and "quantile-normalized" in view.summary.value
+    assert "Filtered samples: none" in view.filtered.value
+    assert view.preview.value.count("<tr>") == 9  # header + 8 genes
+    for plot in (view.distributions, view.pca):
+        assert '<img class="rw-plot-img"' in plot.value and "data:image/png;base64," in plot.value
+    assert "Before normalization; After normalization" in view.distributions.value
+    assert view.before is not None and view.before is not res
+    view.group_box.value = "MUS_MUSCULUS"
+    assert "18 samples" in view.summary.value
+    view.color_box.value = "refinebio_sex"
+    assert view.color_by == "refinebio_sex" and "<img" in view.pca.value
+
+
+def test_one_group_gives_its_anndata_and_code_rebuilds_the_dataset(builder, demo_cat):
+    builder.dataset = rw.Dataset({"SRP105872": ["ALL"]}, quantile_normalize=False)
+    builder.show_code.value = True
+    assert builder.code.layout.display is None
+    ns: dict = {}
+    exec(builder.code.value, ns)
+    assert ns["ds"] == builder.dataset
+    builder.build()
+    assert isinstance(builder.adata, type(ns["res"]["SRP105872"]))
+    assert builder.adata.shape == ns["res"]["SRP105872"].shape
+    assert np.allclose(builder.adata.X, ns["res"]["SRP105872"].X, equal_nan=True)
+
+
+def test_setting_the_dataset_restores_cart_and_options_and_round_trips(builder, demo_cat):
+    part = demo_cat.experiment_samples("GSE75037")[:5]
+    ds = rw.Dataset(
+        {"GSE75037": part, "SRP091833": ["ALL"]},
+        aggregate_by="ALL",
+        scale_by="MINMAX",
+        join="outer",
+    )
+    builder.dataset = ds
+    assert builder.dataset == ds
+    assert builder.cart_view.data == ds.data
+    assert (
+        builder.options.aggregate.value == "ALL"
+        and builder.options.transformation.value == "MINMAX"
+    )
+    assert builder.options.join.value == "outer"
+    assert builder.options.quantile_normalize.disabled  # microarray, aggregated by all
+    assert "Dataset restored: 2 experiment(s), 25 samples." == builder.status.text
+    # editing the restored state flows back into the trait
+    builder.cart_view.remove_buttons["SRP091833"].click()
+    assert builder.dataset == rw.Dataset(
+        {"GSE75037": part}, aggregate_by="ALL", scale_by="MINMAX", join="outer"
+    )
+    builder.dataset = rw.Dataset.from_dict(ds.to_dict())
+    assert builder.dataset == ds and builder.cart_view.data == ds.data
+    # an API-only choice (skipping QN for microarray) is kept and explained
+    api = rw.Dataset({"GSE75037": part}, quantile_normalize=False)
+    builder.dataset = api
+    assert builder.dataset == api and builder.options.quantile_normalize.value is False
+    assert "set from code" in builder.options.qn_reason.value
+    builder.dataset = None
+    assert builder.cart_view.data == {}
+
+
+def test_setting_a_bad_dataset_is_refused_with_a_message(builder, demo_cat):
+    from traitlets import TraitError
+
+    with pytest.raises(TraitError, match="GSM0"):
+        builder.dataset = rw.Dataset({"GSE71102": ["GSM0"]})
+    assert builder.dataset is None
+    assert builder.status.kind == "error" and "GSM0" in builder.status.text
+
+
+def test_build_with_nothing_selected_shows_a_message(builder):
+    builder.build_button.click()
+    assert builder.result is None
+    assert builder.status.kind == "error"
+    assert builder.status.text == (
+        "The build failed: Nothing selected: choose experiments, tick samples and press "
+        '"Add to dataset" (or add whole experiments) before building.'
+    )
+    assert "rw-error" in builder.status._dom_classes
+    assert builder.progress.bar.bar_style == "danger"
+
+
+def test_incompatible_options_show_the_cores_message(builder):
+    builder.dataset = rw.Dataset({"GSE71102": ["ALL"], "GSE90428": ["ALL"]}, aggregate_by="ALL")
+    builder.build_button.click()
+    assert builder.result is None and builder.status.kind == "error"
+    assert builder.status.text.startswith(
+        "The build failed: The gene sets of these samples do not overlap"
+    )
+
+
+def test_a_failing_source_shows_its_error(demo_cat, monkeypatch):
+    comp = synthetic_compendium(n_experiments=2, samples_per_experiment=4, n_genes=60, seed=5)
+    src = InMemorySource.from_compendium(comp)
+    cat = rw.Catalog([src])
+    builder = DatasetBuilder(cat)
+    builder.dataset = rw.Dataset({cat.experiment_ids[0]: ["ALL"]})
+
+    def broken(*args, **kwargs):
+        raise OSError("the disk went away")
+
+    monkeypatch.setattr(src, "read_matrix", broken)
+    builder.build_button.click()
+    assert builder.status.kind == "error"
+    assert "OSError: the disk went away" in builder.status.text
+    assert builder.code.value.splitlines()[2] == "cat = ...  # the catalog given to DatasetBuilder"
+
+
+def test_filtered_samples_are_listed(demo_cat):
+    comp = synthetic_compendium(n_experiments=1, samples_per_experiment=5, n_genes=80, seed=9)
+    exp = next(iter(comp.experiments))
+    dropped = comp.values[exp].columns[1]
+    comp.values[exp] = comp.values[exp].drop(columns=[dropped])  # the sample has no values now
+    builder = DatasetBuilder(rw.Catalog([InMemorySource.from_compendium(comp)]))
+    builder.dataset = rw.Dataset({exp: ["ALL"]})
+    builder.build()
+    assert builder.status.kind == "success" and "1 sample(s) filtered" in builder.status.text
+    assert dropped in builder.results.filtered.value
+    assert "no processed expression values" in builder.results.filtered.value
+
+
+def test_save_zip_refuse_overwrite_h5ad_and_download(builder, tmp_path):
+    import anndata
+
+    builder.dataset = rw.Dataset(
+        {"SRP091833": ["ALL"], "GSE71102": ["ALL"]}, aggregate_by="EXPERIMENT"
+    )
+    builder.build()
+    save = builder.save
+    save.path.value = str(tmp_path / "out.zip")
+    save.save_button.click()
+    assert save.status.kind == "success" and save.saved_path == str(tmp_path / "out.zip")
+    assert set(rw.read_zip(tmp_path / "out.zip")) == {"SRP091833", "GSE71102"}
+    before = (tmp_path / "out.zip").stat().st_mtime_ns
+    save.save_button.click()
+    assert (
+        save.status.kind == "error"
+        and "exists" in save.status.text
+        and "Overwrite" in save.status.text
+    )
+    assert builder.status.kind == "error"  # mirrored in the app's status line
+    assert (tmp_path / "out.zip").stat().st_mtime_ns == before
+    save.overwrite.value = True
+    save.save_button.click()
+    assert save.status.kind == "success"
+
+    save.overwrite.value = False
+    save.path.value = str(tmp_path / "dataset.zip")
+    save.format.value = "h5ad:GSE71102"
+    assert save.path.value == str(tmp_path / "GSE71102.h5ad")
+    save.save_button.click()
+    assert save.status.kind == "success"
+    back = anndata.read_h5ad(tmp_path / "GSE71102.h5ad")
+    assert back.shape == builder.result["GSE71102"].shape
+    save.save_button.click()
+    assert save.status.kind == "error" and "exists" in save.status.text
+    assert not list(tmp_path.glob("*.partial"))
+
+    link = save.download.value
+    assert 'class="rw-download-link"' in link
+    data = re.search(r'href="data:application/zip;base64,([^"]+)"', link).group(1)
+    with zipfile.ZipFile(io.BytesIO(base64.b64decode(data))) as zf:
+        assert zf.testzip() is None
+        assert "aggregated_metadata.json" in zf.namelist()
+        assert "SRP091833/SRP091833.tsv" in zf.namelist()
+
+
+def test_a_download_too_big_is_refused_with_a_message(builder, monkeypatch):
+    from refinewidgets.widgets import save as save_module
+
+    monkeypatch.setattr(save_module, "DOWNLOAD_LIMIT", 1000)
+    builder.dataset = rw.Dataset({"SRP091833": ["ALL"]})
+    builder.build()
+    assert builder.save.download.value == ""
+    assert "too big for a browser download" in builder.save.status.text
+
+
+def test_single_cell_build_shows_cells_per_cell_type(demo_cat):
+    sc = [e for e in demo_cat.experiment_ids if demo_cat.technology(e) == "SINGLE-CELL"]
+    if not sc:
+        pytest.skip("the demo has no single-cell experiment")
+    builder = DatasetBuilder(demo_cat)
+    builder.browser.search.value = sc[0]
+    builder.browser.table.tick(sc[0])
+    builder.browser.add_button.click()
+    options = builder.options
+    assert options.single_cell_visible
+    assert options.quantile_normalize.value is False and options.quantile_normalize.disabled
+    assert options.cell_filters["cell_type"].options  # choices from the libraries
+    options.counts_normalization.value = "LOG1P_CPM"
+    builder.build_button.click()
+    assert builder.status.kind == "success", builder.status.text
+    view = builder.results
+    assert "cells ×" in view.summary.value
+    assert '<img class="rw-plot-img"' in view.cell_types.value
+    assert "not single cells" in view.distributions.value
+    assert view.color_box.value == "cell_type"
+
+
+UNIQUE_CLASSES = """
+rw-builder rw-tabs rw-status rw-build rw-progress rw-progress-label rw-show-code rw-code
+rw-search rw-facet-organism rw-facet-technology rw-facet-platform rw-add-experiments
+rw-untick-experiments rw-browser-status rw-experiments-table rw-experiments-header
+rw-experiments-sort rw-experiments-sort-direction rw-experiments-prev rw-experiments-next
+rw-experiments-page-label rw-experiments-page-size rw-sample-search rw-select-all rw-select-none
+rw-add-to-dataset rw-selection-count rw-picker-status rw-samples-table rw-samples-next
+rw-cart-summary rw-cart-rows rw-cart-totals rw-cart-clear rw-cart-status rw-aggregate
+rw-transformation rw-quantile-normalize rw-qn-reason rw-single-cell-options
+rw-cell-filter-cell-type rw-cell-filter-tissue rw-cell-filter-stage rw-cell-filter-sex
+rw-counts-normalization rw-pseudobulk rw-join rw-options-status rw-result-group rw-result-summary
+rw-filtered-samples rw-preview rw-plot-distributions rw-before-after rw-pca-color rw-plot-pca
+rw-plot-cell-types rw-results-status rw-save-path rw-save-format rw-save-overwrite rw-save
+rw-prepare-download rw-download rw-save-status
+""".split()
+
+
+def _walk(widget):
+    yield widget
+    for child in getattr(widget, "children", ()):
+        yield from _walk(child)
+
+
+def test_css_classes_are_unique_and_documented(builder, demo_cat):
+    from refinewidgets.widgets import builder as builder_module
+
+    builder.dataset = rw.Dataset({"GSE71102": ["ALL"]})
+    builder.browser.table.tick("GSE71102")
+    seen: dict[str, int] = {}
+    for widget in _walk(builder):
+        for css in getattr(widget, "_dom_classes", ()):
+            seen[css] = seen.get(css, 0) + 1
+    for css in UNIQUE_CLASSES:
+        assert seen.get(css) == 1, (css, seen.get(css))
+        assert f"``{css}``" in builder_module.__doc__, css
+    assert seen["rw-experiments-checkbox"] == len(builder.browser.table.row_keys)
+    assert seen["rw-samples-checkbox"] == 20 and seen["rw-cart-remove"] == 1
+    assert seen["rw-message"] == 7
+
+
+def test_results_view_before_after_on_demand(demo_cat, monkeypatch, tmp_path):
+    from refinewidgets.widgets import ResultsView
+    from refinewidgets.widgets import results as results_module
+
+    monkeypatch.setattr(results_module, "AUTO_BEFORE_VALUES", 0)
+    res = rw.build(rw.Dataset({"GSE75037": ["ALL"]}, scale_by="STANDARD"), demo_cat)
+    view = ResultsView(demo_cat)
+    view.result = res
+    assert view.before is None and view.before_button.layout.display is None
+    assert "After normalization" in view.distributions.value
+    assert "Before normalization" not in view.distributions.value
+    view.before_button.click()
+    assert view.before is not None and view.before_button.layout.display == "none"
+    assert "Before normalization" in view.distributions.value
+    raw = view.before["GSE75037"].X
+    assert np.nanmax(np.abs(raw - res["GSE75037"].X)) > 1  # really the values before scaling
+
+    # a result read back from a zip, without its catalog: shown, and the comparison says why not
+    res.write_zip(tmp_path / "d.zip")
+    alone = ResultsView()
+    alone.result = rw.read_zip(tmp_path / "d.zip")
+    assert "24 samples" in alone.summary.value and alone.status.text == ""
+    alone.before_button.click()
+    assert alone.status.kind == "error" and "catalog" in alone.status.text
