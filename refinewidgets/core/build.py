@@ -148,7 +148,7 @@ def _quantile_normalize(gm: GroupMatrix, catalog: Catalog, organisms: list[str])
         how = f"computed from the group's {len(gm.samples)} samples (mean of their sorted values): {why}"
         kind = "computed"
     quantile_normalize_rows(gm.X, target, out=gm.X)
-    ks = ks_check(gm.X)
+    ks = ks_check(gm.X, names=gm.samples)
     return {"target": kind, "target_description": how, **ks}
 
 

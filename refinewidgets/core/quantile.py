@@ -358,7 +358,7 @@ def _ks_pairs(n_samples: int, max_pairs: int, seed) -> list[tuple[int, int]]:
     return [(int(perm[i]), int(perm[half + i])) for i in range(half)]
 
 
-def ks_check(X, *, max_pairs=100, seed=0) -> dict:
+def ks_check(X, *, max_pairs=100, seed=0, names=None) -> dict:
     """refine.bio's check after quantile normalization: KS tests between pairs of samples.
 
     Pairs: every pair of samples when there are at most 200 samples and at most ``max_pairs``
@@ -370,7 +370,8 @@ def ks_check(X, *, max_pairs=100, seed=0) -> dict:
     For each pair, each sample keeps its non-NaN values strictly above its median (this drops
     the zeros of RNA-seq) and :func:`scipy.stats.ks_2samp` compares them. A pair fails when the
     statistic is > 0.001 or the p-value < 0.8. A pair where a sample has no value above its
-    median (for example a constant sample) is skipped. Never raises on data.
+    median (for example a constant sample) is skipped. Never raises on data. ``names`` (one per
+    row) name the samples in the warning; by default rows are named by their index.
 
     Parameters
     ----------
@@ -430,6 +431,8 @@ def ks_check(X, *, max_pairs=100, seed=0) -> dict:
         )
     elif failed:
         i, j, statistic, pvalue = worst
+        if names is not None:
+            i, j = names[i], names[j]
         result["ks_warning"] = (
             f"Failed Kolmogorov-Smirnov test after quantile normalization for {failed} of "
             f"{tested} sample pairs (statistic > {_KS_MAX_STAT} or p-value < {_KS_MIN_P}); "

@@ -1,0 +1,125 @@
+"""The Voila app in a real browser: select, build, download; single cells; an error path.
+
+Expected shapes come from the core API on the same demo catalog, so the page and the library must
+agree. Waits are on widget selectors and texts, never on sleeps.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pytest
+
+import refinewidgets as rw
+
+from .conftest import ARTIFACTS
+
+pytestmark = pytest.mark.browser
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return rw.open_catalog()
+
+
+def open_app(page, url):
+    page.goto(url)
+    page.locator(".rw-search input").wait_for()
+
+
+def tick(page, kind, accession):
+    box = page.locator(f".rw-{kind}-checkbox", has_text=accession).locator("input")
+    box.check()
+    expect(box).to_be_checked()
+
+
+def tab(page, title):
+    page.locator(".lm-TabBar-tab", has_text=title).first.click()
+
+
+def test_select_two_experiments_build_by_species_and_download(page, voila_url, demo, tmp_path):
+    open_app(page, voila_url)
+    page.locator(".rw-search input").fill("breast")
+    rows = page.locator(".rw-experiments-row")
+    expect(rows.filter(has_text="GSE71102")).to_have_count(1)
+    expect(rows.filter(has_text="GSE84422")).to_have_count(0)  # brain: filtered out by the search
+    tick(page, "experiments", "GSE71102")
+    tick(page, "experiments", "SRP091833")
+    # the sample picker lists both experiments' samples; take all but one
+    page.locator(".rw-select-all").click()
+    dropped = demo.experiment_samples("GSE71102")[0]
+    page.locator(".rw-samples-checkbox", has_text=dropped).locator("input").uncheck()
+    page.locator(".rw-add-to-dataset").click()
+    tab(page, "My dataset")
+    page.locator(".rw-aggregate button", has_text="Species").click()
+    page.locator(".rw-transformation select").select_option(label="Z-score")
+    page.locator(".rw-build").click()
+
+    data = {
+        "GSE71102": [s for s in demo.experiment_samples("GSE71102") if s != dropped],
+        "SRP091833": ["ALL"],
+    }
+    expected = rw.build(rw.Dataset(data, aggregate_by="SPECIES", scale_by="STANDARD"), demo)["HOMO_SAPIENS"]
+    summary = page.locator(".rw-result-summary")
+    expect(summary).to_contain_text(f"HOMO_SAPIENS: {expected.n_obs:,} samples × {expected.n_vars:,} genes")
+    expect(summary).to_contain_text("Z-score")
+    page.locator(".rw-plot-img").first.wait_for()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "app-built.png"), full_page=True)
+
+    link = page.locator(".rw-download a.rw-download-link")
+    with page.expect_download() as info:
+        link.click()
+    path = tmp_path / "download.zip"
+    info.value.save_as(path)
+    with zipfile.ZipFile(path) as zf:
+        assert zf.namelist() == [
+            "README.md", "LICENSE.TXT", "aggregated_metadata.json",
+            "HOMO_SAPIENS/HOMO_SAPIENS.tsv", "HOMO_SAPIENS/metadata_HOMO_SAPIENS.tsv",
+            "HOMO_SAPIENS/metadata_HOMO_SAPIENS.json",
+        ]
+        header = zf.read("HOMO_SAPIENS/HOMO_SAPIENS.tsv").split(b"\n", 1)[0].decode().split("\t")
+        meta = json.loads(zf.read("aggregated_metadata.json"))
+        matrix_rows = io.BytesIO(zf.read("HOMO_SAPIENS/HOMO_SAPIENS.tsv")).read().count(b"\n") - 1
+    assert header[0] == "Gene" and header[1:] == list(expected.obs_names)
+    assert matrix_rows == expected.n_vars
+    assert meta["aggregate_by"] == "SPECIES" and meta["scale_by"] == "STANDARD"
+    assert dropped not in meta["samples"]
+
+
+def test_single_cell_selection_with_cell_type_filter_and_pseudobulk(page, voila_url, demo):
+    open_app(page, voila_url)
+    page.locator(".rw-search input").fill("ERP900101")
+    expect(page.locator(".rw-experiments-row")).to_have_count(1)
+    tick(page, "experiments", "ERP900101")
+    page.locator(".rw-select-all").click()
+    page.locator(".rw-add-to-dataset").click()
+    tab(page, "My dataset")
+    options = page.locator(".rw-single-cell-options")
+    expect(options).to_be_visible()
+    page.locator(".rw-cell-filter-cell-type select").select_option(["B cell"])
+    page.locator(".rw-pseudobulk select").select_option(label="Per library")
+    page.locator(".rw-build").click()
+
+    expected = rw.build(
+        rw.Dataset({"ERP900101": ["ALL"]}, pseudobulk="sample", cell_filter={"cell_type": ["B cell"]}), demo
+    )["ERP900101"]
+    summary = page.locator(".rw-result-summary")
+    expect(summary).to_contain_text(f"ERP900101: {expected.n_obs:,} samples × {expected.n_vars:,} genes")
+    preview = page.locator(".rw-preview")
+    for library in expected.obs_names:
+        expect(preview).to_contain_text(library)
+
+
+def test_building_with_nothing_selected_shows_the_message(page, voila_url):
+    open_app(page, voila_url)
+    tab(page, "My dataset")
+    page.locator(".rw-build").click()
+    status = page.locator(".rw-status")
+    expect(status).to_contain_text("Nothing selected")
+    expect(page.locator(".rw-status .rw-error, .rw-status.rw-error")).to_have_count(1)
