@@ -45,3 +45,25 @@ def test_binder_files_install_the_app_and_its_notebook_runs(tmp_path, monkeypatc
     where = subprocess.run([str(python), "-c", "import refinewidgets, sys; print(refinewidgets.__file__)"],
                            capture_output=True, text=True, check=True, env=env, cwd=tmp_path).stdout
     assert str(env_dir) in where
+    assert "site-packages" in where  # a regular, non-editable install
+
+    # `refinewidgets app` from that install: prints the URL on the given port and serves the app
+    from refinewidgets.app import free_port, wait_until_up
+
+    port = free_port()
+    proc = subprocess.Popen([str(env_dir / "bin" / "refinewidgets"), "app", "--no-browser", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        wait_until_up(url, proc, timeout=180)
+        for line in proc.stdout:
+            if "refinewidgets app:" in line:
+                assert line.strip().startswith(f"refinewidgets app: {url}")
+                break
+        import urllib.request
+
+        with urllib.request.urlopen(url, timeout=60) as page:
+            assert page.status == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
