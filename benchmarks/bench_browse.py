@@ -50,9 +50,9 @@ try:
 except ImportError:  # running from a checkout without PYTHONPATH
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import refinewidgets as rw
-from _measure import format_mb, rss_mb
-
 from refinewidgets.core.browse import experiment_index, synthetic_listing
+
+from _measure import format_mb, rss_mb
 
 QUERIES = ("breast cancer", "liver fibrosis", "SYN00123")
 FILTERS = {"organism": ["HOMO_SAPIENS"], "technology": ["RNA-SEQ"]}

@@ -54,9 +54,9 @@ try:
 except ImportError:  # running from a checkout without PYTHONPATH
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import refinewidgets as rw
-from _measure import format_mb, measure
-
 from refinewidgets.io.bgee_synthetic import write_bgee_h5ad
+
+from _measure import format_mb, measure
 
 try:  # anndata >= 0.11
     from anndata.io import read_elem
