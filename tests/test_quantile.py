@@ -458,3 +458,15 @@ def test_ks_last_pair_is_reported_and_nans_ignored():
 def test_ks_constant_samples_cannot_be_tested():
     res = ks_check(np.ones((3, 10)))
     assert res["ks_statistic"] is None and "could not run" in res["ks_warning"]
+
+
+def test_ks_message_tells_small_differences_from_real_ones():
+    rng = np.random.default_rng(3)
+    a = rng.normal(0, 1, 4000)
+    close = np.vstack([a, a + rng.normal(0, 0.01, a.size)])  # statistic > 0.001, p-value ~1
+    message = ks_check(close, names=["S1", "S2"])["ks_warning"]
+    assert "samples S1 and S2" in message
+    assert "Every p-value is at least 0.8" in message and "do not share" not in message
+    far = np.vstack([a, a * 3 + 2])
+    message = ks_check(far)["ks_warning"]
+    assert "do not share one distribution" in message and "Every p-value" not in message
