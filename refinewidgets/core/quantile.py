@@ -34,7 +34,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..errors import DatasetSpecError
 
@@ -408,6 +407,8 @@ def ks_check(X, *, max_pairs=100, seed=0, names=None) -> dict:
     for i in {i for pair in pairs for i in pair}:
         row = X[i][~np.isnan(X[i])]
         upper[i] = row[row > np.median(row)] if row.size else row
+    from scipy import stats  # imported here: scipy.stats is slow to import and only this needs it
+
     tested, failed, worst, min_p = 0, 0, None, 1.0
     for i, j in pairs:
         if upper[i].size == 0 or upper[j].size == 0:
