@@ -65,8 +65,7 @@ def _groups(
 def _by_matrix(members: list[ResolvedSample], catalog: Catalog) -> dict[tuple[int, str], list[str]]:
     by_matrix: dict[tuple[int, str], list[str]] = {}
     for item in members:
-        src, matrix_id = catalog.locate(item.accession)
-        by_matrix.setdefault((catalog.sources.index(src), matrix_id), []).append(item.accession)
+        by_matrix.setdefault(catalog.location(item.accession), []).append(item.accession)
     return by_matrix
 
 
@@ -107,28 +106,33 @@ def _pseudobulk_frames(blocks: list[CellBlock], catalog: Catalog, dataset: Datas
 
 
 def _read_group(
-    members: list[ResolvedSample], catalog: Catalog, dataset: Dataset, extra_frames=(), extra_technology=None
+    members: list[ResolvedSample], catalog: Catalog, dataset: Dataset, pseudo_frames=(), pseudo_library=None
 ) -> GroupMatrix:
+    """Merge the bulk ``members`` (read from their sources) and pseudo-samples already summed.
+
+    ``pseudo_library`` maps each pseudo-sample to its library.
+    """
     by_matrix = _by_matrix(members, catalog)
 
     def frames():  # one matrix at a time: merge_group holds no more than it must
-        yield from extra_frames
         for (i, matrix_id), accessions in by_matrix.items():
             src = catalog.sources[i]
             yield src.read_matrix(matrix_id, accessions), f"{src.name} ({matrix_id})"
+        yield from pseudo_frames  # after the bulk samples, where the group's order puts them
+
     technology = {m.accession: catalog.technology(m.experiment) for m in members}
     log_rnaseq = {
         m.accession: dataset.aggregate_by == "SPECIES" and not catalog.locate(m.accession)[0].log_scale
         for m in members
     }
-    for acc in extra_technology or {}:
+    for acc in pseudo_library or {}:
         technology[acc] = "RNA-SEQ"  # pseudo-samples behave as bulk RNA-seq
         log_rnaseq[acc] = dataset.aggregate_by == "SPECIES" and dataset.counts_normalization != "LOG1P_CPM"
     gm = merge_group(frames(), technology, log_rnaseq=log_rnaseq, join=dataset.join)
-    # Keep the request order inside the group (pseudo-samples follow their library).
+    # Keep the request order inside the group; pseudo-samples follow the bulk samples.
     order = {m.accession: i for i, m in enumerate(members)}
-    for acc, lib in (extra_technology or {}).items():
-        order[acc] = order.get(lib, len(order))
+    for j, acc in enumerate(pseudo_library or {}):
+        order[acc] = len(members) + j
     if gm.samples and [order[s] for s in gm.samples] != sorted(order[s] for s in gm.samples):
         perm = np.argsort([order[s] for s in gm.samples], kind="stable")
         gm.X = gm.X[perm]
@@ -255,14 +259,18 @@ def build(dataset: Dataset | Mapping[str, Any], catalog: Catalog, progress: Any 
     group_samples: dict[str, list[str]] = {}
     group_info: dict[str, dict[str, Any]] = {}
     built: dict[str, Any] = {}  # key -> GroupMatrix (samples) or (X, cells, genes) (cells)
-    extra_records: dict[str, dict[str, Any]] = {}
+    pseudo_meta: dict[str, dict[str, Any]] = {}  # records of pseudo-samples (not in the catalog)
+
+    def record(acc: str) -> Mapping[str, Any]:
+        return pseudo_meta.get(acc) or catalog.sample_record(acc)
+
     pseudo_of: dict[str, list[str]] = {}
     try:
         for key, members in groups.items():
             exp_by_acc = {m.accession: m.experiment for m in members}
             cells = [m for m in members if catalog.is_single_cell(m.experiment)]
             bulk = [m for m in members if not catalog.is_single_cell(m.experiment)]
-            extra_frames, library_of = [], {}
+            pseudo, library_of = [], {}
             if cells:
                 blocks, lib_filtered = _read_cells(cells, catalog, dataset)
                 filtered += [(lib, exp_by_acc[lib], reason) for lib, reason in lib_filtered]
@@ -272,13 +280,13 @@ def build(dataset: Dataset | Mapping[str, Any], catalog: Catalog, progress: Any 
                         built[key], group_samples[key], group_info[key] = _cell_group(blocks, dataset)
                     prog.advance(n=steps_per_group - 1)
                     continue
-                extra_frames, records, library_of = _pseudobulk_frames(blocks, catalog, dataset)
-                extra_records.update(records)
+                pseudo, records, library_of = _pseudobulk_frames(blocks, catalog, dataset)
+                pseudo_meta.update(records)
                 for acc, lib in library_of.items():
                     exp_by_acc[acc] = exp_by_acc[lib]
                     experiment_of.setdefault(acc, exp_by_acc[lib])
                     pseudo_of.setdefault(lib, []).append(acc)
-            gm = _read_group(bulk, catalog, dataset, extra_frames, library_of)
+            gm = _read_group(bulk, catalog, dataset, pseudo, library_of)
             filtered += [(acc, exp_by_acc[acc], reason) for acc, reason in gm.filtered]
             prog.advance(f"{key}: normalizing" if dataset.quantile_normalize else f"{key}: scaling")
             if not gm.samples:
@@ -286,7 +294,7 @@ def build(dataset: Dataset | Mapping[str, Any], catalog: Catalog, progress: Any 
                 continue  # its samples are in `filtered`; never a silent empty group
             info: dict[str, Any] = {"kind": "samples", "genes_dropped_by_join": gm.genes_dropped}
             organisms = sorted({
-                str((extra_records.get(s) or catalog.sample_record(s)).get("refinebio_organism") or "UNKNOWN_ORGANISM")
+                str(record(s).get("refinebio_organism") or "UNKNOWN_ORGANISM")
                 for s in gm.samples
             })
             info["organisms"] = organisms
@@ -307,7 +315,7 @@ def build(dataset: Dataset | Mapping[str, Any], catalog: Catalog, progress: Any 
                 f"{' ...' if len(filtered) > 10 else ''}. Choose samples that have processed values."
             )
         included = list(dict.fromkeys(s for samples in group_samples.values() for s in samples))
-        records = {s: extra_records.get(s) or catalog.sample_record(s) for s in included}
+        records = {s: record(s) for s in included}
         bulk_samples = [s for k, g in built.items() if isinstance(g, GroupMatrix) for s in g.samples]
         columns = metadata_columns(records[s] for s in bulk_samples)
         spec = dataset.to_dict()

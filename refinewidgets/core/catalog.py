@@ -168,6 +168,10 @@ class Catalog:
         i, matrix_id = self._location[accession]
         return self.sources[i], matrix_id
 
+    def location(self, accession: str) -> tuple[int, str]:
+        """``(index in self.sources, matrix id)`` of the sample's values."""
+        return self._location[accession]
+
     def is_single_cell(self, experiment: str) -> bool:
         """Whether the experiment holds single cells (its samples are libraries of cells)."""
         return self.technology(experiment) == "SINGLE-CELL"
