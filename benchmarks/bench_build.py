@@ -75,8 +75,16 @@ ORGANISM = "HOMO_SAPIENS"
 TECHNOLOGIES = ("MICROARRAY", "RNA-SEQ")
 GENE_COVERAGE = 0.9
 #: Imported in every measured process before its baseline (refinewidgets imports some lazily).
-PRELOAD = ("numpy", "pandas", "scipy.stats", "sklearn.preprocessing", "pyarrow.csv", "anndata",
-           "refinewidgets", "refinewidgets.io.catalog_open")
+PRELOAD = (
+    "numpy",
+    "pandas",
+    "scipy.stats",
+    "sklearn.preprocessing",
+    "pyarrow.csv",
+    "anndata",
+    "refinewidgets",
+    "refinewidgets.io.catalog_open",
+)
 #: Largest accepted difference between the two ways' z-scores.
 ATOL = 1e-6
 
@@ -84,8 +92,13 @@ ATOL = 1e-6
 # -- inputs (setup, not measured) -----------------------------------------------------------
 def _compendium(n_genes: int, n_experiments: int, per_experiment: int, seed: int):
     return synthetic_compendium(
-        n_experiments=n_experiments, samples_per_experiment=per_experiment, n_genes=n_genes,
-        organisms=(ORGANISM,), technologies=TECHNOLOGIES, gene_coverage=GENE_COVERAGE, seed=seed,
+        n_experiments=n_experiments,
+        samples_per_experiment=per_experiment,
+        n_genes=n_genes,
+        organisms=(ORGANISM,),
+        technologies=TECHNOLOGIES,
+        gene_coverage=GENE_COVERAGE,
+        seed=seed,
     )
 
 
@@ -109,7 +122,9 @@ def organism_genes_for(join_genes: int, n_experiments: int, seed: int) -> int:
     return n
 
 
-def make_inputs(folder: Path, *, genes: int, samples: int, experiments: int, seed: int) -> list[str]:
+def make_inputs(
+    folder: Path, *, genes: int, samples: int, experiments: int, seed: int
+) -> list[str]:
     """Write one experiment-aggregated refine.bio zip per experiment; return the accessions."""
     n_genes = organism_genes_for(genes, experiments, seed)
     comp = _compendium(n_genes, experiments, samples // experiments, seed)
@@ -127,8 +142,9 @@ def build_refinewidgets(folder: str, experiments: list[str], out: str) -> dict:
     t0 = time.perf_counter()
     cat = rw.open_catalog(folder)
     t1 = time.perf_counter()
-    dataset = rw.Dataset({exp: ["ALL"] for exp in experiments}, aggregate_by="SPECIES",
-                         scale_by="STANDARD")
+    dataset = rw.Dataset(
+        {exp: ["ALL"] for exp in experiments}, aggregate_by="SPECIES", scale_by="STANDARD"
+    )
     res = rw.build(dataset, cat)
     t2 = time.perf_counter()
     res.write_zip(out)
@@ -136,8 +152,11 @@ def build_refinewidgets(folder: str, experiments: list[str], out: str) -> dict:
     adata = res[ORGANISM]
     return {
         "shape": (adata.n_vars, adata.n_obs),
-        "steps": {"open_catalog": t1 - t0, "build (read, merge, QN, KS check, scale)": t2 - t1,
-                  "write_zip": t3 - t2},
+        "steps": {
+            "open_catalog": t1 - t0,
+            "build (read, merge, QN, KS check, scale)": t2 - t1,
+            "write_zip": t3 - t2,
+        },
     }
 
 
@@ -149,7 +168,9 @@ def _metadata_order(columns) -> list[str]:
     return head + harmonized + sorted(set(columns) - set(head) - set(harmonized))
 
 
-def build_pandas(folder: str, experiments: list[str], out: str, compresslevel: int | None = None) -> dict:
+def build_pandas(
+    folder: str, experiments: list[str], out: str, compresslevel: int | None = None
+) -> dict:
     """The same build the straightforward way: per-sample frames merged one at a time.
 
     The zips are read in file-name order, which is the order of ``experiments`` (the same
@@ -164,8 +185,11 @@ def build_pandas(folder: str, experiments: list[str], out: str, compresslevel: i
             meta = json.loads(zf.read("aggregated_metadata.json"))
             (exp,) = meta["experiments"]
             matrix = pd.read_csv(zf.open(f"{exp}/{exp}.tsv"), sep="\t", index_col=0)
-            metadata.append(pd.read_csv(zf.open(f"{exp}/metadata_{exp}.tsv"), sep="\t", dtype=str,
-                                        keep_default_na=False))
+            metadata.append(
+                pd.read_csv(
+                    zf.open(f"{exp}/metadata_{exp}.tsv"), sep="\t", dtype=str, keep_default_na=False
+                )
+            )
         experiment_records.update(meta["experiments"])
         sample_records.update(meta["samples"])
         technology = meta["experiments"][exp]["technology"]
@@ -211,18 +235,26 @@ def build_pandas(folder: str, experiments: list[str], out: str, compresslevel: i
     table = table[_metadata_order(table.columns)]
     samples = {s: sample_records[s] for s in result.columns}
     aggregated = {
-        "aggregate_by": "SPECIES", "experiments": experiment_records, "num_experiments":
-        len(experiment_records), "num_samples": len(samples), "quantile_normalized": True,
-        "samples": samples, "scale_by": "STANDARD",
+        "aggregate_by": "SPECIES",
+        "experiments": experiment_records,
+        "num_experiments": len(experiment_records),
+        "num_samples": len(samples),
+        "quantile_normalized": True,
+        "samples": samples,
+        "scale_by": "STANDARD",
     }
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=compresslevel) as zf:
+    with zipfile.ZipFile(
+        out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=compresslevel
+    ) as zf:
         zf.writestr("aggregated_metadata.json", json.dumps(aggregated, indent=4, sort_keys=True))
         with zf.open(f"{ORGANISM}/{ORGANISM}.tsv", "w", force_zip64=True) as raw:
             with io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh:
                 result.to_csv(fh, sep="\t")
         zf.writestr(f"{ORGANISM}/metadata_{ORGANISM}.tsv", table.to_csv(sep="\t", index=False))
         species = {"species": ORGANISM, "samples": list(samples.values())}
-        zf.writestr(f"{ORGANISM}/metadata_{ORGANISM}.json", json.dumps(species, indent=4, sort_keys=True))
+        zf.writestr(
+            f"{ORGANISM}/metadata_{ORGANISM}.json", json.dumps(species, indent=4, sort_keys=True)
+        )
     steps["to_csv into the zip"] = time.perf_counter() - t
     return {"shape": result.shape, "steps": steps}
 
@@ -260,8 +292,12 @@ def compare_outputs(rw_zip: Path, pandas_zip: Path) -> float:
         f"(e.g. {list(only_rw[:3])}), {len(only_pd)} only in the pandas output (e.g. {list(only_pd[:3])})"
     )
     assert set(a.columns) == set(b.columns), "the two outputs hold different samples"
-    assert list(meta_a["refinebio_accession_code"]) == list(a.columns), "rw metadata rows != matrix columns"
-    assert list(meta_b["refinebio_accession_code"]) == list(b.columns), "pandas metadata rows != matrix columns"
+    assert list(meta_a["refinebio_accession_code"]) == list(a.columns), (
+        "rw metadata rows != matrix columns"
+    )
+    assert list(meta_b["refinebio_accession_code"]) == list(b.columns), (
+        "pandas metadata rows != matrix columns"
+    )
     gap = float(np.nanmax(np.abs(a.to_numpy() - b.loc[a.index, a.columns].to_numpy())))
     assert gap <= ATOL, f"the two outputs differ by up to {gap:.3g} (tolerance {ATOL})"
     return gap
@@ -270,7 +306,10 @@ def compare_outputs(rw_zip: Path, pandas_zip: Path) -> float:
 def _median_run(runs: list[dict]) -> dict:
     """The run of median wall time, with the median peak memory of all runs."""
     ordered = sorted(runs, key=lambda r: r["seconds"])
-    return {**ordered[(len(ordered) - 1) // 2], "peak_mb": float(np.median([r["peak_mb"] for r in runs]))}
+    return {
+        **ordered[(len(ordered) - 1) // 2],
+        "peak_mb": float(np.median([r["peak_mb"] for r in runs])),
+    }
 
 
 def _ratio(numerator: float, denominator: float) -> str:
@@ -279,30 +318,45 @@ def _ratio(numerator: float, denominator: float) -> str:
 
 def report(build: dict, read: dict, shape: tuple[int, int], gap: float) -> bool:
     """Print the tables; return whether both goals are met."""
-    rows = [("build: open + SPECIES + QN + STANDARD + write zip", build),
-            ("read the zip (matrix + metadata)", read)]
-    print("| step | refinewidgets s | pandas s | speed ratio (pandas / rw) | refinewidgets peak MB "
-          "| pandas peak MB | memory ratio (pandas / rw) |")
+    rows = [
+        ("build: open + SPECIES + QN + STANDARD + write zip", build),
+        ("read the zip (matrix + metadata)", read),
+    ]
+    print(
+        "| step | refinewidgets s | pandas s | speed ratio (pandas / rw) | refinewidgets peak MB "
+        "| pandas peak MB | memory ratio (pandas / rw) |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, r in rows:
         w, p = r["refinewidgets"], r["pandas"]
-        print(f"| {name} | {w['seconds']:.2f} | {p['seconds']:.2f} | {_ratio(p['seconds'], w['seconds'])} "
-              f"| {format_mb(w['peak_mb'])} | {format_mb(p['peak_mb'])} | {_ratio(p['peak_mb'], w['peak_mb'])} |")
+        print(
+            f"| {name} | {w['seconds']:.2f} | {p['seconds']:.2f} | {_ratio(p['seconds'], w['seconds'])} "
+            f"| {format_mb(w['peak_mb'])} | {format_mb(p['peak_mb'])} | {_ratio(p['peak_mb'], w['peak_mb'])} |"
+        )
     print()
     for way in ("refinewidgets", "pandas"):
         steps = build[way]["value"]["steps"]
-        print(f"{way} build steps: " + "; ".join(f"{k} {v:.2f} s" for k, v in steps.items())
-              + f" (CPU {build[way]['cpu_seconds']:.1f} s for {build[way]['seconds']:.1f} s wall)")
+        print(
+            f"{way} build steps: "
+            + "; ".join(f"{k} {v:.2f} s" for k, v in steps.items())
+            + f" (CPU {build[way]['cpu_seconds']:.1f} s for {build[way]['seconds']:.1f} s wall)"
+        )
     matrix_mb = shape[0] * shape[1] * 8 / 2**20
     speed = build["pandas"]["seconds"] / build["refinewidgets"]["seconds"]
     memory = build["refinewidgets"]["peak_mb"] / matrix_mb
     speed_ok, memory_ok = speed >= 5.0, memory < 3.0
     print()
-    print(f"final matrix: {shape[0]:,} genes x {shape[1]:,} samples = {format_mb(matrix_mb)} MB as float64; "
-          f"largest difference between the two outputs: {gap:.2g}")
-    print(f"goal 1, end to end >= 5x faster than pandas: {speed:.1f}x -> {'met' if speed_ok else 'NOT met'}")
-    print(f"goal 2, refinewidgets peak < 3x the matrix: {build['refinewidgets']['peak_mb']:.1f} MB = "
-          f"{memory:.2f}x -> {'met' if memory_ok else 'NOT met'}")
+    print(
+        f"final matrix: {shape[0]:,} genes x {shape[1]:,} samples = {format_mb(matrix_mb)} MB as float64; "
+        f"largest difference between the two outputs: {gap:.2g}"
+    )
+    print(
+        f"goal 1, end to end >= 5x faster than pandas: {speed:.1f}x -> {'met' if speed_ok else 'NOT met'}"
+    )
+    print(
+        f"goal 2, refinewidgets peak < 3x the matrix: {build['refinewidgets']['peak_mb']:.1f} MB = "
+        f"{memory:.2f}x -> {'met' if memory_ok else 'NOT met'}"
+    )
     return speed_ok and memory_ok
 
 
@@ -310,15 +364,30 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--genes", type=int, default=20_000, help="genes left after the inner join")
     parser.add_argument("--samples", type=int, default=1_000, help="samples in all")
-    parser.add_argument("--experiments", type=int, default=10, help="input zips (one experiment each)")
+    parser.add_argument(
+        "--experiments", type=int, default=10, help="input zips (one experiment each)"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="runs of each way, alternating; the table shows the medians")
-    parser.add_argument("--quick", action="store_true", help="2,000 genes x 120 samples from 6 zips")
-    parser.add_argument("--pandas-compresslevel", type=int, choices=range(10), metavar="0-9",
-                        help="deflate level of the pandas way's zip (default: zlib's default, 6, as "
-                             "refine.bio; refinewidgets writes level 1)")
-    parser.add_argument("--workdir", type=Path, help="keep inputs and outputs here (default: a temp folder)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs of each way, alternating; the table shows the medians",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="2,000 genes x 120 samples from 6 zips"
+    )
+    parser.add_argument(
+        "--pandas-compresslevel",
+        type=int,
+        choices=range(10),
+        metavar="0-9",
+        help="deflate level of the pandas way's zip (default: zlib's default, 6, as "
+        "refine.bio; refinewidgets writes level 1)",
+    )
+    parser.add_argument(
+        "--workdir", type=Path, help="keep inputs and outputs here (default: a temp folder)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.genes, args.samples, args.experiments = 2_000, 120, 6
@@ -334,11 +403,19 @@ def main(argv: list[str] | None = None) -> int:
         outputs.mkdir(parents=True, exist_ok=True)
         for old in [*inputs.glob("*.zip"), *outputs.glob("*.zip")]:
             old.unlink()
-        print(f"setup: {args.experiments} experiment zips, {args.samples // args.experiments} samples "
-              f"each, about {args.genes:,} genes after the join (seed {args.seed}) ...", flush=True)
+        print(
+            f"setup: {args.experiments} experiment zips, {args.samples // args.experiments} samples "
+            f"each, about {args.genes:,} genes after the join (seed {args.seed}) ...",
+            flush=True,
+        )
         t = time.perf_counter()
-        experiments = make_inputs(inputs, genes=args.genes, samples=args.samples,
-                                  experiments=args.experiments, seed=args.seed)
+        experiments = make_inputs(
+            inputs,
+            genes=args.genes,
+            samples=args.samples,
+            experiments=args.experiments,
+            seed=args.seed,
+        )
         size = sum(p.stat().st_size for p in inputs.glob("*.zip")) / 2**20
         print(f"setup done in {time.perf_counter() - t:.1f} s ({size:.1f} MB of zips)", flush=True)
 
@@ -346,14 +423,25 @@ def main(argv: list[str] | None = None) -> int:
         runs = {"refinewidgets": [], "pandas": []}
         for i in range(args.repeat):
             for way in runs:
-                print(f"building the {way} way, run {i + 1}/{args.repeat} (load average "
-                      f"{os.getloadavg()[0]:.1f}) ...", flush=True)
+                print(
+                    f"building the {way} way, run {i + 1}/{args.repeat} (load average "
+                    f"{os.getloadavg()[0]:.1f}) ...",
+                    flush=True,
+                )
                 (rw_zip if way == "refinewidgets" else pd_zip).unlink(missing_ok=True)
                 if way == "refinewidgets":
-                    r = measure(build_refinewidgets, str(inputs), experiments, str(rw_zip), preload=PRELOAD)
+                    r = measure(
+                        build_refinewidgets, str(inputs), experiments, str(rw_zip), preload=PRELOAD
+                    )
                 else:
-                    r = measure(build_pandas, str(inputs), experiments, str(pd_zip),
-                                args.pandas_compresslevel, preload=PRELOAD)
+                    r = measure(
+                        build_pandas,
+                        str(inputs),
+                        experiments,
+                        str(pd_zip),
+                        args.pandas_compresslevel,
+                        preload=PRELOAD,
+                    )
                 runs[way].append(r)
         build = {way: _median_run(r) for way, r in runs.items()}
         shapes = {way: tuple(r["value"]["shape"]) for way, r in build.items()}

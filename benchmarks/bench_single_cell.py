@@ -68,12 +68,31 @@ FILE_NAME = f"Homo_sapiens_{EXPERIMENT}_droplet_based.h5ad"
 VARIANT = "bgee15_0"
 #: The obs column holding the cell type name in the ``bgee15_0`` layout.
 CELL_TYPE_COLUMN = "cellTypeName"
-CELL_TYPES = ("B cell", "T cell", "monocyte", "natural killer cell", "neuron", "hepatocyte",
-              "epithelial cell", "dendritic cell", "endothelial cell", "fibroblast")
+CELL_TYPES = (
+    "B cell",
+    "T cell",
+    "monocyte",
+    "natural killer cell",
+    "neuron",
+    "hepatocyte",
+    "epithelial cell",
+    "dendritic cell",
+    "endothelial cell",
+    "fibroblast",
+)
 N_LIBRARIES = 8
 #: Imported in every measured process before its baseline (the same list for both ways).
-PRELOAD = ("numpy", "scipy.sparse", "pandas", "h5py", "anndata", "scanpy", "refinewidgets",
-           "refinewidgets.io.catalog_open", "refinewidgets.io.bgee_source")
+PRELOAD = (
+    "numpy",
+    "scipy.sparse",
+    "pandas",
+    "h5py",
+    "anndata",
+    "scanpy",
+    "refinewidgets",
+    "refinewidgets.io.catalog_open",
+    "refinewidgets.io.bgee_source",
+)
 RTOL = ATOL = 1e-5
 
 
@@ -92,27 +111,48 @@ def make_input(folder: Path, *, cells: int, genes: int, nnz_per_cell: float, see
     """Write the file; return its path, the chosen cell type and a few facts about it."""
     path = folder / FILE_NAME
     density = density_for(nnz_per_cell, genes, len(CELL_TYPES))
-    write_bgee_h5ad(path, variant=VARIANT, experiment=EXPERIMENT, n_cells=cells, n_genes=genes,
-                    n_libraries=N_LIBRARIES, density=density, cell_types=CELL_TYPES, seed=seed,
-                    overwrite=True)
+    write_bgee_h5ad(
+        path,
+        variant=VARIANT,
+        experiment=EXPERIMENT,
+        n_cells=cells,
+        n_genes=genes,
+        n_libraries=N_LIBRARIES,
+        density=density,
+        cell_types=CELL_TYPES,
+        seed=seed,
+        overwrite=True,
+    )
     with h5py.File(path, "r") as f:
         types = read_elem(f["obs"][CELL_TYPE_COLUMN])
         nnz = f["X/data"].shape[0]
     shares = pd.Series(np.asarray(types, dtype=object)).value_counts(normalize=True)
     chosen = str((shares - 0.10).abs().idxmin())
-    return {"path": str(path), "cell_type": chosen, "share": float(shares[chosen]),
-            "n_selected": int(round(shares[chosen] * cells)), "nnz_per_cell": nnz / cells,
-            "density": density, "file_mb": path.stat().st_size / 2**20}
+    return {
+        "path": str(path),
+        "cell_type": chosen,
+        "share": float(shares[chosen]),
+        "n_selected": int(round(shares[chosen] * cells)),
+        "nnz_per_cell": nnz / cells,
+        "density": density,
+        "file_mb": path.stat().st_size / 2**20,
+    }
 
 
 # -- the two ways (measured, each in a fresh process) -----------------------------------------
 def _result(cells, genes, X, steps: dict) -> dict:
     """What a way hands back for the comparison (sent after the measurement ends)."""
     X = X.tocsr()
-    return {"cells": [str(c) for c in cells], "genes": [str(g) for g in genes],
-            "data": np.asarray(X.data), "indices": np.asarray(X.indices),
-            "indptr": np.asarray(X.indptr), "shape": tuple(X.shape), "dtype": str(X.dtype),
-            "steps": steps}
+    return {
+        "cells": [str(c) for c in cells],
+        "genes": [str(g) for g in genes],
+        "data": np.asarray(X.data),
+        "indices": np.asarray(X.indices),
+        "indptr": np.asarray(X.indptr),
+        "shape": tuple(X.shape),
+        "dtype": str(X.dtype),
+        "steps": steps,
+    }
 
 
 def way_refinewidgets(path: str, cell_type: str) -> dict:
@@ -120,8 +160,12 @@ def way_refinewidgets(path: str, cell_type: str) -> dict:
     t0 = time.perf_counter()
     cat = rw.open_catalog(path)
     t1 = time.perf_counter()
-    dataset = rw.Dataset({EXPERIMENT: ["ALL"]}, quantile_normalize=False,
-                         counts_normalization="LOG1P_CPM", cell_filter={"cell_type": [cell_type]})
+    dataset = rw.Dataset(
+        {EXPERIMENT: ["ALL"]},
+        quantile_normalize=False,
+        counts_normalization="LOG1P_CPM",
+        cell_filter={"cell_type": [cell_type]},
+    )
     res = rw.build(dataset, cat)
     adata = res[EXPERIMENT]
     X = adata.X
@@ -160,10 +204,12 @@ def compare(a: dict, b: dict) -> float:
 
     assert a["cells"] == b["cells"], (
         f"the cells differ: {len(a['cells']):,} vs {len(b['cells']):,}, "
-        f"{len(set(a['cells']) ^ set(b['cells'])):,} not in both (or not in the same order)")
+        f"{len(set(a['cells']) ^ set(b['cells'])):,} not in both (or not in the same order)"
+    )
     assert a["genes"] == b["genes"], (
         f"the genes differ: {len(a['genes']):,} vs {len(b['genes']):,}, "
-        f"{len(set(a['genes']) ^ set(b['genes'])):,} not in both (or not in the same order)")
+        f"{len(set(a['genes']) ^ set(b['genes'])):,} not in both (or not in the same order)"
+    )
     X, Y = (sp.csr_matrix((r["data"], r["indices"], r["indptr"]), shape=r["shape"]) for r in (a, b))
     assert X.shape == Y.shape, f"shapes differ: {X.shape} vs {Y.shape}"
     X.sort_indices()
@@ -176,7 +222,8 @@ def compare(a: dict, b: dict) -> float:
         y = np.asarray(Y[rows, cols], dtype=np.float64).ravel()
     gap = float(np.abs(x - y).max()) if x.size else 0.0
     assert np.allclose(x, y, rtol=RTOL, atol=ATOL), (
-        f"X differs by up to {gap:.3g} (rtol {RTOL}, atol {ATOL})")
+        f"X differs by up to {gap:.3g} (rtol {RTOL}, atol {ATOL})"
+    )
     return gap
 
 
@@ -201,23 +248,31 @@ def report(runs: dict[str, list[dict]], setup: dict, shape: tuple[int, int], gap
             walls = ", ".join(f"{run['seconds']:.2f}" for run in rs)
             peaks = ", ".join(format_mb(run["peak_mb"]) for run in rs)
             every = f"; all runs: {walls} s, {peaks} MB"
-        print(f"- {way}: {steps} (median run: CPU {r['cpu_seconds']:.1f} s for {r['seconds']:.2f} s "
-              f"wall; baseline {format_mb(r['baseline_mb'])} MB; memory by {r['memory_method']}{every})")
+        print(
+            f"- {way}: {steps} (median run: CPU {r['cpu_seconds']:.1f} s for {r['seconds']:.2f} s "
+            f"wall; baseline {format_mb(r['baseline_mb'])} MB; memory by {r['memory_method']}{every})"
+        )
     rw_s, rw_mb = _median(runs[RW], "seconds"), _median(runs[RW], "peak_mb")
     memory_ok, speed_ok = rw_mb < full_mb / 5, rw_s <= full_s
     result_mb = (setup["n_selected"] * setup["nnz_per_cell"] * 8 + shape[0] * 8) / 2**20
     print()
-    print(f"selection: {shape[0]:,} cells ({setup['share']:.1%}, cell type {setup['cell_type']!r}) x "
-          f"{shape[1]:,} genes, about {format_mb(result_mb)} MB as float32 CSR; largest difference "
-          f"between the two results: {gap:.2g}")
-    print(f"goal 1, refinewidgets peak < 1/5 of the full-load way: {format_mb(rw_mb)} MB vs "
-          f"{format_mb(full_mb)} / 5 = {format_mb(full_mb / 5)} MB ({rw_mb / full_mb:.1%} of it) "
-          f"-> {'met' if memory_ok else 'NOT met'}")
-    print(f"goal 2, refinewidgets not slower than the full-load way: {rw_s:.2f} s vs {full_s:.2f} s "
-          f"({full_s / rw_s:.1f}x faster) -> {'met' if speed_ok else 'NOT met'}"
-          if rw_s <= full_s else
-          f"goal 2, refinewidgets not slower than the full-load way: {rw_s:.2f} s vs {full_s:.2f} s "
-          f"({rw_s / full_s:.2f}x the time) -> NOT met")
+    print(
+        f"selection: {shape[0]:,} cells ({setup['share']:.1%}, cell type {setup['cell_type']!r}) x "
+        f"{shape[1]:,} genes, about {format_mb(result_mb)} MB as float32 CSR; largest difference "
+        f"between the two results: {gap:.2g}"
+    )
+    print(
+        f"goal 1, refinewidgets peak < 1/5 of the full-load way: {format_mb(rw_mb)} MB vs "
+        f"{format_mb(full_mb)} / 5 = {format_mb(full_mb / 5)} MB ({rw_mb / full_mb:.1%} of it) "
+        f"-> {'met' if memory_ok else 'NOT met'}"
+    )
+    print(
+        f"goal 2, refinewidgets not slower than the full-load way: {rw_s:.2f} s vs {full_s:.2f} s "
+        f"({full_s / rw_s:.1f}x faster) -> {'met' if speed_ok else 'NOT met'}"
+        if rw_s <= full_s
+        else f"goal 2, refinewidgets not slower than the full-load way: {rw_s:.2f} s vs {full_s:.2f} s "
+        f"({rw_s / full_s:.2f}x the time) -> NOT met"
+    )
     return memory_ok and speed_ok
 
 
@@ -225,13 +280,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cells", type=int, default=200_000)
     parser.add_argument("--genes", type=int, default=20_000)
-    parser.add_argument("--nnz-per-cell", type=float, default=1_000.0,
-                        help="stored values per cell (sets write_bgee_h5ad's density)")
+    parser.add_argument(
+        "--nnz-per-cell",
+        type=float,
+        default=1_000.0,
+        help="stored values per cell (sets write_bgee_h5ad's density)",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeat", type=int, help="runs of each way, medians shown (default 3; "
-                        "1 with --quick): the machine may be shared, wall times vary")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        help="runs of each way, medians shown (default 3; "
+        "1 with --quick): the machine may be shared, wall times vary",
+    )
     parser.add_argument("--quick", action="store_true", help="20,000 cells: a smoke run")
-    parser.add_argument("--workdir", type=Path, help="keep the input file here (default: a temp folder)")
+    parser.add_argument(
+        "--workdir", type=Path, help="keep the input file here (default: a temp folder)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.cells = 20_000
@@ -243,15 +308,22 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_single_cell_") as tmp:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        print(f"setup: {args.cells:,} cells x {args.genes:,} genes, about {args.nnz_per_cell:,.0f} "
-              f"values per cell, {len(CELL_TYPES)} cell types over {N_LIBRARIES} libraries "
-              f"(variant {VARIANT}, seed {args.seed}) ...", flush=True)
+        print(
+            f"setup: {args.cells:,} cells x {args.genes:,} genes, about {args.nnz_per_cell:,.0f} "
+            f"values per cell, {len(CELL_TYPES)} cell types over {N_LIBRARIES} libraries "
+            f"(variant {VARIANT}, seed {args.seed}) ...",
+            flush=True,
+        )
         t = time.perf_counter()
-        setup = make_input(work, cells=args.cells, genes=args.genes,
-                           nnz_per_cell=args.nnz_per_cell, seed=args.seed)
-        print(f"setup done in {time.perf_counter() - t:.1f} s: {setup['file_mb']:,.0f} MB file, "
-              f"{setup['nnz_per_cell']:,.0f} stored values per cell (density {setup['density']:.4f}); "
-              f"selecting {setup['cell_type']!r} ({setup['share']:.1%} of the cells)", flush=True)
+        setup = make_input(
+            work, cells=args.cells, genes=args.genes, nnz_per_cell=args.nnz_per_cell, seed=args.seed
+        )
+        print(
+            f"setup done in {time.perf_counter() - t:.1f} s: {setup['file_mb']:,.0f} MB file, "
+            f"{setup['nnz_per_cell']:,.0f} stored values per cell (density {setup['density']:.4f}); "
+            f"selecting {setup['cell_type']!r} ({setup['share']:.1%} of the cells)",
+            flush=True,
+        )
 
         runs: dict[str, list[dict]] = {way: [] for way in WAYS}
         results: dict[str, dict] = {}  # the last result of each way (its matrix), to compare
@@ -264,7 +336,10 @@ def main(argv: list[str] | None = None) -> int:
                 run["steps"] = results[way]["steps"]
                 runs[way].append(run)
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-        print(f"load average (1, 5, 15 min) after the runs: {load} on {os.cpu_count()} CPUs", flush=True)
+        print(
+            f"load average (1, 5, 15 min) after the runs: {load} on {os.cpu_count()} CPUs",
+            flush=True,
+        )
         gap = compare(results[RW], results[FULL_LOAD])
         shape = results[RW]["shape"]
         del results

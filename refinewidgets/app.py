@@ -47,7 +47,9 @@ def sources_from_environment(environ: Mapping[str, str] | None = None) -> list[s
     for value in parse_qs(environ.get("QUERY_STRING", "")).get("source", []):
         parts = PurePosixPath(value).parts
         if value.startswith(("/", "\\")) or ".." in parts or (len(value) > 1 and value[1] == ":"):
-            raise ValueError(f"source={value!r} in the URL must be a path relative to the app's folder, without '..'.")
+            raise ValueError(
+                f"source={value!r} in the URL must be a path relative to the app's folder, without '..'."
+            )
         paths.append(value if environ.get(BASE_ENV) is None else str(base / value))
     return paths
 
@@ -79,8 +81,13 @@ def free_port() -> int:
 
 def voila_command(port: int) -> list[str]:
     return [
-        sys.executable, "-m", "voila", str(app_notebook()),
-        f"--port={port}", "--no-browser", "--Voila.ip=127.0.0.1",
+        sys.executable,
+        "-m",
+        "voila",
+        str(app_notebook()),
+        f"--port={port}",
+        "--no-browser",
+        "--Voila.ip=127.0.0.1",
         "--VoilaConfiguration.show_tracebacks=False",
     ]
 

@@ -52,13 +52,17 @@ def _cmd_build(args) -> int:
     try:
         spec = json.loads(Path(args.spec).read_text())
     except FileNotFoundError:
-        raise RefineWidgetsError(f"{args.spec} does not exist: give the path of a dataset spec JSON file.") from None
+        raise RefineWidgetsError(
+            f"{args.spec} does not exist: give the path of a dataset spec JSON file."
+        ) from None
     except json.JSONDecodeError as exc:
         raise RefineWidgetsError(f"{args.spec} is not valid JSON ({exc}).") from None
     dataset = Dataset.from_dict(spec)
     catalog = open_catalog(*args.source)
     result = build(dataset, catalog, progress=_progress(not args.quiet))
-    path = result.write_zip(args.output, overwrite=args.overwrite, progress=_progress(not args.quiet))
+    path = result.write_zip(
+        args.output, overwrite=args.overwrite, progress=_progress(not args.quiet)
+    )
     _describe_result(result)
     print(f"wrote {path}")
     return 0
@@ -100,9 +104,15 @@ def _cmd_demo(args) -> int:
     catalog = open_catalog()
     print(catalog)
     experiments = catalog.experiments
-    print(experiments[["technology", "organisms", "num_samples", "title"]].to_string(max_colwidth=60))
+    print(
+        experiments[["technology", "organisms", "num_samples", "title"]].to_string(max_colwidth=60)
+    )
     dataset = Dataset(
-        {acc: ["ALL"] for acc in experiments.index if experiments.loc[acc, "technology"] != "SINGLE-CELL"},
+        {
+            acc: ["ALL"]
+            for acc in experiments.index
+            if experiments.loc[acc, "technology"] != "SINGLE-CELL"
+        },
         aggregate_by="SPECIES",
         scale_by="STANDARD",
     )
@@ -119,16 +129,29 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     a = sub.add_parser("app", help="serve the dataset builder as a web app (Voila)")
-    a.add_argument("paths", nargs="*", metavar="PATH",
-                   help="refine.bio zips/folders, Bgee .h5ad files or folders of them (default: the demo)")
+    a.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="refine.bio zips/folders, Bgee .h5ad files or folders of them (default: the demo)",
+    )
     a.add_argument("--port", type=int, default=None, help="port to listen on (default: a free one)")
-    a.add_argument("--no-browser", action="store_true", help="do not open a browser; just print the URL")
+    a.add_argument(
+        "--no-browser", action="store_true", help="do not open a browser; just print the URL"
+    )
     a.set_defaults(func=_cmd_app)
 
-    b = sub.add_parser("build", help="build a dataset from a spec JSON file and write the refine.bio zip")
+    b = sub.add_parser(
+        "build", help="build a dataset from a spec JSON file and write the refine.bio zip"
+    )
     b.add_argument("spec", help="dataset spec JSON (rw.Dataset(...).to_json())")
-    b.add_argument("--source", action="append", default=[], metavar="PATH",
-                   help="a refine.bio zip/folder, Bgee .h5ad or folder of them (repeatable; default: the demo)")
+    b.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a refine.bio zip/folder, Bgee .h5ad or folder of them (repeatable; default: the demo)",
+    )
     b.add_argument("-o", "--output", required=True, help="the zip to write")
     b.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -138,8 +161,12 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("path")
     i.set_defaults(func=_cmd_info)
 
-    d = sub.add_parser("demo", help="build the bundled demo (by species, QN, Z-score) and write its zip")
-    d.add_argument("-o", "--output", default="demo_dataset.zip", help="the zip to write (default %(default)s)")
+    d = sub.add_parser(
+        "demo", help="build the bundled demo (by species, QN, Z-score) and write its zip"
+    )
+    d.add_argument(
+        "-o", "--output", default="demo_dataset.zip", help="the zip to write (default %(default)s)"
+    )
     d.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=_cmd_demo)

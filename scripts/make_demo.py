@@ -41,14 +41,17 @@ def write_bulk(out: Path) -> None:
     catalog = rw.Catalog([InMemorySource.from_compendium(comp, name="demo")])
     for (organism, technology), name in BUNDLES.items():
         experiments = [
-            acc for acc, rec in comp.experiments.items()
+            acc
+            for acc, rec in comp.experiments.items()
             if rec["organisms"] == [organism] and rec["technology"] == technology
         ]
         ds = rw.Dataset({acc: ["ALL"] for acc in experiments}, quantile_normalize=False)
         res = rw.build(ds, catalog)
         res.aggregated_metadata["created_at"] = CREATED_AT
         res.write_zip(out / name, overwrite=True)
-        print(f"{name}: {len(experiments)} experiments, {res.aggregated_metadata['num_samples']} samples")
+        print(
+            f"{name}: {len(experiments)} experiments, {res.aggregated_metadata['num_samples']} samples"
+        )
     for organism, target in comp.qn_targets.items():
         path = out / f"qn_target_{organism}.tsv"
         np.savetxt(path, np.round(target, 4), fmt="%.4f")
@@ -57,12 +60,30 @@ def write_bulk(out: Path) -> None:
 
 #: Bgee-style droplet experiments, each in another column-name variant of Bgee's writers.
 SINGLE_CELL = [
-    dict(variant="newest", organism="HOMO_SAPIENS", experiment="ERP900101", n_cells=1500, n_libraries=4,
-         cell_types=("B cell", "T cell", "monocyte", "natural killer cell")),
-    dict(variant="bgee15_0", organism="HOMO_SAPIENS", experiment="ERP900102", n_cells=1200, n_libraries=3,
-         cell_types=("B cell", "T cell", "monocyte")),
-    dict(variant="bgee15_2", organism="MUS_MUSCULUS", experiment="SRP900103", n_cells=1000, n_libraries=3,
-         cell_types=("hepatocyte", "epithelial cell", "B cell")),
+    dict(
+        variant="newest",
+        organism="HOMO_SAPIENS",
+        experiment="ERP900101",
+        n_cells=1500,
+        n_libraries=4,
+        cell_types=("B cell", "T cell", "monocyte", "natural killer cell"),
+    ),
+    dict(
+        variant="bgee15_0",
+        organism="HOMO_SAPIENS",
+        experiment="ERP900102",
+        n_cells=1200,
+        n_libraries=3,
+        cell_types=("B cell", "T cell", "monocyte"),
+    ),
+    dict(
+        variant="bgee15_2",
+        organism="MUS_MUSCULUS",
+        experiment="SRP900103",
+        n_cells=1000,
+        n_libraries=3,
+        cell_types=("hepatocyte", "epithelial cell", "B cell"),
+    ),
 ]
 N_CELL_GENES = 1500
 
@@ -76,16 +97,28 @@ def write_single_cell(out: Path) -> None:
     folder.mkdir()
     for i, spec in enumerate(SINGLE_CELL):
         organism = spec["organism"]
-        genes = sorted(set().union(*(
-            sanitize_gene_ids(comp.values[acc]).index
-            for acc, rec in comp.experiments.items() if rec["organisms"] == [organism]
-        )))
+        genes = sorted(
+            set().union(
+                *(
+                    sanitize_gene_ids(comp.values[acc]).index
+                    for acc, rec in comp.experiments.items()
+                    if rec["organisms"] == [organism]
+                )
+            )
+        )
         # share genes with the bulk demo, so pseudobulk can join bulk samples of the species
         rng = np.random.default_rng(SEED + i)
         chosen = sorted(rng.choice(genes, size=N_CELL_GENES, replace=False))
         name = f"{organism.capitalize()}_{spec['experiment']}_droplet_based.h5ad"
-        path = write_bgee_h5ad(folder / name, n_genes=N_CELL_GENES, gene_ids=chosen, density=0.08,
-                               seed=SEED + i, overwrite=True, **spec)
+        path = write_bgee_h5ad(
+            folder / name,
+            n_genes=N_CELL_GENES,
+            gene_ids=chosen,
+            density=0.08,
+            seed=SEED + i,
+            overwrite=True,
+            **spec,
+        )
         anndata.read_h5ad(path).write_h5ad(path, compression="gzip")  # keeps the package small
         print(f"bgee/{name}: {spec['n_cells']} cells, variant {spec['variant']}")
 

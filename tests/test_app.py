@@ -8,10 +8,16 @@ from refinewidgets.app import show_app, sources_from_environment, voila_command
 
 
 def test_sources_from_the_command_line_and_the_url_query(tmp_path):
-    env = {"REFINEWIDGETS_SOURCES": "/data/a.zip:/data/b", "REFINEWIDGETS_BASE": str(tmp_path),
-           "QUERY_STRING": "source=downloads/c.zip&other=1&source=bgee"}
+    env = {
+        "REFINEWIDGETS_SOURCES": "/data/a.zip:/data/b",
+        "REFINEWIDGETS_BASE": str(tmp_path),
+        "QUERY_STRING": "source=downloads/c.zip&other=1&source=bgee",
+    }
     assert sources_from_environment(env) == [
-        "/data/a.zip", "/data/b", str(tmp_path / "downloads" / "c.zip"), str(tmp_path / "bgee")
+        "/data/a.zip",
+        "/data/b",
+        str(tmp_path / "downloads" / "c.zip"),
+        str(tmp_path / "bgee"),
     ]
     assert sources_from_environment({}) == []
 
@@ -25,7 +31,11 @@ def test_url_sources_cannot_leave_the_app_folder(bad):
 def test_unopenable_sources_are_shown_as_a_message(monkeypatch, tmp_path):
     monkeypatch.setenv("REFINEWIDGETS_SOURCES", str(tmp_path / "missing.zip"))
     widget = show_app()
-    assert "rw-error" in widget.value and "missing.zip" in widget.value and "does not exist" in widget.value
+    assert (
+        "rw-error" in widget.value
+        and "missing.zip" in widget.value
+        and "does not exist" in widget.value
+    )
     monkeypatch.setenv("REFINEWIDGETS_SOURCES", "")
     monkeypatch.setenv("QUERY_STRING", "source=../x")
     assert "must be a path relative" in show_app().value

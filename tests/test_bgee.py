@@ -24,21 +24,36 @@ from refinewidgets.io.bgee import UNIFIED_COLUMNS, BgeeH5ad, find_bgee_files
 from refinewidgets.io.bgee_synthetic import VARIANTS, write_bgee_h5ad
 
 # obs column of each concept, per variant, as the generator writes it
-LIBRARY = {"bgee15_0": "libID", "bgee15_1": "library_id", "bgee15_2": "rnaSeqLibraryId",
-           "newest": "library_id"}
-BARCODE = {"bgee15_0": "barcodes", "bgee15_1": "barcode", "bgee15_2": "barcode",
-           "newest": "barcode"}
-CELL_TYPE = {"bgee15_0": "cellTypeName", "bgee15_1": "cellTypeName", "bgee15_2": "cellTypeName",
-             "newest": "cell_type"}
-SEXES = {"bgee15_0": ["male", "female", "not annotated", "na", "mixed"],
-         "newest": ["male", "female", "unknown", "male", "female"]}
+LIBRARY = {
+    "bgee15_0": "libID",
+    "bgee15_1": "library_id",
+    "bgee15_2": "rnaSeqLibraryId",
+    "newest": "library_id",
+}
+BARCODE = {
+    "bgee15_0": "barcodes",
+    "bgee15_1": "barcode",
+    "bgee15_2": "barcode",
+    "newest": "barcode",
+}
+CELL_TYPE = {
+    "bgee15_0": "cellTypeName",
+    "bgee15_1": "cellTypeName",
+    "bgee15_2": "cellTypeName",
+    "newest": "cell_type",
+}
+SEXES = {
+    "bgee15_0": ["male", "female", "not annotated", "na", "mixed"],
+    "newest": ["male", "female", "unknown", "male", "female"],
+}
 TISSUES = ["blood", "spleen", "bone marrow", "liver", "blood"]
 FILE_NAME = "Homo_sapiens_ERP999_droplet_based.h5ad"
 
 
 def _write(folder, variant, name=FILE_NAME, **kwargs):
-    options = dict(variant=variant, experiment="ERP123456", n_cells=400, n_genes=120,
-                   n_libraries=5, seed=7)
+    options = dict(
+        variant=variant, experiment="ERP123456", n_cells=400, n_genes=120, n_libraries=5, seed=7
+    )
     options.update(kwargs)
     folder.mkdir(parents=True, exist_ok=True)
     return write_bgee_h5ad(folder / name, **options)
@@ -70,8 +85,9 @@ def variant_file(request, tmp_path_factory):
 @pytest.fixture(scope="module")
 def big_file(tmp_path_factory):
     """20,000 cells x 2,000 genes, about 4 million stored values (32 MB of data + indices)."""
-    path = _write(tmp_path_factory.mktemp("big"), "bgee15_2", n_cells=20_000, n_genes=2_000,
-                  density=0.1)
+    path = _write(
+        tmp_path_factory.mktemp("big"), "bgee15_2", n_cells=20_000, n_genes=2_000, density=0.1
+    )
     with h5py.File(path, "r") as f:
         x_bytes = f["X/data"].nbytes + f["X/indices"].nbytes
     return path, x_bytes
@@ -90,17 +106,21 @@ def test_cells_table_every_variant(variant_file):
     obs = adata.obs
     np.testing.assert_array_equal(cells["library"].astype(str), obs[LIBRARY[variant]].astype(str))
     np.testing.assert_array_equal(cells["barcode"], obs[BARCODE[variant]].astype(str))
-    np.testing.assert_array_equal(cells["cell_type"].astype(str),
-                                  obs[CELL_TYPE[variant]].astype(str))
+    np.testing.assert_array_equal(
+        cells["cell_type"].astype(str), obs[CELL_TYPE[variant]].astype(str)
+    )
     assert list(cells.index) == [f"{b}_{lib}" for b, lib in zip(cells["barcode"], cells["library"])]
     assert set(cells["cell_type"]) == {"B cell", "T cell", "monocyte"}
     assert set(cells["cell_type_id"]) == {"CL:0000236", "CL:0000084", "CL:0000576"}
     pairs = set(zip(cells["cell_type"], cells["cell_type_id"]))
-    assert pairs == {("B cell", "CL:0000236"), ("T cell", "CL:0000084"),
-                     ("monocyte", "CL:0000576")}
+    assert pairs == {("B cell", "CL:0000236"), ("T cell", "CL:0000084"), ("monocyte", "CL:0000576")}
     assert set(cells["tissue"]) == {"blood", "spleen", "bone marrow", "liver"}
-    assert set(cells["tissue_id"]) == {"UBERON:0000178", "UBERON:0002106", "UBERON:0002371",
-                                       "UBERON:0002107"}
+    assert set(cells["tissue_id"]) == {
+        "UBERON:0000178",
+        "UBERON:0002106",
+        "UBERON:0002371",
+        "UBERON:0002107",
+    }
     assert set(cells["stage"]) == {"human adult stage"}
     assert set(cells["stage_id"]) == {"HsapDv:0000087"}
     assert set(cells["sex"]) == set(SEXES.get(variant, SEXES["bgee15_0"]))
@@ -139,8 +159,15 @@ def test_libraries_summary(variant_file):
     variant, path, adata = variant_file
     with BgeeH5ad(path) as bgee:
         table = bgee.libraries()
-    assert list(table.columns) == ["n_cells", "cell_types", "tissues", "stages", "sexes",
-                                   "experiment", "organism"]
+    assert list(table.columns) == [
+        "n_cells",
+        "cell_types",
+        "tissues",
+        "stages",
+        "sexes",
+        "experiment",
+        "organism",
+    ]
     counts = adata.obs[LIBRARY[variant]].astype(str).value_counts()
     assert table["n_cells"].to_dict() == counts.to_dict()
     assert table["n_cells"].sum() == 400 and len(table) == 5
@@ -175,8 +202,10 @@ def test_genes_and_symbols(tmp_path):
         assert set(genes["gene_symbol"]) == {""}
         assert genes.index[0].startswith("ENSG") and len(genes.index[0]) == 15
         assert genes["intergenic"].sum() == 12
-        assert set(genes.index[genes["intergenic"]].str.split("_").str[0]) == {"upstream",
-                                                                               "downstream"}
+        assert set(genes.index[genes["intergenic"]].str.split("_").str[0]) == {
+            "upstream",
+            "downstream",
+        }
     with BgeeH5ad(new) as bgee:
         assert bgee.genes.index[0].startswith("ENSMUSG")
         assert bgee.genes["gene_symbol"].iloc[:3].tolist() == ["Rwg1", "Rwg2", "Rwg3"]
@@ -203,8 +232,12 @@ def test_organism_from_uns_in_newest(tmp_path):
 
 
 def test_organism_and_experiment_from_file_name(tmp_path):
-    path = _write(tmp_path, "bgee15_0", name="Drosophila_melanogaster_SRP42_droplet_based.h5ad",
-                  organism="DROSOPHILA_MELANOGASTER")
+    path = _write(
+        tmp_path,
+        "bgee15_0",
+        name="Drosophila_melanogaster_SRP42_droplet_based.h5ad",
+        organism="DROSOPHILA_MELANOGASTER",
+    )
     _drop_obs_columns(path, "speciesId")
     with BgeeH5ad(path) as bgee:
         assert (bgee.organism, bgee.experiment) == ("DROSOPHILA_MELANOGASTER", "SRP42")
@@ -239,17 +272,20 @@ def test_select_filters(variant_file):
         assert rows.dtype == np.int64
         np.testing.assert_array_equal(rows, np.flatnonzero(cell_type == "B cell"))
         rows = bgee.select({"cell_type": ["B cell", "monocyte"]}, libraries=libs[:2])
-        expected = np.flatnonzero(np.isin(cell_type, ["B cell", "monocyte"])
-                                  & np.isin(library, libs[:2]))
+        expected = np.flatnonzero(
+            np.isin(cell_type, ["B cell", "monocyte"]) & np.isin(library, libs[:2])
+        )
         np.testing.assert_array_equal(rows, expected)
         np.testing.assert_array_equal(bgee.select(), np.arange(400))
-        np.testing.assert_array_equal(bgee.select(libraries=libs[1]),
-                                      np.flatnonzero(library == libs[1]))
+        np.testing.assert_array_equal(
+            bgee.select(libraries=libs[1]), np.flatnonzero(library == libs[1])
+        )
         # sex is compared case-insensitively; a list may name values the file lacks
         # libraries 0..4: tissues blood, spleen, bone marrow, liver, blood; sexes male,
         # female, then (old) not annotated, NA, mixed or (newest) unknown, male, female
-        rows = bgee.select({"sex": ["MALE", "Female", "hermaphrodite"],
-                            "tissue": ["blood", "spleen"]})
+        rows = bgee.select(
+            {"sex": ["MALE", "Female", "hermaphrodite"], "tissue": ["blood", "spleen"]}
+        )
         kept = libs[:2] + ([libs[4]] if variant == "newest" else [])
         np.testing.assert_array_equal(rows, np.flatnonzero(np.isin(library, kept)))
 
@@ -498,9 +534,11 @@ def test_integer_counts_do_not_warn(tmp_path):
 
 
 def test_find_bgee_files(tmp_path):
-    layout = ["h5ad/droplet_based/Homo_sapiens/Homo_sapiens_ERP1_droplet_based.h5ad",
-              "processed_expr_values/sc_rnaseq/Mus_musculus_SRP2_droplet_based.H5AD",
-              "loose.h5ad"]
+    layout = [
+        "h5ad/droplet_based/Homo_sapiens/Homo_sapiens_ERP1_droplet_based.h5ad",
+        "processed_expr_values/sc_rnaseq/Mus_musculus_SRP2_droplet_based.H5AD",
+        "loose.h5ad",
+    ]
     for name in layout + ["notes.txt", ".ipynb_checkpoints/loose-checkpoint.h5ad"]:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).touch()
@@ -511,7 +549,8 @@ def test_find_bgee_files(tmp_path):
     with pytest.raises(FileNotFoundError):
         find_bgee_files(tmp_path / "absent")
     assert find_bgee_files(tmp_path / "h5ad" / "droplet_based" / "Homo_sapiens") == [
-        tmp_path / layout[0]]
+        tmp_path / layout[0]
+    ]
 
 
 # --- the generator ------------------------------------------------------------------------
@@ -519,9 +558,21 @@ def test_find_bgee_files(tmp_path):
 
 def test_generator_bgee15_0_has_documented_columns(tmp_path):
     obs = ad.read_h5ad(_write(tmp_path, "bgee15_0")).obs
-    documented = ["barcodes", "SampleId", "anatEntityId", "stageId", "cellTypeId", "strain",
-                  "sex", "speciesId", "anatEntityName", "stageName", "cellTypeName", "libID",
-                  "unique_cell_ids"]
+    documented = [
+        "barcodes",
+        "SampleId",
+        "anatEntityId",
+        "stageId",
+        "cellTypeId",
+        "strain",
+        "sex",
+        "speciesId",
+        "anatEntityName",
+        "stageName",
+        "cellTypeName",
+        "libID",
+        "unique_cell_ids",
+    ]
     assert list(obs.columns) == [*documented, "cellTypeAuthorAnnotation"]
     assert set(obs["speciesId"]) == {9606}
     assert list(obs["unique_cell_ids"]) == list(obs.index)
@@ -530,9 +581,18 @@ def test_generator_bgee15_0_has_documented_columns(tmp_path):
 def test_generator_newest_columns(tmp_path):
     adata = ad.read_h5ad(_write(tmp_path, "newest"))
     assert set(adata.obs.columns) == {
-        "barcode", "library_id", "experiment_id", "tissue_ontology_term_id", "tissue",
-        "development_stage_ontology_term_id", "development_stage",
-        "cell_type_ontology_term_id", "cell_type", "strain_or_genetic_background", "sex"}
+        "barcode",
+        "library_id",
+        "experiment_id",
+        "tissue_ontology_term_id",
+        "tissue",
+        "development_stage_ontology_term_id",
+        "development_stage",
+        "cell_type_ontology_term_id",
+        "cell_type",
+        "strain_or_genetic_background",
+        "sex",
+    }
     assert "unknown" in set(adata.obs["sex"])
     assert list(adata.var.columns) == ["feature_name"]
     assert adata.uns["organism"] == "Homo sapiens" and "schema_version" in adata.uns
@@ -561,14 +621,18 @@ def test_generator_is_seeded_and_has_cell_type_signal(tmp_path):
     assert first.X.dtype == np.float32 and isinstance(first.X, sp.csr_matrix)
     assert first.obs_names.is_unique
     barcodes = first.obs.groupby("rnaSeqLibraryId", observed=True)["barcode"].apply(set)
-    assert all(len(b) == n for b, n in zip(barcodes, first.obs["rnaSeqLibraryId"].value_counts(
-        sort=False)[barcodes.index]))  # unique within a library
+    assert all(
+        len(b) == n
+        for b, n in zip(
+            barcodes, first.obs["rnaSeqLibraryId"].value_counts(sort=False)[barcodes.index]
+        )
+    )  # unique within a library
     assert not first.obs["barcode"].is_unique  # but reused across libraries
     dense = first.X.toarray()
     cell_type = first.obs["cellTypeName"].astype(str).to_numpy()
     size = 120 // 12  # marker block of each type
     for k, name in enumerate(["B cell", "T cell", "monocyte"]):
-        block = dense[:, k * size:(k + 1) * size]
+        block = dense[:, k * size : (k + 1) * size]
         inside, outside = block[cell_type == name].mean(), block[cell_type != name].mean()
         assert inside > 5 * outside, (name, inside, outside)
 

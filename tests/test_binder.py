@@ -22,28 +22,58 @@ def test_binder_files_install_the_app_and_its_notebook_runs(tmp_path, monkeypatc
     env_dir = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(env_dir)], check=True)
     python = env_dir / "bin" / "python"
-    env = dict(os.environ, PATH=f"{env_dir / 'bin'}{os.pathsep}{os.environ['PATH']}", VIRTUAL_ENV=str(env_dir))
+    env = dict(
+        os.environ,
+        PATH=f"{env_dir / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        VIRTUAL_ENV=str(env_dir),
+    )
     env.pop("PYTHONPATH", None)
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", str(ROOT / "binder" / "requirements.txt")],
-                   check=True, env=env, cwd=ROOT)
+    subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "-r",
+            str(ROOT / "binder" / "requirements.txt"),
+        ],
+        check=True,
+        env=env,
+        cwd=ROOT,
+    )
     subprocess.run(["bash", str(ROOT / "binder" / "postBuild")], check=True, env=env, cwd=ROOT)
     # a kernel running the Binder environment's interpreter
     spec = tmp_path / "jupyter" / "kernels" / "binder-env"
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps(
-        {"argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-         "display_name": "binder env", "language": "python"}))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "binder env",
+                "language": "python",
+            }
+        )
+    )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     nb = nbformat.read(ROOT / "notebooks" / "app.ipynb", as_version=4)
-    NotebookClient(nb, kernel_name="binder-env", timeout=300, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        nb, kernel_name="binder-env", timeout=300, resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     views = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert len(views) == 1, "the app notebook must display one widget (the DatasetBuilder)"
     assert "DatasetBuilder" in views[0]["data"]["text/plain"]
     # the package came from the repository, not the test runner's environment
-    where = subprocess.run([str(python), "-c", "import refinewidgets, sys; print(refinewidgets.__file__)"],
-                           capture_output=True, text=True, check=True, env=env, cwd=tmp_path).stdout
+    where = subprocess.run(
+        [str(python), "-c", "import refinewidgets, sys; print(refinewidgets.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        cwd=tmp_path,
+    ).stdout
     assert str(env_dir) in where
     assert "site-packages" in where  # a regular, non-editable install
 
@@ -51,8 +81,14 @@ def test_binder_files_install_the_app_and_its_notebook_runs(tmp_path, monkeypatc
     from refinewidgets.app import free_port, wait_until_up
 
     port = free_port()
-    proc = subprocess.Popen([str(env_dir / "bin" / "refinewidgets"), "app", "--no-browser", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [str(env_dir / "bin" / "refinewidgets"), "app", "--no-browser", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     try:
         url = f"http://127.0.0.1:{port}/"
         wait_until_up(url, proc, timeout=180)

@@ -54,7 +54,10 @@ def test_experiment_build_without_qn_keeps_source_values(comp, cat):
 
 def test_inner_join_keeps_only_shared_genes_and_records_the_drop(comp, cat):
     human = experiments_of(comp, "HOMO_SAPIENS")
-    res = rw.build(rw.Dataset({e: ["ALL"] for e in human}, aggregate_by="SPECIES", quantile_normalize=False), cat)
+    res = rw.build(
+        rw.Dataset({e: ["ALL"] for e in human}, aggregate_by="SPECIES", quantile_normalize=False),
+        cat,
+    )
     shared = set(comp.values[human[0]].index) & set(comp.values[human[1]].index)
     union = set(comp.values[human[0]].index) | set(comp.values[human[1]].index)
     assert set(res["HOMO_SAPIENS"].var_names) == shared
@@ -65,7 +68,13 @@ def test_inner_join_keeps_only_shared_genes_and_records_the_drop(comp, cat):
 def test_outer_join_keeps_every_gene_with_nan(comp, cat):
     human = experiments_of(comp, "HOMO_SAPIENS")
     res = rw.build(
-        rw.Dataset({e: ["ALL"] for e in human}, aggregate_by="SPECIES", quantile_normalize=False, join="outer"), cat
+        rw.Dataset(
+            {e: ["ALL"] for e in human},
+            aggregate_by="SPECIES",
+            quantile_normalize=False,
+            join="outer",
+        ),
+        cat,
     )
     union = set(comp.values[human[0]].index) | set(comp.values[human[1]].index)
     frame = res.expression("HOMO_SAPIENS")
@@ -87,11 +96,16 @@ def test_species_aggregation_logs_rnaseq_and_experiment_does_not(comp, cat):
     np.testing.assert_allclose(by_species.to_numpy(), np.log2(raw.to_numpy() + 1))
 
 
-def _tiny_catalog(values: dict[str, pd.DataFrame], technology="MICROARRAY", organism="HOMO_SAPIENS", targets=None):
+def _tiny_catalog(
+    values: dict[str, pd.DataFrame], technology="MICROARRAY", organism="HOMO_SAPIENS", targets=None
+):
     experiments, samples = {}, {}
     for exp, frame in values.items():
         experiments[exp] = {
-            "accession_code": exp, "title": exp, "organisms": [organism], "technology": technology,
+            "accession_code": exp,
+            "title": exp,
+            "organisms": [organism],
+            "technology": technology,
             "sample_accession_codes": list(frame.columns),
         }
         for s in frame.columns:
@@ -104,15 +118,21 @@ def test_sanitising_ids_before_the_merge():
         {"S1": [1.0, 3.0, 5.0, 7.0, 100.0]},
         index=["ENSG1.2", " ENSG1", "ENSG2_at", "ENSG3", "AFFX-BioB-5_at"],
     )
-    res = rw.build(rw.Dataset({"E1": ["ALL"]}, quantile_normalize=False), _tiny_catalog({"E1": frame}))
+    res = rw.build(
+        rw.Dataset({"E1": ["ALL"]}, quantile_normalize=False), _tiny_catalog({"E1": frame})
+    )
     got = res.expression("E1")["S1"]
     assert got.to_dict() == {"ENSG1": 2.0, "ENSG2": 5.0, "ENSG3": 7.0}
     assert list(sanitize_gene_ids(frame).index) == ["ENSG1", "ENSG2", "ENSG3"]
 
 
 def test_unlogged_microarray_gets_log2():
-    frame = pd.DataFrame({"S1": [2.0, 8.0, 1024.0], "S2": [2.0, 8.0, 10.0]}, index=["G1", "G2", "G3"])
-    res = rw.build(rw.Dataset({"E1": ["ALL"]}, quantile_normalize=False), _tiny_catalog({"E1": frame}))
+    frame = pd.DataFrame(
+        {"S1": [2.0, 8.0, 1024.0], "S2": [2.0, 8.0, 10.0]}, index=["G1", "G2", "G3"]
+    )
+    res = rw.build(
+        rw.Dataset({"E1": ["ALL"]}, quantile_normalize=False), _tiny_catalog({"E1": frame})
+    )
     out = res.expression("E1")
     assert out["S1"].tolist() == [1.0, 3.0, 10.0]
     assert out["S2"].tolist() == [2.0, 8.0, 10.0]
@@ -129,7 +149,10 @@ def test_all_nan_sample_is_filtered_with_a_reason():
 
 def test_every_sample_filtered_is_a_clear_error():
     frame = pd.DataFrame({"S1": [np.nan, np.nan]}, index=["G1", "G2"])
-    with pytest.raises(rw.BuildError, match=r"Nothing to build: all 1 requested samples were filtered out: S1 \(E1\)"):
+    with pytest.raises(
+        rw.BuildError,
+        match=r"Nothing to build: all 1 requested samples were filtered out: S1 \(E1\)",
+    ):
         rw.build(rw.Dataset({"E1": ["ALL"]}), _tiny_catalog({"E1": frame}))
 
 
@@ -155,7 +178,9 @@ def test_qn_uses_the_shipped_target_when_lengths_match():
         np.testing.assert_allclose(np.sort(out[s].to_numpy()), target)
         # order within a sample is preserved
         assert (out[s].rank().to_numpy() == frame.loc[out.index, s].rank().to_numpy()).all()
-    qn = res.aggregated_metadata["refinewidgets"]["groups"]["HOMO_SAPIENS"]["quantile_normalization"]
+    qn = res.aggregated_metadata["refinewidgets"]["groups"]["HOMO_SAPIENS"][
+        "quantile_normalization"
+    ]
     assert qn["target"] == "source"
 
 
@@ -191,8 +216,14 @@ def test_scaling_is_per_gene_across_samples(comp, cat, scale_by):
 
 
 def test_shared_sample_lands_in_both_experiments_but_once_per_species():
-    comp = synthetic_compendium(n_experiments=2, samples_per_experiment=4, n_genes=100,
-                                technologies=("MICROARRAY",), shared_samples=1, seed=3)
+    comp = synthetic_compendium(
+        n_experiments=2,
+        samples_per_experiment=4,
+        n_genes=100,
+        technologies=("MICROARRAY",),
+        shared_samples=1,
+        seed=3,
+    )
     cat = rw.Catalog([InMemorySource.from_compendium(comp)])
     a, b = comp.experiments
     shared = sorted(set(comp.values[a].columns) & set(comp.values[b].columns))
@@ -214,7 +245,7 @@ def test_metadata_columns_follow_refinebio_order_and_match_across_groups(comp, c
     cols = list(headers.pop())
     assert cols[:2] == ["refinebio_accession_code", "experiment_accession"]
     harmonized = [c for c in cols[2:] if c.startswith("refinebio_")]
-    submitter = cols[2 + len(harmonized):]
+    submitter = cols[2 + len(harmonized) :]
     assert harmonized == sorted(harmonized) and submitter == sorted(submitter)
     assert not any(c.startswith("refinebio_") for c in submitter)
     assert any(c.startswith("characteristics_ch1_") for c in submitter)
@@ -222,8 +253,13 @@ def test_metadata_columns_follow_refinebio_order_and_match_across_groups(comp, c
 
 def test_progress_reports_every_step(comp, cat):
     seen = []
-    rw.build(rw.Dataset({e: ["ALL"] for e in comp.experiments}, aggregate_by="SPECIES", scale_by="STANDARD"),
-             cat, progress=lambda done, total, msg: seen.append((done, total)))
+    rw.build(
+        rw.Dataset(
+            {e: ["ALL"] for e in comp.experiments}, aggregate_by="SPECIES", scale_by="STANDARD"
+        ),
+        cat,
+        progress=lambda done, total, msg: seen.append((done, total)),
+    )
     assert seen[0][0] == 0
     assert seen[-1][0] == seen[-1][1] == 2 * 3 + 1
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)

@@ -24,7 +24,9 @@ def test_demo_opens_offline_with_both_species_and_technologies(demo_cat):
         assert col in samples.columns
     assert samples["processed"].all()
     exps = demo_cat.experiments
-    assert (exps["num_samples"] == samples.groupby("experiment_accession").size().reindex(exps.index)).all()
+    assert (
+        exps["num_samples"] == samples.groupby("experiment_accession").size().reindex(exps.index)
+    ).all()
     assert demo_cat.qn_target("HOMO_SAPIENS") is not None
     assert demo_cat.qn_target("MUS_MUSCULUS") is None
 
@@ -33,9 +35,19 @@ def test_search_text_and_filters(demo_cat):
     hits = demo_cat.search("breast cancer", refinebio_organism="HOMO_SAPIENS")
     assert len(hits) > 0
     assert (hits["refinebio_organism"] == "HOMO_SAPIENS").all()
-    text = (hits.index + " " + hits["experiment_accession"].map(demo_cat.experiments["title"]) + " "
-            + hits["experiment_accession"].map(demo_cat.experiments["description"]) + " "
-            + hits["refinebio_title"] + " " + hits["refinebio_disease"] + " " + hits["refinebio_specimen_part"]).str.lower()
+    text = (
+        hits.index
+        + " "
+        + hits["experiment_accession"].map(demo_cat.experiments["title"])
+        + " "
+        + hits["experiment_accession"].map(demo_cat.experiments["description"])
+        + " "
+        + hits["refinebio_title"]
+        + " "
+        + hits["refinebio_disease"]
+        + " "
+        + hits["refinebio_specimen_part"]
+    ).str.lower()
     assert text.str.contains("breast").all() and text.str.contains("cancer").all()
     mouse = demo_cat.search(refinebio_organism=["mus_musculus"], technology="RNA-SEQ")
     assert len(mouse) > 0 and set(mouse["refinebio_organism"]) == {"MUS_MUSCULUS"}
@@ -93,16 +105,29 @@ def test_opening_reads_no_values_and_build_reads_only_needed_columns(monkeypatch
 
 
 def test_species_compendium_with_matrix_at_root(tmp_path):
-    res = rw.build(rw.Dataset({e: ["ALL"] for e in rw.open_catalog(sorted(demo_path().glob("*mouse*"))[0]).experiment_ids},
-                              aggregate_by="SPECIES", quantile_normalize=False),
-                   rw.open_catalog())
+    res = rw.build(
+        rw.Dataset(
+            {
+                e: ["ALL"]
+                for e in rw.open_catalog(sorted(demo_path().glob("*mouse*"))[0]).experiment_ids
+            },
+            aggregate_by="SPECIES",
+            quantile_normalize=False,
+        ),
+        rw.open_catalog(),
+    )
     path = res.write_zip(tmp_path / "species.zip")
     moved = tmp_path / "compendium.zip"
     with zipfile.ZipFile(path) as src, zipfile.ZipFile(moved, "w") as dst:
         for name in src.namelist():
-            dst.writestr("MUS_MUSCULUS.tsv" if name == "MUS_MUSCULUS/MUS_MUSCULUS.tsv" else name, src.read(name))
+            dst.writestr(
+                "MUS_MUSCULUS.tsv" if name == "MUS_MUSCULUS/MUS_MUSCULUS.tsv" else name,
+                src.read(name),
+            )
     cat = rw.open_catalog(moved)
     exp = bulk_ids(cat)[0]
     again = rw.build(rw.Dataset({exp: ["ALL"]}, quantile_normalize=False), cat)
     original = res.expression("MUS_MUSCULUS")[again.expression(exp).columns]
-    np.testing.assert_array_equal(again.expression(exp).to_numpy(), original.loc[again.expression(exp).index].to_numpy())
+    np.testing.assert_array_equal(
+        again.expression(exp).to_numpy(), original.loc[again.expression(exp).index].to_numpy()
+    )

@@ -34,7 +34,9 @@ def test_build_with_sources_and_a_bad_spec(tmp_path, capsys):
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"data": {"GSE_NOPE": ["ALL"]}}))
     src = sorted(demo_path().glob("*.zip"))[0]
-    assert main(["build", str(spec), "--source", str(src), "-o", str(tmp_path / "x.zip"), "-q"]) == 2
+    assert (
+        main(["build", str(spec), "--source", str(src), "-o", str(tmp_path / "x.zip"), "-q"]) == 2
+    )
     assert "Experiment(s) not in the catalog: GSE_NOPE" in capsys.readouterr().err
     assert not (tmp_path / "x.zip").exists()
 
@@ -52,7 +54,9 @@ def test_info_on_a_zip_and_a_folder(tmp_path, capsys):
 def test_demo_command_runs_as_an_installed_script(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "refinewidgets.cli", "demo", "-o", str(tmp_path / "demo.zip"), "-q"],
-        capture_output=True, text=True, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr
     assert "HOMO_SAPIENS:" in out.stdout and "MUS_MUSCULUS:" in out.stdout

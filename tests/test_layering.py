@@ -37,13 +37,23 @@ def _imports(path: Path, *, module_level: bool = False) -> set[str]:
 
 
 def test_core_imports_neither_io_nor_widgets_nor_ui():
-    upward = ("..io", "..widgets", "..app", "refinewidgets.io", "refinewidgets.widgets", "refinewidgets.app")
+    upward = (
+        "..io",
+        "..widgets",
+        "..app",
+        "refinewidgets.io",
+        "refinewidgets.widgets",
+        "refinewidgets.app",
+    )
     for path in (PACKAGE / "core").glob("*.py"):
         for name in _imports(path, module_level=True):
             assert not name.startswith(upward), (path, name)
         for name in _imports(path):
             assert name.split(".")[0] not in UI_MODULES, (path, name)
-            assert not name.startswith(("..widgets", "..app", "refinewidgets.widgets")), (path, name)
+            assert not name.startswith(("..widgets", "..app", "refinewidgets.widgets")), (
+                path,
+                name,
+            )
             if name.startswith(("..io", "refinewidgets.io")):
                 # The one allowed reach upward: Result.write_zip imports its writer when called,
                 # as AnnData.write_h5ad does, so the core stays importable without io.
@@ -53,5 +63,8 @@ def test_core_imports_neither_io_nor_widgets_nor_ui():
 def test_io_does_not_import_widgets():
     for path in (PACKAGE / "io").glob("*.py"):
         for name in _imports(path):
-            assert not name.startswith(("..widgets", "..app", "refinewidgets.widgets")), (path, name)
+            assert not name.startswith(("..widgets", "..app", "refinewidgets.widgets")), (
+                path,
+                name,
+            )
             assert name.split(".")[0] not in UI_MODULES, (path, name)

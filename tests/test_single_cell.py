@@ -23,7 +23,9 @@ def _write(folder, variant, experiment, organism="HOMO_SAPIENS", seed=0, **kw):
     name = f"{organism.capitalize()}_{experiment}_droplet_based.h5ad"
     kw.setdefault("n_cells", 300)
     kw.setdefault("n_genes", 200)
-    return write_bgee_h5ad(folder / name, variant=variant, experiment=experiment, organism=organism, seed=seed, **kw)
+    return write_bgee_h5ad(
+        folder / name, variant=variant, experiment=experiment, organism=organism, seed=seed, **kw
+    )
 
 
 @pytest.fixture
@@ -50,8 +52,18 @@ def test_every_variant_is_listed_with_libraries_as_samples(sc_folder):
         assert libs["cell_types"].str.len().gt(0).all()
         cells = cat.cells(exp)
         assert len(cells) == full.n_obs
-        assert {"cell_type", "cell_type_id", "tissue", "tissue_id", "stage", "stage_id", "sex", "strain",
-                "library", "barcode"} <= set(cells.columns)
+        assert {
+            "cell_type",
+            "cell_type_id",
+            "tissue",
+            "tissue_id",
+            "stage",
+            "stage_id",
+            "sex",
+            "strain",
+            "library",
+            "barcode",
+        } <= set(cells.columns)
         assert set(cells["library"].astype(str)) == set(libs.index)
 
 
@@ -62,7 +74,9 @@ def test_cells_are_kept_sparse_with_their_metadata_and_exact_counts(sc_folder):
     adata = res[exp]
     assert sp.issparse(adata.X)
     full = anndata.read_h5ad(next(sc_folder.glob(f"*_{exp}_*")))
-    np.testing.assert_array_equal(adata[:, full.var_names].X.toarray(), full[adata.obs_names].X.toarray())
+    np.testing.assert_array_equal(
+        adata[:, full.var_names].X.toarray(), full[adata.obs_names].X.toarray()
+    )
     assert adata.uns["refinewidgets"]["values"] == "UMI counts"
     assert adata.uns["refinewidgets"]["kind"] == "cells"
     assert {"experiment", "library", "cell_type", "organism"} <= set(adata.obs.columns)
@@ -73,15 +87,28 @@ def test_cells_are_kept_sparse_with_their_metadata_and_exact_counts(sc_folder):
 def test_cell_filter_selects_cells_and_unknown_values_are_listed(sc_folder):
     cat = rw.open_catalog(sc_folder)
     exp = "ERP000000"
-    res = rw.build(rw.Dataset({exp: ["ALL"]}, quantile_normalize=False,
-                              cell_filter={"cell_type": ["B cell"], "sex": ["female"]}), cat)
+    res = rw.build(
+        rw.Dataset(
+            {exp: ["ALL"]},
+            quantile_normalize=False,
+            cell_filter={"cell_type": ["B cell"], "sex": ["female"]},
+        ),
+        cat,
+    )
     obs = res[exp].obs
     table = cat.cells(exp)
-    expected = table[(table["cell_type"] == "B cell") & (table["sex"].astype(str).str.lower() == "female")]
+    expected = table[
+        (table["cell_type"] == "B cell") & (table["sex"].astype(str).str.lower() == "female")
+    ]
     assert sorted(obs.index) == sorted(expected.index)
     assert set(obs["cell_type"]) == {"B cell"}
     with pytest.raises(rw.DatasetSpecError) as info:
-        rw.build(rw.Dataset({exp: ["ALL"]}, quantile_normalize=False, cell_filter={"cell_type": ["neuron"]}), cat)
+        rw.build(
+            rw.Dataset(
+                {exp: ["ALL"]}, quantile_normalize=False, cell_filter={"cell_type": ["neuron"]}
+            ),
+            cat,
+        )
     msg = str(info.value)
     assert "neuron" in msg and "B cell" in msg and "T cell" in msg
 
@@ -95,7 +122,10 @@ def test_library_without_passing_cells_is_filtered_with_a_reason(tmp_path):
     lib_sex = cells.groupby("library", observed=True)["sex"].first().astype(str)
     female_libs = lib_sex[lib_sex == "female"].index.tolist()
     assert female_libs and len(female_libs) < 3
-    res = rw.build(rw.Dataset({"ERP7": ["ALL"]}, quantile_normalize=False, cell_filter={"sex": ["female"]}), cat)
+    res = rw.build(
+        rw.Dataset({"ERP7": ["ALL"]}, quantile_normalize=False, cell_filter={"sex": ["female"]}),
+        cat,
+    )
     assert set(res["ERP7"].obs["library"].astype(str)) == set(female_libs)
     filtered = res.filtered_samples.set_index("accession")
     assert set(filtered.index) == set(lib_sex.index) - set(female_libs)
@@ -108,9 +138,13 @@ def test_cpm_and_log1p_cpm_match_scanpy(sc_folder):
     cat = rw.open_catalog(sc_folder)
     exp = "ERP000001"
     raw = rw.build(rw.Dataset({exp: ["ALL"]}, quantile_normalize=False), cat)[exp]
-    cpm = rw.build(rw.Dataset({exp: ["ALL"]}, quantile_normalize=False, counts_normalization="CPM"), cat)[exp]
+    cpm = rw.build(
+        rw.Dataset({exp: ["ALL"]}, quantile_normalize=False, counts_normalization="CPM"), cat
+    )[exp]
     np.testing.assert_allclose(np.asarray(cpm.X.sum(axis=1)).ravel(), 1e6, rtol=1e-4)
-    log = rw.build(rw.Dataset({exp: ["ALL"]}, quantile_normalize=False, counts_normalization="LOG1P_CPM"), cat)[exp]
+    log = rw.build(
+        rw.Dataset({exp: ["ALL"]}, quantile_normalize=False, counts_normalization="LOG1P_CPM"), cat
+    )[exp]
     ref = raw.copy()
     sc.pp.normalize_total(ref, target_sum=1e6)
     sc.pp.log1p(ref)
@@ -128,23 +162,36 @@ def test_inner_and_outer_join_of_two_files(tmp_path):
     assert 0 < len(ga & gb) < len(ga | gb)
     cat = rw.open_catalog(folder)
     data = {"ERP1": ["ALL"], "ERP2": ["ALL"]}
-    inner = rw.build(rw.Dataset(data, aggregate_by="SPECIES", quantile_normalize=False), cat)["HOMO_SAPIENS"]
+    inner = rw.build(rw.Dataset(data, aggregate_by="SPECIES", quantile_normalize=False), cat)[
+        "HOMO_SAPIENS"
+    ]
     assert set(inner.var_names) == ga & gb
-    outer = rw.build(rw.Dataset(data, aggregate_by="SPECIES", quantile_normalize=False, join="outer"), cat)["HOMO_SAPIENS"]
+    outer = rw.build(
+        rw.Dataset(data, aggregate_by="SPECIES", quantile_normalize=False, join="outer"), cat
+    )["HOMO_SAPIENS"]
     assert set(outer.var_names) == ga | gb
     only_b = sorted(gb - ga)
     cells_a = outer.obs["experiment"].astype(str) == "ERP1"
     assert outer[cells_a.to_numpy(), only_b].X.nnz == 0
     full_b = anndata.read_h5ad(b)
     cells_b = outer.obs_names[~cells_a.to_numpy()]
-    np.testing.assert_array_equal(outer[cells_b, only_b].X.toarray(), full_b[cells_b, only_b].X.toarray())
+    np.testing.assert_array_equal(
+        outer[cells_b, only_b].X.toarray(), full_b[cells_b, only_b].X.toarray()
+    )
 
 
 def test_scaling_cells_and_the_memory_budget(sc_folder):
     cat = rw.open_catalog(sc_folder)
     exp = "ERP000002"
-    res = rw.build(rw.Dataset({exp: ["ALL"]}, quantile_normalize=False, counts_normalization="LOG1P_CPM",
-                              scale_by="STANDARD"), cat)
+    res = rw.build(
+        rw.Dataset(
+            {exp: ["ALL"]},
+            quantile_normalize=False,
+            counts_normalization="LOG1P_CPM",
+            scale_by="STANDARD",
+        ),
+        cat,
+    )
     X = res[exp].X
     assert isinstance(X, np.ndarray)
     np.testing.assert_allclose(X.mean(axis=0), 0, atol=1e-6)
@@ -159,11 +206,23 @@ def test_scaling_cells_and_the_memory_budget(sc_folder):
 
 def test_qn_of_cells_is_refused_and_mixing_with_bulk_needs_pseudobulk(sc_folder, cat):
     sc_cat = rw.Catalog(list(rw.open_catalog(sc_folder).sources) + list(cat.sources))
-    with pytest.raises(rw.DatasetSpecError, match="Quantile normalization of single cells is refused.*pseudobulk='sample'"):
+    with pytest.raises(
+        rw.DatasetSpecError,
+        match="Quantile normalization of single cells is refused.*pseudobulk='sample'",
+    ):
         rw.build(rw.Dataset({"ERP000000": ["ALL"]}), sc_cat)
-    bulk = next(e for e in cat.experiment_ids if cat.experiment_record(e)["organisms"] == ["HOMO_SAPIENS"])
+    bulk = next(
+        e for e in cat.experiment_ids if cat.experiment_record(e)["organisms"] == ["HOMO_SAPIENS"]
+    )
     with pytest.raises(rw.DatasetSpecError) as info:
-        rw.build(rw.Dataset({"ERP000000": ["ALL"], bulk: ["ALL"]}, aggregate_by="SPECIES", quantile_normalize=False), sc_cat)
+        rw.build(
+            rw.Dataset(
+                {"ERP000000": ["ALL"], bulk: ["ALL"]},
+                aggregate_by="SPECIES",
+                quantile_normalize=False,
+            ),
+            sc_cat,
+        )
     msg = str(info.value)
     assert "mixes single-cell libraries" in msg and "pseudobulk='sample'" in msg
 
@@ -171,20 +230,38 @@ def test_qn_of_cells_is_refused_and_mixing_with_bulk_needs_pseudobulk(sc_folder,
 @pytest.fixture
 def shared_genes_catalog(tmp_path):
     """A bulk compendium and a droplet file of the same species sharing gene ids."""
-    comp = synthetic_compendium(n_experiments=2, samples_per_experiment=5, n_genes=300,
-                                technologies=("RNA-SEQ",), seed=11, with_qn_targets=True)
+    comp = synthetic_compendium(
+        n_experiments=2,
+        samples_per_experiment=5,
+        n_genes=300,
+        technologies=("RNA-SEQ",),
+        seed=11,
+        with_qn_targets=True,
+    )
     genes = sorted(set().union(*(v.index for v in comp.values.values())))[:150]
     folder = tmp_path / "sc"
     folder.mkdir()
-    path = _write(folder, "bgee15_2", "ERP55", n_genes=150, gene_ids=genes, n_libraries=3, n_cells=300)
-    return rw.Catalog([InMemorySource.from_compendium(comp)] + rw.open_catalog(path).sources), comp, path
+    path = _write(
+        folder, "bgee15_2", "ERP55", n_genes=150, gene_ids=genes, n_libraries=3, n_cells=300
+    )
+    return (
+        rw.Catalog([InMemorySource.from_compendium(comp)] + rw.open_catalog(path).sources),
+        comp,
+        path,
+    )
 
 
 def test_pseudobulk_sums_libraries_and_joins_bulk_samples(shared_genes_catalog):
     cat, comp, path = shared_genes_catalog
     bulk = list(comp.experiments)
-    res = rw.build(rw.Dataset({"ERP55": ["ALL"], **{e: ["ALL"] for e in bulk}}, aggregate_by="SPECIES",
-                              pseudobulk="sample"), cat)
+    res = rw.build(
+        rw.Dataset(
+            {"ERP55": ["ALL"], **{e: ["ALL"] for e in bulk}},
+            aggregate_by="SPECIES",
+            pseudobulk="sample",
+        ),
+        cat,
+    )
     adata = res["HOMO_SAPIENS"]
     libraries = cat.experiment_samples("ERP55")
     assert set(libraries) <= set(adata.obs_names)
@@ -193,7 +270,10 @@ def test_pseudobulk_sums_libraries_and_joins_bulk_samples(shared_genes_catalog):
     full = anndata.read_h5ad(path)
     n_cells = full.obs.groupby("libID", observed=True).size() if "libID" in full.obs else None
     counts = cat.cells("ERP55").groupby("library", observed=True).size()
-    assert meta.loc[libraries, "pseudobulk_n_cells"].astype(int).tolist() == counts.loc[libraries].tolist()
+    assert (
+        meta.loc[libraries, "pseudobulk_n_cells"].astype(int).tolist()
+        == counts.loc[libraries].tolist()
+    )
     assert n_cells is None or n_cells.sum() == counts.sum()
     qn = adata.uns["refinewidgets"]["quantile_normalization"]
     assert qn["target"] == "source"  # pseudo-samples are HOMO_SAPIENS like the bulk ones
@@ -201,12 +281,16 @@ def test_pseudobulk_sums_libraries_and_joins_bulk_samples(shared_genes_catalog):
 
 def test_pseudobulk_values_are_the_sums_of_cell_counts(shared_genes_catalog):
     cat, _, path = shared_genes_catalog
-    res = rw.build(rw.Dataset({"ERP55": ["ALL"]}, pseudobulk="sample_cell_type", quantile_normalize=False), cat)
+    res = rw.build(
+        rw.Dataset({"ERP55": ["ALL"]}, pseudobulk="sample_cell_type", quantile_normalize=False), cat
+    )
     frame = res.expression("ERP55")
     cells = cat.cells("ERP55")
     full = anndata.read_h5ad(path)
     lib, ct = cells["library"].astype(str).iloc[0], cells["cell_type"].astype(str).iloc[0]
-    mask = ((cells["library"].astype(str) == lib) & (cells["cell_type"].astype(str) == ct)).to_numpy()
+    mask = (
+        (cells["library"].astype(str) == lib) & (cells["cell_type"].astype(str) == ct)
+    ).to_numpy()
     expected = np.asarray(full[cells.index[mask]].X.sum(axis=0)).ravel()
     got = frame[f"{lib}:{ct}"].reindex(full.var_names).to_numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-6)
@@ -217,8 +301,14 @@ def test_pseudobulk_values_are_the_sums_of_cell_counts(shared_genes_catalog):
 
 def test_cell_group_zip_layout_and_round_trip(sc_folder, tmp_path):
     cat = rw.open_catalog(sc_folder)
-    res = rw.build(rw.Dataset({"ERP000000": ["ALL"], "ERP000001": ["ALL"]}, quantile_normalize=False,
-                              counts_normalization="LOG1P_CPM"), cat)
+    res = rw.build(
+        rw.Dataset(
+            {"ERP000000": ["ALL"], "ERP000001": ["ALL"]},
+            quantile_normalize=False,
+            counts_normalization="LOG1P_CPM",
+        ),
+        cat,
+    )
     path = res.write_zip(tmp_path / "cells.zip")
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
@@ -231,8 +321,12 @@ def test_cell_group_zip_layout_and_round_trip(sc_folder, tmp_path):
         assert list(back[key].obs_names) == list(res[key].obs_names)
         assert back[key].uns["refinewidgets"]["values"] == "log1p CPM"
     agg = back.aggregated_metadata
-    assert agg["num_samples"] == len(cat.experiment_samples("ERP000000")) + len(cat.experiment_samples("ERP000001"))
-    assert set(agg["experiments"]["ERP000000"]["sample_accession_codes"]) == set(cat.experiment_samples("ERP000000"))
+    assert agg["num_samples"] == len(cat.experiment_samples("ERP000000")) + len(
+        cat.experiment_samples("ERP000001")
+    )
+    assert set(agg["experiments"]["ERP000000"]["sample_accession_codes"]) == set(
+        cat.experiment_samples("ERP000000")
+    )
 
 
 # -- bad input ------------------------------------------------------------------------------
@@ -248,8 +342,10 @@ def test_negative_counts_warn_when_opening(tmp_path):
 
 
 def test_missing_library_column_and_truncated_file(tmp_path):
-    adata = anndata.AnnData(sp.csr_matrix(np.ones((3, 2), dtype=np.float32)),
-                            obs=pd.DataFrame({"cell_type": ["a", "b", "c"]}, index=["c1", "c2", "c3"]))
+    adata = anndata.AnnData(
+        sp.csr_matrix(np.ones((3, 2), dtype=np.float32)),
+        obs=pd.DataFrame({"cell_type": ["a", "b", "c"]}, index=["c1", "c2", "c3"]),
+    )
     bad = tmp_path / "Homo_sapiens_ERP3_droplet_based.h5ad"
     adata.write_h5ad(bad)
     with pytest.raises(rw.SourceFormatError) as info:

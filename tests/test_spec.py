@@ -30,7 +30,10 @@ def test_defaults_and_normalised_options():
         ({"data": {"GSE1": ["ALL", "GSM1"]}}, 'lists "ALL" together with samples'),
         ({"data": {"GSE1": ["GSM1"]}, "aggregate_by": "TISSUE"}, "`aggregate_by` must be one of"),
         ({"data": {"GSE1": ["GSM1"]}, "scale_by": "LOG"}, "`scale_by` must be one of"),
-        ({"data": {"GSE1": ["GSM1"]}, "quantile_normalize": "yes"}, "`quantile_normalize` must be True or False"),
+        (
+            {"data": {"GSE1": ["GSM1"]}, "quantile_normalize": "yes"},
+            "`quantile_normalize` must be True or False",
+        ),
         ({"data": {"GSE1": ["GSM1"]}, "join": "left"}, "`join` must be one of ['inner', 'outer']"),
     ],
 )
@@ -42,8 +45,13 @@ def test_bad_specs_raise_named_errors(kwargs, message):
 
 
 def test_round_trip_through_json():
-    ds = rw.Dataset({"GSE1": ["GSM1", "GSM2"], "E-MTAB-1": ["ALL"]}, aggregate_by="ALL",
-                    scale_by="ROBUST", quantile_normalize=False, join="outer")
+    ds = rw.Dataset(
+        {"GSE1": ["GSM1", "GSM2"], "E-MTAB-1": ["ALL"]},
+        aggregate_by="ALL",
+        scale_by="ROBUST",
+        quantile_normalize=False,
+        join="outer",
+    )
     again = rw.Dataset.from_dict(json.loads(ds.to_json()))
     assert again == ds
     assert again.to_dict() == ds.to_dict()
@@ -91,7 +99,10 @@ def test_all_expands_to_processed_samples_and_filters_the_rest(comp):
     exp = next(iter(comp.experiments))
     unprocessed = "GSM_UNPROCESSED"
     comp.experiments[exp]["sample_accession_codes"].append(unprocessed)
-    comp.samples[unprocessed] = {"refinebio_accession_code": unprocessed, "refinebio_organism": "HOMO_SAPIENS"}
+    comp.samples[unprocessed] = {
+        "refinebio_accession_code": unprocessed,
+        "refinebio_organism": "HOMO_SAPIENS",
+    }
     cat = rw.Catalog([InMemorySource.from_compendium(comp)])
     resolved, filtered = rw.Dataset({exp: ["ALL"]}).resolve(cat)
     assert [r.accession for r in resolved] == list(comp.values[exp].columns)
@@ -99,8 +110,12 @@ def test_all_expands_to_processed_samples_and_filters_the_rest(comp):
 
 
 def test_single_cell_options_validate_and_round_trip():
-    ds = rw.Dataset({"ERP1": ["ALL"]}, cell_filter={"cell_type": "B cell", "sex": ["female"]},
-                    counts_normalization="log1p_cpm", pseudobulk="sample_cell_type")
+    ds = rw.Dataset(
+        {"ERP1": ["ALL"]},
+        cell_filter={"cell_type": "B cell", "sex": ["female"]},
+        counts_normalization="log1p_cpm",
+        pseudobulk="sample_cell_type",
+    )
     assert ds.cell_filter == {"cell_type": ["B cell"], "sex": ["female"]}
     assert ds.counts_normalization == "LOG1P_CPM"
     assert rw.Dataset.from_dict(json.loads(ds.to_json())) == ds
@@ -113,10 +128,16 @@ def test_single_cell_options_validate_and_round_trip():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"cell_filter": {"celltype": ["B cell"]}}, "unknown column 'celltype' (did you mean cell_type"),
+        (
+            {"cell_filter": {"celltype": ["B cell"]}},
+            "unknown column 'celltype' (did you mean cell_type",
+        ),
         ({"cell_filter": {"cell_type": []}}, "must be a non-empty list"),
         ({"cell_filter": ["B cell"]}, "`cell_filter` must be a dict of lists"),
-        ({"counts_normalization": "TPM"}, "`counts_normalization` must be one of ['NONE', 'CPM', 'LOG1P_CPM']"),
+        (
+            {"counts_normalization": "TPM"},
+            "`counts_normalization` must be one of ['NONE', 'CPM', 'LOG1P_CPM']",
+        ),
         ({"pseudobulk": "cell"}, "`pseudobulk` must be one of ['sample', 'sample_cell_type']"),
     ],
 )

@@ -35,16 +35,22 @@ def species_result(comp, cat):
 def test_species_layout(species_result, tmp_path):
     path = species_result.write_zip(tmp_path / "d.zip")
     assert _members(path) == [
-        "README.md", "LICENSE.TXT", "aggregated_metadata.json",
-        "HOMO_SAPIENS/HOMO_SAPIENS.tsv", "HOMO_SAPIENS/metadata_HOMO_SAPIENS.tsv",
+        "README.md",
+        "LICENSE.TXT",
+        "aggregated_metadata.json",
+        "HOMO_SAPIENS/HOMO_SAPIENS.tsv",
+        "HOMO_SAPIENS/metadata_HOMO_SAPIENS.tsv",
         "HOMO_SAPIENS/metadata_HOMO_SAPIENS.json",
-        "MUS_MUSCULUS/MUS_MUSCULUS.tsv", "MUS_MUSCULUS/metadata_MUS_MUSCULUS.tsv",
+        "MUS_MUSCULUS/MUS_MUSCULUS.tsv",
+        "MUS_MUSCULUS/metadata_MUS_MUSCULUS.tsv",
         "MUS_MUSCULUS/metadata_MUS_MUSCULUS.json",
     ]
     species_json = _read(path, "HOMO_SAPIENS/metadata_HOMO_SAPIENS.json")
     parsed = json.loads(species_json)
     assert parsed["species"] == "HOMO_SAPIENS"
-    assert [s["refinebio_accession_code"] for s in parsed["samples"]] == list(species_result["HOMO_SAPIENS"].obs_names)
+    assert [s["refinebio_accession_code"] for s in parsed["samples"]] == list(
+        species_result["HOMO_SAPIENS"].obs_names
+    )
     assert "refinebio_annotations" in parsed["samples"][0]
     assert species_json == json.dumps(parsed, indent=4, sort_keys=True)
 
@@ -56,7 +62,9 @@ def test_experiment_and_all_layouts(comp, cat, tmp_path):
     for e in exps:
         expected += [f"{e}/{e}.tsv", f"{e}/metadata_{e}.tsv"]
     assert _members(by_exp) == expected
-    all_ = rw.build(rw.Dataset({e: ["ALL"] for e in exps}, aggregate_by="ALL"), cat).write_zip(tmp_path / "a.zip")
+    all_ = rw.build(rw.Dataset({e: ["ALL"] for e in exps}, aggregate_by="ALL"), cat).write_zip(
+        tmp_path / "a.zip"
+    )
     assert _members(all_)[3:] == ["ALL/ALL.tsv", "ALL/metadata_ALL.tsv"]
 
 
@@ -69,9 +77,15 @@ def test_matrix_and_metadata_content(species_result, tmp_path):
     frame = pd.read_csv(io.StringIO(text), sep="\t", index_col=0, float_precision="round_trip")
     expected = species_result.expression("HOMO_SAPIENS")
     assert list(frame.index) == list(expected.index)
-    np.testing.assert_array_equal(frame.to_numpy(), expected.to_numpy())  # exact: shortest round-trip text
-    meta = pd.read_csv(io.StringIO(_read(path, "HOMO_SAPIENS/metadata_HOMO_SAPIENS.tsv")), sep="\t",
-                       dtype=str, keep_default_na=False)
+    np.testing.assert_array_equal(
+        frame.to_numpy(), expected.to_numpy()
+    )  # exact: shortest round-trip text
+    meta = pd.read_csv(
+        io.StringIO(_read(path, "HOMO_SAPIENS/metadata_HOMO_SAPIENS.tsv")),
+        sep="\t",
+        dtype=str,
+        keep_default_na=False,
+    )
     assert list(meta.columns) == species_result.metadata_columns
     assert meta["refinebio_accession_code"].tolist() == header[1:]
 
@@ -81,15 +95,34 @@ def test_aggregated_metadata(species_result, tmp_path):
     text = _read(path, "aggregated_metadata.json")
     meta = json.loads(text)
     assert text == json.dumps(meta, indent=4, sort_keys=True)
-    for key in ("aggregate_by", "created_at", "experiments", "ks_pvalue", "ks_statistic", "ks_warning",
-                "num_experiments", "num_samples", "quant_sf_only", "quantile_normalized", "samples", "scale_by"):
+    for key in (
+        "aggregate_by",
+        "created_at",
+        "experiments",
+        "ks_pvalue",
+        "ks_statistic",
+        "ks_warning",
+        "num_experiments",
+        "num_samples",
+        "quant_sf_only",
+        "quantile_normalized",
+        "samples",
+        "scale_by",
+    ):
         assert key in meta
     assert meta["aggregate_by"] == "SPECIES" and meta["scale_by"] == "STANDARD"
     assert meta["quant_sf_only"] is False and meta["quantile_normalized"] is True
     assert meta["num_samples"] == sum(a.n_obs for a in species_result.values())
     assert meta["num_experiments"] == len(meta["experiments"]) == 4
     exp = next(iter(meta["experiments"].values()))
-    assert set(exp) >= {"accession_code", "title", "organisms", "sample_accession_codes", "technology", "pubmed_id"}
+    assert set(exp) >= {
+        "accession_code",
+        "title",
+        "organisms",
+        "sample_accession_codes",
+        "technology",
+        "pubmed_id",
+    }
     assert len(meta["created_at"]) == 19 and meta["created_at"][10] == "T"
     assert meta["refinewidgets"]["format_version"] == 1
 
@@ -101,7 +134,9 @@ def test_round_trip_keeps_the_content(species_result, tmp_path):
     assert back.dataset == species_result.dataset
     for key in species_result:
         pd.testing.assert_frame_equal(back.expression(key), species_result.expression(key))
-        pd.testing.assert_frame_equal(back.metadata(key), species_result.metadata(key), check_dtype=False)
+        pd.testing.assert_frame_equal(
+            back.metadata(key), species_result.metadata(key), check_dtype=False
+        )
     second = back.write_zip(tmp_path / "b.zip")
     with zipfile.ZipFile(first) as za, zipfile.ZipFile(second) as zb:
         assert za.namelist() == zb.namelist()
@@ -113,11 +148,25 @@ def test_filtered_samples_are_written_and_read_back(tmp_path):
     from refinewidgets.core.sources import InMemorySource
 
     values = {"E1": pd.DataFrame({"S1": [1.0, 2.0], "S2": [np.nan, np.nan]}, index=["G1", "G2"])}
-    cat = rw.Catalog([InMemorySource(
-        {"E1": {"accession_code": "E1", "organisms": ["HOMO_SAPIENS"], "technology": "MICROARRAY",
-                "sample_accession_codes": ["S1", "S2"]}},
-        {s: {"refinebio_accession_code": s, "refinebio_organism": "HOMO_SAPIENS"} for s in ("S1", "S2")},
-        values)])
+    cat = rw.Catalog(
+        [
+            InMemorySource(
+                {
+                    "E1": {
+                        "accession_code": "E1",
+                        "organisms": ["HOMO_SAPIENS"],
+                        "technology": "MICROARRAY",
+                        "sample_accession_codes": ["S1", "S2"],
+                    }
+                },
+                {
+                    s: {"refinebio_accession_code": s, "refinebio_organism": "HOMO_SAPIENS"}
+                    for s in ("S1", "S2")
+                },
+                values,
+            )
+        ]
+    )
     res = rw.build(rw.Dataset({"E1": ["ALL"]}), cat)
     path = res.write_zip(tmp_path / "f.zip")
     names = _members(path)
@@ -140,17 +189,39 @@ def _write_zip(path, members: dict[str, str]):
 def _refinebio_style_members(matrix_at_root=False):
     """A download as refine.bio writes it: pandas floats, no refinewidgets key, extra columns."""
     meta = {
-        "aggregate_by": "SPECIES", "created_at": "2020-01-01T00:00:00", "scale_by": "NONE",
-        "quantile_normalized": True, "quant_sf_only": False, "num_samples": 2, "num_experiments": 1,
-        "ks_pvalue": None, "ks_statistic": None, "ks_warning": None,
-        "experiments": {"GSE9": {"accession_code": "GSE9", "organisms": ["HOMO_SAPIENS"], "technology": "MICROARRAY",
-                                 "sample_accession_codes": ["GSM1", "GSM2"], "title": "t"}},
-        "samples": {s: {"refinebio_accession_code": s, "refinebio_organism": "HOMO_SAPIENS",
-                        "refinebio_annotations": []} for s in ("GSM1", "GSM2")},
+        "aggregate_by": "SPECIES",
+        "created_at": "2020-01-01T00:00:00",
+        "scale_by": "NONE",
+        "quantile_normalized": True,
+        "quant_sf_only": False,
+        "num_samples": 2,
+        "num_experiments": 1,
+        "ks_pvalue": None,
+        "ks_statistic": None,
+        "ks_warning": None,
+        "experiments": {
+            "GSE9": {
+                "accession_code": "GSE9",
+                "organisms": ["HOMO_SAPIENS"],
+                "technology": "MICROARRAY",
+                "sample_accession_codes": ["GSM1", "GSM2"],
+                "title": "t",
+            }
+        },
+        "samples": {
+            s: {
+                "refinebio_accession_code": s,
+                "refinebio_organism": "HOMO_SAPIENS",
+                "refinebio_annotations": [],
+            }
+            for s in ("GSM1", "GSM2")
+        },
     }
     matrix = "Gene\tGSM1\tGSM2\nENSG1\t1.0\t2.5\nENSG2\t3.0\t\n"
-    metadata = ("refinebio_accession_code\texperiment_accession\trefinebio_organism\tcharacteristics_ch1_tissue\n"
-                "GSM1\tGSE9\tHOMO_SAPIENS\tlung\nGSM2\tGSE9\tHOMO_SAPIENS\tliver\n")
+    metadata = (
+        "refinebio_accession_code\texperiment_accession\trefinebio_organism\tcharacteristics_ch1_tissue\n"
+        "GSM1\tGSE9\tHOMO_SAPIENS\tlung\nGSM2\tGSE9\tHOMO_SAPIENS\tliver\n"
+    )
     members = {"aggregated_metadata.json": json.dumps(meta)}
     members["HOMO_SAPIENS.tsv" if matrix_at_root else "HOMO_SAPIENS/HOMO_SAPIENS.tsv"] = matrix
     members["HOMO_SAPIENS/metadata_HOMO_SAPIENS.tsv"] = metadata
@@ -172,7 +243,9 @@ def test_reads_refinebio_written_downloads(tmp_path, matrix_at_root):
 def test_not_a_zip(tmp_path):
     bad = tmp_path / "bad.zip"
     bad.write_text("this is not a zip")
-    with pytest.raises(rw.SourceFormatError, match="is not a readable zip file.*truncated or corrupt"):
+    with pytest.raises(
+        rw.SourceFormatError, match="is not a readable zip file.*truncated or corrupt"
+    ):
         rw.read_zip(bad)
 
 
@@ -219,18 +292,27 @@ def test_unsafe_member_names_are_refused(tmp_path, evil):
 
 def test_non_numeric_value_names_file_and_line(tmp_path):
     members = _refinebio_style_members()
-    members["HOMO_SAPIENS/HOMO_SAPIENS.tsv"] = "Gene\tGSM1\tGSM2\nENSG1\t1.0\t2.5\nENSG2\t3.0\tabc\n"
+    members["HOMO_SAPIENS/HOMO_SAPIENS.tsv"] = (
+        "Gene\tGSM1\tGSM2\nENSG1\t1.0\t2.5\nENSG2\t3.0\tabc\n"
+    )
     path = _write_zip(tmp_path / "n.zip", members)
     with pytest.raises(rw.SourceFormatError) as info:
         rw.read_zip(path)
     msg = str(info.value)
-    assert "HOMO_SAPIENS/HOMO_SAPIENS.tsv" in msg and "line 3" in msg and "'GSM2'" in msg and "'abc'" in msg
+    assert (
+        "HOMO_SAPIENS/HOMO_SAPIENS.tsv" in msg
+        and "line 3" in msg
+        and "'GSM2'" in msg
+        and "'abc'" in msg
+    )
 
 
 def test_existing_output_is_not_overwritten(species_result, tmp_path):
     path = tmp_path / "d.zip"
     path.write_text("precious")
-    with pytest.raises(rw.OutputExistsError, match="exists; choose another name or pass overwrite=True"):
+    with pytest.raises(
+        rw.OutputExistsError, match="exists; choose another name or pass overwrite=True"
+    ):
         species_result.write_zip(path)
     assert path.read_text() == "precious"
     species_result.write_zip(path, overwrite=True)
@@ -260,8 +342,12 @@ def test_output_folder_must_exist(species_result, tmp_path):
 
 def test_scaled_source_opens_with_a_warning(comp, cat, tmp_path):
     exp = next(iter(comp.experiments))
-    path = rw.build(rw.Dataset({exp: ["ALL"]}, scale_by="MINMAX"), cat).write_zip(tmp_path / "s.zip")
-    with pytest.warns(rw.ScaledSourceWarning, match=r"was scaled \(MINMAX\).*do not suit re-normalization"):
+    path = rw.build(rw.Dataset({exp: ["ALL"]}, scale_by="MINMAX"), cat).write_zip(
+        tmp_path / "s.zip"
+    )
+    with pytest.warns(
+        rw.ScaledSourceWarning, match=r"was scaled \(MINMAX\).*do not suit re-normalization"
+    ):
         scaled = rw.open_catalog(path)
     assert exp in scaled.experiment_ids
 

@@ -38,9 +38,10 @@ from .spec import Dataset, ResolvedSample
 __all__ = ["build"]
 
 
-
 def _organism(catalog: Catalog, accession: str) -> str:
-    return str(catalog.sample_record(accession).get("refinebio_organism") or "UNKNOWN_ORGANISM").upper()
+    return str(
+        catalog.sample_record(accession).get("refinebio_organism") or "UNKNOWN_ORGANISM"
+    ).upper()
 
 
 def _groups(
@@ -84,7 +85,11 @@ def _read_cells(
             filtered += [(lib, f"no cell passes the cell filter: {exc}") for lib in libraries]
             continue
         present = set(block.cells["library"].astype(str))
-        filtered += [(lib, "no cell of this library passes the cell filter") for lib in libraries if lib not in present]
+        filtered += [
+            (lib, "no cell of this library passes the cell filter")
+            for lib in libraries
+            if lib not in present
+        ]
         blocks.append(block)
     if not blocks and errors:
         raise errors[0]
@@ -97,7 +102,9 @@ def _pseudobulk_frames(blocks: list[CellBlock], catalog: Catalog, dataset: Datas
     for block in blocks:
         sums, groups = pseudobulk(block.cells, block.counts, dataset.pseudobulk)
         sums = normalize_counts(sums, dataset.counts_normalization)
-        frame = pd.DataFrame(np.asarray(sums).T, index=block.genes.index, columns=list(groups["accession"]))
+        frame = pd.DataFrame(
+            np.asarray(sums).T, index=block.genes.index, columns=list(groups["accession"])
+        )
         frames.append((frame, f"pseudobulk of {block.label}"))
         libs = {lib: catalog.sample_record(lib) for lib in groups["library"]}
         records.update(pseudo_records(groups, block.cells, libs, dataset.pseudobulk))
@@ -106,7 +113,11 @@ def _pseudobulk_frames(blocks: list[CellBlock], catalog: Catalog, dataset: Datas
 
 
 def _read_group(
-    members: list[ResolvedSample], catalog: Catalog, dataset: Dataset, pseudo_frames=(), pseudo_library=None
+    members: list[ResolvedSample],
+    catalog: Catalog,
+    dataset: Dataset,
+    pseudo_frames=(),
+    pseudo_library=None,
 ) -> GroupMatrix:
     """Merge the bulk ``members`` (read from their sources) and pseudo-samples already summed.
 
@@ -122,12 +133,15 @@ def _read_group(
 
     technology = {m.accession: catalog.technology(m.experiment) for m in members}
     log_rnaseq = {
-        m.accession: dataset.aggregate_by == "SPECIES" and not catalog.locate(m.accession)[0].log_scale
+        m.accession: dataset.aggregate_by == "SPECIES"
+        and not catalog.locate(m.accession)[0].log_scale
         for m in members
     }
     for acc in pseudo_library or {}:
         technology[acc] = "RNA-SEQ"  # pseudo-samples behave as bulk RNA-seq
-        log_rnaseq[acc] = dataset.aggregate_by == "SPECIES" and dataset.counts_normalization != "LOG1P_CPM"
+        log_rnaseq[acc] = (
+            dataset.aggregate_by == "SPECIES" and dataset.counts_normalization != "LOG1P_CPM"
+        )
     gm = merge_group(frames(), technology, log_rnaseq=log_rnaseq, join=dataset.join)
     # Keep the request order inside the group; pseudo-samples follow the bulk samples.
     order = {m.accession: i for i, m in enumerate(members)}
@@ -148,7 +162,9 @@ def _quantile_normalize(gm: GroupMatrix, catalog: Catalog, organisms: list[str])
         kind = "source"
     else:
         target = determine_target(gm.X.T)
-        why = "no source ships a target for " + (organisms[0] if len(organisms) == 1 else "a mixed-species group")
+        why = "no source ships a target for " + (
+            organisms[0] if len(organisms) == 1 else "a mixed-species group"
+        )
         how = f"computed from the group's {len(gm.samples)} samples (mean of their sorted values): {why}"
         kind = "computed"
     quantile_normalize_rows(gm.X, target, out=gm.X)
@@ -156,7 +172,9 @@ def _quantile_normalize(gm: GroupMatrix, catalog: Catalog, organisms: list[str])
     return {"target": kind, "target_description": how, **ks}
 
 
-def _check_single_cell(groups: dict[str, list[ResolvedSample]], catalog: Catalog, dataset: Dataset) -> None:
+def _check_single_cell(
+    groups: dict[str, list[ResolvedSample]], catalog: Catalog, dataset: Dataset
+) -> None:
     """Refuse, before reading anything, what cannot be done with cells."""
     if dataset.pseudobulk is not None:
         return
@@ -190,7 +208,9 @@ def _cell_group(blocks: list[CellBlock], dataset: Dataset):
         X = scale_cells(X, dataset.scale_by)
     organisms = sorted({b.organism for b in blocks})
     cells = cells.copy()
-    cells["organism"] = pd.Categorical([b.organism for b in blocks for _ in range(b.cells.shape[0])])
+    cells["organism"] = pd.Categorical(
+        [b.organism for b in blocks for _ in range(b.cells.shape[0])]
+    )
     libraries = list(dict.fromkeys(cells["library"].astype(str)))
     info = {
         "kind": "cells",
@@ -277,7 +297,9 @@ def build(dataset: Dataset | Mapping[str, Any], catalog: Catalog, progress: Any 
                 if dataset.pseudobulk is None:
                     prog.advance(f"{key}: scaling")
                     if blocks:
-                        built[key], group_samples[key], group_info[key] = _cell_group(blocks, dataset)
+                        built[key], group_samples[key], group_info[key] = _cell_group(
+                            blocks, dataset
+                        )
                     prog.advance(n=steps_per_group - 1)
                     continue
                 pseudo, records, library_of = _pseudobulk_frames(blocks, catalog, dataset)
@@ -293,14 +315,15 @@ def build(dataset: Dataset | Mapping[str, Any], catalog: Catalog, progress: Any 
                 prog.advance(n=steps_per_group - 1)
                 continue  # its samples are in `filtered`; never a silent empty group
             info: dict[str, Any] = {"kind": "samples", "genes_dropped_by_join": gm.genes_dropped}
-            organisms = sorted({
-                str(record(s).get("refinebio_organism") or "UNKNOWN_ORGANISM")
-                for s in gm.samples
-            })
+            organisms = sorted(
+                {str(record(s).get("refinebio_organism") or "UNKNOWN_ORGANISM") for s in gm.samples}
+            )
             info["organisms"] = organisms
             if library_of:
                 info["pseudobulk"] = dataset.pseudobulk
-                info["pseudobulk_values"] = describe_values(dataset.counts_normalization, "NONE", pseudobulk=True)
+                info["pseudobulk_values"] = describe_values(
+                    dataset.counts_normalization, "NONE", pseudobulk=True
+                )
             if dataset.quantile_normalize:
                 info["quantile_normalization"] = _quantile_normalize(gm, catalog, organisms)
                 prog.advance(f"{key}: scaling")
@@ -316,7 +339,9 @@ def build(dataset: Dataset | Mapping[str, Any], catalog: Catalog, progress: Any 
             )
         included = list(dict.fromkeys(s for samples in group_samples.values() for s in samples))
         records = {s: record(s) for s in included}
-        bulk_samples = [s for k, g in built.items() if isinstance(g, GroupMatrix) for s in g.samples]
+        bulk_samples = [
+            s for k, g in built.items() if isinstance(g, GroupMatrix) for s in g.samples
+        ]
         columns = metadata_columns(records[s] for s in bulk_samples)
         spec = dataset.to_dict()
         result_groups = {}
@@ -329,14 +354,22 @@ def build(dataset: Dataset | Mapping[str, Any], catalog: Catalog, progress: Any 
                 result_groups[key] = make_cell_group(*g, uns=uns)
         requested: dict[str, list[str]] = {}
         for item in resolved:
-            requested.setdefault(item.experiment, []).extend(pseudo_of.get(item.accession, [item.accession]))
-        aggregated = _aggregated_metadata(dataset, catalog, group_samples, group_info, included, requested, records)
+            requested.setdefault(item.experiment, []).extend(
+                pseudo_of.get(item.accession, [item.accession])
+            )
+        aggregated = _aggregated_metadata(
+            dataset, catalog, group_samples, group_info, included, requested, records
+        )
         prog.advance("done")
     finally:
         prog.close()
     filtered_frame = pd.DataFrame(filtered, columns=["accession", "experiment", "reason"])
-    filtered_frame = filtered_frame.drop_duplicates(subset=["accession", "reason"]).reset_index(drop=True)
-    filtered_records = {a: dict(_json_record(catalog.sample_record(a))) for a in filtered_frame["accession"]}
+    filtered_frame = filtered_frame.drop_duplicates(subset=["accession", "reason"]).reset_index(
+        drop=True
+    )
+    filtered_records = {
+        a: dict(_json_record(catalog.sample_record(a))) for a in filtered_frame["accession"]
+    }
     return Result(
         result_groups,
         aggregated,
@@ -358,7 +391,9 @@ def _uns_safe(info: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _aggregated_metadata(dataset, catalog, group_samples, group_info, included, requested, records) -> dict[str, Any]:
+def _aggregated_metadata(
+    dataset, catalog, group_samples, group_info, included, requested, records
+) -> dict[str, Any]:
     included_set = set(included)
     experiments: dict[str, Any] = {}
     for exp in dataset.data:

@@ -34,7 +34,12 @@ EXPERIMENT_COLUMNS = (
     "pubmed_id",
     "source_first_published",
 )
-SAMPLE_TEXT_COLUMNS = ("refinebio_title", "refinebio_specimen_part", "refinebio_disease", "refinebio_cell_line")
+SAMPLE_TEXT_COLUMNS = (
+    "refinebio_title",
+    "refinebio_specimen_part",
+    "refinebio_disease",
+    "refinebio_cell_line",
+)
 #: Per-sample summaries of single-cell libraries, present in ``cat.samples`` when a source has cells.
 SINGLE_CELL_FIELDS = ("n_cells", "cell_types", "tissues", "stages", "sexes")
 
@@ -113,14 +118,22 @@ class Catalog:
             raise DatasetSpecError("`samples` needs an experiment_accession column.")
         unknown = set(samples["experiment_accession"].unique()) - set(experiments.index)
         if unknown:
-            raise DatasetSpecError(f"Samples refer to experiments missing from `experiments`: {sorted(unknown)[:5]}.")
+            raise DatasetSpecError(
+                f"Samples refer to experiments missing from `experiments`: {sorted(unknown)[:5]}."
+            )
         index = samples.index.astype(str)
         positions = samples.groupby("experiment_accession", sort=False).indices
         cat._members = {str(exp): index[pos].tolist() for exp, pos in positions.items()}
         for exp in experiments.index:
             cat._members.setdefault(str(exp), [])
-        cat._sample_exps = dict(zip(index, ([e] for e in samples["experiment_accession"].astype(str))))
-        techs = experiments["technology"] if "technology" in experiments else pd.Series("", index=experiments.index)
+        cat._sample_exps = dict(
+            zip(index, ([e] for e in samples["experiment_accession"].astype(str)))
+        )
+        techs = (
+            experiments["technology"]
+            if "technology" in experiments
+            else pd.Series("", index=experiments.index)
+        )
         cat._exp_records = {
             str(acc): {"accession_code": str(acc), "technology": str(t), "source": "table"}
             for acc, t in zip(experiments.index, techs)
@@ -143,7 +156,9 @@ class Catalog:
         try:
             return self._members[experiment]
         except KeyError:
-            raise UnknownAccessionError(f"Experiment {experiment!r} is not in the catalog.") from None
+            raise UnknownAccessionError(
+                f"Experiment {experiment!r} is not in the catalog."
+            ) from None
 
     def usable_samples(self, experiment: str) -> set[str]:
         """The samples of ``experiment`` that have expression values in some source."""
@@ -181,7 +196,9 @@ class Catalog:
         (``library``, ``barcode``, ``cell_type``, ``cell_type_id``, ``tissue``, ``tissue_id``,
         ``stage``, ``stage_id``, ``sex``, ``strain``, ``experiment``). Reads no counts."""
         if not self.is_single_cell(experiment):
-            raise DatasetSpecError(f"{experiment} is not a single-cell experiment; it has no cell table.")
+            raise DatasetSpecError(
+                f"{experiment} is not a single-cell experiment; it has no cell table."
+            )
         members = self.experiment_samples(experiment)
         frames = []
         for src in self.sources:
@@ -216,10 +233,14 @@ class Catalog:
                 row["processed"] = acc in self._location
                 row["source"] = self._sample_source.get(acc, self._exp_records[exps[0]]["source"])
                 rows.append(row)
-            frame = pd.DataFrame(rows, index=pd.Index(list(self._sample_exps), name="accession", dtype=object))
+            frame = pd.DataFrame(
+                rows, index=pd.Index(list(self._sample_exps), name="accession", dtype=object)
+            )
             for col in frame.columns:
                 if col == "n_cells":
-                    frame[col] = pd.to_numeric(frame[col], errors="coerce").fillna(0).astype(np.int64)
+                    frame[col] = (
+                        pd.to_numeric(frame[col], errors="coerce").fillna(0).astype(np.int64)
+                    )
                 elif col not in ("refinebio_age", "processed", "refinebio_processed"):
                     frame[col] = frame[col].fillna("").astype(str)
             if "refinebio_age" in frame:
@@ -235,7 +256,8 @@ class Catalog:
             for acc, rec in self._exp_records.items():
                 members = self._members[acc]
                 platforms = sorted(
-                    {str(self.sample_record(s).get("refinebio_platform") or "") for s in members} - {""}
+                    {str(self.sample_record(s).get("refinebio_platform") or "") for s in members}
+                    - {""}
                 )
                 rows.append(
                     {
@@ -246,7 +268,9 @@ class Catalog:
                         "platforms": "; ".join(platforms),
                         "num_samples": len(members),
                         "num_processed": sum(s in self._location for s in members),
-                        "num_cells": sum(int(self.sample_record(s).get("n_cells") or 0) for s in members),
+                        "num_cells": sum(
+                            int(self.sample_record(s).get("n_cells") or 0) for s in members
+                        ),
                         "source": rec["source"],
                         "submitter_institution": rec.get("submitter_institution", ""),
                         "has_publication": bool(rec.get("has_publication", False)),
@@ -255,7 +279,8 @@ class Catalog:
                     }
                 )
             self._experiments = pd.DataFrame(
-                rows, index=pd.Index(self.experiment_ids, name="accession", dtype=object),
+                rows,
+                index=pd.Index(self.experiment_ids, name="accession", dtype=object),
                 columns=list(EXPERIMENT_COLUMNS),
             )
         return self._experiments
@@ -316,4 +341,3 @@ class Catalog:
             f"<Catalog: {len(self._exp_records)} experiments, {len(self._sample_exps)} samples "
             f"from {len(self.sources)} source(s)>"
         )
-

@@ -121,14 +121,19 @@ def merge_group(
             tech = technology.get(s, "")
             if tech == "RNA-SEQ" and log_rnaseq.get(s, False):
                 if finite.min() <= -1:
-                    filtered.append((s, "RNA-seq values at or below -1 cannot be log2(x + 1)-transformed"))
+                    filtered.append(
+                        (s, "RNA-seq values at or below -1 cannot be log2(x + 1)-transformed")
+                    )
                     continue
                 np.log2(col + 1.0, out=col)
                 transforms[s] = "log2(x + 1)"
             elif tech == "MICROARRAY" and finite.max() > 100:
                 if finite.min() <= 0:
                     filtered.append(
-                        (s, "unlogged microarray values include zero or negative values; log2 is undefined")
+                        (
+                            s,
+                            "unlogged microarray values include zero or negative values; log2 is undefined",
+                        )
                     )
                     continue
                 np.log2(col, out=col)

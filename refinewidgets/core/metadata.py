@@ -182,10 +182,15 @@ def metadata_frame(
         rows.append([_cell(row.get(c)) for c in columns])
     frame = pd.DataFrame(rows, columns=columns, dtype=object)
     if "refinebio_age" in frame:
-        frame["refinebio_age"] = pd.to_numeric(frame["refinebio_age"].where(frame["refinebio_age"] != ""), errors="coerce")
-    if "refinebio_processed" in frame:  # nullable boolean: True/False, missing when unknown (H5AD-safe)
+        frame["refinebio_age"] = pd.to_numeric(
+            frame["refinebio_age"].where(frame["refinebio_age"] != ""), errors="coerce"
+        )
+    if (
+        "refinebio_processed" in frame
+    ):  # nullable boolean: True/False, missing when unknown (H5AD-safe)
         frame["refinebio_processed"] = pd.array(
-            [None if v == "" else v for v in frame["refinebio_processed"].map(_as_bool)], dtype="boolean"
+            [None if v == "" else v for v in frame["refinebio_processed"].map(_as_bool)],
+            dtype="boolean",
         )
     for col in frame.columns:
         if col not in ("refinebio_age", "refinebio_processed"):

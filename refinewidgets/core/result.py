@@ -26,7 +26,9 @@ __all__ = ["Result", "make_cell_group", "make_group"]
 UNS_KEY = "refinewidgets"
 
 
-def make_group(X: Any, obs: pd.DataFrame, genes: pd.Index, *, uns: Mapping[str, Any]) -> anndata.AnnData:
+def make_group(
+    X: Any, obs: pd.DataFrame, genes: pd.Index, *, uns: Mapping[str, Any]
+) -> anndata.AnnData:
     """An AnnData for one group: ``obs`` rows indexed by sample accession, ``var`` by gene id."""
     import anndata
 
@@ -36,7 +38,9 @@ def make_group(X: Any, obs: pd.DataFrame, genes: pd.Index, *, uns: Mapping[str, 
     return anndata.AnnData(X=X, obs=obs, var=var, uns={UNS_KEY: {"kind": "samples", **dict(uns)}})
 
 
-def make_cell_group(X: Any, cells: pd.DataFrame, genes: pd.DataFrame, *, uns: Mapping[str, Any]) -> anndata.AnnData:
+def make_cell_group(
+    X: Any, cells: pd.DataFrame, genes: pd.DataFrame, *, uns: Mapping[str, Any]
+) -> anndata.AnnData:
     """An AnnData for a single-cell group: ``obs`` one row per cell, ``var`` genes (and symbols)."""
     import anndata
 
@@ -87,7 +91,9 @@ class Result(Mapping):
             filtered_samples = pd.DataFrame(columns=["accession", "experiment", "reason"])
         self.filtered_samples = filtered_samples
         if metadata_columns is None:
-            metadata_columns = list(next(iter(self._groups.values())).obs.columns) if self._groups else []
+            metadata_columns = (
+                list(next(iter(self._groups.values())).obs.columns) if self._groups else []
+            )
         self.metadata_columns = list(metadata_columns)
         self.dataset = dataset
         self.filtered_records = dict(filtered_records or {})
@@ -124,12 +130,16 @@ class Result(Mapping):
         adata = self[key]
         X = adata.X
         if is_cell_group(adata) and hasattr(X, "tocsc"):
-            frame = pd.DataFrame.sparse.from_spmatrix(X.T.tocsr(), index=adata.var_names.copy(), columns=adata.obs_names.copy())
+            frame = pd.DataFrame.sparse.from_spmatrix(
+                X.T.tocsr(), index=adata.var_names.copy(), columns=adata.obs_names.copy()
+            )
             frame.index.name = "Gene"
             return frame
         if hasattr(X, "toarray"):
             X = X.toarray()
-        frame = pd.DataFrame(np.asarray(X).T, index=adata.var_names.copy(), columns=adata.obs_names.copy())
+        frame = pd.DataFrame(
+            np.asarray(X).T, index=adata.var_names.copy(), columns=adata.obs_names.copy()
+        )
         frame.index.name = "Gene"
         frame.columns.name = None
         return frame
@@ -158,10 +168,13 @@ class Result(Mapping):
                 {
                     "group": key,
                     "kind": info.get("kind", "samples"),
-                    "samples": info.get("num_libraries", adata.n_obs) if is_cell_group(adata) else adata.n_obs,
+                    "samples": info.get("num_libraries", adata.n_obs)
+                    if is_cell_group(adata)
+                    else adata.n_obs,
                     "cells": adata.n_obs if is_cell_group(adata) else 0,
                     "genes": adata.n_vars,
-                    "quantile_normalized": bool(qn) or bool(self.aggregated_metadata.get("quantile_normalized")),
+                    "quantile_normalized": bool(qn)
+                    or bool(self.aggregated_metadata.get("quantile_normalized")),
                     "qn_target": qn.get("target", ""),
                     "scale_by": self.scale_by,
                     "values": info.get("values", ""),

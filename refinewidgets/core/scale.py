@@ -55,7 +55,9 @@ def scale_rows(X: np.ndarray, scale_by: str, *, block: int = 2048) -> np.ndarray
     # scikit-learn's temporaries stay the size of one block instead of the whole matrix.
     for start in range(0, X.shape[1], block):
         sub = X[:, start : start + block]
-        keep = ~np.isnan(sub).all(axis=0)  # a gene NaN in every sample stays NaN (no sklearn warning)
+        keep = ~np.isnan(sub).all(
+            axis=0
+        )  # a gene NaN in every sample stays NaN (no sklearn warning)
         if keep.all():
             sub[...] = _scaler(scale_by).fit_transform(np.ascontiguousarray(sub))
         elif keep.any():

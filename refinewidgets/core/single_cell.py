@@ -66,11 +66,17 @@ class CellBlock:
 def _gene_index(blocks: Sequence[CellBlock], join: str) -> pd.Index:
     genes = pd.Index(blocks[0].genes.index)
     for b in blocks[1:]:
-        genes = genes.intersection(b.genes.index, sort=False) if join == "inner" else genes.union(b.genes.index, sort=False)
+        genes = (
+            genes.intersection(b.genes.index, sort=False)
+            if join == "inner"
+            else genes.union(b.genes.index, sort=False)
+        )
     return genes.sort_values()
 
 
-def merge_cells(blocks: Sequence[CellBlock], *, join: str = "inner") -> tuple[sp.csr_matrix, pd.DataFrame, pd.DataFrame]:
+def merge_cells(
+    blocks: Sequence[CellBlock], *, join: str = "inner"
+) -> tuple[sp.csr_matrix, pd.DataFrame, pd.DataFrame]:
     """Stack cell blocks on a common gene index: ``(counts, cells, genes)``.
 
     ``join="inner"`` keeps the genes of every file; ``"outer"`` keeps all, with 0 counts where a
@@ -99,12 +105,18 @@ def merge_cells(blocks: Sequence[CellBlock], *, join: str = "inner") -> tuple[sp
             new_col = np.full(X.shape[1], -1, dtype=np.int64)
             new_col[pos[pos >= 0]] = np.nonzero(pos >= 0)[0]
             keep = new_col[X.indices] >= 0
-            counts_per_row = np.add.reduceat(keep.astype(np.int64), X.indptr[:-1]) if X.nnz else np.zeros(X.shape[0], int)
+            counts_per_row = (
+                np.add.reduceat(keep.astype(np.int64), X.indptr[:-1])
+                if X.nnz
+                else np.zeros(X.shape[0], int)
+            )
             if X.nnz:
                 counts_per_row[np.diff(X.indptr) == 0] = 0
             indptr = np.concatenate([[0], np.cumsum(counts_per_row)])
             parts.append(
-                sp.csr_matrix((X.data[keep], new_col[X.indices[keep]], indptr), shape=(X.shape[0], len(genes)))
+                sp.csr_matrix(
+                    (X.data[keep], new_col[X.indices[keep]], indptr), shape=(X.shape[0], len(genes))
+                )
             )
     if len(parts) == 1 and parts[0].dtype == np.float32:
         counts = parts[0]  # shares the block's arrays: no copy of the counts
@@ -122,7 +134,11 @@ def merge_cells(blocks: Sequence[CellBlock], *, join: str = "inner") -> tuple[sp
             s = b.genes["gene_symbol"].astype(str)
             s = s[s != ""]
             symbols.loc[s.index.intersection(genes)] = s.loc[s.index.intersection(genes)]
-    return counts, cells, pd.DataFrame({"gene_symbol": symbols}, index=pd.Index(genes, dtype=object))
+    return (
+        counts,
+        cells,
+        pd.DataFrame({"gene_symbol": symbols}, index=pd.Index(genes, dtype=object)),
+    )
 
 
 def normalize_counts(X: Any, how: str, *, copy: bool = True) -> Any:
@@ -143,7 +159,7 @@ def normalize_counts(X: Any, how: str, *, copy: bool = True) -> Any:
         for lo in range(0, X.shape[0], step):
             hi = min(lo + step, X.shape[0])
             a, b = X.indptr[lo], X.indptr[hi]
-            out.data[a:b] *= np.repeat(f[lo:hi], np.diff(X.indptr[lo:hi + 1]))
+            out.data[a:b] *= np.repeat(f[lo:hi], np.diff(X.indptr[lo : hi + 1]))
         if how == "LOG1P_CPM":
             np.log1p(out.data, out=out.data)
         return out
@@ -158,15 +174,23 @@ def normalize_counts(X: Any, how: str, *, copy: bool = True) -> Any:
 
 def describe_values(counts_normalization: str, scale_by: str, *, pseudobulk: bool = False) -> str:
     """A plain statement of what X holds, recorded in ``uns`` (e.g. ``"log1p CPM"``)."""
-    base = {"NONE": "UMI counts", "CPM": "CPM (counts per million)", "LOG1P_CPM": "log1p CPM"}[counts_normalization]
+    base = {"NONE": "UMI counts", "CPM": "CPM (counts per million)", "LOG1P_CPM": "log1p CPM"}[
+        counts_normalization
+    ]
     if pseudobulk:
-        base = f"pseudobulk sums of {base}" if counts_normalization == "NONE" else f"{base} of pseudobulk sums"
+        base = (
+            f"pseudobulk sums of {base}"
+            if counts_normalization == "NONE"
+            else f"{base} of pseudobulk sums"
+        )
     if scale_by != "NONE":
         base = f"{base}, scaled per gene ({scale_by})"
     return base
 
 
-def pseudobulk(cells: pd.DataFrame, counts: sp.csr_matrix, by: str) -> tuple[np.ndarray, pd.DataFrame]:
+def pseudobulk(
+    cells: pd.DataFrame, counts: sp.csr_matrix, by: str
+) -> tuple[np.ndarray, pd.DataFrame]:
     """Sum counts per library (``by="sample"``) or per library and cell type (``"sample_cell_type"``).
 
     Returns ``(sums, groups)``: a pseudo-samples x genes float64 array and one row per
@@ -190,7 +214,8 @@ def pseudobulk(cells: pd.DataFrame, counts: sp.csr_matrix, by: str) -> tuple[np.
         keys = pd.Series(library)
     codes, uniques = pd.factorize(keys, sort=False)
     indicator = sp.csr_matrix(
-        (np.ones(len(codes), dtype=np.float64), (codes, np.arange(len(codes)))), shape=(len(uniques), len(codes))
+        (np.ones(len(codes), dtype=np.float64), (codes, np.arange(len(codes)))),
+        shape=(len(uniques), len(codes)),
     )
     sums = np.asarray((indicator @ counts.astype(np.float64)).todense())
     first = pd.Series(np.arange(len(codes))).groupby(codes).first().to_numpy()
@@ -237,7 +262,10 @@ def scale_cells(X: sp.csr_matrix, scale_by: str, *, memory_limit: int | None = N
 
 
 def pseudo_records(
-    groups: pd.DataFrame, cells: pd.DataFrame, library_records: Mapping[str, Mapping[str, Any]], by: str
+    groups: pd.DataFrame,
+    cells: pd.DataFrame,
+    library_records: Mapping[str, Mapping[str, Any]],
+    by: str,
 ) -> dict[str, dict[str, Any]]:
     """refine.bio-shaped sample records for pseudo-samples, with their library and cell counts."""
     records = {}
@@ -249,7 +277,11 @@ def pseudo_records(
         if cell_type is not None:
             mask &= cell_type == row.cell_type
         sub = cells.loc[mask]
-        rec = {k: v for k, v in base.items() if k.startswith("refinebio_") and k != "refinebio_annotations"}
+        rec = {
+            k: v
+            for k, v in base.items()
+            if k.startswith("refinebio_") and k != "refinebio_annotations"
+        }
         what = f"{row.cell_type} cells" if row.cell_type else "cells"
         rec.update(
             {

@@ -91,7 +91,9 @@ class InMemorySource:
         self.experiments = dict(experiments)
         self.samples = dict(samples)
         self._values = dict(values)
-        self.qn_targets = {k: np.sort(np.asarray(v, dtype=float)) for k, v in (qn_targets or {}).items()}
+        self.qn_targets = {
+            k: np.sort(np.asarray(v, dtype=float)) for k, v in (qn_targets or {}).items()
+        }
         self.log_scale = log_scale
 
     @classmethod

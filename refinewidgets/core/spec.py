@@ -33,7 +33,15 @@ COUNTS_NORMALIZATION = ("NONE", "CPM", "LOG1P_CPM")
 PSEUDOBULK = ("sample", "sample_cell_type")
 #: The unified single-cell columns a cell filter may use.
 CELL_FILTER_COLUMNS = (
-    "cell_type", "cell_type_id", "tissue", "tissue_id", "stage", "stage_id", "sex", "strain", "library",
+    "cell_type",
+    "cell_type_id",
+    "tissue",
+    "tissue_id",
+    "stage",
+    "stage_id",
+    "sex",
+    "strain",
+    "library",
 )
 ALL_SAMPLES = "ALL"
 SPEC_VERSION = 1
@@ -115,7 +123,9 @@ class Dataset:
         self.aggregate_by = _choice("aggregate_by", self.aggregate_by, AGGREGATE_BY)
         self.scale_by = _choice("scale_by", self.scale_by, SCALE_BY)
         self.join = _choice("join", self.join, JOIN, upper=False)
-        self.counts_normalization = _choice("counts_normalization", self.counts_normalization, COUNTS_NORMALIZATION)
+        self.counts_normalization = _choice(
+            "counts_normalization", self.counts_normalization, COUNTS_NORMALIZATION
+        )
         if self.pseudobulk is not None:
             self.pseudobulk = _choice("pseudobulk", self.pseudobulk, PSEUDOBULK, upper=False)
         self.cell_filter = self._check_cell_filter(self.cell_filter)
@@ -142,14 +152,20 @@ class Dataset:
             if isinstance(values, str):
                 values = [values]
             if not isinstance(values, (list, tuple)) or not values:
-                raise DatasetSpecError(f"`cell_filter[{column!r}]` must be a non-empty list of values, got {values!r}.")
+                raise DatasetSpecError(
+                    f"`cell_filter[{column!r}]` must be a non-empty list of values, got {values!r}."
+                )
             clean[column] = [str(v) for v in values]
         return clean
 
     @property
     def single_cell_options(self) -> bool:
         """Whether any single-cell option differs from its default."""
-        return bool(self.cell_filter) or self.counts_normalization != "NONE" or self.pseudobulk is not None
+        return (
+            bool(self.cell_filter)
+            or self.counts_normalization != "NONE"
+            or self.pseudobulk is not None
+        )
 
     @staticmethod
     def _check_data(data: Any) -> dict[str, list[str]]:
@@ -164,7 +180,9 @@ class Dataset:
         duplicates: list[str] = []
         for key, samples in data.items():
             if not isinstance(key, str) or not key.strip():
-                raise DatasetSpecError(f"Experiment accessions must be non-empty strings, got {key!r}.")
+                raise DatasetSpecError(
+                    f"Experiment accessions must be non-empty strings, got {key!r}."
+                )
             if isinstance(samples, str) or not isinstance(samples, (list, tuple)) or not samples:
                 raise DatasetSpecError(
                     "`data` must be a dict of lists, each with one or more elements. "
@@ -217,12 +235,20 @@ class Dataset:
         if not isinstance(d, Mapping):
             raise DatasetSpecError(f"A dataset spec must be a dict, got {type(d).__name__}.")
         known = {
-            "data", "aggregate_by", "scale_by", "quantile_normalize", "join",
-            "cell_filter", "counts_normalization", "pseudobulk",
+            "data",
+            "aggregate_by",
+            "scale_by",
+            "quantile_normalize",
+            "join",
+            "cell_filter",
+            "counts_normalization",
+            "pseudobulk",
         }
         extra = sorted(set(d) - known)
         if extra:
-            raise DatasetSpecError(f"Unknown key(s) {extra} in the dataset spec; known keys: {sorted(known)}.")
+            raise DatasetSpecError(
+                f"Unknown key(s) {extra} in the dataset spec; known keys: {sorted(known)}."
+            )
         if "data" not in d:
             raise DatasetSpecError("The dataset spec has no `data` key.")
         return cls(**dict(d))
@@ -278,7 +304,9 @@ class Dataset:
                         chosen.append(s)
                     elif catalog.has_sample(s):
                         owners = catalog.sample_experiments(s)
-                        wrong.append(f"{s} is listed under {exp} but belongs to {', '.join(owners)}")
+                        wrong.append(
+                            f"{s} is listed under {exp} but belongs to {', '.join(owners)}"
+                        )
                     else:
                         unknown.append(f"{s}{_close(s, members)}")
             for s in chosen:

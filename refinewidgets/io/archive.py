@@ -103,13 +103,17 @@ class ZipStore(Store):
         try:
             return self._zip.open(name)
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise SourceFormatError(f"{self.label}: cannot read {name} ({exc}); the zip may be corrupt.") from None
+            raise SourceFormatError(
+                f"{self.label}: cannot read {name} ({exc}); the zip may be corrupt."
+            ) from None
 
     def read_bytes(self, name: str) -> bytes:
         try:
             return self._zip.read(name)
         except (zipfile.BadZipFile, OSError, EOFError, Exception) as exc:  # zlib.error too
-            raise SourceFormatError(f"{self.label}: cannot read {name} ({exc}); the zip may be corrupt.") from None
+            raise SourceFormatError(
+                f"{self.label}: cannot read {name} ({exc}); the zip may be corrupt."
+            ) from None
 
     def close(self) -> None:
         self._zip.close()
@@ -155,7 +159,9 @@ def _find_bad_value(store: Store, name: str, columns: list[str] | None) -> str:
     return "an unparseable value"
 
 
-def read_matrix(store: Store, name: str, columns: list[str] | None = None) -> tuple[list[str], list[str], np.ndarray]:
+def read_matrix(
+    store: Store, name: str, columns: list[str] | None = None
+) -> tuple[list[str], list[str], np.ndarray]:
     """Read a refine.bio matrix TSV: ``(gene ids, sample columns, values samples x genes)``.
 
     Only ``columns`` (sample accessions) are parsed when given. Empty cells, ``NA`` and ``NaN``
@@ -163,7 +169,9 @@ def read_matrix(store: Store, name: str, columns: list[str] | None = None) -> tu
     """
     header = store.first_line(name).split("\t")
     if len(header) < 1 or not header[0] and len(header) == 1:
-        raise SourceFormatError(f"{store.label}: {name} is empty; expected a header 'Gene<TAB>sample...'.")
+        raise SourceFormatError(
+            f"{store.label}: {name} is empty; expected a header 'Gene<TAB>sample...'."
+        )
     gene_col = header[0]
     samples = header[1:] if columns is None else list(columns)
     missing = sorted(set(samples) - set(header[1:]))
@@ -210,7 +218,9 @@ def read_matrix(store: Store, name: str, columns: list[str] | None = None) -> tu
     return genes, samples, X
 
 
-def write_matrix(fh: IO[bytes], genes: list[str] | np.ndarray, samples: list[str], X: np.ndarray) -> None:
+def write_matrix(
+    fh: IO[bytes], genes: list[str] | np.ndarray, samples: list[str], X: np.ndarray
+) -> None:
     """Write a samples x genes array as refine.bio's genes x samples TSV (``Gene`` header)."""
     fh.write(("Gene\t" + "\t".join(samples) + "\n").encode("utf-8"))
     if len(genes) == 0:
@@ -245,9 +255,13 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterat
     """
     path = Path(path)
     if path.is_dir():
-        raise OutputExistsError(f"{path} is a folder; give a file name such as {path / 'dataset.zip'}.")
+        raise OutputExistsError(
+            f"{path} is a folder; give a file name such as {path / 'dataset.zip'}."
+        )
     if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} exists; choose another name or pass overwrite=True to replace it.")
+        raise OutputExistsError(
+            f"{path} exists; choose another name or pass overwrite=True to replace it."
+        )
     if not path.parent.exists():
         raise PathNotFoundError(f"The folder {path.parent} does not exist; create it first.")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)

@@ -37,15 +37,37 @@ except ImportError:  # pragma: no cover - anndata 0.10
 __all__ = ["ORGANISM_BY_TAXON", "UNIFIED_COLUMNS", "BgeeH5ad", "find_bgee_files"]
 
 ORGANISM_BY_TAXON = {
-    9606: "HOMO_SAPIENS", 10090: "MUS_MUSCULUS", 7227: "DROSOPHILA_MELANOGASTER",
-    7955: "DANIO_RERIO", 6239: "CAENORHABDITIS_ELEGANS", 10116: "RATTUS_NORVEGICUS",
-    9544: "MACACA_MULATTA", 9598: "PAN_TROGLODYTES", 9913: "BOS_TAURUS", 9823: "SUS_SCROFA",
-    9031: "GALLUS_GALLUS", 8364: "XENOPUS_TROPICALIS", 9615: "CANIS_LUPUS_FAMILIARIS",
-    9796: "EQUUS_CABALLUS", 9986: "ORYCTOLAGUS_CUNICULUS", 10141: "CAVIA_PORCELLUS",
-    13616: "MONODELPHIS_DOMESTICA", 9258: "ORNITHORHYNCHUS_ANATINUS",
+    9606: "HOMO_SAPIENS",
+    10090: "MUS_MUSCULUS",
+    7227: "DROSOPHILA_MELANOGASTER",
+    7955: "DANIO_RERIO",
+    6239: "CAENORHABDITIS_ELEGANS",
+    10116: "RATTUS_NORVEGICUS",
+    9544: "MACACA_MULATTA",
+    9598: "PAN_TROGLODYTES",
+    9913: "BOS_TAURUS",
+    9823: "SUS_SCROFA",
+    9031: "GALLUS_GALLUS",
+    8364: "XENOPUS_TROPICALIS",
+    9615: "CANIS_LUPUS_FAMILIARIS",
+    9796: "EQUUS_CABALLUS",
+    9986: "ORYCTOLAGUS_CUNICULUS",
+    10141: "CAVIA_PORCELLUS",
+    13616: "MONODELPHIS_DOMESTICA",
+    9258: "ORNITHORHYNCHUS_ANATINUS",
 }
-UNIFIED_COLUMNS = ("barcode", "library", "cell_type", "cell_type_id", "tissue", "tissue_id",
-                   "stage", "stage_id", "sex", "strain")
+UNIFIED_COLUMNS = (
+    "barcode",
+    "library",
+    "cell_type",
+    "cell_type_id",
+    "tissue",
+    "tissue_id",
+    "stage",
+    "stage_id",
+    "sex",
+    "strain",
+)
 LIBRARY_COLUMNS = ("libID", "library_id", "rnaSeqLibraryId", "SampleId")
 # unified column -> obs column names of Bgee's writers, in order of preference
 _SOURCE_COLUMNS = {
@@ -63,7 +85,9 @@ _SOURCE_COLUMNS = {
     "taxon": ("speciesId",),
 }
 _SYMBOL_COLUMNS = ("feature_name", "gene_symbol", "gene_name")
-_FILE_NAME = re.compile(r"^([A-Z][a-z]+(?:_[a-z]+)+)_([A-Z0-9].*?)(?:_(?:droplet_based|full_length))?$")
+_FILE_NAME = re.compile(
+    r"^([A-Z][a-z]+(?:_[a-z]+)+)_([A-Z0-9].*?)(?:_(?:droplet_based|full_length))?$"
+)
 _GAP = 8192  # stored values skipped rather than starting a new read
 _BLOCK = 1 << 22  # stored values per read (bounds the temporary buffers)
 
@@ -86,8 +110,9 @@ def _categorical(values, lower=False) -> pd.Categorical:
     if lower:
         labels = np.array([label.lower() for label in labels], dtype=object)
     categories, inverse = np.unique(labels, return_inverse=True)
-    return pd.Categorical.from_codes(inverse[codes], categories=categories
-                                     ).remove_unused_categories()
+    return pd.Categorical.from_codes(
+        inverse[codes], categories=categories
+    ).remove_unused_categories()
 
 
 def _organism_name(text: str) -> str:
@@ -100,8 +125,10 @@ def _organism_name(text: str) -> str:
 
 
 def _unreadable(path, err) -> SourceFormatError:
-    return SourceFormatError(f"{path} is not a readable H5AD file ({err}): it may be truncated "
-                             "or corrupt; download it again")
+    return SourceFormatError(
+        f"{path} is not a readable H5AD file ({err}): it may be truncated "
+        "or corrupt; download it again"
+    )
 
 
 def _ranges(starts, lengths) -> np.ndarray:
@@ -171,55 +198,73 @@ class BgeeH5ad:
         if missing:
             raise _unreadable(self.path, f"no {', '.join(missing)} element")
         obs, var = f["obs"], f["var"]
-        obs_names = pd.Index(np.asarray(read_elem(obs[obs.attrs["_index"]]), dtype=object)
-                             ).astype(str)
+        obs_names = pd.Index(np.asarray(read_elem(obs[obs.attrs["_index"]]), dtype=object)).astype(
+            str
+        )
         self.obs_columns = [str(c) for c in obs.attrs.get("column-order", [])]
         self.column_map = {}
         columns = {}
         for concept, names in _SOURCE_COLUMNS.items():
             found = next((n for n in names if n in self.obs_columns), None) or next(
-                (c for n in names for c in self.obs_columns if c.lower() == n.lower()), None)
+                (c for n in names for c in self.obs_columns if c.lower() == n.lower()), None
+            )
             if found is not None:
                 self.column_map[concept] = found
                 values = read_elem(obs[found])
                 if concept == "barcode" and not isinstance(values, pd.Categorical):
                     # one distinct value per cell: a categorical only costs time (undone below)
-                    columns[concept] = pd.Series(np.asarray(values, dtype=object)).fillna("").astype(str).str.strip().to_numpy(dtype=object)
+                    columns[concept] = (
+                        pd.Series(np.asarray(values, dtype=object))
+                        .fillna("")
+                        .astype(str)
+                        .str.strip()
+                        .to_numpy(dtype=object)
+                    )
                 else:
                     columns[concept] = _categorical(values, lower=concept == "sex")
         if "library" not in columns:
             raise SourceFormatError(
                 f"{self.path} has no library column: obs columns found: {self.obs_columns}; "
-                f"accepted library columns: {list(LIBRARY_COLUMNS)}")
+                f"accepted library columns: {list(LIBRARY_COLUMNS)}"
+            )
         self.experiment = self._experiment(columns.get("experiment"))
         self.organism = self._organism(columns.pop("taxon", None))
         n = len(obs_names)
         cells = pd.DataFrame(index=obs_names)
         for concept in UNIFIED_COLUMNS:
-            cells[concept] = columns.get(concept, pd.Categorical.from_codes(
-                np.zeros(n, dtype=np.int8), categories=[""]))
+            cells[concept] = columns.get(
+                concept, pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[""])
+            )
         if "barcode" in columns:
             cells["barcode"] = np.asarray(cells["barcode"], dtype=object)
         else:  # obs names are <barcode>_<library>
-            cells["barcode"] = [name[: -len(lib) - 1] if name.endswith("_" + lib) else name
-                                for name, lib in zip(obs_names, cells["library"].astype(str))]
+            cells["barcode"] = [
+                name[: -len(lib) - 1] if name.endswith("_" + lib) else name
+                for name, lib in zip(obs_names, cells["library"].astype(str))
+            ]
         experiment = columns.get("experiment")
         if experiment is None:
             experiment = pd.Categorical.from_codes(np.zeros(n, np.int8), [self.experiment])
         elif "" in set(experiment):  # cells without an experiment id belong to the file's
-            experiment = pd.Categorical(np.where(np.asarray(experiment, dtype=object) == "",
-                                                 self.experiment, experiment))
+            experiment = pd.Categorical(
+                np.where(np.asarray(experiment, dtype=object) == "", self.experiment, experiment)
+            )
         cells["experiment"] = experiment
         self.cells = cells
-        var_names = pd.Index(np.asarray(read_elem(var[var.attrs["_index"]]), dtype=object)
-                             ).astype(str)
+        var_names = pd.Index(np.asarray(read_elem(var[var.attrs["_index"]]), dtype=object)).astype(
+            str
+        )
         var_columns = [str(c) for c in var.attrs.get("column-order", [])]
         symbol = next((c for c in _SYMBOL_COLUMNS if c in var_columns), None)
-        symbols = (np.asarray(_categorical(read_elem(var[symbol])), dtype=object)
-                   if symbol else np.full(len(var_names), "", dtype=object))
+        symbols = (
+            np.asarray(_categorical(read_elem(var[symbol])), dtype=object)
+            if symbol
+            else np.full(len(var_names), "", dtype=object)
+        )
         intergenic = var_names.str.startswith(("upstream_", "downstream_"))
-        self.genes = pd.DataFrame({"gene_symbol": symbols, "intergenic": intergenic},
-                                  index=var_names.rename("gene_id"))
+        self.genes = pd.DataFrame(
+            {"gene_symbol": symbols, "intergenic": intergenic}, index=var_names.rename("gene_id")
+        )
         self._x_layout()
         self._indptr = None
 
@@ -230,8 +275,12 @@ class BgeeH5ad:
         else:
             kind = x.attrs.get("encoding-type", x.attrs.get("h5sparse_format", ""))
             kind = kind.decode() if isinstance(kind, bytes) else str(kind)
-            self._layout = {"csr_matrix": "csr", "csr": "csr", "csc_matrix": "csc",
-                            "csc": "csc"}.get(kind)
+            self._layout = {
+                "csr_matrix": "csr",
+                "csr": "csr",
+                "csc_matrix": "csc",
+                "csc": "csc",
+            }.get(kind)
             if self._layout is None:
                 raise _unreadable(self.path, f"X has an unknown encoding {kind!r}")
             shape = tuple(x.attrs.get("shape", x.attrs.get("h5sparse_shape", ())))
@@ -239,8 +288,10 @@ class BgeeH5ad:
             if x["indptr"].shape[0] != major + 1 or x["data"].shape != x["indices"].shape:
                 raise _unreadable(self.path, "X's sparse arrays do not fit its shape")
         if tuple(int(s) for s in shape) != (len(self.cells), len(self.genes)):
-            raise _unreadable(self.path, f"X has shape {tuple(shape)} but obs x var is "
-                              f"{(len(self.cells), len(self.genes))}")
+            raise _unreadable(
+                self.path,
+                f"X has shape {tuple(shape)} but obs x var is {(len(self.cells), len(self.genes))}",
+            )
 
     def _experiment(self, column) -> str:
         if column is not None:
@@ -273,8 +324,10 @@ class BgeeH5ad:
     n_genes = property(lambda self: len(self.genes), doc="Number of genes (columns of X).")
 
     def __repr__(self) -> str:
-        return (f"BgeeH5ad({str(self.path)!r}: {self.experiment}, {self.organism}, "
-                f"{self.n_cells} cells x {self.n_genes} genes)")
+        return (
+            f"BgeeH5ad({str(self.path)!r}: {self.experiment}, {self.organism}, "
+            f"{self.n_cells} cells x {self.n_genes} genes)"
+        )
 
     def __enter__(self):
         return self
@@ -297,8 +350,13 @@ class BgeeH5ad:
         """
         cells = self.cells
         table = cells.groupby("library", observed=True).size().rename("n_cells").to_frame()
-        for column, name in [("cell_type", "cell_types"), ("tissue", "tissues"),
-                             ("stage", "stages"), ("sex", "sexes"), ("experiment", "experiment")]:
+        for column, name in [
+            ("cell_type", "cell_types"),
+            ("tissue", "tissues"),
+            ("stage", "stages"),
+            ("sex", "sexes"),
+            ("experiment", "experiment"),
+        ]:
             pairs = cells[["library", column]].drop_duplicates().astype(str)
             pairs = pairs[pairs[column] != ""].sort_values(column)
             joined = pairs.groupby("library")[column].agg("; ".join)
@@ -331,23 +389,29 @@ class BgeeH5ad:
         mask = np.ones(self.n_cells, dtype=bool)
         for column, values in criteria:
             if column not in UNIFIED_COLUMNS:
-                raise DatasetSpecError(f"unknown cell filter column {column!r}; use one of "
-                                       f"{list(UNIFIED_COLUMNS)}")
+                raise DatasetSpecError(
+                    f"unknown cell filter column {column!r}; use one of {list(UNIFIED_COLUMNS)}"
+                )
             values = [str(v).lower() if column == "sex" else str(v) for v in _listed(values)]
             series = self.cells[column]
             hit = series.isin(values).to_numpy()
             if not hit.any():
                 present = sorted(set(series.astype(str)))
-                shown = present[:30] + ([f"... ({len(present)} in all)"] if len(present) > 30 else [])
+                shown = present[:30] + (
+                    [f"... ({len(present)} in all)"] if len(present) > 30 else []
+                )
                 raise DatasetSpecError(
                     f"cell filter {column!r}: no cell of {self.path.name} has {values}; values "
-                    f"present: {shown}")
+                    f"present: {shown}"
+                )
             mask &= hit
         rows = np.flatnonzero(mask).astype(np.int64)
         if rows.size == 0:
-            raise DatasetSpecError(f"no cell of {self.path.name} matches all of "
-                                   f"{dict(criteria)} together (each column alone matches "
-                                   "some cells): loosen one of them")
+            raise DatasetSpecError(
+                f"no cell of {self.path.name} matches all of "
+                f"{dict(criteria)} together (each column alone matches "
+                "some cells): loosen one of them"
+            )
         return rows
 
     def _require_open(self) -> h5py.File:
@@ -372,8 +436,9 @@ class BgeeH5ad:
             raise TypeError("rows must be a 1-d array of integer positions")
         rows = rows.astype(np.int64)
         if rows.size and (rows.min() < 0 or rows.max() >= self.n_cells):
-            raise IndexError(f"row positions must be in [0, {self.n_cells}); got "
-                             f"{rows.min()}..{rows.max()}")
+            raise IndexError(
+                f"row positions must be in [0, {self.n_cells}); got {rows.min()}..{rows.max()}"
+            )
         unique, inverse = np.unique(rows, return_inverse=True)
         reader = {"csr": self._read_csr, "csc": self._read_csc, "dense": self._read_dense}
         try:
@@ -415,8 +480,8 @@ class BgeeH5ad:
         breaks = np.flatnonzero(np.diff(rows) != 1) + 1
         for run in np.split(rows, breaks):
             for i in range(0, run.size, step):
-                chunk = run[i:i + step]
-                parts.append(sp.csr_matrix(x[chunk[0]:chunk[-1] + 1].astype(np.float32)))
+                chunk = run[i : i + step]
+                parts.append(sp.csr_matrix(x[chunk[0] : chunk[-1] + 1].astype(np.float32)))
         return sp.vstack(parts, format="csr") if parts else sp.csr_matrix((0, self.n_genes))
 
     def _read_csc(self, rows) -> sp.csr_matrix:
@@ -434,12 +499,16 @@ class BgeeH5ad:
             keep = where >= 0
             kept_rows.append(where[keep])
             kept_data.append(x["data"][begin:stop][keep].astype(np.float32))
-            cols = np.repeat(np.arange(column, end), np.diff(indptr[column:end + 1]))
+            cols = np.repeat(np.arange(column, end), np.diff(indptr[column : end + 1]))
             kept_cols.append(cols[keep])
             column = end
-        coo = sp.coo_matrix((np.concatenate(kept_data or [[]]),
-                             (np.concatenate(kept_rows or [[]]), np.concatenate(kept_cols or [[]]))),
-                            shape=(rows.size, self.n_genes))
+        coo = sp.coo_matrix(
+            (
+                np.concatenate(kept_data or [[]]),
+                (np.concatenate(kept_rows or [[]]), np.concatenate(kept_cols or [[]])),
+            ),
+            shape=(rows.size, self.n_genes),
+        )
         return coo.tocsr()
 
     def check_counts(self, sample_rows=10000) -> None:
@@ -471,26 +540,35 @@ class BgeeH5ad:
         if not np.isfinite(values).all():
             found = f"has NaN or infinite values (among {where})"
         elif values.size and values.min() < 0:
-            found = (f"has negative values (minimum {values.min():.4g}, {int((values < 0).sum())} "
-                     f"of {where})")
+            found = (
+                f"has negative values (minimum {values.min():.4g}, {int((values < 0).sum())} "
+                f"of {where})"
+            )
         elif values.size >= 50 and values.max() < 30:
             non_integer = np.abs(values - np.round(values)) > 1e-4
             share = non_integer.mean()
             if share > 0.5:
-                found = (f"looks log-transformed: {share:.0%} of {where} are non-integers and the "
-                         f"largest is {values.max():.4g}")
+                found = (
+                    f"looks log-transformed: {share:.0%} of {where} are non-integers and the "
+                    f"largest is {values.max():.4g}"
+                )
             elif share > 0.02:
                 for base, name in [(2.0, "log2"), (np.e, "ln"), (10.0, "log10")]:
                     back = np.power(base, values) - 1
                     if (np.abs(back - np.round(back)) <= 1e-3 * np.maximum(1, back)).mean() > 0.99:
-                        found = (f"looks log-transformed: {where} are exactly {name}(integer + 1)"
-                                 f" with {share:.0%} non-integers; largest {values.max():.4g}")
+                        found = (
+                            f"looks log-transformed: {where} are exactly {name}(integer + 1)"
+                            f" with {share:.0%} non-integers; largest {values.max():.4g}"
+                        )
                         break
         if found:
             warnings.warn(
                 f"{self.path} {found}; Bgee droplet files hold UMI counts (possibly fractional "
                 "from bustools --em), so this file was transformed after Bgee wrote it: use the "
-                "file as downloaded from Bgee", NotCountsWarning, stacklevel=2)
+                "file as downloaded from Bgee",
+                NotCountsWarning,
+                stacklevel=2,
+            )
 
 
 def _listed(values) -> list:
@@ -515,11 +593,17 @@ def find_bgee_files(path) -> list[Path]:
     path = Path(path)
     if path.is_file():
         if path.suffix.lower() != ".h5ad":
-            raise SourceFormatError(f"{path} is not an .h5ad file; give a Bgee .h5ad file or a "
-                                    "folder holding some")
+            raise SourceFormatError(
+                f"{path} is not an .h5ad file; give a Bgee .h5ad file or a folder holding some"
+            )
         return [path]
     if not path.is_dir():
         raise FileNotFoundError(f"{path} does not exist")
-    found = [p for p in path.rglob("*") if p.suffix.lower() == ".h5ad" and p.is_file()
-             and not any(part.startswith(".") for part in p.relative_to(path).parts)]
+    found = [
+        p
+        for p in path.rglob("*")
+        if p.suffix.lower() == ".h5ad"
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(path).parts)
+    ]
     return sorted(found)

@@ -45,7 +45,9 @@ class BgeeSource:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", NotCountsWarning)
             self._file.check_counts()
-        self.count_warnings = [str(w.message) for w in caught if issubclass(w.category, NotCountsWarning)]
+        self.count_warnings = [
+            str(w.message) for w in caught if issubclass(w.category, NotCountsWarning)
+        ]
         for message in self.count_warnings:
             warnings.warn(message, NotCountsWarning, stacklevel=3)
         f = self._file
@@ -94,11 +96,16 @@ class BgeeSource:
     def matrices(self) -> dict[str, list[str]]:
         return {self.name: list(self.samples)}
 
-    def read_matrix(self, matrix_id: str, samples: Sequence[str]):  # pragma: no cover - not a bulk source
+    def read_matrix(
+        self, matrix_id: str, samples: Sequence[str]
+    ):  # pragma: no cover - not a bulk source
         raise TypeError(f"{self.name} holds single cells; use read_cells")
 
     def read_cells(
-        self, matrix_id: str, libraries: Sequence[str], cell_filter: Mapping[str, Sequence[str]] | None
+        self,
+        matrix_id: str,
+        libraries: Sequence[str],
+        cell_filter: Mapping[str, Sequence[str]] | None,
     ) -> CellBlock:
         """The counts of the cells of ``libraries`` that pass ``cell_filter``."""
         rows = self._file.select(cell_filter=cell_filter, libraries=list(libraries))

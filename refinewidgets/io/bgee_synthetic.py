@@ -50,35 +50,89 @@ __all__ = ["VARIANTS", "write_bgee_h5ad"]
 VARIANTS = ("bgee15_0", "bgee15_1", "bgee15_2", "newest")
 # unified concept -> obs column name, per variant (None: the variant has no such column)
 _NAMES = {
-    "bgee15_0": dict(barcode="barcodes", library="libID", sample="SampleId", experiment=None,
-                     tissue_id="anatEntityId", tissue="anatEntityName", stage_id="stageId",
-                     stage="stageName", cell_type_id="cellTypeId", cell_type="cellTypeName",
-                     strain="strain", taxon="speciesId", unique="unique_cell_ids",
-                     author="cellTypeAuthorAnnotation"),
-    "bgee15_1": dict(barcode="barcode", library="library_id", experiment="experiment_id",
-                     tissue_id="anatId", tissue="anatEntityName", stage_id="stageId",
-                     stage="stageName", cell_type_id="cellTypeId", cell_type="cellTypeName",
-                     strain="strain", taxon="speciesId", author="cellTypeAuthorAnnotation"),
-    "bgee15_2": dict(barcode="barcode", library="rnaSeqLibraryId", experiment="experiment_id",
-                     tissue_id="anatEntityId", tissue="anatEntityName", stage_id="stageId",
-                     stage="stageName", cell_type_id="cellTypeId", cell_type="cellTypeName",
-                     strain="strain", taxon="speciesId"),
-    "newest": dict(barcode="barcode", library="library_id", experiment="experiment_id",
-                   tissue_id="tissue_ontology_term_id", tissue="tissue",
-                   stage_id="development_stage_ontology_term_id", stage="development_stage",
-                   cell_type_id="cell_type_ontology_term_id", cell_type="cell_type",
-                   strain="strain_or_genetic_background"),
+    "bgee15_0": dict(
+        barcode="barcodes",
+        library="libID",
+        sample="SampleId",
+        experiment=None,
+        tissue_id="anatEntityId",
+        tissue="anatEntityName",
+        stage_id="stageId",
+        stage="stageName",
+        cell_type_id="cellTypeId",
+        cell_type="cellTypeName",
+        strain="strain",
+        taxon="speciesId",
+        unique="unique_cell_ids",
+        author="cellTypeAuthorAnnotation",
+    ),
+    "bgee15_1": dict(
+        barcode="barcode",
+        library="library_id",
+        experiment="experiment_id",
+        tissue_id="anatId",
+        tissue="anatEntityName",
+        stage_id="stageId",
+        stage="stageName",
+        cell_type_id="cellTypeId",
+        cell_type="cellTypeName",
+        strain="strain",
+        taxon="speciesId",
+        author="cellTypeAuthorAnnotation",
+    ),
+    "bgee15_2": dict(
+        barcode="barcode",
+        library="rnaSeqLibraryId",
+        experiment="experiment_id",
+        tissue_id="anatEntityId",
+        tissue="anatEntityName",
+        stage_id="stageId",
+        stage="stageName",
+        cell_type_id="cellTypeId",
+        cell_type="cellTypeName",
+        strain="strain",
+        taxon="speciesId",
+    ),
+    "newest": dict(
+        barcode="barcode",
+        library="library_id",
+        experiment="experiment_id",
+        tissue_id="tissue_ontology_term_id",
+        tissue="tissue",
+        stage_id="development_stage_ontology_term_id",
+        stage="development_stage",
+        cell_type_id="cell_type_ontology_term_id",
+        cell_type="cell_type",
+        strain="strain_or_genetic_background",
+    ),
 }
-_SEXES = {"newest": ("male", "female", "unknown"),
-          "default": ("male", "female", "not annotated", "NA", "mixed")}
-_CELL_TYPE_IDS = {"B cell": "CL:0000236", "T cell": "CL:0000084", "monocyte": "CL:0000576",
-                  "natural killer cell": "CL:0000623", "neuron": "CL:0000540",
-                  "hepatocyte": "CL:0000182", "epithelial cell": "CL:0000066"}
-_TISSUES = [("UBERON:0000178", "blood"), ("UBERON:0002106", "spleen"),
-            ("UBERON:0002371", "bone marrow"), ("UBERON:0002107", "liver")]
-_GENE_PREFIX = {"HOMO_SAPIENS": ("ENSG", 11), "MUS_MUSCULUS": ("ENSMUSG", 11),
-                "DANIO_RERIO": ("ENSDARG", 11), "RATTUS_NORVEGICUS": ("ENSRNOG", 11),
-                "DROSOPHILA_MELANOGASTER": ("FBgn", 7), "CAENORHABDITIS_ELEGANS": ("WBGene", 8)}
+_SEXES = {
+    "newest": ("male", "female", "unknown"),
+    "default": ("male", "female", "not annotated", "NA", "mixed"),
+}
+_CELL_TYPE_IDS = {
+    "B cell": "CL:0000236",
+    "T cell": "CL:0000084",
+    "monocyte": "CL:0000576",
+    "natural killer cell": "CL:0000623",
+    "neuron": "CL:0000540",
+    "hepatocyte": "CL:0000182",
+    "epithelial cell": "CL:0000066",
+}
+_TISSUES = [
+    ("UBERON:0000178", "blood"),
+    ("UBERON:0002106", "spleen"),
+    ("UBERON:0002371", "bone marrow"),
+    ("UBERON:0002107", "liver"),
+]
+_GENE_PREFIX = {
+    "HOMO_SAPIENS": ("ENSG", 11),
+    "MUS_MUSCULUS": ("ENSMUSG", 11),
+    "DANIO_RERIO": ("ENSDARG", 11),
+    "RATTUS_NORVEGICUS": ("ENSRNOG", 11),
+    "DROSOPHILA_MELANOGASTER": ("FBgn", 7),
+    "CAENORHABDITIS_ELEGANS": ("WBGene", 8),
+}
 _TAXON_BY_ORGANISM = {name: taxon for taxon, name in ORGANISM_BY_TAXON.items()}
 _ROWS_PER_CHUNK = 1024
 
@@ -111,9 +165,10 @@ def _obs(rng, variant, experiment, organism, n_cells, n_libraries, cell_types) -
     numbers = np.sort(rng.choice(np.arange(1_000_000, 9_000_000), n_libraries, replace=False))
     libs = [f"{prefix}{number}" for number in numbers]
     sexes = _SEXES["newest" if variant == "newest" else "default"]
-    stage = {"HOMO_SAPIENS": ("HsapDv:0000087", "human adult stage"),
-             "MUS_MUSCULUS": ("MmusDv:0000110", "mature stage")}.get(
-        organism, ("UBERON:0000113", "post-juvenile adult stage"))
+    stage = {
+        "HOMO_SAPIENS": ("HsapDv:0000087", "human adult stage"),
+        "MUS_MUSCULUS": ("MmusDv:0000110", "mature stage"),
+    }.get(organism, ("UBERON:0000113", "post-juvenile adult stage"))
     strain = {"MUS_MUSCULUS": "C57BL/6J"}.get(organism, "wild-type")
     columns = {key: [] for key in ("barcode", "library", "sample", "tissue_id", "tissue", "sex")}
     type_codes = []
@@ -130,22 +185,42 @@ def _obs(rng, variant, experiment, organism, n_cells, n_libraries, cell_types) -
     values = {key: np.concatenate(parts) for key, parts in columns.items()}
     codes = np.concatenate(type_codes)
     type_names = np.asarray(cell_types, dtype=object)
-    type_ids = np.asarray([_CELL_TYPE_IDS.get(t, f"CL:{9000000 + k:07d}")
-                           for k, t in enumerate(cell_types)], dtype=object)
-    values.update(cell_type=type_names[codes], cell_type_id=type_ids[codes],
-                  stage_id=np.full(n_cells, stage[0], dtype=object),
-                  stage=np.full(n_cells, stage[1], dtype=object),
-                  strain=np.full(n_cells, strain, dtype=object),
-                  experiment=np.full(n_cells, experiment, dtype=object),
-                  taxon=np.full(n_cells, _TAXON_BY_ORGANISM.get(organism, 0), dtype=np.int64),
-                  author=np.asarray([f"{t} (author)" for t in cell_types], dtype=object)[codes])
-    values["unique"] = (np.char.add(values["barcode"].astype(str), "_")
-                        .astype(object) + values["library"])
+    type_ids = np.asarray(
+        [_CELL_TYPE_IDS.get(t, f"CL:{9000000 + k:07d}") for k, t in enumerate(cell_types)],
+        dtype=object,
+    )
+    values.update(
+        cell_type=type_names[codes],
+        cell_type_id=type_ids[codes],
+        stage_id=np.full(n_cells, stage[0], dtype=object),
+        stage=np.full(n_cells, stage[1], dtype=object),
+        strain=np.full(n_cells, strain, dtype=object),
+        experiment=np.full(n_cells, experiment, dtype=object),
+        taxon=np.full(n_cells, _TAXON_BY_ORGANISM.get(organism, 0), dtype=np.int64),
+        author=np.asarray([f"{t} (author)" for t in cell_types], dtype=object)[codes],
+    )
+    values["unique"] = (
+        np.char.add(values["barcode"].astype(str), "_").astype(object) + values["library"]
+    )
     index = pd.Index(values["unique"].astype(str))
     obs = pd.DataFrame(index=index)
-    order = ["barcode", "sample", "tissue_id", "stage_id", "cell_type_id", "strain", "sex",
-             "taxon", "tissue", "stage", "cell_type", "library", "experiment", "unique",
-             "author"]
+    order = [
+        "barcode",
+        "sample",
+        "tissue_id",
+        "stage_id",
+        "cell_type_id",
+        "strain",
+        "sex",
+        "taxon",
+        "tissue",
+        "stage",
+        "cell_type",
+        "library",
+        "experiment",
+        "unique",
+        "author",
+    ]
     for key in order:
         column = "sex" if key == "sex" else names.get(key)
         if column is None:
@@ -162,8 +237,7 @@ def _gene_ids(rng, organism, n_genes, intergenic) -> np.ndarray:
     ids = np.asarray([f"{prefix}{number:0{width}d}" for number in numbers], dtype=object)
     if intergenic:
         n = max(1, n_genes // 10)
-        ids[-n:] = [f"{side}_{gene}" for side, gene in zip(["upstream", "downstream"] * n,
-                                                          ids[:n])]
+        ids[-n:] = [f"{side}_{gene}" for side, gene in zip(["upstream", "downstream"] * n, ids[:n])]
     return ids
 
 
@@ -191,8 +265,11 @@ def _sparse_rows(rng, type_codes, n_genes, density, markers, baseline):
     lengths = keep.sum(axis=1)
     row_of = np.repeat(np.arange(n_rows), lengths)
     indices = cols[keep].astype(np.int32)
-    marker_hit = ((markers[type_codes[row_of], 0] <= indices)
-                  & (indices <= markers[type_codes[row_of], 1])) if n_types else False
+    marker_hit = (
+        ((markers[type_codes[row_of], 0] <= indices) & (indices <= markers[type_codes[row_of], 1]))
+        if n_types
+        else False
+    )
     scale = rng.lognormal(0.0, 0.3, size=n_rows)[row_of]
     mean = baseline[indices] * scale + np.where(marker_hit, 6.0, 0.0)
     data = (1 + rng.poisson(mean)).astype(np.float32)
@@ -201,10 +278,23 @@ def _sparse_rows(rng, type_codes, n_genes, density, markers, baseline):
     return data, indices, lengths
 
 
-def write_bgee_h5ad(path, *, variant="bgee15_0", experiment="ERP000001",
-                    organism="HOMO_SAPIENS", n_cells=500, n_genes=300, n_libraries=3,
-                    cell_types=("B cell", "T cell", "monocyte"), density=0.1, seed=0,
-                    intergenic=False, abundance_layer=None, overwrite=False, gene_ids=None) -> Path:
+def write_bgee_h5ad(
+    path,
+    *,
+    variant="bgee15_0",
+    experiment="ERP000001",
+    organism="HOMO_SAPIENS",
+    n_cells=500,
+    n_genes=300,
+    n_libraries=3,
+    cell_types=("B cell", "T cell", "monocyte"),
+    density=0.1,
+    seed=0,
+    intergenic=False,
+    abundance_layer=None,
+    overwrite=False,
+    gene_ids=None,
+) -> Path:
     """Write a synthetic Bgee droplet H5AD file; the same arguments give the same file.
 
     Parameters
@@ -249,8 +339,9 @@ def write_bgee_h5ad(path, *, variant="bgee15_0", experiment="ERP000001",
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; use one of {VARIANTS}")
     if n_libraries < 1 or n_cells < n_libraries or n_genes < 1 or not cell_types:
-        raise ValueError("need n_libraries >= 1, n_cells >= n_libraries, n_genes >= 1 and at "
-                         "least one cell type")
+        raise ValueError(
+            "need n_libraries >= 1, n_cells >= n_libraries, n_genes >= 1 and at least one cell type"
+        )
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} exists; pass overwrite=True to replace it")
@@ -272,17 +363,25 @@ def write_bgee_h5ad(path, *, variant="bgee15_0", experiment="ERP000001",
         var["feature_name"] = pd.Categorical([style(f"rwg{i + 1}") for i in range(n_genes)])
     size = min(max(1, n_genes // (4 * len(cell_types))), 50)
     starts = np.arange(len(cell_types)) * size
-    markers = (np.stack([starts, starts + size - 1], axis=1) if starts[-1] + size <= n_genes
-               else np.empty((0, 2), dtype=np.int64))
+    markers = (
+        np.stack([starts, starts + size - 1], axis=1)
+        if starts[-1] + size <= n_genes
+        else np.empty((0, 2), dtype=np.int64)
+    )
     baseline = rng.lognormal(-1.0, 1.0, size=n_genes)
     genus_species = organism.capitalize().replace("_", " ")
     uns = {}
     if variant == "newest":
-        uns = {"organism": genus_species, "schema_version": "scFAIR-like 1.0 (synthetic)",
-               "title": f"Synthetic Bgee experiment {experiment}"}
+        uns = {
+            "organism": genus_species,
+            "schema_version": "scFAIR-like 1.0 (synthetic)",
+            "title": f"Synthetic Bgee experiment {experiment}",
+        }
     if abundance_layer:
-        uns["matrix_descriptions"] = {"X": "UMI counts (bustools, --em: can be fractional)",
-                                      "abundance": "CPM: UMI counts per million per cell"}
+        uns["matrix_descriptions"] = {
+            "X": "UMI counts (bustools, --em: can be fractional)",
+            "abundance": "CPM: UMI counts per million per cell",
+        }
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with h5py.File(tmp, "w") as f:
@@ -290,16 +389,23 @@ def write_bgee_h5ad(path, *, variant="bgee15_0", experiment="ERP000001",
             groups = ["X"] + (["layers/abundance"] if abundance_layer else [])
             for name in groups:
                 group = f.create_group(name)
-                group.attrs.update({"encoding-type": "csr_matrix", "encoding-version": "0.1.0",
-                                    "shape": np.array([n_cells, n_genes])})
+                group.attrs.update(
+                    {
+                        "encoding-type": "csr_matrix",
+                        "encoding-version": "0.1.0",
+                        "shape": np.array([n_cells, n_genes]),
+                    }
+                )
                 for key, dtype in (("data", np.float32), ("indices", np.int32)):
-                    group.create_dataset(key, shape=(0,), maxshape=(None,), dtype=dtype,
-                                         chunks=(1 << 16,))
+                    group.create_dataset(
+                        key, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1 << 16,)
+                    )
             indptr, total = [np.zeros(1, dtype=np.int64)], 0
             for lo in range(0, n_cells, _ROWS_PER_CHUNK):
-                codes = type_codes[lo:lo + _ROWS_PER_CHUNK]
-                data, indices, lengths = _sparse_rows(rng, codes, n_genes, density, markers,
-                                                      baseline)
+                codes = type_codes[lo : lo + _ROWS_PER_CHUNK]
+                data, indices, lengths = _sparse_rows(
+                    rng, codes, n_genes, density, markers, baseline
+                )
                 chunk = {"X": data}
                 if abundance_layer:
                     row_of = np.repeat(np.arange(lengths.size), lengths)

@@ -55,7 +55,9 @@ class DownloadLayout:
         try:
             meta = json.loads(store.read_text(AGGREGATED))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise SourceFormatError(f"{store.label}: {AGGREGATED} is not valid JSON ({exc}).") from None
+            raise SourceFormatError(
+                f"{store.label}: {AGGREGATED} is not valid JSON ({exc})."
+            ) from None
         if not isinstance(meta, dict):
             raise SourceFormatError(f"{store.label}: {AGGREGATED} must hold a JSON object.")
         ours = meta.get("refinewidgets") or {}
@@ -72,7 +74,11 @@ class DownloadLayout:
             parts = name.split("/")
             if len(parts) == 2 and parts[1] in (f"{parts[0]}.tsv", f"{parts[0]}.h5ad"):
                 matrices[parts[0]] = name
-            elif len(parts) == 1 and name.endswith(".tsv") and not name.startswith(("metadata_", "filtered_")):
+            elif (
+                len(parts) == 1
+                and name.endswith(".tsv")
+                and not name.startswith(("metadata_", "filtered_"))
+            ):
                 key = name[: -len(".tsv")]
                 matrices.setdefault(key, name)
         for key in matrices:
@@ -106,7 +112,11 @@ class DownloadLayout:
             return
         in_matrix = [s for s in matrix_samples if s not in set(rows)]
         in_meta = [s for s in rows if s not in set(matrix_samples)]
-        dup = sorted({s for s in matrix_samples if matrix_samples.count(s) > 1}) if len(set(matrix_samples)) < len(matrix_samples) else []
+        dup = (
+            sorted({s for s in matrix_samples if matrix_samples.count(s) > 1})
+            if len(set(matrix_samples)) < len(matrix_samples)
+            else []
+        )
         if in_matrix or in_meta or dup:
             raise SourceFormatError(
                 f"{self.store.label}: the columns of {self.matrices[key]} do not match the rows of "
@@ -119,7 +129,9 @@ class DownloadLayout:
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     if "refinebio_age" in frame:
-        frame["refinebio_age"] = pd.to_numeric(frame["refinebio_age"].where(frame["refinebio_age"] != ""), errors="coerce")
+        frame["refinebio_age"] = pd.to_numeric(
+            frame["refinebio_age"].where(frame["refinebio_age"] != ""), errors="coerce"
+        )
     if "refinebio_processed" in frame:
         flags = {"True": True, "False": False, "true": True, "false": False}
         frame["refinebio_processed"] = pd.array(
@@ -210,8 +222,12 @@ def _read_cell_group(store: Store, layout: DownloadLayout, key: str, name: str):
         try:
             adata = anndata.read_h5ad(path)
         except Exception as exc:  # h5py/anndata raise many kinds for a damaged file
-            raise SourceFormatError(f"{store.label}: {name} is not a readable H5AD file ({exc}).") from None
-    cells = pd.read_csv(io.BytesIO(store.read_bytes(layout.metadata[key])), sep="\t", usecols=[0], dtype=str)
+            raise SourceFormatError(
+                f"{store.label}: {name} is not a readable H5AD file ({exc})."
+            ) from None
+    cells = pd.read_csv(
+        io.BytesIO(store.read_bytes(layout.metadata[key])), sep="\t", usecols=[0], dtype=str
+    )
     if cells.iloc[:, 0].tolist() != list(adata.obs_names):
         raise SourceFormatError(
             f"{store.label}: the cells of {name} do not match the rows of {layout.metadata[key]}."
@@ -225,13 +241,17 @@ def _read_filtered(store: Store) -> tuple[pd.DataFrame, dict[str, Any]]:
     try:
         raw = json.loads(store.read_text(FILTERED_JSON))
     except json.JSONDecodeError as exc:
-        raise SourceFormatError(f"{store.label}: {FILTERED_JSON} is not valid JSON ({exc}).") from None
+        raise SourceFormatError(
+            f"{store.label}: {FILTERED_JSON} is not valid JSON ({exc})."
+        ) from None
     items = raw.values() if isinstance(raw, dict) else raw
     rows, records = [], {}
     for item in items:
         acc = str(item.get(ACCESSION, ""))
         rows.append((acc, str(item.get("experiment_accession", "")), str(item.get("reason", ""))))
-        records[acc] = {k: v for k, v in item.items() if k not in ("experiment_accession", "reason")}
+        records[acc] = {
+            k: v for k, v in item.items() if k not in ("experiment_accession", "reason")
+        }
     return pd.DataFrame(rows, columns=["accession", "experiment", "reason"]), records
 
 
@@ -255,14 +275,20 @@ def _readme(result: Result) -> str:
     for key, adata in result.items():
         if is_cell_group(adata):
             what = adata.uns.get("refinewidgets", {}).get("values", "values")
-            lines.append(f"- `{key}/{key}.h5ad`: AnnData of {adata.n_obs} cells x {adata.n_vars} genes; X holds {what}")
+            lines.append(
+                f"- `{key}/{key}.h5ad`: AnnData of {adata.n_obs} cells x {adata.n_vars} genes; X holds {what}"
+            )
             lines.append(f"- `{key}/metadata_{key}.tsv`: one row per cell")
             continue
-        lines.append(f"- `{key}/{key}.tsv`: {adata.n_vars} genes (rows) x {adata.n_obs} samples (columns)")
+        lines.append(
+            f"- `{key}/{key}.tsv`: {adata.n_vars} genes (rows) x {adata.n_obs} samples (columns)"
+        )
         lines.append(f"- `{key}/metadata_{key}.tsv`: one row per sample")
     if len(result.filtered_samples):
-        lines.append(f"- `{FILTERED_TSV}` / `{FILTERED_JSON}`: {len(result.filtered_samples)} requested "
-                     "samples left out, each with the reason")
+        lines.append(
+            f"- `{FILTERED_TSV}` / `{FILTERED_JSON}`: {len(result.filtered_samples)} requested "
+            "samples left out, each with the reason"
+        )
     lines += [
         f"- `{AGGREGATED}`: the experiments, samples and options of this dataset",
         "",
@@ -289,17 +315,27 @@ LICENSE_TEXT = (
 
 def _filtered_members(result: Result) -> tuple[str, str]:
     entries = {}
-    for acc, exp, reason in result.filtered_samples[["accession", "experiment", "reason"]].itertuples(index=False):
-        rec = {k: v for k, v in result.filtered_records.get(acc, {}).items() if k != "refinebio_annotations"}
+    for acc, exp, reason in result.filtered_samples[
+        ["accession", "experiment", "reason"]
+    ].itertuples(index=False):
+        rec = {
+            k: v
+            for k, v in result.filtered_records.get(acc, {}).items()
+            if k != "refinebio_annotations"
+        }
         rec[ACCESSION] = acc
         entries[acc] = {**rec, "experiment_accession": exp, "reason": reason}
     head = [ACCESSION, "experiment_accession", "reason"]
     rest = sorted({k for e in entries.values() for k in e} - set(head))
-    frame = pd.DataFrame([[e.get(c, "") for c in head + rest] for e in entries.values()], columns=head + rest)
+    frame = pd.DataFrame(
+        [[e.get(c, "") for c in head + rest] for e in entries.values()], columns=head + rest
+    )
     return json.dumps(entries, indent=4, sort_keys=True), frame.to_csv(sep="\t", index=False)
 
 
-def write_zip(result: Result, path: str | os.PathLike, *, overwrite: bool = False, progress: Any = None) -> Path:
+def write_zip(
+    result: Result, path: str | os.PathLike, *, overwrite: bool = False, progress: Any = None
+) -> Path:
     """Write ``result`` as a refine.bio zip at ``path``; returns the path.
 
     The zip is written to a temporary file beside ``path`` and renamed when complete, so an
@@ -315,7 +351,9 @@ def write_zip(result: Result, path: str | os.PathLike, *, overwrite: bool = Fals
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
                 zf.writestr("README.md", _readme(result))
                 zf.writestr("LICENSE.TXT", LICENSE_TEXT)
-                zf.writestr(AGGREGATED, json.dumps(meta, indent=4, sort_keys=True, default=_json_default))
+                zf.writestr(
+                    AGGREGATED, json.dumps(meta, indent=4, sort_keys=True, default=_json_default)
+                )
                 if len(result.filtered_samples):
                     fj, ft = _filtered_members(result)
                     zf.writestr(FILTERED_JSON, fj)
@@ -352,7 +390,10 @@ def _write_group(zf: zipfile.ZipFile, result: Result, key: str) -> None:
     zf.writestr(f"{key}/metadata_{key}.tsv", meta_frame.to_csv(sep="\t", index=False))
     if result.aggregate_by == "SPECIES":
         samples = result.aggregated_metadata.get("samples", {})
-        content = {"species": key, "samples": [samples.get(s, {ACCESSION: s}) for s in adata.obs_names]}
+        content = {
+            "species": key,
+            "samples": [samples.get(s, {ACCESSION: s}) for s in adata.obs_names],
+        }
         zf.writestr(
             f"{key}/metadata_{key}.json",
             json.dumps(content, indent=4, sort_keys=True, default=_json_default),

@@ -75,7 +75,9 @@ class RefinebioSource:
 
     def _fill_missing_experiments(self) -> None:
         """A sample with values but listed by no experiment joins the experiment of its metadata."""
-        listed = {s for e in self.experiments.values() for s in e.get("sample_accession_codes") or ()}
+        listed = {
+            s for e in self.experiments.values() for s in e.get("sample_accession_codes") or ()
+        }
         for key, member in self._layout.matrices.items():
             if member.endswith(".h5ad"):
                 continue
@@ -137,5 +139,7 @@ class QnTargetSource:
     def matrices(self) -> dict[str, list[str]]:
         return {}
 
-    def read_matrix(self, matrix_id: str, samples: Sequence[str]) -> pd.DataFrame:  # pragma: no cover
+    def read_matrix(
+        self, matrix_id: str, samples: Sequence[str]
+    ) -> pd.DataFrame:  # pragma: no cover
         raise KeyError(matrix_id)

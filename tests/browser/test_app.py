@@ -64,9 +64,13 @@ def test_select_two_experiments_build_by_species_and_download(page, voila_url, d
         "GSE71102": [s for s in demo.experiment_samples("GSE71102") if s != dropped],
         "SRP091833": ["ALL"],
     }
-    expected = rw.build(rw.Dataset(data, aggregate_by="SPECIES", scale_by="STANDARD"), demo)["HOMO_SAPIENS"]
+    expected = rw.build(rw.Dataset(data, aggregate_by="SPECIES", scale_by="STANDARD"), demo)[
+        "HOMO_SAPIENS"
+    ]
     summary = page.locator(".rw-result-summary")
-    expect(summary).to_contain_text(f"HOMO_SAPIENS: {expected.n_obs:,} samples × {expected.n_vars:,} genes")
+    expect(summary).to_contain_text(
+        f"HOMO_SAPIENS: {expected.n_obs:,} samples × {expected.n_vars:,} genes"
+    )
     expect(summary).to_contain_text("Z-score")
     page.locator(".rw-plot-img").first.wait_for()
     ARTIFACTS.mkdir(exist_ok=True)
@@ -79,8 +83,11 @@ def test_select_two_experiments_build_by_species_and_download(page, voila_url, d
     info.value.save_as(path)
     with zipfile.ZipFile(path) as zf:
         assert zf.namelist() == [
-            "README.md", "LICENSE.TXT", "aggregated_metadata.json",
-            "HOMO_SAPIENS/HOMO_SAPIENS.tsv", "HOMO_SAPIENS/metadata_HOMO_SAPIENS.tsv",
+            "README.md",
+            "LICENSE.TXT",
+            "aggregated_metadata.json",
+            "HOMO_SAPIENS/HOMO_SAPIENS.tsv",
+            "HOMO_SAPIENS/metadata_HOMO_SAPIENS.tsv",
             "HOMO_SAPIENS/metadata_HOMO_SAPIENS.json",
         ]
         header = zf.read("HOMO_SAPIENS/HOMO_SAPIENS.tsv").split(b"\n", 1)[0].decode().split("\t")
@@ -107,10 +114,15 @@ def test_single_cell_selection_with_cell_type_filter_and_pseudobulk(page, voila_
     page.locator(".rw-build").click()
 
     expected = rw.build(
-        rw.Dataset({"ERP900101": ["ALL"]}, pseudobulk="sample", cell_filter={"cell_type": ["B cell"]}), demo
+        rw.Dataset(
+            {"ERP900101": ["ALL"]}, pseudobulk="sample", cell_filter={"cell_type": ["B cell"]}
+        ),
+        demo,
     )["ERP900101"]
     summary = page.locator(".rw-result-summary")
-    expect(summary).to_contain_text(f"ERP900101: {expected.n_obs:,} samples × {expected.n_vars:,} genes")
+    expect(summary).to_contain_text(
+        f"ERP900101: {expected.n_obs:,} samples × {expected.n_vars:,} genes"
+    )
     preview = page.locator(".rw-preview")
     for library in expected.obs_names:
         expect(preview).to_contain_text(library)
