@@ -9,6 +9,7 @@ notebook calls :func:`show_app`, which opens the sources given on the command li
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -118,6 +119,8 @@ def serve(paths: Sequence[str] = (), *, port: int | None = None, open_browser: b
     env[BASE_ENV] = str(Path.cwd())
     url = f"http://127.0.0.1:{port}/"
     proc = subprocess.Popen(voila_command(port), env=env)
+    # A plain SIGTERM would end this process without the cleanup below and leave Voila running.
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         wait_until_up(url, proc)
         print(f"refinewidgets app: {url}  (Ctrl+C stops it)", flush=True)
@@ -132,6 +135,7 @@ def serve(paths: Sequence[str] = (), *, port: int | None = None, open_browser: b
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if proc.poll() is None:
             proc.terminate()
             try:

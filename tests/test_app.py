@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 
-from refinewidgets.app import show_app, sources_from_environment, voila_command
+from refinewidgets.app import (
+    free_port,
+    show_app,
+    sources_from_environment,
+    voila_command,
+    wait_until_up,
+)
 
 
 def test_sources_from_the_command_line_and_the_url_query(tmp_path):
@@ -53,3 +65,49 @@ def test_voila_command_serves_the_packaged_notebook_on_the_port():
     cmd = voila_command(9999)
     assert cmd[1:3] == ["-m", "voila"] and cmd[3].endswith("notebooks/app.ipynb")
     assert "--port=9999" in cmd and "--no-browser" in cmd
+
+
+def _children(pid: int) -> list[int]:
+    path = f"/proc/{pid}/task/{pid}/children"
+    try:
+        with open(path) as fh:
+            return [int(p) for p in fh.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="reads /proc to find the Voila process"
+)
+def test_terminating_the_app_command_stops_voila(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "refinewidgets.cli", "app", "--no-browser", "--port", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/", proc, timeout=180)
+        voila = _children(proc.pid)
+        assert voila, "refinewidgets app should run Voila as a child process"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        deadline = time.monotonic() + 30
+        while (
+            any(os.path.exists(f"/proc/{p}") and _state(p) != "Z" for p in voila)
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.2)
+        assert not [p for p in voila if os.path.exists(f"/proc/{p}") and _state(p) != "Z"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "Z"
