@@ -177,6 +177,16 @@ def test_picker_single_cell_facets_and_columns(sc_catalog):
     assert "cell type" not in picker.facets and picker.filters == {}
 
 
+def test_picker_switching_from_a_filtered_single_cell_experiment_shows_no_false_error(sc_catalog):
+    picker = SamplePicker(sc_catalog)
+    picker.experiments = ["SC1"]
+    picker.filters = {"cell type": ["T cell"]}
+    picker.table.sort_by = "n_cells"
+    picker.experiments = ["B1"]  # a bulk experiment: no "cell type" facet, no "Cells" column
+    assert picker.status.kind != "error", picker.status.text
+    assert picker.filters == {} and picker.table.row_keys
+
+
 # -- cart ----------------------------------------------------------------------------------------
 def test_cart_view_add_totals_remove_clear(demo_cat):
     view = DatasetCartView(demo_cat)

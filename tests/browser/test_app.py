@@ -51,10 +51,19 @@ def test_select_two_experiments_build_by_species_and_download(page, voila_url, d
     tick(page, "experiments", "GSE71102")
     tick(page, "experiments", "SRP091833")
     # the sample picker lists both experiments' samples; take all but one
+    n = len(demo.experiment_samples("GSE71102")) + len(demo.experiment_samples("SRP091833"))
+    expect(page.locator(".rw-samples-page-label")).to_contain_text(f"({n} rows)")
     page.locator(".rw-select-all").click()
+    expect(page.locator(".rw-selection-count")).to_have_text(f"{n} selected")
     dropped = demo.experiment_samples("GSE71102")[0]
-    page.locator(".rw-samples-checkbox", has_text=dropped).locator("input").uncheck()
+    box = page.locator(".rw-samples-checkbox", has_text=dropped).locator("input")
+    expect(box).to_be_checked()
+    box.uncheck()
+    expect(page.locator(".rw-selection-count")).to_have_text(f"{n - 1} selected")
     page.locator(".rw-add-to-dataset").click()
+    expect(page.locator(".lm-TabBar-tab", has_text="My dataset")).to_contain_text(
+        f"{n - 1} samples"
+    )
     tab(page, "My dataset")
     page.locator(".rw-aggregate button", has_text="Species").click()
     page.locator(".rw-transformation select").select_option(label="Z-score")
@@ -104,8 +113,14 @@ def test_single_cell_selection_with_cell_type_filter_and_pseudobulk(page, voila_
     page.locator(".rw-search input").fill("ERP900101")
     expect(page.locator(".rw-experiments-row")).to_have_count(1)
     tick(page, "experiments", "ERP900101")
+    libraries = demo.experiment_samples("ERP900101")
+    expect(page.locator(".rw-samples-page-label")).to_contain_text(f"({len(libraries)} rows)")
     page.locator(".rw-select-all").click()
+    expect(page.locator(".rw-selection-count")).to_have_text(f"{len(libraries)} selected")
     page.locator(".rw-add-to-dataset").click()
+    expect(page.locator(".lm-TabBar-tab", has_text="My dataset")).to_contain_text(
+        f"{len(libraries)} samples"
+    )
     tab(page, "My dataset")
     options = page.locator(".rw-single-cell-options")
     expect(options).to_be_visible()

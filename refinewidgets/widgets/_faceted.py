@@ -1,0 +1,270 @@
+"""The base of the experiment browser and the sample picker: search, facet lists, a paged table.
+
+:class:`FacetedTable` is a thin view over a :class:`~refinewidgets.core.browse.TableIndex`: a
+text search box, one facet list per facet of the index (each value with its count), a
+:class:`~refinewidgets.widgets._table.PagedTable` with a tick box per row, a row of buttons and
+a :class:`~refinewidgets.widgets._status.StatusArea`. Every change of the search, the filters,
+the sort or the page runs one query of the index in the kernel (:meth:`FacetedTable.refresh`);
+only the page shown and the facet counts go to the browser.
+
+A subclass gives the texts, CSS classes and sizes of its parts (:class:`Parts`), declares the
+trait holding the ticked keys and names it in ``ticked_trait``, and makes its buttons
+(``_make_buttons``), keeping them up to date with the ticks (``_update_buttons``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import ipywidgets as w
+from traitlets import Dict, Int, Unicode, observe
+
+from ..core.browse import Page, TableIndex
+from ._status import StatusArea, guarded
+from ._table import PagedTable
+
+__all__ = ["FacetedTable", "Parts"]
+
+#: What the add listeners receive: ``{experiment: [samples] or None (every sample)}``.
+Selection = Mapping[str, list[str] | None]
+
+
+def _css(name: str) -> str:
+    return name.replace(" ", "-")
+
+
+@dataclass(frozen=True)
+class Parts:
+    """The texts, CSS classes and sizes that tell one :class:`FacetedTable` from another.
+
+    Parameters
+    ----------
+    title
+        The HTML of the heading (``self.title``, which the widget may change later).
+    columns
+        The table's ``[(column, label, width in px), ...]``; the first is the row key.
+    prefix
+        The CSS class prefix of the table's parts (see :class:`PagedTable`).
+    search, placeholder, search_width
+        The search box's CSS class, placeholder and width.
+    facet, facet_rows, facet_width, label_width
+        Each facet list's CSS class (it also gets ``<facet>-<name>``, spaces turned to dashes),
+        its height in rows, its width and the width of its label.
+    status
+        The CSS class of the status area.
+    """
+
+    title: str
+    columns: Sequence[tuple[str, str, int]]
+    prefix: str
+    search: str
+    placeholder: str
+    search_width: str
+    facet: str
+    facet_rows: int
+    facet_width: str
+    label_width: str
+    status: str
+
+
+class FacetedTable(w.VBox):
+    """Search, filter with facets, sort, page and tick the rows of an index of a catalog.
+
+    Parameters
+    ----------
+    catalog
+        A :class:`~refinewidgets.Catalog` (None: the bundled demo).
+    indexer
+        Makes the :class:`~refinewidgets.core.browse.TableIndex` shown from the catalog.
+    parts
+        The texts, CSS classes and sizes of the parts.
+    facet_limit
+        At most this many values per facet list (the most frequent, plus the chosen ones;
+        None: all).
+
+    Examples
+    --------
+    A subclass declares the trait of the ticked keys and names it:
+
+    >>> import refinewidgets as rw
+    >>> from traitlets import List
+    >>> from refinewidgets.core.browse import experiment_index
+    >>> from refinewidgets.widgets.experiment_browser import PARTS
+    >>> class Experiments(FacetedTable):
+    ...     ticked_trait = "ticked"
+    ...     ticked = List(Unicode(), help="The ticked experiments.")
+    >>> table = Experiments(rw.open_catalog(), experiment_index, PARTS)
+    >>> table.text = "breast"; table.table.tick("GSE71102")
+    >>> table.total, table.ticked
+    (3, ['GSE71102'])
+    """
+
+    text = Unicode("", help="The search text.")
+    filters = Dict(help="The chosen facet values: {facet: [values]}.")
+    total = Int(0, help="How many rows match the search and filters.")
+
+    #: The name of the subclass's ``List(Unicode())`` trait that mirrors the table's ticks.
+    ticked_trait: ClassVar[str]
+
+    def __init__(
+        self,
+        catalog,
+        indexer: Callable[[Any], TableIndex],
+        parts: Parts,
+        *,
+        facet_limit: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if catalog is None:
+            from ..io.catalog_open import open_catalog
+
+            catalog = open_catalog()
+        self.catalog = catalog
+        self.index = indexer(catalog)
+        self.parts = parts
+        self.facet_limit = facet_limit
+        self._listeners: list[Callable[[Selection], Any]] = []
+        self._quiet = False
+        self.status = StatusArea(parts.status)
+        self.title = w.HTML(parts.title)
+        self.search = w.Text(
+            placeholder=parts.placeholder,
+            continuous_update=True,
+            layout=w.Layout(width=parts.search_width),
+        )
+        self.search.add_class(parts.search)
+        self.search.observe(self._on_search, names="value")
+        self.facets: dict[str, w.SelectMultiple] = {}
+        self.facet_box = w.HBox(layout=w.Layout(flex_flow="row wrap"))
+        self._make_facets()
+        self.table = PagedTable(parts.columns, prefix=parts.prefix)
+        self.table.observe(self._on_table, names=["sort_by", "ascending", "page", "page_size"])
+        self.table.observe(self._on_ticked, names="selected")
+        self.observe(self._sync_ticks, names=self.ticked_trait)
+        self.children = [
+            self.title,
+            self.search,
+            self.facet_box,
+            self.table,
+            w.HBox(self._make_buttons()),
+            self.status,
+        ]
+        self.refresh()
+
+    # -- for subclasses ---------------------------------------------------------------------
+    def _make_buttons(self) -> list[w.Widget]:
+        """The widgets of the row under the table (called once, by ``__init__``)."""
+        return []
+
+    def _update_buttons(self, ticked: list[str]) -> None:
+        """Show the new ticked keys ``ticked`` in the buttons' row."""
+
+    def _page_shown(self, page: Page) -> None:
+        """Called by :meth:`refresh` after it showed ``page``."""
+
+    def _make_facets(self) -> None:
+        """One facet list per facet of ``self.index``, in place of the ones shown."""
+        for box in self.facets.values():
+            box.close()
+        self.facets = {}
+        for name in self.index.facets:
+            box = w.SelectMultiple(
+                options=[],
+                rows=self.parts.facet_rows,
+                description=name.capitalize(),
+                layout=w.Layout(width=self.parts.facet_width),
+                style={"description_width": self.parts.label_width},
+            )
+            box.add_class(self.parts.facet)
+            box.add_class(f"{self.parts.facet}-{_css(name)}")
+            box.observe(self._on_facet, names="value")
+            self.facets[name] = box
+        self.facet_box.children = list(self.facets.values())
+
+    def _first_page(self) -> None:
+        if self.table.page != 0:
+            self.table.page = 0  # the table's observer refreshes
+        else:
+            self.refresh()
+
+    # -- events -----------------------------------------------------------------------------
+    def _on_search(self, change) -> None:
+        self.text = change["new"]
+
+    def _on_facet(self, change) -> None:
+        if not self._quiet:
+            self.filters = {name: list(box.value) for name, box in self.facets.items() if box.value}
+
+    def _on_table(self, change) -> None:
+        if change["name"] != "page":
+            self._first_page()
+        else:
+            self.refresh()
+
+    def _on_ticked(self, change) -> None:
+        setattr(self, self.ticked_trait, list(change["new"]))
+
+    def _sync_ticks(self, change) -> None:
+        ticked = list(change["new"])
+        if list(self.table.selected) != ticked:
+            self.table.selected = ticked
+        self._update_buttons(ticked)
+
+    @observe("text", "filters")
+    def _query_changed(self, change) -> None:
+        if change["name"] == "text" and self.search.value != self.text:
+            self.search.value = self.text
+        if not self._quiet:
+            self._first_page()
+
+    # -- work -------------------------------------------------------------------------------
+    @guarded
+    def refresh(self) -> None:
+        """Run the query of the current search, filters, sort and page; show its page."""
+        page = self.index.query(
+            self.text,
+            self.filters,
+            sort=self.table.sort_by,
+            ascending=self.table.ascending,
+            page=self.table.page,
+            page_size=self.table.page_size,
+            facet_limit=self.facet_limit,
+        )
+        self._quiet = True
+        try:
+            for name, box in self.facets.items():
+                counts = page.facets[name]
+                options = [(f"{value} ({count:,})", value) for value, count in counts.items()]
+                wanted = tuple(v for v in self.filters.get(name, ()) if v in set(counts.index))
+                if list(box.options) != options:
+                    box.options = options
+                if box.value != wanted:
+                    box.value = wanted
+        finally:
+            self._quiet = False
+        self.table.show(page)
+        self.total = page.total
+        self._page_shown(page)
+
+    def on_add(self, callback: Callable[[Selection], Any], remove: bool = False) -> None:
+        """Call ``callback({experiment: [samples] or None (every sample)})`` on each addition.
+
+        Parameters
+        ----------
+        callback
+            Receives the experiments and samples added to the dataset.
+        remove
+            Unregister ``callback`` instead.
+        """
+        if remove:
+            self._listeners.remove(callback)
+        else:
+            self._listeners.append(callback)
+
+    def _hand_over(self, selection: Selection) -> None:
+        """Give ``selection`` to every listener registered with :meth:`on_add`."""
+        for callback in self._listeners:
+            callback(selection)
