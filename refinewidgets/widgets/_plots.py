@@ -35,7 +35,11 @@ def _img(fig, css_class: str, alt: str) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img class="{css_class}" alt="{html.escape(alt)}" src="data:image/png;base64,{data}"/>'
+    # in its own block, so a heading written before it stays above it
+    return (
+        f'<div><img class="{css_class}" alt="{html.escape(alt)}" '
+        f'src="data:image/png;base64,{data}"/></div>'
+    )
 
 
 def _palette(labels: pd.Series) -> dict[str, tuple]:

@@ -81,7 +81,11 @@ class OptionsPanel(w.VBox):
         )
         self.transformation.add_class("rw-transformation")
         self.quantile_normalize = w.Checkbox(
-            value=True, description="Quantile normalize", indent=True, style=STYLE
+            value=True,
+            description="Quantile normalize",
+            indent=True,
+            style=STYLE,
+            layout=w.Layout(width="auto"),  # the whole label, not "Quantile nor..."
         )
         self.quantile_normalize.add_class("rw-quantile-normalize")
         self.qn_reason = w.HTML()

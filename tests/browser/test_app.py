@@ -81,7 +81,8 @@ def test_select_two_experiments_build_by_species_and_download(page, voila_url, d
         f"HOMO_SAPIENS: {expected.n_obs:,} samples × {expected.n_vars:,} genes"
     )
     expect(summary).to_contain_text("Z-score")
-    page.locator(".rw-plot-img").first.wait_for()
+    page.locator(".rw-plot-pca .rw-plot-img").wait_for()
+    page.set_viewport_size({"width": 1300, "height": 2300})  # the whole results view
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "app-built.png"), full_page=True)
 
