@@ -22,6 +22,7 @@ __all__ = [
     "JOIN",
     "PSEUDOBULK",
     "SCALE_BY",
+    "UNIFIED_CELL_COLUMNS",
     "Dataset",
     "ResolvedSample",
 ]
@@ -31,8 +32,10 @@ SCALE_BY = ("NONE", "MINMAX", "STANDARD", "ROBUST")
 JOIN = ("inner", "outer")
 COUNTS_NORMALIZATION = ("NONE", "CPM", "LOG1P_CPM")
 PSEUDOBULK = ("sample", "sample_cell_type")
-#: The unified single-cell columns a cell filter may use.
-CELL_FILTER_COLUMNS = (
+#: The unified columns of a single-cell table (what every reader maps its files' columns onto).
+UNIFIED_CELL_COLUMNS = (
+    "barcode",
+    "library",
     "cell_type",
     "cell_type_id",
     "tissue",
@@ -41,8 +44,9 @@ CELL_FILTER_COLUMNS = (
     "stage_id",
     "sex",
     "strain",
-    "library",
 )
+#: The unified single-cell columns a cell filter may use (all but the barcode).
+CELL_FILTER_COLUMNS = tuple(c for c in UNIFIED_CELL_COLUMNS if c != "barcode")
 ALL_SAMPLES = "ALL"
 SPEC_VERSION = 1
 

@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from refinewidgets.errors import DatasetSpecError, NotCountsWarning, SourceFormatError
+from ..core.spec import UNIFIED_CELL_COLUMNS
+from ..errors import DatasetSpecError, NotCountsWarning, SourceFormatError
 
 try:  # anndata >= 0.11
     from anndata.io import read_elem
@@ -56,18 +57,7 @@ ORGANISM_BY_TAXON = {
     13616: "MONODELPHIS_DOMESTICA",
     9258: "ORNITHORHYNCHUS_ANATINUS",
 }
-UNIFIED_COLUMNS = (
-    "barcode",
-    "library",
-    "cell_type",
-    "cell_type_id",
-    "tissue",
-    "tissue_id",
-    "stage",
-    "stage_id",
-    "sex",
-    "strain",
-)
+UNIFIED_COLUMNS = UNIFIED_CELL_COLUMNS
 LIBRARY_COLUMNS = ("libID", "library_id", "rnaSeqLibraryId", "SampleId")
 # unified column -> obs column names of Bgee's writers, in order of preference
 _SOURCE_COLUMNS = {
