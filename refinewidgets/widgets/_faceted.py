@@ -22,7 +22,7 @@ import ipywidgets as w
 from traitlets import Dict, Int, Unicode, observe
 
 from ..core.browse import Page, TableIndex
-from ._status import StatusArea, guarded
+from ._status import StatusArea, catalog_or_demo, guarded
 from ._table import PagedTable
 
 __all__ = ["FacetedTable", "Parts"]
@@ -118,11 +118,7 @@ class FacetedTable(w.VBox):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if catalog is None:
-            from ..io.catalog_open import open_catalog
-
-            catalog = open_catalog()
-        self.catalog = catalog
+        self.catalog = catalog = catalog_or_demo(catalog)
         self.index = indexer(catalog)
         self.parts = parts
         self.facet_limit = facet_limit

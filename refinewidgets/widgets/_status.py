@@ -27,6 +27,15 @@ KINDS = ("", "info", "success", "warning", "error")
 _COLORS = {"info": "#1f4e79", "success": "#1e6b2e", "warning": "#8a5a00", "error": "#a4161a"}
 
 
+def catalog_or_demo(catalog):
+    """``catalog``, or the bundled demo catalog when it is None (every part's default)."""
+    if catalog is None:
+        from ..io.catalog_open import open_catalog
+
+        catalog = open_catalog()
+    return catalog
+
+
 def describe(exc: BaseException) -> str:
     """A message a person can act on: ours as they are, others with their type."""
     if isinstance(exc, RefineWidgetsError):

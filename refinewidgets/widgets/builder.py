@@ -61,7 +61,7 @@ from ..core.cart import Cart, rebuild_code
 from ..core.result import Result
 from ..core.spec import Dataset
 from ._progress import WidgetProgress
-from ._status import StatusArea, describe, guarded
+from ._status import StatusArea, catalog_or_demo, describe, guarded
 from .cart import DatasetCartView
 from .experiment_browser import ExperimentBrowser
 from .options import OptionsPanel
@@ -119,11 +119,7 @@ class DatasetBuilder(w.VBox):
 
     def __init__(self, catalog=None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if catalog is None:
-            from ..io.catalog_open import open_catalog
-
-            catalog = open_catalog()
-        self.catalog = catalog
+        self.catalog = catalog = catalog_or_demo(catalog)
         self.catalog_code = _catalog_code(catalog)
         self._syncing = False
         self.status = StatusArea("rw-status")

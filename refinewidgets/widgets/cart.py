@@ -16,7 +16,7 @@ import ipywidgets as w
 from traitlets import Dict, Int
 
 from ..core.cart import Cart
-from ._status import StatusArea, guarded
+from ._status import StatusArea, catalog_or_demo, guarded
 from ._table import _cells
 
 __all__ = ["DatasetCartView"]
@@ -48,11 +48,7 @@ class DatasetCartView(w.VBox):
 
     def __init__(self, catalog=None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if catalog is None:
-            from ..io.catalog_open import open_catalog
-
-            catalog = open_catalog()
-        self.catalog = catalog
+        self.catalog = catalog = catalog_or_demo(catalog)
         self.cart = Cart(catalog)
         self.status = StatusArea("rw-cart-status")
         self.summary = w.HTML()
