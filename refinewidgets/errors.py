@@ -10,7 +10,9 @@ from __future__ import annotations
 __all__ = [
     "DatasetSpecError",
     "GeneOverlapError",
+    "LowGeneOverlapWarning",
     "MemoryBudgetError",
+    "MetadataMismatchWarning",
     "NotCountsWarning",
     "OutputExistsError",
     "PathNotFoundError",
@@ -82,3 +84,11 @@ class QuantileTargetWarning(RefineWidgetsWarning):
 
 class NotCountsWarning(RefineWidgetsWarning):
     """Single-cell values do not look like counts (negative or already log-transformed)."""
+
+
+class MetadataMismatchWarning(RefineWidgetsWarning):
+    """A matrix and its metadata file list different samples; they were aligned by accession."""
+
+
+class LowGeneOverlapWarning(RefineWidgetsWarning):
+    """The inner join of a group kept less than half of the genes of its smallest sample."""

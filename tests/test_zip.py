@@ -265,14 +265,27 @@ def test_zip_without_aggregated_metadata(tmp_path):
         rw.open_catalog(path)
 
 
-def test_matrix_columns_not_matching_metadata_names_the_samples(tmp_path):
+def test_matrix_columns_not_matching_metadata_rows_are_kept_and_reported(tmp_path):
     members = _refinebio_style_members()
     members["HOMO_SAPIENS/HOMO_SAPIENS.tsv"] = "Gene\tGSM1\tGSM3\nENSG1\t1.0\t2.5\n"
     path = _write_zip(tmp_path / "m.zip", members)
-    with pytest.raises(rw.SourceFormatError) as info:
-        rw.read_zip(path)
-    msg = str(info.value)
-    assert "in the matrix only: ['GSM3']" in msg and "in the metadata only: ['GSM2']" in msg
+    with pytest.warns(rw.MetadataMismatchWarning) as caught:
+        res = rw.read_zip(path)
+    messages = [str(w.message) for w in caught]
+    assert any("1 matrix column(s) have no metadata row (GSM3;" in m for m in messages)
+    assert any(
+        "listed in the metadata but have no values in the matrix (GSM2;" in m for m in messages
+    )
+    assert list(res["HOMO_SAPIENS"].obs_names) == ["GSM1", "GSM3"]
+    assert res.expression("HOMO_SAPIENS").loc["ENSG1", "GSM3"] == 2.5
+    assert res.metadata("HOMO_SAPIENS")["characteristics_ch1_tissue"].tolist() == ["lung", ""]
+    assert res.filtered_samples.to_dict("records") == [
+        {
+            "accession": "GSM2",
+            "experiment": "GSE9",
+            "reason": "listed in the metadata, no values in the matrix",
+        }
+    ]
 
 
 @pytest.mark.parametrize("evil", ["../evil.txt", "/tmp/evil.txt", "a/../../evil.txt"])

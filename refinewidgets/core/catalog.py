@@ -72,6 +72,7 @@ class Catalog:
         self._sample_source: dict[str, str] = {}
         self._location: dict[str, tuple[int, str]] = {}
         self._qn_targets: dict[str, tuple[np.ndarray, str]] = {}
+        self._missing: dict[str, str] = {}
         for i, src in enumerate(self.sources):
             self._add(i, src)
         self._experiments: pd.DataFrame | None = None
@@ -95,6 +96,8 @@ class Catalog:
         for matrix_id, samples in src.matrices().items():
             for s in samples:
                 self._location.setdefault(s, (i, matrix_id))
+        for acc, reason in (getattr(src, "missing_values", None) or {}).items():
+            self._missing.setdefault(acc, reason)
         for organism, target in src.qn_targets.items():
             self._qn_targets.setdefault(organism, (np.asarray(target, dtype=float), src.name))
 
@@ -163,6 +166,10 @@ class Catalog:
     def usable_samples(self, experiment: str) -> set[str]:
         """The samples of ``experiment`` that have expression values in some source."""
         return {s for s in self.experiment_samples(experiment) if s in self._location}
+
+    def missing_reason(self, accession: str) -> str:
+        """Why a sample has no values: what its source says, else that it has none."""
+        return self._missing.get(accession, "no processed expression values in the source")
 
     def sample_experiments(self, accession: str) -> list[str]:
         """The experiments that list ``accession``, in catalog order."""

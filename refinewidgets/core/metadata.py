@@ -17,6 +17,7 @@ import pandas as pd
 __all__ = [
     "EXPERIMENT_FIELDS",
     "HARMONIZED_FIELDS",
+    "SAMPLE_ATTRIBUTES",
     "flatten_annotations",
     "metadata_columns",
     "metadata_frame",
@@ -67,6 +68,9 @@ EXPERIMENT_FIELDS = (
     "source_last_modified",
 )
 ANNOTATIONS = "refinebio_annotations"
+#: A record's columns that are neither harmonized nor annotations: refine.bio's SampleAttribute
+#: columns (``MetaSRA_age``, ``MetaSRA_age.unit``), kept from a download's metadata files.
+SAMPLE_ATTRIBUTES = "sample_attributes"
 
 
 def _text(value: Any) -> str:
@@ -130,10 +134,18 @@ def flatten_annotations(annotations: Iterable[Mapping[str, Any]] | None) -> dict
 
 
 def sample_fields(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``refinebio_*`` fields of a record (no annotations) followed by its flattened annotations."""
+    """The ``refinebio_*`` fields of a record (no annotations), its flattened annotations, then
+    its sample attributes (an annotation wins over an attribute of the same name)."""
     row = {k: v for k, v in record.items() if k.startswith("refinebio_") and k != ANNOTATIONS}
     row.update(flatten_annotations(record.get(ANNOTATIONS)))
+    for key, value in _attributes(record).items():
+        row.setdefault(key, value)
     return row
+
+
+def _attributes(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    attributes = record.get(SAMPLE_ATTRIBUTES)
+    return attributes if isinstance(attributes, Mapping) else {}
 
 
 def metadata_columns(records: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -152,15 +164,14 @@ def metadata_columns(records: Iterable[Mapping[str, Any]]) -> list[str]:
             if key.startswith("refinebio_") and key not in (ACCESSION, ANNOTATIONS):
                 harmonized.add(key)
         submitter.update(flatten_annotations(record.get(ANNOTATIONS)))
+        submitter.update(k for k in _attributes(record) if not k.startswith("refinebio_"))
     submitter -= {ACCESSION, "experiment_accession"}
     return [ACCESSION, "experiment_accession", *sorted(harmonized), *sorted(submitter)]
 
 
 def _cell(value: Any) -> Any:
-    if isinstance(value, (dict, list)):
-        import json
-
-        return json.dumps(value, sort_keys=True)
+    if isinstance(value, (dict, list, tuple)):
+        return str(value)  # refine.bio writes a multi-valued cell as Python's text: ['a', 'b']
     return "" if value is None else value
 
 

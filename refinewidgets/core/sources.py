@@ -34,6 +34,9 @@ class Source(Protocol):
     log_scale
         True when RNA-seq values were already log-transformed by the source (a refine.bio
         download aggregated by SPECIES, or one that was quantile-normalized).
+
+    A source may also have ``missing_values``, ``accession -> reason`` for samples it lists
+    without values; a build gives that reason when it filters them.
     """
 
     name: str

@@ -317,7 +317,7 @@ class Dataset:
                 if s in usable:
                     resolved.append(ResolvedSample(s, exp))
                 else:
-                    filtered.append((s, exp, "no processed expression values in the source"))
+                    filtered.append((s, exp, catalog.missing_reason(s)))
         if unknown:
             raise UnknownAccessionError(
                 f"Sample(s) in dataset do not exist in the catalog: {'; '.join(unknown)}. "

@@ -23,7 +23,17 @@ import pyarrow.csv as pacsv
 
 from ..errors import OutputExistsError, PathNotFoundError, SourceFormatError, UnsafeArchiveError
 
-__all__ = ["DirStore", "Store", "ZipStore", "atomic_output", "check_member_name", "open_store"]
+__all__ = [
+    "DirStore",
+    "Store",
+    "ZipStore",
+    "atomic_output",
+    "check_member_name",
+    "matrix_header",
+    "open_store",
+    "read_matrix",
+    "write_matrix",
+]
 
 
 def check_member_name(name: str, archive: str) -> None:
@@ -144,8 +154,9 @@ def open_store(path: str | os.PathLike) -> Store:
 
 
 def _find_bad_value(store: Store, name: str, columns: list[str] | None) -> str:
+    header = matrix_header(store, name)
     with store.open(name) as fh:
-        header = fh.readline().decode("utf-8").rstrip("\r\n").split("\t")
+        fh.readline()
         wanted = set(columns) if columns is not None else set(header[1:])
         for lineno, raw in enumerate(fh, start=2):
             cells = raw.decode("utf-8", "replace").rstrip("\r\n").split("\t")
@@ -159,37 +170,71 @@ def _find_bad_value(store: Store, name: str, columns: list[str] | None) -> str:
     return "an unparseable value"
 
 
+def matrix_header(store: Store, name: str) -> list[str]:
+    """The header cells of a matrix TSV: the gene column's name, then the sample accessions.
+
+    A byte-order mark, surrounding whitespace and double quotes are removed from each name;
+    the first cell may be empty (species compendia) or ``Gene``.
+    """
+    try:
+        line = store.first_line(name)
+    except UnicodeDecodeError as exc:
+        raise SourceFormatError(
+            f"{store.label}: the header of {name} is not UTF-8 text ({exc}); a matrix header "
+            "holds 'Gene' and the sample accessions, tab-separated."
+        ) from None
+    cells = [c.strip().strip('"').strip() for c in line.lstrip("\ufeff").split("\t")]
+    if len(cells) < 2 and not cells[0]:
+        raise SourceFormatError(
+            f"{store.label}: {name} is empty; expected a header 'Gene<TAB>sample...'."
+        )
+    seen: set[str] = set()
+    for c in cells[1:]:
+        if c in seen:
+            raise SourceFormatError(
+                f"{store.label}: {name} lists the sample {c!r} twice in its header: each "
+                "column must be a different sample accession. Remove the duplicate column."
+            )
+        seen.add(c)
+    return cells
+
+
 def read_matrix(
     store: Store, name: str, columns: list[str] | None = None
 ) -> tuple[list[str], list[str], np.ndarray]:
     """Read a refine.bio matrix TSV: ``(gene ids, sample columns, values samples x genes)``.
 
-    Only ``columns`` (sample accessions) are parsed when given. Empty cells, ``NA`` and ``NaN``
-    become NaN. A non-numeric value raises SourceFormatError naming the file, line and column.
+    Only ``columns`` (sample accessions) are parsed when given, each found by its name in the
+    header. Empty cells, ``NA`` and ``NaN`` become NaN. A non-numeric value raises
+    SourceFormatError naming the file, line and column.
     """
-    header = store.first_line(name).split("\t")
-    if len(header) < 1 or not header[0] and len(header) == 1:
-        raise SourceFormatError(
-            f"{store.label}: {name} is empty; expected a header 'Gene<TAB>sample...'."
-        )
-    gene_col = header[0]
+    header = matrix_header(store, name)
+    position = {c: i for i, c in enumerate(header) if i}
     samples = header[1:] if columns is None else list(columns)
-    missing = sorted(set(samples) - set(header[1:]))
+    missing = [s for s in samples if s not in position]
     if missing:
-        raise SourceFormatError(f"{store.label}: {name} has no column for {missing}.")
-    types = {c: pa.float64() for c in samples}
-    types[gene_col] = pa.string()
+        raise SourceFormatError(
+            f"{store.label}: {name} has no column for {missing[:5]}"
+            f"{' ...' if len(missing) > 5 else ''}."
+        )
+    # Our own column names: the header's text (quotes, BOM) never decides which column is which.
+    names = [f"c{i}" for i in range(len(header))]
+    wanted = [f"c{position[s]}" for s in samples]
+    types = {c: pa.float64() for c in wanted}
+    types["c0"] = pa.string()
     genes: list[str] = []
     blocks: list[np.ndarray] = []  # batch by batch: no whole Arrow table beside the result
     try:
         with store.open(name) as fh:
             reader = pacsv.open_csv(
                 fh,
-                read_options=pacsv.ReadOptions(use_threads=True, block_size=1 << 22),
+                read_options=pacsv.ReadOptions(
+                    use_threads=True, block_size=1 << 22, column_names=names, skip_rows=1
+                ),
                 parse_options=pacsv.ParseOptions(delimiter="\t"),
                 convert_options=pacsv.ConvertOptions(
                     column_types=types,
-                    include_columns=[gene_col, *samples],
+                    include_columns=["c0", *wanted],
                     null_values=["", "NA", "NaN", "nan"],
                     strings_can_be_null=False,
                 ),

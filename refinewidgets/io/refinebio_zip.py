@@ -13,119 +13,35 @@ import json
 import os
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .._version import FORMAT_VERSION, __version__
+from .._version import __version__
 from ..core.metadata import ACCESSION
 from ..core.progress import as_progress
 from ..core.result import Result, is_cell_group, make_group
 from ..core.spec import Dataset
 from ..errors import DatasetSpecError, SourceFormatError
 from .archive import Store, atomic_output, open_store, read_matrix, write_matrix
+from .download import (
+    AGGREGATED,
+    FILTERED_JSON,
+    FILTERED_TSV,
+    NO_VALUES_REASON,
+    DownloadLayout,
+    align_samples,
+    read_filtered,
+    warn_mismatch,
+)
+from .quant_sf import read_quant_group
 
-__all__ = ["DownloadLayout", "read_zip", "write_zip"]
-
-AGGREGATED = "aggregated_metadata.json"
-FILTERED_JSON = "filtered_samples_metadata.json"
-FILTERED_TSV = "filtered_samples_metadata.tsv"
+__all__ = ["read_zip", "write_zip"]
 
 
 # -- reading ---------------------------------------------------------------------------------
-@dataclass
-class DownloadLayout:
-    """Where a download keeps its parts: ``key -> member name`` of matrices and metadata."""
-
-    store: Store
-    meta: dict[str, Any]
-    matrices: dict[str, str]
-    metadata: dict[str, str]
-
-    @classmethod
-    def scan(cls, store: Store) -> DownloadLayout:
-        if AGGREGATED not in store.names:
-            raise SourceFormatError(
-                f"{store.label} has no {AGGREGATED} at its root, so it is not a refine.bio download "
-                "(or it was re-zipped inside a folder: zip the download's content, not its folder)."
-            )
-        try:
-            meta = json.loads(store.read_text(AGGREGATED))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise SourceFormatError(
-                f"{store.label}: {AGGREGATED} is not valid JSON ({exc})."
-            ) from None
-        if not isinstance(meta, dict):
-            raise SourceFormatError(f"{store.label}: {AGGREGATED} must hold a JSON object.")
-        ours = meta.get("refinewidgets") or {}
-        version = ours.get("format_version", 0) if isinstance(ours, dict) else 0
-        if isinstance(version, int) and version > FORMAT_VERSION:
-            raise SourceFormatError(
-                f"{store.label} was written by a newer refinewidgets (format {version}; this one "
-                f"reads up to {FORMAT_VERSION}). Upgrade refinewidgets to read it."
-            )
-        names = set(store.names)
-        matrices: dict[str, str] = {}
-        metadata: dict[str, str] = {}
-        for name in store.names:
-            parts = name.split("/")
-            if len(parts) == 2 and parts[1] in (f"{parts[0]}.tsv", f"{parts[0]}.h5ad"):
-                matrices[parts[0]] = name
-            elif (
-                len(parts) == 1
-                and name.endswith(".tsv")
-                and not name.startswith(("metadata_", "filtered_"))
-            ):
-                key = name[: -len(".tsv")]
-                matrices.setdefault(key, name)
-        for key in matrices:
-            for candidate in (f"{key}/metadata_{key}.tsv", f"metadata_{key}.tsv"):
-                if candidate in names:
-                    metadata[key] = candidate
-                    break
-            else:
-                raise SourceFormatError(
-                    f"{store.label}: the matrix {matrices[key]} has no metadata_{key}.tsv beside it."
-                )
-        return cls(store, meta, matrices, metadata)
-
-    def metadata_table(self, key: str) -> pd.DataFrame:
-        name = self.metadata[key]
-        try:
-            frame = pd.read_csv(
-                io.BytesIO(self.store.read_bytes(name)), sep="\t", dtype=str, keep_default_na=False
-            )
-        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-            raise SourceFormatError(f"{self.store.label}: cannot parse {name} ({exc}).") from None
-        if ACCESSION not in frame.columns:
-            raise SourceFormatError(
-                f"{self.store.label}: {name} has no {ACCESSION} column; columns: {list(frame.columns)[:8]}."
-            )
-        return frame
-
-    def check_columns(self, key: str, matrix_samples: list[str], metadata: pd.DataFrame) -> None:
-        rows = metadata[ACCESSION].tolist()
-        if rows == matrix_samples:
-            return
-        in_matrix = [s for s in matrix_samples if s not in set(rows)]
-        in_meta = [s for s in rows if s not in set(matrix_samples)]
-        dup = (
-            sorted({s for s in matrix_samples if matrix_samples.count(s) > 1})
-            if len(set(matrix_samples)) < len(matrix_samples)
-            else []
-        )
-        if in_matrix or in_meta or dup:
-            raise SourceFormatError(
-                f"{self.store.label}: the columns of {self.matrices[key]} do not match the rows of "
-                f"{self.metadata[key]}: in the matrix only: {in_matrix}; in the metadata only: "
-                f"{in_meta}{'; duplicated: ' + str(dup) if dup else ''}. The download is inconsistent; "
-                "download it again."
-            )
-
-
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     if "refinebio_age" in frame:
@@ -140,31 +56,39 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _dataset_of(meta: Mapping[str, Any]) -> Dataset | None:
+def _dataset_of(meta: Mapping[str, Any], present: set[str]) -> Dataset | None:
+    """The spec of a download: ours records it; refine.bio's is rebuilt from what it holds."""
     ours = meta.get("refinewidgets")
     try:
         if isinstance(ours, Mapping) and isinstance(ours.get("dataset"), Mapping):
             return Dataset.from_dict(ours["dataset"])
-        data = {
-            acc: list(exp.get("sample_accession_codes") or [])
-            for acc, exp in (meta.get("experiments") or {}).items()
-            if exp.get("sample_accession_codes")
-        }
+        experiments = meta.get("experiments")
+        data = {}
+        for acc, exp in experiments.items() if isinstance(experiments, Mapping) else ():
+            codes = exp.get("sample_accession_codes") if isinstance(exp, Mapping) else None
+            # refine.bio lists every sample of the experiment; the dataset holds those present
+            chosen = [str(s) for s in codes or () if str(s) in present]
+            if chosen:
+                data[str(acc)] = list(dict.fromkeys(chosen))
         return Dataset(
             data,
-            aggregate_by=meta.get("aggregate_by", "EXPERIMENT"),
+            aggregate_by=meta.get("aggregate_by", "EXPERIMENT") or "EXPERIMENT",
             scale_by=meta.get("scale_by", "NONE") or "NONE",
             quantile_normalize=bool(meta.get("quantile_normalized", False)),
         )
-    except DatasetSpecError:
+    except (DatasetSpecError, TypeError, AttributeError):
         return None
 
 
 def read_zip(path: str | os.PathLike, *, progress: Any = None) -> Result:
     """Read a refine.bio download (zip or unzipped folder), ours or refine.bio's, into a Result.
 
-    Every group becomes an AnnData (samples x genes). Members are checked for unsafe names and
-    matrices against their metadata; errors name the file and what is wrong.
+    Every group becomes an AnnData: samples x genes, or, for refine.bio's quant.sf-only
+    downloads (RNA-seq quantpendia), samples x transcripts with ``X`` = ``NumReads``,
+    ``layers["TPM"]``, ``layers["EffectiveLength"]`` and ``var["Length"]``. Values are paired
+    with metadata rows by accession code, whatever the order of either: a matrix column
+    without a metadata row is kept with a minimal row, and a metadata row without values goes
+    to ``res.filtered_samples`` (both with a :class:`~refinewidgets.errors.MetadataMismatchWarning`).
 
     Examples
     --------
@@ -179,34 +103,108 @@ def read_zip(path: str | os.PathLike, *, progress: Any = None) -> Result:
     prog = as_progress(progress)
     with open_store(path) as store:
         layout = DownloadLayout.scan(store)
-        prog.start(len(layout.matrices) + 1, "reading")
-        groups = {}
+        keys = [*layout.matrices, *layout.quant]
+        prog.start(len(keys) + 1, "reading")
+        groups: dict[str, Any] = {}
         columns: list[str] | None = None
-        for key, name in layout.matrices.items():
-            if name.endswith(".h5ad"):
-                groups[key] = _read_cell_group(store, layout, key, name)
+        no_metadata: dict[str, list[str]] = {}
+        no_values: dict[str, list[tuple[str, str]]] = {}
+        try:
+            for key in keys:
+                name = layout.matrices.get(key)
+                if name is not None and name.endswith(".h5ad"):
+                    groups[key] = _read_cell_group(store, layout, key, name)
+                    prog.advance(key)
+                    continue
+                if name is not None:
+                    genes, samples, X = read_matrix(store, name)
+                    member = name
+                else:
+                    quant = read_quant_group(store, layout.quant[key])
+                    samples, member = quant.samples, f"{key}/*_quant.sf"
+                rows, align = layout.aligned_metadata(key, samples, member)
+                if align.no_metadata:
+                    no_metadata[member] = align.no_metadata
+                if align.no_values:
+                    no_values[layout.metadata[key]] = _with_experiment(
+                        layout.metadata_table(key), align.no_values, key
+                    )
+                if columns is None and key in layout.metadata:
+                    columns = list(rows.columns)
+                uns = {"key": key, "source": store.label}
+                if name is not None:
+                    groups[key] = make_group(X, _typed(rows), pd.Index(genes), uns=uns)
+                else:
+                    groups[key] = _transcript_group(quant, _typed(rows), uns)
                 prog.advance(key)
-                continue
-            genes, samples, X = read_matrix(store, name)
-            meta_table = layout.metadata_table(key)
-            layout.check_columns(key, samples, meta_table)
-            if columns is None:
-                columns = list(meta_table.columns)
-            groups[key] = make_group(
-                X, _typed(meta_table), pd.Index(genes), uns={"key": key, "source": store.label}
+            for key in layout.metadata_only_keys:
+                table = layout.metadata_table(key)
+                if table is not None and len(table):
+                    no_values[layout.metadata[key]] = _with_experiment(
+                        table, table[ACCESSION].tolist(), key
+                    )
+        finally:
+            prog.advance("done")
+            prog.close()
+        filtered, filtered_records = read_filtered(store)
+        present = {s for g in groups.values() for s in _samples_of(g)}
+        extra, lost = [], {}
+        for where, items in no_values.items():
+            kept = [(s, e) for s, e in items if s not in present]
+            if kept:
+                lost[where] = [s for s, _ in kept]
+            extra += [(s, e, NO_VALUES_REASON) for s, e in kept]
+        if extra:
+            filtered = pd.concat(
+                [filtered, pd.DataFrame(extra, columns=["accession", "experiment", "reason"])],
+                ignore_index=True,
+            ).drop_duplicates(subset=["accession", "experiment"], ignore_index=True)
+            records = layout.records()
+            for s, _, _ in extra:
+                filtered_records.setdefault(s, dict(records.get(s) or {ACCESSION: s}))
+        warn_mismatch(store.label, no_metadata, lost)
+        if not groups:
+            where = "quant.sf files, " if layout.quant_sf_only else ""
+            raise SourceFormatError(
+                f"{store.label} holds no expression values: no matrix ({where}<KEY>/<KEY>.tsv or "
+                f"<KEY>.tsv) beside its metadata ({len(filtered)} sample(s) listed without "
+                "values). refine.bio writes such a download when none of the samples could be "
+                "processed; choose samples with processed values and download again."
             )
-            prog.advance(key)
-        filtered, filtered_records = _read_filtered(store)
-        prog.advance("done")
-        prog.close()
         return Result(
             groups,
             layout.meta,
             filtered,
             metadata_columns=columns,
-            dataset=_dataset_of(layout.meta),
+            dataset=_dataset_of(layout.meta, present),
             filtered_records=filtered_records,
         )
+
+
+def _samples_of(adata) -> list[str]:
+    if is_cell_group(adata):
+        return list(dict.fromkeys(adata.obs.get("library", pd.Series(dtype=str)).astype(str)))
+    return list(adata.obs_names)
+
+
+def _with_experiment(table: pd.DataFrame | None, accessions: list[str], key: str):
+    """``(accession, experiment)`` pairs, the experiment from the metadata row (else ``key``)."""
+    if table is None or "experiment_accession" not in table:
+        return [(s, key) for s in accessions]
+    exp = dict(zip(table[ACCESSION], table["experiment_accession"]))
+    return [(s, exp.get(s) or key) for s in accessions]
+
+
+def _transcript_group(quant, obs: pd.DataFrame, uns: Mapping[str, Any]):
+    """A quant.sf group as AnnData: samples x transcripts, X = NumReads, TPM as a layer."""
+    adata = make_group(quant.num_reads, obs, quant.transcripts, uns={**uns, "kind": "transcripts"})
+    adata.var["Length"] = quant.length
+    with np.errstate(all="ignore"):
+        adata.var["EffectiveLength"] = np.nanmedian(quant.effective_length, axis=0)
+    adata.layers["TPM"] = quant.tpm
+    adata.layers["EffectiveLength"] = quant.effective_length
+    adata.uns["refinewidgets"]["values"] = "Salmon NumReads (estimated reads per transcript)"
+    return adata
 
 
 def _read_cell_group(store: Store, layout: DownloadLayout, key: str, name: str):
@@ -215,7 +213,7 @@ def _read_cell_group(store: Store, layout: DownloadLayout, key: str, name: str):
     import anndata
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"{key}.h5ad"
+        path = Path(tmp) / "group.h5ad"
         with store.open(name) as src, open(path, "wb") as dst:
             while chunk := src.read(1 << 22):
                 dst.write(chunk)
@@ -225,34 +223,18 @@ def _read_cell_group(store: Store, layout: DownloadLayout, key: str, name: str):
             raise SourceFormatError(
                 f"{store.label}: {name} is not a readable H5AD file ({exc})."
             ) from None
-    cells = pd.read_csv(
-        io.BytesIO(store.read_bytes(layout.metadata[key])), sep="\t", usecols=[0], dtype=str
-    )
-    if cells.iloc[:, 0].tolist() != list(adata.obs_names):
-        raise SourceFormatError(
-            f"{store.label}: the cells of {name} do not match the rows of {layout.metadata[key]}."
+    # The H5AD's own obs describes its cells; the metadata file repeats it, in any order.
+    if key in layout.metadata:
+        cells = pd.read_csv(
+            io.BytesIO(store.read_bytes(layout.metadata[key])), sep="\t", usecols=[0], dtype=str
+        ).iloc[:, 0]
+        align_samples(
+            list(adata.obs_names),
+            cells.tolist(),
+            matrix=f"{store.label}: {name}",
+            metadata=layout.metadata[key],
         )
     return adata
-
-
-def _read_filtered(store: Store) -> tuple[pd.DataFrame, dict[str, Any]]:
-    if FILTERED_JSON not in store.names:
-        return pd.DataFrame(columns=["accession", "experiment", "reason"]), {}
-    try:
-        raw = json.loads(store.read_text(FILTERED_JSON))
-    except json.JSONDecodeError as exc:
-        raise SourceFormatError(
-            f"{store.label}: {FILTERED_JSON} is not valid JSON ({exc})."
-        ) from None
-    items = raw.values() if isinstance(raw, dict) else raw
-    rows, records = [], {}
-    for item in items:
-        acc = str(item.get(ACCESSION, ""))
-        rows.append((acc, str(item.get("experiment_accession", "")), str(item.get("reason", ""))))
-        records[acc] = {
-            k: v for k, v in item.items() if k not in ("experiment_accession", "reason")
-        }
-    return pd.DataFrame(rows, columns=["accession", "experiment", "reason"]), records
 
 
 # -- writing ---------------------------------------------------------------------------------

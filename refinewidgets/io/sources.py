@@ -16,9 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import ScaledSourceWarning, SourceFormatError
-from .archive import open_store, read_matrix
-from .refinebio_zip import DownloadLayout
+from ..core.metadata import ACCESSION, ANNOTATIONS, SAMPLE_ATTRIBUTES, flatten_annotations
+from ..errors import DatasetSpecError, ScaledSourceWarning, SourceFormatError
+from .archive import matrix_header, open_store, read_matrix
+from .download import NO_VALUES_REASON, QUANT_SUFFIX, DownloadLayout, align_samples, warn_mismatch
+from .quant_sf import read_quant_group, read_tx2gene, summarize_to_genes
 
 __all__ = ["QN_TARGET_PATTERN", "QnTargetSource", "RefinebioSource"]
 
@@ -28,6 +30,20 @@ QN_TARGET_PATTERN = re.compile(r"^qn_target_([A-Za-z_]+)\.tsv$")
 
 class RefinebioSource:
     """A refine.bio download (zip, or the folder it unzips to) as a catalog source.
+
+    Samples are paired with their values by accession code. A sample the metadata lists
+    without values (refine.bio writes such rows) stays in the catalog, unprocessed, and a
+    build lists it in ``filtered_samples`` with the reason. Columns of the metadata files that
+    the sample records do not hold (refine.bio's SampleAttribute columns such as
+    ``MetaSRA_age``) are kept with the samples and written again by a build.
+
+    Parameters
+    ----------
+    path
+        The zip or folder.
+    tx2gene
+        For quant.sf-only downloads (RNA-seq quantpendia): a transcript-to-gene table (path,
+        two-column DataFrame or mapping), used to sum transcripts into genes when building.
 
     Examples
     --------
@@ -39,7 +55,7 @@ class RefinebioSource:
     True
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, *, tx2gene: Any = None) -> None:
         self.path = Path(path)
         self.name = self.path.name
         self._store = open_store(self.path)
@@ -49,10 +65,22 @@ class RefinebioSource:
         self.aggregate_by = str(meta.get("aggregate_by") or "EXPERIMENT").upper()
         self.scale_by = str(meta.get("scale_by") or "NONE").upper()
         self.quantile_normalized = bool(meta.get("quantile_normalized"))
+        self.quant_sf_only = layout.quant_sf_only
         self.log_scale = self.quantile_normalized or self.aggregate_by == "SPECIES"
-        self.experiments = dict(meta.get("experiments") or {})
-        self.samples = dict(meta.get("samples") or {})
+        experiments = meta.get("experiments") or {}
+        if not isinstance(experiments, dict) or not all(
+            isinstance(e, dict) for e in experiments.values()
+        ):
+            raise SourceFormatError(
+                f"{self.name}: 'experiments' in its aggregated_metadata.json must map each "
+                "accession to an object of fields."
+            )
+        self.experiments = {k: dict(v) for k, v in experiments.items()}
+        self.samples: dict[str, dict[str, Any]] = {k: dict(v) for k, v in layout.records().items()}
         self.qn_targets: dict[str, np.ndarray] = {}
+        self._tx2gene = None if tx2gene is None else read_tx2gene(tx2gene)
+        #: ``accession -> reason`` for samples listed without values.
+        self.missing_values: dict[str, str] = {}
         if self.scale_by != "NONE":
             warnings.warn(
                 f"{self.name} was scaled ({self.scale_by}) by the build that made it: its values are "
@@ -62,29 +90,92 @@ class RefinebioSource:
                 stacklevel=3,
             )
         self._matrices: dict[str, list[str]] = {}
-        for key, member in layout.matrices.items():
-            if member.endswith(".h5ad"):
+        no_metadata: dict[str, list[str]] = {}
+        no_values: dict[str, list[str]] = {}
+        tables = []
+        for key in [*layout.matrices, *layout.quant, *layout.metadata_only_keys]:
+            member = layout.matrices.get(key)
+            if member is not None and member.endswith(".h5ad"):
                 continue  # single-cell groups of our own zips are results, not bulk sources
-            header = self._store.first_line(member).split("\t")[1:]
-            metadata = layout.metadata_table(key)
-            layout.check_columns(key, header, metadata)
+            table = layout.metadata_table(key)
+            if table is not None:
+                tables.append((key, table))
+            if member is None and key not in layout.quant:
+                if table is not None and len(table):
+                    no_values[layout.metadata[key]] = table[ACCESSION].tolist()
+                continue
+            if member is not None:
+                header = matrix_header(self._store, member)[1:]
+            else:
+                member = f"{key}/*{QUANT_SUFFIX}"
+                header = list(layout.quant[key])
+            rows = [] if table is None else table[ACCESSION].tolist()
+            align = align_samples(
+                header, rows, matrix=f"{self.name}: {member}", metadata=layout.metadata.get(key, "")
+            )
+            if align.no_metadata and table is not None:
+                no_metadata[member] = align.no_metadata
+            if align.no_values:
+                no_values[layout.metadata[key]] = align.no_values
             self._matrices[member] = header
             for s in header:
-                self.samples.setdefault(s, {"refinebio_accession_code": s})
-        self._fill_missing_experiments()
+                self.samples.setdefault(s, {ACCESSION: s})
+        with_values = {s for cols in self._matrices.values() for s in cols}
+        lost = {}
+        for where, accs in no_values.items():
+            kept = [s for s in accs if s not in with_values]
+            if kept:
+                lost[where] = kept
+                for s in kept:
+                    self.missing_values.setdefault(s, NO_VALUES_REASON)
+        self._add_metadata_rows(tables)
+        self._fill_missing_experiments(tables)
+        warn_mismatch(self.name, no_metadata, lost)
 
-    def _fill_missing_experiments(self) -> None:
-        """A sample with values but listed by no experiment joins the experiment of its metadata."""
+    def _add_metadata_rows(self, tables: list[tuple[str, pd.DataFrame]]) -> None:
+        """Samples known only from a metadata file, and the columns the records do not hold.
+
+        refine.bio's metadata files carry SampleAttribute columns (``MetaSRA_age``,
+        ``MetaSRA_age.unit``) that ``aggregated_metadata.json`` does not: they are kept in
+        each record's ``sample_attributes`` so that a build writes them again.
+        """
+        from_annotations = {
+            c for rec in self.samples.values() for c in flatten_annotations(rec.get(ANNOTATIONS))
+        }
+        for _, table in tables:
+            extra = [
+                c
+                for c in table.columns
+                if c not in (ACCESSION, "experiment_accession")
+                and not c.startswith("refinebio_")
+                and c not in from_annotations
+            ]
+            harmonized = [c for c in table.columns if c.startswith("refinebio_") and c != ACCESSION]
+            for i, acc in enumerate(table[ACCESSION]):
+                rec = self.samples.get(acc)
+                if rec is None:  # listed only in the metadata file: its row is its record
+                    rec = self.samples[acc] = {ACCESSION: acc}
+                    for c in harmonized:
+                        value = table[c].iat[i]
+                        if value != "" and c != ANNOTATIONS:
+                            rec[c] = value
+                attributes = {c: table[c].iat[i] for c in extra if table[c].iat[i] != ""}
+                if attributes:
+                    rec.setdefault(SAMPLE_ATTRIBUTES, {}).update(attributes)
+
+    def _fill_missing_experiments(self, tables: list[tuple[str, pd.DataFrame]]) -> None:
+        """A sample listed by no experiment joins the experiment of its metadata row."""
         listed = {
             s for e in self.experiments.values() for s in e.get("sample_accession_codes") or ()
         }
-        for key, member in self._layout.matrices.items():
-            if member.endswith(".h5ad"):
+        for key, table in tables:
+            if "experiment_accession" in table:
+                pairs = zip(table[ACCESSION], table["experiment_accession"])
+            elif self.aggregate_by == "EXPERIMENT":
+                pairs = ((acc, key) for acc in table[ACCESSION])
+            else:
                 continue
-            table = self._layout.metadata_table(key)
-            if "experiment_accession" not in table:
-                continue
-            for acc, exp in zip(table["refinebio_accession_code"], table["experiment_accession"]):
+            for acc, exp in pairs:
                 if acc in listed or not exp:
                     continue
                 entry = self.experiments.setdefault(
@@ -97,8 +188,24 @@ class RefinebioSource:
         return self._matrices
 
     def read_matrix(self, matrix_id: str, samples: Sequence[str]) -> pd.DataFrame:
+        if matrix_id.endswith(QUANT_SUFFIX):
+            return self._read_quant(matrix_id, samples)
         genes, cols, X = read_matrix(self._store, matrix_id, list(samples))
         return pd.DataFrame(X.T, index=pd.Index(genes, dtype=object), columns=cols)
+
+    def _read_quant(self, matrix_id: str, samples: Sequence[str]) -> pd.DataFrame:
+        if self._tx2gene is None:
+            raise DatasetSpecError(
+                f"{self.name} holds transcript-level quant.sf files (a refine.bio quantpendium), "
+                "not gene values: give a transcript-to-gene table to sum transcripts into genes, "
+                f"rw.open_catalog({str(self.path)!r}, tx2gene='tx2gene.tsv') (two columns: "
+                "transcript id, gene id), or read the transcripts with rw.read_zip."
+            )
+        key = matrix_id.split("/", 1)[0]
+        files = self._layout.quant[key]
+        group = read_quant_group(self._store, {s: files[s] for s in samples})
+        values, _ = summarize_to_genes(group, self._tx2gene)
+        return values
 
     def close(self) -> None:
         self._store.close()
