@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -13,6 +14,7 @@ from hypothesis.extra import numpy as hnp
 from scipy import stats
 
 from refinewidgets.core.quantile import (
+    _ks_pairs,
     determine_target,
     ks_check,
     quantile_normalize,
@@ -399,7 +401,12 @@ def test_ks_identical_distributions_no_warning():
     base = rng.normal(size=500)
     X = np.array([rng.permutation(base) for _ in range(8)])
     res = ks_check(X)
-    assert res == {"ks_statistic": 0.0, "ks_pvalue": 1.0, "ks_warning": None}
+    assert res == {
+        "ks_statistic": 0.0,
+        "ks_pvalue": 1.0,
+        "ks_warning": None,
+        "ks_distributions_differ": False,
+    }
 
 
 def test_ks_after_quantile_normalization_passes():
@@ -416,6 +423,7 @@ def test_ks_different_distributions_warn():
     assert isinstance(res["ks_warning"], str)
     assert "1 of 1 sample pairs" in res["ks_warning"]
     assert res["ks_statistic"] > 0.9 and res["ks_pvalue"] < 1e-6
+    assert res["ks_distributions_differ"] is True
 
 
 def test_ks_threshold_is_strict():
@@ -425,10 +433,16 @@ def test_ks_threshold_is_strict():
     res = ks_check(X)
     assert 0.001 < res["ks_statistic"] < 0.1 and res["ks_pvalue"] > 0.8
     assert res["ks_warning"] is not None and "statistic" in res["ks_warning"]
+    assert res["ks_distributions_differ"] is False  # only the strict statistic threshold trips
 
 
 def test_ks_fewer_than_two_samples():
-    none = {"ks_statistic": None, "ks_pvalue": None, "ks_warning": None}
+    none = {
+        "ks_statistic": None,
+        "ks_pvalue": None,
+        "ks_warning": None,
+        "ks_distributions_differ": None,
+    }
     assert ks_check(np.ones((1, 10))) == none
     assert ks_check(np.empty((0, 10))) == none
 
@@ -440,6 +454,26 @@ def test_ks_pair_counts(n_samples, n_pairs):
     res = ks_check(X)
     assert f"{n_pairs} of {n_pairs} sample pairs" in res["ks_warning"]
     assert ks_check(X) == res  # seeded: reproducible
+
+
+@pytest.mark.parametrize(
+    "n_samples,expected",
+    [
+        (4, [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]),
+        (14, list(itertools.combinations(range(14), 2))),  # 91 pairs: all of them
+        (15, list(itertools.combinations(range(15), 2))[:100]),  # first 100 lexicographic
+        (200, [(0, j) for j in range(1, 101)]),
+    ],
+)
+def test_ks_pairs_are_refinebios(n_samples, expected):
+    assert _ks_pairs(n_samples, 100, 0) == expected
+
+
+def test_ks_pairs_above_200_are_disjoint_random_pairs():
+    pairs = _ks_pairs(250, 100, 0)
+    flat = [i for p in pairs for i in p]
+    assert len(pairs) == 100 and len(set(flat)) == 200 and max(flat) < 250
+    assert _ks_pairs(250, 100, 0) == pairs and _ks_pairs(250, 100, 1) != pairs
 
 
 def test_ks_last_pair_is_reported_and_nans_ignored():

@@ -9,6 +9,7 @@ ends as a matrix column with a metadata row, or in ``filtered_samples`` with a r
 from __future__ import annotations
 
 import datetime as _dt
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,8 +17,9 @@ import numpy as np
 import pandas as pd
 
 from .._version import FORMAT_VERSION, __version__
-from ..errors import BuildError, DatasetSpecError
+from ..errors import BuildError, DatasetSpecError, GeneOverlapError, LowGeneOverlapWarning
 from .catalog import Catalog
+from .gene_report import gene_report, low_overlap_message
 from .merge import GroupMatrix, merge_group
 from .metadata import ANNOTATIONS, EXPERIMENT_FIELDS, metadata_columns, metadata_frame
 from .progress import as_progress
@@ -201,6 +203,13 @@ def _check_single_cell(
 
 def _cell_group(blocks: list[CellBlock], dataset: Dataset):
     counts, cells, genes = merge_cells(blocks, join=dataset.join)
+    if counts.shape[1] == 0:
+        raise GeneOverlapError(
+            "The single-cell files of this group share no gene, so the inner join keeps none: "
+            + "; ".join(f"{b.label} ({b.genes.shape[0]:,} genes, {b.organism})" for b in blocks)
+            + ". They probably hold different species; aggregate them separately "
+            "(aggregate_by='EXPERIMENT' or 'SPECIES') or use join='outer'."
+        )
     n_union = len(set().union(*(set(b.genes.index) for b in blocks)))
     X = normalize_counts(counts, dataset.counts_normalization, copy=False)  # counts is ours
     del counts
@@ -223,6 +232,24 @@ def _cell_group(blocks: list[CellBlock], dataset: Dataset):
         "cell_filter": {k: list(v) for k, v in (dataset.cell_filter or {}).items()},
     }
     return (X, cells, genes), libraries, info
+
+
+def _report_genes(key: str, gm: GroupMatrix, join: str, label_of) -> dict[str, Any]:
+    """The group's gene report; a LowGeneOverlapWarning when the join kept too little."""
+    report = gene_report(
+        {s: gm.genes_per_sample[s] for s in gm.samples},
+        len(gm.genes),
+        len(gm.genes) + gm.genes_dropped,
+        join,
+    )
+    if report["low_overlap"]:
+        warnings.warn(
+            low_overlap_message(key, report, gm.block_genes, label_of),
+            LowGeneOverlapWarning,
+            stacklevel=4,
+        )
+    gm.block_genes = []
+    return report
 
 
 def _json_record(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -315,6 +342,15 @@ def build(dataset: Dataset | Mapping[str, Any], catalog: Catalog, progress: Any 
                 prog.advance(n=steps_per_group - 1)
                 continue  # its samples are in `filtered`; never a silent empty group
             info: dict[str, Any] = {"kind": "samples", "genes_dropped_by_join": gm.genes_dropped}
+            info["gene_report"] = _report_genes(
+                key,
+                gm,
+                dataset.join,
+                lambda s, e=exp_by_acc: (
+                    str(record(s).get("refinebio_platform") or "").strip()
+                    or f"experiment {e.get(s, s)}"
+                ),
+            )
             organisms = sorted(
                 {str(record(s).get("refinebio_organism") or "UNKNOWN_ORGANISM") for s in gm.samples}
             )
@@ -352,13 +388,8 @@ def build(dataset: Dataset | Mapping[str, Any], catalog: Catalog, progress: Any 
                 result_groups[key] = make_group(g.X, obs, g.genes, uns=uns)
             else:
                 result_groups[key] = make_cell_group(*g, uns=uns)
-        requested: dict[str, list[str]] = {}
-        for item in resolved:
-            requested.setdefault(item.experiment, []).extend(
-                pseudo_of.get(item.accession, [item.accession])
-            )
         aggregated = _aggregated_metadata(
-            dataset, catalog, group_samples, group_info, included, requested, records
+            dataset, catalog, group_samples, group_info, included, pseudo_of, filtered, records
         )
         prog.advance("done")
     finally:
@@ -392,18 +423,29 @@ def _uns_safe(info: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _aggregated_metadata(
-    dataset, catalog, group_samples, group_info, included, requested, records
+    dataset, catalog, group_samples, group_info, included, pseudo_of, filtered, records
 ) -> dict[str, Any]:
-    included_set = set(included)
+    """``aggregated_metadata.json``, with refine.bio's meaning of each field.
+
+    ``experiments`` has every experiment of the dataset; its ``sample_accession_codes`` are all
+    the experiment's samples (not only the requested ones) minus the filtered ones, a library
+    replaced by its pseudo-samples. ``num_experiments`` counts the dataset's experiments. The
+    KS fields hold the last tested pair of the last normalized group, and ``ks_warning`` is set
+    when any group failed (the last failure's message).
+    """
+    filtered_set = {acc for acc, _, _ in filtered}
     experiments: dict[str, Any] = {}
     for exp in dataset.data:
-        members = [s for s in requested.get(exp, ()) if s in included_set]
-        if not members:
-            continue
+        members: list[str] = []
+        for s in catalog.experiment_samples(exp):
+            if s in pseudo_of:
+                members.extend(pseudo_of[s])
+            elif s not in filtered_set:
+                members.append(s)
         rec = catalog.experiment_record(exp)
         entry = {f: rec.get(f) for f in EXPERIMENT_FIELDS}
         entry["accession_code"] = exp
-        entry["sample_accession_codes"] = members
+        entry["sample_accession_codes"] = list(dict.fromkeys(members))
         entry["organisms"] = list(rec.get("organisms") or ())
         experiments[exp] = _json_record(entry)
     ks: dict[str, Any] = {"ks_pvalue": None, "ks_statistic": None, "ks_warning": None}
@@ -411,7 +453,9 @@ def _aggregated_metadata(
     for key, info in group_info.items():
         qn = info.get("quantile_normalization")
         if qn:
-            ks = {k: qn.get(k) for k in ks}  # refine.bio records the last group's check
+            ks["ks_pvalue"], ks["ks_statistic"] = qn.get("ks_pvalue"), qn.get("ks_statistic")
+            if qn.get("ks_warning"):
+                ks["ks_warning"] = f"{key}: {qn['ks_warning']}"
         groups_info[key] = {"num_samples": len(group_samples[key]), **info}
     samples = {}
     for s in included:
@@ -423,7 +467,7 @@ def _aggregated_metadata(
         "created_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
         "experiments": experiments,
         **ks,
-        "num_experiments": len(experiments),
+        "num_experiments": len(dataset.data),
         "num_samples": len(included),
         "quant_sf_only": False,
         "quantile_normalized": bool(dataset.quantile_normalize),

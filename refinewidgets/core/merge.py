@@ -74,6 +74,8 @@ class GroupMatrix:
     genes_per_sample: dict[str, int] = field(default_factory=dict)
     genes_dropped: int = 0
     transforms: dict[str, str] = field(default_factory=dict)  # accession -> transform applied
+    block_genes: list[tuple[list[str], pd.Index]] = field(default_factory=list)
+    """The samples of each frame read and the gene ids it brought (for the gene report)."""
 
 
 def _to_float(frame: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -167,7 +169,13 @@ def merge_group(
             )
     else:
         genes = union
+    if len(genes) == 0:
+        raise GeneOverlapError(
+            "The samples of this group bring no gene at all (every matrix read is empty): "
+            f"{', '.join(s for _, _, cols in cleaned for s in cols[:5])}. Check the source files."
+        )
     genes = genes.sort_values()
+    block_genes = [(list(cols), idx) for idx, _, cols in cleaned]
     samples = [s for _, _, cols in cleaned for s in cols]
     X = np.empty((len(samples), len(genes)), dtype=np.float64)
     row = 0
@@ -193,4 +201,5 @@ def merge_group(
         genes_per_sample=genes_per_sample,
         genes_dropped=int(len(union) - len(genes)),
         transforms=transforms,
+        block_genes=block_genes,
     )

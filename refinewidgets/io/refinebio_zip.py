@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .._version import __version__
-from ..core.metadata import ACCESSION
+from ..core.metadata import ACCESSION, ANNOTATIONS, SAMPLE_ATTRIBUTES, sample_fields
 from ..core.progress import as_progress
 from ..core.result import Result, is_cell_group, make_group
 from ..core.spec import Dataset
@@ -39,6 +39,10 @@ from .download import (
 from .quant_sf import read_quant_group
 
 __all__ = ["read_zip", "write_zip"]
+
+
+#: refine.bio writes metadata TSVs with Python's csv module defaults: CRLF line ends.
+CRLF = "\r\n"
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -296,23 +300,40 @@ LICENSE_TEXT = (
 
 
 def _filtered_members(result: Result) -> tuple[str, str]:
-    entries = {}
+    """``filtered_samples_metadata.json`` and ``.tsv`` in refine.bio's shape.
+
+    The JSON maps each accession to the sample's record (annotations included) plus ``reason``
+    and ``experiment_accession_code``; the TSV has one row per sample, its columns ordered as
+    refine.bio orders them (accession, ``experiment_accession``, the other fields sorted, then
+    the flattened annotations sorted).
+    """
+    entries: dict[str, dict[str, Any]] = {}
+    rows: list[dict[str, Any]] = []
     for acc, exp, reason in result.filtered_samples[
         ["accession", "experiment", "reason"]
     ].itertuples(index=False):
-        rec = {
-            k: v
-            for k, v in result.filtered_records.get(acc, {}).items()
-            if k != "refinebio_annotations"
-        }
-        rec[ACCESSION] = acc
-        entries[acc] = {**rec, "experiment_accession": exp, "reason": reason}
-    head = [ACCESSION, "experiment_accession", "reason"]
-    rest = sorted({k for e in entries.values() for k in e} - set(head))
-    frame = pd.DataFrame(
-        [[e.get(c, "") for c in head + rest] for e in entries.values()], columns=head + rest
+        record = dict(result.filtered_records.get(acc) or {})
+        record[ACCESSION] = acc
+        record.setdefault(ANNOTATIONS, [])
+        entries[acc] = {**record, "reason": reason, "experiment_accession_code": exp}
+        row = sample_fields(record)
+        row.update(reason=reason, experiment_accession_code=exp, experiment_accession=exp)
+        rows.append(row)
+    fields = {k for e in entries.values() for k in e if k not in (ANNOTATIONS, SAMPLE_ATTRIBUTES)}
+    fields -= {ACCESSION, "experiment_accession"}
+    submitter = {k for r in rows for k in r} - fields - {ACCESSION, "experiment_accession"}
+    columns = [ACCESSION, "experiment_accession", *sorted(fields), *sorted(submitter)]
+    frame = pd.DataFrame([[_tsv_cell(r.get(c)) for c in columns] for r in rows], columns=columns)
+    return (
+        json.dumps(entries, indent=4, sort_keys=True, default=_json_default),
+        frame.to_csv(sep="\t", index=False, lineterminator=CRLF),
     )
-    return json.dumps(entries, indent=4, sort_keys=True), frame.to_csv(sep="\t", index=False)
+
+
+def _tsv_cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return str(value)
 
 
 def write_zip(
@@ -355,7 +376,10 @@ def _write_cell_group(zf: zipfile.ZipFile, result: Result, key: str) -> None:
         path = Path(tmp) / f"{key}.h5ad"
         result[key].write_h5ad(path, compression="gzip")
         zf.write(path, f"{key}/{key}.h5ad")
-    zf.writestr(f"{key}/metadata_{key}.tsv", result.metadata(key).to_csv(sep="\t", index=False))
+    zf.writestr(
+        f"{key}/metadata_{key}.tsv",
+        result.metadata(key).to_csv(sep="\t", index=False, lineterminator=CRLF),
+    )
 
 
 def _write_group(zf: zipfile.ZipFile, result: Result, key: str) -> None:
@@ -369,7 +393,9 @@ def _write_group(zf: zipfile.ZipFile, result: Result, key: str) -> None:
     with zf.open(f"{key}/{key}.tsv", "w", force_zip64=True) as fh:
         write_matrix(fh, adata.var_names.to_numpy(), list(adata.obs_names), np.asarray(X))
     meta_frame = result.metadata(key)
-    zf.writestr(f"{key}/metadata_{key}.tsv", meta_frame.to_csv(sep="\t", index=False))
+    zf.writestr(
+        f"{key}/metadata_{key}.tsv", meta_frame.to_csv(sep="\t", index=False, lineterminator=CRLF)
+    )
     if result.aggregate_by == "SPECIES":
         samples = result.aggregated_metadata.get("samples", {})
         content = {
