@@ -20,10 +20,10 @@ def demo_path() -> Path:
     return Path(str(resources.files("refinewidgets") / "data" / "demo"))
 
 
-def _open_file(path: Path):
+def _open_file(path: Path, tx2gene=None):
     name = path.name.lower()
     if name.endswith(".zip"):
-        return RefinebioSource(path)
+        return RefinebioSource(path, tx2gene=tx2gene)
     if QN_TARGET_PATTERN.match(path.name):
         return QnTargetSource(path)
     if name.endswith(".h5ad"):
@@ -36,31 +36,33 @@ def _open_file(path: Path):
     )
 
 
-def find_sources(path: str | os.PathLike) -> list:
+def find_sources(path: str | os.PathLike, *, tx2gene=None) -> list:
     """The sources at ``path``: a file, an unzipped download, or a folder searched recursively."""
     path = Path(path)
     if not path.exists():
         raise PathNotFoundError(f"{path} does not exist: check the path.")
     if path.is_file():
-        return [_open_file(path)]
+        return [_open_file(path, tx2gene)]
     if (path / AGGREGATED).exists():
-        return [RefinebioSource(path)]
+        return [RefinebioSource(path, tx2gene=tx2gene)]
     found = []
     # files first, then subfolders, each sorted by name: a stable, predictable source order
     for child in sorted(path.iterdir(), key=lambda p: (p.is_dir(), p.name)):
         if child.name.startswith("."):
             continue
         if child.is_dir():
-            found.extend(find_sources(child))
+            found.extend(find_sources(child, tx2gene=tx2gene))
         elif child.suffix.lower() in (".zip", ".h5ad") or QN_TARGET_PATTERN.match(child.name):
-            found.append(_open_file(child))
+            found.append(_open_file(child, tx2gene))
     return found
 
 
-def open_catalog(*paths: str | os.PathLike) -> Catalog:
+def open_catalog(*paths: str | os.PathLike, tx2gene=None) -> Catalog:
     """Open refine.bio downloads, Bgee H5AD files and folders of them as one catalog.
 
     With no argument, opens the demo compendium bundled with the package (works offline).
+    ``tx2gene`` (a two-column transcript-to-gene file, DataFrame or mapping) lets a build sum
+    the transcripts of refine.bio's quant.sf-only downloads (RNA-seq quantpendia) into genes.
 
     Examples
     --------
@@ -73,7 +75,7 @@ def open_catalog(*paths: str | os.PathLike) -> Catalog:
         paths = (demo_path(),)
     sources = []
     for p in paths:
-        found = find_sources(p)
+        found = find_sources(p, tx2gene=tx2gene)
         if not found and Path(p).is_dir():
             raise SourceFormatError(
                 f"{p} holds no refine.bio download (.zip or folder with {AGGREGATED}) and no Bgee .h5ad file."
