@@ -37,7 +37,20 @@ def _describe_result(res, out=None) -> None:
     )
     for key in res:
         adata = res[key]
-        print(f"  {key}: {adata.n_vars} genes x {adata.n_obs} samples", file=out)
+        info = adata.uns.get("refinewidgets", {})
+        rows = "cells" if info.get("kind") == "cells" else "samples"
+        cols = "transcripts" if info.get("kind") == "transcripts" else "genes"
+        line = f"  {key}: {adata.n_vars} {cols} x {adata.n_obs} {rows}"
+        report = info.get("gene_report") or {}
+        if report:
+            line += (
+                f"; the {report.get('join')} join kept {report.get('kept')} of "
+                f"{report.get('union')} genes (smallest sample {report.get('smallest_sample')}: "
+                f"{report.get('smallest_sample_genes')} genes)"
+            )
+            if report.get("low_overlap"):
+                line += " - LOW GENE OVERLAP: less than half of the smallest sample's genes"
+        print(line, file=out)
     if len(res.filtered_samples):
         print(f"  filtered: {len(res.filtered_samples)} sample(s)", file=out)
         for acc, exp, reason in res.filtered_samples.itertuples(index=False):

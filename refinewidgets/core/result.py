@@ -164,6 +164,7 @@ class Result(Mapping):
         for key, adata in self._groups.items():
             info = adata.uns.get(UNS_KEY, {})
             qn = info.get("quantile_normalization", {})
+            genes = info.get("gene_report") or {}
             rows.append(
                 {
                     "group": key,
@@ -173,6 +174,8 @@ class Result(Mapping):
                     else adata.n_obs,
                     "cells": adata.n_obs if is_cell_group(adata) else 0,
                     "genes": adata.n_vars,
+                    "genes_dropped_by_join": genes.get("dropped", 0),
+                    "low_gene_overlap": bool(genes.get("low_overlap", False)),
                     "quantile_normalized": bool(qn)
                     or bool(self.aggregated_metadata.get("quantile_normalized")),
                     "qn_target": qn.get("target", ""),
@@ -184,7 +187,8 @@ class Result(Mapping):
 
     def __repr__(self) -> str:
         parts = [
-            f"{k}: {a.n_obs} {'cells' if is_cell_group(a) else 'samples'} x {a.n_vars} genes"
+            f"{k}: {a.n_obs} {'cells' if is_cell_group(a) else 'samples'} x {a.n_vars} "
+            f"{'transcripts' if a.uns.get(UNS_KEY, {}).get('kind') == 'transcripts' else 'genes'}"
             for k, a in self._groups.items()
         ]
         filtered = len(self.filtered_samples)

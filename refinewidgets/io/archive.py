@@ -29,6 +29,7 @@ __all__ = [
     "ZipStore",
     "atomic_output",
     "check_member_name",
+    "check_name_part",
     "matrix_header",
     "open_store",
     "read_matrix",
@@ -58,6 +59,35 @@ def check_member_name(name: str, archive: str) -> None:
             f"{archive} holds an unsafe member name {name!r} (absolute, or with '..'): it could "
             "write outside its folder, so the archive was refused. Nothing was extracted. "
             "Get the download again from a trusted source."
+        )
+
+
+_UNSAFE_PART = ("/", "\\", "\x00", ":")
+
+
+def check_name_part(name: str, what: str) -> None:
+    """Refuse a name from data (a group key, an accession) that cannot be one part of a path.
+
+    Examples
+    --------
+    >>> check_name_part("GSE1", "group key")
+    >>> check_name_part("../x", "group key")
+    Traceback (most recent call last):
+    ...
+    refinewidgets.errors.SourceFormatError: The group key '../x' cannot name a file ...
+    """
+    text = str(name)
+    if (
+        not text
+        or text in (".", "..")
+        or text.startswith(".")
+        or any(c in text for c in _UNSAFE_PART)
+        or any(ord(c) < 32 for c in text)
+    ):
+        raise SourceFormatError(
+            f"The {what} {text!r} cannot name a file in a download: it is empty, starts with "
+            "'.', or holds '/', '\\', ':' or a control character. Rename it (accessions are "
+            "letters, digits, '_' and '-') before writing."
         )
 
 

@@ -25,12 +25,20 @@ from ..core.progress import as_progress
 from ..core.result import Result, is_cell_group, make_group
 from ..core.spec import Dataset
 from ..errors import DatasetSpecError, SourceFormatError
-from .archive import Store, atomic_output, open_store, read_matrix, write_matrix
+from .archive import (
+    Store,
+    atomic_output,
+    check_name_part,
+    open_store,
+    read_matrix,
+    write_matrix,
+)
 from .download import (
     AGGREGATED,
     FILTERED_JSON,
     FILTERED_TSV,
     NO_VALUES_REASON,
+    QUANT_SUFFIX,
     DownloadLayout,
     align_samples,
     read_filtered,
@@ -135,7 +143,7 @@ def read_zip(path: str | os.PathLike, *, progress: Any = None) -> Result:
                     )
                 if columns is None and key in layout.metadata:
                     columns = list(rows.columns)
-                uns = {"key": key, "source": store.label}
+                uns = {**_recorded_info(layout.meta, key), "key": key, "source": store.label}
                 if name is not None:
                     groups[key] = make_group(X, _typed(rows), pd.Index(genes), uns=uns)
                 else:
@@ -183,6 +191,22 @@ def read_zip(path: str | os.PathLike, *, progress: Any = None) -> Result:
             dataset=_dataset_of(layout.meta, present),
             filtered_records=filtered_records,
         )
+
+
+def _recorded_info(meta: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """What our build recorded about a group (gene report, normalization), H5AD-safe."""
+    ours = meta.get("refinewidgets")
+    groups = ours.get("groups") if isinstance(ours, Mapping) else None
+    info = groups.get(key) if isinstance(groups, Mapping) else None
+    return _without_none(info) if isinstance(info, Mapping) else {}
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value if v is not None]
+    return value
 
 
 def _samples_of(adata) -> list[str]:
@@ -373,8 +397,8 @@ def _write_cell_group(zf: zipfile.ZipFile, result: Result, key: str) -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"{key}.h5ad"
-        result[key].write_h5ad(path, compression="gzip")
+        path = Path(tmp) / "group.h5ad"
+        result[key].write_h5ad(path, compression="gzip")  # a fixed name: keys never become paths
         zf.write(path, f"{key}/{key}.h5ad")
     zf.writestr(
         f"{key}/metadata_{key}.tsv",
@@ -382,10 +406,39 @@ def _write_cell_group(zf: zipfile.ZipFile, result: Result, key: str) -> None:
     )
 
 
+def _write_transcript_group(zf: zipfile.ZipFile, result: Result, key: str) -> None:
+    """A quant.sf group as refine.bio ships it: ``<KEY>/<accession>_quant.sf`` per sample."""
+    adata = result[key]
+    length = adata.var["Length"].to_numpy()
+    lengths = (
+        pd.array(length.round().astype("int64")) if np.all(length == length.round()) else length
+    )
+    for i, acc in enumerate(adata.obs_names):
+        check_name_part(acc, "sample accession")
+        table = pd.DataFrame(
+            {
+                "Name": adata.var_names,
+                "Length": lengths,
+                "EffectiveLength": np.asarray(adata.layers["EffectiveLength"][i]),
+                "TPM": np.asarray(adata.layers["TPM"][i]),
+                "NumReads": np.asarray(adata.X[i]),
+            }
+        )
+        zf.writestr(f"{key}/{acc}{QUANT_SUFFIX}", table.to_csv(sep="\t", index=False))
+
+
 def _write_group(zf: zipfile.ZipFile, result: Result, key: str) -> None:
+    check_name_part(key, "group key")
     adata = result[key]
     if is_cell_group(adata):
         _write_cell_group(zf, result, key)
+        return
+    if adata.uns.get("refinewidgets", {}).get("kind") == "transcripts":
+        _write_transcript_group(zf, result, key)
+        zf.writestr(
+            f"{key}/metadata_{key}.tsv",
+            result.metadata(key).to_csv(sep="\t", index=False, lineterminator=CRLF),
+        )
         return
     X = adata.X
     if hasattr(X, "toarray"):

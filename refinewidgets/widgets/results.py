@@ -206,10 +206,34 @@ class ResultsView(w.VBox):
         )
         if row.get("values"):
             parts.append(f"values: {html.escape(str(row['values']))}")
+        info = adata.uns.get("refinewidgets", {})
+        report = info.get("gene_report") or {}
+        if report:
+            parts.append(
+                f"genes kept by the {html.escape(str(report.get('join')))} join: "
+                f"{int(report.get('kept', 0)):,} of {int(report.get('union', 0)):,}"
+            )
         text = " · ".join(parts)
-        ks = adata.uns.get("refinewidgets", {}).get("quantile_normalization", {}).get("ks_warning")
-        if ks:
-            text += f'<div style="color:#8a5a00">Warning: {html.escape(str(ks))}</div>'
+        if report.get("low_overlap"):
+            text += (
+                '<div class="rw-warning" style="color:#8a5a00">Warning: the join kept '
+                f"{int(report['kept']):,} genes, less than half of the "
+                f"{int(report['smallest_sample_genes']):,} of the smallest sample "
+                f"({html.escape(str(report['smallest_sample']))}); "
+                f"{int(report['dropped']):,} were dropped. The platforms share few gene ids: "
+                "aggregate by experiment, or keep every gene (join outer).</div>"
+            )
+        qn = info.get("quantile_normalization", {})
+        ks = qn.get("ks_warning")
+        if ks and qn.get("ks_distributions_differ", True):
+            text += f'<div class="rw-warning" style="color:#8a5a00">Warning: {html.escape(str(ks))}</div>'
+        elif ks:  # only refine.bio's strict statistic threshold tripped: a note, not an alarm
+            text += (
+                '<div class="rw-note" style="color:#666;font-size:90%">Distribution check: '
+                "the normalized samples share one distribution (every KS p-value is at least "
+                "0.8); refine.bio's strict statistic threshold flags tiny differences, as it "
+                "does on most builds.</div>"
+            )
         self.summary.value = text
 
     def _render_filtered(self) -> None:
