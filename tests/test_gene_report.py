@@ -62,7 +62,7 @@ def test_low_overlap_warns_with_numbers_and_platforms(two_platforms):
     for e, genes in zip(exps, sets):
         p = comp.samples[comp.experiments[e]["sample_accession_codes"][0]]["refinebio_platform"]
         by_platform[p] = by_platform.get(p, genes) & genes
-    for p, genes in by_platform.items():
+    for p in by_platform:
         others = set.intersection(*(g for q, g in by_platform.items() if q != p))
         assert f"without it the join would keep {len(others):,}" in message
     report = res["HOMO_SAPIENS"].uns["refinewidgets"]["gene_report"]

@@ -249,7 +249,7 @@ def test_metadata_group_without_matrix_lists_its_samples_as_filtered(tmp_path):
 
 
 # -- building from a real download ---------------------------------------------------------
-def test_build_from_a_real_download_keeps_values_attributes_and_reasons():
+def test_build_from_a_real_download_keeps_values_attributes_and_reasons(tmp_path):
     with pytest.warns(rw.MetadataMismatchWarning, match="GSM3170190"):
         cat = rw.open_catalog(DATA / "experiment_shuffled.zip")
     assert not cat.samples.loc["GSM3170190", "processed"]
@@ -271,6 +271,18 @@ def test_build_from_a_real_download_keeps_values_attributes_and_reasons():
     assert meta.loc["GSM3170811", "MetaSRA_age"] == "54.0"  # SampleAttribute columns kept
     assert meta.loc["GSM3170545", "MetaSRA_age.unit"] == "year"
     assert meta.loc["GSM3170327", "MetaSRA_age"] == ""
+    # written again as refine.bio writes: SampleAttribute columns among the sorted annotation
+    # columns, multi-valued cells as Python's list text, CRLF line ends
+    with zipfile.ZipFile(res.write_zip(tmp_path / "again.zip")) as zf:
+        raw = zf.read("GSE100001/metadata_GSE100001.tsv")
+    assert raw.count(b"\r\n") == 4 and b"\n" not in raw.replace(b"\r\n", b"")
+    written = pd.read_csv(io.BytesIO(raw), sep="\t", dtype=str, keep_default_na=False)
+    header = list(written.columns)
+    submitter = header[header.index("refinebio_treatment") + 1 :]
+    assert submitter == sorted(submitter) and "MetaSRA_age.unit" in submitter
+    row = written.set_index("refinebio_accession_code").loc["GSM3170811"]
+    assert row["data_processing"] == "['SCAN', 'Brainarray ENSG mapping']"
+    assert (row["MetaSRA_age"], row["MetaSRA_age.unit"]) == ("54.0", "year")
 
 
 def test_written_zip_reads_with_refinebios_example_pandas_code(tmp_path):

@@ -356,3 +356,45 @@ def test_missing_library_column_and_truncated_file(tmp_path):
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
     with pytest.raises(rw.SourceFormatError, match="truncated or corrupt"):
         rw.open_catalog(cut)
+
+
+def test_pseudobulk_pairs_sums_with_libraries_whatever_the_cell_order(tmp_path):
+    # cells of the libraries interleaved in a random order: sums must still follow the library
+    folder = tmp_path / "sc"
+    folder.mkdir()
+    path = _write(folder, "bgee15_2", "ERP77", n_libraries=4, n_cells=400, seed=5)
+    full = anndata.read_h5ad(path)
+    order = np.random.default_rng(1).permutation(full.n_obs)
+    full[order].copy().write_h5ad(path)
+    cat = rw.open_catalog(path)
+    res = rw.build(
+        rw.Dataset({"ERP77": ["ALL"]}, pseudobulk="sample", quantile_normalize=False), cat
+    )
+    frame = res.expression("ERP77")
+    shuffled = anndata.read_h5ad(path)
+    library = shuffled.obs["rnaSeqLibraryId"].astype(str).to_numpy()
+    assert len(set(library[:20])) > 1  # really interleaved
+    for lib in np.unique(library):
+        expected = np.asarray(shuffled[library == lib].X.sum(axis=0)).ravel()
+        np.testing.assert_allclose(frame[lib].reindex(shuffled.var_names), expected, rtol=1e-6)
+        n_cells = res.metadata("ERP77").set_index("refinebio_accession_code")
+        assert int(n_cells.loc[lib, "pseudobulk_n_cells"]) == int((library == lib).sum())
+
+
+def test_cell_group_zip_with_shuffled_cell_metadata_reads_back(sc_folder, tmp_path):
+    cat = rw.open_catalog(sc_folder)
+    res = rw.build(rw.Dataset({"ERP000000": ["ALL"]}, quantile_normalize=False), cat)
+    path = res.write_zip(tmp_path / "cells.zip")
+    shuffled = tmp_path / "shuffled.zip"
+    member = "ERP000000/metadata_ERP000000.tsv"
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(shuffled, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == member:
+                lines = data.decode().split("\r\n")
+                body = [x for x in lines[1:] if x][::-1]
+                data = "\r\n".join([lines[0], *body, ""]).encode()
+            zout.writestr(info, data)
+    back = rw.read_zip(shuffled)
+    assert list(back["ERP000000"].obs_names) == list(res["ERP000000"].obs_names)
+    assert (back["ERP000000"].X != res["ERP000000"].X).nnz == 0
