@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
-from .errors import RefineWidgetsError
+from .errors import RefineWidgetsError, RefineWidgetsWarning
 
 __all__ = ["main"]
 
@@ -189,11 +190,20 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for a refinewidgets error)."""
     args = _parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except RefineWidgetsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RefineWidgetsWarning)
+        try:
+            status = args.func(args)
+        except RefineWidgetsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = 2
+        finally:
+            for w in caught:  # ours as one line each; anything else as Python shows it
+                if issubclass(w.category, RefineWidgetsWarning):
+                    print(f"warning: {w.message}", file=sys.stderr)
+                else:
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return status
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -61,3 +61,15 @@ def test_demo_command_runs_as_an_installed_script(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "HOMO_SAPIENS:" in out.stdout and "MUS_MUSCULUS:" in out.stdout
     assert (tmp_path / "demo.zip").exists()
+
+
+def test_info_on_a_real_download_reports_mismatches_and_filtered_samples(capsys):
+    from pathlib import Path
+
+    path = Path(__file__).parent / "data" / "refinebio" / "experiment_shuffled.zip"
+    assert main(["info", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "  GSE100001: 7 genes x 3 samples" in captured.out
+    assert "GSM3170190 (GSE100001): listed in the metadata, no values in the matrix" in captured.out
+    warning = [line for line in captured.err.splitlines() if line.startswith("warning: ")]
+    assert len(warning) == 1 and "GSM3170190" in warning[0]
