@@ -14,6 +14,7 @@ __all__ = [
     "MemoryBudgetError",
     "MetadataMismatchWarning",
     "NotCountsWarning",
+    "OutputError",
     "OutputExistsError",
     "PathNotFoundError",
     "QuantileTargetWarning",
@@ -21,6 +22,7 @@ __all__ = [
     "RefineWidgetsWarning",
     "ScaledSourceWarning",
     "SourceFormatError",
+    "SourceOverlapWarning",
     "UnknownAccessionError",
     "UnsafeArchiveError",
     "BuildError",
@@ -58,7 +60,11 @@ class GeneOverlapError(RefineWidgetsError, ValueError):
     """The samples of one group share no gene, so the inner join would be empty."""
 
 
-class OutputExistsError(RefineWidgetsError, FileExistsError):
+class OutputError(RefineWidgetsError, OSError):
+    """An output file could not be written (a read-only folder, a full disk)."""
+
+
+class OutputExistsError(OutputError, FileExistsError):
     """An output path exists and ``overwrite=True`` was not given."""
 
 
@@ -92,3 +98,7 @@ class MetadataMismatchWarning(RefineWidgetsWarning):
 
 class LowGeneOverlapWarning(RefineWidgetsWarning):
     """The inner join of a group kept less than half of the genes of its smallest sample."""
+
+
+class SourceOverlapWarning(RefineWidgetsWarning):
+    """Two sources of one catalog hold the same experiment; the first one opened is used."""

@@ -7,14 +7,21 @@ them have values, where those values are, and which samples match a search.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..errors import DatasetSpecError, UnknownAccessionError
+from ..errors import (
+    DatasetSpecError,
+    SourceFormatError,
+    SourceOverlapWarning,
+    UnknownAccessionError,
+)
 from .metadata import ACCESSION, ANNOTATIONS, HARMONIZED_FIELDS
+from .names import check_accession, check_organism
 from .sources import Source
 
 __all__ = ["Catalog"]
@@ -79,7 +86,47 @@ class Catalog:
         self._samples: pd.DataFrame | None = None
         self._search_text: pd.Series | None = None
 
+    def _check_names(self, src: Source) -> None:
+        """Refuse names that could not safely become keys, file names or headers (see names)."""
+        where = str(getattr(src, "name", "source"))
+        for acc, rec in src.experiments.items():
+            check_accession(acc, "experiment", where)
+            for organism in rec.get("organisms") or ():
+                check_organism(str(organism).upper(), where)
+            for s in rec.get("sample_accession_codes") or ():
+                check_accession(s, "sample", where)
+        for acc, rec in src.samples.items():
+            check_accession(acc, "sample", where)
+            organism = rec.get("refinebio_organism")
+            if organism:
+                check_organism(str(organism).upper(), where)
+        for acc, rec in src.experiments.items():
+            cells = str(rec.get("technology") or "").upper() == "SINGLE-CELL"
+            for s in rec.get("sample_accession_codes") or ():
+                known = self._sample_exps.get(s)
+                if known and self.is_single_cell(known[0]) != cells:
+                    kind = "a single-cell library" if cells else "a bulk sample"
+                    raise SourceFormatError(
+                        f"{where}: {s} is {kind} of {acc}, but {s} is already "
+                        f"{'a bulk sample' if cells else 'a single-cell library'} of {known[0]} "
+                        f"(from {self._exp_records[known[0]]['source']}). An accession must name "
+                        "one sample across the sources: open them in separate catalogs, or "
+                        "rename the library."
+                    )
+
     def _add(self, i: int, src: Source) -> None:
+        self._check_names(src)
+        shared = [acc for acc in src.experiments if acc in self._exp_records]
+        if shared:
+            first = self._exp_records[shared[0]]["source"]
+            warnings.warn(
+                f"{len(shared)} experiment(s) of {src.name} are also in {first}"
+                f" ({', '.join(shared[:5])}{' ...' if len(shared) > 5 else ''}): their samples' "
+                f"records and values come from {first}, the source opened first. Open one "
+                "of them only if they are two copies of the same data.",
+                SourceOverlapWarning,
+                stacklevel=4,
+            )
         for acc, rec in src.experiments.items():
             if acc not in self._exp_records:
                 self._exp_records[acc] = dict(rec, source=src.name)

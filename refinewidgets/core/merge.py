@@ -120,6 +120,17 @@ def merge_group(
             if finite.size == 0:
                 filtered.append((s, "no usable values: every value is missing"))
                 continue
+            infinite = np.isinf(finite)
+            if infinite.any():
+                gene = frame.index[int(np.flatnonzero(np.isinf(col))[0])]
+                filtered.append(
+                    (
+                        s,
+                        f"{int(infinite.sum())} infinite value(s) (e.g. gene {gene}): expression "
+                        "values must be finite numbers",
+                    )
+                )
+                continue
             tech = technology.get(s, "")
             if tech == "RNA-SEQ" and log_rnaseq.get(s, False):
                 if finite.min() <= -1:

@@ -10,10 +10,14 @@ and renamed into place, so an interrupted write leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import re
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
@@ -21,13 +25,23 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from ..errors import OutputExistsError, PathNotFoundError, SourceFormatError, UnsafeArchiveError
+from ..errors import (
+    OutputError,
+    OutputExistsError,
+    PathNotFoundError,
+    RefineWidgetsError,
+    SourceFormatError,
+    UnsafeArchiveError,
+)
 
 __all__ = [
+    "READ_LIMITS",
     "DirStore",
+    "ReadLimits",
     "Store",
     "ZipStore",
     "atomic_output",
+    "clean_stale_partials",
     "check_member_name",
     "check_name_part",
     "matrix_header",
@@ -121,8 +135,70 @@ class Store:
         self.close()
 
 
+@dataclass
+class ReadLimits:
+    """Caps on what an archive may expand to, checked before anything is read (zip bombs).
+
+    A member (or the whole archive) above ``ratio_floor`` bytes once uncompressed may expand at
+    most ``max_ratio`` times (refine.bio's matrices compress 3-10x; a zip bomb, 1,000x); the
+    whole archive may hold at most ``max_bytes`` uncompressed. Override them with the
+    environment variables ``REFINEWIDGETS_MAX_RATIO`` and ``REFINEWIDGETS_MAX_BYTES`` (0 turns a
+    cap off), or by changing :data:`READ_LIMITS`.
+    """
+
+    max_ratio: float = 200.0
+    max_bytes: int = 1 << 40  # 1 TiB: the largest refine.bio compendia are a few hundred GB
+    ratio_floor: int = 1 << 24  # 16 MiB: smaller members cannot do harm, whatever their ratio
+
+    @classmethod
+    def from_environment(cls) -> ReadLimits:
+        limits = cls()
+        for name, attr, kind in (
+            ("REFINEWIDGETS_MAX_RATIO", "max_ratio", float),
+            ("REFINEWIDGETS_MAX_BYTES", "max_bytes", int),
+        ):
+            text = os.environ.get(name)
+            if text:
+                try:
+                    setattr(limits, attr, kind(text))
+                except ValueError:
+                    raise SourceFormatError(
+                        f"The environment variable {name}={text!r} is not a number."
+                    ) from None
+        return limits
+
+    def check(self, label: str, members: list[tuple[str, int, int]]) -> None:
+        """``members``: ``(name, uncompressed size, compressed size)`` of every member."""
+        how = (
+            "If you trust this archive, raise the cap with the environment variable {var} "
+            "(0 turns it off)."
+        )
+        for name, size, packed in [*members, ("(the whole archive)", *_totals(members))]:
+            ratio = size / max(packed, 1)
+            if self.max_ratio and size > self.ratio_floor and ratio > self.max_ratio:
+                raise UnsafeArchiveError(
+                    f"{label}: {name} would expand {ratio:,.0f} times ({packed:,} bytes to "
+                    f"{size:,}), above the cap of {self.max_ratio:,.0f}x: it looks like a zip "
+                    "bomb, so nothing was read. " + how.format(var="REFINEWIDGETS_MAX_RATIO")
+                )
+        total = _totals(members)[0]
+        if self.max_bytes and total > self.max_bytes:
+            raise UnsafeArchiveError(
+                f"{label} would expand to {total:,} bytes, above the cap of {self.max_bytes:,}: "
+                "nothing was read. " + how.format(var="REFINEWIDGETS_MAX_BYTES")
+            )
+
+
+def _totals(members: list[tuple[str, int, int]]) -> tuple[int, int]:
+    return sum(m[1] for m in members), sum(m[2] for m in members)
+
+
+#: The caps every archive is checked against (see :class:`ReadLimits`).
+READ_LIMITS = ReadLimits.from_environment()
+
+
 class ZipStore(Store):
-    """A zip archive; every member name is checked when it is opened."""
+    """A zip archive; member names and sizes are checked when it is opened."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -137,20 +213,25 @@ class ZipStore(Store):
         infos = [i for i in self._zip.infolist()]
         for info in infos:
             check_member_name(info.filename, self.label)
-        self.names = [i.filename for i in infos if not i.is_dir()]
+        READ_LIMITS.check(
+            self.label,
+            [(i.filename, i.file_size, i.compress_size) for i in infos if not i.is_dir()],
+        )
+        self.names = [i.filename.replace("\\", "/") for i in infos if not i.is_dir()]
+        self._info = {n: i for n, i in zip(self.names, (i for i in infos if not i.is_dir()))}
 
     def open(self, name: str) -> IO[bytes]:
         try:
-            return self._zip.open(name)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            return _Guarded(self._zip.open(self._info.get(name, name)), self.label, name)
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError) as exc:
             raise SourceFormatError(
                 f"{self.label}: cannot read {name} ({exc}); the zip may be corrupt."
             ) from None
 
     def read_bytes(self, name: str) -> bytes:
         try:
-            return self._zip.read(name)
-        except (zipfile.BadZipFile, OSError, EOFError, Exception) as exc:  # zlib.error too
+            return self._zip.read(self._info.get(name, name))
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError) as exc:
             raise SourceFormatError(
                 f"{self.label}: cannot read {name} ({exc}); the zip may be corrupt."
             ) from None
@@ -159,18 +240,75 @@ class ZipStore(Store):
         self._zip.close()
 
 
+class _Guarded(io.RawIOBase):
+    """A zip member's stream whose damage (bad CRC, broken deflate data) reads as our error."""
+
+    def __init__(self, raw: IO[bytes], label: str, name: str) -> None:
+        self._raw, self._label, self._name = raw, label, name
+
+    def _fail(self, exc: BaseException) -> SourceFormatError:
+        return SourceFormatError(
+            f"{self._label}: {self._name} is damaged ({exc}); the zip is corrupt: download it again."
+        )
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._raw.read(size)
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+            raise self._fail(exc) from None
+
+    def readinto(self, buffer) -> int:
+        try:
+            data = self._raw.read(len(buffer))
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+            raise self._fail(exc) from None
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        try:
+            return self._raw.readline(-1 if size is None else size)
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+            raise self._fail(exc) from None
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
 class DirStore(Store):
-    """An unzipped download folder."""
+    """An unzipped download folder; symbolic links that lead outside it are not followed."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.label = self.path.name
-        self.names = sorted(
-            p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()
-        )
+        root = self.path.resolve()
+        names = []
+        for folder, dirs, files in os.walk(self.path, followlinks=False):
+            dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(folder, d)))
+            for f in files:
+                full = Path(folder) / f
+                if full.is_symlink() and not full.resolve().is_relative_to(root):
+                    continue  # a link out of the download is not part of it
+                names.append(full.relative_to(self.path).as_posix())
+        self.names = sorted(names)
+        self._root = root
 
     def open(self, name: str) -> IO[bytes]:
-        return open(self.path / name, "rb")
+        full = (self.path / name).resolve()
+        if not full.is_relative_to(self._root):
+            raise UnsafeArchiveError(
+                f"{self.label}: {name} leads outside the folder; it was not read."
+            )
+        try:
+            return open(full, "rb")
+        except OSError as exc:
+            raise SourceFormatError(
+                f"{self.label}: cannot read {name} ({exc.strerror or exc})."
+            ) from None
 
 
 def open_store(path: str | os.PathLike) -> Store:
@@ -315,9 +453,53 @@ def write_matrix(
     )
 
 
+_PARTIAL = re.compile(r"^\..+\.(\d+)\.[A-Za-z0-9_]+\.partial$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def clean_stale_partials(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files that a killed writer left in ``folder``; returns them.
+
+    Our temporary files are named ``.<target>.<pid>.<random>.partial``; one whose process no
+    longer runs can never be completed.
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _PARTIAL.match(entry.name)
+        if match and not _alive(int(match.group(1))) and entry.is_file(follow_symlinks=False):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
+
+
+def _exists_error(path: Path) -> OutputExistsError:
+    return OutputExistsError(
+        f"{path} exists; choose another name or pass overwrite=True to replace it."
+    )
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it into place only if the block succeeds.
+    """Yield a temporary path beside ``path``; move it into place only if the block succeeds.
+
+    Without ``overwrite`` the file is claimed atomically (a hard link, which fails if the name
+    exists), so of two writers racing for one name exactly one succeeds and the other gets
+    OutputExistsError. The temporary file is removed on every exit path, and those of killed
+    writers are cleaned up by the next write to the folder.
 
     Examples
     --------
@@ -333,13 +515,20 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterat
         raise OutputExistsError(
             f"{path} is a folder; give a file name such as {path / 'dataset.zip'}."
         )
-    if path.exists() and not overwrite:
-        raise OutputExistsError(
-            f"{path} exists; choose another name or pass overwrite=True to replace it."
-        )
+    if os.path.lexists(path) and not overwrite:
+        raise _exists_error(path)  # early, before any work; the claim below is the real check
     if not path.parent.exists():
         raise PathNotFoundError(f"The folder {path.parent} does not exist; create it first.")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    clean_stale_partials(path.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{path.name}.{os.getpid()}.", suffix=".partial", dir=path.parent
+        )
+    except OSError as exc:
+        raise OutputError(
+            f"Cannot write in {path.parent} ({exc.strerror or exc}): choose a folder you can "
+            "write to."
+        ) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -347,7 +536,32 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterat
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual mode
-        os.replace(tmp, path)
-    except BaseException:
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _claim(tmp, path)
+    except OSError as exc:
+        if isinstance(exc, RefineWidgetsError):
+            raise
+        raise OutputError(
+            f"Could not write {path} ({exc.strerror or exc}); nothing was written. Check that "
+            "the disk has room and the folder is writable."
+        ) from None
+    finally:
         tmp.unlink(missing_ok=True)
-        raise
+
+
+def _claim(tmp: Path, path: Path) -> None:
+    """Move ``tmp`` to ``path`` only if ``path`` does not exist, atomically."""
+    try:
+        os.link(tmp, path)
+        return
+    except FileExistsError:
+        raise _exists_error(path) from None
+    except OSError:
+        pass  # a file system without hard links: claim the name, then replace it
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    except FileExistsError:
+        raise _exists_error(path) from None
+    os.replace(tmp, path)

@@ -439,11 +439,39 @@ class BgeeH5ad:
             matrix = matrix[inverse]
         return sp.csr_matrix(matrix, dtype=np.float32)
 
+    def _checked_indptr(self) -> np.ndarray:
+        """X's ``indptr``, checked before any use: from 0, never decreasing, ending at nnz."""
+        if self._indptr is None:
+            x = self._file["X"]
+            indptr = x["indptr"][:].astype(np.int64)
+            nnz = x["data"].shape[0]
+            if (
+                indptr.size == 0
+                or indptr[0] != 0
+                or indptr[-1] != nnz
+                or np.any(np.diff(indptr) < 0)
+            ):
+                raise _unreadable(
+                    self.path,
+                    f"X's indptr is broken (it must start at 0, never decrease and end at the "
+                    f"{nnz:,} stored values; it starts at {indptr[:1].tolist()} and ends at "
+                    f"{indptr[-1:].tolist()})",
+                )
+            self._indptr = indptr
+        return self._indptr
+
+    def _check_indices(self, indices: np.ndarray, bound: int, what: str) -> None:
+        if indices.size and (indices.min() < 0 or indices.max() >= bound):
+            raise _unreadable(
+                self.path,
+                f"X's indices hold {int(indices.min())}..{int(indices.max())}, outside the "
+                f"{bound:,} {what}",
+            )
+
     def _read_csr(self, rows) -> sp.csr_matrix:
         x = self._file["X"]
         stored_data, stored_indices = x["data"], x["indices"]
-        if self._indptr is None:
-            self._indptr = x["indptr"][:].astype(np.int64)
+        self._checked_indptr()
         starts, stops = self._indptr[rows], self._indptr[rows + 1]
         lengths = stops - starts
         indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -459,6 +487,7 @@ class BgeeH5ad:
             if begin == end:
                 continue
             span_data, span_indices = stored_data[begin:end], stored_indices[begin:end]
+            self._check_indices(span_indices, self.n_genes, "genes")
             take = _ranges(starts[first:last] - begin, lengths[first:last])
             out = slice(indptr[first], indptr[last])
             data[out], indices[out] = span_data[take], span_indices[take]
@@ -476,7 +505,7 @@ class BgeeH5ad:
 
     def _read_csc(self, rows) -> sp.csr_matrix:
         x = self._file["X"]
-        indptr = x["indptr"][:].astype(np.int64)
+        indptr = self._checked_indptr()
         position = np.full(self.n_cells, -1, dtype=np.int64)
         position[rows] = np.arange(rows.size)
         kept_rows, kept_cols, kept_data = [], [], []
@@ -485,7 +514,9 @@ class BgeeH5ad:
             end = max(column + 1, int(np.searchsorted(indptr, indptr[column] + _BLOCK)) - 1)
             end = min(end, self.n_genes)
             begin, stop = indptr[column], indptr[end]
-            where = position[x["indices"][begin:stop]]
+            stored = x["indices"][begin:stop]
+            self._check_indices(stored, self.n_cells, "cells")
+            where = position[stored]
             keep = where >= 0
             kept_rows.append(where[keep])
             kept_data.append(x["data"][begin:stop][keep].astype(np.float32))
@@ -514,8 +545,7 @@ class BgeeH5ad:
         self._require_open()
         n = self.n_cells
         if self._layout == "csr":  # about 1M stored values are plenty, whatever the density
-            if self._indptr is None:
-                self._indptr = self._file["X"]["indptr"][:].astype(np.int64)
+            self._checked_indptr()
             per_row = max(1.0, self._indptr[-1] / max(n, 1))
             sample_rows = int(min(sample_rows, max(200, 1_000_000 // per_row)))
         if n <= sample_rows:

@@ -36,9 +36,16 @@ def _open_file(path: Path, tx2gene=None):
     )
 
 
-def find_sources(path: str | os.PathLike, *, tx2gene=None) -> list:
-    """The sources at ``path``: a file, an unzipped download, or a folder searched recursively."""
+def find_sources(path: str | os.PathLike, *, tx2gene=None, _seen=None) -> list:
+    """The sources at ``path``: a file, an unzipped download, or a folder searched recursively
+    (a folder reached twice through symbolic links is read once)."""
     path = Path(path)
+    seen = set() if _seen is None else _seen
+    if path.is_dir():
+        real = path.resolve()
+        if real in seen:
+            return []
+        seen.add(real)
     if not path.exists():
         raise PathNotFoundError(f"{path} does not exist: check the path.")
     if path.is_file():
@@ -51,7 +58,7 @@ def find_sources(path: str | os.PathLike, *, tx2gene=None) -> list:
         if child.name.startswith("."):
             continue
         if child.is_dir():
-            found.extend(find_sources(child, tx2gene=tx2gene))
+            found.extend(find_sources(child, tx2gene=tx2gene, _seen=seen))
         elif child.suffix.lower() in (".zip", ".h5ad") or QN_TARGET_PATTERN.match(child.name):
             found.append(_open_file(child, tx2gene))
     return found
@@ -81,4 +88,11 @@ def open_catalog(*paths: str | os.PathLike, tx2gene=None) -> Catalog:
                 f"{p} holds no refine.bio download (.zip or folder with {AGGREGATED}) and no Bgee .h5ad file."
             )
         sources.extend(found)
+    # A dataset refinewidgets built (say, saved into a folder of downloads) comes after the
+    # downloads it was built from, so it never shadows the original values.
+    originals = {
+        e for src in sources if not getattr(src, "derived", False) for e in src.experiments
+    }
+    if any(getattr(src, "derived", False) and originals & set(src.experiments) for src in sources):
+        sources.sort(key=lambda src: bool(getattr(src, "derived", False)))
     return Catalog(sources)

@@ -66,6 +66,8 @@ class RefinebioSource:
         self.scale_by = str(meta.get("scale_by") or "NONE").upper()
         self.quantile_normalized = bool(meta.get("quantile_normalized"))
         self.quant_sf_only = layout.quant_sf_only
+        #: Built by refinewidgets (not a refine.bio download): its values were processed already.
+        self.derived = isinstance(meta.get("refinewidgets"), dict)
         self.log_scale = self.quantile_normalized or self.aggregate_by == "SPECIES"
         experiments = meta.get("experiments") or {}
         if not isinstance(experiments, dict) or not all(
@@ -241,6 +243,17 @@ class QnTargetSource:
         values = np.sort(values[~np.isnan(values)])
         if values.size == 0:
             raise SourceFormatError(f"{self.path}: the QN target holds no number.")
+        if not np.isfinite(values).all():
+            raise SourceFormatError(
+                f"{self.path}: the QN target holds an infinite value; a target is the mean "
+                "sorted expression vector of its organism, all finite numbers."
+            )
+        if values[0] == values[-1]:
+            raise SourceFormatError(
+                f"{self.path}: the QN target holds {values.size} value(s), all equal to "
+                f"{values[0]:g}: quantile normalization against it would set every value to "
+                f"{values[0]:g}. A target holds one value per gene (thousands), sorted."
+            )
         self.qn_targets = {match.group(1).upper(): values}
 
     def matrices(self) -> dict[str, list[str]]:
