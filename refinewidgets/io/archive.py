@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
@@ -434,7 +435,19 @@ def read_matrix(
 def write_matrix(
     fh: IO[bytes], genes: list[str] | np.ndarray, samples: list[str], X: np.ndarray
 ) -> None:
-    """Write a samples x genes array as refine.bio's genes x samples TSV (``Gene`` header)."""
+    """Write a samples x genes array as refine.bio's genes x samples TSV (``Gene`` header).
+
+    A tab, line break or NUL inside a gene id or sample name would shift every column after
+    it, so such a name is refused.
+    """
+    for what, names in (("sample name", samples), ("gene id", genes)):
+        text = pd.Series(np.asarray(names, dtype=object).astype(str))
+        bad = text.str.contains(r"[\t\r\n\x00]", regex=True)
+        if bad.any():
+            raise SourceFormatError(
+                f"The {what} {text[bad].iloc[0]!r} holds a tab, a line break or a NUL character: "
+                "it cannot be written to a tab-separated matrix. Rename it."
+            )
     fh.write(("Gene\t" + "\t".join(samples) + "\n").encode("utf-8"))
     if len(genes) == 0:
         return

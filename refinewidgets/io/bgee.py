@@ -171,14 +171,14 @@ class BgeeH5ad:
             raise FileNotFoundError(f"{self.path} does not exist or is not a file")
         try:
             self._file = h5py.File(self.path, "r")
-        except OSError as err:
+        except (OSError, RuntimeError) as err:
             raise _unreadable(self.path, err) from None
         try:
             self._open()
         except SourceFormatError:
             self.close()
             raise
-        except (OSError, KeyError, ValueError, TypeError) as err:
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as err:
             self.close()
             raise _unreadable(self.path, err) from None
 
@@ -433,8 +433,10 @@ class BgeeH5ad:
         reader = {"csr": self._read_csr, "csc": self._read_csc, "dense": self._read_dense}
         try:
             matrix = reader[self._layout](unique)
-        except (OSError, KeyError) as err:
-            raise _unreadable(self.path, err) from None
+        except SourceFormatError:
+            raise
+        except (OSError, KeyError, RuntimeError, ValueError, TypeError, IndexError) as err:
+            raise _unreadable(self.path, err) from None  # h5py reports damage in many ways
         if unique.size != rows.size or not np.array_equal(unique, rows):
             matrix = matrix[inverse]
         return sp.csr_matrix(matrix, dtype=np.float32)

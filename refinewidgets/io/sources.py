@@ -77,6 +77,13 @@ class RefinebioSource:
                 f"{self.name}: 'experiments' in its aggregated_metadata.json must map each "
                 "accession to an object of fields."
             )
+        for acc, exp in experiments.items():
+            codes = exp.get("sample_accession_codes", [])
+            if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
+                raise SourceFormatError(
+                    f"{self.name}: 'sample_accession_codes' of experiment {acc!r} in its "
+                    "aggregated_metadata.json must be a list of accession strings."
+                )
         self.experiments = {k: dict(v) for k, v in experiments.items()}
         self.samples: dict[str, dict[str, Any]] = {k: dict(v) for k, v in layout.records().items()}
         self.qn_targets: dict[str, np.ndarray] = {}

@@ -1,0 +1,541 @@
+"""Hostile input: crafted names, zip bombs, damaged files, races. Every case is refused with one
+of our error classes and a message that names what is wrong; nothing is written where it
+should not be; no partial file is left behind. Then Hypothesis mutates valid zips, TSVs, JSON
+and H5AD files and checks that the readers raise nothing but our errors, within a bound."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+import zipfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import refinewidgets as rw
+from refinewidgets.core.result import Result
+from refinewidgets.core.sources import InMemorySource
+from refinewidgets.io import archive
+from refinewidgets.io.archive import atomic_output, clean_stale_partials
+from refinewidgets.io.bgee_synthetic import write_bgee_h5ad
+
+DATA = Path(__file__).parent / "data" / "refinebio"
+
+
+def _tree(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*")}
+
+
+def _source(experiment="E1", samples=("S1", "S2"), organism="HOMO_SAPIENS"):
+    frame = pd.DataFrame(
+        np.arange(3.0 * len(samples)).reshape(3, len(samples)) + 1,
+        index=["G1", "G2", "G3"],
+        columns=list(samples),
+    )
+    return InMemorySource(
+        {
+            experiment: {
+                "accession_code": experiment,
+                "sample_accession_codes": list(samples),
+                "technology": "MICROARRAY",
+                "organisms": [organism],
+            }
+        },
+        {s: {"refinebio_accession_code": s, "refinebio_organism": organism} for s in samples},
+        {experiment: frame},
+    )
+
+
+def _zip(path, members):
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+_META = json.dumps({"aggregate_by": "EXPERIMENT", "experiments": {}, "samples": {}})
+_ROWS = "refinebio_accession_code\texperiment_accession\nGSM1\tE1\nGSM2\tE1\n"
+
+
+def _download(path, matrix="Gene\tGSM1\tGSM2\nG1\t1.5\t2.5\nG2\t3.5\t4.5\n", meta=_META, **more):
+    return _zip(
+        path,
+        {
+            "aggregated_metadata.json": meta,
+            "E1/E1.tsv": matrix,
+            "E1/metadata_E1.tsv": _ROWS,
+            **more,
+        },
+    )
+
+
+# -- names from data -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "experiment,organism,samples,named",
+    [
+        ("../../x", "HOMO_SAPIENS", ("S1",), "'../../x'"),
+        ("/tmp/abs", "HOMO_SAPIENS", ("S1",), "'/tmp/abs'"),
+        (" GSE1", "HOMO_SAPIENS", ("S1",), "' GSE1'"),  # differs from GSE1 only by a space
+        ("E1", "../HOMO", ("S1",), "'../HOMO'"),
+        ("E1", "HOMO_SAPIENS", ("S\t1",), "'S\\t1'"),
+        ("E1", "HOMO_SAPIENS", ("<img src=x>",), "'<img src=x>'"),
+    ],
+)
+def test_unsafe_names_are_refused_when_the_catalog_opens(experiment, organism, samples, named):
+    with pytest.raises(rw.SourceFormatError, match="is not a valid") as info:
+        rw.Catalog([_source(experiment, samples, organism)])
+    assert named in str(info.value) and "memory" in str(info.value)
+
+
+def test_crafted_h5ad_experiment_id_is_refused(tmp_path):
+    path = write_bgee_h5ad(
+        tmp_path / "Homo_sapiens_ERP1_droplet_based.h5ad", variant="bgee15_2", n_cells=60
+    )
+    with h5py.File(path, "r+") as f:
+        col = f["obs"]["experiment_id"]
+        target = col["categories"] if isinstance(col, h5py.Group) else col
+        target[...] = np.array([b"../../evil"] * target.shape[0], dtype=object)
+    with pytest.raises(rw.SourceFormatError, match="'../../evil' is not a valid accession"):
+        rw.open_catalog(path)
+
+
+def test_hostile_group_keys_write_nothing_anywhere(cat, comp, tmp_path):
+    res = rw.build(rw.Dataset({e: ["ALL"] for e in comp.experiments}), cat)
+    target = tmp_path / "out"
+    target.mkdir()
+    before = _tree(tmp_path)
+    for key in ["../../evil", "/tmp/evil", "a/b", "..", ".hidden", "C:evil", "x\\y"]:
+        group = next(iter(res.values()))
+        hostile = Result({key: group}, res.aggregated_metadata, dataset=res.dataset)
+        with pytest.raises(rw.SourceFormatError, match="cannot name a file"):
+            hostile.write_zip(target / "d.zip")
+    assert _tree(tmp_path) == before  # nothing written, no temporary file left
+    assert not Path("/tmp/evil").exists() and not (tmp_path.parent / "evil").exists()
+
+
+def test_library_id_equal_to_a_bulk_sample_is_named(tmp_path):
+    path = write_bgee_h5ad(
+        tmp_path / "Homo_sapiens_ERP1_droplet_based.h5ad", variant="bgee15_2", n_cells=60
+    )
+    cells = rw.open_catalog(path)
+    experiment = cells.experiment_ids[0]
+    library = cells.experiment_samples(experiment)[0]
+    bulk = _source("GSE9", (library, "S2"))
+    with pytest.raises(
+        rw.SourceFormatError, match=f"{library} is a single-cell library of {experiment}"
+    ):
+        rw.Catalog([bulk, *rw.open_catalog(path).sources])
+
+
+# -- bounded reading -----------------------------------------------------------------------
+def test_zip_bomb_is_refused_before_reading(tmp_path):
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        zf.writestr("aggregated_metadata.json", _META)
+        with zf.open("E1/E1.tsv", "w") as fh:
+            fh.write(b"Gene\tGSM1\n")
+            block = b"0" * (1 << 20)
+            for _ in range(64):
+                fh.write(block)
+    tracemalloc.start()
+    start = time.perf_counter()
+    with pytest.raises(rw.UnsafeArchiveError) as info:
+        rw.read_zip(bomb)
+    elapsed, peak = time.perf_counter() - start, tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    message = str(info.value)
+    assert "E1/E1.tsv would expand" in message and "cap of 200x" in message
+    assert "REFINEWIDGETS_MAX_RATIO" in message
+    assert elapsed < 10 and peak < 20 * 2**20  # refused from the sizes alone, nothing inflated
+    with pytest.raises(rw.UnsafeArchiveError):
+        rw.open_catalog(bomb)
+
+
+def test_read_caps_can_be_raised_and_the_total_is_capped(tmp_path, monkeypatch):
+    path = _download(tmp_path / "d.zip")
+    monkeypatch.setattr(archive.READ_LIMITS, "max_bytes", 50)
+    with pytest.raises(rw.UnsafeArchiveError, match="above the cap of 50: nothing was read"):
+        rw.read_zip(path)
+    monkeypatch.setattr(archive.READ_LIMITS, "max_bytes", 0)  # 0 turns the cap off
+    assert rw.read_zip(path)["E1"].X.shape == (2, 2)
+
+
+def test_environment_overrides_the_caps(monkeypatch):
+    monkeypatch.setenv("REFINEWIDGETS_MAX_RATIO", "0")
+    monkeypatch.setenv("REFINEWIDGETS_MAX_BYTES", "123")
+    limits = archive.ReadLimits.from_environment()
+    assert (limits.max_ratio, limits.max_bytes) == (0.0, 123)
+    monkeypatch.setenv("REFINEWIDGETS_MAX_BYTES", "lots")
+    with pytest.raises(
+        rw.SourceFormatError, match="REFINEWIDGETS_MAX_BYTES='lots' is not a number"
+    ):
+        archive.ReadLimits.from_environment()
+
+
+def _corrupt_member(src: Path, dst: Path, member: str) -> None:
+    data = bytearray(src.read_bytes())
+    with zipfile.ZipFile(src) as zf:
+        info = zf.getinfo(member)
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    data[start + info.compress_size // 2] ^= 0xFF
+    dst.write_bytes(bytes(data))
+
+
+def test_damaged_zip_member_is_our_error(tmp_path):
+    matrix = "Gene\tGSM1\tGSM2\n" + "".join(f"G{i}\t{i}.5\t{i}.25\n" for i in range(2000))
+    good = _download(tmp_path / "good.zip", matrix=matrix)
+    bad = tmp_path / "bad.zip"
+    _corrupt_member(good, bad, "E1/E1.tsv")
+    with pytest.raises(rw.SourceFormatError, match="E1/E1.tsv"):
+        rw.read_zip(bad)
+
+
+def test_h5ad_with_out_of_range_indices_is_refused(tmp_path):
+    def broken(name, change):
+        path = write_bgee_h5ad(tmp_path / name, variant="bgee15_2", n_cells=60, n_genes=40)
+        with h5py.File(path, "r+") as f:
+            change(f["X"])
+        return path
+
+    def big_index(x):
+        x["indices"][0] = 10**6
+
+    def negative_index(x):
+        x["indices"][1] = -5
+
+    def bad_indptr(x):
+        x["indptr"][3] = x["indptr"][-1] + 100
+
+    for name, change, message in [
+        ("Homo_sapiens_ERP1_droplet_based.h5ad", big_index, "outside the 40 genes"),
+        ("Homo_sapiens_ERP2_droplet_based.h5ad", negative_index, "outside the 40 genes"),
+        ("Homo_sapiens_ERP3_droplet_based.h5ad", bad_indptr, "indptr is broken"),
+    ]:
+        path = broken(name, change)
+        with pytest.raises(rw.SourceFormatError, match=message):
+            cat = rw.open_catalog(path)
+            exp = cat.experiment_ids[0]
+            rw.build(rw.Dataset({exp: ["ALL"]}, quantile_normalize=False), cat)
+
+
+# -- race-free, tidy writes ----------------------------------------------------------------
+def test_two_writers_racing_for_one_name_one_wins(tmp_path):
+    target = tmp_path / "d.txt"
+    barrier = threading.Barrier(2)
+    outcomes = {}
+
+    def write(label):
+        try:
+            with atomic_output(target) as tmp:
+                tmp.write_text(label)
+                barrier.wait(timeout=10)  # both are past the early check: the claim decides
+            outcomes[label] = "written"
+        except rw.OutputExistsError as exc:
+            outcomes[label] = str(exc)
+
+    threads = [threading.Thread(target=write, args=(x,)) for x in ("A", "B")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    written = [k for k, v in outcomes.items() if v == "written"]
+    assert len(written) == 1
+    loser = ({"A", "B"} - set(written)).pop()
+    assert "exists; choose another name" in outcomes[loser]
+    assert target.read_text() == written[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.txt"]  # no temporary file left
+
+
+def test_stale_temporary_files_of_killed_writers_are_cleaned(tmp_path):
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    stale = tmp_path / f".d.zip.{int(dead.stdout)}.k3j_x9.partial"
+    stale.write_text("half a zip")
+    ours = tmp_path / f".other.zip.{os.getpid()}.abc123.partial"  # a live writer's: kept
+    ours.write_text("being written")
+    with atomic_output(tmp_path / "d.txt") as tmp:
+        tmp.write_text("x")
+    assert not stale.exists() and ours.exists()
+    assert clean_stale_partials(tmp_path) == []
+
+
+def test_interrupted_write_leaves_nothing_even_on_keyboard_interrupt(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_output(tmp_path / "d.txt") as tmp:
+            tmp.write_text("half")
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_read_only_folder_is_a_clear_error(tmp_path, monkeypatch):
+    # root writes into read-only folders, so the refusal the OS would give is played here
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(archive.tempfile, "mkstemp", read_only)
+    with pytest.raises(rw.OutputError, match=r"Cannot write in .* \(Permission denied\)"):
+        with atomic_output(tmp_path / "d.txt") as tmp:
+            tmp.write_text("x")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_full_disk_is_a_clear_error_and_leaves_nothing(tmp_path, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(rw.OutputError, match="No space left on device.*nothing was written"):
+        with atomic_output(tmp_path / "d.txt") as tmp:
+            monkeypatch.setattr(os, "chmod", full)
+            tmp.write_text("x")
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- raw exceptions that became messages ---------------------------------------------------
+@pytest.mark.parametrize(
+    "meta,match",
+    [
+        ("[" * 200_000, "is not valid JSON"),
+        (b"\xff\xfe{}", "is not valid JSON"),
+        ("[1, 2]", "must hold a JSON object, not list"),
+    ],
+)
+def test_bad_aggregated_metadata(tmp_path, meta, match):
+    with pytest.raises(rw.SourceFormatError, match=match):
+        rw.read_zip(_download(tmp_path / "d.zip", meta=meta))
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [
+        json.dumps({"experiments": "x", "samples": {}}),
+        json.dumps({"experiments": {}, "samples": ["GSM1"]}),
+        json.dumps({"experiments": {"E1": {"sample_accession_codes": 5}}, "samples": {}}),
+    ],
+)
+def test_wrong_json_types_are_read_or_refused_clearly(tmp_path, meta):
+    path = _download(tmp_path / "d.zip", meta=meta)
+    try:
+        res = rw.read_zip(path)
+        assert res.expression("E1").loc["G1", "GSM2"] == 2.5
+    except rw.SourceFormatError as exc:
+        assert "aggregated_metadata.json" in str(exc)
+    with pytest.raises(rw.SourceFormatError, match="aggregated_metadata.json"):
+        rw.open_catalog(path)
+
+
+@pytest.mark.parametrize("filtered", ['"oops"', '["GSM9"]', '{"GSM9": 3}'])
+def test_wrong_filtered_samples_json(tmp_path, filtered):
+    path = _download(tmp_path / "d.zip", **{"filtered_samples_metadata.json": filtered})
+    with pytest.raises(rw.SourceFormatError, match="filtered_samples_metadata.json must hold"):
+        rw.read_zip(path)
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["\ufeffGene\tGSM2\tGSM1\n", 'Gene\t"GSM2"\t"GSM1"\n', '"Gene"\t GSM2 \tGSM1\r\n'],
+)
+def test_bom_quotes_and_spaces_in_a_matrix_header(tmp_path, header):
+    res = rw.read_zip(_download(tmp_path / "d.zip", matrix=header + "G1\t2.5\t1.5\n"))
+    assert res.expression("E1").loc["G1"].to_dict() == {"GSM2": 2.5, "GSM1": 1.5}
+    assert list(res.metadata("E1")["refinebio_accession_code"]) == ["GSM2", "GSM1"]
+
+
+def test_non_utf8_header_is_named(tmp_path):
+    path = _download(tmp_path / "d.zip", matrix=b"Gene\tGSM1\xff\tGSM2\nG1\t1\t2\n")
+    with pytest.raises(rw.SourceFormatError, match="the header of E1/E1.tsv is not UTF-8"):
+        rw.read_zip(path)
+
+
+def test_tab_inside_a_gene_id_is_refused_on_writing(tmp_path):
+    src = _source()
+    src._values["E1"].index = ["G1", "G\t2", "G3"]
+    res = rw.build(rw.Dataset({"E1": ["ALL"]}, quantile_normalize=False), rw.Catalog([src]))
+    with pytest.raises(rw.SourceFormatError, match=r"gene id 'G\\t2' holds a tab"):
+        res.write_zip(tmp_path / "d.zip")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_infinite_values_filter_the_sample_with_a_reason():
+    src = _source(samples=("S1", "S2", "S3"))
+    src._values["E1"] = pd.DataFrame(
+        {"S1": [1.0, 2.0, 3.0], "S2": [1.0, np.inf, 2.0], "S3": [2.0, 1.0, 3.0]},
+        index=["G1", "G2", "G3"],
+    )
+    res = rw.build(rw.Dataset({"E1": ["ALL"]}), rw.Catalog([src]))
+    assert list(res["E1"].obs_names) == ["S1", "S3"]
+    (reason,) = res.filtered_samples["reason"]
+    assert reason.startswith("1 infinite value(s) (e.g. gene G2)")
+
+
+def test_constant_qn_target_is_refused(tmp_path):
+    target = tmp_path / "qn_target_HOMO_SAPIENS.tsv"
+    target.write_text("5.0\n")
+    with pytest.raises(rw.SourceFormatError, match="all equal to 5: quantile normalization"):
+        rw.open_catalog(target)
+
+
+def test_a_built_zip_saved_among_downloads_never_shadows_them(tmp_path):
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    original = folder / "b_original.zip"
+    original.write_bytes((DATA / "all.zip").read_bytes())
+    cat = rw.open_catalog(original)
+    res = rw.build(rw.Dataset({"GSE300001": ["ALL"]}, scale_by="MINMAX"), cat)
+    with pytest.warns(rw.ScaledSourceWarning):
+        res.write_zip(folder / "a_built.zip")  # sorts first by name
+        with pytest.warns(rw.SourceOverlapWarning, match="are also in b_original.zip"):
+            both = rw.open_catalog(folder)
+    expected = rw.read_zip(original).expression("ALL")
+    got = rw.build(rw.Dataset({"GSE300001": ["ALL"]}, quantile_normalize=False), both)
+    sample = both.experiment_samples("GSE300001")[0]
+    assert got.expression("GSE300001")[sample].to_dict() == pytest.approx(
+        np.log2(expected[sample]).to_dict()
+    )
+
+
+def test_symlink_out_of_an_unzipped_download_is_not_read(tmp_path):
+    folder = tmp_path / "dl"
+    folder.mkdir()
+    (folder / "aggregated_metadata.json").write_text(_META)
+    (folder / "E1").mkdir()
+    secret = tmp_path / "secret.tsv"
+    secret.write_text("Gene\tGSM1\nG1\t1\n")
+    (folder / "E1" / "E1.tsv").symlink_to(secret)
+    (folder / "E1" / "metadata_E1.tsv").write_text(_ROWS)
+    with pytest.raises(rw.SourceFormatError, match="holds no expression values"):
+        with pytest.warns(rw.MetadataMismatchWarning):
+            rw.read_zip(folder)
+
+
+# -- mutation: readers raise only our errors -----------------------------------------------
+_SETTINGS = settings(
+    max_examples=int(os.environ.get("RW_MUTATIONS", "40")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+def _bounded(read, *args):
+    """Run a reader; only our errors may escape, within generous time and memory bounds."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        read(*args)
+    except rw.RefineWidgetsError:
+        pass
+    finally:
+        elapsed, peak = time.perf_counter() - start, tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert elapsed < 30 and peak < 512 * 2**20, (elapsed, peak)
+
+
+def _quiet(read):
+    def run(path):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            read(path)
+
+    return run
+
+
+def _mutate(data: bytes, edits) -> bytes:
+    out = bytearray(data)
+    for kind, pos, value in edits:
+        if not out:
+            break
+        pos %= len(out)
+        if kind == "flip":
+            out[pos] ^= value or 1
+        elif kind == "cut":
+            del out[pos:]
+        elif kind == "insert":
+            out[pos:pos] = bytes([value]) * 3
+        else:
+            del out[pos : pos + 1 + value % 7]
+    return bytes(out)
+
+
+_EDITS = st.lists(
+    st.tuples(
+        st.sampled_from(["flip", "cut", "insert", "drop"]),
+        st.integers(0, 10**6),
+        st.integers(0, 255),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@_SETTINGS
+@given(edits=_EDITS)
+def test_mutated_zip_bytes(tmp_path, edits):
+    path = tmp_path / "m.zip"
+    path.write_bytes(_mutate((DATA / "experiment_shuffled.zip").read_bytes(), edits))
+    _bounded(_quiet(rw.read_zip), path)
+    _bounded(_quiet(rw.open_catalog), path)
+
+
+@_SETTINGS
+@given(
+    member=st.sampled_from(
+        [
+            "aggregated_metadata.json",
+            "GSE100001/GSE100001.tsv",
+            "GSE100001/metadata_GSE100001.tsv",
+            "filtered_samples_metadata.json",
+        ]
+    ),
+    edits=_EDITS,
+)
+def test_mutated_members_of_a_valid_zip(tmp_path, member, edits):
+    src = DATA / "experiment_shuffled.zip"
+    path = tmp_path / "m.zip"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(path, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            zout.writestr(info, _mutate(data, edits) if info.filename == member else data)
+    _bounded(_quiet(rw.read_zip), path)
+
+    def build(p):
+        cat = rw.open_catalog(p)
+        rw.build(rw.Dataset({"GSE100001": ["ALL"]}, quantile_normalize=False), cat)
+
+    _bounded(_quiet(build), path)
+
+
+@pytest.fixture(scope="module")
+def h5ad_bytes(tmp_path_factory):
+    path = write_bgee_h5ad(
+        tmp_path_factory.mktemp("h5") / "Homo_sapiens_ERP5_droplet_based.h5ad",
+        variant="bgee15_2",
+        n_cells=80,
+        n_genes=30,
+    )
+    return path.read_bytes()
+
+
+@_SETTINGS
+@given(edits=_EDITS)
+def test_mutated_h5ad_bytes(tmp_path, h5ad_bytes, edits):
+    path = tmp_path / "Homo_sapiens_ERP5_droplet_based.h5ad"
+    path.write_bytes(_mutate(h5ad_bytes, edits))
+
+    def open_and_build(p):
+        cat = rw.open_catalog(p)
+        rw.build(rw.Dataset({"ERP5": ["ALL"]}, quantile_normalize=False), cat)
+
+    _bounded(_quiet(open_and_build), path)
