@@ -15,6 +15,7 @@ from .core.spec import Dataset
 from .errors import (
     BuildError,
     DatasetSpecError,
+    ExpressionValueError,
     GeneOverlapError,
     LowGeneOverlapWarning,
     MemoryBudgetError,
@@ -40,6 +41,7 @@ __all__ = [
     "Dataset",
     "DatasetBuilder",
     "DatasetSpecError",
+    "ExpressionValueError",
     "GeneOverlapError",
     "LowGeneOverlapWarning",
     "MemoryBudgetError",

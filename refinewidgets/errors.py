@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "DatasetSpecError",
+    "ExpressionValueError",
     "GeneOverlapError",
     "LowGeneOverlapWarning",
     "MemoryBudgetError",
@@ -54,6 +55,10 @@ class PathNotFoundError(RefineWidgetsError, FileNotFoundError):
 
 class UnsafeArchiveError(SourceFormatError):
     """A zip archive holds a member whose name would escape the target folder."""
+
+
+class ExpressionValueError(RefineWidgetsError, ValueError):
+    """Expression values that cannot be processed (for example, infinite values)."""
 
 
 class GeneOverlapError(RefineWidgetsError, ValueError):

@@ -539,3 +539,9 @@ def test_mutated_h5ad_bytes(tmp_path, h5ad_bytes, edits):
         rw.build(rw.Dataset({"ERP5": ["ALL"]}, quantile_normalize=False), cat)
 
     _bounded(_quiet(open_and_build), path)
+
+
+def test_infinite_values_in_quantile_normalize_are_named_as_data():
+    frame = pd.DataFrame({"a": [1.0, np.inf, 3.0], "b": [1.0, 2.0, 3.0]}, index=["g1", "g2", "g3"])
+    with pytest.raises(rw.ExpressionValueError, match="1 infinite value.*gene 'g2', sample 'a'"):
+        rw.quantile_normalize(frame)

@@ -35,7 +35,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ..errors import DatasetSpecError
+from ..errors import DatasetSpecError, ExpressionValueError
 
 __all__ = ["determine_target", "ks_check", "quantile_normalize", "quantile_normalize_rows"]
 
@@ -304,6 +304,8 @@ def quantile_normalize(frame, target=None):
     ------
     DatasetSpecError
         The values are not numeric or not 2-D, or the target is empty or not finite.
+    ExpressionValueError
+        The values hold an infinite value.
 
     Examples
     --------
@@ -330,6 +332,16 @@ def quantile_normalize(frame, target=None):
     if values.ndim != 2:
         raise DatasetSpecError(
             f"quantile_normalize expects a 2-D genes x samples matrix, got {values.ndim}-D."
+        )
+    infinite = np.isinf(values)
+    if infinite.any():
+        gene, sample = (int(i[0]) for i in np.nonzero(infinite))
+        if is_frame:
+            gene, sample = frame.index[gene], frame.columns[sample]
+        raise ExpressionValueError(
+            f"The values hold {int(infinite.sum())} infinite value(s) (first: gene {gene!r}, "
+            f"sample {sample!r}): quantile normalization ranks finite numbers. Replace them with "
+            "NaN (missing) or leave those samples out."
         )
     if values.size == 0:
         result = values.copy()
