@@ -3,7 +3,7 @@
 What is compared
 ----------------
 A synthetic listing of ``--experiments`` experiments and ``--samples`` samples
-(:func:`refinewidgets.core.browse.synthetic_listing`, seeded; 50,000 and 1,000,000 by default)
+(:func:`refinewidgets.testing.synthetic_listing`, seeded; 50,000 and 1,000,000 by default)
 opened with ``rw.Catalog.from_tables``. A person types a query letter by letter (every prefix of
 each query is one keystroke) with two facet filters on (organism ``HOMO_SAPIENS``, technology
 ``RNA-SEQ``). Each keystroke must give: the matching experiments, the facet counts (organism,
@@ -50,7 +50,8 @@ try:
 except ImportError:  # running from a checkout without PYTHONPATH
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import refinewidgets as rw
-from refinewidgets.core.browse import experiment_index, synthetic_listing
+from refinewidgets.core.browse import experiment_index
+from refinewidgets.testing import synthetic_listing
 
 from _measure import format_mb, rss_mb
 

@@ -67,7 +67,7 @@ except ImportError:  # running from a checkout without PYTHONPATH
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import refinewidgets as rw
 from refinewidgets.core.sources import InMemorySource
-from refinewidgets.core.synthetic import synthetic_compendium
+from refinewidgets.testing.compendium import synthetic_compendium
 
 from _measure import format_mb, measure
 

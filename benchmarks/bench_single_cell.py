@@ -54,7 +54,7 @@ try:
 except ImportError:  # running from a checkout without PYTHONPATH
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import refinewidgets as rw
-from refinewidgets.io.bgee_synthetic import write_bgee_h5ad
+from refinewidgets.testing.bgee_files import write_bgee_h5ad
 
 from _measure import format_mb, measure
 

@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 import refinewidgets as rw  # noqa: E402
 from refinewidgets.core.sources import InMemorySource  # noqa: E402
-from refinewidgets.core.synthetic import demo_compendium  # noqa: E402
+from refinewidgets.testing import demo_compendium  # noqa: E402
 
 SEED = 20261121
 CREATED_AT = "2026-11-21T00:00:00"
@@ -90,7 +90,7 @@ N_CELL_GENES = 1500
 
 def write_single_cell(out: Path) -> None:
     from refinewidgets.core.merge import sanitize_gene_ids
-    from refinewidgets.io.bgee_synthetic import write_bgee_h5ad
+    from refinewidgets.testing.bgee_files import write_bgee_h5ad
 
     comp = demo_compendium(SEED)
     folder = out / "bgee"

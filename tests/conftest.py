@@ -9,7 +9,7 @@ import pytest
 
 import refinewidgets as rw
 from refinewidgets.core.sources import InMemorySource
-from refinewidgets.core.synthetic import synthetic_compendium
+from refinewidgets.testing.compendium import synthetic_compendium
 
 
 @pytest.fixture

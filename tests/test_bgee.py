@@ -21,7 +21,7 @@ from refinewidgets.errors import (
     SourceFormatError,
 )
 from refinewidgets.io.bgee import UNIFIED_COLUMNS, BgeeH5ad, find_bgee_files
-from refinewidgets.io.bgee_synthetic import VARIANTS, write_bgee_h5ad
+from refinewidgets.testing.bgee_files import VARIANTS, write_bgee_h5ad
 
 # obs column of each concept, per variant, as the generator writes it
 LIBRARY = {

@@ -12,9 +12,9 @@ from refinewidgets.core.browse import (
     TableIndex,
     experiment_index,
     sample_index,
-    synthetic_listing,
 )
 from refinewidgets.errors import DatasetSpecError
+from refinewidgets.testing import synthetic_listing
 
 
 def single_cell_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -245,7 +245,7 @@ def test_synthetic_listing_is_seeded_and_consistent():
 
 def test_a_sample_listed_by_two_chosen_experiments_appears_once_under_the_first():
     from refinewidgets.core.sources import InMemorySource
-    from refinewidgets.core.synthetic import synthetic_compendium
+    from refinewidgets.testing.compendium import synthetic_compendium
 
     comp = synthetic_compendium(
         n_experiments=2,

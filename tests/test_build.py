@@ -10,7 +10,7 @@ import refinewidgets as rw
 from refinewidgets.core.merge import sanitize_gene_ids
 from refinewidgets.core.quantile import determine_target
 from refinewidgets.core.sources import InMemorySource
-from refinewidgets.core.synthetic import synthetic_compendium
+from refinewidgets.testing.compendium import synthetic_compendium
 
 from .conftest import experiments_of
 

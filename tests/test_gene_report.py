@@ -15,7 +15,7 @@ import refinewidgets as rw
 from refinewidgets.cli import main
 from refinewidgets.core.merge import sanitize_gene_ids
 from refinewidgets.core.sources import InMemorySource
-from refinewidgets.core.synthetic import synthetic_compendium
+from refinewidgets.testing.compendium import synthetic_compendium
 
 
 @pytest.fixture

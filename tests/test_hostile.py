@@ -27,7 +27,7 @@ from refinewidgets.core.result import Result
 from refinewidgets.core.sources import InMemorySource
 from refinewidgets.io import archive
 from refinewidgets.io.archive import atomic_output, clean_stale_partials
-from refinewidgets.io.bgee_synthetic import write_bgee_h5ad
+from refinewidgets.testing.bgee_files import write_bgee_h5ad
 
 DATA = Path(__file__).parent / "data" / "refinebio"
 

@@ -68,3 +68,19 @@ def test_io_does_not_import_widgets():
                 name,
             )
             assert name.split(".")[0] not in UI_MODULES, (path, name)
+
+
+def test_no_runtime_module_imports_the_testing_package():
+    for path in PACKAGE.rglob("*.py"):
+        if path.relative_to(PACKAGE).parts[0] == "testing":
+            continue
+        for name in _imports(path):
+            assert "testing" not in name.split("."), (path, name)
+    code = (
+        "import sys, refinewidgets as rw\n"
+        "import refinewidgets.cli, refinewidgets.app, refinewidgets.widgets\n"
+        "rw.build(rw.Dataset({'GSE71102': ['ALL']}), rw.open_catalog())\n"
+        "print(sorted(m for m in sys.modules if m.startswith('refinewidgets.testing')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -14,9 +14,9 @@ import scipy.sparse as sp
 import refinewidgets as rw
 from refinewidgets.core.single_cell import scale_cells
 from refinewidgets.core.sources import InMemorySource
-from refinewidgets.core.synthetic import synthetic_compendium
 from refinewidgets.errors import MemoryBudgetError, NotCountsWarning
-from refinewidgets.io.bgee_synthetic import VARIANTS, write_bgee_h5ad
+from refinewidgets.testing.bgee_files import VARIANTS, write_bgee_h5ad
+from refinewidgets.testing.compendium import synthetic_compendium
 
 
 def _write(folder, variant, experiment, organism="HOMO_SAPIENS", seed=0, **kw):

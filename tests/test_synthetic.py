@@ -10,7 +10,7 @@ import pytest
 from sklearn.decomposition import PCA
 from sklearn.metrics import silhouette_score
 
-from refinewidgets.core.synthetic import Compendium, demo_compendium, synthetic_compendium
+from refinewidgets.testing import Compendium, demo_compendium, synthetic_compendium
 
 SAMPLE_KEYS = {
     "refinebio_accession_code",

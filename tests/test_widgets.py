@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("ipywidgets")
 
 import refinewidgets as rw
-from refinewidgets.core.browse import synthetic_listing
+from refinewidgets.testing import synthetic_listing
 from refinewidgets.widgets import DatasetCartView, ExperimentBrowser, OptionsPanel, SamplePicker
 
 from .test_browse import single_cell_tables

@@ -14,7 +14,7 @@ pytest.importorskip("ipywidgets")
 
 import refinewidgets as rw
 from refinewidgets.core.sources import InMemorySource
-from refinewidgets.core.synthetic import synthetic_compendium
+from refinewidgets.testing.compendium import synthetic_compendium
 from refinewidgets.widgets import DatasetBuilder
 
 

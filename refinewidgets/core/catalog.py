@@ -63,7 +63,7 @@ class Catalog:
 
     Examples
     --------
-    >>> from refinewidgets.core.synthetic import synthetic_compendium
+    >>> from refinewidgets.testing.compendium import synthetic_compendium
     >>> from refinewidgets.core.sources import InMemorySource
     >>> cat = Catalog([InMemorySource.from_compendium(synthetic_compendium(n_experiments=2))])
     >>> len(cat.experiments)
@@ -364,7 +364,7 @@ class Catalog:
 
         Examples
         --------
-        >>> from refinewidgets.core.synthetic import synthetic_compendium
+        >>> from refinewidgets.testing.compendium import synthetic_compendium
         >>> from refinewidgets.core.sources import InMemorySource
         >>> cat = Catalog([InMemorySource.from_compendium(synthetic_compendium(n_experiments=2))])
         >>> len(cat.search(technology="RNA-SEQ")) == int((cat.samples["technology"] == "RNA-SEQ").sum())

@@ -101,7 +101,7 @@ class InMemorySource:
 
     @classmethod
     def from_compendium(cls, compendium: Any, *, name: str = "memory") -> InMemorySource:
-        """A source over a :class:`refinewidgets.core.synthetic.Compendium`."""
+        """A source over a :class:`refinewidgets.testing.compendium.Compendium`."""
         return cls(
             compendium.experiments,
             compendium.samples,

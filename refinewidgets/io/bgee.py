@@ -155,7 +155,7 @@ class BgeeH5ad:
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from refinewidgets.io.bgee_synthetic import write_bgee_h5ad
+    >>> from refinewidgets.testing.bgee_files import write_bgee_h5ad
     >>> folder = pathlib.Path(tempfile.mkdtemp())
     >>> path = write_bgee_h5ad(folder / "Homo_sapiens_ERP1_droplet_based.h5ad", n_cells=60)
     >>> with BgeeH5ad(path) as bgee:

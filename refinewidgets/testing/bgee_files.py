@@ -37,8 +37,8 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from refinewidgets.errors import OutputExistsError
-from refinewidgets.io.bgee import ORGANISM_BY_TAXON
+from ..errors import OutputExistsError
+from ..io.bgee import ORGANISM_BY_TAXON
 
 try:  # anndata >= 0.11
     from anndata.io import write_elem

@@ -1,4 +1,4 @@
-"""Design of the bundled demo compendium (see :func:`.synthetic.demo_compendium`).
+"""Design of the bundled demo compendium (see :func:`demo_compendium`).
 
 Eleven studies (seven human, four mouse) modelled on typical refine.bio content: breast cancer
 vs normal breast, lung adenocarcinoma, liver disease, brain, a multi-tissue atlas and mouse
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .synthetic import (
+from .compendium import (
     _SEQ,
     Compendium,
     _annotated_sample,
@@ -32,7 +32,7 @@ from .synthetic import (
 )
 
 N_GENES = {"HOMO_SAPIENS": 3000, "MUS_MUSCULUS": 2400}
-# platform index (in the species table of synthetic.py) -> fraction of the genes it measures
+# platform index (in the species table of compendium.py) -> fraction of the genes it measures
 COVERAGE = {0: 0.93, 1: 0.87, 2: 0.95}
 EFFECTS = {  # kind -> (fraction of genes affected, sd of the log2 effect)
     "tissue": (0.15, 2.0),
@@ -255,3 +255,33 @@ def _sample_labels(study: _Study, rng) -> list[dict]:
     for label in labels[: study.missing_sex]:
         label["sex"] = ""
     return labels
+
+
+def demo_compendium(seed: int = 20261121) -> Compendium:
+    """Make the bundled demo compendium (human and mouse, microarray and RNA-seq).
+
+    Eleven experiments and 212 samples: breast cancer, lung adenocarcinoma, liver and brain
+    studies in human, mouse models in mouse, on three platforms per species, with GEO and
+    ArrayExpress annotations. Before quantile normalization the samples of a species cluster by
+    experiment; after it, by tissue and disease. See :mod:`refinewidgets.core.demo_design`.
+
+    Parameters
+    ----------
+    seed
+        Seed of the values and of the per-sample metadata draws; the design (experiments,
+        groups, platforms) does not depend on it.
+
+    Returns
+    -------
+    Compendium
+        With a quantile-normalization target for ``HOMO_SAPIENS`` only.
+
+    Examples
+    --------
+    >>> comp = demo_compendium()
+    >>> sorted({e["organisms"][0] for e in comp.experiments.values()})
+    ['HOMO_SAPIENS', 'MUS_MUSCULUS']
+    >>> list(comp.qn_targets)
+    ['HOMO_SAPIENS']
+    """
+    return build_demo(seed)

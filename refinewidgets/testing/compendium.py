@@ -5,7 +5,7 @@ sample records shaped like the entries of ``aggregated_metadata.json``, one gene
 expression matrix per experiment and, optionally, a quantile-normalization target per organism.
 
 :func:`synthetic_compendium` makes compendia of any size for tests and benchmarks;
-:func:`demo_compendium` makes the bundled demo (designed in :mod:`.demo_design`).
+:func:`~refinewidgets.testing.demo_design.demo_compendium` makes the bundled demo.
 
 How values are made: every species has a latent log2 expression per gene (a baseline plus
 tissue, disease and sex effects on gene subsets plus per-sample noise). A platform sees a subset
@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .metadata import ACCESSION, EXPERIMENT_FIELDS, HARMONIZED_FIELDS
+from ..core.metadata import ACCESSION, EXPERIMENT_FIELDS, HARMONIZED_FIELDS
 
-__all__ = ["Compendium", "demo_compendium", "synthetic_compendium"]
+__all__ = ["Compendium", "synthetic_compendium"]
 
 #: Keys of a sample record besides ``refinebio_annotations`` (refine.bio's harmonized fields).
 SAMPLE_FIELDS = (ACCESSION, *HARMONIZED_FIELDS)
@@ -618,35 +618,3 @@ def _share_samples(comp: Compendium, pairs: list[tuple[str, str]], n_shared: int
         frame = comp.values[target]
         frame[dropped] = comp.values[source][shared].to_numpy()
         comp.values[target] = frame.rename(columns={dropped: shared})
-
-
-def demo_compendium(seed: int = 20261121) -> Compendium:
-    """Make the bundled demo compendium (human and mouse, microarray and RNA-seq).
-
-    Eleven experiments and 212 samples: breast cancer, lung adenocarcinoma, liver and brain
-    studies in human, mouse models in mouse, on three platforms per species, with GEO and
-    ArrayExpress annotations. Before quantile normalization the samples of a species cluster by
-    experiment; after it, by tissue and disease. See :mod:`refinewidgets.core.demo_design`.
-
-    Parameters
-    ----------
-    seed
-        Seed of the values and of the per-sample metadata draws; the design (experiments,
-        groups, platforms) does not depend on it.
-
-    Returns
-    -------
-    Compendium
-        With a quantile-normalization target for ``HOMO_SAPIENS`` only.
-
-    Examples
-    --------
-    >>> comp = demo_compendium()
-    >>> sorted({e["organisms"][0] for e in comp.experiments.values()})
-    ['HOMO_SAPIENS', 'MUS_MUSCULUS']
-    >>> list(comp.qn_targets)
-    ['HOMO_SAPIENS']
-    """
-    from .demo_design import build_demo
-
-    return build_demo(seed)
