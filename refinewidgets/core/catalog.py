@@ -237,9 +237,13 @@ class Catalog:
         i, matrix_id = self._location[accession]
         return self.sources[i], matrix_id
 
-    def location(self, accession: str) -> tuple[int, str]:
-        """``(index in self.sources, matrix id)`` of the sample's values."""
-        return self._location[accession]
+    def by_matrix(self, accessions: Iterable[str]) -> dict[tuple[Source, str], list[str]]:
+        """``accessions`` grouped by where their values are: ``(source, matrix id) -> samples``,
+        in order of first appearance (a build reads each matrix once)."""
+        out: dict[tuple[int, str], list[str]] = {}
+        for acc in accessions:
+            out.setdefault(self._location[acc], []).append(acc)
+        return {(self.sources[i], matrix_id): accs for (i, matrix_id), accs in out.items()}
 
     def is_single_cell(self, experiment: str) -> bool:
         """Whether the experiment holds single cells (its samples are libraries of cells)."""

@@ -25,10 +25,14 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..errors import MemoryBudgetError
+from ..errors import DatasetSpecError, GeneOverlapError, MemoryBudgetError
 
 __all__ = [
     "CellBlock",
+    "cell_group",
+    "check_cells",
+    "pseudobulk_frames",
+    "read_cells",
     "describe_values",
     "merge_cells",
     "normalize_counts",
@@ -300,3 +304,103 @@ def pseudo_records(
         )
         records[row.accession] = rec
     return records
+
+
+# -- the cell path of a build --------------------------------------------------------------
+def check_cells(groups: Mapping[str, Sequence[Any]], catalog: Any, dataset: Any) -> None:
+    """Refuse, before reading anything, what cannot be done with cells."""
+    if dataset.pseudobulk is not None:
+        return
+    for key, members in groups.items():
+        cells = [m.accession for m in members if catalog.is_single_cell(m.experiment)]
+        if not cells:
+            continue
+        bulk = [m.accession for m in members if not catalog.is_single_cell(m.experiment)]
+        if bulk:
+            raise DatasetSpecError(
+                f"Group {key} mixes single-cell libraries ({', '.join(cells[:3])}{' ...' if len(cells) > 3 else ''}) "
+                f"and bulk samples ({', '.join(bulk[:3])}{' ...' if len(bulk) > 3 else ''}): cells and bulk samples "
+                "cannot share one matrix. Set pseudobulk='sample' (or 'sample_cell_type') to sum each library's "
+                "counts into a bulk-like sample, or aggregate_by='EXPERIMENT' to keep them in separate groups."
+            )
+        if dataset.quantile_normalize:
+            raise DatasetSpecError(
+                f"Quantile normalization of single cells is refused (group {key}): cells differ in depth and are "
+                "mostly zeros, so forcing one distribution on them distorts the data. Use pseudobulk='sample' to "
+                "quantile-normalize per-library sums, or quantile_normalize=False to keep cells "
+                "(counts_normalization='LOG1P_CPM' gives scanpy's usual normalization)."
+            )
+
+
+def read_cells(members: Sequence[Any], catalog: Any, dataset: Any):
+    """Read the selected cells of each file; libraries left without a cell are filtered."""
+    blocks: list[CellBlock] = []
+    filtered: list[tuple[str, str]] = []
+    errors: list[DatasetSpecError] = []
+    for (source, matrix_id), libraries in catalog.by_matrix(m.accession for m in members).items():
+        try:
+            block = source.read_cells(matrix_id, libraries, dataset.cell_filter)
+        except DatasetSpecError as exc:
+            errors.append(exc)
+            filtered += [(lib, f"no cell passes the cell filter: {exc}") for lib in libraries]
+            continue
+        present = set(block.cells["library"].astype(str))
+        filtered += [
+            (lib, "no cell of this library passes the cell filter")
+            for lib in libraries
+            if lib not in present
+        ]
+        blocks.append(block)
+    if not blocks and errors:
+        raise errors[0]
+    return blocks, filtered
+
+
+def pseudobulk_frames(blocks: Sequence[CellBlock], catalog: Any, dataset: Any):
+    """Pseudo-samples of the cell blocks as bulk frames, with their records."""
+    frames, records, library_of = [], {}, {}
+    for block in blocks:
+        sums, groups = pseudobulk(block.cells, block.counts, dataset.pseudobulk)
+        sums = normalize_counts(sums, dataset.counts_normalization)
+        frame = pd.DataFrame(
+            np.asarray(sums).T, index=block.genes.index, columns=list(groups["accession"])
+        )
+        frames.append((frame, f"pseudobulk of {block.label}"))
+        libs = {lib: catalog.sample_record(lib) for lib in groups["library"]}
+        records.update(pseudo_records(groups, block.cells, libs, dataset.pseudobulk))
+        library_of.update(dict(zip(groups["accession"], groups["library"])))
+    return frames, records, library_of
+
+
+def cell_group(blocks: Sequence[CellBlock], dataset: Any):
+    """Join the cell blocks of a group, normalize and scale: ``((X, cells, genes), libraries, info)``."""
+    counts, cells, genes = merge_cells(blocks, join=dataset.join)
+    if counts.shape[1] == 0:
+        raise GeneOverlapError(
+            "The single-cell files of this group share no gene, so the inner join keeps none: "
+            + "; ".join(f"{b.label} ({b.genes.shape[0]:,} genes, {b.organism})" for b in blocks)
+            + ". They probably hold different species; aggregate them separately "
+            "(aggregate_by='EXPERIMENT' or 'SPECIES') or use join='outer'."
+        )
+    n_union = len(set().union(*(set(b.genes.index) for b in blocks)))
+    X = normalize_counts(counts, dataset.counts_normalization, copy=False)  # counts is ours
+    del counts
+    if dataset.scale_by != "NONE":
+        X = scale_cells(X, dataset.scale_by)
+    organisms = sorted({b.organism for b in blocks})
+    cells = cells.copy()
+    cells["organism"] = pd.Categorical(
+        [b.organism for b in blocks for _ in range(b.cells.shape[0])]
+    )
+    libraries = list(dict.fromkeys(cells["library"].astype(str)))
+    info = {
+        "kind": "cells",
+        "values": describe_values(dataset.counts_normalization, dataset.scale_by),
+        "num_cells": int(X.shape[0]),
+        "num_libraries": len(libraries),
+        "organisms": organisms,
+        "genes_dropped_by_join": n_union - len(genes),
+        "counts_normalization": dataset.counts_normalization,
+        "cell_filter": {k: list(v) for k, v in (dataset.cell_filter or {}).items()},
+    }
+    return (X, cells, genes), libraries, info

@@ -22,9 +22,9 @@ import pandas as pd
 from .._version import __version__
 from ..core.metadata import ACCESSION, ANNOTATIONS, SAMPLE_ATTRIBUTES, sample_fields
 from ..core.progress import as_progress
+from ..core.provenance import dataset_of, recorded_group_info
 from ..core.result import Result, is_cell_group, make_group
-from ..core.spec import Dataset
-from ..errors import DatasetSpecError, SourceFormatError
+from ..errors import SourceFormatError
 from .archive import (
     Store,
     atomic_output,
@@ -66,30 +66,6 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
             [flags.get(v) for v in frame["refinebio_processed"]], dtype="boolean"
         )
     return frame
-
-
-def _dataset_of(meta: Mapping[str, Any], present: set[str]) -> Dataset | None:
-    """The spec of a download: ours records it; refine.bio's is rebuilt from what it holds."""
-    ours = meta.get("refinewidgets")
-    try:
-        if isinstance(ours, Mapping) and isinstance(ours.get("dataset"), Mapping):
-            return Dataset.from_dict(ours["dataset"])
-        experiments = meta.get("experiments")
-        data = {}
-        for acc, exp in experiments.items() if isinstance(experiments, Mapping) else ():
-            codes = exp.get("sample_accession_codes") if isinstance(exp, Mapping) else None
-            # refine.bio lists every sample of the experiment; the dataset holds those present
-            chosen = [str(s) for s in codes or () if str(s) in present]
-            if chosen:
-                data[str(acc)] = list(dict.fromkeys(chosen))
-        return Dataset(
-            data,
-            aggregate_by=meta.get("aggregate_by", "EXPERIMENT") or "EXPERIMENT",
-            scale_by=meta.get("scale_by", "NONE") or "NONE",
-            quantile_normalize=bool(meta.get("quantile_normalized", False)),
-        )
-    except (DatasetSpecError, TypeError, AttributeError):
-        return None
 
 
 def read_zip(path: str | os.PathLike, *, progress: Any = None) -> Result:
@@ -143,7 +119,7 @@ def read_zip(path: str | os.PathLike, *, progress: Any = None) -> Result:
                     )
                 if columns is None and key in layout.metadata:
                     columns = list(rows.columns)
-                uns = {**_recorded_info(layout.meta, key), "key": key, "source": store.label}
+                uns = {**recorded_group_info(layout.meta, key), "key": key, "source": store.label}
                 if name is not None:
                     groups[key] = make_group(X, _typed(rows), pd.Index(genes), uns=uns)
                 else:
@@ -188,25 +164,9 @@ def read_zip(path: str | os.PathLike, *, progress: Any = None) -> Result:
             layout.meta,
             filtered,
             metadata_columns=columns,
-            dataset=_dataset_of(layout.meta, present),
+            dataset=dataset_of(layout.meta, present),
             filtered_records=filtered_records,
         )
-
-
-def _recorded_info(meta: Mapping[str, Any], key: str) -> dict[str, Any]:
-    """What our build recorded about a group (gene report, normalization), H5AD-safe."""
-    ours = meta.get("refinewidgets")
-    groups = ours.get("groups") if isinstance(ours, Mapping) else None
-    info = groups.get(key) if isinstance(groups, Mapping) else None
-    return _without_none(info) if isinstance(info, Mapping) else {}
-
-
-def _without_none(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _without_none(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_without_none(v) for v in value if v is not None]
-    return value
 
 
 def _samples_of(adata) -> list[str]:
