@@ -1,14 +1,18 @@
 """The web app: the DatasetBuilder served by Voila.
 
-``refinewidgets app [PATH ...]`` starts Voila on the packaged ``notebooks/app.ipynb``; the
-notebook calls :func:`show_app`, which opens the sources given on the command line (passed in the
-``REFINEWIDGETS_SOURCES`` environment variable) and those named in the page's URL query
-(``?source=downloads/GSE1.zip&source=bgee``), relative to the folder the server was started in.
+``refinewidgets app [PATH ...]`` starts our Voila (:mod:`refinewidgets.app_server`: token,
+Host/Origin guard, readiness nonce) on the packaged ``notebooks/app.ipynb``, on 127.0.0.1 only;
+the server dies with the command. The notebook calls :func:`show_app`, which opens the sources
+given on the command line (passed in the ``REFINEWIDGETS_SOURCES`` environment variable) and those
+named in the page's URL query (``?source=downloads/GSE1.zip&source=bgee``), which must resolve
+inside the folder the server was started in (``REFINEWIDGETS_BASE``); its Save panel writes only
+inside the output folder (``REFINEWIDGETS_OUTPUT_DIR``).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -20,10 +24,25 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qs
 
-__all__ = ["SOURCES_ENV", "app_notebook", "serve", "show_app", "sources_from_environment"]
+__all__ = [
+    "OUTPUT_ENV",
+    "SOURCES_ENV",
+    "app_notebook",
+    "resolve_url_source",
+    "serve",
+    "show_app",
+    "sources_from_environment",
+]
 
 SOURCES_ENV = "REFINEWIDGETS_SOURCES"
 BASE_ENV = "REFINEWIDGETS_BASE"
+OUTPUT_ENV = "REFINEWIDGETS_OUTPUT_DIR"
+#: Kernels idle, with no page connected, for this long are shut down (``--cull-idle-seconds``).
+CULL_IDLE_SECONDS = 600
+# Shared with refinewidgets.app_server (not imported from it: that module imports Voila).
+TOKEN_ENV = "REFINEWIDGETS_SERVER_TOKEN"
+NONCE_ENV = "REFINEWIDGETS_SERVER_NONCE"
+READY_PATH = "/refinewidgets/ready"
 
 
 def app_notebook() -> Path:
@@ -31,32 +50,77 @@ def app_notebook() -> Path:
     return Path(str(resources.files("refinewidgets") / "notebooks" / "app.ipynb"))
 
 
-def sources_from_environment(environ: Mapping[str, str] | None = None) -> list[str]:
-    """Source paths from ``REFINEWIDGETS_SOURCES`` and the URL query's ``source`` values.
+def resolve_url_source(value: str, base: str | os.PathLike) -> Path:
+    """The file or folder ``?source=value`` names, which must lie inside ``base``.
 
-    A query value must be a relative path without ``..``: a visitor of the page can only open
-    sources below the folder the server was started in.
+    Symbolic links are followed (``Path.resolve(strict=True)``): a link inside ``base`` pointing
+    elsewhere is refused, and so is ``base`` itself (``?source=.``).
 
     Examples
     --------
-    >>> sources_from_environment({"REFINEWIDGETS_SOURCES": "/data/a.zip", "QUERY_STRING": "source=b&source=c"})
-    ['/data/a.zip', 'b', 'c']
+    >>> import tempfile
+    >>> base = Path(tempfile.mkdtemp()).resolve()
+    >>> (base / "a.zip").touch()
+    >>> resolve_url_source("a.zip", base) == base / "a.zip"
+    True
+    >>> resolve_url_source(".", base)
+    Traceback (most recent call last):
+    ValueError: source='.' in the URL names the app's folder itself: name a zip, an .h5ad file or a folder inside it.
+    """
+    parts = PurePosixPath(value).parts
+    if value.startswith(("/", "\\")) or ".." in parts or (len(value) > 1 and value[1] == ":"):
+        raise ValueError(
+            f"source={value!r} in the URL must be a path relative to the app's folder, without '..'."
+        )
+    root = Path(base).resolve(strict=True)
+    try:
+        target = (root / value).resolve(strict=True)
+    except FileNotFoundError:
+        raise ValueError(
+            f"source={value!r} in the URL does not exist in the app's folder."
+        ) from None
+    except (OSError, RuntimeError) as exc:  # a symlink loop, a name too long...
+        raise ValueError(f"source={value!r} in the URL cannot be opened ({exc}).") from None
+    if target == root:
+        raise ValueError(
+            f"source={value!r} in the URL names the app's folder itself: name a zip, an .h5ad "
+            "file or a folder inside it."
+        )
+    if root not in target.parents:
+        raise ValueError(
+            f"source={value!r} in the URL leads outside the app's folder (through a symbolic "
+            "link?): the URL can only name files and folders inside it."
+        )
+    return target
+
+
+def sources_from_environment(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Source paths from ``REFINEWIDGETS_SOURCES`` and the URL query's ``source`` values.
+
+    Sources from the command line are used as given (the user typed them). A URL value is
+    resolved by :func:`resolve_url_source` inside ``REFINEWIDGETS_BASE`` (the folder the server
+    was started in; the working folder when unset): a visitor of the page can only open sources
+    below it.
+
+    Examples
+    --------
+    >>> sources_from_environment({"REFINEWIDGETS_SOURCES": "/data/a.zip:/data/b"})
+    ['/data/a.zip', '/data/b']
     """
     environ = os.environ if environ is None else environ
     paths = [p for p in environ.get(SOURCES_ENV, "").split(os.pathsep) if p]
-    base = Path(environ.get(BASE_ENV, "."))
+    base = environ.get(BASE_ENV) or os.getcwd()
     for value in parse_qs(environ.get("QUERY_STRING", "")).get("source", []):
-        parts = PurePosixPath(value).parts
-        if value.startswith(("/", "\\")) or ".." in parts or (len(value) > 1 and value[1] == ":"):
-            raise ValueError(
-                f"source={value!r} in the URL must be a path relative to the app's folder, without '..'."
-            )
-        paths.append(value if environ.get(BASE_ENV) is None else str(base / value))
+        paths.append(str(resolve_url_source(value, base)))
     return paths
 
 
 def show_app():
-    """The widget the app notebook displays: a DatasetBuilder, or a message saying what failed."""
+    """The widget the app notebook displays: a DatasetBuilder, or a message saying what failed.
+
+    The builder saves inside ``REFINEWIDGETS_OUTPUT_DIR`` when the launcher set it (file names
+    only), anywhere otherwise (the notebook opened in Jupyter or on Binder).
+    """
     import html
 
     import ipywidgets as widgets
@@ -71,58 +135,168 @@ def show_app():
         return widgets.HTML(
             f"<div class='rw-error'><b>Could not open the data sources:</b> {html.escape(str(exc))}</div>"
         )
-    return DatasetBuilder(catalog)
+    return DatasetBuilder(catalog, output_dir=os.environ.get(OUTPUT_ENV) or None)
 
 
 def free_port() -> int:
+    """A port nothing listens on at the moment (the system picks it)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def voila_command(port: int) -> list[str]:
+def port_in_use(port: int) -> bool:
+    """Whether the app could not listen on ``127.0.0.1:port`` (as tornado binds: SO_REUSEADDR)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def voila_command(port: int, *, cull_idle_seconds: int = CULL_IDLE_SECONDS) -> list[str]:
+    """The command running our Voila (:mod:`refinewidgets.app_server`) on the app notebook.
+
+    Kernels idle and without a page connected for ``cull_idle_seconds`` are shut down (0: never).
+    """
+    interval = max(1, min(60, cull_idle_seconds // 2))
     return [
         sys.executable,
         "-m",
-        "voila",
+        "refinewidgets.app_server",
         str(app_notebook()),
         f"--port={port}",
         "--no-browser",
         "--Voila.ip=127.0.0.1",
+        "--Voila.port_retries=0",
         "--VoilaConfiguration.show_tracebacks=False",
+        f"--MappingKernelManager.cull_idle_timeout={cull_idle_seconds}",
+        f"--MappingKernelManager.cull_interval={interval}",
+        "--MappingKernelManager.cull_connected=False",
     ]
 
 
-def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    """Poll ``url`` until the server answers (or raise if it exits or times out)."""
+def wait_until_up(
+    url: str, proc: subprocess.Popen, timeout: float = 120, *, expect: str | None = None
+) -> None:
+    """Poll ``url`` until the server answers (or raise if it exits or times out).
+
+    With ``expect``, the answer's body must be that text: another program answering HTTP on the
+    same port does not count.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"Voila exited with status {proc.returncode} before serving {url}.")
         try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if expect is None or answer.read().decode("utf-8", "replace") == expect:
+                    return
         except OSError:
-            time.sleep(0.25)
+            pass
+        time.sleep(0.25)
     raise RuntimeError(f"Voila did not answer at {url} within {timeout:.0f} s.")
 
 
-def serve(paths: Sequence[str] = (), *, port: int | None = None, open_browser: bool = True) -> int:
-    """Run Voila on the app notebook until interrupted; returns Voila's exit status."""
+def _die_with_this_process():
+    """A ``preexec_fn`` making the child get SIGTERM when this process dies, even by SIGKILL.
+
+    Linux only (``prctl(PR_SET_PDEATHSIG)``); None elsewhere.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl: follow it now
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
+def _port_error(port: int) -> str:
+    return (
+        f"error: port {port} is in use (by another program): choose another with --port, "
+        "or omit --port"
+    )
+
+
+def serve(
+    paths: Sequence[str] = (),
+    *,
+    port: int | None = None,
+    open_browser: bool = True,
+    token: bool = True,
+    output_dir: str | os.PathLike | None = None,
+    cull_idle_seconds: int = CULL_IDLE_SECONDS,
+) -> int:
+    """Run our Voila on the app notebook until interrupted; returns the exit status.
+
+    0 when stopped (Ctrl+C, SIGTERM), 2 for a bad argument or a taken port, 1 when Voila fails.
+    The server listens on 127.0.0.1 only, asks for a fresh token (unless ``token=False``), saves
+    only inside ``output_dir`` (default: the current folder) and dies with this process.
+    """
     for p in paths:
         if not Path(p).exists():
             print(f"error: {p} does not exist", file=sys.stderr)
             return 2
-    port = port or free_port()
+    base = Path.cwd()
+    out = base if output_dir is None else Path(output_dir).expanduser()
+    if not out.is_dir():
+        print(
+            f"error: --output-dir {output_dir} is not an existing folder: create it first",
+            file=sys.stderr,
+        )
+        return 2
+    if cull_idle_seconds < 0:
+        print("error: --cull-idle-seconds must be 0 (never) or more", file=sys.stderr)
+        return 2
+    if port is not None and not 0 < port < 65536:
+        print(f"error: --port {port} is not a port number (1 to 65535)", file=sys.stderr)
+        return 2
+    if port is not None and port_in_use(port):
+        print(_port_error(port), file=sys.stderr)
+        return 2
+    chosen = port or free_port()
+    secret = secrets.token_urlsafe(32) if token else ""
+    nonce = secrets.token_hex(16)
     env = dict(os.environ)
     env[SOURCES_ENV] = os.pathsep.join(str(Path(p).resolve()) for p in paths)
-    env[BASE_ENV] = str(Path.cwd())
-    url = f"http://127.0.0.1:{port}/"
-    proc = subprocess.Popen(voila_command(port), env=env)
+    env[BASE_ENV] = str(base)
+    env[OUTPUT_ENV] = str(out.resolve())
+    env[TOKEN_ENV] = secret
+    env[NONCE_ENV] = nonce
+    root = f"http://127.0.0.1:{chosen}/"
+    url = f"{root}?token={secret}" if token else root
+    proc = subprocess.Popen(
+        voila_command(chosen, cull_idle_seconds=cull_idle_seconds),
+        env=env,
+        preexec_fn=_die_with_this_process(),
+    )
     # A plain SIGTERM would end this process without the cleanup below and leave Voila running.
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        wait_until_up(url, proc)
+        try:
+            wait_until_up(root.rstrip("/") + READY_PATH, proc, expect=nonce)
+        except RuntimeError as exc:
+            if proc.poll() is not None and port_in_use(chosen):
+                print(_port_error(chosen), file=sys.stderr)
+                return 2
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        if not token:
+            print(
+                f"warning: --no-token: anyone who can reach port {chosen} on this machine can use "
+                f"the app (and save files in {out.resolve()})",
+                file=sys.stderr,
+                flush=True,
+            )
         print(f"refinewidgets app: {url}  (Ctrl+C stops it)", flush=True)
         if open_browser:
             import webbrowser
@@ -131,9 +305,6 @@ def serve(paths: Sequence[str] = (), *, port: int | None = None, open_browser: b
         return proc.wait()
     except KeyboardInterrupt:
         return 0
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
         if proc.poll() is None:

@@ -1,16 +1,23 @@
 """The ``refinewidgets`` command: serve the app, build a dataset headless, describe a file.
 
-``refinewidgets app [PATH ...] [--port N] [--no-browser]``
+``refinewidgets app [PATH ...] [--port N] [--no-browser] [--no-token] [--output-dir DIR]
+[--cull-idle-seconds S]``
 ``refinewidgets build SPEC.json [--source PATH ...] -o dataset.zip``
 ``refinewidgets info PATH``
 ``refinewidgets demo [-o demo_dataset.zip]``
+
+Errors are one ``error: ...`` line each (exit status 2), ours and the OS errors a user can cause
+(a read-only or full disk, a folder where a file is expected, permission denied); ``--debug``
+adds the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
+import traceback
 import warnings
 from pathlib import Path
 
@@ -64,10 +71,19 @@ def _cmd_build(args) -> int:
     from .io.catalog_open import open_catalog
 
     try:
-        spec = json.loads(Path(args.spec).read_text())
+        spec = json.loads(Path(args.spec).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RefineWidgetsError(
             f"{args.spec} does not exist: give the path of a dataset spec JSON file."
+        ) from None
+    except IsADirectoryError:
+        raise RefineWidgetsError(
+            f"{args.spec} is a folder: give the path of a dataset spec JSON file."
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise RefineWidgetsError(
+            f"{args.spec} is not UTF-8 text (byte {exc.start}): a dataset spec is JSON, as "
+            "written by rw.Dataset(...).to_json()."
         ) from None
     except json.JSONDecodeError as exc:
         raise RefineWidgetsError(f"{args.spec} is not valid JSON ({exc}).") from None
@@ -107,7 +123,14 @@ def _cmd_info(args) -> int:
 def _cmd_app(args) -> int:
     from .app import serve
 
-    return serve(args.paths, port=args.port, open_browser=not args.no_browser)
+    return serve(
+        args.paths,
+        port=args.port,
+        open_browser=not args.no_browser,
+        token=not args.no_token,
+        output_dir=args.output_dir,
+        cull_idle_seconds=args.cull_idle_seconds,
+    )
 
 
 def _cmd_demo(args) -> int:
@@ -140,6 +163,9 @@ def _cmd_demo(args) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="refinewidgets", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--debug", action="store_true", help="print the traceback of an error, not just its line"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     a = sub.add_parser("app", help="serve the dataset builder as a web app (Voila)")
@@ -152,6 +178,25 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--port", type=int, default=None, help="port to listen on (default: a free one)")
     a.add_argument(
         "--no-browser", action="store_true", help="do not open a browser; just print the URL"
+    )
+    a.add_argument(
+        "--no-token",
+        action="store_true",
+        help="serve without a token: anyone who can reach the port can use the app",
+    )
+    a.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        default=None,
+        help="the existing folder the app saves into (default: the current folder)",
+    )
+    a.add_argument(
+        "--cull-idle-seconds",
+        type=int,
+        default=600,
+        metavar="S",
+        help="shut down kernels idle with no page connected for S seconds (0: never; "
+        "default %(default)s)",
     )
     a.set_defaults(func=_cmd_app)
 
@@ -187,15 +232,48 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_OS_HINTS = {
+    errno.EROFS: "the file system is read-only: write somewhere else",
+    errno.ENOSPC: "no space left on the disk: free some space or write somewhere else",
+    errno.EDQUOT: "disk quota exceeded: free some space or write somewhere else",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EISDIR: "a folder, where a file is expected",
+    errno.ENOTDIR: "a file, where a folder is expected",
+    errno.ENOENT: "no such file or folder",
+    errno.EEXIST: "it exists already",
+}
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for an OS error: the file it concerns and what to do about it.
+
+    Examples
+    --------
+    >>> os_error_message(OSError(errno.EROFS, "Read-only file system", "/mnt/cd/out.zip"))
+    '/mnt/cd/out.zip: the file system is read-only: write somewhere else'
+    """
+    what = _OS_HINTS.get(exc.errno) or exc.strerror or str(exc) or type(exc).__name__
+    names = [n for n in (exc.filename, exc.filename2) if n is not None]
+    return f"{' -> '.join(str(n) for n in names)}: {what}" if names else what
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status (2 for a refinewidgets error)."""
+    """Run the command line; returns the exit status (2 for an error it reports in one line)."""
     args = _parser().parse_args(argv)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RefineWidgetsWarning)
         try:
             status = args.func(args)
         except RefineWidgetsError as exc:
+            if args.debug:
+                traceback.print_exc()
             print(f"error: {exc}", file=sys.stderr)
+            status = 2
+        except OSError as exc:  # read-only or full disk, permission denied, a folder...
+            if args.debug:
+                traceback.print_exc()
+            print(f"error: {os_error_message(exc)}", file=sys.stderr)
             status = 2
         finally:
             for w in caught:  # ours as one line each; anything else as Python shows it

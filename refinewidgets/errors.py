@@ -18,7 +18,6 @@ __all__ = [
     "OutputError",
     "OutputExistsError",
     "PathNotFoundError",
-    "QuantileTargetWarning",
     "RefineWidgetsError",
     "RefineWidgetsWarning",
     "ScaledSourceWarning",
@@ -87,10 +86,6 @@ class RefineWidgetsWarning(UserWarning):
 
 class ScaledSourceWarning(RefineWidgetsWarning):
     """A source's values were already scaled; they do not suit re-normalization."""
-
-
-class QuantileTargetWarning(RefineWidgetsWarning):
-    """Quantile normalization used a fallback target."""
 
 
 class NotCountsWarning(RefineWidgetsWarning):

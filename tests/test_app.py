@@ -2,42 +2,109 @@
 
 from __future__ import annotations
 
+import base64
+import http.client
+import http.server
 import os
+import re
 import signal
 import subprocess
 import sys
-import time
+import threading
 
 import pytest
 
 from refinewidgets.app import (
     free_port,
+    resolve_url_source,
     show_app,
     sources_from_environment,
     voila_command,
     wait_until_up,
 )
 
+from .browser.server import alive, start_app, wait_for
+
 
 def test_sources_from_the_command_line_and_the_url_query(tmp_path):
+    (tmp_path / "downloads").mkdir()
+    (tmp_path / "downloads" / "c.zip").touch()
+    (tmp_path / "bgee").mkdir()
     env = {
         "REFINEWIDGETS_SOURCES": "/data/a.zip:/data/b",
         "REFINEWIDGETS_BASE": str(tmp_path),
         "QUERY_STRING": "source=downloads/c.zip&other=1&source=bgee",
     }
+    base = tmp_path.resolve()
     assert sources_from_environment(env) == [
-        "/data/a.zip",
+        "/data/a.zip",  # from the command line: used as typed, even if missing
         "/data/b",
-        str(tmp_path / "downloads" / "c.zip"),
-        str(tmp_path / "bgee"),
+        str(base / "downloads" / "c.zip"),
+        str(base / "bgee"),
     ]
     assert sources_from_environment({}) == []
 
 
 @pytest.mark.parametrize("bad", ["/etc/passwd", "../secret.zip", "a/../../b", "C:/x.zip"])
-def test_url_sources_cannot_leave_the_app_folder(bad):
+def test_url_sources_cannot_leave_the_app_folder(bad, tmp_path):
     with pytest.raises(ValueError, match="must be a path relative to the app's folder"):
-        sources_from_environment({"QUERY_STRING": f"source={bad}"})
+        sources_from_environment(
+            {"QUERY_STRING": f"source={bad}", "REFINEWIDGETS_BASE": str(tmp_path)}
+        )
+
+
+def test_url_sources_resolve_inside_the_base_folder(tmp_path):
+    base = tmp_path / "base"
+    (base / "data").mkdir(parents=True)
+    (base / "data" / "a.zip").touch()
+    (tmp_path / "secret.zip").touch()
+    (tmp_path / "secret_dir").mkdir()
+    (base / "escape.zip").symlink_to(tmp_path / "secret.zip")
+    (base / "escape_dir").symlink_to(tmp_path / "secret_dir")
+    (base / "inside.zip").symlink_to(base / "data" / "a.zip")
+    (base / "loop").symlink_to(base / "loop")
+    root = base.resolve()
+    assert resolve_url_source("data/a.zip", base) == root / "data" / "a.zip"
+    assert resolve_url_source("data", base) == root / "data"
+    assert resolve_url_source("inside.zip", base) == root / "data" / "a.zip"  # a link inside
+    for value in ("escape.zip", "escape_dir", "escape_dir/."):
+        with pytest.raises(ValueError) as info:
+            resolve_url_source(value, base)
+        assert str(info.value) == (
+            f"source={value!r} in the URL leads outside the app's folder (through a symbolic "
+            "link?): the URL can only name files and folders inside it."
+        )
+    for value in (".", "./", "data/.."):
+        with pytest.raises(ValueError) as info:
+            resolve_url_source(value, base)
+        message = str(info.value)
+        assert "names the app's folder itself" in message or "without '..'" in message
+    with pytest.raises(ValueError, match="names the app's folder itself"):
+        resolve_url_source(".", base)
+    with pytest.raises(ValueError, match=r"source='nope.zip' in the URL does not exist"):
+        resolve_url_source("nope.zip", base)
+    with pytest.raises(ValueError, match=r"source='loop' in the URL cannot be opened"):
+        resolve_url_source("loop", base)
+    # the base folder may itself be reached through a link: only where it leads counts
+    (tmp_path / "base_link").symlink_to(base)
+    assert resolve_url_source("data/a.zip", tmp_path / "base_link") == root / "data" / "a.zip"
+
+
+def test_url_source_refusals_are_shown_in_the_page(monkeypatch, tmp_path):
+    (tmp_path / "outside.zip").touch()
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "link.zip").symlink_to(tmp_path / "outside.zip")
+    monkeypatch.setenv("REFINEWIDGETS_SOURCES", "")
+    monkeypatch.setenv("REFINEWIDGETS_BASE", str(base))
+    for query, text in [
+        ("source=.", "names the app&#x27;s folder itself"),
+        ("source=link.zip", "leads outside the app&#x27;s folder"),
+    ]:
+        monkeypatch.setenv("QUERY_STRING", query)
+        widget = show_app()
+        assert type(widget).__name__ == "HTML"
+        assert "rw-error" in widget.value and text in widget.value
 
 
 def test_unopenable_sources_are_shown_as_a_message(monkeypatch, tmp_path):
@@ -53,61 +120,364 @@ def test_unopenable_sources_are_shown_as_a_message(monkeypatch, tmp_path):
     assert "must be a path relative" in show_app().value
 
 
-def test_demo_app_is_the_builder(monkeypatch):
+def test_demo_app_is_the_builder(monkeypatch, tmp_path):
     monkeypatch.delenv("REFINEWIDGETS_SOURCES", raising=False)
     monkeypatch.delenv("QUERY_STRING", raising=False)
+    monkeypatch.delenv("REFINEWIDGETS_OUTPUT_DIR", raising=False)
     app = show_app()
     assert type(app).__name__ == "DatasetBuilder"
     assert "ERP900101" in app.catalog.experiment_ids
+    assert app.save.output_dir is None  # a notebook user saves anywhere
+    monkeypatch.setenv("REFINEWIDGETS_OUTPUT_DIR", str(tmp_path))
+    app = show_app()
+    assert app.save.output_dir == tmp_path.resolve()
+    assert (
+        app.save.path.description == "File name"
+        and str(tmp_path.resolve()) in app.save.folder.value
+    )
 
 
 def test_voila_command_serves_the_packaged_notebook_on_the_port():
-    cmd = voila_command(9999)
-    assert cmd[1:3] == ["-m", "voila"] and cmd[3].endswith("notebooks/app.ipynb")
-    assert "--port=9999" in cmd and "--no-browser" in cmd
+    cmd = voila_command(9999, cull_idle_seconds=30)
+    assert cmd[1:3] == ["-m", "refinewidgets.app_server"]
+    assert cmd[3].endswith("notebooks/app.ipynb")
+    for option in [
+        "--port=9999",
+        "--no-browser",
+        "--Voila.ip=127.0.0.1",
+        "--Voila.port_retries=0",
+        "--MappingKernelManager.cull_idle_timeout=30",
+        "--MappingKernelManager.cull_interval=15",
+        "--MappingKernelManager.cull_connected=False",
+    ]:
+        assert option in cmd
+    assert "--MappingKernelManager.cull_idle_timeout=600" in voila_command(1)
 
 
-def _children(pid: int) -> list[int]:
-    path = f"/proc/{pid}/task/{pid}/children"
+def test_readiness_is_our_nonce_not_any_http_answer():
+    """Another program answering HTTP on the port is not taken for our server."""
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
     try:
-        with open(path) as fh:
-            return [int(p) for p in fh.read().split()]
-    except FileNotFoundError:
-        return []
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        with pytest.raises(RuntimeError, match="exited with status 0 before serving"):
+            wait_until_up(url, sleeper, timeout=30, expect="our-nonce")
+        waiting = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        wait_until_up(url, waiting, timeout=30)  # without expect, any answer will do
+        waiting.kill()
+        waiting.wait()
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
-@pytest.mark.skipif(
+linux_only = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="reads /proc to find the Voila process"
 )
-def test_terminating_the_app_command_stops_voila(tmp_path):
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "refinewidgets.cli", "app", "--no-browser", "--port", str(port)],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+
+
+def _request(port, path, headers=(), method="GET"):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     try:
-        wait_until_up(f"http://127.0.0.1:{port}/", proc, timeout=180)
-        voila = _children(proc.pid)
-        assert voila, "refinewidgets app should run Voila as a child process"
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-        deadline = time.monotonic() + 30
-        while (
-            any(os.path.exists(f"/proc/{p}") and _state(p) != "Z" for p in voila)
-            and time.monotonic() < deadline
-        ):
-            time.sleep(0.2)
-        assert not [p for p in voila if os.path.exists(f"/proc/{p}") and _state(p) != "Z"]
+        conn.request(method, path, headers=dict(headers))
+        answer = conn.getresponse()
+        return answer.status, answer.headers, answer.read().decode("utf-8", "replace")
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        conn.close()
 
 
-def _state(pid: int) -> str:
+def _websocket_handshake(port, path, headers):
+    key = base64.b64encode(os.urandom(16)).decode()
+    status, _, _ = _request(
+        port,
+        path,
+        {
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Key": key,
+            "Sec-WebSocket-Version": "13",
+            **headers,
+        },
+    )
+    return status
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """``refinewidgets app`` with a token, kernels culled after 3 idle seconds."""
+    cwd = tmp_path_factory.mktemp("served")
+    log = tmp_path_factory.mktemp("served-log") / "app.log"
+    app = start_app(cwd, log, "--port", str(free_port()), "--cull-idle-seconds", "3")
     try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return "Z"
+        yield app
+    finally:
+        app.stop()
+
+
+@linux_only
+def test_the_app_needs_its_token_and_its_own_host_and_origin(served):
+    port, token = served.port, served.token
+    assert served.url == f"http://127.0.0.1:{port}/?token={token}"
+    assert len(token) >= 40
+    kernels = set(served.kernels())
+
+    # no token, or a wrong one: the login page, never the app (and no kernel started)
+    for path in ["/", "/?token=wrong"]:
+        status, headers, body = _request(port, path)
+        assert status == 302 and headers["Location"].startswith("/login?next=")
+        assert "kernelId" not in body
+    status, _, body = _request(port, "/login")
+    assert status == 200 and "kernelId" not in body and "rw-search" not in body
+    assert set(served.kernels()) == kernels
+
+    # the token: the app, and a login cookie for the next requests
+    status, headers, body = _request(port, f"/?token={token}")
+    assert status == 200 and '"kernelId"' in body
+    kernel_id = re.search(r'"kernelId": "([0-9a-f-]+)"', body).group(1)
+    cookie = "; ".join(c.split(";", 1)[0] for c in headers.get_all("Set-Cookie"))
+    assert "username-127-0-0-1-" in cookie and "_xsrf=" in cookie
+    status, _, body = _request(port, f"/api/kernels/{kernel_id}", {"Cookie": cookie})
+    assert status == 200 and kernel_id in body
+
+    # foreign Host or Origin: 403 with a short text, even with the token
+    evil_host = {"Host": f"evil.example:{port}"}
+    status, headers, body = _request(port, f"/?token={token}", evil_host)
+    assert status == 403 and headers["Content-Type"].startswith("text/plain")
+    assert body.startswith(f"403 Forbidden: Host 'evil.example:{port}' is not this app's address")
+    for origin in [
+        "http://evil.example",
+        f"http://evil.example:{port}",
+        "null",
+        f"https://127.0.0.1:{port}",
+    ]:
+        status, _, body = _request(port, f"/?token={token}", {"Origin": origin})
+        assert status == 403, origin
+        assert body.startswith(f"403 Forbidden: Origin {origin!r} is not this app's address")
+    status, _, _ = _request(port, f"/?token={token}", {"Host": f"127.0.0.1:{port + 1}"})
+    assert status == 403
+    for host in [f"localhost:{port}", f"[::1]:{port}"]:  # the other names of this machine
+        status, _, body = _request(port, "/refinewidgets/ready", {"Host": host})
+        assert status == 200 and len(body) == 32
+    status, _, _ = _request(
+        port, f"/voila/api/shutdown/{kernel_id}", {"Origin": "http://evil.example"}, "POST"
+    )
+    assert status == 403
+
+    # the kernel's websocket: refused from a foreign origin or host, accepted from ours
+    channels = f"/api/kernels/{kernel_id}/channels?token={token}"
+    assert _websocket_handshake(port, channels, {"Origin": "http://evil.example"}) == 403
+    assert _websocket_handshake(port, channels, {"Host": f"evil.example:{port}"}) == 403
+    ours = {"Origin": f"http://127.0.0.1:{port}", "Cookie": cookie}
+    assert _websocket_handshake(port, channels, ours) == 101
+
+
+@linux_only
+def test_a_kernel_whose_page_vanished_is_culled(served):
+    before = set(served.kernels())
+    status, _, body = _request(served.port, f"/?token={served.token}")
+    assert status == 200 and '"kernelId"' in body
+    new = wait_for(lambda: set(served.kernels()) - before, 30, "the page's kernel")
+    assert len(new) == 1
+    (kernel,) = new
+    # nobody connects to it and no beforeunload comes: culled after 3 idle seconds
+    wait_for(lambda: not alive(kernel), 60, f"kernel {kernel} to be culled")
+    assert "Culling 'idle' kernel" in served.log.read_text()
+
+
+@linux_only
+def test_no_token_serves_everyone_and_says_so(tmp_path):
+    app = start_app(tmp_path, tmp_path / "app.log", "--no-token", "--port", str(free_port()))
+    try:
+        assert app.url == f"http://127.0.0.1:{app.port}/"
+        warning = [line for line in app.log.read_text().splitlines() if "--no-token" in line]
+        assert warning == [
+            f"warning: --no-token: anyone who can reach port {app.port} on this machine can use "
+            f"the app (and save files in {tmp_path.resolve()})"
+        ]
+        status, _, body = _request(app.port, "/")
+        assert status == 200 and '"kernelId"' in body
+        status, _, _ = _request(app.port, "/", {"Host": f"evil.example:{app.port}"})
+        assert status == 403
+    finally:
+        app.stop()
+
+
+def _run_app(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "refinewidgets.cli", "app", "--no-browser", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_taken_port_is_an_error_that_says_so(tmp_path):
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        out = _run_app("--port", str(port), cwd=tmp_path)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        f"error: port {port} is in use (by another program): choose another with --port, "
+        "or omit --port"
+    )
+    assert "http://" not in out.stdout
+
+
+def test_app_argument_errors(tmp_path):
+    out = _run_app("--output-dir", str(tmp_path / "nope"), cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        f"error: --output-dir {tmp_path / 'nope'} is not an existing folder: create it first"
+    )
+    out = _run_app(str(tmp_path / "missing.zip"), cwd=tmp_path)
+    assert (
+        out.returncode == 2
+        and out.stderr.strip() == f"error: {tmp_path / 'missing.zip'} does not exist"
+    )
+
+
+@linux_only
+def test_terminating_the_app_command_stops_voila(tmp_path):
+    app = start_app(tmp_path, tmp_path / "app.log", "--port", str(free_port()))
+    try:
+        voila = app.voila_pid()
+        app.proc.send_signal(signal.SIGTERM)
+        assert app.proc.wait(timeout=30) == 0
+        wait_for(lambda: not alive(voila), 30, "Voila to stop")
+    finally:
+        app.stop()
+
+
+@linux_only
+def test_killing_the_app_command_stops_voila_and_its_kernels(tmp_path):
+    app = start_app(tmp_path, tmp_path / "app.log", "--port", str(free_port()))
+    try:
+        voila = app.voila_pid()
+        status, _, _ = _request(app.port, f"/?token={app.token}")
+        assert status == 200
+        kernels = wait_for(app.kernels, 30, "a kernel")
+        app.proc.send_signal(signal.SIGKILL)  # no cleanup code runs in the command
+        app.proc.wait(timeout=10)
+        wait_for(lambda: not alive(voila), 15, "Voila to die with the command")
+        wait_for(lambda: not any(alive(k) for k in kernels), 15, "the kernels to stop")
+        with pytest.raises(OSError):
+            _request(app.port, "/")
+    finally:
+        app.stop()
+
+
+@pytest.fixture(scope="module")
+def small_result():
+    import refinewidgets as rw
+
+    return rw.build(rw.Dataset({"SRP091833": ["ALL"]}), rw.open_catalog())
+
+
+def test_save_names_resolve_inside_the_output_folder(tmp_path):
+    from refinewidgets.widgets.save import SaveNameError, resolve_save_name
+
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    (tmp_path / "elsewhere.zip").touch()
+    (out / "away.zip").symlink_to(tmp_path / "elsewhere.zip")
+    (out / "down.zip").symlink_to(out / "sub" / "x.zip")
+    (out / "same.zip").symlink_to(out / "target.zip")
+    folder = out.resolve()
+    assert resolve_save_name("mine.zip", out) == folder / "mine.zip"
+    assert resolve_save_name("  my data.h5ad ", out) == folder / "my data.h5ad"
+    assert resolve_save_name("same.zip", out) == folder / "target.zip"  # a link inside, to inside
+    for name in ["../x.zip", "sub/x.zip", "/tmp/x.zip", "a\\b.zip", ".hidden.zip", "..", "."]:
+        with pytest.raises(SaveNameError) as info:
+            resolve_save_name(name, out)
+        assert str(info.value) == (
+            f"{name.strip()!r} is not a file name: use a name such as dataset.zip, without '/', "
+            f"'\\' or a leading '.'; files are saved in {folder}"
+        )
+    for name in ["away.zip", "down.zip"]:
+        with pytest.raises(SaveNameError, match=f"'{name}' leads outside {folder}"):
+            resolve_save_name(name, out)
+    with pytest.raises(SaveNameError, match="give a file name"):
+        resolve_save_name("  ", out)
+
+
+def test_save_panel_with_an_output_folder_refuses_in_the_panel(tmp_path, small_result):
+    from refinewidgets.widgets.save import SavePanel
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "elsewhere.zip").write_bytes(b"keep me")
+    (out / "away.zip").symlink_to(tmp_path / "elsewhere.zip")
+    panel = SavePanel(output_dir=out)
+    panel.result = small_result
+    assert panel.path.value == "dataset.zip" and panel.path.description == "File name"
+    assert panel.folder.value == f"Saved in <code>{out.resolve()}</code>"
+
+    for name, text in [
+        ("../x.zip", "'../x.zip' is not a file name"),
+        (str(tmp_path / "abs.zip"), "is not a file name"),
+        ("away.zip", f"'away.zip' leads outside {out.resolve()}"),
+    ]:
+        panel.path.value = name
+        assert panel.save() is None  # no exception: a message
+        assert panel.status.kind == "error" and panel.status.text.startswith("Not saved: ")
+        assert text in panel.status.text
+    panel.overwrite.value = True  # even "Overwrite" does not follow the link out
+    panel.path.value = "away.zip"
+    assert panel.save() is None and panel.status.kind == "error"
+    assert (tmp_path / "elsewhere.zip").read_bytes() == b"keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere.zip", "out"]
+
+    panel.overwrite.value = False
+    panel.path.value = "mine.zip"
+    written = panel.save()
+    assert written == out.resolve() / "mine.zip" and written.is_file()
+    assert panel.status.kind == "success" and panel.status.text.startswith(f"Saved {written}")
+    panel.format.value = "h5ad:SRP091833"
+    assert panel.path.value == "mine.h5ad"
+    assert panel.save() == out.resolve() / "mine.h5ad"
+    assert sorted(p.name for p in out.iterdir()) == ["away.zip", "mine.h5ad", "mine.zip"]
+
+
+def test_a_write_failure_is_a_message_in_the_panel(tmp_path, small_result, monkeypatch):
+    import errno
+
+    import refinewidgets as rw
+    from refinewidgets.widgets.save import SavePanel
+
+    def read_only(self, path, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    panel = SavePanel(output_dir=tmp_path)
+    panel.result = small_result
+    monkeypatch.setattr(rw.Result, "write_zip", read_only)
+    assert panel.save() is None
+    assert panel.status.kind == "error"
+    assert panel.status.text == (
+        f"Not saved: cannot write {tmp_path.resolve() / 'dataset.zip'}: Read-only file system."
+    )
+
+
+def test_without_an_output_folder_any_path_is_accepted(tmp_path, small_result):
+    from refinewidgets.widgets.builder import DatasetBuilder
+    from refinewidgets.widgets.save import SavePanel
+
+    panel = SavePanel()
+    panel.result = small_result
+    assert panel.output_dir is None and panel.path.description == "Save to"
+    (tmp_path / "deeper").mkdir()
+    panel.path.value = str(tmp_path / "deeper" / ".." / "anywhere.zip")
+    assert panel.save() is not None and (tmp_path / "anywhere.zip").is_file()
+    panel.path.value = str(tmp_path / "missing" / "x.zip")
+    assert panel.save() is None and panel.status.kind == "error"
+    text = panel.status.text
+    assert text.startswith("Not saved: ") and "does not exist" in text and "missing" in text
+    builder = DatasetBuilder(output_dir=tmp_path)
+    assert builder.save.output_dir == tmp_path.resolve()
+    assert DatasetBuilder().save.output_dir is None

@@ -77,7 +77,8 @@ def test_binder_files_install_the_app_and_its_notebook_runs(tmp_path, monkeypatc
     assert str(env_dir) in where
     assert "site-packages" in where  # a regular, non-editable install
 
-    # `refinewidgets app` from that install: prints the URL on the given port and serves the app
+    # `refinewidgets app` from that install: prints the tokenized URL on the given port and serves
+    # the app there (and only the login page without the token)
     from refinewidgets.app import free_port, wait_until_up
 
     port = free_port()
@@ -90,16 +91,20 @@ def test_binder_files_install_the_app_and_its_notebook_runs(tmp_path, monkeypatc
         cwd=tmp_path,
     )
     try:
-        url = f"http://127.0.0.1:{port}/"
-        wait_until_up(url, proc, timeout=180)
+        root = f"http://127.0.0.1:{port}/"
+        wait_until_up(root, proc, timeout=180)
+        url = None
         for line in proc.stdout:
             if "refinewidgets app:" in line:
-                assert line.strip().startswith(f"refinewidgets app: {url}")
+                url = line.split("refinewidgets app: ", 1)[1].split()[0]
                 break
+        assert url is not None and url.startswith(f"{root}?token="), url
         import urllib.request
 
-        with urllib.request.urlopen(url, timeout=60) as page:
-            assert page.status == 200
+        with urllib.request.urlopen(url, timeout=60) as page:  # the printed URL: the app
+            assert page.status == 200 and '"kernelId"' in page.read().decode()
+        with urllib.request.urlopen(root, timeout=60) as page:  # no token: the login page
+            assert page.url.startswith(f"{root}login") and '"kernelId"' not in page.read().decode()
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -1,11 +1,14 @@
-"""The command line: build, info, demo."""
+"""The command line: build, info, demo, app flags; errors as one line each."""
 
 from __future__ import annotations
 
+import errno
 import json
 import subprocess
 import sys
 import zipfile
+
+import pytest
 
 import refinewidgets as rw
 from refinewidgets.cli import main
@@ -73,3 +76,116 @@ def test_info_on_a_real_download_reports_mismatches_and_filtered_samples(capsys)
     assert "GSM3170190 (GSE100001): listed in the metadata, no values in the matrix" in captured.out
     warning = [line for line in captured.err.splitlines() if line.startswith("warning: ")]
     assert len(warning) == 1 and "GSM3170190" in warning[0]
+
+
+def _spec(tmp_path):
+    cat = rw.open_catalog()
+    spec = tmp_path / "spec.json"
+    spec.write_text(rw.Dataset({bulk_ids(cat)[0]: ["ALL"]}).to_json())
+    return spec
+
+
+def test_a_spec_that_is_a_folder_or_not_utf8_is_one_error_line(tmp_path, capsys):
+    assert main(["build", str(tmp_path), "-o", str(tmp_path / "x.zip"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {tmp_path} is a folder: give the path of a dataset spec JSON file.\n"
+    latin1 = tmp_path / "spec.json"
+    raw = '{"data": {"GSE1": ["ALL"]}, "title": "caf\xe9"}'.encode("latin-1")
+    latin1.write_bytes(raw)
+    where = raw.index(b"\xe9")
+    assert main(["build", str(latin1), "-o", str(tmp_path / "x.zip"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: {latin1} is not UTF-8 text (byte {where}): a dataset spec is "
+        "JSON, as written by rw.Dataset(...).to_json().\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "strerror", "message"),
+    [
+        (
+            errno.EROFS,
+            "Read-only file system",
+            "the file system is read-only: write somewhere else",
+        ),
+        (errno.ENOSPC, "No space left on device", "no space left on the disk: free some space"),
+        (errno.EACCES, "Permission denied", "permission denied"),
+    ],
+)
+def test_os_errors_a_user_can_cause_are_one_line(
+    tmp_path, capsys, monkeypatch, code, strerror, message
+):
+    # as root (CI containers) chmod cannot make a folder unwritable: the OS error is raised
+    # where the real one would come from, the zip writer
+    out = tmp_path / "out.zip"
+
+    def failing_write(self, path, **kwargs):
+        raise OSError(code, strerror, str(path))
+
+    monkeypatch.setattr(rw.Result, "write_zip", failing_write)
+    assert main(["build", str(_spec(tmp_path)), "-o", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {out}: {message}") and err.count("\n") == 1
+    assert "Traceback" not in err
+    # --debug adds the traceback, then the same line
+    assert main(["--debug", "build", str(_spec(tmp_path)), "-o", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):")
+    assert f"Error: [Errno {code}] {strerror}: '{out}'" in err  # OSError, PermissionError...
+    assert err.splitlines()[-1].startswith(f"error: {out}: {message}")
+
+
+def test_a_real_os_error_writing_into_a_missing_folder(tmp_path, capsys):
+    out = tmp_path / "no" / "such" / "folder" / "out.zip"
+    status = main(["build", str(_spec(tmp_path)), "-o", str(out), "-q"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+
+
+def test_our_errors_get_a_traceback_only_with_debug(tmp_path, capsys):
+    missing = tmp_path / "missing.json"
+    assert main(["build", str(missing), "-o", str(tmp_path / "x.zip")]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {missing} does not exist: give the path of a dataset spec JSON file.\n"
+    )
+    assert main(["--debug", "build", str(missing), "-o", str(tmp_path / "x.zip")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and err.endswith(
+        f"error: {missing} does not exist: give the path of a dataset spec JSON file.\n"
+    )
+
+
+def test_app_flags_reach_serve(monkeypatch):
+    import refinewidgets.app as app
+
+    seen = {}
+    monkeypatch.setattr(app, "serve", lambda paths, **kw: seen.update(kw, paths=paths) or 0)
+    assert (
+        main(
+            [
+                "app",
+                "a.zip",
+                "--no-browser",
+                "--port",
+                "9",
+                "--no-token",
+                "--output-dir",
+                "out",
+                "--cull-idle-seconds",
+                "5",
+            ]
+        )
+        == 0
+    )
+    assert seen == {
+        "paths": ["a.zip"],
+        "port": 9,
+        "open_browser": False,
+        "token": False,
+        "output_dir": "out",
+        "cull_idle_seconds": 5,
+    }
+    assert main(["app"]) == 0
+    assert seen["token"] is True and seen["output_dir"] is None and seen["cull_idle_seconds"] == 600

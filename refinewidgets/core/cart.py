@@ -82,11 +82,6 @@ class Cart:
         merged = list(dict.fromkeys([*current, *samples]))
         self._items[experiment] = None if set(merged) >= set(members) else merged
 
-    def add_samples(self, selection: Mapping[str, Sequence[str]]) -> None:
-        """Add several experiments' samples at once: ``{experiment: [samples]}``."""
-        for experiment, samples in selection.items():
-            self.add(experiment, samples)
-
     def remove(self, experiment: str, samples: Iterable[str] | None = None) -> None:
         """Remove ``experiment`` (or only some of its samples; an emptied experiment goes)."""
         if experiment not in self._items:

@@ -8,7 +8,6 @@ caller gives: ``None`` (silence), a callable ``f(done, total, message)``, or any
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 __all__ = ["Progress", "as_progress"]
@@ -78,6 +77,3 @@ def as_progress(target: Any = None) -> Progress:
             f"update(n) (such as a tqdm bar); got {type(target).__name__}."
         )
     return Progress(target)
-
-
-ProgressLike = None | Callable[[int, int, str], Any] | Any

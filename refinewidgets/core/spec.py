@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, fields
 from typing import Any
 
 from ..errors import DatasetSpecError, UnknownAccessionError
@@ -48,7 +48,10 @@ UNIFIED_CELL_COLUMNS = (
 #: The unified single-cell columns a cell filter may use (all but the barcode).
 CELL_FILTER_COLUMNS = tuple(c for c in UNIFIED_CELL_COLUMNS if c != "barcode")
 ALL_SAMPLES = "ALL"
+#: The version of the spec's JSON form; readers refuse a newer one.
 SPEC_VERSION = 1
+#: Options written by :meth:`Dataset.to_dict` even at their default (refine.bio's own, and join).
+_ALWAYS_WRITTEN = ("aggregate_by", "scale_by", "quantile_normalize", "join")
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...], *, upper: bool = True) -> str:
@@ -114,6 +117,7 @@ class Dataset:
     """
 
     data: dict[str, list[str]]
+    _: KW_ONLY
     aggregate_by: str = "EXPERIMENT"
     scale_by: str = "NONE"
     quantile_normalize: bool = True
@@ -162,15 +166,6 @@ class Dataset:
             clean[column] = [str(v) for v in values]
         return clean
 
-    @property
-    def single_cell_options(self) -> bool:
-        """Whether any single-cell option differs from its default."""
-        return (
-            bool(self.cell_filter)
-            or self.counts_normalization != "NONE"
-            or self.pseudobulk is not None
-        )
-
     @staticmethod
     def _check_data(data: Any) -> dict[str, list[str]]:
         if not isinstance(data, Mapping):
@@ -215,22 +210,32 @@ class Dataset:
             )
         return clean
 
-    # -- serialisation -------------------------------------------------------------------
+    # -- serialisation: every form derives from the fields declared above ----------------
+    @classmethod
+    def options(cls) -> dict[str, Any]:
+        """Every option (all fields but ``data``) and its default.
+
+        Examples
+        --------
+        >>> Dataset.options()["aggregate_by"], Dataset.options()["pseudobulk"]
+        ('EXPERIMENT', None)
+        """
+        return {f.name: f.default for f in fields(cls) if f.name != "data"}
+
+    def _set_options(self, always: tuple[str, ...] = _ALWAYS_WRITTEN) -> dict[str, Any]:
+        """The options to write: those in ``always``, and the others when not at their default."""
+        return {
+            name: getattr(self, name)
+            for name, default in self.options().items()
+            if name in always or getattr(self, name) != default
+        }
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict that :meth:`from_dict` turns back into an equal Dataset."""
-        out: dict[str, Any] = {
-            "data": {k: list(v) for k, v in self.data.items()},
-            "aggregate_by": self.aggregate_by,
-            "scale_by": self.scale_by,
-            "quantile_normalize": self.quantile_normalize,
-            "join": self.join,
-        }
-        if self.cell_filter:
-            out["cell_filter"] = {k: list(v) for k, v in self.cell_filter.items()}
-        if self.counts_normalization != "NONE":
-            out["counts_normalization"] = self.counts_normalization
-        if self.pseudobulk is not None:
-            out["pseudobulk"] = self.pseudobulk
+        out: dict[str, Any] = {"data": {k: list(v) for k, v in self.data.items()}}
+        for name, value in self._set_options().items():
+            out[name] = {k: list(v) for k, v in value.items()} if isinstance(value, dict) else value
+        out["spec_version"] = SPEC_VERSION
         return out
 
     @classmethod
@@ -238,16 +243,14 @@ class Dataset:
         """Rebuild a Dataset from :meth:`to_dict` output (unknown keys are an error)."""
         if not isinstance(d, Mapping):
             raise DatasetSpecError(f"A dataset spec must be a dict, got {type(d).__name__}.")
-        known = {
-            "data",
-            "aggregate_by",
-            "scale_by",
-            "quantile_normalize",
-            "join",
-            "cell_filter",
-            "counts_normalization",
-            "pseudobulk",
-        }
+        d = dict(d)
+        version = d.pop("spec_version", SPEC_VERSION)
+        if not isinstance(version, int) or version > SPEC_VERSION:
+            raise DatasetSpecError(
+                f"The dataset spec has spec_version {version!r}; this refinewidgets reads up to "
+                f"{SPEC_VERSION}. Upgrade refinewidgets to read it."
+            )
+        known = {"data", *cls.options()}
         extra = sorted(set(d) - known)
         if extra:
             raise DatasetSpecError(
@@ -255,7 +258,7 @@ class Dataset:
             )
         if "data" not in d:
             raise DatasetSpecError("The dataset spec has no `data` key.")
-        return cls(**dict(d))
+        return cls(**d)
 
     def to_json(self) -> str:
         """The spec as JSON text (what ``refinewidgets build SPEC.json`` reads)."""
@@ -264,17 +267,9 @@ class Dataset:
     def to_code(self) -> str:
         """Python source that rebuilds this dataset with the core API."""
         args = [f"    data={json.dumps(self.data)},"]
-        args.append(f"    aggregate_by={self.aggregate_by!r},")
-        args.append(f"    scale_by={self.scale_by!r},")
-        args.append(f"    quantile_normalize={self.quantile_normalize!r},")
-        if self.join != "inner":
-            args.append(f"    join={self.join!r},")
-        if self.cell_filter:
-            args.append(f"    cell_filter={json.dumps(self.cell_filter)},")
-        if self.counts_normalization != "NONE":
-            args.append(f"    counts_normalization={self.counts_normalization!r},")
-        if self.pseudobulk is not None:
-            args.append(f"    pseudobulk={self.pseudobulk!r},")
+        for name, value in self._set_options(_ALWAYS_WRITTEN[:3]).items():
+            text = json.dumps(value) if isinstance(value, dict) else repr(value)
+            args.append(f"    {name}={text},")
         return "ds = rw.Dataset(\n" + "\n".join(args) + "\n)"
 
     # -- resolution against a catalog ------------------------------------------------------

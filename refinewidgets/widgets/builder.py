@@ -42,9 +42,9 @@ Every message area has ``rw-message``; one showing an error also has ``rw-error`
 - results: ``rw-result-group``, ``rw-result-summary``, ``rw-filtered-samples``, ``rw-preview``,
   ``rw-plot-distributions``, ``rw-before-after``, ``rw-pca-color``, ``rw-plot-pca``,
   ``rw-plot-cell-types``, ``rw-plot-img`` (each plot image), ``rw-results-status``;
-- save: ``rw-save-path``, ``rw-save-format``, ``rw-save-overwrite``, ``rw-save``,
-  ``rw-prepare-download``, ``rw-download`` (holds the link ``a.rw-download-link``),
-  ``rw-save-status``.
+- save: ``rw-save-path``, ``rw-save-format``, ``rw-save-folder``, ``rw-save-overwrite``,
+  ``rw-save``, ``rw-prepare-download``, ``rw-download`` (holds the link
+  ``a.rw-download-link``), ``rw-save-status``.
 """
 
 from __future__ import annotations
@@ -93,6 +93,9 @@ class DatasetBuilder(w.VBox):
     ----------
     catalog
         A :class:`~refinewidgets.Catalog`; None opens the bundled demo (``rw.open_catalog()``).
+    output_dir
+        Where "Save" may write: None (default) accepts any path; a folder restricts saving to a
+        file name inside it (see :class:`SavePanel`; the web app always passes one).
 
     Examples
     --------
@@ -117,7 +120,7 @@ class DatasetBuilder(w.VBox):
         help="The AnnData of the result when it has one group, else {group: AnnData}.",
     )
 
-    def __init__(self, catalog=None, **kwargs: Any) -> None:
+    def __init__(self, catalog=None, *, output_dir=None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.catalog = catalog = catalog_or_demo(catalog)
         self.catalog_code = _catalog_code(catalog)
@@ -128,7 +131,7 @@ class DatasetBuilder(w.VBox):
         self.cart_view = DatasetCartView(catalog)
         self.options = OptionsPanel()
         self.results = ResultsView(catalog)
-        self.save = SavePanel()
+        self.save = SavePanel(output_dir=output_dir)
         self.progress = WidgetProgress()
         self.build_button = w.Button(
             description="Build dataset",

@@ -2,6 +2,9 @@
 
 "Save" writes the standard refine.bio zip (:meth:`~refinewidgets.Result.write_zip`) or one
 group as ``.h5ad``, atomically and never over an existing file unless "Overwrite" is ticked.
+Given an ``output_dir`` (the web app always gives one), the panel takes a file *name* only and
+writes inside that folder, never elsewhere (:func:`resolve_save_name`); without one, any path
+the kernel can write is accepted, as a notebook user expects.
 The download is a link whose ``href`` is a ``data:`` URI holding the zip: it needs no file
 server, so it also works in Voila (which answers 403 for kernel files that are not
 allow-listed). Zips above :data:`DOWNLOAD_LIMIT` bytes are refused with a message.
@@ -10,7 +13,9 @@ allow-listed). Zips above :data:`DOWNLOAD_LIMIT` bytes are refused with a messag
 from __future__ import annotations
 
 import base64
+import errno
 import html
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,11 +24,11 @@ import ipywidgets as w
 from traitlets import Instance, Unicode, observe
 
 from ..core.result import Result
-from ..errors import OutputExistsError
+from ..errors import OutputExistsError, RefineWidgetsError
 from ..io.archive import atomic_output
 from ._status import StatusArea, guarded
 
-__all__ = ["DOWNLOAD_LIMIT", "SavePanel"]
+__all__ = ["DOWNLOAD_LIMIT", "SaveNameError", "SavePanel", "resolve_save_name"]
 
 #: The largest zip offered as a browser download (it travels inside the page).
 DOWNLOAD_LIMIT = 200 * 2**20
@@ -31,8 +36,55 @@ DOWNLOAD_LIMIT = 200 * 2**20
 AUTO_DOWNLOAD_VALUES = 5_000_000
 
 
+class SaveNameError(RefineWidgetsError, ValueError):
+    """A file name the Save panel refuses when it saves inside an output folder."""
+
+
+def resolve_save_name(name: str, output_dir: str | os.PathLike) -> Path:
+    """The path ``name`` stands for inside ``output_dir``, or :class:`SaveNameError`.
+
+    ``name`` must be a plain file name: no ``/`` or ``\\``, not starting with ``.`` (so no
+    ``..`` and no hidden files). The result, symlinks resolved, must still be directly inside the
+    (resolved) folder: an existing symlink pointing elsewhere is refused.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> resolve_save_name("mine.zip", folder).name
+    'mine.zip'
+    >>> try:
+    ...     resolve_save_name("../x.zip", folder)
+    ... except SaveNameError as exc:
+    ...     print(str(exc).split(":")[0])
+    '../x.zip' is not a file name
+    """
+    folder = Path(output_dir).resolve()
+    name = name.strip()
+    if not name:
+        raise SaveNameError("give a file name to save to, such as dataset.zip")
+    if "/" in name or "\\" in name or "\x00" in name or name.startswith("."):
+        raise SaveNameError(
+            f"{name!r} is not a file name: use a name such as dataset.zip, without '/', '\\' "
+            f"or a leading '.'; files are saved in {folder}"
+        )
+    target = (folder / name).resolve()
+    if target.parent != folder:
+        raise SaveNameError(
+            f"{name!r} leads outside {folder} (a symbolic link?): choose another name"
+        )
+    return target
+
+
 class SavePanel(w.VBox):
     """Save a :class:`~refinewidgets.Result` to a path, or download it.
+
+    Parameters
+    ----------
+    output_dir
+        None (any path the kernel can write, relative to its working folder), or a folder: then
+        only a file name is accepted and the file is written inside that folder
+        (:func:`resolve_save_name`); a refused name is an error message in the panel.
 
     Examples
     --------
@@ -51,13 +103,22 @@ class SavePanel(w.VBox):
     result = Instance(Result, allow_none=True, help="The result to save.")
     saved_path = Unicode(None, allow_none=True, help="The file written last, or None.")
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, output_dir: str | os.PathLike | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.output_dir = None if output_dir is None else Path(output_dir).resolve()
         self.status = StatusArea("rw-save-status")
         self.path = w.Text(
-            value="dataset.zip", description="Save to", layout=w.Layout(width="480px")
+            value="dataset.zip",
+            description="Save to" if self.output_dir is None else "File name",
+            layout=w.Layout(width="480px"),
         )
         self.path.add_class("rw-save-path")
+        self.folder = w.HTML(
+            ""
+            if self.output_dir is None
+            else f"Saved in <code>{html.escape(str(self.output_dir))}</code>"
+        )
+        self.folder.add_class("rw-save-folder")
         self.format = w.Dropdown(
             options=[("refine.bio zip (every group)", "zip")], value="zip", description="Format"
         )
@@ -80,6 +141,7 @@ class SavePanel(w.VBox):
         self.children = [
             w.HTML("<b>Save</b>"),
             w.HBox([self.path, self.format]),
+            self.folder,
             self.overwrite,
             w.HBox([self.save_button, self.prepare_button]),
             self.download,
@@ -120,7 +182,14 @@ class SavePanel(w.VBox):
         """Write the chosen format to the path; never over an existing file unless "Overwrite"."""
         if self.result is None:
             raise ValueError("there is nothing to save yet: build a dataset first")
-        path = Path(self.path.value.strip() or "dataset.zip").expanduser()
+        if self.output_dir is None:
+            path = Path(self.path.value.strip() or "dataset.zip").expanduser()
+        else:
+            try:
+                path = resolve_save_name(self.path.value, self.output_dir)
+            except SaveNameError as exc:
+                self.status.show(f"Not saved: {exc}.", "error")
+                return None
         try:
             if self.format.value == "zip":
                 written = Path(self.result.write_zip(path, overwrite=self.overwrite.value))
@@ -133,6 +202,15 @@ class SavePanel(w.VBox):
             self.status.show(
                 f'{path} exists: choose another name, or tick "Overwrite" to replace it.', "error"
             )
+            return None
+        except RefineWidgetsError as exc:  # e.g. the folder of the path does not exist
+            self.status.show(f"Not saved: {exc}", "error")
+            return None
+        except OSError as exc:  # read-only or full disk, permission denied, a folder of that name
+            reason = (exc.strerror or str(exc)).rstrip(".")
+            if exc.errno == errno.EISDIR:
+                reason = "a folder has that name"
+            self.status.show(f"Not saved: cannot write {path}: {reason}.", "error")
             return None
         self.saved_path = str(written)
         size = written.stat().st_size

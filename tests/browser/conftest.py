@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from refinewidgets.app import free_port, wait_until_up
+from refinewidgets.app import free_port
+
+from .server import start_app
 
 CHROMIUM = os.environ.get("REFINEWIDGETS_CHROMIUM", "/usr/bin/chromium")
 FLAGS = [
@@ -41,30 +41,22 @@ def _require_chromium() -> None:
 
 
 @pytest.fixture(scope="session")
-def voila_url(tmp_path_factory):
-    """The app served by ``refinewidgets app --no-browser`` on a free port (the demo sources)."""
-    port = free_port()
+def voila_server(tmp_path_factory):
+    """``refinewidgets app --no-browser`` on a free port (the demo sources), started in a fresh
+    folder (its output folder); a :class:`~tests.browser.server.RunningApp`."""
     workdir = tmp_path_factory.mktemp("voila")
-    log = open(workdir / "voila.log", "w")
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "refinewidgets.cli", "app", "--no-browser", "--port", str(port)],
-        cwd=workdir,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}/"
+    logs = tmp_path_factory.mktemp("voila-log")
+    app = start_app(workdir, logs / "voila.log", "--port", str(free_port()))
     try:
-        wait_until_up(url, proc, timeout=180)
-        yield url
+        yield app
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        app.stop()
+
+
+@pytest.fixture(scope="session")
+def voila_url(voila_server):
+    """The URL the app printed, with its token."""
+    return voila_server.url
 
 
 @pytest.fixture(scope="session")

@@ -151,3 +151,64 @@ def test_building_with_nothing_selected_shows_the_message(page, voila_url):
     status = page.locator(".rw-status")
     expect(status).to_contain_text("Nothing selected")
     expect(page.locator(".rw-status .rw-error, .rw-status.rw-error")).to_have_count(1)
+
+
+def build_one_experiment(page, accession):
+    """Tick one experiment, take all its samples, build with the default options."""
+    page.locator(".rw-search input").fill(accession)
+    expect(page.locator(".rw-experiments-row")).to_have_count(1)
+    tick(page, "experiments", accession)
+    page.locator(".rw-select-all").click()
+    page.locator(".rw-add-to-dataset").click()
+    tab(page, "My dataset")
+    page.locator(".rw-build").click()
+    expect(page.locator(".rw-result-summary")).to_contain_text(f"{accession}:")
+
+
+def test_save_writes_a_name_inside_the_output_folder_only(page, voila_server, demo):
+    from refinewidgets.app import app_notebook
+
+    open_app(page, voila_server.url)
+    build_one_experiment(page, "SRP091833")
+    folder = voila_server.cwd.resolve()
+    expect(page.locator(".rw-save-folder")).to_contain_text(str(folder))
+    before = set(folder.iterdir())
+    name = page.locator(".rw-save-path input")
+    status = page.locator(".rw-save-status")
+
+    name.fill("../x.zip")
+    page.locator(".rw-save").click()
+    expect(status).to_contain_text("'../x.zip' is not a file name")
+    expect(page.locator(".rw-save-status.rw-error")).to_have_count(1)
+    assert not (folder.parent / "x.zip").exists() and set(folder.iterdir()) == before
+
+    name.fill("mine.zip")
+    page.locator(".rw-save").click()
+    expect(status).to_contain_text(f"Saved {folder / 'mine.zip'}")
+    assert set(folder.iterdir()) - before == {folder / "mine.zip"}
+    assert not (app_notebook().parent / "mine.zip").exists()  # not the kernel's folder
+    expected = rw.build(rw.Dataset({"SRP091833": ["ALL"]}), demo)["SRP091833"]
+    with zipfile.ZipFile(folder / "mine.zip") as zf:
+        header = zf.read("SRP091833/SRP091833.tsv").split(b"\n", 1)[0].decode().split("\t")
+    assert header[1:] == list(expected.obs_names)
+
+
+def test_closing_the_page_shuts_its_kernel_down(browser, voila_server):
+    from .server import alive, wait_for
+
+    before = set(voila_server.kernels())
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(120_000)
+        open_app(page, voila_server.url)
+        new = wait_for(
+            lambda: set(voila_server.kernels()) - before, 60, "the page's kernel to start"
+        )
+        assert len(new) == 1, f"one page view starts one kernel, got {new}"
+        (kernel,) = new
+        page.close(run_before_unload=True)  # Voila's beforeunload posts /voila/api/shutdown/<id>
+        wait_for(lambda: not alive(kernel), 30, f"kernel process {kernel} to end")
+        assert set(voila_server.kernels()) - before == set()
+    finally:
+        context.close()

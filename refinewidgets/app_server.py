@@ -1,0 +1,144 @@
+"""The server behind ``refinewidgets app``: Voila, plus a Host/Origin guard and a readiness probe.
+
+:func:`refinewidgets.app.serve` runs ``python -m refinewidgets.app_server NOTEBOOK [Voila
+options]`` instead of ``python -m voila``. :class:`RefineWidgetsVoila` is Voila's standalone
+application with four additions, all made just before Voila starts listening:
+
+- every request, the websocket handshakes included, whose ``Host`` header is not
+  ``127.0.0.1:PORT``, ``localhost:PORT`` or ``[::1]:PORT``, or whose ``Origin`` header (when
+  present) is not ``http://`` + one of those, is answered ``403`` with a one-line text body
+  (:func:`refusal`). A page on another site reaching the app through DNS rebinding sends its own
+  host name; a page elsewhere posting to the app sends its own origin.
+- ``GET /refinewidgets/ready`` answers the per-run nonce the launcher put in
+  ``REFINEWIDGETS_SERVER_NONCE``: the launcher knows the server answering is this one, not
+  another program on the same port.
+- the page sets the ``_xsrf`` cookie, so the shutdown beacon Voila's page sends when it closes
+  is accepted and the page's kernel stops (:class:`_VoilaPage`);
+- the token comes from ``REFINEWIDGETS_SERVER_TOKEN`` (not the command line, which other users of
+  the machine can read); ``""`` means no token. Both variables are removed from the environment
+  before any kernel starts.
+
+Voila's own identity provider (jupyter_server's ``PasswordIdentityProvider``) checks the token:
+``?token=...`` once, then its login cookie. Port retries are off: the port asked for, or exit 1.
+"""
+
+from __future__ import annotations
+
+import os
+
+import tornado.web
+from jupyter_server.utils import url_path_join
+from voila.app import Voila
+from voila.tornado.handler import TornadoVoilaHandler
+
+__all__ = ["NONCE_ENV", "READY_PATH", "TOKEN_ENV", "RefineWidgetsVoila", "allowed_hosts", "refusal"]
+
+TOKEN_ENV = "REFINEWIDGETS_SERVER_TOKEN"
+NONCE_ENV = "REFINEWIDGETS_SERVER_NONCE"
+READY_PATH = "/refinewidgets/ready"
+
+
+def allowed_hosts(port: int) -> frozenset[str]:
+    """The ``Host`` values the app answers on ``port`` (lower case)."""
+    return frozenset({f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"})
+
+
+def refusal(host: str | None, origin: str | None, hosts: frozenset[str]) -> str | None:
+    """Why a request with these ``Host`` and ``Origin`` headers is refused, or None.
+
+    Examples
+    --------
+    >>> hosts = allowed_hosts(8866)
+    >>> refusal("127.0.0.1:8866", None, hosts) is None
+    True
+    >>> refusal("LOCALHOST:8866", "http://localhost:8866", hosts) is None
+    True
+    >>> refusal("evil.example:8866", None, hosts)
+    "Host 'evil.example:8866' is not this app's address"
+    >>> refusal("127.0.0.1:8866", "http://evil.example", hosts)
+    "Origin 'http://evil.example' is not this app's address"
+    """
+    if (host or "").lower() not in hosts:
+        return f"Host {host!r} is not this app's address"
+    if origin is not None and origin.lower() not in {f"http://{h}" for h in hosts}:
+        return f"Origin {origin!r} is not this app's address"
+    return None
+
+
+class _Forbidden(tornado.web.RequestHandler):
+    """403 with a short text body, whatever the method (and before any Jupyter handler runs)."""
+
+    def initialize(self, reason: str) -> None:
+        self.reason = reason
+
+    def prepare(self) -> None:
+        self.set_status(403)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(f"403 Forbidden: {self.reason}. Open the app at the URL it printed.\n")
+
+
+class _Ready(tornado.web.RequestHandler):
+    """Answers the launcher's per-run nonce (it carries no secret: it only identifies the run)."""
+
+    def initialize(self, nonce: str) -> None:
+        self.nonce = nonce
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(self.nonce)
+
+
+class _VoilaPage(TornadoVoilaHandler):
+    """Voila's page, setting the ``_xsrf`` cookie that its ``beforeunload`` beacon sends back.
+
+    Voila 0.5's page posts ``/voila/api/shutdown/<kernel_id>`` with the ``_xsrf`` value read from
+    ``document.cookie``, but standalone Voila never sets that cookie, so jupyter_server refuses
+    the post (403) and every closed page leaves its kernel running.
+    """
+
+    @tornado.web.authenticated
+    async def get(self, path=None):
+        self.xsrf_token  # noqa: B018 - reading it sets the cookie (before the page streams)
+        await super().get(path)
+
+
+class RefineWidgetsVoila(Voila):
+    """Voila's standalone app with the Host/Origin guard, the readiness probe, the env token."""
+
+    def initialize(self, argv=None):
+        super().initialize(argv)
+        token = os.environ.pop(TOKEN_ENV, None)
+        if token is not None:
+            self.token = token
+        self._nonce = os.environ.pop(NONCE_ENV, "")
+
+    def init_handlers(self):
+        ready = (url_path_join(self.server_url, READY_PATH), _Ready, {"nonce": self._nonce})
+        handlers = [
+            (rule[0], _VoilaPage, *rule[2:]) if rule[1] is TornadoVoilaHandler else rule
+            for rule in super().init_handlers()
+        ]
+        return [ready, *handlers]
+
+    def listen(self):
+        self.port_retries = 0  # a taken port is an error, never another port
+        hosts = allowed_hosts(self.port)
+        app = self.app
+        find_handler = app.find_handler
+
+        def guarded_find_handler(request, **kwargs):
+            reason = refusal(request.host, request.headers.get("Origin"), hosts)
+            if reason is not None:
+                self.log.warning("refused %s %s: %s", request.method, request.path, reason)
+                return app.get_handler_delegate(request, _Forbidden, {"reason": reason})
+            return find_handler(request, **kwargs)
+
+        app.find_handler = guarded_find_handler  # tornado routes every request through it
+        super().listen()
+
+
+main = RefineWidgetsVoila.launch_instance
+
+if __name__ == "__main__":
+    main()
