@@ -67,3 +67,10 @@ def kernel_name(tmp_path, monkeypatch):
     )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     return KERNEL
+
+
+def pytest_collection_modifyitems(items):
+    """Browser tests are slow tests too: ``pytest -m "not slow"`` is the fast layer."""
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)

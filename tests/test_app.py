@@ -154,6 +154,7 @@ def test_voila_command_serves_the_packaged_notebook_on_the_port():
     assert "--MappingKernelManager.cull_idle_timeout=600" in voila_command(1)
 
 
+@pytest.mark.slow
 def test_readiness_is_our_nonce_not_any_http_answer():
     """Another program answering HTTP on the port is not taken for our server."""
     server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
@@ -216,6 +217,7 @@ def served(tmp_path_factory):
 
 
 @linux_only
+@pytest.mark.slow
 def test_the_app_needs_its_token_and_its_own_host_and_origin(served):
     port, token = served.port, served.token
     assert served.url == f"http://127.0.0.1:{port}/?token={token}"
@@ -273,6 +275,7 @@ def test_the_app_needs_its_token_and_its_own_host_and_origin(served):
 
 
 @linux_only
+@pytest.mark.slow
 def test_a_kernel_whose_page_vanished_is_culled(served):
     before = set(served.kernels())
     status, _, body = _request(served.port, f"/?token={served.token}")
@@ -286,6 +289,7 @@ def test_a_kernel_whose_page_vanished_is_culled(served):
 
 
 @linux_only
+@pytest.mark.slow
 def test_no_token_serves_everyone_and_says_so(tmp_path):
     app = start_app(tmp_path, tmp_path / "app.log", "--no-token", "--port", str(free_port()))
     try:
@@ -313,6 +317,7 @@ def _run_app(*args, cwd):
     )
 
 
+@pytest.mark.slow
 def test_a_taken_port_is_an_error_that_says_so(tmp_path):
     server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -330,6 +335,7 @@ def test_a_taken_port_is_an_error_that_says_so(tmp_path):
     assert "http://" not in out.stdout
 
 
+@pytest.mark.slow
 def test_app_argument_errors(tmp_path):
     out = _run_app("--output-dir", str(tmp_path / "nope"), cwd=tmp_path)
     assert out.returncode == 2
@@ -344,6 +350,7 @@ def test_app_argument_errors(tmp_path):
 
 
 @linux_only
+@pytest.mark.slow
 def test_terminating_the_app_command_stops_voila(tmp_path):
     app = start_app(tmp_path, tmp_path / "app.log", "--port", str(free_port()))
     try:
@@ -356,6 +363,7 @@ def test_terminating_the_app_command_stops_voila(tmp_path):
 
 
 @linux_only
+@pytest.mark.slow
 def test_killing_the_app_command_stops_voila_and_its_kernels(tmp_path):
     app = start_app(tmp_path, tmp_path / "app.log", "--port", str(free_port()))
     try:

@@ -54,6 +54,7 @@ def test_info_on_a_zip_and_a_folder(tmp_path, capsys):
     assert "<Catalog:" in text and "MICROARRAY" in text
 
 
+@pytest.mark.slow
 def test_demo_command_runs_as_an_installed_script(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "refinewidgets.cli", "demo", "-o", str(tmp_path / "demo.zip"), "-q"],

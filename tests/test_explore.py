@@ -133,3 +133,16 @@ def test_preview_is_the_corner_of_the_expression_frame(demo_cat):
         res.expression("SRP091833").iloc[:5, :3],
     )
     assert not explore.is_cells(res["SRP091833"])
+
+
+def test_large_groups_get_a_randomized_pca_equal_to_the_exact_one():
+    rng = np.random.default_rng(4)
+    scores = rng.normal(size=(600, 2)) * [10.0, 4.0]  # two clear components plus noise
+    X = scores @ rng.normal(size=(2, 800)) + rng.normal(scale=0.1, size=(600, 800))
+    fast = explore.pca(anndata.AnnData(X), max_rows=None)
+    exact_U, exact_S, exact_Vt = np.linalg.svd(X - X.mean(axis=0), full_matrices=False)
+    signs = np.sign(exact_Vt[[0, 1], np.argmax(np.abs(exact_Vt[:2]), axis=1)])
+    expected = exact_U[:, :2] * exact_S[:2] * signs
+    np.testing.assert_allclose(fast.coordinates.to_numpy(), expected, rtol=1e-6, atol=1e-6)
+    total = (exact_S**2).sum()
+    np.testing.assert_allclose(fast.explained_variance_ratio, exact_S[:2] ** 2 / total, rtol=1e-9)

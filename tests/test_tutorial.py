@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
+@pytest.mark.slow
 def test_tutorial_notebook_executes(tmp_path, kernel_name):
     nb = nbformat.read(NOTEBOOKS / "tutorial.ipynb", as_version=4)
     NotebookClient(
