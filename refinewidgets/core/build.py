@@ -234,7 +234,7 @@ def _assemble(plan: _Plan, builds: list[GroupBuild]) -> Result:
     return Result(
         groups,
         provenance,
-        filtered,
+        filtered_samples=filtered,
         metadata_columns=columns if bulk_samples else None,
         dataset=dataset,
         filtered_records={a: json_record(catalog.sample_record(a)) for a in filtered["accession"]},

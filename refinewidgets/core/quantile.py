@@ -284,7 +284,7 @@ def determine_target(values) -> np.ndarray:
     return np.sort(total / used)
 
 
-def quantile_normalize(frame, target=None):
+def quantile_normalize(frame, *, target=None):
     """Quantile-normalize each sample (column) of a genes x samples matrix against a target.
 
     Parameters

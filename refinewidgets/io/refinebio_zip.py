@@ -162,7 +162,7 @@ def read_zip(path: str | os.PathLike, *, progress: Any = None) -> Result:
         return Result(
             groups,
             layout.meta,
-            filtered,
+            filtered_samples=filtered,
             metadata_columns=columns,
             dataset=dataset_of(layout.meta, present),
             filtered_records=filtered_records,

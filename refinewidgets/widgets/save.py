@@ -103,7 +103,7 @@ class SavePanel(w.VBox):
     result = Instance(Result, allow_none=True, help="The result to save.")
     saved_path = Unicode(None, allow_none=True, help="The file written last, or None.")
 
-    def __init__(self, output_dir: str | os.PathLike | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, output_dir: str | os.PathLike | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.output_dir = None if output_dir is None else Path(output_dir).resolve()
         self.status = StatusArea("rw-save-status")
