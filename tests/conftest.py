@@ -9,7 +9,7 @@ import pytest
 
 import refinewidgets as rw
 from refinewidgets.core.sources import InMemorySource
-from refinewidgets.testing.compendium import synthetic_compendium
+from refinewidgets.testing import single_cell_tables, synthetic_compendium
 
 
 @pytest.fixture
@@ -27,6 +27,12 @@ def comp():
 @pytest.fixture
 def cat(comp):
     return rw.Catalog([InMemorySource.from_compendium(comp)])
+
+
+@pytest.fixture
+def sc_catalog():
+    """A browse-only catalog with one single-cell and one bulk experiment."""
+    return rw.Catalog.from_tables(*single_cell_tables())
 
 
 @pytest.fixture(scope="session")

@@ -17,44 +17,6 @@ from refinewidgets.errors import DatasetSpecError
 from refinewidgets.testing import synthetic_listing
 
 
-def single_cell_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A browse-only listing with one single-cell and one bulk experiment (shared by tests)."""
-    exps = pd.DataFrame(
-        {
-            "title": ["Blood atlas", "Liver bulk"],
-            "description": ["cells", "bulk"],
-            "technology": ["SINGLE-CELL", "RNA-SEQ"],
-            "organisms": ["HOMO_SAPIENS", "HOMO_SAPIENS"],
-            "platforms": ["10x", "HiSeq"],
-            "num_samples": [2, 2],
-        },
-        index=pd.Index(["SC1", "B1"], name="accession"),
-    )
-    samples = pd.DataFrame(
-        {
-            "experiment_accession": ["SC1", "SC1", "B1", "B1"],
-            "refinebio_title": ["lib 1", "lib 2", "liver 1", "liver 2"],
-            "refinebio_organism": ["HOMO_SAPIENS"] * 4,
-            "refinebio_sex": ["female", "male", "female", ""],
-            "refinebio_specimen_part": ["blood", "spleen", "liver", "liver"],
-            "refinebio_disease": ["", "", "", ""],
-            "technology": ["SINGLE-CELL", "SINGLE-CELL", "RNA-SEQ", "RNA-SEQ"],
-            "n_cells": ["300", "200", "", ""],
-            "cell_types": ["B cell", "B cell; T cell", "", ""],
-            "tissues": ["blood", "spleen", "", ""],
-            "stages": ["adult", "adult", "", ""],
-            "sexes": ["female", "male", "", ""],
-        },
-        index=pd.Index(["L1", "L2", "S1", "S2"], name="accession"),
-    )
-    return exps, samples
-
-
-@pytest.fixture
-def sc_catalog():
-    return rw.Catalog.from_tables(*single_cell_tables())
-
-
 @pytest.fixture(scope="module")
 def listing():
     return synthetic_listing(2_000, 20_000, seed=3)

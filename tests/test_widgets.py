@@ -10,10 +10,8 @@ import pytest
 pytest.importorskip("ipywidgets")
 
 import refinewidgets as rw
-from refinewidgets.testing import synthetic_listing
+from refinewidgets.testing import single_cell_tables, synthetic_listing
 from refinewidgets.widgets import DatasetCartView, ExperimentBrowser, OptionsPanel, SamplePicker
-
-from .test_browse import single_cell_tables
 
 
 @pytest.fixture
@@ -208,27 +206,37 @@ def test_cart_view_add_totals_remove_clear(demo_cat):
 
 
 # -- options -------------------------------------------------------------------------------------
-def test_quantile_normalization_box_follows_the_page_rule():
-    panel = OptionsPanel()
+def _panel(catalog):
+    from refinewidgets.widgets.state import AppState
+
+    return OptionsPanel(state=AppState(catalog))
+
+
+def _select(panel, selection):
+    panel.state.selection = panel.state.selection.clear().add(selection)
+
+
+def test_quantile_normalization_box_follows_the_page_rule(demo_cat):
+    panel = _panel(demo_cat)
     assert panel.quantile_normalize.disabled  # empty dataset
-    panel.technologies = ["RNA-SEQ"]
+    _select(panel, {"SRP091833": None})  # RNA-seq
     assert not panel.quantile_normalize.disabled and panel.qn_reason.value == ""
     panel.quantile_normalize.value = False
     assert panel.options["quantile_normalize"] is False
+    assert panel.state.selection.dataset.quantile_normalize is False
     panel.aggregate.value = "SPECIES"
     assert panel.quantile_normalize.disabled and panel.quantile_normalize.value is True
     assert "aggregating by species" in panel.qn_reason.value
-    assert (
-        panel.options["aggregate_by"] == "SPECIES" and panel.options["quantile_normalize"] is True
-    )
+    assert panel.state.selection.dataset.aggregate_by == "SPECIES"
+    assert panel.options["quantile_normalize"] is True
     panel.aggregate.value = "EXPERIMENT"
     assert not panel.quantile_normalize.disabled
-    panel.technologies = ["MICROARRAY", "RNA-SEQ"]
+    panel.state.selection = panel.state.selection.add({"GSE71102": None})  # microarray too
     assert panel.quantile_normalize.disabled and "microarray samples" in panel.qn_reason.value
 
 
-def test_transformation_labels_and_options():
-    panel = OptionsPanel()
+def test_transformation_labels_and_options(demo_cat):
+    panel = _panel(demo_cat)
     assert [label for label, _ in panel.transformation.options] == [
         "None",
         "Zero to One",
@@ -247,12 +255,11 @@ def test_transformation_labels_and_options():
     }
 
 
-def test_single_cell_options_show_only_with_single_cell_samples():
-    panel = OptionsPanel()
-    panel.technologies = ["RNA-SEQ"]
+def test_single_cell_options_show_only_with_single_cell_samples(sc_catalog):
+    panel = _panel(sc_catalog)
+    _select(panel, {"B1": None})
     assert not panel.single_cell_visible
-    panel.technologies = ["RNA-SEQ", "SINGLE-CELL"]
-    panel.cell_filter_choices = {"cell_type": ["B cell", "T cell"], "tissue": ["blood"]}
+    panel.state.selection = panel.state.selection.add({"SC1": None})
     assert panel.single_cell_visible
     assert panel.quantile_normalize.disabled and panel.quantile_normalize.value is False
     assert "single cells" in panel.qn_reason.value
@@ -260,9 +267,10 @@ def test_single_cell_options_show_only_with_single_cell_samples():
     panel.cell_filters["cell_type"].value = ("T cell",)
     panel.counts_normalization.value = "LOG1P_CPM"
     assert panel.options["cell_filter"] == {"cell_type": ["T cell"]}
+    assert panel.state.selection.dataset.cell_filter == {"cell_type": ["T cell"]}
     panel.pseudobulk.value = "sample"  # pseudobulk sums are normalized like RNA-seq samples
     assert not panel.quantile_normalize.disabled
-    panel.technologies = ["RNA-SEQ"]  # single cells gone: their options go back to defaults
+    panel.state.selection = panel.state.selection.remove("SC1")  # no single cells: defaults
     assert not panel.single_cell_visible
     assert (
         panel.options["cell_filter"],
@@ -271,9 +279,9 @@ def test_single_cell_options_show_only_with_single_cell_samples():
     ) == (None, None, "NONE")
 
 
-def test_set_options_restores_every_control():
-    panel = OptionsPanel()
-    panel.technologies = ["SINGLE-CELL"]
+def test_set_options_restores_every_control(sc_catalog):
+    panel = _panel(sc_catalog)
+    _select(panel, {"SC1": None})
     ds = rw.Dataset(
         {"E": ["ALL"]},
         aggregate_by="ALL",

@@ -351,3 +351,33 @@ def test_results_view_before_after_on_demand(demo_cat, monkeypatch, tmp_path):
     assert "24 samples" in alone.summary.value and alone.status.text == ""
     alone.before_button.click()
     assert alone.status.kind == "error" and "catalog" in alone.status.text
+
+
+def test_results_are_marked_out_of_date_when_the_dataset_changes(builder):
+    first = rw.Dataset({"SRP091833": ["ALL"]}, quantile_normalize=False)
+    builder.dataset = first
+    builder.build()
+    assert builder.stale_note.value == "" and not builder.save.save_button.disabled
+    both = rw.Dataset({"SRP091833": ["ALL"], "SRP105872": ["ALL"]}, quantile_normalize=False)
+    builder.dataset = both  # restored from code: the results are of the first dataset
+    assert builder.state.selection.dataset == both and builder.result.dataset == first
+    assert "built from an earlier dataset" in builder.stale_note.value
+    assert builder.save.save_button.disabled and builder.save.prepare_button.disabled
+    builder.build()
+    assert builder.result.dataset == builder.dataset == both
+    assert builder.stale_note.value == "" and not builder.save.save_button.disabled
+    builder.cart_view.clear_button.click()
+    assert builder.dataset is None and builder.save.save_button.disabled
+    assert "built from an earlier dataset" in builder.stale_note.value
+
+
+def test_one_state_drives_every_part(builder):
+    builder.state.selection = builder.state.selection.add({"SRP091833": None}).with_options(
+        scale_by="STANDARD"
+    )
+    assert builder.cart_view.data == {"SRP091833": ["ALL"]}
+    assert builder.options.transformation.value == "STANDARD"
+    assert builder.dataset == rw.Dataset({"SRP091833": ["ALL"]}, scale_by="STANDARD")
+    assert "scale_by='STANDARD'" in builder.code.value
+    builder.options.transformation.value = "MINMAX"  # a control assigns a new selection
+    assert builder.state.selection.dataset.scale_by == "MINMAX" == builder.dataset.scale_by

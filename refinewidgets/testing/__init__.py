@@ -8,12 +8,13 @@ data model.
 from .bgee_files import VARIANTS, write_bgee_h5ad
 from .compendium import Compendium, synthetic_compendium
 from .demo_design import demo_compendium
-from .listing import synthetic_listing
+from .listing import single_cell_tables, synthetic_listing
 
 __all__ = [
     "VARIANTS",
     "Compendium",
     "demo_compendium",
+    "single_cell_tables",
     "synthetic_compendium",
     "synthetic_listing",
     "write_bgee_h5ad",

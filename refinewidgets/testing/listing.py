@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["synthetic_listing"]
+__all__ = ["single_cell_tables", "synthetic_listing"]
 
 
 #: Vocabulary of the synthetic listing ("|"-separated choices).
@@ -87,5 +87,38 @@ def synthetic_listing(
             "refinebio_disease": pick("disease", n_samples),
         },
         index=pd.Index([f"SYNS{i:08d}" for i in range(n_samples)], name="accession"),
+    )
+    return exps, samples
+
+
+def single_cell_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A browse-only listing with one single-cell and one bulk experiment (browse, selection and widget tests)."""
+    exps = pd.DataFrame(
+        {
+            "title": ["Blood atlas", "Liver bulk"],
+            "description": ["cells", "bulk"],
+            "technology": ["SINGLE-CELL", "RNA-SEQ"],
+            "organisms": ["HOMO_SAPIENS", "HOMO_SAPIENS"],
+            "platforms": ["10x", "HiSeq"],
+            "num_samples": [2, 2],
+        },
+        index=pd.Index(["SC1", "B1"], name="accession"),
+    )
+    samples = pd.DataFrame(
+        {
+            "experiment_accession": ["SC1", "SC1", "B1", "B1"],
+            "refinebio_title": ["lib 1", "lib 2", "liver 1", "liver 2"],
+            "refinebio_organism": ["HOMO_SAPIENS"] * 4,
+            "refinebio_sex": ["female", "male", "female", ""],
+            "refinebio_specimen_part": ["blood", "spleen", "liver", "liver"],
+            "refinebio_disease": ["", "", "", ""],
+            "technology": ["SINGLE-CELL", "SINGLE-CELL", "RNA-SEQ", "RNA-SEQ"],
+            "n_cells": ["300", "200", "", ""],
+            "cell_types": ["B cell", "B cell; T cell", "", ""],
+            "tissues": ["blood", "spleen", "", ""],
+            "stages": ["adult", "adult", "", ""],
+            "sexes": ["female", "male", "", ""],
+        },
+        index=pd.Index(["L1", "L2", "S1", "S2"], name="accession"),
     )
     return exps, samples

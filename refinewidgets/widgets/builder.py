@@ -5,10 +5,13 @@ Tabs: **Choose samples** (:class:`ExperimentBrowser`, :class:`SamplePicker`), **
 that rebuilds the dataset), **Results** (:class:`ResultsView`, :class:`SavePanel`). A status
 line under the tabs shows the last message of any part, errors included.
 
-The builder only edits a :class:`~refinewidgets.Dataset` and calls :func:`refinewidgets.build`.
-Its traits: ``dataset`` (the current spec; setting it restores the cart and the options),
-``result`` (the :class:`~refinewidgets.Result` of the last build) and ``adata`` (its AnnData when
-there is one group, else ``{key: AnnData}``).
+The app has one state: an :class:`~refinewidgets.widgets.state.AppState` holding an immutable
+:class:`~refinewidgets.core.selection.Selection` (the samples and the options). The cart and the
+options panel render from it and assign new selections; the builder's ``dataset`` trait is the
+selection's spec (setting it restores the selection), and a build uses exactly that spec. Other
+traits: ``result`` (the :class:`~refinewidgets.Result` of the last build; when the dataset
+changes afterwards, the results are marked out of date and saving is off until the next build)
+and ``adata`` (its AnnData when there is one group, else ``{key: AnnData}``).
 
 CSS classes, for browser tests (each is on one element unless said otherwise). ipywidgets puts
 a class on the widget's outer element: target the control inside it (``.rw-search input``,
@@ -57,8 +60,8 @@ from traitlets import Any as AnyTrait
 from traitlets import Instance, TraitError, observe, validate
 
 from ..core.build import build
-from ..core.cart import Cart, rebuild_code
 from ..core.result import Result
+from ..core.selection import Selection, rebuild_code
 from ..core.spec import Dataset
 from ._progress import WidgetProgress
 from ._status import StatusArea, catalog_or_demo, describe, guarded
@@ -68,6 +71,7 @@ from .options import OptionsPanel
 from .results import ResultsView
 from .sample_picker import SamplePicker
 from .save import SavePanel
+from .state import AppState
 
 __all__ = ["DatasetBuilder"]
 
@@ -124,12 +128,12 @@ class DatasetBuilder(w.VBox):
         super().__init__(**kwargs)
         self.catalog = catalog = catalog_or_demo(catalog)
         self.catalog_code = _catalog_code(catalog)
-        self._syncing = False
+        self.state = AppState(catalog)
         self.status = StatusArea("rw-status")
         self.browser = ExperimentBrowser(catalog)
         self.picker = SamplePicker(catalog)
-        self.cart_view = DatasetCartView(catalog)
-        self.options = OptionsPanel()
+        self.cart_view = DatasetCartView(state=self.state)
+        self.options = OptionsPanel(state=self.state)
         self.results = ResultsView(catalog)
         self.save = SavePanel(output_dir=output_dir)
         self.progress = WidgetProgress()
@@ -151,6 +155,8 @@ class DatasetBuilder(w.VBox):
             lambda c: setattr(self.code.layout, "display", None if c["new"] else "none"),
             names="value",
         )
+        self.stale_note = w.HTML()
+        self.stale_note.add_class("rw-stale")
         self.tabs = w.Tab(
             children=[
                 w.VBox([self.browser, self.picker]),
@@ -163,7 +169,7 @@ class DatasetBuilder(w.VBox):
                         self.code,
                     ]
                 ),
-                w.VBox([self.results, self.save]),
+                w.VBox([self.stale_note, self.results, self.save]),
             ],
             titles=["Choose samples", "My dataset", "Results"],
         )
@@ -179,8 +185,7 @@ class DatasetBuilder(w.VBox):
         )
         self.browser.on_add(self.cart_view.add)
         self.picker.on_add(self.cart_view.add)
-        self.cart_view.observe(self._on_cart, names="data")
-        self.options.observe(self._on_options, names="options")
+        self.state.observe(self._on_selection, names="selection")
         for part in (
             self.browser,
             self.picker,
@@ -190,7 +195,7 @@ class DatasetBuilder(w.VBox):
             self.save,
         ):
             part.status.observe(self._mirror, names="serial")
-        self._on_cart(None)
+        self._on_selection(None)
 
     # -- keeping `dataset` in step with the parts -------------------------------------------
     def _mirror(self, change) -> None:
@@ -199,29 +204,13 @@ class DatasetBuilder(w.VBox):
             self.status.show(part.text, part.kind)
 
     @guarded
-    def _on_cart(self, change) -> None:
-        cart = self.cart_view.cart
-        self.options.technologies = cart.technologies()
-        self.options.cell_filter_choices = cart.cell_filter_choices()
-        n = cart.n_samples
+    def _on_selection(self, change) -> None:
+        selection = self.state.selection
+        n = selection.n_samples
         self.tabs.set_title(TAB_DATASET, f"My dataset ({n:,} samples)" if n else "My dataset")
-        self._sync()
-
-    def _on_options(self, change) -> None:
-        self._sync()
-
-    @guarded
-    def _sync(self) -> None:
-        if self._syncing:
-            return
-        cart = self.cart_view.cart
-        ds = cart.to_dataset(**self.options.options) if len(cart) else None
-        self._syncing = True
-        try:
-            self.dataset = ds
-        finally:
-            self._syncing = False
+        self.dataset = selection.dataset  # equal to the trait when the change came from it
         self._show_code()
+        self._show_staleness()
 
     def _show_code(self) -> None:
         self.code.value = (
@@ -230,12 +219,23 @@ class DatasetBuilder(w.VBox):
             else "# Add samples to the dataset: the code that rebuilds it appears here."
         )
 
+    def _show_staleness(self) -> None:
+        stale = self.result is not None and self.result.dataset != self.dataset
+        self.save.stale = stale
+        self.stale_note.value = (
+            '<div class="rw-message" style="color:#8a5a00">These results were built from an '
+            "earlier dataset: the samples or options changed since. Build again to see the "
+            "current dataset; saving is off until then.</div>"
+            if stale
+            else ""
+        )
+
     @validate("dataset")
     def _valid_dataset(self, proposal) -> Dataset | None:
         value = proposal["value"]
-        if value is not None and not self._syncing:
+        if value is not None and value != self.state.selection.dataset:
             try:
-                self._restored = Cart.from_dataset(value, self.catalog)
+                Selection.from_dataset(value, self.catalog)
             except Exception as exc:
                 self.status.show(describe(exc), "error")
                 raise TraitError(describe(exc)) from exc
@@ -243,31 +243,27 @@ class DatasetBuilder(w.VBox):
 
     @observe("dataset")
     def _dataset_changed(self, change) -> None:
-        if self._syncing:
-            return
-        self._syncing = True
-        try:
-            self.cart_view.set_cart(
-                self._restored if self.dataset is not None else Cart(self.catalog)
-            )
-            if self.dataset is not None:
-                self.options.set_options(self.dataset)
-        finally:
-            self._syncing = False
-        self._show_code()
-        n = self.cart_view.cart.n_samples
+        if change["new"] == self.state.selection.dataset:
+            return  # it is the selection's own spec
+        self.state.selection = (
+            Selection(self.catalog)
+            if self.dataset is None
+            else Selection.from_dataset(self.dataset, self.catalog)
+        )
+        selection = self.state.selection
         self.status.show(
-            f"Dataset restored: {len(self.cart_view.cart)} experiment(s), {n:,} samples.", "info"
+            f"Dataset restored: {len(selection)} experiment(s), {selection.n_samples:,} samples.",
+            "info",
         )
 
     # -- build ----------------------------------------------------------------------------------
     @guarded
     def build(self) -> Result | None:
         """Build the current dataset (as the "Build dataset" button does) and show the result."""
-        cart = self.cart_view.cart
+        selection = self.state.selection
         try:
-            dataset = cart.to_dataset(**self.options.options)
-            self.status.show(f"Building {cart.n_samples:,} samples...", "info")
+            dataset = selection.to_dataset()  # exactly the state's spec
+            self.status.show(f"Building {selection.n_samples:,} samples...", "info")
             self.build_button.disabled = True
             result = build(dataset, self.catalog, progress=self.progress)
         except Exception as exc:
@@ -294,5 +290,6 @@ class DatasetBuilder(w.VBox):
         )
         self.results.result = res
         self.save.result = res
+        self._show_staleness()
         if res is not None:
             self.tabs.selected_index = TAB_RESULTS

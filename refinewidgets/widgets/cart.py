@@ -1,9 +1,9 @@
 """The dataset cart ("My dataset"): chosen experiments, their sample counts, totals.
 
-A view over a core :class:`~refinewidgets.core.cart.Cart`: one row per experiment with its
-selected / total samples and a "Remove" button, the totals per species and per technology,
-and "Clear all". :attr:`DatasetCartView.data` mirrors the cart as the ``data`` of a dataset
-spec, so other parts observe it.
+A view of the app's :class:`~refinewidgets.widgets.state.AppState`: one row per experiment with
+its selected / total samples and a "Remove" button, the totals per species and per technology,
+and "Clear all". It renders from the state's selection and changes it only by assigning a new
+one. :attr:`DatasetCartView.data` and :attr:`DatasetCartView.n_samples` show what it renders.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 import ipywidgets as w
 from traitlets import Dict, Int
 
-from ..core.cart import Cart
 from ._status import StatusArea, catalog_or_demo, guarded
 from ._table import _cells
+from .state import AppState
 
 __all__ = ["DatasetCartView"]
 
@@ -31,6 +31,8 @@ class DatasetCartView(w.VBox):
     ----------
     catalog
         A :class:`~refinewidgets.Catalog` (None: the bundled demo).
+    state
+        The :class:`AppState` to show and edit (default: a new one over ``catalog``).
 
     Examples
     --------
@@ -42,14 +44,14 @@ class DatasetCartView(w.VBox):
     """
 
     data = Dict(
-        help="The cart as the `data` of a dataset spec: {experiment: [samples] or ['ALL']}."
+        help="The selection as the `data` of a dataset spec: {experiment: [samples] or ['ALL']}."
     )
-    n_samples = Int(0, help="Distinct samples in the cart.")
+    n_samples = Int(0, help="Distinct samples selected.")
 
-    def __init__(self, catalog=None, **kwargs: Any) -> None:
+    def __init__(self, catalog=None, *, state: AppState | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.catalog = catalog = catalog_or_demo(catalog)
-        self.cart = Cart(catalog)
+        self.catalog = catalog = state.catalog if state is not None else catalog_or_demo(catalog)
+        self.state = state if state is not None else AppState(catalog)
         self.status = StatusArea("rw-cart-status")
         self.summary = w.HTML()
         self.summary.add_class("rw-cart-summary")
@@ -69,40 +71,31 @@ class DatasetCartView(w.VBox):
             self.clear_button,
             self.status,
         ]
+        self.state.observe(self._render, names="selection")
         self._render()
 
-    # -- editing --------------------------------------------------------------------------------
+    # -- editing: each assigns a new selection ------------------------------------------------
     @guarded
     def add(self, selection: Mapping[str, Sequence[str] | None]) -> None:
         """Add ``{experiment: [samples] or None (every sample)}``."""
-        try:
-            for exp, samples in selection.items():
-                self.cart.add(exp, samples)
-        finally:
-            self._render()
+        self.state.selection = self.state.selection.add(selection)
 
     @guarded
     def remove(self, experiment: str) -> None:
         """Remove one experiment."""
-        self.cart.remove(experiment)
+        self.state.selection = self.state.selection.remove(experiment)
         self.status.show(f"Removed {experiment}.", "info")
-        self._render()
 
     @guarded
     def clear(self) -> None:
         """Remove everything."""
-        self.cart.clear()
+        self.state.selection = self.state.selection.clear()
         self.status.show("The dataset is empty.", "info")
-        self._render()
-
-    def set_cart(self, cart: Cart) -> None:
-        """Show ``cart`` instead (used to restore a dataset)."""
-        self.cart = cart
-        self._render()
 
     # -- rendering ------------------------------------------------------------------------------
-    def _render(self) -> None:
-        table = self.cart.table()
+    def _render(self, change=None) -> None:
+        selection = self.state.selection
+        table = selection.table()
         for button in self.remove_buttons.values():
             button.close()
         self.remove_buttons = {}
@@ -130,7 +123,7 @@ class DatasetCartView(w.VBox):
             row.add_class("rw-cart-row")
             rows.append(row)
         self.rows.children = rows
-        n = self.cart.n_samples
+        n = selection.n_samples
         self.summary.value = (
             f"{len(table)} experiment(s), {n:,} sample(s)"
             if len(table)
@@ -139,12 +132,12 @@ class DatasetCartView(w.VBox):
         self.totals.value = self._totals_html() if len(table) else ""
         self.clear_button.disabled = not len(table)
         self.n_samples = n
-        self.data = self.cart.data
+        self.data = selection.data
 
     def _totals_html(self) -> str:
         parts = []
         for by, title in (("organism", "Per species"), ("technology", "Per technology")):
-            totals = self.cart.totals(by)
+            totals = self.state.selection.totals(by)
             items = ", ".join(f"{html.escape(str(k))}: {v:,}" for k, v in totals.items())
             parts.append(f"<div><b>{title}</b>: {items}</div>")
         return "".join(parts)

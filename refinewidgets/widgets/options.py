@@ -1,10 +1,13 @@
 """The dataset options: aggregation, transformation, quantile normalization, single-cell options.
 
-The quantile-normalization box follows :func:`~refinewidgets.core.cart.quantile_rule`
-(refine.bio's page rule: it can be skipped only for RNA-seq aggregated by experiment; single
-cells are never quantile-normalized): when the rule fixes the value, the box is disabled and
-the reason is shown under it. The single-cell options (cell filters, counts normalization,
-pseudobulk, join) show only when the dataset holds single-cell libraries.
+A view of the app's :class:`~refinewidgets.widgets.state.AppState`: the controls show the
+selection's options, and changing one assigns ``selection.with_options(...)``. The rules live in
+the core (:class:`~refinewidgets.core.selection.Selection`): the quantile-normalization box
+follows :func:`~refinewidgets.core.selection.quantile_rule` (refine.bio's page rule: it can be
+skipped only for RNA-seq aggregated by experiment; single cells are never quantile-normalized);
+when the rule fixes the value, the box is disabled and the reason is shown under it. The
+single-cell options (cell filters, counts normalization, pseudobulk, join) show only when the
+selection holds single-cell libraries.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import ipywidgets as w
-from traitlets import Dict, List, Unicode, observe
+from traitlets import Dict
 
-from ..core.cart import CELL_FILTER_SOURCES, SINGLE_CELL, quantile_rule
 from ..core.scale import SCALE_LABELS
+from ..core.selection import CELL_FILTER_SOURCES
 from ..core.spec import Dataset
-from ._status import StatusArea, guarded
+from ._status import StatusArea, catalog_or_demo, guarded
+from .state import AppState
 
 __all__ = ["OptionsPanel"]
 
@@ -31,43 +35,37 @@ PSEUDOBULK = [
     ("Per library and cell type", "sample_cell_type"),
 ]
 JOIN = [("Genes in every sample (inner)", "inner"), ("Every gene (outer)", "outer")]
-DEFAULTS = {
-    "aggregate_by": "EXPERIMENT",
-    "scale_by": "NONE",
-    "quantile_normalize": True,
-    "join": "inner",
-    "cell_filter": None,
-    "counts_normalization": "NONE",
-    "pseudobulk": None,
-}
 STYLE = {"description_width": "170px"}
 
 
 class OptionsPanel(w.VBox):
     """Choose how the dataset is aggregated and normalized.
 
+    Parameters
+    ----------
+    state
+        The :class:`AppState` to show and edit (default: a new one over the bundled demo).
+
     Examples
     --------
-    >>> panel = OptionsPanel()
-    >>> panel.technologies = ["MICROARRAY"]
+    >>> import refinewidgets as rw
+    >>> panel = OptionsPanel(state=AppState(rw.open_catalog()))
+    >>> panel.state.selection = panel.state.selection.add({"GSE71102": None})  # microarray
     >>> panel.quantile_normalize.disabled, panel.quantile_normalize.value
     (True, True)
-    >>> panel.technologies = ["RNA-SEQ"]
+    >>> panel.state.selection = panel.state.selection.clear().add({"SRP091833": None})
     >>> panel.quantile_normalize.disabled
     False
     """
 
-    technologies = List(
-        Unicode(), help="Technologies of the dataset's experiments (from the cart)."
+    options = Dict(
+        help="The selection's options, as keyword arguments of rw.Dataset besides `data` "
+        "(read-only: it shows what the panel renders)."
     )
-    cell_filter_choices = Dict(
-        help="{cell-filter column: values} of the dataset's single-cell libraries."
-    )
-    options = Dict(help="The chosen options: the keyword arguments of rw.Dataset besides `data`.")
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, state: AppState | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._quiet = False
+        self.state = state if state is not None else AppState(catalog_or_demo(None))
         self.status = StatusArea("rw-options-status")
         self.aggregate = w.ToggleButtons(
             options=AGGREGATE, value="EXPERIMENT", description="Aggregate by", style=STYLE
@@ -91,16 +89,7 @@ class OptionsPanel(w.VBox):
         self.qn_reason = w.HTML()
         self.qn_reason.add_class("rw-qn-reason")
         self.cell_filters: dict[str, w.SelectMultiple] = {}
-        for column in CELL_FILTER_SOURCES:
-            box = w.SelectMultiple(
-                options=[],
-                rows=4,
-                description=f"Keep cells: {column.replace('_', ' ')}",
-                style=STYLE,
-                layout=w.Layout(width="420px"),
-            )
-            box.add_class(f"rw-cell-filter-{column.replace('_', '-')}")
-            self.cell_filters[column] = box
+        self.cell_filter_box = w.VBox()
         self.counts_normalization = w.Dropdown(
             options=COUNTS, value="NONE", description="Counts normalization", style=STYLE
         )
@@ -114,7 +103,7 @@ class OptionsPanel(w.VBox):
         self.single_cell_box = w.VBox(
             [
                 w.HTML("<b>Single-cell options</b> (empty cell filters keep every cell)"),
-                *self.cell_filters.values(),
+                self.cell_filter_box,
                 self.counts_normalization,
                 self.pseudobulk,
                 self.join,
@@ -122,16 +111,16 @@ class OptionsPanel(w.VBox):
             layout=w.Layout(display="none"),
         )
         self.single_cell_box.add_class("rw-single-cell-options")
-        for widget in (
-            self.aggregate,
-            self.transformation,
-            self.quantile_normalize,
-            self.counts_normalization,
-            self.pseudobulk,
-            self.join,
-            *self.cell_filters.values(),
-        ):
-            widget.observe(self._on_widget, names="value")
+        self._controls = {
+            "aggregate_by": self.aggregate,
+            "scale_by": self.transformation,
+            "quantile_normalize": self.quantile_normalize,
+            "counts_normalization": self.counts_normalization,
+            "pseudobulk": self.pseudobulk,
+            "join": self.join,
+        }
+        for name, control in self._controls.items():
+            control.observe(lambda change, name=name: self._on_control(name, change), names="value")
         self.children = [
             w.HTML("<b>Options</b>"),
             self.aggregate,
@@ -141,108 +130,88 @@ class OptionsPanel(w.VBox):
             self.single_cell_box,
             self.status,
         ]
-        self._apply_rule(force=True)
-        self.options = self._collect()
+        self.state.observe(self._render, names="selection")
+        self._render()
 
-    # -- values ---------------------------------------------------------------------------------
-    def _collect(self) -> dict[str, Any]:
-        cell_filter = {c: list(box.value) for c, box in self.cell_filters.items() if box.value}
-        return {
-            "aggregate_by": self.aggregate.value,
-            "scale_by": self.transformation.value,
-            "quantile_normalize": bool(self.quantile_normalize.value),
-            "join": self.join.value,
-            "cell_filter": cell_filter or None,
-            "counts_normalization": self.counts_normalization.value,
-            "pseudobulk": self.pseudobulk.value or None,
-        }
+    # -- user actions: each assigns a new selection ---------------------------------------------
+    @guarded
+    def _on_control(self, name: str, change) -> None:
+        value = change["new"]
+        if name == "pseudobulk":
+            value = value or None
+        if value == self.state.selection.option_values[name]:
+            return  # the control shows the selection: nothing changed
+        self.state.selection = self.state.selection.with_options(**{name: value})
+
+    @guarded
+    def _on_cell_filter(self, change) -> None:
+        chosen = {c: list(box.value) for c, box in self.cell_filters.items() if box.value}
+        if (chosen or None) == self.state.selection.option_values["cell_filter"]:
+            return
+        self.state.selection = self.state.selection.with_options(cell_filter=chosen or None)
 
     @guarded
     def set_options(self, options: Dataset | Mapping[str, Any]) -> None:
-        """Show ``options`` (a Dataset, or a dict of its option keywords); unknown keys raise."""
-        values = dict(DEFAULTS)
+        """Show and use ``options`` (a Dataset, or a dict of its option keywords); unknown keys
+        raise. Values are kept as given, even where refine.bio's page would not allow them."""
         if isinstance(options, Dataset):
-            options = {k: getattr(options, k) for k in DEFAULTS}
-        extra = sorted(set(options) - set(DEFAULTS) - {"data"})
+            options = {k: getattr(options, k) for k in Dataset.options()}
+        options = {k: v for k, v in options.items() if k != "data"}
+        extra = sorted(set(options) - set(Dataset.options()))
         if extra:
-            raise KeyError(f"Unknown option(s) {extra}; options: {sorted(DEFAULTS)}.")
-        values.update({k: v for k, v in options.items() if k != "data"})
-        self._quiet = True
-        try:
-            self.aggregate.value = str(values["aggregate_by"]).upper()
-            self.transformation.value = str(values["scale_by"]).upper()
-            self.quantile_normalize.value = bool(values["quantile_normalize"])
-            self.join.value = values["join"]
-            self.counts_normalization.value = values["counts_normalization"]
-            self.pseudobulk.value = values["pseudobulk"] or ""
-            wanted = values["cell_filter"] or {}
-            for column, box in self.cell_filters.items():
-                chosen = tuple(wanted.get(column, ()))
-                known = list(self.cell_filter_choices.get(column, ()))
-                box.options = known + [v for v in chosen if v not in known]
-                box.value = chosen
-        finally:
-            self._quiet = False
-        self._apply_rule(force=False)
-        self.options = self._collect()
+            raise KeyError(f"Unknown option(s) {extra}; options: {sorted(Dataset.options())}.")
+        checked = Dataset({"_": ["_"]}, **{**Dataset.options(), **options})  # the spec's checks
+        self.state.selection = self.state.selection.restore_options(checked)
 
-    # -- rules ----------------------------------------------------------------------------------
-    @guarded
-    def _on_widget(self, change) -> None:
-        if self._quiet:
-            return
-        if change["owner"] in (self.aggregate, self.pseudobulk):
-            self._apply_rule(force=True)
-        self.options = self._collect()
-
-    def _apply_rule(self, force: bool) -> None:
-        rule = quantile_rule(self.technologies, self.aggregate.value, self.pseudobulk.value or None)
-        if force and rule.required is not None and self.quantile_normalize.value != rule.required:
-            self._quiet = True
-            try:
-                self.quantile_normalize.value = rule.required
-            finally:
-                self._quiet = False
+    # -- rendering ------------------------------------------------------------------------------
+    def _render(self, change=None) -> None:
+        selection = self.state.selection
+        values = selection.option_values
+        for name, control in self._controls.items():
+            control.value = (
+                ("" if values[name] is None else values[name])
+                if name == "pseudobulk"
+                else values[name]
+            )
+        rule = selection.quantile_rule()
         self.quantile_normalize.disabled = rule.required is not None
         note = ""
-        if rule.required is not None and self.quantile_normalize.value != rule.required:
+        if rule.required is not None and values["quantile_normalize"] != rule.required:
             note = " (set from code: the API allows it, refine.bio's page would not)"
         self.qn_reason.value = (
             f'<span style="color:#555">{html.escape(rule.reason + note)}</span>'
             if rule.reason
             else ""
         )
+        self.single_cell_box.layout.display = None if selection.has_single_cell else "none"
+        self._render_cell_filters(selection.cell_filter_choices(), values["cell_filter"] or {})
+        self.options = values
 
-    @observe("technologies")
-    def _technologies_changed(self, change) -> None:
-        single_cell = SINGLE_CELL in self.technologies
-        self.single_cell_box.layout.display = None if single_cell else "none"
-        if not single_cell:
-            self._quiet = True
-            try:
-                for box in self.cell_filters.values():
-                    box.value = ()
-                self.counts_normalization.value = "NONE"
-                self.pseudobulk.value = ""
-            finally:
-                self._quiet = False
-        self._apply_rule(force=True)
-        self.options = self._collect()
-
-    @observe("cell_filter_choices")
-    def _choices_changed(self, change) -> None:
-        self._quiet = True
-        try:
-            for column, box in self.cell_filters.items():
-                chosen = tuple(box.value)
-                known = list(self.cell_filter_choices.get(column, ()))
-                options = known + [v for v in chosen if v not in known]
-                if list(box.options) != options:
-                    box.options = options
-                    box.value = chosen
-        finally:
-            self._quiet = False
-        self.options = self._collect()
+    def _render_cell_filters(self, choices: Mapping[str, list[str]], chosen: Mapping) -> None:
+        """One list per cell-filter column; a list whose choices changed is made anew, so that
+        changing its options never shows a half-updated value."""
+        for column in CELL_FILTER_SOURCES:
+            wanted = tuple(chosen.get(column, ()))
+            known = list(choices.get(column, ()))
+            options = known + [v for v in wanted if v not in known]
+            box = self.cell_filters.get(column)
+            if box is not None and list(box.options) == options:
+                box.value = wanted
+                continue
+            if box is not None:
+                box.close()
+            box = w.SelectMultiple(
+                options=options,
+                value=wanted,
+                rows=4,
+                description=f"Keep cells: {column.replace('_', ' ')}",
+                style=STYLE,
+                layout=w.Layout(width="420px"),
+            )
+            box.add_class(f"rw-cell-filter-{column.replace('_', '-')}")
+            box.observe(self._on_cell_filter, names="value")
+            self.cell_filters[column] = box
+        self.cell_filter_box.children = [self.cell_filters[c] for c in CELL_FILTER_SOURCES]
 
     @property
     def single_cell_visible(self) -> bool:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
-from traitlets import Instance, Unicode, observe
+from traitlets import Bool, Instance, Unicode, observe
 
 from ..core.result import Result
 from ..errors import OutputExistsError, RefineWidgetsError
@@ -102,6 +102,7 @@ class SavePanel(w.VBox):
 
     result = Instance(Result, allow_none=True, help="The result to save.")
     saved_path = Unicode(None, allow_none=True, help="The file written last, or None.")
+    stale = Bool(False, help="The result no longer matches the dataset (saving is off).")
 
     def __init__(self, *, output_dir: str | os.PathLike | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -149,6 +150,18 @@ class SavePanel(w.VBox):
         ]
         self._result_changed(None)
 
+    @observe("stale")
+    def _stale_changed(self, change) -> None:
+        for button in (self.save_button, self.prepare_button):
+            button.disabled = self.result is None or self.stale
+        if self.stale:
+            self.download.value = ""
+            self.status.show(
+                "The dataset changed since this result was built: build again to save it.", "info"
+            )
+        else:
+            self.status.clear()
+
     @observe("result")
     def _result_changed(self, change) -> None:
         res = self.result
@@ -159,9 +172,10 @@ class SavePanel(w.VBox):
         self.format.options = options
         self.format.value = "zip"
         for button in (self.save_button, self.prepare_button):
-            button.disabled = res is None
+            button.disabled = res is None or self.stale
         if (
             res is not None
+            and not self.stale
             and sum(a.n_obs * a.n_vars for a in res.values()) <= AUTO_DOWNLOAD_VALUES
         ):
             self.prepare_download()

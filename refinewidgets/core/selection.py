@@ -1,0 +1,389 @@
+"""The app's one state: what is selected ("My dataset") and how it will be built.
+
+A :class:`Selection` is an immutable value: the chosen experiments and their samples (or every
+sample, refine.bio's ``["ALL"]``), and the build options (the options of
+:class:`~refinewidgets.core.spec.Dataset`, declared there once). Every change is a pure method
+that returns a new Selection (:meth:`~Selection.add`, :meth:`~Selection.remove`,
+:meth:`~Selection.clear`, :meth:`~Selection.with_options`), applying the rules that tie the
+options to the samples: refine.bio's page rule for skipping quantile normalization
+(:func:`quantile_rule`), and single-cell options only while single cells are selected. Views
+(the widgets) observe one Selection and render from it; two equal selections are one state, so
+rendering never loops. :attr:`Selection.dataset` is the spec a build uses, exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
+
+import pandas as pd
+
+from ..errors import DatasetSpecError, UnknownAccessionError
+from .spec import ALL_SAMPLES, Dataset
+
+__all__ = [
+    "CELL_FILTER_SOURCES",
+    "SINGLE_CELL",
+    "QuantileRule",
+    "Selection",
+    "quantile_rule",
+    "rebuild_code",
+]
+
+SINGLE_CELL = "SINGLE-CELL"
+#: Cell-filter column -> the samples column listing a library's distinct values.
+CELL_FILTER_SOURCES = {
+    "cell_type": "cell_types",
+    "tissue": "tissues",
+    "stage": "stages",
+    "sex": "sexes",
+}
+#: The options that only apply to single cells (reset when no single cell is selected).
+SINGLE_CELL_OPTIONS = ("cell_filter", "counts_normalization", "pseudobulk")
+NOTHING_SELECTED = (
+    'Nothing selected: choose experiments, tick samples and press "Add to dataset" '
+    "(or add whole experiments) before building."
+)
+
+
+def _frozen_filter(cell_filter: Mapping[str, Sequence[str]] | None):
+    return tuple((k, tuple(v)) for k, v in (cell_filter or {}).items()) or None
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Experiments with their chosen samples, and the build options; an immutable value.
+
+    Parameters
+    ----------
+    catalog
+        The :class:`~refinewidgets.core.catalog.Catalog` the accessions come from (not part of
+        the value: two selections with the same samples and options are equal).
+    items
+        ``((experiment, samples or None for every sample), ...)`` in the order added.
+    options
+        ``((option, value), ...)``: every option of :class:`Dataset`, in its order.
+
+    Examples
+    --------
+    >>> import refinewidgets as rw
+    >>> cat = rw.open_catalog()
+    >>> sel = Selection(cat).add({"GSE71102": cat.experiment_samples("GSE71102")[:2]})
+    >>> sel = sel.add({"SRP091833": None}).with_options(aggregate_by="SPECIES")
+    >>> sel.data["SRP091833"], sel.n_samples, sel.dataset.aggregate_by
+    (['ALL'], 22, 'SPECIES')
+    >>> sel.totals("technology").to_dict()
+    {'MICROARRAY': 2, 'RNA-SEQ': 20}
+    """
+
+    catalog: Any = field(compare=False, repr=False)
+    items: tuple[tuple[str, tuple[str, ...] | None], ...] = ()
+    options: tuple[tuple[str, Any], ...] = tuple(
+        (k, _frozen_filter(v) if k == "cell_filter" else v) for k, v in Dataset.options().items()
+    )
+
+    # -- changes: each returns a new Selection --------------------------------------------
+    def add(self, selection: Mapping[str, Sequence[str] | None]) -> Selection:
+        """Add ``{experiment: [samples] or None (every sample)}``.
+
+        Samples already chosen stay; a union covering the whole experiment becomes ``["ALL"]``.
+        """
+        items = dict(self.items)
+        for experiment, samples in selection.items():
+            members = self.catalog.experiment_samples(experiment)  # raises for an unknown one
+            if samples is None or list(samples) == [ALL_SAMPLES]:
+                items[experiment] = None
+                continue
+            known = set(members)
+            outside = [s for s in samples if s not in known]
+            if outside:
+                raise DatasetSpecError(
+                    f"Sample(s) {outside[:5]} are not samples of {experiment}: choose among its "
+                    f"{len(members)} samples."
+                )
+            current = items.get(experiment, ())
+            if current is None:
+                continue
+            merged = tuple(dict.fromkeys([*current, *samples]))
+            items[experiment] = None if set(merged) >= known else merged
+        return replace(self, items=tuple(items.items()))._settled(force=True)
+
+    def remove(self, experiment: str, samples: Iterable[str] | None = None) -> Selection:
+        """Remove ``experiment`` (or only some of its samples; an emptied experiment goes)."""
+        items = dict(self.items)
+        if experiment not in items:
+            raise UnknownAccessionError(
+                f"{experiment} is not in the dataset; it has {self.experiments}."
+            )
+        if samples is None:
+            del items[experiment]
+        else:
+            drop = set(samples)
+            left = tuple(s for s in self.samples(experiment) if s not in drop)
+            if left:
+                items[experiment] = left
+            else:
+                del items[experiment]
+        return replace(self, items=tuple(items.items()))._settled(force=True)
+
+    def clear(self) -> Selection:
+        """Nothing selected (the options stay)."""
+        return replace(self, items=())._settled(force=True)
+
+    def with_options(self, **options: Any) -> Selection:
+        """New option values, checked as :class:`Dataset` checks them.
+
+        Changing the aggregation or the pseudobulk applies the quantile-normalization rule.
+        """
+        unknown = sorted(set(options) - set(Dataset.options()))
+        if unknown:
+            raise DatasetSpecError(
+                f"Unknown option(s) {unknown}; options: {sorted(Dataset.options())}."
+            )
+        merged = {**self.option_values, **options}
+        checked = Dataset({"_": ["_"]}, **merged)  # the spec's own checks and normal forms
+        values = tuple(
+            (k, _frozen_filter(getattr(checked, k)) if k == "cell_filter" else getattr(checked, k))
+            for k in Dataset.options()
+        )
+        force = bool({"aggregate_by", "pseudobulk"} & set(options))
+        return replace(self, options=values)._settled(force=force)
+
+    def _settled(self, *, force: bool) -> Selection:
+        """Apply the rules: single-cell options only with single cells; the QN page rule."""
+        values = dict(self.options)
+        if not self.has_single_cell:
+            defaults = Dataset.options()
+            values.update({k: defaults[k] for k in SINGLE_CELL_OPTIONS})
+        rule = quantile_rule(self.technologies(), values["aggregate_by"], values["pseudobulk"])
+        if force and rule.required is not None:
+            values["quantile_normalize"] = rule.required
+        settled = tuple(values.items())
+        return self if settled == self.options else replace(self, options=settled)
+
+    @classmethod
+    def from_dataset(cls, dataset: Dataset | Mapping[str, Any], catalog) -> Selection:
+        """The selection of ``dataset``, checked against ``catalog`` (unknown or misplaced samples
+        raise). Options are kept as given, even where refine.bio's page would not allow them.
+
+        Examples
+        --------
+        >>> import refinewidgets as rw
+        >>> cat = rw.open_catalog()
+        >>> ds = rw.Dataset({"GSE71102": cat.experiment_samples("GSE71102")[:1], "SRP091833": ["ALL"]})
+        >>> Selection.from_dataset(ds, cat).dataset == ds
+        True
+        """
+        if isinstance(dataset, Mapping):
+            dataset = Dataset.from_dict(dataset)
+        dataset.resolve(catalog)  # the core's checks and messages
+        items = tuple(
+            (e, None if s == [ALL_SAMPLES] else tuple(s)) for e, s in dataset.data.items()
+        )
+        return cls(catalog, items).restore_options(dataset)
+
+    def restore_options(self, dataset: Dataset) -> Selection:
+        """The options of ``dataset``, kept as given (no rule applied: a restored spec stays)."""
+        options = tuple(
+            (k, _frozen_filter(getattr(dataset, k)) if k == "cell_filter" else getattr(dataset, k))
+            for k in Dataset.options()
+        )
+        return replace(self, options=options)
+
+    # -- reading ----------------------------------------------------------------------------
+    @property
+    def option_values(self) -> dict[str, Any]:
+        """The options as :class:`Dataset` keywords."""
+        out = dict(self.options)
+        if out["cell_filter"]:
+            out["cell_filter"] = {k: list(v) for k, v in out["cell_filter"]}
+        return out
+
+    @property
+    def dataset(self) -> Dataset | None:
+        """The spec a build uses (None while nothing is selected)."""
+        return Dataset(self.data, **self.option_values) if self.items else None
+
+    def to_dataset(self) -> Dataset:
+        """The spec a build uses; :class:`DatasetSpecError` when nothing is selected."""
+        if not self.items:
+            raise DatasetSpecError(NOTHING_SELECTED)
+        return self.dataset
+
+    @property
+    def experiments(self) -> list[str]:
+        """The experiments, in the order they were added."""
+        return [e for e, _ in self.items]
+
+    @property
+    def data(self) -> dict[str, list[str]]:
+        """The ``data`` of the dataset spec: ``{experiment: [samples] or ["ALL"]}``."""
+        return {e: [ALL_SAMPLES] if s is None else list(s) for e, s in self.items}
+
+    def samples(self, experiment: str | None = None) -> list[str]:
+        """The selected samples of ``experiment`` (of every experiment when None), expanded."""
+        if experiment is None:
+            return list(dict.fromkeys(s for e, _ in self.items for s in self.samples(e)))
+        chosen = dict(self.items)[experiment]
+        return list(self.catalog.experiment_samples(experiment)) if chosen is None else list(chosen)
+
+    @property
+    def n_samples(self) -> int:
+        """The number of distinct selected samples."""
+        return len(self.samples())
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __contains__(self, experiment: object) -> bool:
+        return experiment in dict(self.items)
+
+    def _sample_rows(self) -> pd.DataFrame:
+        """One row per distinct selected sample: experiment, organism, technology."""
+        pairs = [(s, e) for e, _ in self.items for s in self.samples(e)]
+        frame = pd.DataFrame(pairs, columns=["sample", "experiment"]).drop_duplicates("sample")
+        rows = self.catalog.samples.reindex(frame["sample"])
+        organism = rows.get("refinebio_organism", pd.Series("", index=rows.index))
+        frame["organism"] = organism.fillna("").astype(str).to_numpy()
+        frame["technology"] = [self.catalog.technology(e) for e in frame["experiment"]]
+        for column in CELL_FILTER_SOURCES.values():
+            if column in rows:
+                frame[column] = rows[column].fillna("").astype(str).to_numpy()
+        return frame
+
+    def table(self) -> pd.DataFrame:
+        """One row per experiment: title, organisms, technology, selected and total samples."""
+        exps = self.catalog.experiments
+        rows = []
+        for e, _ in self.items:
+            rec = exps.loc[e] if e in exps.index else {}
+            rows.append(
+                {
+                    "experiment": e,
+                    "title": str(rec.get("title", "")),
+                    "organisms": str(rec.get("organisms", "")),
+                    "technology": self.catalog.technology(e),
+                    "selected": len(self.samples(e)),
+                    "total": len(self.catalog.experiment_samples(e)),
+                }
+            )
+        return pd.DataFrame(
+            rows, columns=["experiment", "title", "organisms", "technology", "selected", "total"]
+        )
+
+    def totals(self, by: str = "organism") -> pd.Series:
+        """Distinct selected samples per ``"organism"`` or per ``"technology"``."""
+        if by not in ("organism", "technology"):
+            raise DatasetSpecError(f"totals(by=...) takes 'organism' or 'technology', got {by!r}.")
+        if not self.items:
+            return pd.Series(dtype=int, name="samples")
+        counts = self._sample_rows()[by].value_counts()
+        return counts.sort_index().rename("samples").rename_axis(by)
+
+    def technologies(self) -> list[str]:
+        """The technologies of the chosen experiments, sorted."""
+        return sorted({self.catalog.technology(e) for e, _ in self.items})
+
+    @property
+    def has_single_cell(self) -> bool:
+        """Whether a chosen experiment is single-cell (the single-cell options then apply)."""
+        return SINGLE_CELL in self.technologies()
+
+    def quantile_rule(self) -> QuantileRule:
+        """refine.bio's page rule for this selection's technologies and options."""
+        values = dict(self.options)
+        return quantile_rule(self.technologies(), values["aggregate_by"], values["pseudobulk"])
+
+    def cell_filter_choices(self) -> dict[str, list[str]]:
+        """``{cell-filter column: sorted values}`` found among the selected single-cell libraries."""
+        if not self.has_single_cell:
+            return {}
+        rows = self._sample_rows()
+        rows = rows[rows["technology"] == SINGLE_CELL]
+        out = {}
+        for column, source in CELL_FILTER_SOURCES.items():
+            if source in rows:
+                values = {v.strip() for cell in rows[source] for v in cell.split(";")} - {""}
+                if values:
+                    out[column] = sorted(values)
+        return out
+
+
+class QuantileRule(NamedTuple):
+    """Whether quantile normalization may be skipped, why not, and the value it must take."""
+
+    allowed_to_skip: bool
+    reason: str
+    #: True or False when the rule fixes the value (the checkbox is then disabled), else None.
+    required: bool | None = None
+
+
+def quantile_rule(
+    technologies: Iterable[str], aggregate_by: str, pseudobulk: str | None = None
+) -> QuantileRule:
+    """refine.bio's page rule: QN can be skipped only for RNA-seq aggregated by experiment.
+
+    Single cells are never quantile-normalized (the build refuses it); pseudobulk libraries
+    count as RNA-seq samples.
+
+    Examples
+    --------
+    >>> quantile_rule(["RNA-SEQ"], "EXPERIMENT")
+    QuantileRule(allowed_to_skip=True, reason='', required=None)
+    >>> quantile_rule(["MICROARRAY", "RNA-SEQ"], "EXPERIMENT").required
+    True
+    """
+    techs = {str(t).upper() for t in technologies}
+    if not techs:
+        return QuantileRule(
+            False,
+            "Add samples first: whether quantile normalization can be skipped "
+            "depends on their technology.",
+            True,
+        )
+    if SINGLE_CELL in techs and pseudobulk is None:
+        return QuantileRule(
+            True,
+            "Off: the dataset has single cells, which are never quantile-normalized "
+            "(choose a pseudobulk to normalize per-library sums).",
+            False,
+        )
+    if SINGLE_CELL in techs:
+        techs = (techs - {SINGLE_CELL}) | {"RNA-SEQ"}
+    problems = []
+    other = sorted(techs - {"RNA-SEQ"})
+    if other:
+        problems.append(f"the dataset has {' and '.join(t.lower() for t in other)} samples")
+    if str(aggregate_by).upper() != "EXPERIMENT":
+        problems.append(
+            f"aggregating by {str(aggregate_by).lower()} puts several experiments on one scale"
+        )
+    if not problems:
+        return QuantileRule(True, "", None)
+    return QuantileRule(
+        False,
+        "Quantile normalization can be skipped only for RNA-seq samples aggregated by experiment "
+        f"(refine.bio's rule): {'; '.join(problems)}.",
+        True,
+    )
+
+
+def rebuild_code(dataset: Dataset, catalog_code: str = "rw.open_catalog()") -> str:
+    """Python that rebuilds ``dataset`` without the widgets.
+
+    Examples
+    --------
+    >>> print(rebuild_code(Dataset({"GSE1": ["ALL"]})))
+    import refinewidgets as rw
+    <BLANKLINE>
+    cat = rw.open_catalog()
+    ds = rw.Dataset(
+        data={"GSE1": ["ALL"]},
+        aggregate_by='EXPERIMENT',
+        scale_by='NONE',
+        quantile_normalize=True,
+    )
+    res = rw.build(ds, cat)
+    """
+    return f"import refinewidgets as rw\n\ncat = {catalog_code}\n{dataset.to_code()}\nres = rw.build(ds, cat)"
