@@ -132,7 +132,7 @@ def test_preview_is_the_corner_of_the_expression_frame(demo_cat):
         explore.preview(res["SRP091833"], n_genes=5, n_samples=3),
         res.expression("SRP091833").iloc[:5, :3],
     )
-    assert not explore.is_cells(res["SRP091833"])
+    assert not rw.core.result.is_cell_group(res["SRP091833"])
 
 
 def test_large_groups_get_a_randomized_pca_equal_to_the_exact_one():

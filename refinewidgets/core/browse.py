@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DatasetSpecError
+from .spec import LIBRARY_SUMMARY
 
 __all__ = ["MISSING", "Page", "TableIndex", "experiment_index", "sample_index"]
 
@@ -41,11 +42,9 @@ SAMPLE_FACETS = {
     "sex": "refinebio_sex",
     "specimen part": "refinebio_specimen_part",
     "disease": "refinebio_disease",
-    "cell type": "cell_types",
-    "tissue": "tissues",
-    "stage": "stages",
+    **{c.replace("_", " "): f for c, f in LIBRARY_SUMMARY.items() if c != "sex"},
 }
-MULTI_VALUED = {"organisms", "platforms", "cell_types", "tissues", "stages", "sexes"}
+MULTI_VALUED = {"organisms", "platforms", *LIBRARY_SUMMARY.values()}
 
 
 @dataclass

@@ -20,9 +20,10 @@ from ..errors import (
     SourceOverlapWarning,
     UnknownAccessionError,
 )
-from .metadata import ACCESSION, ANNOTATIONS, HARMONIZED_FIELDS
+from .metadata import ACCESSION, ANNOTATIONS, HARMONIZED_FIELDS, typed_metadata
 from .names import check_accession, check_organism
 from .sources import Source
+from .spec import LIBRARY_FIELDS
 
 __all__ = ["Catalog"]
 
@@ -48,7 +49,7 @@ SAMPLE_TEXT_COLUMNS = (
     "refinebio_cell_line",
 )
 #: Per-sample summaries of single-cell libraries, present in ``cat.samples`` when a source has cells.
-SINGLE_CELL_FIELDS = ("n_cells", "cell_types", "tissues", "stages", "sexes")
+SINGLE_CELL_FIELDS = LIBRARY_FIELDS
 
 
 class Catalog:
@@ -294,15 +295,12 @@ class Catalog:
             frame = pd.DataFrame(
                 rows, index=pd.Index(list(self._sample_exps), name="accession", dtype=object)
             )
-            for col in frame.columns:
-                if col == "n_cells":
-                    frame[col] = (
-                        pd.to_numeric(frame[col], errors="coerce").fillna(0).astype(np.int64)
-                    )
-                elif col not in ("refinebio_age", "processed", "refinebio_processed"):
-                    frame[col] = frame[col].fillna("").astype(str)
-            if "refinebio_age" in frame:
-                frame["refinebio_age"] = pd.to_numeric(frame["refinebio_age"], errors="coerce")
+            processed = frame.pop("processed")
+            counts = frame.pop("n_cells") if "n_cells" in frame else None
+            frame = typed_metadata(frame)
+            frame["processed"] = processed
+            if counts is not None:
+                frame["n_cells"] = pd.to_numeric(counts, errors="coerce").fillna(0).astype(np.int64)
             self._samples = frame
         return self._samples
 

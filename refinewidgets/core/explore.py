@@ -30,7 +30,6 @@ __all__ = [
     "cells_per_cell_type",
     "color_columns",
     "color_labels",
-    "is_cells",
     "pca",
     "preview",
     "sample_quantiles",
@@ -39,25 +38,12 @@ __all__ = [
 ]
 
 QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
-UNS_KEY = "refinewidgets"
 
 
 def _dense(X) -> np.ndarray:
     if hasattr(X, "toarray"):
         X = X.toarray()
     return np.asarray(X, dtype=float)
-
-
-def is_cells(adata) -> bool:
-    """Whether the group's rows are single cells (not samples).
-
-    Examples
-    --------
-    >>> import anndata
-    >>> is_cells(anndata.AnnData(np.zeros((1, 1)), uns={"refinewidgets": {"kind": "cells"}}))
-    True
-    """
-    return adata.uns.get(UNS_KEY, {}).get("kind") == "cells"
 
 
 def _rows(n: int, max_rows: int | None, seed: int) -> np.ndarray:

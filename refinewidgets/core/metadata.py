@@ -22,6 +22,7 @@ __all__ = [
     "metadata_columns",
     "metadata_frame",
     "sample_fields",
+    "typed_metadata",
 ]
 
 #: The harmonized ``refinebio_*`` fields of a sample (besides its accession and annotations).
@@ -192,19 +193,36 @@ def metadata_frame(
         row["experiment_accession"] = experiment_of.get(acc, "")
         rows.append([_cell(row.get(c)) for c in columns])
     frame = pd.DataFrame(rows, columns=columns, dtype=object)
+    return typed_metadata(frame)
+
+
+#: The metadata columns that are not text: ``refinebio_age`` (a number) and
+#: ``refinebio_processed`` (a nullable boolean, H5AD-safe).
+TYPED_FIELDS = ("refinebio_age", "refinebio_processed")
+
+
+def typed_metadata(frame: pd.DataFrame) -> pd.DataFrame:
+    """Metadata columns with their types, the one place they are set: ``refinebio_age`` numeric
+    (NaN when unknown), ``refinebio_processed`` a nullable boolean, every other column text
+    (empty when unknown). Used for built groups, read downloads and the catalog's samples.
+
+    Examples
+    --------
+    >>> typed_metadata(pd.DataFrame({"refinebio_age": ["54", ""], "refinebio_processed": ["True", ""],
+    ...                              "refinebio_sex": ["male", None]})).dtypes.astype(str).tolist()
+    ['float64', 'boolean', 'object']
+    """
+    frame = frame.copy()
     if "refinebio_age" in frame:
-        frame["refinebio_age"] = pd.to_numeric(
-            frame["refinebio_age"].where(frame["refinebio_age"] != ""), errors="coerce"
-        )
-    if (
-        "refinebio_processed" in frame
-    ):  # nullable boolean: True/False, missing when unknown (H5AD-safe)
+        age = frame["refinebio_age"]
+        frame["refinebio_age"] = pd.to_numeric(age.where(age != ""), errors="coerce")
+    if "refinebio_processed" in frame:
         frame["refinebio_processed"] = pd.array(
             [None if v == "" else v for v in frame["refinebio_processed"].map(_as_bool)],
             dtype="boolean",
         )
     for col in frame.columns:
-        if col not in ("refinebio_age", "refinebio_processed"):
+        if col not in TYPED_FIELDS:
             frame[col] = frame[col].map(_text).astype(object)
     return frame
 

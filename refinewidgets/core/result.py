@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .spec import Dataset
 
-__all__ = ["Result", "make_cell_group", "make_group"]
+__all__ = ["Result", "is_cell_group", "make_cell_group", "make_group"]
 
 UNS_KEY = "refinewidgets"
 

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import pandas as pd
 
 from ..errors import DatasetSpecError, UnknownAccessionError
-from .spec import ALL_SAMPLES, Dataset
+from .spec import ALL_SAMPLES, LIBRARY_SUMMARY, Dataset
 
 __all__ = [
     "CELL_FILTER_SOURCES",
@@ -33,12 +33,7 @@ __all__ = [
 
 SINGLE_CELL = "SINGLE-CELL"
 #: Cell-filter column -> the samples column listing a library's distinct values.
-CELL_FILTER_SOURCES = {
-    "cell_type": "cell_types",
-    "tissue": "tissues",
-    "stage": "stages",
-    "sex": "sexes",
-}
+CELL_FILTER_SOURCES = LIBRARY_SUMMARY
 #: The options that only apply to single cells (reset when no single cell is selected).
 SINGLE_CELL_OPTIONS = ("cell_filter", "counts_normalization", "pseudobulk")
 NOTHING_SELECTED = (

@@ -20,6 +20,8 @@ __all__ = [
     "CELL_FILTER_COLUMNS",
     "COUNTS_NORMALIZATION",
     "JOIN",
+    "LIBRARY_FIELDS",
+    "LIBRARY_SUMMARY",
     "PSEUDOBULK",
     "SCALE_BY",
     "UNIFIED_CELL_COLUMNS",
@@ -47,6 +49,16 @@ UNIFIED_CELL_COLUMNS = (
 )
 #: The unified single-cell columns a cell filter may use (all but the barcode).
 CELL_FILTER_COLUMNS = tuple(c for c in UNIFIED_CELL_COLUMNS if c != "barcode")
+#: A single-cell library's summary, as a sample record carries it: cell column -> the record's
+#: field listing the distinct values of the library's cells (joined with "; ").
+LIBRARY_SUMMARY = {
+    "cell_type": "cell_types",
+    "tissue": "tissues",
+    "stage": "stages",
+    "sex": "sexes",
+}
+#: Every summary field of a library's record: its number of cells, then the summaries.
+LIBRARY_FIELDS = ("n_cells", *LIBRARY_SUMMARY.values())
 ALL_SAMPLES = "ALL"
 #: The version of the spec's JSON form; readers refuse a newer one.
 SPEC_VERSION = 1

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..core.spec import UNIFIED_CELL_COLUMNS
+from ..core.spec import LIBRARY_SUMMARY, UNIFIED_CELL_COLUMNS
 from ..errors import DatasetSpecError, NotCountsWarning, SourceFormatError
 
 try:  # anndata >= 0.11
@@ -340,13 +340,7 @@ class BgeeH5ad:
         """
         cells = self.cells
         table = cells.groupby("library", observed=True).size().rename("n_cells").to_frame()
-        for column, name in [
-            ("cell_type", "cell_types"),
-            ("tissue", "tissues"),
-            ("stage", "stages"),
-            ("sex", "sexes"),
-            ("experiment", "experiment"),
-        ]:
+        for column, name in [*LIBRARY_SUMMARY.items(), ("experiment", "experiment")]:
             pairs = cells[["library", column]].drop_duplicates().astype(str)
             pairs = pairs[pairs[column] != ""].sort_values(column)
             joined = pairs.groupby("library")[column].agg("; ".join)

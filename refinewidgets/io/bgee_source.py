@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.single_cell import CellBlock
+from ..core.spec import LIBRARY_FIELDS
 from ..errors import DatasetSpecError, NotCountsWarning
 from .bgee import BgeeH5ad
 
@@ -68,11 +69,7 @@ class BgeeSource:
                 "refinebio_developmental_stage": row["stages"],
                 "refinebio_sex": row["sexes"],
                 "refinebio_annotations": [{"bgee_file": self.name}],
-                "n_cells": int(row["n_cells"]),
-                "cell_types": row["cell_types"],
-                "tissues": row["tissues"],
-                "stages": row["stages"],
-                "sexes": row["sexes"],
+                **{f: int(row[f]) if f == "n_cells" else row[f] for f in LIBRARY_FIELDS},
             }
         genus_species = f.organism.capitalize().replace("_", " ")
         tissues = sorted({t for r in self.samples.values() for t in r["tissues"].split("; ") if t})

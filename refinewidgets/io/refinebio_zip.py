@@ -20,7 +20,13 @@ import numpy as np
 import pandas as pd
 
 from .._version import __version__
-from ..core.metadata import ACCESSION, ANNOTATIONS, SAMPLE_ATTRIBUTES, sample_fields
+from ..core.metadata import (
+    ACCESSION,
+    ANNOTATIONS,
+    SAMPLE_ATTRIBUTES,
+    sample_fields,
+    typed_metadata,
+)
 from ..core.progress import as_progress
 from ..core.provenance import dataset_of, recorded_group_info
 from ..core.result import Result, is_cell_group, make_group
@@ -54,20 +60,6 @@ CRLF = "\r\n"
 
 
 # -- reading ---------------------------------------------------------------------------------
-def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame.copy()
-    if "refinebio_age" in frame:
-        frame["refinebio_age"] = pd.to_numeric(
-            frame["refinebio_age"].where(frame["refinebio_age"] != ""), errors="coerce"
-        )
-    if "refinebio_processed" in frame:
-        flags = {"True": True, "False": False, "true": True, "false": False}
-        frame["refinebio_processed"] = pd.array(
-            [flags.get(v) for v in frame["refinebio_processed"]], dtype="boolean"
-        )
-    return frame
-
-
 def read_zip(path: str | os.PathLike, *, progress: Any = None) -> Result:
     """Read a refine.bio download (zip or unzipped folder), ours or refine.bio's, into a Result.
 
@@ -121,9 +113,9 @@ def read_zip(path: str | os.PathLike, *, progress: Any = None) -> Result:
                     columns = list(rows.columns)
                 uns = {**recorded_group_info(layout.meta, key), "key": key, "source": store.label}
                 if name is not None:
-                    groups[key] = make_group(X, _typed(rows), pd.Index(genes), uns=uns)
+                    groups[key] = make_group(X, typed_metadata(rows), pd.Index(genes), uns=uns)
                 else:
-                    groups[key] = _transcript_group(quant, _typed(rows), uns)
+                    groups[key] = _transcript_group(quant, typed_metadata(rows), uns)
                 prog.advance(key)
             for key in layout.metadata_only_keys:
                 table = layout.metadata_table(key)

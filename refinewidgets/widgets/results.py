@@ -17,7 +17,7 @@ from traitlets import Instance, Unicode, observe
 
 from ..core import explore
 from ..core.build import build
-from ..core.result import Result
+from ..core.result import Result, is_cell_group
 from ..core.scale import SCALE_LABELS
 from ._plots import bar_img, distributions_img, pca_img
 from ._status import StatusArea, describe, guarded
@@ -173,7 +173,7 @@ class ResultsView(w.VBox):
         columns = explore.color_columns(adata.obs)
         default = (
             "cell_type"
-            if explore.is_cells(adata) and "cell_type" in columns
+            if is_cell_group(adata) and "cell_type" in columns
             else columns[0]
             if columns
             else None
@@ -191,7 +191,7 @@ class ResultsView(w.VBox):
 
     def _render_summary(self, adata) -> None:
         row = self.result.summary().loc[self.group]
-        rows = "cells" if explore.is_cells(adata) else "samples"
+        rows = "cells" if is_cell_group(adata) else "samples"
         parts = [
             f"<b>{html.escape(self.group)}</b>: {adata.n_obs:,} {rows} × {adata.n_vars:,} genes"
         ]
@@ -252,7 +252,7 @@ class ResultsView(w.VBox):
         adata = self._adata()
         if adata is None:
             return
-        if explore.is_cells(adata):
+        if is_cell_group(adata):
             self.distributions.value = (
                 "Value distributions are shown for samples, not single cells."
             )
@@ -298,7 +298,7 @@ class ResultsView(w.VBox):
                 else explore.color_labels(adata.obs.assign(group=self.group), "group")
             )
             labels.name = column
-            unit = "cells" if explore.is_cells(adata) else "samples"
+            unit = "cells" if is_cell_group(adata) else "samples"
             self.pca.value = pca_img(
                 res, labels, title=f"PCA of {self.group}", css_class="rw-plot-img", unit=unit
             )
