@@ -20,6 +20,7 @@ from ..errors import (
     SourceOverlapWarning,
     UnknownAccessionError,
 )
+from .browse import TableIndex
 from .metadata import ACCESSION, ANNOTATIONS, HARMONIZED_FIELDS, typed_metadata
 from .names import check_accession, check_organism
 from .sources import Source
@@ -85,7 +86,7 @@ class Catalog:
             self._add(i, src)
         self._experiments: pd.DataFrame | None = None
         self._samples: pd.DataFrame | None = None
-        self._search_text: pd.Series | None = None
+        self._search_text: TableIndex | None = None
 
     def _check_names(self, src: Source) -> None:
         """Refuse names that could not safely become keys, file names or headers (see names)."""
@@ -342,18 +343,16 @@ class Catalog:
         return self._experiments
 
     # -- search ---------------------------------------------------------------------------
-    def _text(self) -> pd.Series:
+    def _search_index(self) -> TableIndex:
+        """The text index of the samples (the same engine as the browser's tables)."""
         if self._search_text is None:
             s = self.samples
             exp = self.experiments
-            parts = [s.index.to_series(), s["experiment_accession"]]
-            parts += [s[c] for c in SAMPLE_TEXT_COLUMNS if c in s]
-            parts.append(s["experiment_accession"].map(exp["title"]).fillna(""))
-            parts.append(s["experiment_accession"].map(exp["description"]).fillna(""))
-            text = parts[0].astype(str)
-            for p in parts[1:]:
-                text = text + " | " + p.astype(str)
-            self._search_text = text.str.lower()
+            table = s[[c for c in ("experiment_accession", *SAMPLE_TEXT_COLUMNS) if c in s]].copy()
+            owner = s["experiment_accession"]
+            table["experiment_title"] = owner.map(exp["title"]).fillna("")
+            table["experiment_description"] = owner.map(exp["description"]).fillna("")
+            self._search_text = TableIndex(table, text_columns=list(table.columns))
         return self._search_text
 
     def search(self, text: str | None = None, **filters: Any) -> pd.DataFrame:
@@ -373,11 +372,7 @@ class Catalog:
         True
         """
         samples = self.samples
-        mask = np.ones(len(samples), dtype=bool)
-        if text:
-            hay = self._text()
-            for word in str(text).lower().split():
-                mask &= hay.str.contains(word, regex=False).to_numpy()
+        mask = self._search_index().text_mask(text)
         for column, wanted in filters.items():
             if column not in samples.columns:
                 raise DatasetSpecError(
