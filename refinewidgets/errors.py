@@ -20,6 +20,7 @@ __all__ = [
     "PathNotFoundError",
     "RefineWidgetsError",
     "RefineWidgetsWarning",
+    "SaveNameError",
     "ScaledSourceWarning",
     "SourceFormatError",
     "SourceOverlapWarning",
@@ -74,6 +75,10 @@ class OutputExistsError(OutputError, FileExistsError):
 
 class BuildError(RefineWidgetsError, RuntimeError):
     """A build cannot produce a group (for example, every sample of it was filtered)."""
+
+
+class SaveNameError(RefineWidgetsError, ValueError):
+    """A file name the Save panel refuses when it saves inside an output folder."""
 
 
 class MemoryBudgetError(RefineWidgetsError, MemoryError):

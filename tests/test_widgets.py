@@ -10,13 +10,8 @@ import pytest
 pytest.importorskip("ipywidgets")
 
 import refinewidgets as rw
-from refinewidgets.testing import single_cell_tables, synthetic_listing
+from refinewidgets.testing import synthetic_listing
 from refinewidgets.widgets import DatasetCartView, ExperimentBrowser, OptionsPanel, SamplePicker
-
-
-@pytest.fixture
-def sc_catalog():
-    return rw.Catalog.from_tables(*single_cell_tables())
 
 
 def _facet_counts(box) -> dict[str, int]:

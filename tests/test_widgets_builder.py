@@ -381,3 +381,16 @@ def test_one_state_drives_every_part(builder):
     assert "scale_by='STANDARD'" in builder.code.value
     builder.options.transformation.value = "MINMAX"  # a control assigns a new selection
     assert builder.state.selection.dataset.scale_by == "MINMAX" == builder.dataset.scale_by
+
+
+def test_expected_refusals_are_plain_messages_not_bugs():
+    from refinewidgets.widgets import SavePanel
+
+    panel = SavePanel()
+    panel.save()
+    assert (panel.status.kind, panel.status.text) == (
+        "info",
+        "Nothing to save yet: build a dataset first.",
+    )
+    panel.prepare_download()
+    assert "Nothing to download yet" in panel.status.text and "bug" not in panel.status.text

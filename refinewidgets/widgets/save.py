@@ -24,7 +24,7 @@ import ipywidgets as w
 from traitlets import Bool, Instance, Unicode, observe
 
 from ..core.result import Result
-from ..errors import OutputExistsError, RefineWidgetsError
+from ..errors import OutputExistsError, RefineWidgetsError, SaveNameError
 from ..io.archive import atomic_output
 from ._status import StatusArea, guarded
 
@@ -34,10 +34,6 @@ __all__ = ["DOWNLOAD_LIMIT", "SaveNameError", "SavePanel", "resolve_save_name"]
 DOWNLOAD_LIMIT = 200 * 2**20
 #: Results with at most this many values get their download link prepared on their own.
 AUTO_DOWNLOAD_VALUES = 5_000_000
-
-
-class SaveNameError(RefineWidgetsError, ValueError):
-    """A file name the Save panel refuses when it saves inside an output folder."""
 
 
 def resolve_save_name(name: str, output_dir: str | os.PathLike) -> Path:
@@ -191,11 +187,19 @@ class SavePanel(w.VBox):
             stem = "dataset"
         self.path.value = str(current.with_name(stem + suffix))
 
+    def _nothing(self, what: str) -> str:
+        if self.stale:
+            return (
+                f"Nothing to {what}: the dataset changed since this result was built; build again."
+            )
+        return f"Nothing to {what} yet: build a dataset first."
+
     @guarded
     def save(self) -> Path | None:
         """Write the chosen format to the path; never over an existing file unless "Overwrite"."""
-        if self.result is None:
-            raise ValueError("there is nothing to save yet: build a dataset first")
+        if self.result is None or self.stale:
+            self.status.show(self._nothing("save"), "info")
+            return None
         if self.output_dir is None:
             path = Path(self.path.value.strip() or "dataset.zip").expanduser()
         else:
@@ -234,8 +238,9 @@ class SavePanel(w.VBox):
     @guarded
     def prepare_download(self) -> None:
         """Put a download link of the zip in :attr:`download` (or say why not)."""
-        if self.result is None:
-            raise ValueError("there is nothing to download yet: build a dataset first")
+        if self.result is None or self.stale:
+            self.status.show(self._nothing("download"), "info")
+            return
         name = Path(self.path.value.strip() or "dataset.zip").name
         name = name if name.endswith(".zip") else "dataset.zip"
         with tempfile.TemporaryDirectory(prefix="refinewidgets-") as folder:
