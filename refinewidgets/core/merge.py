@@ -67,7 +67,7 @@ def sanitize_gene_ids(frame: pd.DataFrame) -> pd.DataFrame:
 class GroupMatrix:
     """A merged group: values (samples x genes), their labels, and what was dropped."""
 
-    X: np.ndarray
+    X: np.ndarray | None
     samples: list[str]
     genes: pd.Index
     filtered: list[tuple[str, str]] = field(default_factory=list)  # (accession, reason)
@@ -76,6 +76,27 @@ class GroupMatrix:
     transforms: dict[str, str] = field(default_factory=dict)  # accession -> transform applied
     block_genes: list[tuple[list[str], pd.Index]] = field(default_factory=list)
     """The samples of each frame read and the gene ids it brought (for the gene report)."""
+
+    def fill(self, blocks: list[_Block]) -> GroupMatrix:
+        """Copy each block's values into ``X`` (samples x genes), NaN where a block lacks a
+        gene; each block is freed once its rows are in."""
+        X = np.empty((len(self.samples), len(self.genes)), dtype=np.float64)
+        row = 0
+        blocks.reverse()
+        while blocks:
+            block = blocks.pop()
+            pos = block.genes.get_indexer(self.genes)
+            present = pos >= 0
+            for j in range(len(block.samples)):
+                if present.all():
+                    X[row] = block.values[pos, j]
+                else:
+                    X[row] = np.nan
+                    X[row, present] = block.values[pos[present], j]
+                row += 1
+            del block
+        self.X = X
+        return self
 
 
 def _to_float(frame: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -107,71 +128,96 @@ def merge_group(
     join
         ``"inner"`` or ``"outer"``.
     """
-    cleaned: list[tuple[pd.Index, np.ndarray, list[str]]] = []  # (genes, genes x k values, samples)
+    cleaned: list[_Block] = []
     filtered: list[tuple[str, str]] = []
     transforms: dict[str, str] = {}
     for frame, label in frames:
-        frame = sanitize_gene_ids(_to_float(frame, label))
-        values = _releasable(frame.to_numpy(dtype=np.float64, copy=False))
-        keep: list[int] = []
-        for j, s in enumerate(map(str, frame.columns)):
-            col = values[:, j]
-            finite = col[~np.isnan(col)]
-            if finite.size == 0:
-                filtered.append((s, "no usable values: every value is missing"))
-                continue
-            infinite = np.isinf(finite)
-            if infinite.any():
-                gene = frame.index[int(np.flatnonzero(np.isinf(col))[0])]
-                filtered.append(
-                    (
-                        s,
-                        f"{int(infinite.sum())} infinite value(s) (e.g. gene {gene}): expression "
-                        "values must be finite numbers",
-                    )
-                )
-                continue
-            tech = technology.get(s, "")
-            if tech == "RNA-SEQ" and log_rnaseq.get(s, False):
-                if finite.min() <= -1:
-                    filtered.append(
-                        (s, "RNA-seq values at or below -1 cannot be log2(x + 1)-transformed")
-                    )
-                    continue
-                np.log2(col + 1.0, out=col)
-                transforms[s] = "log2(x + 1)"
-            elif tech == "MICROARRAY" and finite.max() > 100:
-                if finite.min() <= 0:
-                    filtered.append(
-                        (
-                            s,
-                            "unlogged microarray values include zero or negative values; log2 is undefined",
-                        )
-                    )
-                    continue
-                np.log2(col, out=col)
-                transforms[s] = "log2(x)"
-            keep.append(j)
-        if keep:
-            if len(keep) < values.shape[1]:
-                values = values[:, keep]
-            cleaned.append((frame.index, values, [str(frame.columns[j]) for j in keep]))
+        block = _clean(frame, label, technology, log_rnaseq, filtered, transforms)
+        if block is not None:
+            cleaned.append(block)
     if not cleaned:
         return GroupMatrix(np.empty((0, 0)), [], pd.Index([]), filtered)
+    genes, union = _join_genes(cleaned, join)
+    return GroupMatrix(
+        X=None,
+        samples=[s for b in cleaned for s in b.samples],
+        genes=pd.Index(genes, dtype=object),
+        filtered=filtered,
+        genes_per_sample={s: len(b.genes) for b in cleaned for s in b.samples},
+        genes_dropped=int(len(union) - len(genes)),
+        transforms=transforms,
+        block_genes=[(list(b.samples), b.genes) for b in cleaned],
+    ).fill(cleaned)
 
-    genes_per_sample = {s: len(idx) for idx, _, cols in cleaned for s in cols}
-    union = cleaned[0][0]
-    for idx, _, _ in cleaned[1:]:
-        union = union.union(idx, sort=False)
+
+@dataclass
+class _Block:
+    """The cleaned values of one frame: its genes, genes x samples values, its samples."""
+
+    genes: pd.Index
+    values: np.ndarray
+    samples: list[str]
+
+
+def _unusable(col: np.ndarray, finite: np.ndarray, genes: pd.Index, tech: str, log: bool):
+    """Why a sample's values cannot be used (None when they can)."""
+    if finite.size == 0:
+        return "no usable values: every value is missing"
+    infinite = np.isinf(finite)
+    if infinite.any():
+        gene = genes[int(np.flatnonzero(np.isinf(col))[0])]
+        return (
+            f"{int(infinite.sum())} infinite value(s) (e.g. gene {gene}): expression values "
+            "must be finite numbers"
+        )
+    if tech == "RNA-SEQ" and log and finite.min() <= -1:
+        return "RNA-seq values at or below -1 cannot be log2(x + 1)-transformed"
+    if tech == "MICROARRAY" and finite.max() > 100 and finite.min() <= 0:
+        return "unlogged microarray values include zero or negative values; log2 is undefined"
+    return None
+
+
+def _clean(frame, label, technology, log_rnaseq, filtered, transforms) -> _Block | None:
+    """Sanitise one frame's ids, apply each sample's log rule, drop unusable samples."""
+    frame = sanitize_gene_ids(_to_float(frame, label))
+    values = _releasable(frame.to_numpy(dtype=np.float64, copy=False))
+    keep: list[int] = []
+    for j, s in enumerate(map(str, frame.columns)):
+        col = values[:, j]
+        finite = col[~np.isnan(col)]
+        tech, log = technology.get(s, ""), log_rnaseq.get(s, False)
+        reason = _unusable(col, finite, frame.index, tech, log)
+        if reason is not None:
+            filtered.append((s, reason))
+            continue
+        if tech == "RNA-SEQ" and log:
+            np.log2(col + 1.0, out=col)
+            transforms[s] = "log2(x + 1)"
+        elif tech == "MICROARRAY" and finite.max() > 100:
+            np.log2(col, out=col)
+            transforms[s] = "log2(x)"
+        keep.append(j)
+    if not keep:
+        return None
+    if len(keep) < values.shape[1]:
+        values = values[:, keep]
+    return _Block(frame.index, values, [str(frame.columns[j]) for j in keep])
+
+
+def _join_genes(blocks: list[_Block], join: str) -> tuple[pd.Index, pd.Index]:
+    """``(the group's genes, sorted; the union of every block's genes)``."""
+    union = blocks[0].genes
+    for b in blocks[1:]:
+        union = union.union(b.genes, sort=False)
     if join == "inner":
-        genes = cleaned[0][0]
-        for idx, _, _ in cleaned[1:]:
-            genes = genes.intersection(idx, sort=False)
+        genes = blocks[0].genes
+        for b in blocks[1:]:
+            genes = genes.intersection(b.genes, sort=False)
         if len(genes) == 0:
             described = "; ".join(
-                f"{', '.join(cols[:5])}{' ...' if len(cols) > 5 else ''} "
-                f"({len(idx)} genes, e.g. {', '.join(map(str, idx[:2]))})"
-                for idx, _, cols in cleaned
+                f"{', '.join(b.samples[:5])}{' ...' if len(b.samples) > 5 else ''} "
+                f"({len(b.genes)} genes, e.g. {', '.join(map(str, b.genes[:2]))})"
+                for b in blocks
             )
             raise GeneOverlapError(
                 "The gene sets of these samples do not overlap, so the inner join keeps no gene: "
@@ -183,34 +229,6 @@ def merge_group(
     if len(genes) == 0:
         raise GeneOverlapError(
             "The samples of this group bring no gene at all (every matrix read is empty): "
-            f"{', '.join(s for _, _, cols in cleaned for s in cols[:5])}. Check the source files."
+            f"{', '.join(s for b in blocks for s in b.samples[:5])}. Check the source files."
         )
-    genes = genes.sort_values()
-    block_genes = [(list(cols), idx) for idx, _, cols in cleaned]
-    samples = [s for _, _, cols in cleaned for s in cols]
-    X = np.empty((len(samples), len(genes)), dtype=np.float64)
-    row = 0
-    cleaned.reverse()
-    while cleaned:
-        idx, values, cols = cleaned.pop()  # each block is freed once its rows are in X
-        pos = idx.get_indexer(genes)
-        missing = pos < 0
-        present = ~missing
-        for j in range(len(cols)):
-            if missing.any():
-                X[row] = np.nan
-                X[row, present] = values[pos[present], j]
-            else:
-                X[row] = values[pos, j]
-            row += 1
-        del values
-    return GroupMatrix(
-        X=X,
-        samples=samples,
-        genes=pd.Index(genes, dtype=object),
-        filtered=filtered,
-        genes_per_sample=genes_per_sample,
-        genes_dropped=int(len(union) - len(genes)),
-        transforms=transforms,
-        block_genes=block_genes,
-    )
+    return genes.sort_values(), union

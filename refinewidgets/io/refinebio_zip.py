@@ -85,51 +85,72 @@ def read_zip(path: str | os.PathLike, *, progress: Any = None) -> Result:
         layout = DownloadLayout.scan(store)
         keys = [*layout.matrices, *layout.quant]
         prog.start(len(keys) + 1, "reading")
-        groups: dict[str, Any] = {}
-        columns: list[str] | None = None
-        no_metadata: dict[str, list[str]] = {}
-        no_values: dict[str, list[tuple[str, str]]] = {}
+        reading = _Reading(store, layout)
         try:
             for key in keys:
-                name = layout.matrices.get(key)
-                if name is not None and name.endswith(".h5ad"):
-                    groups[key] = _read_cell_group(store, layout, key, name)
-                    prog.advance(key)
-                    continue
-                if name is not None:
-                    genes, samples, X = read_matrix(store, name)
-                    member = name
-                else:
-                    quant = read_quant_group(store, layout.quant[key])
-                    samples, member = quant.samples, f"{key}/*_quant.sf"
-                rows, align = layout.aligned_metadata(key, samples, member)
-                if align.no_metadata:
-                    no_metadata[member] = align.no_metadata
-                if align.no_values:
-                    no_values[layout.metadata[key]] = _with_experiment(
-                        layout.metadata_table(key), align.no_values, key
-                    )
-                if columns is None and key in layout.metadata:
-                    columns = list(rows.columns)
-                uns = {**recorded_group_info(layout.meta, key), "key": key, "source": store.label}
-                if name is not None:
-                    groups[key] = make_group(X, typed_metadata(rows), pd.Index(genes), uns=uns)
-                else:
-                    groups[key] = _transcript_group(quant, typed_metadata(rows), uns)
+                reading.read_group(key)
                 prog.advance(key)
-            for key in layout.metadata_only_keys:
-                table = layout.metadata_table(key)
-                if table is not None and len(table):
-                    no_values[layout.metadata[key]] = _with_experiment(
-                        table, table[ACCESSION].tolist(), key
-                    )
+            reading.metadata_without_values()
         finally:
             prog.advance("done")
             prog.close()
+        return reading.result()
+
+
+class _Reading:
+    """The groups of one download as they are read, and what did not pair up."""
+
+    def __init__(self, store: Store, layout: DownloadLayout) -> None:
+        self.store, self.layout = store, layout
+        self.groups: dict[str, Any] = {}
+        self.columns: list[str] | None = None
+        self.no_metadata: dict[str, list[str]] = {}
+        self.no_values: dict[str, list[tuple[str, str]]] = {}
+
+    def read_group(self, key: str) -> None:
+        """One group: its values (matrix, H5AD or quant.sf files) and its metadata rows."""
+        store, layout = self.store, self.layout
+        name = layout.matrices.get(key)
+        if name is not None and name.endswith(".h5ad"):
+            self.groups[key] = _read_cell_group(store, layout, key, name)
+            return
+        if name is not None:
+            genes, samples, X = read_matrix(store, name)
+            member = name
+        else:
+            quant = read_quant_group(store, layout.quant[key])
+            samples, member = quant.samples, f"{key}/*_quant.sf"
+        rows, align = layout.aligned_metadata(key, samples, member)
+        if align.no_metadata:
+            self.no_metadata[member] = align.no_metadata
+        if align.no_values:
+            self.no_values[layout.metadata[key]] = _with_experiment(
+                layout.metadata_table(key), align.no_values, key
+            )
+        if self.columns is None and key in layout.metadata:
+            self.columns = list(rows.columns)
+        uns = {**recorded_group_info(layout.meta, key), "key": key, "source": store.label}
+        if name is not None:
+            self.groups[key] = make_group(X, typed_metadata(rows), pd.Index(genes), uns=uns)
+        else:
+            self.groups[key] = _transcript_group(quant, typed_metadata(rows), uns)
+
+    def metadata_without_values(self) -> None:
+        """Groups refine.bio skipped: a metadata file, no values; their samples are filtered."""
+        for key in self.layout.metadata_only_keys:
+            table = self.layout.metadata_table(key)
+            if table is not None and len(table):
+                self.no_values[self.layout.metadata[key]] = _with_experiment(
+                    table, table[ACCESSION].tolist(), key
+                )
+
+    def result(self) -> Result:
+        """The Result, with every sample listed without values in ``filtered_samples``."""
+        store, layout = self.store, self.layout
         filtered, filtered_records = read_filtered(store)
-        present = {s for g in groups.values() for s in _samples_of(g)}
+        present = {s for g in self.groups.values() for s in _samples_of(g)}
         extra, lost = [], {}
-        for where, items in no_values.items():
+        for where, items in self.no_values.items():
             kept = [(s, e) for s, e in items if s not in present]
             if kept:
                 lost[where] = [s for s, _ in kept]
@@ -142,8 +163,8 @@ def read_zip(path: str | os.PathLike, *, progress: Any = None) -> Result:
             records = layout.records()
             for s, _, _ in extra:
                 filtered_records.setdefault(s, dict(records.get(s) or {ACCESSION: s}))
-        warn_mismatch(store.label, no_metadata, lost)
-        if not groups:
+        warn_mismatch(store.label, self.no_metadata, lost)
+        if not self.groups:
             where = "quant.sf files, " if layout.quant_sf_only else ""
             raise SourceFormatError(
                 f"{store.label} holds no expression values: no matrix ({where}<KEY>/<KEY>.tsv or "
@@ -152,10 +173,10 @@ def read_zip(path: str | os.PathLike, *, progress: Any = None) -> Result:
                 "processed; choose samples with processed values and download again."
             )
         return Result(
-            groups,
+            self.groups,
             layout.meta,
             filtered_samples=filtered,
-            metadata_columns=columns,
+            metadata_columns=self.columns,
             dataset=dataset_of(layout.meta, present),
             filtered_records=filtered_records,
         )
