@@ -545,3 +545,91 @@ def test_infinite_values_in_quantile_normalize_are_named_as_data():
     frame = pd.DataFrame({"a": [1.0, np.inf, 3.0], "b": [1.0, 2.0, 3.0]}, index=["g1", "g2", "g3"])
     with pytest.raises(rw.ExpressionValueError, match="1 infinite value.*gene 'g2', sample 'a'"):
         rw.quantile_normalize(frame)
+
+
+# -- tar archives: the same checks, header by header ---------------------------------------
+def _tar(path, members, mode="w:gz"):
+    import io
+    import tarfile
+
+    with tarfile.open(path, mode) as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            if isinstance(data, tuple):  # (type, link target)
+                info.type, info.linkname = data
+                tf.addfile(info)
+            else:
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_a_valid_tar_reads_like_the_zip(tmp_path):
+    members = {}
+    with zipfile.ZipFile(DATA / "experiment_shuffled.zip") as zf:
+        for info in zf.infolist():
+            if not info.is_dir():
+                members[info.filename] = zf.read(info)
+    path = _tar(tmp_path / "download.tar.gz", members)
+    with pytest.warns(rw.MetadataMismatchWarning):
+        from_tar = rw.read_zip(path)
+    with pytest.warns(rw.MetadataMismatchWarning):
+        from_zip = rw.read_zip(DATA / "experiment_shuffled.zip")
+    for key in from_zip:
+        pd.testing.assert_frame_equal(from_tar.expression(key), from_zip.expression(key))
+
+
+def test_tar_bomb_is_refused_at_its_header(tmp_path):
+    import tarfile
+
+    bomb = tmp_path / "bomb.tar.gz"
+    with tarfile.open(bomb, "w:gz", compresslevel=9) as tf:
+        info = tarfile.TarInfo("Homo_sapiens_ERP1_droplet_based.h5ad")
+        info.size = 256 * 2**20
+
+        class Zeros:
+            def __init__(self):
+                self.left = info.size
+
+            def read(self, n=-1):
+                n = self.left if n < 0 else min(n, self.left)
+                self.left -= n
+                return b"\0" * n
+
+        tf.addfile(info, Zeros())
+    assert bomb.stat().st_size < 2 * 2**20
+    tracemalloc.start()
+    with pytest.raises(rw.UnsafeArchiveError) as caught:
+        archive.open_store(bomb)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    message = str(caught.value)
+    assert "Homo_sapiens_ERP1_droplet_based.h5ad would expand" in message
+    assert "cap of 200x" in message and "REFINEWIDGETS_MAX_RATIO" in message
+    assert peak < 20 * 2**20  # refused from the header, the member was never inflated
+
+
+@pytest.mark.parametrize(
+    "member,match",
+    [
+        ({"../evil.txt": b"x"}, "unsafe member name '../evil.txt'"),
+        ({"/etc/evil": b"x"}, "unsafe member name '/etc/evil'"),
+        ({"link": (b"2", "/etc/passwd")}, "'link', a link or special file"),
+        ({"hard": (b"1", "aggregated_metadata.json")}, "'hard', a link or special file"),
+        ({"dev": (b"3", "")}, "'dev', a link or special file"),
+    ],
+)
+def test_unsafe_tar_members_are_refused(tmp_path, member, match):
+    path = _tar(tmp_path / "x.tar", {"aggregated_metadata.json": _META.encode(), **member}, "w")
+    with pytest.raises(rw.UnsafeArchiveError, match=match):
+        rw.read_zip(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.tar"]
+
+
+def test_truncated_tar_is_our_error(tmp_path):
+    members = {"aggregated_metadata.json": _META.encode(), "E1/E1.tsv": b"Gene\tGSM1\n" * 5000}
+    good = _tar(tmp_path / "good.tar.gz", members)
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(rw.SourceFormatError, match="cut.tar.gz"):
+        rw.read_zip(cut)

@@ -13,6 +13,7 @@ import contextlib
 import io
 import os
 import re
+import tarfile
 import tempfile
 import zipfile
 import zlib
@@ -39,6 +40,7 @@ __all__ = [
     "READ_LIMITS",
     "DirStore",
     "ReadLimits",
+    "TarStore",
     "Store",
     "ZipStore",
     "atomic_output",
@@ -169,25 +171,38 @@ class ReadLimits:
         return limits
 
     def check(self, label: str, members: list[tuple[str, int, int]]) -> None:
-        """``members``: ``(name, uncompressed size, compressed size)`` of every member."""
-        how = (
-            "If you trust this archive, raise the cap with the environment variable {var} "
-            "(0 turns it off)."
-        )
-        for name, size, packed in [*members, ("(the whole archive)", *_totals(members))]:
-            ratio = size / max(packed, 1)
-            if self.max_ratio and size > self.ratio_floor and ratio > self.max_ratio:
-                raise UnsafeArchiveError(
-                    f"{label}: {name} would expand {ratio:,.0f} times ({packed:,} bytes to "
-                    f"{size:,}), above the cap of {self.max_ratio:,.0f}x: it looks like a zip "
-                    "bomb, so nothing was read. " + how.format(var="REFINEWIDGETS_MAX_RATIO")
-                )
-        total = _totals(members)[0]
+        """Check a zip's ``(name, uncompressed size, compressed size)`` of every member."""
+        for name, size, stored in [*members, ("(the whole archive)", *_totals(members))]:
+            self._ratio(label, name, size, stored)
+        self._total(label, _totals(members)[0])
+
+    def check_tar_member(self, label: str, name: str, size: int, total: int, packed: int) -> None:
+        """Check one tar member (``size``) and the members so far (``total``) against the
+        archive's size on disk (``packed``): a tar records no per-member compressed size."""
+        self._ratio(label, name, size, packed)
+        self._ratio(label, "(the whole archive)", total, packed)
+        self._total(label, total)
+
+    def _ratio(self, label: str, name: str, size: int, stored: int) -> None:
+        ratio = size / max(stored, 1)
+        if self.max_ratio and size > self.ratio_floor and ratio > self.max_ratio:
+            raise UnsafeArchiveError(
+                f"{label}: {name} would expand {ratio:,.0f} times ({stored:,} bytes to "
+                f"{size:,}), above the cap of {self.max_ratio:,.0f}x: it looks like an archive "
+                "bomb, so nothing was read. " + _OVERRIDE.format(var="REFINEWIDGETS_MAX_RATIO")
+            )
+
+    def _total(self, label: str, total: int) -> None:
         if self.max_bytes and total > self.max_bytes:
             raise UnsafeArchiveError(
                 f"{label} would expand to {total:,} bytes, above the cap of {self.max_bytes:,}: "
-                "nothing was read. " + how.format(var="REFINEWIDGETS_MAX_BYTES")
+                "nothing was read. " + _OVERRIDE.format(var="REFINEWIDGETS_MAX_BYTES")
             )
+
+
+_OVERRIDE = (
+    "If you trust this archive, raise the cap with the environment variable {var} (0 turns it off)."
+)
 
 
 def _totals(members: list[tuple[str, int, int]]) -> tuple[int, int]:
@@ -280,6 +295,68 @@ class _Guarded(io.RawIOBase):
         super().close()
 
 
+class TarStore(Store):
+    """A tar archive (plain, or compressed with gzip, bzip2 or xz), checked as it is indexed.
+
+    Headers are read one at a time and each is checked before the archive is read further: its
+    name (no ``..``, no absolute path), its type (regular files and folders only: links and
+    devices are refused) and the sizes against :data:`READ_LIMITS`, so a tar bomb is refused at
+    the header of its first oversized member, before its data is inflated.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.label = self.path.name
+        packed = self.path.stat().st_size
+        try:
+            self._tar = tarfile.open(self.path, "r:*")
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+            raise SourceFormatError(
+                f"{self.path} is not a readable tar archive ({exc}): it may be truncated or "
+                "corrupt; download it again."
+            ) from None
+        members: dict[str, tarfile.TarInfo] = {}
+        total = 0
+        try:
+            while (info := self._tar.next()) is not None:
+                check_member_name(info.name, self.label)
+                if not (info.isfile() or info.isdir()):
+                    raise UnsafeArchiveError(
+                        f"{self.label} holds {info.name!r}, a link or special file: only regular "
+                        "files and folders are read from an archive, so it was refused. Nothing "
+                        "was extracted."
+                    )
+                if info.isfile():
+                    total += info.size
+                    READ_LIMITS.check_tar_member(self.label, info.name, info.size, total, packed)
+                    members[info.name.replace("\\", "/")] = info
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+            self._tar.close()
+            raise SourceFormatError(
+                f"{self.label}: cannot read the archive's index ({exc}); it may be truncated or "
+                "corrupt: download it again."
+            ) from None
+        except BaseException:
+            self._tar.close()
+            raise
+        self._members = members
+        self.names = list(members)
+
+    def open(self, name: str) -> IO[bytes]:
+        try:
+            raw = self._tar.extractfile(self._members[name])
+        except KeyError:
+            raise SourceFormatError(f"{self.label} has no member {name}.") from None
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+            raise SourceFormatError(
+                f"{self.label}: cannot read {name} ({exc}); the archive may be corrupt."
+            ) from None
+        return _Guarded(raw, self.label, name)
+
+    def close(self) -> None:
+        self._tar.close()
+
+
 class DirStore(Store):
     """An unzipped download folder; symbolic links that lead outside it are not followed."""
 
@@ -312,13 +389,19 @@ class DirStore(Store):
             ) from None
 
 
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+
+
 def open_store(path: str | os.PathLike) -> Store:
-    """A :class:`ZipStore` for a file, a :class:`DirStore` for a folder."""
+    """A :class:`DirStore` for a folder, a :class:`TarStore` for a tar file, else a
+    :class:`ZipStore`."""
     path = Path(path)
     if path.is_dir():
         return DirStore(path)
     if not path.exists():
         raise PathNotFoundError(f"{path} does not exist: check the path.")
+    if path.name.lower().endswith(TAR_SUFFIXES):
+        return TarStore(path)
     return ZipStore(path)
 
 
