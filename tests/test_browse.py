@@ -28,8 +28,23 @@ def big_index(listing):
     return experiment_index(rw.Catalog.from_tables(exps, samples))
 
 
-def _pandas_text(exps: pd.DataFrame, text: str) -> pd.Series:
-    hay = (exps.index.to_series() + " | " + exps["title"] + " | " + exps["description"]).str.lower()
+@pytest.fixture(scope="module")
+def sample_text(listing):
+    """Per experiment, its samples' searchable text, the plain pandas way."""
+    _, samples = listing
+    columns = ["refinebio_disease", "refinebio_specimen_part", "refinebio_platform"]
+    columns = [c for c in columns + ["refinebio_organism"] if c in samples]
+    words = samples.index.to_series() + " " + samples.get("refinebio_title", "")
+    for c in columns:
+        words = words + " " + samples[c].fillna("")
+    return words.groupby(samples["experiment_accession"]).agg(" ".join)
+
+
+def _pandas_text(exps: pd.DataFrame, text: str, sample_text=None) -> pd.Series:
+    hay = exps.index.to_series() + " | " + exps["title"] + " | " + exps["description"]
+    if sample_text is not None:
+        hay = hay + " | " + sample_text.reindex(exps.index).fillna("")
+    hay = hay.str.lower()
     mask = pd.Series(True, index=exps.index)
     for word in text.lower().split():
         mask &= hay.str.contains(word, regex=False)
@@ -42,20 +57,20 @@ def _has(column: pd.Series, values) -> pd.Series:
 
 
 @pytest.mark.parametrize("text", ["breast", "Lung Cancer", "syn00001", "of liver", "zzz", ""])
-def test_text_search_matches_pandas_substring_search(listing, big_index, text):
+def test_text_search_matches_pandas_substring_search(listing, big_index, sample_text, text):
     exps, _ = listing
-    expected = exps.index[_pandas_text(exps, text)].tolist()
+    expected = exps.index[_pandas_text(exps, text, sample_text)].tolist()
     assert big_index.keys(text) == expected
     page = big_index.query(text, page_size=5)
     assert page.total == len(expected)
     assert page.rows.index.tolist() == expected[:5]
 
 
-def test_filters_or_within_a_facet_and_across_facets(listing, big_index):
+def test_filters_or_within_a_facet_and_across_facets(listing, big_index, sample_text):
     exps, _ = listing
     filters = {"organism": ["HOMO_SAPIENS", "DANIO_RERIO"], "technology": ["RNA-SEQ"]}
     mask = (
-        _pandas_text(exps, "tumours")
+        _pandas_text(exps, "tumours", sample_text)
         & _has(exps["organisms"], filters["organism"])
         & (exps["technology"] == "RNA-SEQ")
     )
@@ -224,3 +239,16 @@ def test_a_sample_listed_by_two_chosen_experiments_appears_once_under_the_first(
     idx = sample_index(cat, [e2, e1])
     assert idx.n == 7 and idx.table.index.is_unique
     assert idx.table.loc[shared[0], "experiment_accession"] == e2
+
+
+def test_experiments_are_found_by_their_samples_metadata_and_faceted_before_ticking(demo_cat):
+    idx = experiment_index(demo_cat)
+    page = idx.query("breast cancer")
+    expected = sorted(demo_cat.search("breast cancer")["experiment_accession"].unique())
+    assert sorted(page.rows.index) == expected == ["GSE71102", "SRP091833"]
+    assert page.facets["disease"].to_dict() == {"breast cancer": 2, "normal": 2}
+    sample = demo_cat.experiment_samples("GSE90428")[3]
+    assert idx.keys(sample) == ["GSE90428"]  # a sample accession finds its experiment
+    cells = idx.query("", {"cell type": ["B cell"]})
+    assert set(cells.rows.index) <= set(demo_cat.experiment_ids) and cells.total >= 1
+    assert all(demo_cat.is_single_cell(e) for e in cells.rows.index)

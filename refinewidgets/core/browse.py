@@ -36,7 +36,14 @@ __all__ = ["MISSING", "Page", "TableIndex", "experiment_index", "sample_index"]
 MISSING = "(missing)"
 SEPARATOR = "; "
 #: Facets of the experiment browser: facet name -> experiments column.
-EXPERIMENT_FACETS = {"organism": "organisms", "technology": "technology", "platform": "platforms"}
+EXPERIMENT_FACETS = {
+    "organism": "organisms",
+    "technology": "technology",
+    "platform": "platforms",
+    "disease": "diseases",
+    "tissue": "tissues",
+    "cell type": "cell_types",
+}
 #: Facets of the sample picker: facet name -> samples column (single-cell ones are multi-valued).
 SAMPLE_FACETS = {
     "sex": "refinebio_sex",
@@ -44,7 +51,7 @@ SAMPLE_FACETS = {
     "disease": "refinebio_disease",
     **{c.replace("_", " "): f for c, f in LIBRARY_SUMMARY.items() if c != "sex"},
 }
-MULTI_VALUED = {"organisms", "platforms", *LIBRARY_SUMMARY.values()}
+MULTI_VALUED = {"organisms", "platforms", "diseases", *LIBRARY_SUMMARY.values()}
 
 
 @dataclass
@@ -272,6 +279,31 @@ class TableIndex:
         return self.table.index[order[self.mask(text, filters)[order]]].astype(str).tolist()
 
 
+#: Experiment columns listing the distinct values of their samples' columns (for search and
+#: facets before any experiment is ticked).
+SAMPLE_SUMMARY = {
+    "organisms": ("refinebio_organism",),
+    "platforms": ("refinebio_platform",),
+    "diseases": ("refinebio_disease",),
+    "tissues": ("refinebio_specimen_part", "tissues"),
+    "cell_types": ("cell_types",),
+}
+
+
+def _distinct(by_exp: pd.Series, columns: list[pd.Series], index: pd.Index) -> np.ndarray:
+    """Per experiment, the sorted distinct non-empty values of ``columns`` joined by ``"; "``."""
+    parts = []
+    for col in columns:
+        values = col.fillna("").astype(str).str.split(SEPARATOR.strip())
+        pairs = pd.DataFrame({"e": by_exp.to_numpy(), "v": values.to_numpy()}).explode("v")
+        parts.append(pairs)
+    pairs = pd.concat(parts, ignore_index=True)
+    pairs["v"] = pairs["v"].astype(str).str.strip()
+    pairs = pairs[pairs["v"] != ""].drop_duplicates().sort_values("v")
+    joined = pairs.groupby("e", sort=False)["v"].agg(SEPARATOR.join)
+    return joined.reindex(index.astype(str)).fillna("").to_numpy()
+
+
 def _experiment_table(catalog) -> pd.DataFrame:
     exps = catalog.experiments.copy()
     missing = [c for c in ("title", "description", "technology") if c not in exps.columns]
@@ -283,18 +315,25 @@ def _experiment_table(catalog) -> pd.DataFrame:
         exps["num_samples"] = (
             by_exp.value_counts().reindex(exps.index.astype(str), fill_value=0).to_numpy()
         )
-    for out, col in (("organisms", "refinebio_organism"), ("platforms", "refinebio_platform")):
-        if out not in exps.columns and col in samples.columns:
-            pairs = pd.DataFrame({"e": by_exp.to_numpy(), "v": samples[col].astype(str).to_numpy()})
-            pairs = pairs[pairs["v"] != ""].drop_duplicates().sort_values("v")
-            joined = pairs.groupby("e", sort=False)["v"].agg(SEPARATOR.join)
-            exps[out] = joined.reindex(exps.index.astype(str)).fillna("").to_numpy()
+    for out, cols in SAMPLE_SUMMARY.items():
+        present = [samples[c] for c in cols if c in samples.columns]
+        if present and out not in exps.columns:
+            exps[out] = _distinct(by_exp, present, exps.index)
+    # sample accessions and titles, searchable from the experiment list
+    text = samples.index.astype(str).to_series(index=samples.index)
+    if "refinebio_title" in samples:
+        text = text + " " + samples["refinebio_title"].fillna("").astype(str)
+    frame = pd.DataFrame({"e": by_exp.to_numpy(), "t": text.to_numpy()})
+    joined = frame.groupby("e", sort=False)["t"].agg(" | ".join)
+    exps["sample_text"] = joined.reindex(exps.index.astype(str)).fillna("").to_numpy()
     return exps
 
 
 def experiment_index(catalog) -> TableIndex:
-    """The experiment browser's index: text over accession, title and description; facets
-    organism, technology and platform.
+    """The experiment browser's index: text over the experiment (accession, title, description)
+    and its samples (accessions, titles, diseases, tissues, cell types, platforms, organisms);
+    facets organism, technology, platform, disease, tissue and cell type, with counts over the
+    whole catalog before any experiment is ticked.
 
     Examples
     --------
@@ -303,10 +342,11 @@ def experiment_index(catalog) -> TableIndex:
     >>> page = idx.query("breast", {"technology": ["RNA-SEQ"]})
     >>> list(page.rows.index)
     ['SRP091833']
+    >>> sorted(idx.query("breast cancer").rows.index)  # a disease of their samples
+    ['GSE71102', 'SRP091833']
     """
-    return TableIndex(
-        _experiment_table(catalog), text_columns=("title", "description"), facets=EXPERIMENT_FACETS
-    )
+    text = ("title", "description", *SAMPLE_SUMMARY, "sample_text")
+    return TableIndex(_experiment_table(catalog), text_columns=text, facets=EXPERIMENT_FACETS)
 
 
 def sample_index(catalog, experiments: Sequence[str]) -> TableIndex:

@@ -34,7 +34,7 @@ PARTS = Parts(
     columns=COLUMNS,
     prefix="rw-experiments",
     search="rw-search",
-    placeholder="Search accession, title, description",
+    placeholder="Search experiments and their samples: disease, tissue, cell type, title, accession",
     search_width="480px",
     facet="rw-facet",
     facet_rows=5,
@@ -67,7 +67,10 @@ class ExperimentBrowser(FacetedTable):
     """
 
     text = Unicode(
-        "", help="The search text: every word must appear in the accession, title or description."
+        "",
+        help="The search text: every word must appear in the experiment (accession, title, "
+        "description) or its samples' metadata (accessions, titles, diseases, tissues, cell "
+        "types, platforms, organisms).",
     )
     filters = Dict(
         help="The chosen facet values: {facet: [values]}, OR within a facet, AND across facets."
