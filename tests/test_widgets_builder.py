@@ -394,3 +394,36 @@ def test_expected_refusals_are_plain_messages_not_bugs():
     )
     panel.prepare_download()
     assert "Nothing to download yet" in panel.status.text and "bug" not in panel.status.text
+
+
+def test_clear_all_and_remove_can_be_undone(builder):
+    ds = rw.Dataset({"SRP091833": ["ALL"], "GSE71102": ["ALL"]}, scale_by="STANDARD")
+    builder.dataset = ds
+    cart = builder.cart_view
+    assert cart.undo_button.disabled
+    cart.clear_button.click()
+    assert builder.dataset is None and not cart.undo_button.disabled
+    assert "Undo puts it back" in cart.status.text
+    cart.undo_button.click()
+    assert builder.dataset == ds and cart.undo_button.disabled
+    cart.remove_buttons["GSE71102"].click()
+    builder.state.selection = builder.state.selection.with_options(scale_by="MINMAX")
+    assert cart.undo_button.disabled  # another change came after the removal: nothing to undo
+    cart.undo()
+    assert builder.dataset.data == {"SRP091833": ["ALL"]}
+
+
+def test_rows_already_in_the_dataset_are_marked(builder, demo_cat):
+    builder.browser.search.value = "GSE71102"
+    row = builder.browser.table._row_widgets[0]
+    assert "in dataset" not in builder.browser.table._cells[0].value
+    builder.state.selection = builder.state.selection.add({"GSE71102": None})
+    assert builder.browser.table._cells[0].value.startswith('<span class="rw-in-dataset"')
+    assert "rw-experiments-in-dataset" in row._dom_classes
+    builder.browser.table.tick("GSE71102")
+    picker = builder.picker.table
+    assert picker.row_keys and all(
+        "in dataset" in c.value for c in picker._cells[: len(picker.row_keys)]
+    )
+    builder.cart_view.clear()
+    assert "rw-experiments-in-dataset" not in row._dom_classes

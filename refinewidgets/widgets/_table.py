@@ -73,6 +73,13 @@ def frame_html(frame, *, max_rows: int = 50, index: bool = True) -> str:
     return f"<table style='border-collapse:collapse'><tr>{th}</tr>{''.join(body)}</table>{more}"
 
 
+#: The marker of a row already in the dataset.
+IN_DATASET = (
+    '<span class="rw-in-dataset" title="Already in the dataset" '
+    'style="color:#2e7d32;font-weight:bold">&#10003; in dataset</span> '
+)
+
+
 class PagedTable(w.VBox):
     """One page of rows with tick boxes, a sort control and a pager.
 
@@ -105,6 +112,7 @@ class PagedTable(w.VBox):
     page_size = Int(20, help="Rows per page.")
     selected = List(Unicode(), help="Keys of the ticked rows, across pages (kept in Python).")
     row_keys = List(Unicode(), help="Keys of the rows on the page shown.")
+    marked = List(Unicode(), help="Keys shown with an 'in dataset' marker (already selected).")
 
     def __init__(
         self,
@@ -235,10 +243,17 @@ class PagedTable(w.VBox):
             self._row_widgets.append(row)
         self.rows_box.children = self._row_widgets[: max(n, 1)] if self._row_widgets else []
 
+    @observe("marked")
+    def _marked_changed(self, change) -> None:
+        if getattr(self, "_page", None) is not None:
+            self.show(self._page)
+
     def show(self, page: Page) -> None:
         """Render ``page`` (its rows, page number and total)."""
+        self._page = page
         frame = page.rows
         keys = [str(k) for k in frame.index]
+        marked = set(self.marked)
         self._ensure_rows(len(keys))
         chosen = set(self.selected)
         others = [c for c, _, _ in self.columns[1:]]
@@ -255,9 +270,15 @@ class PagedTable(w.VBox):
                     cells = list(values.iloc[i]) if others else []
                     if not self.selectable:
                         cells = [key, *cells]
-                    self._cells[i].value = _cells(
+                    html = _cells(
                         cells, widths if self.selectable else [self.columns[0][2], *widths]
                     )
+                    if key in marked:
+                        html = IN_DATASET + html
+                        row.add_class(f"{self.prefix}-in-dataset")
+                    else:
+                        row.remove_class(f"{self.prefix}-in-dataset")
+                    self._cells[i].value = html
                     row.layout.display = None
                 else:
                     row.layout.display = "none"

@@ -209,6 +209,8 @@ class DatasetBuilder(w.VBox):
         n = selection.n_samples
         self.tabs.set_title(TAB_DATASET, f"My dataset ({n:,} samples)" if n else "My dataset")
         self.dataset = selection.dataset  # equal to the trait when the change came from it
+        self.browser.table.marked = selection.experiments
+        self.picker.table.marked = selection.samples()
         self._show_code()
         self._show_staleness()
 

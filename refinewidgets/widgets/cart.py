@@ -62,16 +62,19 @@ class DatasetCartView(w.VBox):
         self.clear_button = w.Button(description="Clear all", icon="trash")
         self.clear_button.add_class("rw-cart-clear")
         self.clear_button.on_click(lambda _: self.clear())
+        self.undo_button = w.Button(description="Undo", icon="undo", disabled=True)
+        self.undo_button.add_class("rw-cart-undo")
+        self.undo_button.on_click(lambda _: self.undo())
         self.remove_buttons: dict[str, w.Button] = {}
         self.children = [
             w.HTML("<b>My dataset</b>"),
             self.summary,
             self.rows,
             self.totals,
-            self.clear_button,
+            w.HBox([self.clear_button, self.undo_button]),
             self.status,
         ]
-        self.state.observe(self._render, names="selection")
+        self.state.observe(self._render, names=["selection", "undoable"])
         self._render()
 
     # -- editing: each assigns a new selection ------------------------------------------------
@@ -83,14 +86,20 @@ class DatasetCartView(w.VBox):
     @guarded
     def remove(self, experiment: str) -> None:
         """Remove one experiment."""
-        self.state.selection = self.state.selection.remove(experiment)
-        self.status.show(f"Removed {experiment}.", "info")
+        self.state.edit(self.state.selection.remove(experiment))
+        self.status.show(f"Removed {experiment} (Undo puts it back).", "info")
 
     @guarded
     def clear(self) -> None:
         """Remove everything."""
-        self.state.selection = self.state.selection.clear()
-        self.status.show("The dataset is empty.", "info")
+        self.state.edit(self.state.selection.clear())
+        self.status.show("The dataset is empty (Undo puts it back).", "info")
+
+    @guarded
+    def undo(self) -> None:
+        """Put back what the last Remove or Clear all took away."""
+        if self.state.undo():
+            self.status.show("Undone.", "info")
 
     # -- rendering ------------------------------------------------------------------------------
     def _render(self, change=None) -> None:
@@ -131,6 +140,7 @@ class DatasetCartView(w.VBox):
         )
         self.totals.value = self._totals_html() if len(table) else ""
         self.clear_button.disabled = not len(table)
+        self.undo_button.disabled = not self.state.can_undo
         self.n_samples = n
         self.data = selection.data
 

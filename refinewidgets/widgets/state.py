@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from traitlets import HasTraits, Instance
+from traitlets import HasTraits, Instance, Tuple
 
 from ..core.selection import Selection
 
@@ -31,7 +31,33 @@ class AppState(HasTraits):
     """
 
     selection = Instance(Selection, help="The selected samples and the build options.")
+    undoable = Tuple(
+        (),
+        help="(before, after) of the last edit that can be undone: undo puts `before` back while "
+        "the selection is still `after`.",
+    )
 
     def __init__(self, catalog: Any, **kwargs: Any) -> None:
         super().__init__(selection=Selection(catalog), **kwargs)
         self.catalog = catalog
+
+    def edit(self, new: Selection) -> None:
+        """Assign ``new`` and remember the selection before it, for :meth:`undo`."""
+        before = self.selection
+        if new != before:
+            self.undoable = (before, new)  # first: views rendering the new selection see it
+        self.selection = new
+
+    @property
+    def can_undo(self) -> bool:
+        """Whether the last undoable edit is still the current selection."""
+        return bool(self.undoable) and self.undoable[1] == self.selection
+
+    def undo(self) -> bool:
+        """Put back the selection before the last undoable edit; False when there is none."""
+        if not self.can_undo:
+            return False
+        before = self.undoable[0]
+        self.undoable = ()
+        self.selection = before
+        return True
