@@ -13,6 +13,7 @@ from .core.quantile import quantile_normalize
 from .core.result import Result
 from .core.spec import Dataset
 from .errors import (
+    BuildCancelled,
     BuildError,
     DatasetSpecError,
     ExpressionValueError,
@@ -37,6 +38,7 @@ from .io.catalog_open import open_catalog
 from .io.refinebio_zip import read_zip
 
 __all__ = [
+    "BuildCancelled",
     "BuildError",
     "Catalog",
     "Dataset",

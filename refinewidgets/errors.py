@@ -26,6 +26,7 @@ __all__ = [
     "SourceOverlapWarning",
     "UnknownAccessionError",
     "UnsafeArchiveError",
+    "BuildCancelled",
     "BuildError",
 ]
 
@@ -79,6 +80,10 @@ class BuildError(RefineWidgetsError, RuntimeError):
 
 class SaveNameError(RefineWidgetsError, ValueError):
     """A file name the Save panel refuses when it saves inside an output folder."""
+
+
+class BuildCancelled(RefineWidgetsError, RuntimeError):
+    """A build was cancelled (by its progress object); nothing was kept."""
 
 
 class MemoryBudgetError(RefineWidgetsError, MemoryError):

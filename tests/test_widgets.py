@@ -192,7 +192,10 @@ def test_cart_view_add_totals_remove_clear(demo_cat):
     assert "MICROARRAY: 4" in view.totals.value and "RNA-SEQ: 20" in view.totals.value
     assert "4 of 16" in view.rows.children[2].children[0].value
     view.remove_buttons["SRP091833"].click()
-    assert view.data == {"GSE90428": mouse} and view.status.text == "Removed SRP091833 (Undo puts it back)."
+    assert (
+        view.data == {"GSE90428": mouse}
+        and view.status.text == "Removed SRP091833 (Undo puts it back)."
+    )
     view.add({"GSE0": None})
     assert view.status.kind == "error" and "GSE0" in view.status.text
     assert view.data == {"GSE90428": mouse}

@@ -63,6 +63,7 @@ def test_choose_add_options_build_and_look(builder, demo_cat):
     )
     assert builder.dataset == expected
     builder.build_button.click()
+    builder.wait()
 
     assert builder.status.kind == "success", builder.status.text
     res = builder.result
@@ -160,6 +161,7 @@ def test_setting_a_bad_dataset_is_refused_with_a_message(builder, demo_cat):
 
 def test_build_with_nothing_selected_shows_a_message(builder):
     builder.build_button.click()
+    builder.wait()
     assert builder.result is None
     assert builder.status.kind == "error"
     assert builder.status.text == (
@@ -173,6 +175,7 @@ def test_build_with_nothing_selected_shows_a_message(builder):
 def test_incompatible_options_show_the_cores_message(builder):
     builder.dataset = rw.Dataset({"GSE71102": ["ALL"], "GSE90428": ["ALL"]}, aggregate_by="ALL")
     builder.build_button.click()
+    builder.wait()
     assert builder.result is None and builder.status.kind == "error"
     assert builder.status.text.startswith(
         "The build failed: The gene sets of these samples do not overlap"
@@ -191,6 +194,7 @@ def test_a_failing_source_shows_its_error(demo_cat, monkeypatch):
 
     monkeypatch.setattr(src, "read_matrix", broken)
     builder.build_button.click()
+    builder.wait()
     assert builder.status.kind == "error"
     assert "OSError: the disk went away" in builder.status.text
     assert builder.code.value.splitlines()[2] == "cat = ...  # the catalog given to DatasetBuilder"
@@ -279,6 +283,7 @@ def test_single_cell_build_shows_cells_per_cell_type(demo_cat):
     assert options.cell_filters["cell_type"].options  # choices from the libraries
     options.counts_normalization.value = "LOG1P_CPM"
     builder.build_button.click()
+    builder.wait()
     assert builder.status.kind == "success", builder.status.text
     view = builder.results
     assert "cells ×" in view.summary.value
@@ -427,3 +432,52 @@ def test_rows_already_in_the_dataset_are_marked(builder, demo_cat):
     )
     builder.cart_view.clear()
     assert "rw-experiments-in-dataset" not in row._dom_classes
+
+
+class _BlockingSource(InMemorySource):
+    """An in-memory source whose reads wait for a signal (a build that takes its time)."""
+
+    def __init__(self, *args, **kwargs):
+        import threading
+
+        super().__init__(*args, **kwargs)
+        self.reading = threading.Event()
+        self.go = threading.Event()
+
+    def read_matrix(self, matrix_id, samples):
+        self.reading.set()
+        self.go.wait(30)
+        return super().read_matrix(matrix_id, samples)
+
+
+def test_build_runs_in_the_background_and_cancel_stops_it():
+    comp = synthetic_compendium(n_experiments=2, samples_per_experiment=4, n_genes=60, seed=5)
+    src = _BlockingSource(comp.experiments, comp.samples, comp.values, name="slow")
+    builder = DatasetBuilder(rw.Catalog([src]))
+    builder.dataset = rw.Dataset({e: ["ALL"] for e in comp.experiments}, aggregate_by="SPECIES")
+    builder.build_button.click()
+    assert src.reading.wait(30)  # the build is running, in its thread
+    assert builder.build_button.disabled and not builder.cancel_button.disabled
+    builder.browser.search.value = "nothing matches this"  # the kernel stays free meanwhile
+    assert builder.browser.total == 0
+    builder.cancel_button.click()
+    src.go.set()
+    assert builder.wait(30) is None  # cancelled at the next step: no result kept
+    assert builder.status.text.startswith("The build was cancelled: Cancelled after")
+    assert (
+        builder.progress.bar.bar_style == "danger" and builder.progress.label.value == "cancelled"
+    )
+    assert not builder.build_button.disabled and builder.cancel_button.disabled
+    builder.build_button.click()  # and a new build runs to the end
+    assert builder.wait(30) is not None and builder.status.kind == "success"
+
+
+def test_cancel_through_the_cores_progress_protocol(demo_cat):
+    class Bar:
+        cancelled = False
+
+        def update(self, n):
+            self.cancelled = True  # cancel right after the first step
+
+    with pytest.raises(rw.BuildCancelled, match="Cancelled after 1 of"):
+        rw.build(rw.Dataset({"SRP091833": ["ALL"], "GSE71102": ["ALL"]}), demo_cat, progress=Bar())

@@ -4,11 +4,17 @@ The core never imports a UI. It reports through a :class:`Progress`, which adapt
 caller gives: ``None`` (silence), a callable ``f(done, total, message)``, or any object with
 ``update(n)`` and optionally ``reset(total=...)``, ``set_description(text)`` and ``close()``
 (a ``tqdm`` bar, a widget adapter).
+
+Cancellation is injected the same way: a progress object whose ``cancelled`` attribute is true
+makes the next step raise :class:`~refinewidgets.errors.BuildCancelled`, so work stops between
+steps and nothing half-made is kept.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from ..errors import BuildCancelled
 
 __all__ = ["Progress", "as_progress"]
 
@@ -47,7 +53,15 @@ class Progress:
             t.set_description(message)
 
     def advance(self, message: str | None = None, n: int = 1) -> None:
-        """Mark ``n`` steps done; ``message`` says what comes next."""
+        """Mark ``n`` steps done; ``message`` says what comes next.
+
+        Raises :class:`~refinewidgets.errors.BuildCancelled` when the caller's object says
+        ``cancelled``.
+        """
+        if getattr(self._target, "cancelled", False):
+            raise BuildCancelled(
+                f"Cancelled after {self.done} of {self.total} steps; nothing was kept."
+            )
         self.done += n
         if message is not None:
             self.message = message

@@ -26,6 +26,9 @@ class WidgetProgress:
     'success'
     """
 
+    #: Set by the Cancel button: the core's next step raises BuildCancelled.
+    cancelled = False
+
     def __init__(self) -> None:
         self.bar = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="320px"))
         self.bar.add_class("rw-progress")

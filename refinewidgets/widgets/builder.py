@@ -18,7 +18,7 @@ a class on the widget's outer element: target the control inside it (``.rw-searc
 ``.rw-build`` is the button itself, ``.rw-facet-organism select``, ``.rw-samples-checkbox input``).
 Every message area has ``rw-message``; one showing an error also has ``rw-error``.
 
-- app: ``rw-builder``, ``rw-tabs``, ``rw-status`` (the status line), ``rw-build``,
+- app: ``rw-builder``, ``rw-tabs``, ``rw-status`` (the status line), ``rw-build``, ``rw-cancel``,
   ``rw-progress``, ``rw-progress-label``, ``rw-show-code``, ``rw-code``;
 - experiment browser: ``rw-search``, ``rw-facet`` (on each facet list) with
   ``rw-facet-organism``, ``rw-facet-technology``, ``rw-facet-platform``; ``rw-add-experiments``,
@@ -52,6 +52,7 @@ Every message area has ``rw-message``; one showing an error also has ``rw-error`
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,7 @@ from ..core.build import build
 from ..core.result import Result
 from ..core.selection import Selection, rebuild_code
 from ..core.spec import Dataset
+from ..errors import BuildCancelled
 from ._progress import WidgetProgress
 from ._status import StatusArea, catalog_or_demo, describe, guarded
 from .cart import DatasetCartView
@@ -106,7 +108,8 @@ class DatasetBuilder(w.VBox):
     >>> import refinewidgets as rw
     >>> builder = rw.DatasetBuilder()
     >>> builder.dataset = rw.Dataset({"SRP091833": ["ALL"]}, scale_by="STANDARD")
-    >>> builder.build_button.click()
+    >>> builder.build_button.click()  # builds in the background; the kernel stays free
+    >>> _ = builder.wait()
     >>> builder.adata.shape[0], builder.status.kind
     (20, 'success')
     """
@@ -144,7 +147,13 @@ class DatasetBuilder(w.VBox):
             layout=w.Layout(width="200px"),
         )
         self.build_button.add_class("rw-build")
-        self.build_button.on_click(lambda _: self.build())
+        self.build_button.on_click(lambda _: self.start_build())
+        self.cancel_button = w.Button(
+            description="Cancel", icon="stop", disabled=True, layout=w.Layout(width="110px")
+        )
+        self.cancel_button.add_class("rw-cancel")
+        self.cancel_button.on_click(lambda _: self.cancel())
+        self._thread: threading.Thread | None = None
         self.code = w.Textarea(
             value="", layout=w.Layout(width="100%", height="180px", display="none")
         )
@@ -164,7 +173,7 @@ class DatasetBuilder(w.VBox):
                     [
                         self.cart_view,
                         self.options,
-                        w.HBox([self.build_button, self.progress.widget]),
+                        w.HBox([self.build_button, self.cancel_button, self.progress.widget]),
                         self.show_code,
                         self.code,
                     ]
@@ -259,21 +268,50 @@ class DatasetBuilder(w.VBox):
         )
 
     # -- build ----------------------------------------------------------------------------------
+    def start_build(self) -> None:
+        """Build in a background thread (the "Build dataset" button): the kernel stays free,
+        and "Cancel" stops the build at its next step. :meth:`wait` waits for it."""
+        if self._thread is not None and self._thread.is_alive():
+            self.status.show("A build is already running.", "info")
+            return
+        self.progress.cancelled = False
+        self._thread = threading.Thread(target=self.build, name="refinewidgets-build", daemon=True)
+        self._thread.start()
+
+    def wait(self, timeout: float | None = None) -> Result | None:
+        """Wait for the background build to end; returns the result shown."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.result
+
+    def cancel(self) -> None:
+        """Stop the running build at its next step (nothing of it is kept)."""
+        self.progress.cancelled = True
+        self.status.show("Cancelling at the next step...", "info")
+
     @guarded
     def build(self) -> Result | None:
-        """Build the current dataset (as the "Build dataset" button does) and show the result."""
+        """Build the current dataset and show the result (in this thread; the button uses
+        :meth:`start_build`)."""
         selection = self.state.selection
         try:
             dataset = selection.to_dataset()  # exactly the state's spec
             self.status.show(f"Building {selection.n_samples:,} samples...", "info")
             self.build_button.disabled = True
+            self.cancel_button.disabled = False
             result = build(dataset, self.catalog, progress=self.progress)
+        except BuildCancelled as exc:
+            self.progress.fail("cancelled")
+            self.status.show(f"The build was cancelled: {exc}", "info")
+            return None
         except Exception as exc:
             self.progress.fail("failed")
             self.status.show(f"The build failed: {describe(exc)}", "error")
             return None
         finally:
             self.build_button.disabled = False
+            self.cancel_button.disabled = True
+            self.progress.cancelled = False
         self.result = result
         shapes = "; ".join(f"{k}: {a.n_obs:,} x {a.n_vars:,}" for k, a in result.items())
         filtered = len(result.filtered_samples)
