@@ -2,8 +2,9 @@
 
 Tabs: **Choose samples** (:class:`ExperimentBrowser`, :class:`SamplePicker`), **My dataset**
 (:class:`DatasetCartView`, :class:`OptionsPanel`, the build button, its progress, the code
-that rebuilds the dataset), **Results** (:class:`ResultsView`, :class:`SavePanel`). A status
-line under the tabs shows the last message of any part, errors included.
+that rebuilds the dataset), **Results** (:class:`ResultsView`, :class:`SavePanel`). Each part
+shows its own messages next to it, once; the status line under the tabs shows the builder's
+own (building, restoring a dataset), errors included.
 
 The app has one state: an :class:`~refinewidgets.widgets.state.AppState` holding an immutable
 :class:`~refinewidgets.core.selection.Selection` (the samples and the options). The cart and the
@@ -195,28 +196,16 @@ class DatasetBuilder(w.VBox):
         self.browser.on_add(self.cart_view.add)
         self.picker.on_add(self.cart_view.add)
         self.state.observe(self._on_selection, names="selection")
-        for part in (
-            self.browser,
-            self.picker,
-            self.cart_view,
-            self.options,
-            self.results,
-            self.save,
-        ):
-            part.status.observe(self._mirror, names="serial")
         self._on_selection(None)
 
-    # -- keeping `dataset` in step with the parts -------------------------------------------
-    def _mirror(self, change) -> None:
-        part = change["owner"]
-        if part.text:
-            self.status.show(part.text, part.kind)
+    # -- keeping `dataset` in step with the selection -----------------------------------------
 
     @guarded
     def _on_selection(self, change) -> None:
         selection = self.state.selection
         n = selection.n_samples
-        self.tabs.set_title(TAB_DATASET, f"My dataset ({n:,} samples)" if n else "My dataset")
+        # short enough for the tab's width: the sample count alone
+        self.tabs.set_title(TAB_DATASET, f"My dataset ({n:,})" if n else "My dataset")
         self.dataset = selection.dataset  # equal to the trait when the change came from it
         self.browser.table.marked = selection.experiments
         self.picker.table.marked = selection.samples()

@@ -61,9 +61,7 @@ def test_select_two_experiments_build_by_species_and_download(page, voila_url, d
     box.uncheck()
     expect(page.locator(".rw-selection-count")).to_have_text(f"{n - 1} selected")
     page.locator(".rw-add-to-dataset").click()
-    expect(page.locator(".lm-TabBar-tab", has_text="My dataset")).to_contain_text(
-        f"{n - 1} samples"
-    )
+    expect(page.locator(".lm-TabBar-tab", has_text="My dataset")).to_contain_text(f"({n - 1})")
     tab(page, "My dataset")
     page.locator(".rw-aggregate button", has_text="Species").click()
     page.locator(".rw-transformation select").select_option(label="Z-score")
@@ -120,7 +118,7 @@ def test_single_cell_selection_with_cell_type_filter_and_pseudobulk(page, voila_
     expect(page.locator(".rw-selection-count")).to_have_text(f"{len(libraries)} selected")
     page.locator(".rw-add-to-dataset").click()
     expect(page.locator(".lm-TabBar-tab", has_text="My dataset")).to_contain_text(
-        f"{len(libraries)} samples"
+        f"({len(libraries)})"
     )
     tab(page, "My dataset")
     options = page.locator(".rw-single-cell-options")
