@@ -188,7 +188,7 @@ def test_cart_view_add_totals_remove_clear(demo_cat):
     view.add({"SRP091833": None, "GSE90428": mouse})
     assert view.data == {"SRP091833": ["ALL"], "GSE90428": mouse}
     assert view.n_samples == 24 and view.summary.value == "2 experiment(s), 24 sample(s)"
-    assert "HOMO_SAPIENS: 20" in view.totals.value and "MUS_MUSCULUS: 4" in view.totals.value
+    assert "Homo sapiens: 20" in view.totals.value and "Mus musculus: 4" in view.totals.value
     assert "MICROARRAY: 4" in view.totals.value and "RNA-SEQ: 20" in view.totals.value
     assert "4 of 16" in view.rows.children[2].children[0].value
     view.remove_buttons["SRP091833"].click()

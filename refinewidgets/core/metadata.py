@@ -21,6 +21,7 @@ __all__ = [
     "flatten_annotations",
     "metadata_columns",
     "metadata_frame",
+    "organism_label",
     "sample_fields",
     "typed_metadata",
 ]
@@ -72,6 +73,22 @@ ANNOTATIONS = "refinebio_annotations"
 #: A record's columns that are neither harmonized nor annotations: refine.bio's SampleAttribute
 #: columns (``MetaSRA_age``, ``MetaSRA_age.unit``), kept from a download's metadata files.
 SAMPLE_ATTRIBUTES = "sample_attributes"
+
+
+#: Columns holding refine.bio organism codes (``HOMO_SAPIENS``), shown as species names.
+ORGANISM_COLUMNS = ("organisms", "refinebio_organism", "organism")
+
+
+def organism_label(code: Any) -> str:
+    """A refine.bio organism code as a species name; ``"; "``-joined codes one by one.
+
+    Examples
+    --------
+    >>> organism_label("HOMO_SAPIENS"), organism_label("MUS_MUSCULUS; DANIO_RERIO")
+    ('Homo sapiens', 'Mus musculus; Danio rerio')
+    """
+    parts = [p.strip() for p in _text(code).split(";")]
+    return "; ".join(p.replace("_", " ").capitalize() if p.isupper() else p for p in parts if p)
 
 
 def _text(value: Any) -> str:

@@ -14,6 +14,7 @@ trait holding the ticked keys and names it in ``ticked_trait``, and makes its bu
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -22,6 +23,7 @@ import ipywidgets as w
 from traitlets import Dict, Int, Unicode, observe
 
 from ..core.browse import Page, TableIndex
+from ..core.metadata import ORGANISM_COLUMNS, organism_label
 from ._status import StatusArea, catalog_or_demo, guarded
 from ._table import PagedTable
 
@@ -233,7 +235,10 @@ class FacetedTable(w.VBox):
         try:
             for name, box in self.facets.items():
                 counts = page.facets[name]
-                options = [(f"{value} ({count:,})", value) for value, count in counts.items()]
+                label = organism_label if name == "organism" else str
+                options = [
+                    (f"{label(value)} ({count:,})", value) for value, count in counts.items()
+                ]
                 wanted = tuple(v for v in self.filters.get(name, ()) if v in set(counts.index))
                 if list(box.options) != options:
                     box.options = options
@@ -241,7 +246,7 @@ class FacetedTable(w.VBox):
                     box.value = wanted
         finally:
             self._quiet = False
-        self.table.show(page)
+        self.table.show(_labelled(page))
         self.total = page.total
         self._page_shown(page)
 
@@ -264,3 +269,14 @@ class FacetedTable(w.VBox):
         """Give ``selection`` to every listener registered with :meth:`on_add`."""
         for callback in self._listeners:
             callback(selection)
+
+
+def _labelled(page):
+    """The page with organism codes shown as species names (filters keep the codes)."""
+    columns = [c for c in ORGANISM_COLUMNS if c in page.rows.columns]
+    if not columns:
+        return page
+    rows = page.rows.copy()
+    for c in columns:
+        rows[c] = rows[c].map(organism_label)
+    return dataclasses.replace(page, rows=rows)

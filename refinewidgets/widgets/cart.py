@@ -15,6 +15,7 @@ from typing import Any
 import ipywidgets as w
 from traitlets import Dict, Int
 
+from ..core.metadata import organism_label
 from ._status import StatusArea, catalog_or_demo, guarded
 from ._table import _cells
 from .state import AppState
@@ -125,8 +126,9 @@ class DatasetCartView(w.VBox):
             button.on_click(lambda _, exp=rec.experiment: self.remove(exp))
             self.remove_buttons[rec.experiment] = button
             count = f"{rec.selected:,} of {rec.total:,}"
+            organisms = organism_label(rec.organisms)
             line = w.HTML(
-                _cells([rec.experiment, rec.title, rec.technology, rec.organisms, count], WIDTHS)
+                _cells([rec.experiment, rec.title, rec.technology, organisms, count], WIDTHS)
             )
             row = w.HBox([line, button])
             row.add_class("rw-cart-row")
@@ -148,6 +150,7 @@ class DatasetCartView(w.VBox):
         parts = []
         for by, title in (("organism", "Per species"), ("technology", "Per technology")):
             totals = self.state.selection.totals(by)
-            items = ", ".join(f"{html.escape(str(k))}: {v:,}" for k, v in totals.items())
+            label = organism_label if by == "organism" else str
+            items = ", ".join(f"{html.escape(label(k))}: {v:,}" for k, v in totals.items())
             parts.append(f"<div><b>{title}</b>: {items}</div>")
         return "".join(parts)
