@@ -481,3 +481,28 @@ def test_cancel_through_the_cores_progress_protocol(demo_cat):
 
     with pytest.raises(rw.BuildCancelled, match="Cancelled after 1 of"):
         rw.build(rw.Dataset({"SRP091833": ["ALL"], "GSE71102": ["ALL"]}), demo_cat, progress=Bar())
+
+
+def test_sample_facets_of_single_cell_experiments_are_the_cell_filter(builder, demo_cat):
+    builder.picker.experiments = ["ERP900101"]
+    builder.picker.filters = {"cell type": ["B cell"]}
+    builder.picker.select_all_button.click()
+    builder.picker.add_selected()
+    ds = builder.dataset
+    assert ds.cell_filter == {"cell_type": ["B cell"]}
+    assert builder.options.cell_filters["cell_type"].value == ("B cell",)
+    assert "Cell filter set from the sample facets (cell type: B cell)" in (
+        builder.cart_view.status.text
+    )
+    builder.build()
+    cells = builder.result["ERP900101"].obs
+    assert set(cells["cell_type"].astype(str)) == {"B cell"}
+
+
+def test_build_errors_name_the_controls_not_the_api(builder):
+    builder.dataset = rw.Dataset({"ERP900101": ["ALL"]}, quantile_normalize=True)  # from code
+    builder.build()
+    text = builder.status.text
+    assert builder.status.kind == "error" and "Quantile normalization of single cells" in text
+    assert 'Pseudobulk "Per library"' in text and 'unticking "Quantile normalize"' in text
+    assert "pseudobulk='sample'" not in text and "quantile_normalize=False" not in text

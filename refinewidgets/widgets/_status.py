@@ -43,6 +43,38 @@ def describe(exc: BaseException) -> str:
     return f"Unexpected {type(exc).__name__}: {exc}. This is probably a bug in refinewidgets; please report it."
 
 
+#: The API's words in the core's messages, and the app's control that does the same.
+CONTROL_NAMES = [
+    (
+        "pseudobulk='sample' (or 'sample_cell_type')",
+        'Pseudobulk "Per library" (or "Per library and cell type")',
+    ),
+    ("pseudobulk='sample'", 'Pseudobulk "Per library"'),
+    ("quantile_normalize=False", 'unticking "Quantile normalize"'),
+    ("counts_normalization='LOG1P_CPM'", 'Counts normalization "log1p CPM"'),
+    ("scale_by='NONE'", 'Transformation "None"'),
+    ('aggregate_by="EXPERIMENT" or "SPECIES"', 'Aggregate by "Experiment" or "Species"'),
+    ("aggregate_by='EXPERIMENT' or 'SPECIES'", 'Aggregate by "Experiment" or "Species"'),
+    ("aggregate_by='EXPERIMENT'", 'Aggregate by "Experiment"'),
+    ('join="outer"', 'Genes "Every gene (outer)"'),
+    ("join='outer'", 'Genes "Every gene (outer)"'),
+    ("with cell_filter", 'with the "Keep cells" lists'),
+]
+
+
+def in_app_words(text: str) -> str:
+    """A core message with the API's arguments replaced by the app's controls.
+
+    Examples
+    --------
+    >>> in_app_words("Use pseudobulk='sample', or quantile_normalize=False.")
+    'Use Pseudobulk "Per library", or unticking "Quantile normalize".'
+    """
+    for api, control in CONTROL_NAMES:
+        text = text.replace(api, control)
+    return text
+
+
 class StatusArea(w.HTML):
     """A one-line message area: ``show(text, kind)``; an error also gets the class ``rw-error``.
 

@@ -67,7 +67,7 @@ from ..core.selection import Selection, rebuild_code
 from ..core.spec import Dataset
 from ..errors import BuildCancelled
 from ._progress import WidgetProgress
-from ._status import StatusArea, catalog_or_demo, describe, guarded
+from ._status import StatusArea, catalog_or_demo, describe, guarded, in_app_words
 from .cart import DatasetCartView
 from .experiment_browser import ExperimentBrowser
 from .options import OptionsPanel
@@ -79,6 +79,8 @@ from .state import AppState
 __all__ = ["DatasetBuilder"]
 
 TAB_CHOOSE, TAB_DATASET, TAB_RESULTS = range(3)
+#: Sample-picker facets that select cells, and the cell-filter column each one sets.
+CELL_FACETS = {"cell type": "cell_type", "tissue": "tissue", "stage": "stage", "sex": "sex"}
 
 
 def _catalog_code(catalog) -> str:
@@ -194,9 +196,36 @@ class DatasetBuilder(w.VBox):
             lambda c: setattr(self.picker, "experiments", list(c["new"])), names="chosen"
         )
         self.browser.on_add(self.cart_view.add)
-        self.picker.on_add(self.cart_view.add)
+        self.picker.on_add(self._add_from_picker)
         self.state.observe(self._on_selection, names="selection")
         self._on_selection(None)
+
+    # -- single cells in one place: the sample facets are the cell filter ---------------------
+    @guarded
+    def _add_from_picker(self, selection) -> None:
+        """Add the picked samples; for single-cell libraries, the picker's cell-type, tissue,
+        stage and sex facets become the dataset's cell filter (the cells, not only the
+        libraries, are what the user chose)."""
+        before = self.state.selection
+        self.cart_view.add(selection)
+        if self.state.selection == before:
+            return  # the addition was refused (the cart says why)
+        cells = [e for e in selection if self.catalog.is_single_cell(e)]
+        chosen = {
+            column: list(dict.fromkeys(v.strip() for x in values for v in str(x).split(";")))
+            for facet, column in CELL_FACETS.items()
+            if (values := self.picker.filters.get(facet))
+        }
+        if not cells or not chosen:
+            return
+        merged = {**(self.state.selection.option_values["cell_filter"] or {}), **chosen}
+        self.state.selection = self.state.selection.with_options(cell_filter=merged)
+        said = "; ".join(f"{c.replace('_', ' ')}: {', '.join(v)}" for c, v in chosen.items())
+        self.cart_view.status.show(
+            f"Cell filter set from the sample facets ({said}): only those cells of "
+            f"{', '.join(cells)} are built. Change it under Single-cell options.",
+            "info",
+        )
 
     # -- keeping `dataset` in step with the selection -----------------------------------------
 
@@ -295,7 +324,7 @@ class DatasetBuilder(w.VBox):
             return None
         except Exception as exc:
             self.progress.fail("failed")
-            self.status.show(f"The build failed: {describe(exc)}", "error")
+            self.status.show(f"The build failed: {in_app_words(describe(exc))}", "error")
             return None
         finally:
             self.build_button.disabled = False
