@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -272,6 +274,10 @@ def serve(
     env[OUTPUT_ENV] = str(out.resolve())
     env[TOKEN_ENV] = secret
     env[NONCE_ENV] = nonce
+    from .widgets.save import DOWNLOADS_ENV
+
+    downloads = tempfile.mkdtemp(prefix="refinewidgets-downloads-")
+    env[DOWNLOADS_ENV] = downloads
     root = f"http://127.0.0.1:{chosen}/"
     url = f"{root}?token={secret}" if token else root
     proc = subprocess.Popen(
@@ -313,3 +319,4 @@ def serve(
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        shutil.rmtree(downloads, ignore_errors=True)

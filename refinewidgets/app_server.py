@@ -25,15 +25,23 @@ Voila's own identity provider (jupyter_server's ``PasswordIdentityProvider``) ch
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 
 import tornado.web
+from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import url_path_join
 from voila.app import Voila
 from voila.tornado.handler import TornadoVoilaHandler
 
+from .widgets.save import DOWNLOADS_ENV
+
 __all__ = ["NONCE_ENV", "READY_PATH", "TOKEN_ENV", "RefineWidgetsVoila", "allowed_hosts", "refusal"]
 
 TOKEN_ENV = "REFINEWIDGETS_SERVER_TOKEN"
+DOWNLOAD_PATH = "/refinewidgets/download"  # see widgets.save: the kernels write, we serve
+_DOWNLOAD_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_DOWNLOAD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.(zip|h5ad)")
 NONCE_ENV = "REFINEWIDGETS_SERVER_NONCE"
 READY_PATH = "/refinewidgets/ready"
 
@@ -103,6 +111,37 @@ class _VoilaPage(TornadoVoilaHandler):
         await super().get(path)
 
 
+class _Download(JupyterHandler):
+    """A file a kernel prepared for download: ``<folder>/<key>/<name>``, streamed as an
+    attachment to an authenticated visitor (token or login cookie). The key is random per file;
+    names and keys are checked, and the path must resolve inside the folder."""
+
+    def initialize(self, folder: str | None) -> None:
+        self.folder = Path(folder).resolve() if folder else None
+
+    @tornado.web.authenticated
+    async def get(self, key: str, name: str) -> None:
+        if (
+            self.folder is None
+            or not _DOWNLOAD_KEY.fullmatch(key)
+            or not _DOWNLOAD_NAME.fullmatch(name)
+        ):
+            raise tornado.web.HTTPError(404)
+        path = (self.folder / key / name).resolve()
+        if not path.is_relative_to(self.folder) or not path.is_file():
+            raise tornado.web.HTTPError(404)
+        kind = "application/zip" if name.endswith(".zip") else "application/octet-stream"
+        self.set_header("Content-Type", kind)
+        self.set_header("Content-Disposition", f'attachment; filename="{name}"')
+        self.set_header("Content-Length", str(path.stat().st_size))
+        self.set_header("Cache-Control", "no-store")
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                self.write(chunk)
+                await self.flush()
+        self.finish()
+
+
 class RefineWidgetsVoila(Voila):
     """Voila's standalone app with the Host/Origin guard, the readiness probe, the env token."""
 
@@ -115,11 +154,16 @@ class RefineWidgetsVoila(Voila):
 
     def init_handlers(self):
         ready = (url_path_join(self.server_url, READY_PATH), _Ready, {"nonce": self._nonce})
+        download = (
+            url_path_join(self.server_url, DOWNLOAD_PATH, r"([^/]+)/([^/]+)"),
+            _Download,
+            {"folder": os.environ.get(DOWNLOADS_ENV)},
+        )
         handlers = [
             (rule[0], _VoilaPage, *rule[2:]) if rule[1] is TornadoVoilaHandler else rule
             for rule in super().init_handlers()
         ]
-        return [ready, *handlers]
+        return [ready, download, *handlers]
 
     def listen(self):
         self.port_retries = 0  # a taken port is an error, never another port

@@ -506,3 +506,21 @@ def test_build_errors_name_the_controls_not_the_api(builder):
     assert builder.status.kind == "error" and "Quantile normalization of single cells" in text
     assert 'Pseudobulk "Per library"' in text and 'unticking "Quantile normalize"' in text
     assert "pseudobulk='sample'" not in text and "quantile_normalize=False" not in text
+
+
+def test_in_the_app_downloads_are_real_files_served_by_the_app(tmp_path, monkeypatch, demo_cat):
+    from refinewidgets.widgets import SavePanel
+    from refinewidgets.widgets.save import DOWNLOADS_ENV
+
+    monkeypatch.setenv(DOWNLOADS_ENV, str(tmp_path))
+    panel = SavePanel()
+    panel.result = rw.build(rw.Dataset({"SRP091833": ["ALL"]}), demo_cat)  # prepared on its own
+    href = re.search(r'href="([^"]+)"', panel.download.value).group(1)
+    key, name = href.removeprefix("/refinewidgets/download/").split("/")
+    assert name == "dataset.zip" and len(key) >= 16
+    first = tmp_path / key / name
+    assert zipfile.ZipFile(first).namelist()[2] == "aggregated_metadata.json"
+    panel.path.value = "../../evil name.zip"  # never a path: a safe name or the default
+    panel.prepare_download()
+    assert not first.exists()  # one prepared download at a time
+    assert re.search(r'href="/refinewidgets/download/[^/]+/dataset.zip"', panel.download.value)

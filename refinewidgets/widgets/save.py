@@ -5,9 +5,10 @@ group as ``.h5ad``, atomically and never over an existing file unless "Overwrite
 Given an ``output_dir`` (the web app always gives one), the panel takes a file *name* only and
 writes inside that folder, never elsewhere (:func:`resolve_save_name`); without one, any path
 the kernel can write is accepted, as a notebook user expects.
-The download is a link whose ``href`` is a ``data:`` URI holding the zip: it needs no file
-server, so it also works in Voila (which answers 403 for kernel files that are not
-allow-listed). Zips above :data:`DOWNLOAD_LIMIT` bytes are refused with a message.
+In the app (``refinewidgets app``), "Download" writes the zip into the folder the app's server
+serves (:data:`DOWNLOADS_ENV`) and links to it: a real file, of any size. Elsewhere (a notebook,
+Binder) the link's ``href`` is a ``data:`` URI holding the zip, which needs no file server;
+zips above :data:`DOWNLOAD_LIMIT` bytes are then refused with a message.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import base64
 import errno
 import html
 import os
+import re
+import secrets
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -28,10 +32,13 @@ from ..errors import OutputExistsError, RefineWidgetsError, SaveNameError
 from ..io.archive import atomic_output
 from ._status import StatusArea, guarded
 
-__all__ = ["DOWNLOAD_LIMIT", "SaveNameError", "SavePanel", "resolve_save_name"]
+__all__ = ["DOWNLOADS_ENV", "DOWNLOAD_LIMIT", "SaveNameError", "SavePanel", "resolve_save_name"]
 
-#: The largest zip offered as a browser download (it travels inside the page).
+#: The largest zip offered as a data-URI download (it travels inside the page).
 DOWNLOAD_LIMIT = 200 * 2**20
+#: Set by ``refinewidgets app``: the folder where downloads are prepared, served by the app's
+#: own server at ``/refinewidgets/download/<key>/<name>`` (a real file, no size limit).
+DOWNLOADS_ENV = "REFINEWIDGETS_DOWNLOADS"
 #: Results with at most this many values get their download link prepared on their own.
 AUTO_DOWNLOAD_VALUES = 5_000_000
 
@@ -103,6 +110,7 @@ class SavePanel(w.VBox):
     def __init__(self, *, output_dir: str | os.PathLike | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.output_dir = None if output_dir is None else Path(output_dir).resolve()
+        self._served: Path | None = None
         self.status = StatusArea("rw-save-status")
         self.path = w.Text(
             value="dataset.zip",
@@ -243,6 +251,12 @@ class SavePanel(w.VBox):
             return
         name = Path(self.path.value.strip() or "dataset.zip").name
         name = name if name.endswith(".zip") else "dataset.zip"
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.zip", name):
+            name = "dataset.zip"
+        served = os.environ.get(DOWNLOADS_ENV)
+        if served and Path(served).is_dir():
+            self._serve_download(Path(served), name)
+            return
         with tempfile.TemporaryDirectory(prefix="refinewidgets-") as folder:
             target = Path(folder) / name
             self.result.write_zip(target)
@@ -256,8 +270,21 @@ class SavePanel(w.VBox):
                 )
                 return
             data = base64.b64encode(target.read_bytes()).decode("ascii")
+        self._link(f"data:application/zip;base64,{data}", name, size)
+
+    def _serve_download(self, folder: Path, name: str) -> None:
+        """Write the zip where the app's server serves it; the link fetches a real file."""
+        if self._served is not None:
+            shutil.rmtree(self._served, ignore_errors=True)  # one prepared download at a time
+        key = secrets.token_urlsafe(24)
+        self._served = folder / key
+        self._served.mkdir()
+        target = Path(self.result.write_zip(self._served / name))
+        self._link(f"/refinewidgets/download/{key}/{name}", name, target.stat().st_size)
+
+    def _link(self, href: str, name: str, size: int) -> None:
         self.download.value = (
-            f'<a download="{html.escape(name)}" href="data:application/zip;base64,{data}" '
+            f'<a download="{html.escape(name)}" href="{html.escape(href)}" '
             f'class="rw-download-link">Download {html.escape(name)} '
             f"({size / 2**20:,.1f} MB)</a>"
         )

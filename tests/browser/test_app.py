@@ -85,10 +85,18 @@ def test_select_two_experiments_build_by_species_and_download(page, voila_url, d
     page.screenshot(path=str(ARTIFACTS / "app-built.png"), full_page=True)
 
     link = page.locator(".rw-download a.rw-download-link")
+    href = link.get_attribute("href")
+    assert href.startswith("/refinewidgets/download/") and href.endswith(".zip")  # a real file
     with page.expect_download() as info:
         link.click()
     path = tmp_path / "download.zip"
     info.value.save_as(path)
+    # the file is served to the page's session only: without the token, the login page
+    import urllib.request
+    from urllib.parse import urljoin
+
+    with urllib.request.urlopen(urljoin(voila_url, href), timeout=60) as anonymous:
+        assert "/login" in anonymous.url and not anonymous.read().startswith(b"PK")
     with zipfile.ZipFile(path) as zf:
         assert zf.namelist() == [
             "README.md",
