@@ -343,3 +343,18 @@ def test_a_failing_callback_becomes_a_visible_message(demo_cat, monkeypatch):
     assert browser.status.kind == "error"
     assert browser.status.text.startswith("Unexpected RuntimeError: index exploded.")
     assert "rw-error" in browser.status._dom_classes
+
+
+def test_nothing_matches_says_how_to_find_something_and_filters_clear(demo_cat):
+    browser = ExperimentBrowser(demo_cat)
+    assert browser.clear_filters_button.disabled
+    browser.filters = {"technology": ["RNA-SEQ"]}
+    browser.search.value = "zebrafish retina"
+    assert browser.total == 0
+    assert browser.status.text.startswith(
+        "Nothing matches the search 'zebrafish retina' and technology = RNA-SEQ."
+    )
+    assert not browser.clear_filters_button.disabled
+    browser.clear_filters_button.click()
+    assert browser.text == "" and browser.filters == {} and browser.search.value == ""
+    assert browser.total == len(demo_cat.experiment_ids) and browser.status.text == ""

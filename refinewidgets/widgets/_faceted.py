@@ -142,15 +142,39 @@ class FacetedTable(w.VBox):
         self.table.observe(self._on_table, names=["sort_by", "ascending", "page", "page_size"])
         self.table.observe(self._on_ticked, names="selected")
         self.observe(self._sync_ticks, names=self.ticked_trait)
+        self.clear_filters_button = w.Button(
+            description="Clear search and filters", icon="times", layout=w.Layout(width="220px")
+        )
+        self.clear_filters_button.add_class(f"{parts.prefix}-clear-filters")
+        self.clear_filters_button.on_click(lambda _: self.clear_filters())
         self.children = [
             self.title,
             self.search,
             self.facet_box,
+            self.clear_filters_button,
             self.table,
             w.HBox(self._make_buttons()),
             self.status,
         ]
         self.refresh()
+
+    def clear_filters(self) -> None:
+        """Empty the search box and every facet list."""
+        self.filters = {}
+        self.text = ""
+
+    def _nothing_matches(self, page: Page) -> None:
+        """Say how to find something when the search and filters match nothing."""
+        if page.total == 0 and (self.text or self.filters):
+            parts = [f"the search {self.text!r}"] if self.text else []
+            parts += [f"{name} = {', '.join(v)}" for name, v in self.filters.items()]
+            self.status.show(
+                f"Nothing matches {' and '.join(parts)}. Check the spelling, search fewer "
+                'words, or press "Clear search and filters".',
+                "info",
+            )
+        elif self.status.text.startswith("Nothing matches"):
+            self.status.clear()
 
     # -- for subclasses ---------------------------------------------------------------------
     def _make_buttons(self) -> list[w.Widget]:
@@ -248,6 +272,8 @@ class FacetedTable(w.VBox):
             self._quiet = False
         self.table.show(_labelled(page))
         self.total = page.total
+        self.clear_filters_button.disabled = not (self.text or self.filters)
+        self._nothing_matches(page)
         self._page_shown(page)
 
     def on_add(self, callback: Callable[[Selection], Any], remove: bool = False) -> None:
