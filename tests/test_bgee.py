@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import refinewidgets as rw
 from refinewidgets.errors import (
     DatasetSpecError,
     NotCountsWarning,
@@ -645,3 +646,53 @@ def test_generator_refuses_to_overwrite(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temporary left
     with pytest.raises(ValueError, match="unknown variant"):
         _write(tmp_path, "bgee99", name="x.h5ad")
+
+
+@pytest.mark.parametrize(
+    "name,experiment,organism",
+    [
+        ("Homo_sapiens_ERP132576_droplet_based.h5ad", "ERP132576", "HOMO_SAPIENS"),
+        ("Mus_musculus_SC_RNA-Seq_read_counts_CPM_SRP200614.h5ad", "SRP200614", "MUS_MUSCULUS"),
+        ("Callithrix_jacchus_SRP300001_droplet_based.h5ad", "SRP300001", "CALLITHRIX_JACCHUS"),
+    ],
+)
+def test_every_bgee_file_name_gives_experiment_and_organism(tmp_path, name, experiment, organism):
+    # bgee15_0 files have no experiment column and a speciesId: the name must give the experiment
+    path = write_bgee_h5ad(tmp_path / name, variant="bgee15_0", organism=organism, n_cells=60)
+    cat = rw.open_catalog(path)
+    assert cat.experiment_ids == [experiment]
+    assert set(cat.samples["refinebio_organism"]) == {organism}
+
+
+def test_bgeedb_file_names_give_the_experiment(tmp_path):
+    path = write_bgee_h5ad(
+        tmp_path / "ERP132576_sc_droplet_based.h5ad", variant="bgee15_0", n_cells=60
+    )
+    cat = rw.open_catalog(path)
+    assert cat.experiment_ids == ["ERP132576"]
+    assert set(cat.samples["refinebio_organism"]) == {"HOMO_SAPIENS"}  # from speciesId
+
+
+def test_species_bgee_ships_droplet_data_for_have_names():
+    from refinewidgets.io.bgee import ORGANISM_BY_TAXON
+
+    assert ORGANISM_BY_TAXON[9483] == "CALLITHRIX_JACCHUS"
+    assert ORGANISM_BY_TAXON[9595] == "GORILLA_GORILLA"
+    assert ORGANISM_BY_TAXON[10181] == "HETEROCEPHALUS_GLABER"
+
+
+def test_the_same_experiment_twice_adds_no_cell_twice(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = write_bgee_h5ad(
+        tmp_path / "a" / "Homo_sapiens_ERP77_droplet_based.h5ad",
+        variant="bgee15_2",
+        experiment="ERP77",
+        n_cells=90,
+    )
+    second = tmp_path / "b" / first.name
+    second.write_bytes(first.read_bytes())  # another copy (another release) of the same file
+    alone = rw.open_catalog(first).cells("ERP77")
+    with pytest.warns(rw.SourceOverlapWarning, match="are also in"):
+        both = rw.open_catalog(tmp_path)
+    assert len(both.cells("ERP77")) == len(alone) == 90

@@ -261,11 +261,14 @@ class Catalog:
             )
         members = self.experiment_samples(experiment)
         frames = []
-        for src in self.sources:
+        for i, src in enumerate(self.sources):
             if hasattr(src, "cell_table") and experiment in src.experiments:
-                frames.append(src.cell_table())
-        table = pd.concat(frames) if len(frames) > 1 else frames[0]
-        return table[table["library"].astype(str).isin(members)]
+                # each library's cells from the source its values come from: a second copy of
+                # a file (another release) adds no cell twice
+                own = {s for s in members if self._location.get(s, (None,))[0] == i}
+                table = src.cell_table()
+                frames.append(table[table["library"].astype(str).isin(own)])
+        return pd.concat(frames) if len(frames) > 1 else frames[0]
 
     def qn_target(self, organism: str) -> tuple[np.ndarray, str] | None:
         """``(target, source name)`` when a source ships a target for ``organism``."""

@@ -56,6 +56,27 @@ ORGANISM_BY_TAXON = {
     10141: "CAVIA_PORCELLUS",
     13616: "MONODELPHIS_DOMESTICA",
     9258: "ORNITHORHYNCHUS_ANATINUS",
+    # the rest of Bgee's species (its droplet data include marmoset, gorilla, naked mole-rat)
+    9483: "CALLITHRIX_JACCHUS",
+    9595: "GORILLA_GORILLA",
+    10181: "HETEROCEPHALUS_GLABER",
+    9597: "PAN_PANISCUS",
+    9541: "MACACA_FASCICULARIS",
+    60711: "CHLOROCEBUS_SABAEUS",
+    30608: "MICROCEBUS_MURINUS",
+    10036: "MESOCRICETUS_AURATUS",
+    9685: "FELIS_CATUS",
+    9940: "OVIS_ARIES",
+    9925: "CAPRA_HIRCUS",
+    28377: "ANOLIS_CAROLINENSIS",
+    8355: "XENOPUS_LAEVIS",
+    8030: "SALMO_SALAR",
+    7994: "ASTYANAX_MEXICANUS",
+    7918: "LEPISOSTEUS_OCULATUS",
+    7240: "DROSOPHILA_SIMULANS",
+    7237: "DROSOPHILA_PSEUDOOBSCURA",
+    7245: "DROSOPHILA_YAKUBA",
+    7217: "DROSOPHILA_ANANASSAE",
 }
 UNIFIED_COLUMNS = UNIFIED_CELL_COLUMNS
 LIBRARY_COLUMNS = ("libID", "library_id", "rnaSeqLibraryId", "SampleId")
@@ -75,9 +96,39 @@ _SOURCE_COLUMNS = {
     "taxon": ("speciesId",),
 }
 _SYMBOL_COLUMNS = ("feature_name", "gene_symbol", "gene_name")
-_FILE_NAME = re.compile(
-    r"^([A-Z][a-z]+(?:_[a-z]+)+)_([A-Z0-9].*?)(?:_(?:droplet_based|full_length))?$"
+#: Bgee's file names, newest first: ``<Genus_species>_<EXP>_droplet_based`` (15.2 and after),
+#: ``<Genus_species>_SC_RNA-Seq_read_counts_CPM_<EXP>`` (15.1), ``<EXP>_sc_droplet_based``
+#: (BgeeDB's saves, no species).
+_FILE_NAMES = (
+    re.compile(
+        r"^(?P<species>[A-Z][a-z]+(?:_[a-z]+)+)_SC_RNA-Seq_read_counts_(?:CPM_)?(?P<exp>[A-Za-z0-9].*)$"
+    ),
+    re.compile(r"^(?P<exp>[A-Za-z0-9][^_]*(?:_[^_]+)*?)_sc_(?:droplet_based|full_length)$"),
+    re.compile(
+        r"^(?P<species>[A-Z][a-z]+(?:_[a-z]+)+)_(?P<exp>[A-Z0-9].*?)(?:_(?:droplet_based|full_length))?$"
+    ),
 )
+
+
+def parse_file_name(stem: str) -> tuple[str | None, str]:
+    """``(Genus_species or None, experiment)`` from the stem of a Bgee file name.
+
+    Examples
+    --------
+    >>> parse_file_name("Homo_sapiens_ERP132576_droplet_based")
+    ('Homo_sapiens', 'ERP132576')
+    >>> parse_file_name("Mus_musculus_SC_RNA-Seq_read_counts_CPM_SRP200614")
+    ('Mus_musculus', 'SRP200614')
+    >>> parse_file_name("ERP132576_sc_droplet_based")
+    (None, 'ERP132576')
+    """
+    for pattern in _FILE_NAMES:
+        match = pattern.match(stem)
+        if match:
+            return match.groupdict().get("species"), match.group("exp")
+    return None, stem
+
+
 _GAP = 8192  # stored values skipped rather than starting a new read
 _BLOCK = 1 << 22  # stored values per read (bounds the temporary buffers)
 
@@ -288,8 +339,7 @@ class BgeeH5ad:
             values = set(column.unique()) - {""}
             if len(values) == 1:
                 return values.pop()
-        match = _FILE_NAME.match(self.path.stem)
-        return match.group(2) if match else self.path.stem
+        return parse_file_name(self.path.stem)[1]
 
     def _organism(self, taxa) -> str:
         taxon = None
@@ -305,9 +355,9 @@ class BgeeH5ad:
                 value = np.ravel(np.asarray(read_elem(uns[key]), dtype=object))
                 if value.size == 1 and _text(value[0]):
                     return _organism_name(_text(value[0]))
-        match = _FILE_NAME.match(self.path.stem)
-        if match:
-            return _organism_name(match.group(1))
+        species = parse_file_name(self.path.stem)[0]
+        if species:
+            return _organism_name(species)
         return f"NCBITAXON_{taxon}" if taxon is not None else "UNKNOWN"
 
     n_cells = property(lambda self: len(self.cells), doc="Number of cells (rows of X).")
