@@ -398,3 +398,58 @@ def test_cell_group_zip_with_shuffled_cell_metadata_reads_back(sc_folder, tmp_pa
     back = rw.read_zip(shuffled)
     assert list(back["ERP000000"].obs_names) == list(res["ERP000000"].obs_names)
     assert (back["ERP000000"].X != res["ERP000000"].X).nnz == 0
+
+
+def test_intergenic_features_count_in_no_total(tmp_path):
+    folder = tmp_path / "sc"
+    folder.mkdir()
+    path = _write(folder, "bgee15_2", "ERP66", n_libraries=2, n_cells=120, intergenic=True)
+    full = anndata.read_h5ad(path)
+    genic = ~full.var_names.str.startswith(("upstream_", "downstream_"))
+    assert not genic.all()  # the file has intergenic features
+    cat = rw.open_catalog(path)
+    cpm = rw.build(
+        rw.Dataset({"ERP66": ["ALL"]}, quantile_normalize=False, counts_normalization="CPM"), cat
+    )["ERP66"]
+    assert not cpm.var_names.str.startswith(("upstream_", "downstream_")).any()
+    totals = np.asarray(cpm.X.sum(axis=1)).ravel()
+    np.testing.assert_allclose(totals[totals > 0], 1e6, rtol=1e-4)
+    sums = rw.build(
+        rw.Dataset({"ERP66": ["ALL"]}, quantile_normalize=False, pseudobulk="sample"), cat
+    ).expression("ERP66")
+    library = full.obs["rnaSeqLibraryId"].astype(str).to_numpy()
+    lib = sums.columns[0]
+    expected = np.asarray(full[library == lib][:, genic].X.sum(axis=0)).ravel()
+    np.testing.assert_allclose(
+        sums[lib].reindex(full.var_names[genic]).to_numpy(), expected, rtol=1e-6
+    )
+
+
+def test_a_cell_filter_matching_one_experiment_only_builds_that_one(tmp_path):
+    folder = tmp_path / "sc"
+    folder.mkdir()
+    _write(folder, "bgee15_2", "ERP1", seed=1, cell_types=("B cell", "T cell"))
+    _write(folder, "bgee15_2", "ERP2", seed=2, cell_types=("T cell", "monocyte"))
+    cat = rw.open_catalog(folder)
+    res = rw.build(
+        rw.Dataset(
+            {"ERP1": ["ALL"], "ERP2": ["ALL"]},
+            quantile_normalize=False,
+            cell_filter={"cell_type": ["B cell"]},
+        ),
+        cat,
+    )
+    assert list(res) == ["ERP1"]
+    assert set(res["ERP1"].obs["cell_type"].astype(str)) == {"B cell"}
+    lost = res.filtered_samples.set_index("accession")
+    assert set(lost.index) == set(cat.experiment_samples("ERP2"))
+    assert lost["reason"].str.startswith("no cell passes the cell filter").all()
+    with pytest.raises(rw.DatasetSpecError, match=r"has \['neuron'\]; values present"):
+        rw.build(
+            rw.Dataset(
+                {"ERP1": ["ALL"], "ERP2": ["ALL"]},
+                quantile_normalize=False,
+                cell_filter={"cell_type": ["neuron"]},
+            ),
+            cat,
+        )

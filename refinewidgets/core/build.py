@@ -83,6 +83,7 @@ class _Plan:
     experiment_of: dict[str, str]
     pseudo_records: dict[str, dict[str, Any]] = field(default_factory=dict)
     pseudo_of: dict[str, list[str]] = field(default_factory=dict)
+    cell_errors: list[Exception] = field(default_factory=list)
 
     def record(self, accession: str) -> Mapping[str, Any]:
         return self.pseudo_records.get(accession) or self.catalog.sample_record(accession)
@@ -131,8 +132,9 @@ def _build_group(plan: _Plan, key: str, members: list[ResolvedSample], prog) -> 
     bulk = [m for m in members if not catalog.is_single_cell(m.experiment)]
     pseudo, library_of = [], {}
     if cells:
-        blocks, lib_filtered = read_cells(cells, catalog, dataset)
+        blocks, lib_filtered, errors = read_cells(cells, catalog, dataset)
         plan.filter(lib_filtered, exp_by_acc)
+        plan.cell_errors += errors  # a filter matching nothing here may match elsewhere
         if dataset.pseudobulk is None:
             prog.advance(f"{key}: scaling")
             prog.advance(n=plan.steps_per_group - 1)
@@ -196,6 +198,8 @@ def _normalize(gm: GroupMatrix, info: dict[str, Any], plan: _Plan, key: str, pro
 def _assemble(plan: _Plan, builds: list[GroupBuild]) -> Result:
     """One AnnData per group with refine.bio's metadata, the provenance, the filtered samples."""
     dataset, catalog = plan.dataset, plan.catalog
+    if not builds and plan.cell_errors:
+        raise plan.cell_errors[0]  # the cell filter matches nothing anywhere: say what exists
     if not builds:
         reasons = "; ".join(
             f"{f.accession} ({f.experiment}): {f.reason}" for f in plan.filtered[:10]

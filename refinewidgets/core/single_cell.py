@@ -333,7 +333,9 @@ def check_cells(groups: Mapping[str, Sequence[Any]], catalog: Any, dataset: Any)
 
 
 def read_cells(members: Sequence[Any], catalog: Any, dataset: Any):
-    """Read the selected cells of each file; libraries left without a cell are filtered."""
+    """Read the selected cells of each file: ``(blocks, filtered libraries with their reason,
+    the refusals of files where the cell filter matched nothing)``. A filter matching nothing in
+    one file may match in another; the build raises only when it matches nothing anywhere."""
     blocks: list[CellBlock] = []
     filtered: list[tuple[str, str]] = []
     errors: list[DatasetSpecError] = []
@@ -351,9 +353,7 @@ def read_cells(members: Sequence[Any], catalog: Any, dataset: Any):
             if lib not in present
         ]
         blocks.append(block)
-    if not blocks and errors:
-        raise errors[0]
-    return blocks, filtered
+    return blocks, filtered, errors
 
 
 def pseudobulk_frames(blocks: Sequence[CellBlock], catalog: Any, dataset: Any):

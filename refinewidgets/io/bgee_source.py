@@ -104,7 +104,11 @@ class BgeeSource:
         libraries: Sequence[str],
         cell_filter: Mapping[str, Sequence[str]] | None,
     ) -> CellBlock:
-        """The counts of the cells of ``libraries`` that pass ``cell_filter``."""
+        """The counts of the cells of ``libraries`` that pass ``cell_filter``.
+
+        Intergenic features (``upstream_*``, ``downstream_*``, kept by one of Bgee's writers) are
+        left out: they are not genes, and would count in CPM totals and pseudobulk sums.
+        """
         rows = self._file.select(cell_filter=cell_filter, libraries=list(libraries))
         if len(rows) == 0:
             raise DatasetSpecError(
@@ -115,7 +119,11 @@ class BgeeSource:
         for col in cells.columns:
             if hasattr(cells[col], "cat"):
                 cells[col] = cells[col].cat.remove_unused_categories()
-        return CellBlock(cells, counts, self._file.genes, self.organism, self.name)
+        genes = self._file.genes
+        genic = ~genes["intergenic"].to_numpy(dtype=bool)
+        if not genic.all():
+            counts, genes = counts[:, genic], genes.loc[genic]
+        return CellBlock(cells, counts, genes, self.organism, self.name)
 
     def cell_table(self) -> Any:
         """Every cell of the file with the unified columns (no counts)."""
