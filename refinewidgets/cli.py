@@ -99,14 +99,14 @@ def _cmd_build(args) -> int:
 
 
 def _cmd_info(args) -> int:
-    from .io.catalog_open import open_catalog
+    from .io.catalog_open import TARBALL_SUFFIXES, open_catalog
     from .io.refinebio_zip import read_zip
 
     path = Path(args.path)
-    if path.suffix.lower() == ".h5ad":
+    if path.suffix.lower() == ".h5ad" or path.name.lower().endswith(TARBALL_SUFFIXES):
         cat = open_catalog(path)
         print(cat)
-        print(cat.experiments.to_string())
+        _describe_cells(cat)
         return 0
     if path.is_file() or (path / "aggregated_metadata.json").exists():
         res = read_zip(path)
@@ -117,7 +117,25 @@ def _cmd_info(args) -> int:
     print(cat)
     cols = ["technology", "organisms", "num_samples", "num_processed", "source", "title"]
     print(cat.experiments[cols].to_string(max_colwidth=50))
+    _describe_cells(cat)
     return 0
+
+
+def _describe_cells(cat) -> None:
+    """Per single-cell experiment: its files, libraries, cells and cells per cell type."""
+    for experiment in cat.experiments.index:
+        if not cat.is_single_cell(experiment):
+            continue
+        cells = cat.cells(experiment)
+        record = cat.experiment_record(experiment)
+        types = cells["cell_type"].astype(str).replace("", "(not annotated)").value_counts()
+        shown = ", ".join(f"{name} {count:,}" for name, count in types.head(12).items())
+        more = f", ... ({len(types)} cell types)" if len(types) > 12 else ""
+        print(
+            f"{experiment} ({', '.join(record.get('organisms') or ())}): "
+            f"{cells['library'].nunique():,} libraries, {len(cells):,} cells; "
+            f"cell types: {shown}{more}"
+        )
 
 
 def _cmd_app(args) -> int:

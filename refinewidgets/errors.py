@@ -9,8 +9,10 @@ from __future__ import annotations
 
 __all__ = [
     "DatasetSpecError",
+    "DuplicateSourceWarning",
     "ExpressionValueError",
     "GeneOverlapError",
+    "GeneSelectionWarning",
     "LowGeneOverlapWarning",
     "MemoryBudgetError",
     "MetadataMismatchWarning",
@@ -112,3 +114,11 @@ class LowGeneOverlapWarning(RefineWidgetsWarning):
 
 class SourceOverlapWarning(RefineWidgetsWarning):
     """Two sources of one catalog hold the same experiment; the first one opened is used."""
+
+
+class DuplicateSourceWarning(RefineWidgetsWarning):
+    """Two files hold the same data (an experiment and species); one was chosen, the other left out."""
+
+
+class GeneSelectionWarning(RefineWidgetsWarning):
+    """Some of the genes asked for with ``genes=`` are in none of the files."""

@@ -306,12 +306,24 @@ def test_select_value_matching_nothing_lists_existing_values(tmp_path):
             bgee.select({"tissue": []})
 
 
-def test_select_unknown_column_lists_unified_columns(tmp_path):
+def test_select_unknown_column_lists_the_files_columns(tmp_path):
     path = _write(tmp_path, "bgee15_1")
     with BgeeH5ad(path) as bgee, pytest.raises(DatasetSpecError) as info:
-        bgee.select({"cellTypeName": ["B cell"]})
-    assert "cellTypeName" in str(info.value)
-    assert all(column in str(info.value) for column in UNIFIED_COLUMNS)
+        bgee.select({"cell_typ": ["B cell"]})
+    message = str(info.value)
+    assert "'cell_typ' (did you mean cell_type" in message and path.name in message
+    assert all(column in message for column in UNIFIED_COLUMNS if column != "barcode")
+    assert "total_counts" in message  # the QC values are named too
+
+
+def test_select_by_the_files_own_column_names(tmp_path):
+    """A file's own name of a unified column (``cellTypeName``) selects like the unified one."""
+    path = _write(tmp_path, "bgee15_1")
+    with BgeeH5ad(path) as bgee:
+        own = bgee.select({"cellTypeName": ["B cell"]})
+        unified = bgee.select({"cell_type": ["B cell"]})
+        assert own.size > 0 and np.array_equal(own, unified)
+        assert (bgee.cells["cell_type"].iloc[own] == "B cell").all()
 
 
 def test_select_columns_matching_but_never_together(tmp_path):
@@ -693,6 +705,11 @@ def test_the_same_experiment_twice_adds_no_cell_twice(tmp_path):
     second = tmp_path / "b" / first.name
     second.write_bytes(first.read_bytes())  # another copy (another release) of the same file
     alone = rw.open_catalog(first).cells("ERP77")
-    with pytest.warns(rw.SourceOverlapWarning, match="are also in"):
+    with pytest.warns(
+        rw.DuplicateSourceWarning, match="ERP77 \\(HOMO_SAPIENS\\) is in 2 files"
+    ) as caught:
         both = rw.open_catalog(tmp_path)
     assert len(both.cells("ERP77")) == len(alone) == 90
+    # equal copies: the path found first is used
+    assert f"Using {first} only" in str(caught[0].message)
+    assert [src.path for src in both.sources] == [first]

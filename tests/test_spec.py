@@ -128,12 +128,26 @@ def test_single_cell_options_validate_and_round_trip():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        (
-            {"cell_filter": {"celltype": ["B cell"]}},
-            "unknown column 'celltype' (did you mean cell_type",
-        ),
         ({"cell_filter": {"cell_type": []}}, "must be a non-empty list"),
-        ({"cell_filter": ["B cell"]}, "`cell_filter` must be a dict of lists"),
+        ({"cell_filter": ["B cell"]}, "`cell_filter` must be a dict such as"),
+        (
+            {"cell_filter": {"total_counts": {"min": "500"}}},
+            "`cell_filter['total_counts']['min']` must be a number, got '500'",
+        ),
+        (
+            {"cell_filter": {"total_counts": {"min": 900, "max": 100}}},
+            "has min 900 above max 100",
+        ),
+        (
+            {"cell_filter": {"sex": {"exclude": ["unknown"]}}},
+            "unknown key(s) ['exclude']: use 'in' / 'not_in'",
+        ),
+        (
+            {"cell_filter": {"sex": {"not_in": ["x"], "min": 1}}},
+            "mixes a value list and a numeric range",
+        ),
+        ({"keep_intergenic": "yes"}, "`keep_intergenic` must be True or False"),
+        ({"genes": []}, "`genes` must be a non-empty list of gene ids or symbols"),
         (
             {"counts_normalization": "TPM"},
             "`counts_normalization` must be one of ['NONE', 'CPM', 'LOG1P_CPM']",
@@ -145,3 +159,22 @@ def test_bad_single_cell_options(kwargs, message):
     with pytest.raises(rw.DatasetSpecError) as info:
         rw.Dataset({"ERP1": ["ALL"]}, **kwargs)
     assert message in str(info.value)
+
+
+def test_cell_filter_syntax_round_trips():
+    cf = {
+        "cell_type": "B cell",
+        "sex": {"not_in": ["unknown", "NA"]},
+        "cellTypeAuthorAnnotation": ["B", "B-naive"],
+        "total_counts": {"min": 500, "max": None},
+    }
+    ds = rw.Dataset({"ERP1": ["ALL"]}, quantile_normalize=False, cell_filter=cf, genes=["CD19"])
+    assert ds.cell_filter == {
+        "cell_type": ["B cell"],
+        "sex": {"not_in": ["unknown", "NA"]},
+        "cellTypeAuthorAnnotation": ["B", "B-naive"],
+        "total_counts": {"min": 500.0},
+    }
+    assert rw.Dataset.from_dict(json.loads(ds.to_json())) == ds
+    assert ds.to_dict()["genes"] == ["CD19"]
+    assert "genes=['CD19']" in ds.to_code()

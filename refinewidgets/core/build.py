@@ -109,9 +109,17 @@ def _plan(dataset: Dataset, catalog: Catalog) -> _Plan:
     for f in plan.filtered:
         plan.experiment_of.setdefault(f.accession, f.experiment)
     seen: dict[str, set[str]] = {}
+    # Bgee writes one file per experiment and species: such an experiment's cells form one
+    # group per species (``ERP1_HOMO_SAPIENS``), as genes of two species cannot share a matrix
+    organisms: dict[str, set[str]] = {}
+    for item in resolved:
+        if catalog.is_single_cell(item.experiment):
+            organisms.setdefault(item.experiment, set()).add(plan.organism(item.accession))
     for item in resolved:
         if dataset.aggregate_by == "EXPERIMENT":
             key = item.experiment
+            if len(organisms.get(key, ())) > 1:
+                key = f"{key}_{plan.organism(item.accession)}"
         elif dataset.aggregate_by == "SPECIES":
             key = plan.organism(item.accession)
         else:

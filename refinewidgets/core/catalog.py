@@ -118,7 +118,12 @@ class Catalog:
 
     def _add(self, i: int, src: Source) -> None:
         self._check_names(src)
-        shared = [acc for acc in src.experiments if acc in self._exp_records]
+        shared = [  # the same samples twice; an experiment's other files (species) are not
+            acc
+            for acc, rec in src.experiments.items()
+            if acc in self._exp_records
+            and set(rec.get("sample_accession_codes") or ()) & set(self._members[acc])
+        ]
         if shared:
             first = self._exp_records[shared[0]]["source"]
             warnings.warn(
@@ -133,6 +138,11 @@ class Catalog:
             if acc not in self._exp_records:
                 self._exp_records[acc] = dict(rec, source=src.name)
                 self._members[acc] = []
+            else:  # another file of the experiment (Bgee: one file per species)
+                known = self._exp_records[acc]
+                organisms = list(known.get("organisms") or ())
+                organisms += [o for o in rec.get("organisms") or () if o not in organisms]
+                known["organisms"] = organisms
             members = self._members[acc]
             for s in rec.get("sample_accession_codes", ()):
                 if s not in members:

@@ -39,16 +39,28 @@ def make_group(
 
 
 def make_cell_group(
-    X: Any, cells: pd.DataFrame, genes: pd.DataFrame, *, uns: Mapping[str, Any]
+    X: Any,
+    cells: pd.DataFrame,
+    genes: pd.DataFrame,
+    layers: Mapping[str, Any] | None = None,
+    *,
+    uns: Mapping[str, Any],
 ) -> anndata.AnnData:
-    """An AnnData for a single-cell group: ``obs`` one row per cell, ``var`` genes (and symbols)."""
+    """An AnnData for a single-cell group: ``obs`` one row per cell, ``var`` genes (and symbols),
+    ``layers`` (raw ``counts`` when X is normalized)."""
     import anndata
 
     obs = cells.copy()
     obs.index = pd.Index(obs.index.astype(str), dtype=object)
     var = genes.copy()
     var.index = pd.Index(var.index.astype(str), dtype=object)
-    return anndata.AnnData(X=X, obs=obs, var=var, uns={UNS_KEY: {"kind": "cells", **dict(uns)}})
+    return anndata.AnnData(
+        X=X,
+        obs=obs,
+        var=var,
+        layers=dict(layers or {}),
+        uns={UNS_KEY: {"kind": "cells", **dict(uns)}},
+    )
 
 
 def is_cell_group(adata: anndata.AnnData) -> bool:

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import pandas as pd
 
 from ..errors import DatasetSpecError, UnknownAccessionError
+from .cell_filter import freeze_cell_filter, parse_cell_filter, thaw_cell_filter
 from .spec import ALL_SAMPLES, LIBRARY_SUMMARY, Dataset
 
 __all__ = [
@@ -35,15 +36,28 @@ SINGLE_CELL = "SINGLE-CELL"
 #: Cell-filter column -> the samples column listing a library's distinct values.
 CELL_FILTER_SOURCES = LIBRARY_SUMMARY
 #: The options that only apply to single cells (reset when no single cell is selected).
-SINGLE_CELL_OPTIONS = ("cell_filter", "counts_normalization", "pseudobulk")
+SINGLE_CELL_OPTIONS = (
+    "cell_filter",
+    "counts_normalization",
+    "pseudobulk",
+    "keep_intergenic",
+    "genes",
+)
 NOTHING_SELECTED = (
     'Nothing selected: choose experiments, tick samples and press "Add to dataset" '
     "(or add whole experiments) before building."
 )
 
 
-def _frozen_filter(cell_filter: Mapping[str, Sequence[str]] | None):
-    return tuple((k, tuple(v)) for k, v in (cell_filter or {}).items()) or None
+def _frozen_filter(cell_filter: Mapping[str, Any] | None):
+    return freeze_cell_filter(parse_cell_filter(cell_filter))
+
+
+def _frozen(name: str, value: Any):
+    """An option's value in a hashable form."""
+    if name == "cell_filter":
+        return _frozen_filter(value)
+    return tuple(value) if isinstance(value, list) else value
 
 
 @dataclass(frozen=True)
@@ -75,7 +89,7 @@ class Selection:
     catalog: Any = field(compare=False, repr=False)
     items: tuple[tuple[str, tuple[str, ...] | None], ...] = ()
     options: tuple[tuple[str, Any], ...] = tuple(
-        (k, _frozen_filter(v) if k == "cell_filter" else v) for k, v in Dataset.options().items()
+        (k, _frozen(k, v)) for k, v in Dataset.options().items()
     )
 
     # -- changes: each returns a new Selection --------------------------------------------
@@ -138,10 +152,7 @@ class Selection:
             )
         merged = {**self.option_values, **options}
         checked = Dataset({"_": ["_"]}, **merged)  # the spec's own checks and normal forms
-        values = tuple(
-            (k, _frozen_filter(getattr(checked, k)) if k == "cell_filter" else getattr(checked, k))
-            for k in Dataset.options()
-        )
+        values = tuple((k, _frozen(k, getattr(checked, k))) for k in Dataset.options())
         force = bool({"aggregate_by", "pseudobulk"} & set(options))
         return replace(self, options=values)._settled(force=force)
 
@@ -180,10 +191,7 @@ class Selection:
 
     def restore_options(self, dataset: Dataset) -> Selection:
         """The options of ``dataset``, kept as given (no rule applied: a restored spec stays)."""
-        options = tuple(
-            (k, _frozen_filter(getattr(dataset, k)) if k == "cell_filter" else getattr(dataset, k))
-            for k in Dataset.options()
-        )
+        options = tuple((k, _frozen(k, getattr(dataset, k))) for k in Dataset.options())
         return replace(self, options=options)
 
     # -- reading ----------------------------------------------------------------------------
@@ -191,8 +199,9 @@ class Selection:
     def option_values(self) -> dict[str, Any]:
         """The options as :class:`Dataset` keywords."""
         out = dict(self.options)
-        if out["cell_filter"]:
-            out["cell_filter"] = {k: list(v) for k, v in out["cell_filter"]}
+        out["cell_filter"] = thaw_cell_filter(out["cell_filter"])
+        if isinstance(out.get("genes"), tuple):
+            out["genes"] = list(out["genes"])
         return out
 
     @property

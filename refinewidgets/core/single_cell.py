@@ -16,16 +16,18 @@ Statistics, as scanpy documents its own:
 
 from __future__ import annotations
 
+import json
 import os
+import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..errors import DatasetSpecError, GeneOverlapError, MemoryBudgetError
+from ..errors import DatasetSpecError, GeneOverlapError, GeneSelectionWarning, MemoryBudgetError
 
 __all__ = [
     "CellBlock",
@@ -58,6 +60,8 @@ class CellBlock:
         refine.bio-style organism name, e.g. ``HOMO_SAPIENS``.
     label
         The file it came from, for messages.
+    provenance
+        What the source says of the file (release, writer, encoding, unit...), for ``uns``.
     """
 
     cells: pd.DataFrame
@@ -65,6 +69,7 @@ class CellBlock:
     genes: pd.DataFrame
     organism: str
     label: str
+    provenance: dict[str, Any] = field(default_factory=dict)
 
 
 def _gene_index(blocks: Sequence[CellBlock], join: str) -> pd.Index:
@@ -127,7 +132,9 @@ def merge_cells(
     else:
         counts = sp.vstack(parts, format="csr", dtype=np.float32)
     counts.sort_indices()
-    cells = pd.concat([b.cells for b in blocks])
+    cells = pd.concat([b.cells for b in blocks]) if len(blocks) > 1 else blocks[0].cells
+    if len(blocks) > 1:
+        cells = _filled(cells)
     if not cells.index.is_unique:  # barcodes are unique per library; prefix the file if needed
         cells.index = pd.Index(
             [f"{b.label}:{c}" for b in blocks for c in b.cells.index], dtype=object
@@ -143,6 +150,77 @@ def merge_cells(
         cells,
         pd.DataFrame({"gene_symbol": symbols}, index=pd.Index(genes, dtype=object)),
     )
+
+
+def _filled(cells: pd.DataFrame) -> pd.DataFrame:
+    """Cell tables of several files stacked: a column some files lack gets ``""`` (text) or
+    NaN (numbers) there, and text columns are categorical again (so they write to H5AD)."""
+    cells = cells.copy()
+    for column in cells.columns:
+        values = cells[column]
+        if pd.api.types.is_numeric_dtype(values) and not isinstance(
+            values.dtype, pd.CategoricalDtype
+        ):
+            continue
+        text = values.astype(object).where(values.notna(), "").astype(str)
+        cells[column] = pd.Categorical(text)
+    return cells
+
+
+def select_genes(genes: pd.DataFrame, wanted: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """Positions of the asked genes in ``genes`` (by id, else by symbol, exact then ignoring
+    case), in the order asked, and the names found nowhere.
+
+    Examples
+    --------
+    >>> g = pd.DataFrame({"gene_symbol": ["CD19", "MS4A1", ""]}, index=["G1", "G2", "G3"])
+    >>> pos, missing = select_genes(g, ["ms4a1", "G3", "NOPE"])
+    >>> pos.tolist(), missing
+    ([1, 2], ['NOPE'])
+    """
+    ids = pd.Index(genes.index.astype(str))
+    symbols = genes["gene_symbol"].astype(str) if "gene_symbol" in genes else pd.Series("", ids)
+    by_symbol: dict[str, list[int]] = {}
+    by_lower: dict[str, list[int]] = {}
+    for i, sym in enumerate(symbols):
+        if sym:
+            by_symbol.setdefault(sym, []).append(i)
+            by_lower.setdefault(sym.lower(), []).append(i)
+    lookup = {name: i for i, name in enumerate(ids)}
+    found: list[int] = []
+    missing: list[str] = []
+    for name in wanted:
+        hits = (
+            [lookup[name]]
+            if name in lookup
+            else by_symbol.get(name) or by_lower.get(name.lower()) or []
+        )
+        if not hits:
+            missing.append(name)
+        found += [h for h in hits if h not in found]
+    return np.asarray(found, dtype=np.int64), missing
+
+
+def _gene_subset(genes: pd.DataFrame, dataset: Any, where: str) -> np.ndarray | None:
+    """The positions ``dataset.genes`` keeps (None: all); a warning names genes found nowhere,
+    an error when none is found."""
+    if not getattr(dataset, "genes", None):
+        return None
+    positions, missing = select_genes(genes, dataset.genes)
+    if positions.size == 0:
+        raise DatasetSpecError(
+            f"None of the genes asked for ({', '.join(dataset.genes[:10])}) is in {where}; "
+            f"give gene ids such as {', '.join(map(str, genes.index[:3]))} or their symbols."
+        )
+    if missing:
+        warnings.warn(
+            f"{len(missing)} of the {len(dataset.genes)} genes asked for are not in {where} "
+            f"(neither as ids nor as symbols): {', '.join(missing[:10])}"
+            f"{' ...' if len(missing) > 10 else ''}. The other {positions.size} are returned.",
+            GeneSelectionWarning,
+            stacklevel=4,
+        )
+    return positions
 
 
 def normalize_counts(X: Any, how: str, *, copy: bool = True) -> Any:
@@ -176,9 +254,11 @@ def normalize_counts(X: Any, how: str, *, copy: bool = True) -> Any:
     return np.log1p(out) if how == "LOG1P_CPM" else out
 
 
-def describe_values(counts_normalization: str, scale_by: str, *, pseudobulk: bool = False) -> str:
+def describe_values(
+    counts_normalization: str, scale_by: str, *, pseudobulk: bool = False, unit: str = "UMI counts"
+) -> str:
     """A plain statement of what X holds, recorded in ``uns`` (e.g. ``"log1p CPM"``)."""
-    base = {"NONE": "UMI counts", "CPM": "CPM (counts per million)", "LOG1P_CPM": "log1p CPM"}[
+    base = {"NONE": unit, "CPM": "CPM (counts per million)", "LOG1P_CPM": "log1p CPM"}[
         counts_normalization
     ]
     if pseudobulk:
@@ -341,7 +421,9 @@ def read_cells(members: Sequence[Any], catalog: Any, dataset: Any):
     errors: list[DatasetSpecError] = []
     for (source, matrix_id), libraries in catalog.by_matrix(m.accession for m in members).items():
         try:
-            block = source.read_cells(matrix_id, libraries, dataset.cell_filter)
+            block = source.read_cells(
+                matrix_id, libraries, dataset.cell_filter, keep_intergenic=dataset.keep_intergenic
+            )
         except DatasetSpecError as exc:
             errors.append(exc)
             filtered += [(lib, f"no cell passes the cell filter: {exc}") for lib in libraries]
@@ -365,6 +447,9 @@ def pseudobulk_frames(blocks: Sequence[CellBlock], catalog: Any, dataset: Any):
         frame = pd.DataFrame(
             np.asarray(sums).T, index=block.genes.index, columns=list(groups["accession"])
         )
+        keep = _gene_subset(block.genes, dataset, block.label)
+        if keep is not None:
+            frame = frame.iloc[keep]
         frames.append((frame, f"pseudobulk of {block.label}"))
         libs = {lib: catalog.sample_record(lib) for lib in groups["library"]}
         records.update(pseudo_records(groups, block.cells, libs, dataset.pseudobulk))
@@ -373,7 +458,9 @@ def pseudobulk_frames(blocks: Sequence[CellBlock], catalog: Any, dataset: Any):
 
 
 def cell_group(blocks: Sequence[CellBlock], dataset: Any):
-    """Join the cell blocks of a group, normalize and scale: ``((X, cells, genes), libraries, info)``."""
+    """Join the cell blocks of a group, normalize and scale:
+    ``((X, cells, genes, layers), libraries, info)``; ``layers["counts"]`` holds the raw counts
+    when X is normalized or scaled."""
     counts, cells, genes = merge_cells(blocks, join=dataset.join)
     if counts.shape[1] == 0:
         raise GeneOverlapError(
@@ -383,24 +470,44 @@ def cell_group(blocks: Sequence[CellBlock], dataset: Any):
             "(aggregate_by='EXPERIMENT' or 'SPECIES') or use join='outer'."
         )
     n_union = len(set().union(*(set(b.genes.index) for b in blocks)))
+    merged_genes = genes
+    transformed = dataset.counts_normalization != "NONE" or dataset.scale_by != "NONE"
+    raw = counts
+    if transformed:  # X gets its own values; the index arrays are shared with the counts
+        counts = sp.csr_matrix(
+            (counts.data.copy(), counts.indices, counts.indptr), shape=counts.shape
+        )
     X = normalize_counts(counts, dataset.counts_normalization, copy=False)  # counts is ours
     del counts
+    keep = _gene_subset(genes, dataset, "the files of this group")
+    if keep is not None:
+        X, raw, genes = X[:, keep], raw[:, keep], genes.iloc[keep]
     if dataset.scale_by != "NONE":
         X = scale_cells(X, dataset.scale_by)
+    layers = {"counts": raw} if transformed else {}
     organisms = sorted({b.organism for b in blocks})
     cells = cells.copy()
     cells["organism"] = pd.Categorical(
         [b.organism for b in blocks for _ in range(b.cells.shape[0])]
     )
     libraries = list(dict.fromkeys(cells["library"].astype(str)))
+    units = sorted({b.provenance.get("unit", "UMI counts") for b in blocks})
     info = {
         "kind": "cells",
-        "values": describe_values(dataset.counts_normalization, dataset.scale_by),
+        "values": describe_values(
+            dataset.counts_normalization, dataset.scale_by, unit=" and ".join(units)
+        ),
         "num_cells": int(X.shape[0]),
         "num_libraries": len(libraries),
         "organisms": organisms,
-        "genes_dropped_by_join": n_union - len(genes),
+        "genes_dropped_by_join": n_union - len(merged_genes),
         "counts_normalization": dataset.counts_normalization,
-        "cell_filter": {k: list(v) for k, v in (dataset.cell_filter or {}).items()},
+        "cell_filter": json.loads(json.dumps(dataset.cell_filter or {})),
+        "keep_intergenic": bool(dataset.keep_intergenic),
+        "files": {b.label: b.provenance for b in blocks if b.provenance},
     }
-    return (X, cells, genes), libraries, info
+    if layers:
+        info["layers"] = {"counts": f"raw {' and '.join(units)}, before any normalization"}
+    if keep is not None:
+        info["genes_selected"] = list(genes.index.astype(str))
+    return (X, cells, genes, layers), libraries, info

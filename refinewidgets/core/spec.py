@@ -14,6 +14,7 @@ from dataclasses import KW_ONLY, dataclass, fields
 from typing import Any
 
 from ..errors import DatasetSpecError, UnknownAccessionError
+from .cell_filter import parse_cell_filter
 
 __all__ = [
     "AGGREGATE_BY",
@@ -99,7 +100,9 @@ class Dataset:
         of that experiment.
     aggregate_by
         ``"EXPERIMENT"`` (one group per experiment), ``"SPECIES"`` (one per organism) or
-        ``"ALL"`` (one group).
+        ``"ALL"`` (one group). A single-cell experiment with libraries of several species
+        (Bgee writes one file per experiment and species) gives one group per species under
+        ``EXPERIMENT``, keyed ``<EXPERIMENT>_<ORGANISM>`` (e.g. ``ERP1_HOMO_SAPIENS``).
     scale_by
         ``"NONE"``, ``"MINMAX"``, ``"STANDARD"`` or ``"ROBUST"``: each gene scaled across the
         samples of its group, after quantile normalization.
@@ -109,15 +112,25 @@ class Dataset:
         ``"inner"`` (refine.bio's rule: only genes present in every sample of a group) or
         ``"outer"`` (every gene; missing values are NaN for bulk values, 0 for counts).
     cell_filter
-        Single-cell only: ``{column: [values]}`` on the unified cell columns (``cell_type``,
-        ``tissue``, ``stage``, ``sex``, ``strain``, ``library`` and the ``*_id`` columns); a cell
-        is kept when, for every column, its value is one of the listed ones.
+        Single-cell only: which cells to keep, ``{column: condition}`` (all must hold). A column
+        is a unified cell column (``cell_type``, ``tissue``, ``stage``, ``sex``, ``strain``,
+        ``library`` and the ``*_id`` columns), any column of the file's own ``obs`` (author
+        annotations), or a QC value (``total_counts``, ``n_genes_by_counts``); a condition is a
+        list of values, ``{"not_in": [...]}`` or a numeric range ``{"min": a, "max": b}``. See
+        :mod:`refinewidgets.core.cell_filter`.
     counts_normalization
         Single-cell only: ``"NONE"`` (raw UMI counts), ``"CPM"`` or ``"LOG1P_CPM"``.
     pseudobulk
         Single-cell only: ``None`` (cells stay cells), ``"sample"`` (sum counts per library) or
         ``"sample_cell_type"`` (per library and cell type); pseudo-samples then behave as bulk
         RNA-seq samples.
+    keep_intergenic
+        Single-cell only: keep the intergenic features (``upstream_*`` / ``downstream_*`` ids)
+        one of Bgee's writers stores beside genes. Off by default: they are not genes, and
+        would count in CPM totals, QC values and pseudobulk sums.
+    genes
+        Single-cell only: gene ids or symbols; only these genes' columns are returned (CPM and
+        QC values are still computed over all genes). None: every gene.
 
     Examples
     --------
@@ -134,9 +147,11 @@ class Dataset:
     scale_by: str = "NONE"
     quantile_normalize: bool = True
     join: str = "inner"
-    cell_filter: dict[str, list[str]] | None = None
+    cell_filter: dict[str, Any] | None = None
     counts_normalization: str = "NONE"
     pseudobulk: str | None = None
+    keep_intergenic: bool = False
+    genes: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.data = self._check_data(self.data)
@@ -148,35 +163,28 @@ class Dataset:
         )
         if self.pseudobulk is not None:
             self.pseudobulk = _choice("pseudobulk", self.pseudobulk, PSEUDOBULK, upper=False)
-        self.cell_filter = self._check_cell_filter(self.cell_filter)
-        if not isinstance(self.quantile_normalize, bool):
-            raise DatasetSpecError(
-                f"`quantile_normalize` must be True or False, got {self.quantile_normalize!r}."
-            )
+        self.cell_filter = parse_cell_filter(self.cell_filter)
+        for name in ("quantile_normalize", "keep_intergenic"):
+            if not isinstance(getattr(self, name), bool):
+                raise DatasetSpecError(
+                    f"`{name}` must be True or False, got {getattr(self, name)!r}."
+                )
+        self.genes = self._check_genes(self.genes)
 
     @staticmethod
-    def _check_cell_filter(cell_filter: Any) -> dict[str, list[str]] | None:
-        if cell_filter is None or cell_filter == {}:
+    def _check_genes(genes: Any) -> list[str] | None:
+        if genes is None:
             return None
-        if not isinstance(cell_filter, Mapping):
+        if isinstance(genes, str):
+            genes = [genes]
+        if not isinstance(genes, (list, tuple)) or not genes:
             raise DatasetSpecError(
-                f"`cell_filter` must be a dict of lists such as {{'cell_type': ['B cell']}}, got {cell_filter!r}."
+                f"`genes` must be a non-empty list of gene ids or symbols, got {genes!r}."
             )
-        clean: dict[str, list[str]] = {}
-        for column, values in cell_filter.items():
-            if column not in CELL_FILTER_COLUMNS:
-                raise DatasetSpecError(
-                    f"`cell_filter` has an unknown column {column!r}{_close(str(column), CELL_FILTER_COLUMNS)}; "
-                    f"use one of {list(CELL_FILTER_COLUMNS)}."
-                )
-            if isinstance(values, str):
-                values = [values]
-            if not isinstance(values, (list, tuple)) or not values:
-                raise DatasetSpecError(
-                    f"`cell_filter[{column!r}]` must be a non-empty list of values, got {values!r}."
-                )
-            clean[column] = [str(v) for v in values]
-        return clean
+        bad = [g for g in genes if not isinstance(g, str) or not g.strip()]
+        if bad:
+            raise DatasetSpecError(f"`genes` must hold non-empty strings; got {bad[:5]!r}.")
+        return list(dict.fromkeys(g.strip() for g in genes))
 
     @staticmethod
     def _check_data(data: Any) -> dict[str, list[str]]:
@@ -246,7 +254,7 @@ class Dataset:
         """A JSON-able dict that :meth:`from_dict` turns back into an equal Dataset."""
         out: dict[str, Any] = {"data": {k: list(v) for k, v in self.data.items()}}
         for name, value in self._set_options().items():
-            out[name] = {k: list(v) for k, v in value.items()} if isinstance(value, dict) else value
+            out[name] = json.loads(json.dumps(value))  # a deep, JSON-able copy
         out["spec_version"] = SPEC_VERSION
         return out
 

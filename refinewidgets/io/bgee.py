@@ -18,66 +18,30 @@ Decisions on points the files leave open:
 
 from __future__ import annotations
 
+import difflib
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
+import anndata
 import h5py
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..core.cell_filter import QC_COLUMNS, match_cells, parse_cell_filter, split_qc
 from ..core.spec import LIBRARY_SUMMARY, UNIFIED_CELL_COLUMNS
 from ..errors import DatasetSpecError, NotCountsWarning, SourceFormatError
+from .bgee_species import ORGANISM_BY_TAXON, organism_of_taxon
 
 try:  # anndata >= 0.11
-    from anndata.io import read_elem
+    from anndata.io import read_elem, sparse_dataset
 except ImportError:  # pragma: no cover - anndata 0.10
-    from anndata.experimental import read_elem
+    from anndata.experimental import read_elem, sparse_dataset
 
 __all__ = ["ORGANISM_BY_TAXON", "UNIFIED_COLUMNS", "BgeeH5ad", "find_bgee_files"]
 
-ORGANISM_BY_TAXON = {
-    9606: "HOMO_SAPIENS",
-    10090: "MUS_MUSCULUS",
-    7227: "DROSOPHILA_MELANOGASTER",
-    7955: "DANIO_RERIO",
-    6239: "CAENORHABDITIS_ELEGANS",
-    10116: "RATTUS_NORVEGICUS",
-    9544: "MACACA_MULATTA",
-    9598: "PAN_TROGLODYTES",
-    9913: "BOS_TAURUS",
-    9823: "SUS_SCROFA",
-    9031: "GALLUS_GALLUS",
-    8364: "XENOPUS_TROPICALIS",
-    9615: "CANIS_LUPUS_FAMILIARIS",
-    9796: "EQUUS_CABALLUS",
-    9986: "ORYCTOLAGUS_CUNICULUS",
-    10141: "CAVIA_PORCELLUS",
-    13616: "MONODELPHIS_DOMESTICA",
-    9258: "ORNITHORHYNCHUS_ANATINUS",
-    # the rest of Bgee's species (its droplet data include marmoset, gorilla, naked mole-rat)
-    9483: "CALLITHRIX_JACCHUS",
-    9595: "GORILLA_GORILLA",
-    10181: "HETEROCEPHALUS_GLABER",
-    9597: "PAN_PANISCUS",
-    9541: "MACACA_FASCICULARIS",
-    60711: "CHLOROCEBUS_SABAEUS",
-    30608: "MICROCEBUS_MURINUS",
-    10036: "MESOCRICETUS_AURATUS",
-    9685: "FELIS_CATUS",
-    9940: "OVIS_ARIES",
-    9925: "CAPRA_HIRCUS",
-    28377: "ANOLIS_CAROLINENSIS",
-    8355: "XENOPUS_LAEVIS",
-    8030: "SALMO_SALAR",
-    7994: "ASTYANAX_MEXICANUS",
-    7918: "LEPISOSTEUS_OCULATUS",
-    7240: "DROSOPHILA_SIMULANS",
-    7237: "DROSOPHILA_PSEUDOOBSCURA",
-    7245: "DROSOPHILA_YAKUBA",
-    7217: "DROSOPHILA_ANANASSAE",
-}
 UNIFIED_COLUMNS = UNIFIED_CELL_COLUMNS
 LIBRARY_COLUMNS = ("libID", "library_id", "rnaSeqLibraryId", "SampleId")
 # unified column -> obs column names of Bgee's writers, in order of preference
@@ -108,6 +72,19 @@ _FILE_NAMES = (
         r"^(?P<species>[A-Z][a-z]+(?:_[a-z]+)+)_(?P<exp>[A-Z0-9].*?)(?:_(?:droplet_based|full_length))?$"
     ),
 )
+
+
+def file_name_convention(stem: str) -> str:
+    """Which naming a Bgee file follows: ``"Bgee 15.2+"``, ``"Bgee 15.1"``, ``"BgeeDB"``,
+    or ``"other"``.
+
+    >>> file_name_convention("ERP132576_sc_droplet_based")
+    'BgeeDB'
+    """
+    for pattern, name in zip(_FILE_NAMES, ("Bgee 15.1", "BgeeDB", "Bgee 15.2+")):
+        if pattern.match(stem):
+            return name
+    return "other"
 
 
 def parse_file_name(stem: str) -> tuple[str | None, str]:
@@ -160,8 +137,7 @@ def _organism_name(text: str) -> str:
     """``'Homo sapiens'``, ``'Homo_sapiens'``, ``'NCBITaxon:9606'`` -> ``'HOMO_SAPIENS'``."""
     match = re.fullmatch(r"(?i)ncbitaxon:(\d+)", text.strip())
     if match:
-        taxon = int(match.group(1))
-        return ORGANISM_BY_TAXON.get(taxon, f"NCBITAXON_{taxon}")
+        return organism_of_taxon(int(match.group(1)))
     return re.sub(r"[\s_]+", "_", text.strip()).upper()
 
 
@@ -177,6 +153,57 @@ def _ranges(starts, lengths) -> np.ndarray:
     total = int(lengths.sum())
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     return np.repeat(starts - offsets, lengths) + np.arange(total, dtype=np.int64)
+
+
+#: Names the cell tables we make use: a file's own obs column with one of these names is kept
+#: as ``obs_<name>``.
+RESERVED_COLUMNS = (*UNIFIED_COLUMNS, "experiment", "organism", *QC_COLUMNS)
+#: Bgee's writers (see shared/spec/bgee-h5ad.md), oldest first: the position is the rank the
+#: duplicates rule uses (a newer writer wins).
+WRITERS = {
+    "unknown": "unknown release",
+    "W1": "Bgee 15.1",
+    "W2": "Bgee 15.2",
+    "W3": "Bgee after 15.2",
+    "W4": "Bgee newest (scFAIR)",
+}
+
+
+def _writer(columns: list[str]) -> tuple[str, str]:
+    """``(writer, release)`` told by a file's obs columns."""
+    cols = set(columns)
+    if "bgeeSex" in cols or {"cell_type", "tissue", "development_stage"} & cols:
+        writer = "W4"
+    elif "rnaSeqLibraryId" in cols:
+        writer = "W3"
+    elif "library_id" in cols:
+        writer = "W2"
+    elif "libID" in cols:
+        writer = "W1"
+    else:
+        writer = "unknown"
+    return writer, WRITERS[writer]
+
+
+def _assay(stem: str, file: h5py.File) -> tuple[str, str]:
+    """``(assay, unit of X)``: droplet files hold UMI counts, full-length files read counts."""
+    text = stem.lower()
+    uns = file.get("uns")
+    if isinstance(uns, h5py.Group) and "assay" in uns:
+        try:
+            text += " " + str(np.ravel(np.asarray(read_elem(uns["assay"]), dtype=object))[0])
+        except (KeyError, ValueError, TypeError, IndexError, OSError):
+            pass
+    if "full_length" in text or "full-length" in text or "smart-seq" in text.lower():
+        return "full-length scRNA-seq", "read counts"
+    return "droplet-based scRNA-seq", "UMI counts"
+
+
+def _plain(values) -> Any:
+    """An obs column as we keep it: categoricals of stripped text, numbers as they are."""
+    if isinstance(values, pd.Categorical) or not np.issubdtype(np.asarray(values).dtype, np.number):
+        return _categorical(values)
+    return np.asarray(values)
 
 
 class BgeeH5ad:
@@ -216,8 +243,12 @@ class BgeeH5ad:
     ('ERP1', 'HOMO_SAPIENS', True)
     """
 
-    def __init__(self, path):
+    def __init__(self, path, *, counts_file=None):
         self.path = Path(path)
+        self._counts_file = counts_file
+        self._x_file = None
+        self._x = None
+        self._indptr = None
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path} does not exist or is not a file")
         try:
@@ -233,41 +264,78 @@ class BgeeH5ad:
             self.close()
             raise _unreadable(self.path, err) from None
 
+    @property
+    def stub(self) -> bool:
+        """Whether this file holds only ``obs``/``var`` (an index entry of a species tarball);
+        ``X`` then comes from ``counts_file()``, the extracted member, on first read."""
+        return self._counts_file is not None
+
+    def _frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """``obs`` and ``var`` as anndata reads them, whatever the encoding."""
+        f = self._file
+        if isinstance(f["obs"], h5py.Group) and isinstance(f["var"], h5py.Group):
+            obs, var = read_elem(f["obs"]), read_elem(f["var"])
+            legacy_categories = any(
+                isinstance(item, h5py.Dataset) and "categories" in item.attrs
+                for item in f["obs"].values()
+            )
+            self.encoding = (
+                "anndata 0.7 (categories as attributes)"
+                if legacy_categories
+                else "anndata 0.8 or later"
+            )
+            if isinstance(f["obs"].attrs.get("encoding-type", f["obs"].attrs.get("_index")), bytes):
+                self.encoding += ", fixed-length string attributes (an R or Julia writer)"
+            return obs, var
+        # anndata before 0.7: obs and var are compound datasets, categories live in uns;
+        # anndata's own reader (backed, so X stays on disk) undoes both
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            adata = anndata.read_h5ad(self.path, backed="r")
+        try:
+            obs, var = adata.obs.copy(), adata.var.copy()
+        finally:
+            adata.file.close()
+        self.encoding = "anndata 0.6 (compound obs and var)"
+        return obs, var
+
     def _open(self) -> None:
         f = self._file
-        missing = [key for key in ("X", "obs", "var") if key not in f]
+        needed = ("obs", "var") if self.stub else ("X", "obs", "var")
+        missing = [key for key in needed if key not in f]
         if missing:
             raise _unreadable(self.path, f"no {', '.join(missing)} element")
-        obs, var = f["obs"], f["var"]
-        obs_names = pd.Index(np.asarray(read_elem(obs[obs.attrs["_index"]]), dtype=object)).astype(
-            str
-        )
-        self.obs_columns = [str(c) for c in obs.attrs.get("column-order", [])]
+        obs, var = self._frames()
+        obs_names = pd.Index(np.asarray(obs.index, dtype=object)).astype(str)
+        self.obs_columns = [str(c) for c in obs.columns]
+        obs.columns = self.obs_columns
         self.column_map = {}
         columns = {}
         for concept, names in _SOURCE_COLUMNS.items():
             found = next((n for n in names if n in self.obs_columns), None) or next(
                 (c for n in names for c in self.obs_columns if c.lower() == n.lower()), None
             )
-            if found is not None:
-                self.column_map[concept] = found
-                values = read_elem(obs[found])
-                if concept == "barcode" and not isinstance(values, pd.Categorical):
-                    # one distinct value per cell: a categorical only costs time (undone below)
-                    columns[concept] = (
-                        pd.Series(np.asarray(values, dtype=object))
-                        .fillna("")
-                        .astype(str)
-                        .str.strip()
-                        .to_numpy(dtype=object)
-                    )
-                else:
-                    columns[concept] = _categorical(values, lower=concept == "sex")
+            if found is None:
+                continue
+            self.column_map[concept] = found
+            values = obs[found].array
+            if concept == "barcode" and not isinstance(values, pd.Categorical):
+                # one distinct value per cell: a categorical only costs time (undone below)
+                columns[concept] = (
+                    pd.Series(np.asarray(values, dtype=object))
+                    .fillna("")
+                    .astype(str)
+                    .str.strip()
+                    .to_numpy(dtype=object)
+                )
+            else:
+                columns[concept] = _categorical(values, lower=concept == "sex")
         if "library" not in columns:
             raise SourceFormatError(
                 f"{self.path} has no library column: obs columns found: {self.obs_columns}; "
                 f"accepted library columns: {list(LIBRARY_COLUMNS)}"
             )
+        self.writer, self.release = _writer(self.obs_columns)
         self.experiment = self._experiment(columns.get("experiment"))
         self.organism = self._organism(columns.pop("taxon", None))
         n = len(obs_names)
@@ -292,13 +360,20 @@ class BgeeH5ad:
             )
         cells["experiment"] = experiment
         self.cells = cells
-        var_names = pd.Index(np.asarray(read_elem(var[var.attrs["_index"]]), dtype=object)).astype(
-            str
-        )
-        var_columns = [str(c) for c in var.attrs.get("column-order", [])]
+        # the file's other obs columns, under their own names (author annotations, QC values)
+        used = set(self.column_map.values())
+        self.obs_extra = pd.DataFrame(index=obs_names)
+        for column in self.obs_columns:
+            if column in used:
+                continue
+            name = column if column not in RESERVED_COLUMNS else f"obs_{column}"
+            self.obs_extra[name] = _plain(obs[column].array)
+        var_names = pd.Index(np.asarray(var.index, dtype=object)).astype(str)
+        var_columns = [str(c) for c in var.columns]
+        var.columns = var_columns
         symbol = next((c for c in _SYMBOL_COLUMNS if c in var_columns), None)
         symbols = (
-            np.asarray(_categorical(read_elem(var[symbol])), dtype=object)
+            np.asarray(_categorical(var[symbol].array), dtype=object)
             if symbol
             else np.full(len(var_names), "", dtype=object)
         )
@@ -306,33 +381,44 @@ class BgeeH5ad:
         self.genes = pd.DataFrame(
             {"gene_symbol": symbols, "intergenic": intergenic}, index=var_names.rename("gene_id")
         )
-        self._x_layout()
-        self._indptr = None
+        self.assay, self.unit = _assay(self.path.stem, self._file)
+        if not self.stub:
+            self._open_x(self._file)
 
-    def _x_layout(self) -> None:
-        x = self._file["X"]
+    def _open_x(self, file: h5py.File) -> None:
+        """Open ``X`` through anndata's backed access and check it fits obs x var."""
+        x = file["X"]
         if isinstance(x, h5py.Dataset):
-            self._layout, shape = "dense", x.shape
+            self._layout, shape, self._x = "dense", x.shape, x
         else:
-            kind = x.attrs.get("encoding-type", x.attrs.get("h5sparse_format", ""))
-            kind = kind.decode() if isinstance(kind, bytes) else str(kind)
-            self._layout = {
-                "csr_matrix": "csr",
-                "csr": "csr",
-                "csc_matrix": "csc",
-                "csc": "csc",
-            }.get(kind)
-            if self._layout is None:
-                raise _unreadable(self.path, f"X has an unknown encoding {kind!r}")
-            shape = tuple(x.attrs.get("shape", x.attrs.get("h5sparse_shape", ())))
-            major = shape[0] if self._layout == "csr" else (shape[1] if shape else -1)
+            try:
+                self._x = sparse_dataset(x, should_cache_indptr=False)
+            except TypeError:  # pragma: no cover - anndata without the keyword
+                self._x = sparse_dataset(x)
+            except (ValueError, KeyError, OSError) as err:
+                raise _unreadable(self.path, f"X has an unknown encoding ({err})") from None
+            self._layout, shape = self._x.format, self._x.shape
+            major = shape[0] if self._layout == "csr" else shape[1]
             if x["indptr"].shape[0] != major + 1 or x["data"].shape != x["indices"].shape:
                 raise _unreadable(self.path, "X's sparse arrays do not fit its shape")
-        if tuple(int(s) for s in shape) != (len(self.cells), len(self.genes)):
+        if tuple(int(v) for v in shape) != (len(self.cells), len(self.genes)):
             raise _unreadable(
                 self.path,
                 f"X has shape {tuple(shape)} but obs x var is {(len(self.cells), len(self.genes))}",
             )
+        self._x_group = x
+
+    def _ensure_x(self) -> None:
+        if self._x is not None:
+            return
+        path = Path(self._counts_file())  # a tarball member, extracted on first use
+        try:
+            self._x_file = h5py.File(path, "r")
+        except (OSError, RuntimeError) as err:
+            raise _unreadable(path, err) from None
+        if "X" not in self._x_file:
+            raise _unreadable(path, "no X element")
+        self._open_x(self._x_file)
 
     def _experiment(self, column) -> str:
         if column is not None:
@@ -377,9 +463,12 @@ class BgeeH5ad:
 
     def close(self) -> None:
         """Close the file; ``cells``, ``genes`` and ``libraries()`` stay usable."""
-        if getattr(self, "_file", None) is not None:
-            self._file.close()
-        self._file = None
+        for name in ("_file", "_x_file"):
+            handle = getattr(self, name, None)
+            if handle is not None:
+                handle.close()
+            setattr(self, name, None)
+        self._x = None
 
     def libraries(self) -> pd.DataFrame:
         """One row per library (the sample cells came from), indexed by library id.
@@ -399,59 +488,59 @@ class BgeeH5ad:
         table.index = table.index.astype(str).rename("library")
         return table
 
+    @property
+    def filter_columns(self) -> list[str]:
+        """The columns a cell filter may use on this file: the unified ones, then the file's
+        other obs columns (QC values, computed from the counts, come on top)."""
+        return [c for c in UNIFIED_COLUMNS if c != "barcode"] + list(self.obs_extra.columns)
+
     def select(self, cell_filter=None, libraries=None) -> np.ndarray:
         """Positions (sorted ``int64``) of the cells matching a filter.
 
         Parameters
         ----------
         cell_filter
-            ``{unified column: [allowed values]}``: AND across columns, OR within a list.
-            ``sex`` is compared case-insensitively. Values absent from the file are ignored
-            as long as one value of the list exists.
+            A cell filter (see :mod:`refinewidgets.core.cell_filter`) on the unified columns
+            or the file's own obs columns; QC conditions (``total_counts``...) are ignored
+            here: they need the counts (see :meth:`BgeeSource.read_cells`).
         libraries
             Library ids to keep (all when None).
 
         Raises
         ------
         DatasetSpecError
-            A column outside :data:`UNIFIED_COLUMNS`, a list matching no cell (the message lists
-            the values that exist), or columns that each match but never together.
+            A column this file lacks (the message lists its columns), a list matching no cell
+            (the message lists the values that exist), or conditions that each match but
+            never together.
         """
-        criteria = list((cell_filter or {}).items())
+        conditions, _ = split_qc(parse_cell_filter(cell_filter))
+        own_names = {name: concept for concept, name in self.column_map.items()}
+        conditions = {own_names.get(c, c): v for c, v in conditions.items()}
         if libraries is not None:
-            criteria.insert(0, ("library", libraries))
-        mask = np.ones(self.n_cells, dtype=bool)
-        for column, values in criteria:
-            if column not in UNIFIED_COLUMNS:
-                raise DatasetSpecError(
-                    f"unknown cell filter column {column!r}; use one of {list(UNIFIED_COLUMNS)}"
-                )
-            values = [str(v).lower() if column == "sex" else str(v) for v in _listed(values)]
-            series = self.cells[column]
-            hit = series.isin(values).to_numpy()
-            if not hit.any():
-                present = sorted(set(series.astype(str)))
-                shown = present[:30] + (
-                    [f"... ({len(present)} in all)"] if len(present) > 30 else []
-                )
-                raise DatasetSpecError(
-                    f"cell filter {column!r}: no cell of {self.path.name} has {values}; values "
-                    f"present: {shown}"
-                )
-            mask &= hit
-        rows = np.flatnonzero(mask).astype(np.int64)
-        if rows.size == 0:
+            conditions = {"library": [str(v) for v in _listed(libraries)], **conditions}
+        known = ["library", *self.filter_columns]
+        unknown = [c for c in conditions if c not in known]
+        known += [n for n in own_names if n not in known]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], known, n=3, cutoff=0.6)
             raise DatasetSpecError(
-                f"no cell of {self.path.name} matches all of "
-                f"{dict(criteria)} together (each column alone matches "
-                "some cells): loosen one of them"
+                f"cell filter column {unknown[0]!r}"
+                f"{' (did you mean ' + ', '.join(close) + '?)' if close else ''} is not in "
+                f"{self.path.name}; its columns: {known} (and the QC values {list(QC_COLUMNS)})"
             )
-        return rows
+        table = pd.DataFrame(
+            {
+                c: self.cells[c] if c in self.cells.columns else self.obs_extra[c]
+                for c in conditions
+            },
+            index=self.cells.index,
+        )
+        return np.flatnonzero(match_cells(table, conditions, self.path.name)).astype(np.int64)
 
-    def _require_open(self) -> h5py.File:
+    def _require_open(self) -> None:
         if self._file is None:
             raise ValueError(f"{self.path} is closed; open it again with BgeeH5ad(path)")
-        return self._file
+        self._ensure_x()
 
     def read_counts(self, rows) -> sp.csr_matrix:
         """Counts of the given cells: ``float32`` CSR, one row per entry of ``rows``.
@@ -488,7 +577,7 @@ class BgeeH5ad:
     def _checked_indptr(self) -> np.ndarray:
         """X's ``indptr``, checked before any use: from 0, never decreasing, ending at nnz."""
         if self._indptr is None:
-            x = self._file["X"]
+            x = self._x_group
             indptr = x["indptr"][:].astype(np.int64)
             nnz = x["data"].shape[0]
             if (
@@ -515,10 +604,10 @@ class BgeeH5ad:
             )
 
     def _read_csr(self, rows) -> sp.csr_matrix:
-        x = self._file["X"]
-        stored_data, stored_indices = x["data"], x["indices"]
-        self._checked_indptr()
-        starts, stops = self._indptr[rows], self._indptr[rows + 1]
+        """Runs of nearby rows, each one contiguous slice read by anndata's backed CSR access;
+        only the asked rows' values are kept."""
+        indptr_all = self._checked_indptr()
+        starts, stops = indptr_all[rows], indptr_all[rows + 1]
         lengths = stops - starts
         indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         index_type = np.int32 if self.n_genes < 2**31 else np.int64
@@ -529,18 +618,18 @@ class BgeeH5ad:
         new[1:] = (starts[1:] - stops[:-1] > _GAP) | (starts[1:] // _BLOCK != starts[:-1] // _BLOCK)
         bounds = np.append(np.flatnonzero(new), rows.size)
         for first, last in zip(bounds[:-1], bounds[1:]):
-            begin, end = starts[first], stops[last - 1]
-            if begin == end:
+            if starts[first] == stops[last - 1]:
                 continue
-            span_data, span_indices = stored_data[begin:end], stored_indices[begin:end]
-            self._check_indices(span_indices, self.n_genes, "genes")
-            take = _ranges(starts[first:last] - begin, lengths[first:last])
+            low, high = rows[first], rows[last - 1] + 1
+            block = self._x[int(low) : int(high)]
+            take = _ranges(starts[first:last] - starts[first], lengths[first:last])
             out = slice(indptr[first], indptr[last])
-            data[out], indices[out] = span_data[take], span_indices[take]
+            data[out], indices[out] = block.data[take], block.indices[take]
+            self._check_indices(indices[out], self.n_genes, "genes")
         return sp.csr_matrix((data, indices, indptr), shape=(rows.size, self.n_genes))
 
     def _read_dense(self, rows) -> sp.csr_matrix:
-        x, parts = self._file["X"], []
+        x, parts = self._x, []
         step = max(1, _BLOCK // max(1, self.n_genes))
         breaks = np.flatnonzero(np.diff(rows) != 1) + 1
         for run in np.split(rows, breaks):
@@ -550,7 +639,8 @@ class BgeeH5ad:
         return sp.vstack(parts, format="csr") if parts else sp.csr_matrix((0, self.n_genes))
 
     def _read_csc(self, rows) -> sp.csr_matrix:
-        x = self._file["X"]
+        """Column blocks through anndata's backed CSC access, keeping only these rows (a full
+        scan of the file: a CSC matrix cannot be sliced by rows)."""
         indptr = self._checked_indptr()
         position = np.full(self.n_cells, -1, dtype=np.int64)
         position[rows] = np.arange(rows.size)
@@ -559,14 +649,13 @@ class BgeeH5ad:
         while column < self.n_genes:  # stream column blocks of about _BLOCK stored values
             end = max(column + 1, int(np.searchsorted(indptr, indptr[column] + _BLOCK)) - 1)
             end = min(end, self.n_genes)
-            begin, stop = indptr[column], indptr[end]
-            stored = x["indices"][begin:stop]
-            self._check_indices(stored, self.n_cells, "cells")
-            where = position[stored]
+            block = self._x[:, column:end]
+            self._check_indices(block.indices, self.n_cells, "cells")
+            where = position[block.indices]
             keep = where >= 0
             kept_rows.append(where[keep])
-            kept_data.append(x["data"][begin:stop][keep].astype(np.float32))
-            cols = np.repeat(np.arange(column, end), np.diff(indptr[column : end + 1]))
+            kept_data.append(np.asarray(block.data)[keep].astype(np.float32))
+            cols = np.repeat(np.arange(column, end), np.diff(block.indptr))
             kept_cols.append(cols[keep])
             column = end
         coo = sp.coo_matrix(

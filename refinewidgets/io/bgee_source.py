@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..core.cell_filter import match_cells, parse_cell_filter, qc_values, split_qc
 from ..core.single_cell import CellBlock
 from ..core.spec import LIBRARY_FIELDS
-from ..errors import DatasetSpecError, NotCountsWarning
-from .bgee import BgeeH5ad
+from ..errors import NotCountsWarning
+from .bgee import WRITERS, BgeeH5ad, file_name_convention
 
 __all__ = ["BgeeSource"]
 
@@ -39,18 +40,19 @@ class BgeeSource:
     log_scale = False
     qn_targets: dict = {}
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        counts_file: Callable[[], Path] | None = None,
+        label: str | None = None,
+    ) -> None:
         self.path = Path(path)
-        self.name = self.path.name
-        self._file = BgeeH5ad(self.path)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", NotCountsWarning)
-            self._file.check_counts()
-        self.count_warnings = [
-            str(w.message) for w in caught if issubclass(w.category, NotCountsWarning)
-        ]
-        for message in self.count_warnings:
-            warnings.warn(message, NotCountsWarning, stacklevel=3)
+        self.name = label or self.path.name
+        self._file = BgeeH5ad(self.path, counts_file=counts_file)
+        self.count_warnings: list[str] | None = None
+        if counts_file is None:  # a tarball member's counts are checked when first read
+            self._check_counts(stacklevel=4)
         f = self._file
         libs = f.libraries()
         self.experiment = f.experiment
@@ -60,7 +62,7 @@ class BgeeSource:
             self.samples[str(lib)] = {
                 "refinebio_accession_code": str(lib),
                 "refinebio_organism": f.organism,
-                "refinebio_platform": "droplet-based scRNA-seq",
+                "refinebio_platform": f.assay,
                 "refinebio_processed": True,
                 "refinebio_processor_name": "Bgee",
                 "refinebio_source_database": "BGEE",
@@ -76,10 +78,11 @@ class BgeeSource:
         self.experiments = {
             f.experiment: {
                 "accession_code": f.experiment,
-                "title": f"{genus_species} droplet-based scRNA-seq {f.experiment} ({', '.join(tissues[:4])})",
+                "title": f"{genus_species} {f.assay} {f.experiment} ({', '.join(tissues[:4])})",
                 "description": (
-                    f"Bgee processed droplet-based single-cell RNA-seq: {f.n_cells} annotated cells in "
-                    f"{len(self.samples)} libraries, {f.n_genes} genes. File {self.name}."
+                    f"Bgee processed {f.assay} ({f.unit}): {f.n_cells} annotated cells in "
+                    f"{len(self.samples)} libraries, {f.n_genes} genes. File {self.name} "
+                    f"({f.release}, {f.encoding})."
                 ),
                 "organisms": [f.organism],
                 "sample_accession_codes": list(self.samples),
@@ -98,32 +101,94 @@ class BgeeSource:
     ):  # pragma: no cover - not a bulk source
         raise TypeError(f"{self.name} holds single cells; use read_cells")
 
+    def _check_counts(self, stacklevel: int) -> None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", NotCountsWarning)
+            self._file.check_counts()
+        self.count_warnings = [
+            str(w.message) for w in caught if issubclass(w.category, NotCountsWarning)
+        ]
+        for message in self.count_warnings:
+            warnings.warn(message, NotCountsWarning, stacklevel=stacklevel)
+
     def read_cells(
         self,
         matrix_id: str,
         libraries: Sequence[str],
-        cell_filter: Mapping[str, Sequence[str]] | None,
+        cell_filter: Mapping[str, Any] | None,
+        *,
+        keep_intergenic: bool = False,
     ) -> CellBlock:
         """The counts of the cells of ``libraries`` that pass ``cell_filter``.
 
         Intergenic features (``upstream_*``, ``downstream_*``, kept by one of Bgee's writers) are
-        left out: they are not genes, and would count in CPM totals and pseudobulk sums.
+        left out unless ``keep_intergenic``: they are not genes, and would count in CPM totals,
+        QC values and pseudobulk sums. Each cell gets its QC values (``total_counts``,
+        ``n_genes_by_counts``) over the features kept; QC conditions of the filter apply to them.
+        The file's other obs columns (author annotations...) come along under their own names.
         """
         rows = self._file.select(cell_filter=cell_filter, libraries=list(libraries))
-        if len(rows) == 0:
-            raise DatasetSpecError(
-                f"{self.name}: no cell of libraries {list(libraries)} passes the cell filter {dict(cell_filter or {})}."
-            )
+        if self.count_warnings is None:
+            self._check_counts(stacklevel=5)
         counts = self._file.read_counts(rows)
+        genes = self._file.genes
+        genic = ~genes["intergenic"].to_numpy(dtype=bool)
+        if not keep_intergenic and not genic.all():
+            counts, genes = counts[:, genic], genes.loc[genic]
+        qc = qc_values(counts)
+        _, qc_filter = split_qc(parse_cell_filter(cell_filter))
+        if qc_filter:
+            qc.index = self._file.cells.index[rows]
+            keep = match_cells(qc, qc_filter, self.name)
+            rows, counts, qc = rows[keep], counts[keep], qc.loc[keep]
         cells = self._file.cells.iloc[rows].copy()
         for col in cells.columns:
             if hasattr(cells[col], "cat"):
                 cells[col] = cells[col].cat.remove_unused_categories()
-        genes = self._file.genes
-        genic = ~genes["intergenic"].to_numpy(dtype=bool)
-        if not genic.all():
-            counts, genes = counts[:, genic], genes.loc[genic]
-        return CellBlock(cells, counts, genes, self.organism, self.name)
+        for col in self._file.obs_extra.columns:
+            values = self._file.obs_extra[col].iloc[rows]
+            cells[col] = values.cat.remove_unused_categories() if hasattr(values, "cat") else values
+        cells["total_counts"] = qc["total_counts"].to_numpy()
+        cells["n_genes_by_counts"] = qc["n_genes_by_counts"].to_numpy()
+        return CellBlock(
+            cells, counts, genes[["gene_symbol"]], self.organism, self.name, self.provenance
+        )
+
+    @property
+    def release_rank(self) -> tuple[int, int]:
+        """Orders copies of one experiment and species: the newer Bgee writer, then Bgee's
+        own file name over a BgeeDB save (see :func:`~refinewidgets.io.catalog_open.drop_duplicate_files`)."""
+        convention = file_name_convention(self.path.stem)
+        return (
+            list(WRITERS).index(self._file.writer),
+            {"Bgee 15.2+": 2, "Bgee 15.1": 2, "BgeeDB": 1}.get(convention, 0),
+        )
+
+    @property
+    def origin(self) -> str:
+        """Where the file is, for messages: its path, or ``tarball:member``."""
+        return str(self.path) if self.name == self.path.name else self.name
+
+    def describe_origin(self) -> str:
+        """E.g. ``"Bgee 15.2, file named as Bgee 15.2+"``."""
+        return f"{self._file.release}, file named as {file_name_convention(self.path.stem)}"
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """Where the file comes from: its name, Bgee release and writer, anndata encoding,
+        assay and unit of its values (recorded in each group's ``uns``)."""
+        f = self._file
+        return {
+            "file": self.name,
+            "experiment": f.experiment,
+            "organism": f.organism,
+            "bgee_release": f.release,
+            "bgee_writer": f.writer,
+            "file_name_convention": file_name_convention(self.path.stem),
+            "encoding": f.encoding,
+            "assay": f.assay,
+            "unit": f.unit,
+        }
 
     def cell_table(self) -> Any:
         """Every cell of the file with the unified columns (no counts)."""

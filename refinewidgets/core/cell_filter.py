@@ -1,0 +1,277 @@
+"""Which cells to keep: the ``cell_filter`` of a :class:`~refinewidgets.core.spec.Dataset`.
+
+A cell filter is a dict from a column of the cell table to a condition; a cell is kept when it
+meets every condition. A column is one of the unified columns (``cell_type``, ``tissue``,
+``stage``, ``sex``, ``strain``, ``library`` and their ``*_id`` columns), any column of the file's
+own ``obs`` by its own name (author annotations such as ``cellTypeAuthorAnnotation``, Bgee's
+``bgeeSex``), or a per-cell QC value computed from the counts read (:data:`QC_COLUMNS`).
+
+A condition is one of:
+
+- a list of values (or one value): keep cells whose value is one of them;
+- ``{"in": [...]}`` (the same), ``{"not_in": [...]}`` (drop cells with these values), or both;
+- ``{"min": a, "max": b}`` (either bound alone too): a numeric range, bounds included.
+
+Values are compared as text (``sex`` case-insensitively); ranges need a numeric column.
+
+Examples
+--------
+>>> import pandas as pd
+>>> cells = pd.DataFrame({"cell_type": ["B cell", "T cell", "B cell"], "sex": ["male", "female", "unknown"],
+...                       "total_counts": [900.0, 300.0, 1500.0]})
+>>> cf = parse_cell_filter({"cell_type": "B cell", "sex": {"not_in": ["unknown"]}})
+>>> match_cells(cells, cf, "f.h5ad").tolist()
+[True, False, False]
+>>> match_cells(cells, {"total_counts": {"min": 500}}, "f.h5ad").tolist()
+[True, False, True]
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DatasetSpecError
+
+__all__ = [
+    "QC_COLUMNS",
+    "describe_filter",
+    "freeze_cell_filter",
+    "match_cells",
+    "parse_cell_filter",
+    "qc_values",
+    "split_qc",
+    "thaw_cell_filter",
+]
+
+#: Per-cell QC values computed from the counts read (scanpy's names): the sum of a cell's
+#: counts and its number of genes with a count, over the genes kept (intergenic features
+#: excluded unless kept). They shadow file columns of the same name.
+QC_COLUMNS = ("total_counts", "n_genes_by_counts")
+_SET_KEYS = ("in", "not_in")
+_RANGE_KEYS = ("min", "max")
+#: Columns compared case-insensitively.
+CASELESS = ("sex",)
+
+CellFilter = dict[str, Any]
+
+
+def _texts(column: str, key: str, values: Any) -> list[str]:
+    if isinstance(values, (str, bytes, int, float, np.integer, np.floating)):
+        values = [values]
+    if not isinstance(values, (list, tuple)) or not values:
+        raise DatasetSpecError(
+            f"`cell_filter[{column!r}]`{'' if key == 'in' else f'[{key!r}]'} must be a non-empty "
+            f"list of values, got {values!r}."
+        )
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+
+
+def _bound(column: str, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise DatasetSpecError(
+            f"`cell_filter[{column!r}][{key!r}]` must be a number, got {value!r}: e.g. "
+            f"{{{column!r}: {{'min': 500}}}}."
+        )
+    value = float(value)
+    if math.isnan(value):
+        raise DatasetSpecError(f"`cell_filter[{column!r}][{key!r}]` is NaN; give a number.")
+    return value
+
+
+def parse_cell_filter(cell_filter: Any) -> CellFilter | None:
+    """The filter in its normal form (lists of strings, ``in``/``not_in`` lists, float
+    bounds), or None for no filter; a :class:`DatasetSpecError` naming what is wrong."""
+    if cell_filter is None or (isinstance(cell_filter, Mapping) and not cell_filter):
+        return None
+    if not isinstance(cell_filter, Mapping):
+        raise DatasetSpecError(
+            "`cell_filter` must be a dict such as {'cell_type': ['B cell']}, "
+            f"{{'sex': {{'not_in': ['unknown']}}}} or {{'total_counts': {{'min': 500}}}}; got {cell_filter!r}."
+        )
+    clean: CellFilter = {}
+    for column, condition in cell_filter.items():
+        if not isinstance(column, str) or not column.strip():
+            raise DatasetSpecError(
+                f"`cell_filter` columns must be non-empty strings, got {column!r}."
+            )
+        if not isinstance(condition, Mapping):
+            clean[column] = _texts(column, "in", condition)
+            continue
+        unknown = sorted(set(condition) - {*_SET_KEYS, *_RANGE_KEYS})
+        if unknown or not condition:
+            raise DatasetSpecError(
+                f"`cell_filter[{column!r}]` has unknown key(s) {unknown or '(none given)'}: use "
+                "'in' / 'not_in' (lists of values) or 'min' / 'max' (numbers)."
+            )
+        if set(condition) & set(_SET_KEYS) and set(condition) & set(_RANGE_KEYS):
+            raise DatasetSpecError(
+                f"`cell_filter[{column!r}]` mixes a value list and a numeric range; give one."
+            )
+        out: dict[str, Any] = {}
+        for key in _SET_KEYS:
+            if key in condition:
+                out[key] = _texts(column, key, condition[key])
+        for key in _RANGE_KEYS:
+            if key in condition and condition[key] is not None:
+                out[key] = _bound(column, key, condition[key])
+        if "min" in out and "max" in out and out["min"] > out["max"]:
+            raise DatasetSpecError(
+                f"`cell_filter[{column!r}]` has min {out['min']:g} above max {out['max']:g}."
+            )
+        if not out:
+            raise DatasetSpecError(f"`cell_filter[{column!r}]` gives no bound.")
+        clean[column] = out
+    return clean
+
+
+def freeze_cell_filter(cell_filter: CellFilter | None):
+    """A hashable form of a normal-form filter (for immutable selections)."""
+    if not cell_filter:
+        return None
+    frozen = []
+    for column, cond in cell_filter.items():
+        if isinstance(cond, Mapping):
+            items = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in cond.items())
+            frozen.append((column, ("", items)))
+        else:
+            frozen.append((column, tuple(cond)))
+    return tuple(frozen)
+
+
+def thaw_cell_filter(frozen) -> CellFilter | None:
+    """The filter back from :func:`freeze_cell_filter`."""
+    if not frozen:
+        return None
+    out: CellFilter = {}
+    for column, cond in frozen:
+        if len(cond) == 2 and cond[0] == "" and isinstance(cond[1], tuple):
+            out[column] = {k: list(v) if isinstance(v, tuple) else v for k, v in cond[1]}
+        else:
+            out[column] = list(cond)
+    return out
+
+
+def split_qc(cell_filter: CellFilter | None) -> tuple[CellFilter, CellFilter]:
+    """``(conditions on the cell table, conditions on QC values)``."""
+    cf = cell_filter or {}
+    return (
+        {k: v for k, v in cf.items() if k not in QC_COLUMNS},
+        {k: v for k, v in cf.items() if k in QC_COLUMNS},
+    )
+
+
+def describe_filter(cell_filter: CellFilter | None) -> str:
+    """One line for messages, e.g. ``cell_type in ['B cell']; total_counts >= 500``."""
+    parts = []
+    for column, cond in (cell_filter or {}).items():
+        if not isinstance(cond, Mapping):
+            parts.append(f"{column} in {cond}")
+            continue
+        if "in" in cond:
+            parts.append(f"{column} in {cond['in']}")
+        if "not_in" in cond:
+            parts.append(f"{column} not in {cond['not_in']}")
+        if "min" in cond:
+            parts.append(f"{column} >= {cond['min']:g}")
+        if "max" in cond:
+            parts.append(f"{column} <= {cond['max']:g}")
+    return "; ".join(parts) or "none"
+
+
+def _present(series: pd.Series) -> list[str]:
+    values = sorted(set(series.astype(str)))
+    return values[:30] + ([f"... ({len(values)} in all)"] if len(values) > 30 else [])
+
+
+def _column(table: pd.DataFrame, column: str, where: str) -> pd.Series:
+    if column in table.columns:
+        return table[column]
+    found = [str(c) for c in table.columns]
+    close = difflib.get_close_matches(column, found, n=3, cutoff=0.6)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise DatasetSpecError(
+        f"cell filter column {column!r}{hint} is not in {where}; its columns: {found}"
+    )
+
+
+def match_cells(
+    table: pd.DataFrame, cell_filter: Mapping[str, Any] | None, where: str
+) -> np.ndarray:
+    """A boolean mask of the rows of ``table`` meeting every condition of ``cell_filter``.
+
+    Raises :class:`DatasetSpecError` for a column ``table`` lacks (listing its columns), a value
+    list matching no row (listing the values present), a range on a non-numeric column, or
+    conditions that each match but never together. ``where`` names the table in messages.
+    """
+    mask = np.ones(len(table), dtype=bool)
+    conditions = parse_cell_filter(dict(cell_filter or {})) or {}
+    for column, cond in conditions.items():
+        series = _column(table, column, where)
+        if not isinstance(cond, Mapping):
+            cond = {"in": cond}
+        if "min" in cond or "max" in cond:
+            numbers = pd.to_numeric(series, errors="coerce")
+            if numbers.isna().all() and len(series):
+                raise DatasetSpecError(
+                    f"cell filter {column!r}: a numeric range needs numbers, but {where} holds "
+                    f"text there (values present: {_present(series)})"
+                )
+            values = numbers.to_numpy(dtype=float)
+            hit = ~np.isnan(values)
+            if "min" in cond:
+                hit &= values >= cond["min"]
+            if "max" in cond:
+                hit &= values <= cond["max"]
+            if not hit.any():
+                raise DatasetSpecError(
+                    f"cell filter {column!r}: no cell of {where} is in "
+                    f"[{cond.get('min', '-inf')}, {cond.get('max', 'inf')}] (its values range "
+                    f"{np.nanmin(values) if hit.size and not np.isnan(values).all() else 'n/a'}"
+                    f"..{np.nanmax(values) if hit.size and not np.isnan(values).all() else 'n/a'})"
+                )
+            mask &= hit
+            continue
+        text = series.astype(str)
+        if column in CASELESS:
+            text = text.str.lower()
+        hit = np.ones(len(table), dtype=bool)
+        if "in" in cond:
+            wanted = [v.lower() if column in CASELESS else v for v in cond["in"]]
+            hit &= text.isin(wanted).to_numpy()
+            if not hit.any():
+                raise DatasetSpecError(
+                    f"cell filter {column!r}: no cell of {where} has {cond['in']}; values "
+                    f"present: {_present(series)}"
+                )
+        if "not_in" in cond:
+            dropped = [v.lower() if column in CASELESS else v for v in cond["not_in"]]
+            hit &= ~text.isin(dropped).to_numpy()
+            if not hit.any():
+                raise DatasetSpecError(
+                    f"cell filter {column!r}: every cell of {where} has one of {cond['not_in']}"
+                )
+        mask &= hit
+    if not mask.any():
+        raise DatasetSpecError(
+            f"no cell of {where} meets all of ({describe_filter(conditions)}) together (each "
+            "condition alone matches some cells): loosen one of them"
+        )
+    return mask
+
+
+def qc_values(counts) -> pd.DataFrame:
+    """:data:`QC_COLUMNS` of a cells x genes CSR matrix of counts."""
+    totals = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
+    detected = np.diff(counts.indptr) if counts.nnz == 0 or (counts.data > 0).all() else None
+    if detected is None:
+        detected = np.add.reduceat(
+            np.concatenate([(counts.data > 0).astype(np.int64), [0]]), counts.indptr[:-1]
+        )
+        detected[np.diff(counts.indptr) == 0] = 0
+    return pd.DataFrame({"total_counts": totals, "n_genes_by_counts": detected.astype(np.int64)})
