@@ -1,9 +1,14 @@
-"""Read Bgee's droplet-based single-cell H5AD files (one file per experiment).
+"""Read Bgee's single-cell H5AD files (one file per experiment and species).
 
-Bgee's writer changed its obs column names between versions (see ``_SOURCE_COLUMNS``);
-:class:`BgeeH5ad` maps them all onto one table with :data:`UNIFIED_COLUMNS`. Only ``obs`` and
-``var`` are read when a file is opened; :meth:`BgeeH5ad.read_counts` reads the rows it is asked
-for from ``X`` and nothing else, so memory stays proportional to the selection.
+Bgee's writers changed their obs column names between releases (see ``_SOURCE_COLUMNS`` and
+:data:`WRITERS`); :class:`BgeeH5ad` maps them all onto one table with :data:`UNIFIED_COLUMNS`
+and keeps the file's other obs columns under their own names. ``obs`` and ``var`` are read by
+anndata (``read_elem``; anndata's own reader for files older than 0.7), so every encoding
+anndata reads is read: categoricals as codes plus a ``categories`` attribute (0.7), compound
+datasets (0.6), fixed-length string attributes (R and Julia writers). ``X`` is opened as
+anndata's backed sparse dataset (its format and shape, legacy ``h5sparse_*`` attributes too);
+:meth:`BgeeH5ad.read_counts` reads only the rows asked for, and checks ``indptr`` and the column
+indices it reads, so a damaged file is an error, never wrong values or a crash.
 
 Decisions on points the files leave open:
 
@@ -13,6 +18,9 @@ Decisions on points the files leave open:
 - Layout of ``X``: CSR (what Bgee writes) is read selectively. A dense ``X`` is read by row
   blocks (also selective). A CSC ``X`` cannot be sliced by rows: it is streamed column block by
   column block, keeping only the selected rows (bounded memory, but a full scan of the file).
+- Writer and release are told by the obs columns (:func:`_writer`); a file named
+  ``*_full_length*`` (or whose ``uns['assay']`` says so) holds read counts of full-length
+  protocols, the others droplet UMI counts.
 - ``read_counts`` does not check the values; call :meth:`BgeeH5ad.check_counts` for that.
 """
 
@@ -604,8 +612,14 @@ class BgeeH5ad:
             )
 
     def _read_csr(self, rows) -> sp.csr_matrix:
-        """Runs of nearby rows, each one contiguous slice read by anndata's backed CSR access;
-        only the asked rows' values are kept."""
+        """Runs of nearby rows, each one contiguous read of the ``data`` and ``indices`` arrays
+        of the sparse dataset anndata opened; only the asked rows' values are kept.
+
+        Reading spans directly, rather than through ``CSRDataset.__getitem__``, is measured: that
+        call costs about 27 ms of package-metadata lookups each time here, and a scattered
+        selection needs thousands of them (``benchmarks/bench_single_cell.py``)."""
+        x = self._x_group
+        stored_data, stored_indices = x["data"], x["indices"]
         indptr_all = self._checked_indptr()
         starts, stops = indptr_all[rows], indptr_all[rows + 1]
         lengths = stops - starts
@@ -618,14 +632,14 @@ class BgeeH5ad:
         new[1:] = (starts[1:] - stops[:-1] > _GAP) | (starts[1:] // _BLOCK != starts[:-1] // _BLOCK)
         bounds = np.append(np.flatnonzero(new), rows.size)
         for first, last in zip(bounds[:-1], bounds[1:]):
-            if starts[first] == stops[last - 1]:
+            begin, end = starts[first], stops[last - 1]
+            if begin == end:
                 continue
-            low, high = rows[first], rows[last - 1] + 1
-            block = self._x[int(low) : int(high)]
-            take = _ranges(starts[first:last] - starts[first], lengths[first:last])
+            span_data, span_indices = stored_data[begin:end], stored_indices[begin:end]
+            self._check_indices(span_indices, self.n_genes, "genes")
+            take = _ranges(starts[first:last] - begin, lengths[first:last])
             out = slice(indptr[first], indptr[last])
-            data[out], indices[out] = block.data[take], block.indices[take]
-            self._check_indices(indices[out], self.n_genes, "genes")
+            data[out], indices[out] = span_data[take], span_indices[take]
         return sp.csr_matrix((data, indices, indptr), shape=(rows.size, self.n_genes))
 
     def _read_dense(self, rows) -> sp.csr_matrix:
@@ -639,8 +653,9 @@ class BgeeH5ad:
         return sp.vstack(parts, format="csr") if parts else sp.csr_matrix((0, self.n_genes))
 
     def _read_csc(self, rows) -> sp.csr_matrix:
-        """Column blocks through anndata's backed CSC access, keeping only these rows (a full
-        scan of the file: a CSC matrix cannot be sliced by rows)."""
+        """Column blocks of the sparse dataset, keeping only these rows (a full scan of the
+        file: a CSC matrix cannot be sliced by rows)."""
+        x = self._x_group
         indptr = self._checked_indptr()
         position = np.full(self.n_cells, -1, dtype=np.int64)
         position[rows] = np.arange(rows.size)
@@ -649,13 +664,14 @@ class BgeeH5ad:
         while column < self.n_genes:  # stream column blocks of about _BLOCK stored values
             end = max(column + 1, int(np.searchsorted(indptr, indptr[column] + _BLOCK)) - 1)
             end = min(end, self.n_genes)
-            block = self._x[:, column:end]
-            self._check_indices(block.indices, self.n_cells, "cells")
-            where = position[block.indices]
+            begin, stop = indptr[column], indptr[end]
+            stored = x["indices"][begin:stop]
+            self._check_indices(stored, self.n_cells, "cells")
+            where = position[stored]
             keep = where >= 0
             kept_rows.append(where[keep])
-            kept_data.append(np.asarray(block.data)[keep].astype(np.float32))
-            cols = np.repeat(np.arange(column, end), np.diff(block.indptr))
+            kept_data.append(x["data"][begin:stop][keep].astype(np.float32))
+            cols = np.repeat(np.arange(column, end), np.diff(indptr[column : end + 1]))
             kept_cols.append(cols[keep])
             column = end
         coo = sp.coo_matrix(

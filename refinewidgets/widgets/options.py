@@ -145,8 +145,13 @@ class OptionsPanel(w.VBox):
 
     @guarded
     def _on_cell_filter(self, change) -> None:
-        chosen = {c: list(box.value) for c, box in self.cell_filters.items() if box.value}
-        if (chosen or None) == self.state.selection.option_values["cell_filter"]:
+        current = self.state.selection.option_values["cell_filter"] or {}
+        # conditions the lists cannot show (exclusions, ranges, other columns) are kept as set
+        chosen = {
+            c: v for c, v in current.items() if c not in self.cell_filters or isinstance(v, dict)
+        }
+        chosen.update({c: list(box.value) for c, box in self.cell_filters.items() if box.value})
+        if (chosen or None) == (current or None):
             return
         self.state.selection = self.state.selection.with_options(cell_filter=chosen or None)
 
@@ -179,7 +184,7 @@ class OptionsPanel(w.VBox):
         if rule.required is not None and values["quantile_normalize"] != rule.required:
             note = " (set from code: the API allows it, refine.bio's page would not)"
         self.qn_reason.value = (
-            f'<span style="color:#555">{html.escape(rule.reason + note)}</span>'
+            f'<span style="color:var(--rw-muted,#555)">{html.escape(rule.reason + note)}</span>'
             if rule.reason
             else ""
         )
@@ -191,7 +196,8 @@ class OptionsPanel(w.VBox):
         """One list per cell-filter column; a list whose choices changed is made anew, so that
         changing its options never shows a half-updated value."""
         for column in CELL_FILTER_SOURCES:
-            wanted = tuple(chosen.get(column, ()))
+            condition = chosen.get(column, ())
+            wanted = () if isinstance(condition, Mapping) else tuple(condition)
             known = list(choices.get(column, ()))
             options = known + [v for v in wanted if v not in known]
             box = self.cell_filters.get(column)

@@ -1,0 +1,118 @@
+"""The cell filter's small syntax: normal form, hashable form, matching, and the options panel
+keeping conditions its lists cannot show."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import refinewidgets as rw
+from refinewidgets.core.cell_filter import (
+    describe_filter,
+    freeze_cell_filter,
+    match_cells,
+    parse_cell_filter,
+    thaw_cell_filter,
+)
+from refinewidgets.errors import DatasetSpecError
+
+CELLS = pd.DataFrame(
+    {
+        "cell_type": ["B cell", "T cell", "B cell", "monocyte"],
+        "sex": ["Male", "female", "unknown", "male"],
+        "total_counts": [900.0, 300.0, 1500.0, 50.0],
+        "author": ["B_naive", "T_cd4", "B_memory", "mono"],
+    }
+)
+
+FILTER = {
+    "cell_type": "B cell",
+    "sex": {"not_in": ["unknown"]},
+    "total_counts": {"min": 100, "max": 1000},
+}
+
+
+def test_normal_form_freezes_and_thaws_back():
+    normal = parse_cell_filter(FILTER)
+    assert normal == {
+        "cell_type": ["B cell"],
+        "sex": {"not_in": ["unknown"]},
+        "total_counts": {"min": 100.0, "max": 1000.0},
+    }
+    frozen = freeze_cell_filter(normal)
+    hash(frozen)
+    assert thaw_cell_filter(frozen) == normal
+    assert describe_filter(normal) == (
+        "cell_type in ['B cell']; sex not in ['unknown']; total_counts >= 100; total_counts <= 1000"
+    )
+
+
+def test_matching_values_exclusions_ranges_and_case():
+    assert match_cells(CELLS, FILTER, "t").tolist() == [True, False, False, False]
+    # sex is compared ignoring case: "Male" and "male" both match
+    assert match_cells(CELLS, {"sex": ["MALE"]}, "t").tolist() == [True, False, False, True]
+    assert match_cells(CELLS, {"author": {"in": ["B_naive", "mono"]}}, "t").tolist() == [
+        True,
+        False,
+        False,
+        True,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cell_filter", "message"),
+    [
+        (
+            {"cell_type": ["neuron"]},
+            "no cell of t has ['neuron']; values present: ['B cell', 'T cell', 'monocyte']",
+        ),
+        ({"cell_type": {"not_in": ["B cell", "T cell", "monocyte"]}}, "every cell of t has one of"),
+        (
+            {"total_counts": {"min": 5000}},
+            "no cell of t is in [5000.0, inf] (its values range 50.0..1500.0)",
+        ),
+        ({"author": {"max": 3}}, "a numeric range needs numbers"),
+        (
+            {"cell_type": ["monocyte"], "sex": ["female"]},
+            "meets all of (cell_type in ['monocyte']; sex in ['female']) together",
+        ),
+        ({"celltype": ["B cell"]}, "'celltype' (did you mean cell_type?) is not in t"),
+    ],
+)
+def test_matching_errors_say_what_exists(cell_filter, message):
+    with pytest.raises(DatasetSpecError) as info:
+        match_cells(CELLS, cell_filter, "t")
+    assert message in str(info.value)
+
+
+def test_selection_keeps_rich_conditions(sc_catalog):
+    from refinewidgets.core.selection import Selection
+
+    sel = (
+        Selection(sc_catalog)
+        .add({"SC1": None})
+        .with_options(quantile_normalize=False, cell_filter=FILTER, genes=["CD19"])
+    )
+    assert sel.option_values["cell_filter"] == parse_cell_filter(FILTER)
+    assert sel.option_values["genes"] == ["CD19"]
+    assert sel.dataset.cell_filter == parse_cell_filter(FILTER)
+    assert Selection.from_dataset(sel.dataset, sc_catalog).option_values == sel.option_values
+
+
+def test_options_panel_keeps_conditions_its_lists_cannot_show(sc_catalog):
+    from refinewidgets.widgets.options import OptionsPanel
+    from refinewidgets.widgets.state import AppState
+
+    panel = OptionsPanel(state=AppState(sc_catalog))
+    panel.state.selection = panel.state.selection.add({"SC1": None}).with_options(
+        quantile_normalize=False,
+        cell_filter={"sex": {"not_in": ["unknown"]}, "total_counts": {"min": 500}},
+    )
+    assert panel.cell_filters["sex"].value == ()  # an exclusion is not a list of choices
+    box = panel.cell_filters["cell_type"]
+    box.value = (box.options[0],)
+    assert panel.state.selection.option_values["cell_filter"] == {
+        "sex": {"not_in": ["unknown"]},
+        "total_counts": {"min": 500.0},
+        "cell_type": [box.options[0]],
+    }
