@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
 
 import pytest
 
 import refinewidgets as rw
 from refinewidgets.core.sources import InMemorySource
 from refinewidgets.testing import single_cell_tables, synthetic_compendium
+
+# the caches (parsed matrices, Bgee tarball indexes) of the whole run go to a folder of its own,
+# never the user's ~/.cache; subprocesses (the CLI, Voila) inherit it
+os.environ.setdefault("REFINEWIDGETS_CACHE", tempfile.mkdtemp(prefix="refinewidgets-test-cache-"))
 
 
 @pytest.fixture

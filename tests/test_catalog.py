@@ -95,6 +95,7 @@ def test_opening_reads_no_values_and_build_reads_only_needed_columns(monkeypatch
         return real(store, name, columns)
 
     monkeypatch.setattr("refinewidgets.io.sources.read_matrix", spy)
+    monkeypatch.setenv("REFINEWIDGETS_PARSED_CACHE_MAX_BYTES", "0")  # no parsed-source cache
     cat = rw.open_catalog()
     assert calls == []
     exp = bulk_ids(cat)[0]
@@ -102,6 +103,62 @@ def test_opening_reads_no_values_and_build_reads_only_needed_columns(monkeypatch
     res = rw.build(rw.Dataset({exp: wanted}), cat)
     assert calls == [(f"{exp}/{exp}.tsv", wanted)]
     assert list(res.expression(exp).columns) == wanted
+
+
+def test_a_rebuild_with_other_options_parses_nothing(monkeypatch, tmp_path):
+    """The parsed-source cache: the first build parses each member once (whole, as it is
+    small), a rebuild with other options or other samples of it parses nothing, with the
+    same values; a changed file is parsed again."""
+    calls = []
+    real = archive.read_matrix
+
+    def spy(store, name, columns=None):
+        calls.append((name, None if columns is None else list(columns)))
+        return real(store, name, columns)
+
+    monkeypatch.setattr("refinewidgets.io.sources.read_matrix", spy)
+    monkeypatch.setenv("REFINEWIDGETS_CACHE", str(tmp_path / "cache"))
+    exp = bulk_ids(rw.open_catalog())[0]
+    source = tmp_path / "unzipped"  # an unzipped download: its matrix can be edited below
+    with zipfile.ZipFile(demo_path() / rw.open_catalog().experiment_record(exp)["source"]) as z:
+        z.extractall(source)
+    cat = rw.open_catalog(source)
+    members = cat.experiment_samples(exp)
+    first = rw.build(rw.Dataset({exp: members[:3]}, scale_by="NONE"), cat)
+    assert calls == [(f"{exp}/{exp}.tsv", members)]  # the whole member, once
+    again = rw.build(rw.Dataset({exp: members[:3]}, scale_by="STANDARD"), rw.open_catalog(source))
+    other = rw.build(rw.Dataset({exp: members[1:4]}), rw.open_catalog(source))
+    assert len(calls) == 1
+    uncached = rw.build(rw.Dataset({exp: members[:3]}, scale_by="STANDARD"), _no_cache(source))
+    assert again.expression(exp).equals(uncached.expression(exp))
+    assert first.expression(exp).equals(_no_cache_build(source, exp, members[:3]))
+    assert list(other.expression(exp).columns) == members[1:4]
+    assert len(calls) == 3  # the two reads without the cache parse, of course
+    # a changed file: parsed again, and its new values are used
+    matrix = source / exp / f"{exp}.tsv"
+    text = matrix.read_text().splitlines()
+    cells = text[1].split("\t")
+    cells[1] = "123.5"
+    text[1] = "\t".join(cells)
+    matrix.write_text("\n".join(text) + "\n")
+    changed = rw.build(
+        rw.Dataset({exp: members[:1]}, quantile_normalize=False), rw.open_catalog(source)
+    )
+    assert len(calls) == 4
+    fresh = rw.build(rw.Dataset({exp: members[:1]}, quantile_normalize=False), _no_cache(source))
+    assert changed.expression(exp).equals(fresh.expression(exp))
+    assert changed.expression(exp).loc[cells[0], members[0]] == pytest.approx(np.log2(123.5))
+
+
+def _no_cache(source):
+    cat = rw.open_catalog(source)
+    for src in cat.sources:
+        src.parsed_cache.max_bytes = 0
+    return cat
+
+
+def _no_cache_build(source, exp, samples):
+    return rw.build(rw.Dataset({exp: samples}, scale_by="NONE"), _no_cache(source)).expression(exp)
 
 
 def test_species_compendium_with_matrix_at_root(tmp_path):

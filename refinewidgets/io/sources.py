@@ -20,6 +20,7 @@ from ..core.metadata import ACCESSION, ANNOTATIONS, SAMPLE_ATTRIBUTES, flatten_a
 from ..errors import DatasetSpecError, ScaledSourceWarning, SourceFormatError
 from .archive import matrix_header, open_store, read_matrix
 from .download import NO_VALUES_REASON, QUANT_SUFFIX, DownloadLayout, align_samples, warn_mismatch
+from .parsed_cache import ParsedCache
 from .quant_sf import read_quant_group, read_tx2gene, summarize_to_genes
 
 __all__ = ["QN_TARGET_PATTERN", "QnTargetSource", "RefinebioSource"]
@@ -59,6 +60,9 @@ class RefinebioSource:
         self.path = Path(path)
         self.name = self.path.name
         self._store = open_store(self.path)
+        #: Parsed values of this source's matrices, kept on disk for the next read (see
+        #: :mod:`.parsed_cache`); ``ParsedCache(max_bytes=0)`` turns it off.
+        self.parsed_cache = ParsedCache()
         layout = DownloadLayout.scan(self._store)
         self._layout = layout
         meta = layout.meta
@@ -199,7 +203,15 @@ class RefinebioSource:
     def read_matrix(self, matrix_id: str, samples: Sequence[str]) -> pd.DataFrame:
         if matrix_id.endswith(QUANT_SUFFIX):
             return self._read_quant(matrix_id, samples)
-        genes, cols, X = read_matrix(self._store, matrix_id, list(samples))
+        file = self.path / matrix_id if self.path.is_dir() else self.path
+        genes, cols, X = self.parsed_cache.read(
+            file,
+            matrix_id,
+            list(samples),
+            self._matrices.get(matrix_id, list(samples)),
+            self._store.size(matrix_id),
+            lambda wanted: read_matrix(self._store, matrix_id, wanted),
+        )
         return pd.DataFrame(X.T, index=pd.Index(genes, dtype=object), columns=cols)
 
     def _read_quant(self, matrix_id: str, samples: Sequence[str]) -> pd.DataFrame:
