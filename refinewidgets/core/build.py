@@ -45,6 +45,7 @@ from .single_cell import (
     read_cells,
 )
 from .spec import Dataset, ResolvedSample
+from .threads import ordered_map, thread_count
 
 __all__ = ["FilteredSample", "GroupBuild", "build"]
 
@@ -84,6 +85,7 @@ class _Plan:
     pseudo_records: dict[str, dict[str, Any]] = field(default_factory=dict)
     pseudo_of: dict[str, list[str]] = field(default_factory=dict)
     cell_errors: list[Exception] = field(default_factory=list)
+    threads: int = 1
 
     def record(self, accession: str) -> Mapping[str, Any]:
         return self.pseudo_records.get(accession) or self.catalog.sample_record(accession)
@@ -156,7 +158,7 @@ def _build_group(plan: _Plan, key: str, members: list[ResolvedSample], prog) -> 
             exp_by_acc[acc] = exp_by_acc[lib]
             plan.experiment_of.setdefault(acc, exp_by_acc[lib])
             plan.pseudo_of.setdefault(lib, []).append(acc)
-    gm = _read_group(bulk, catalog, dataset, pseudo, library_of)
+    gm = _read_group(bulk, catalog, dataset, pseudo, library_of, plan.threads)
     plan.filter(gm.filtered, exp_by_acc)
     prog.advance(f"{key}: normalizing" if dataset.quantile_normalize else f"{key}: scaling")
     if not gm.samples:
@@ -254,7 +256,11 @@ def _assemble(plan: _Plan, builds: list[GroupBuild]) -> Result:
 
 
 def build(
-    dataset: Dataset | Mapping[str, Any], catalog: Catalog, *, progress: Any = None
+    dataset: Dataset | Mapping[str, Any],
+    catalog: Catalog,
+    *,
+    progress: Any = None,
+    threads: int | None = None,
 ) -> Result:
     """Build ``dataset`` from the sources of ``catalog``.
 
@@ -266,6 +272,9 @@ def build(
         Where the samples and their values are.
     progress
         None, a callable ``f(done, total, message)``, or a tqdm-like object.
+    threads
+        Threads reading matrices side by side (default ``$REFINEWIDGETS_THREADS``, else the
+        number of CPUs; 1 reads one matrix at a time).
 
     Returns
     -------
@@ -284,6 +293,7 @@ def build(
         dataset = Dataset.from_dict(dataset)
     prog = as_progress(progress)
     plan = _plan(dataset, catalog)
+    plan.threads = thread_count(threads)
     prog.start(len(plan.groups) * plan.steps_per_group + 1, "reading values")
     try:
         builds = [
@@ -305,6 +315,7 @@ def _read_group(
     dataset: Dataset,
     pseudo_frames=(),
     pseudo_library=None,
+    threads: int = 1,
 ) -> GroupMatrix:
     """Merge the bulk ``members`` (read from their sources) and pseudo-samples already summed.
 
@@ -312,9 +323,12 @@ def _read_group(
     """
     by_matrix = catalog.by_matrix(m.accession for m in members)
 
-    def frames():  # one matrix at a time: merge_group holds no more than it must
-        for (src, matrix_id), accessions in by_matrix.items():
-            yield src.read_matrix(matrix_id, accessions), f"{src.name} ({matrix_id})"
+    def read(item):
+        (src, matrix_id), accessions = item
+        return src.read_matrix(matrix_id, accessions), f"{src.name} ({matrix_id})"
+
+    def frames():  # a few matrices at a time, read on threads: merge_group holds no more
+        yield from ordered_map(read, by_matrix.items(), threads)
         yield from pseudo_frames  # after the bulk samples, where the group's order puts them
 
     technology = {m.accession: catalog.technology(m.experiment) for m in members}
