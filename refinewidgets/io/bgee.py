@@ -207,6 +207,16 @@ def _assay(stem: str, file: h5py.File) -> tuple[str, str]:
     return "droplet-based scRNA-seq", "UMI counts"
 
 
+def _attr(attrs, key: str) -> str | None:
+    """An HDF5 attribute as text (variable- or fixed-length strings alike)."""
+    value = attrs.get(key)
+    if value is None:
+        return None
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value[()]
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _plain(values) -> Any:
     """An obs column as we keep it: categoricals of stripped text, numbers as they are."""
     if isinstance(values, pd.Categorical) or not np.issubdtype(np.asarray(values).dtype, np.number):
@@ -278,11 +288,12 @@ class BgeeH5ad:
         ``X`` then comes from ``counts_file()``, the extracted member, on first read."""
         return self._counts_file is not None
 
-    def _frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """``obs`` and ``var`` as anndata reads them, whatever the encoding."""
+    def _frames(self) -> tuple[pd.DataFrame | None, pd.DataFrame]:
+        """``(obs, var)`` as anndata reads them; obs is None when its columns can be read one
+        by one (anndata 0.8 or later: only the columns used are read)."""
         f = self._file
         if isinstance(f["obs"], h5py.Group) and isinstance(f["var"], h5py.Group):
-            obs, var = read_elem(f["obs"]), read_elem(f["var"])
+            obs_attrs = f["obs"].attrs
             legacy_categories = any(
                 isinstance(item, h5py.Dataset) and "categories" in item.attrs
                 for item in f["obs"].values()
@@ -292,9 +303,10 @@ class BgeeH5ad:
                 if legacy_categories
                 else "anndata 0.8 or later"
             )
-            if isinstance(f["obs"].attrs.get("encoding-type", f["obs"].attrs.get("_index")), bytes):
+            if isinstance(obs_attrs.get("encoding-type", obs_attrs.get("_index")), bytes):
                 self.encoding += ", fixed-length string attributes (an R or Julia writer)"
-            return obs, var
+            by_column = not legacy_categories and _attr(obs_attrs, "encoding-version") == "0.2.0"
+            return (None if by_column else read_elem(f["obs"])), read_elem(f["var"])
         # anndata before 0.7: obs and var are compound datasets, categories live in uns;
         # anndata's own reader (backed, so X stays on disk) undoes both
         with warnings.catch_warnings():
@@ -307,6 +319,28 @@ class BgeeH5ad:
         self.encoding = "anndata 0.6 (compound obs and var)"
         return obs, var
 
+    def _obs_column(self, name: str) -> Any:
+        """One obs column, as anndata reads it."""
+        if self._obs is not None:
+            return self._obs[name].array
+        if name not in self._obs_read:
+            if self._file is None:
+                raise ValueError(f"{self.path} is closed; open it again with BgeeH5ad(path)")
+            self._obs_read[name] = read_elem(self._file["obs"][name])
+        return self._obs_read[name]
+
+    def _kept_extra(self, column: str) -> bool:
+        """Whether an extra obs column comes along with the cells: categoricals and numbers do
+        (annotations, QC values), free text with a value per cell (unique cell ids) does not."""
+        if self._obs is not None:
+            values = self._obs[column]
+            return isinstance(values.dtype, pd.CategoricalDtype) or pd.api.types.is_numeric_dtype(
+                values
+            )
+        elem = self._file["obs"][column]
+        kind = _attr(elem.attrs, "encoding-type") or ""
+        return kind != "string-array"
+
     def _open(self) -> None:
         f = self._file
         needed = ("obs", "var") if self.stub else ("X", "obs", "var")
@@ -314,9 +348,16 @@ class BgeeH5ad:
         if missing:
             raise _unreadable(self.path, f"no {', '.join(missing)} element")
         obs, var = self._frames()
-        obs_names = pd.Index(np.asarray(obs.index, dtype=object)).astype(str)
-        self.obs_columns = [str(c) for c in obs.columns]
-        obs.columns = self.obs_columns
+        self._obs, self._obs_read = obs, {}
+        if obs is None:
+            group = f["obs"]
+            index = read_elem(group[_attr(group.attrs, "_index")])
+            self.obs_columns = [_text(c) for c in np.ravel(group.attrs.get("column-order", []))]
+        else:
+            index = obs.index
+            self.obs_columns = [str(c) for c in obs.columns]
+            obs.columns = self.obs_columns
+        obs_names = pd.Index(np.asarray(index, dtype=object)).astype(str)
         self.column_map = {}
         columns = {}
         for concept, names in _SOURCE_COLUMNS.items():
@@ -326,7 +367,7 @@ class BgeeH5ad:
             if found is None:
                 continue
             self.column_map[concept] = found
-            values = obs[found].array
+            values = self._obs_column(found)
             if concept == "barcode" and not isinstance(values, pd.Categorical):
                 # one distinct value per cell: a categorical only costs time (undone below)
                 columns[concept] = (
@@ -370,12 +411,13 @@ class BgeeH5ad:
         self.cells = cells
         # the file's other obs columns, under their own names (author annotations, QC values)
         used = set(self.column_map.values())
-        self.obs_extra = pd.DataFrame(index=obs_names)
-        for column in self.obs_columns:
-            if column in used:
-                continue
-            name = column if column not in RESERVED_COLUMNS else f"obs_{column}"
-            self.obs_extra[name] = _plain(obs[column].array)
+        #: The file's other obs columns: our name (``obs_<name>`` where ours would clash) ->
+        #: the file's name; read when a filter or a build uses them.
+        self.extra_columns = {
+            (column if column not in RESERVED_COLUMNS else f"obs_{column}"): column
+            for column in self.obs_columns
+            if column not in used
+        }
         var_names = pd.Index(np.asarray(var.index, dtype=object)).astype(str)
         var_columns = [str(c) for c in var.columns]
         var.columns = var_columns
@@ -500,7 +542,16 @@ class BgeeH5ad:
     def filter_columns(self) -> list[str]:
         """The columns a cell filter may use on this file: the unified ones, then the file's
         other obs columns (QC values, computed from the counts, come on top)."""
-        return [c for c in UNIFIED_COLUMNS if c != "barcode"] + list(self.obs_extra.columns)
+        return [c for c in UNIFIED_COLUMNS if c != "barcode"] + list(self.extra_columns)
+
+    def extra(self, name: str) -> Any:
+        """The values of one of :attr:`extra_columns` for every cell (read once, then kept)."""
+        return _plain(self._obs_column(self.extra_columns[name]))
+
+    @property
+    def kept_extras(self) -> list[str]:
+        """The extra columns a build hands on with the cells (not per-cell free text)."""
+        return [name for name, column in self.extra_columns.items() if self._kept_extra(column)]
 
     def select(self, cell_filter=None, libraries=None) -> np.ndarray:
         """Positions (sorted ``int64``) of the cells matching a filter.
@@ -537,10 +588,7 @@ class BgeeH5ad:
                 f"{self.path.name}; its columns: {known} (and the QC values {list(QC_COLUMNS)})"
             )
         table = pd.DataFrame(
-            {
-                c: self.cells[c] if c in self.cells.columns else self.obs_extra[c]
-                for c in conditions
-            },
+            {c: self.cells[c] if c in self.cells.columns else self.extra(c) for c in conditions},
             index=self.cells.index,
         )
         return np.flatnonzero(match_cells(table, conditions, self.path.name)).astype(np.int64)

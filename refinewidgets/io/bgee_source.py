@@ -14,6 +14,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from ..core.cell_filter import match_cells, parse_cell_filter, qc_values, split_qc
 from ..core.single_cell import CellBlock
 from ..core.spec import LIBRARY_FIELDS
@@ -145,9 +148,12 @@ class BgeeSource:
         for col in cells.columns:
             if hasattr(cells[col], "cat"):
                 cells[col] = cells[col].cat.remove_unused_categories()
-        for col in self._file.obs_extra.columns:
-            values = self._file.obs_extra[col].iloc[rows]
-            cells[col] = values.cat.remove_unused_categories() if hasattr(values, "cat") else values
+        for col in self._file.kept_extras:
+            values = self._file.extra(col)
+            if isinstance(values, pd.Categorical):
+                cells[col] = values.take(rows).remove_unused_categories()
+            else:
+                cells[col] = np.asarray(values)[rows]
         cells["total_counts"] = qc["total_counts"].to_numpy()
         cells["n_genes_by_counts"] = qc["n_genes_by_counts"].to_numpy()
         return CellBlock(
