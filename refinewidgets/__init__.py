@@ -6,6 +6,7 @@
 >>> res = rw.build(ds, cat)
 """
 
+from . import remote as remote  # rw.remote: refine.bio and Bgee clients (imported lazily)
 from ._version import __version__
 from .core.build import build
 from .core.catalog import Catalog
@@ -24,6 +25,7 @@ from .errors import (
     MemoryBudgetError,
     MetadataMismatchWarning,
     NotCountsWarning,
+    OutOfCoreWarning,
     OutputError,
     OutputExistsError,
     PathNotFoundError,
@@ -52,6 +54,7 @@ __all__ = [
     "MemoryBudgetError",
     "MetadataMismatchWarning",
     "NotCountsWarning",
+    "OutOfCoreWarning",
     "OutputError",
     "OutputExistsError",
     "PathNotFoundError",

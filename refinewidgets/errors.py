@@ -17,6 +17,7 @@ __all__ = [
     "MemoryBudgetError",
     "MetadataMismatchWarning",
     "NotCountsWarning",
+    "OutOfCoreWarning",
     "OutputError",
     "OutputExistsError",
     "PathNotFoundError",
@@ -122,3 +123,7 @@ class DuplicateSourceWarning(RefineWidgetsWarning):
 
 class GeneSelectionWarning(RefineWidgetsWarning):
     """Some of the genes asked for with ``genes=`` are in none of the files."""
+
+
+class OutOfCoreWarning(RefineWidgetsWarning):
+    """A group is too big for memory: the build runs out of core on a local Dask cluster."""

@@ -86,6 +86,8 @@ class _Plan:
     pseudo_of: dict[str, list[str]] = field(default_factory=dict)
     cell_errors: list[Exception] = field(default_factory=list)
     threads: int = 1
+    client: Any = None  # a dask.distributed client: bulk groups are built out of core
+    workdir: Any = None
 
     def record(self, accession: str) -> Mapping[str, Any]:
         return self.pseudo_records.get(accession) or self.catalog.sample_record(accession)
@@ -158,7 +160,12 @@ def _build_group(plan: _Plan, key: str, members: list[ResolvedSample], prog) -> 
             exp_by_acc[acc] = exp_by_acc[lib]
             plan.experiment_of.setdefault(acc, exp_by_acc[lib])
             plan.pseudo_of.setdefault(lib, []).append(acc)
-    gm = _read_group(bulk, catalog, dataset, pseudo, library_of, plan.threads)
+    out_of_core = plan.client is not None and not pseudo and bulk
+    if out_of_core:
+        dg = _dask_group(plan, key, bulk)
+        gm = dg.gm
+    else:
+        gm = _read_group(bulk, catalog, dataset, pseudo, library_of, plan.threads)
     plan.filter(gm.filtered, exp_by_acc)
     prog.advance(f"{key}: normalizing" if dataset.quantile_normalize else f"{key}: scaling")
     if not gm.samples:
@@ -183,7 +190,11 @@ def _build_group(plan: _Plan, key: str, members: list[ResolvedSample], prog) -> 
         info["pseudobulk_values"] = describe_values(
             dataset.counts_normalization, "NONE", pseudobulk=True
         )
-    _normalize(gm, info, plan, key, prog)
+    if out_of_core:  # normalized and scaled on the cluster
+        info.update(dg.info)
+        prog.advance(n=plan.steps_per_group - 1)
+    else:
+        _normalize(gm, info, plan, key, prog)
     return GroupBuild(key, gm.samples, info, matrix=gm)
 
 
@@ -261,6 +272,8 @@ def build(
     *,
     progress: Any = None,
     threads: int | None = None,
+    client: Any = None,
+    workdir: Any = None,
 ) -> Result:
     """Build ``dataset`` from the sources of ``catalog``.
 
@@ -275,6 +288,14 @@ def build(
     threads
         Threads reading matrices side by side (default ``$REFINEWIDGETS_THREADS``, else the
         number of CPUs; 1 reads one matrix at a time).
+    client
+        A ``dask.distributed.Client``: bulk groups are then built out of core on its workers
+        (:mod:`.out_of_core`), their ``X`` a Dask array over a zarr array in ``workdir``.
+        Without one, a local cluster sized to the machine is started when a group would not
+        fit in memory (:func:`.out_of_core.needs_out_of_core`; an ``OutOfCoreWarning`` says so).
+    workdir
+        Where out-of-core groups keep their arrays (default ``<cache>/out-of-core``); every
+        worker must reach it.
 
     Returns
     -------
@@ -294,6 +315,14 @@ def build(
     prog = as_progress(progress)
     plan = _plan(dataset, catalog)
     plan.threads = thread_count(threads)
+    plan.client, plan.workdir = client, workdir
+    own_cluster = None
+    if client is None:
+        from .out_of_core import local_client, needs_out_of_core
+
+        too_big = needs_out_of_core(plan.groups, catalog)
+        if too_big is not None:
+            own_cluster = plan.client = local_client(too_big)
     prog.start(len(plan.groups) * plan.steps_per_group + 1, "reading values")
     try:
         builds = [
@@ -305,10 +334,58 @@ def build(
         prog.advance("done")
     finally:
         prog.close()
+        if own_cluster is not None:
+            cluster = own_cluster.cluster
+            own_cluster.close()
+            cluster.close()
     return result
 
 
 # -- steps of the sample path --------------------------------------------------------------
+def _sample_rules(members, catalog, dataset, pseudo_library=None):
+    """``(technology, log_rnaseq)`` of each sample: what ``merge_group`` needs to clean it."""
+    technology = {m.accession: catalog.technology(m.experiment) for m in members}
+    log_rnaseq = {
+        m.accession: dataset.aggregate_by == "SPECIES"
+        and not catalog.locate(m.accession)[0].log_scale
+        for m in members
+    }
+    for acc in pseudo_library or {}:
+        technology[acc] = "RNA-SEQ"  # pseudo-samples behave as bulk RNA-seq
+        log_rnaseq[acc] = (
+            dataset.aggregate_by == "SPECIES" and dataset.counts_normalization != "LOG1P_CPM"
+        )
+    return technology, log_rnaseq
+
+
+def _dask_group(plan: _Plan, key: str, members: list[ResolvedSample]):
+    """A bulk group read, joined, normalized and scaled on the Dask cluster (see
+    :mod:`.out_of_core`)."""
+    from .out_of_core import dask_group, default_workdir
+
+    catalog, dataset = plan.catalog, plan.dataset
+    technology, log_rnaseq = _sample_rules(members, catalog, dataset)
+    organisms = sorted({plan.organism(m.accession) for m in members})
+    shipped = (
+        catalog.qn_target(organisms[0])
+        if dataset.quantile_normalize and len(organisms) == 1
+        else None
+    )
+    return dask_group(
+        plan.client,
+        key,
+        catalog.by_matrix(m.accession for m in members),
+        technology,
+        log_rnaseq,
+        join=dataset.join,
+        order={m.accession: i for i, m in enumerate(members)},
+        quantile_normalize=dataset.quantile_normalize,
+        shipped_target=shipped,
+        scale_by=dataset.scale_by,
+        workdir=plan.workdir or default_workdir(),
+    )
+
+
 def _read_group(
     members: list[ResolvedSample],
     catalog: Catalog,
@@ -331,17 +408,7 @@ def _read_group(
         yield from ordered_map(read, by_matrix.items(), threads)
         yield from pseudo_frames  # after the bulk samples, where the group's order puts them
 
-    technology = {m.accession: catalog.technology(m.experiment) for m in members}
-    log_rnaseq = {
-        m.accession: dataset.aggregate_by == "SPECIES"
-        and not catalog.locate(m.accession)[0].log_scale
-        for m in members
-    }
-    for acc in pseudo_library or {}:
-        technology[acc] = "RNA-SEQ"  # pseudo-samples behave as bulk RNA-seq
-        log_rnaseq[acc] = (
-            dataset.aggregate_by == "SPECIES" and dataset.counts_normalization != "LOG1P_CPM"
-        )
+    technology, log_rnaseq = _sample_rules(members, catalog, dataset, pseudo_library)
     gm = merge_group(frames(), technology, log_rnaseq=log_rnaseq, join=dataset.join)
     # Keep the request order inside the group; pseudo-samples follow the bulk samples.
     order = {m.accession: i for i, m in enumerate(members)}

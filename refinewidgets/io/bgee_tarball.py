@@ -52,7 +52,6 @@ import lzma
 import os
 import re
 import shutil
-import sys
 import tarfile
 import tempfile
 import zlib
@@ -64,6 +63,7 @@ from typing import IO
 import h5py
 import numpy as np
 
+from ..core.cache_dir import CACHE_ENV, default_cache_dir
 from ..errors import (
     OutputError,
     PathNotFoundError,
@@ -86,7 +86,6 @@ __all__ = [
 ]
 
 #: Environment variable naming the cache folder.
-CACHE_ENV = "REFINEWIDGETS_CACHE"
 #: Environment variable bounding the bytes of extracted members kept in the cache (0: no bound).
 MAX_CACHE_ENV = "REFINEWIDGETS_CACHE_MAX_BYTES"
 DEFAULT_MAX_CACHE_BYTES = 50 << 30
@@ -102,27 +101,6 @@ _SHOWN = 8  # names listed in an error message
 _MAGIC = (("gzip", b"\x1f\x8b"), ("bzip2", b"BZh"), ("xz", b"\xfd7zXZ\x00"))
 # errors of a damaged archive or compressed stream, while reading (never while writing)
 _READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError, lzma.LZMAError, ValueError)
-
-
-def default_cache_dir() -> Path:
-    """The folder refinewidgets caches files in.
-
-    ``$REFINEWIDGETS_CACHE`` when set; else the user's cache folder: ``$XDG_CACHE_HOME/
-    refinewidgets`` (default ``~/.cache/refinewidgets``) on Linux, ``~/Library/Caches/
-    refinewidgets`` on macOS, ``%LOCALAPPDATA%\\refinewidgets\\Cache`` on Windows. The folder is
-    created when first written to.
-    """
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
-        return Path(base) / "refinewidgets" / "Cache"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "refinewidgets"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-    return base / "refinewidgets"
 
 
 _DECOMPRESS = {

@@ -200,6 +200,10 @@ class RefinebioSource:
     def matrices(self) -> dict[str, list[str]]:
         return self._matrices
 
+    def __reduce__(self):
+        """Pickled as its path (and transcript table): a Dask worker opens the file itself."""
+        return (_reopen, (str(self.path), self._tx2gene))
+
     def read_matrix(self, matrix_id: str, samples: Sequence[str]) -> pd.DataFrame:
         if matrix_id.endswith(QUANT_SUFFIX):
             return self._read_quant(matrix_id, samples)
@@ -236,6 +240,14 @@ class RefinebioSource:
             f"<RefinebioSource {self.name!r}: {self.aggregate_by}, {len(self.experiments)} experiments, "
             f"{len(self.samples)} samples>"
         )
+
+
+def _reopen(path: str, tx2gene) -> RefinebioSource:
+    """A source opened again from its path, in another process (its warnings were given when
+    it was first opened)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return RefinebioSource(path, tx2gene=tx2gene)
 
 
 class QnTargetSource:

@@ -1,0 +1,388 @@
+"""The sample path of a build on a Dask cluster, out of core: groups bigger than memory.
+
+``rw.build(ds, cat, client=client)`` runs each bulk group's steps as Dask tasks on blocks of
+samples, with the same code the in-memory path runs on a whole group, so the results are equal
+(to floating-point summation order, far below 1e-12):
+
+1. **read and sanitise** (a task per block of up to ``block_samples`` samples of one matrix):
+   the block is read from its source, its gene ids sanitised and its unusable samples filtered
+   (:func:`~refinewidgets.core.merge._clean`); the cleaned values go to a file in the work
+   folder, the gene ids back to the client;
+2. **join** (on the client): the group's genes from the blocks' gene ids only;
+3. **gather** (a task per block): the block's samples on the group's genes, with their log
+   rules (:meth:`~refinewidgets.core.merge.GroupMatrix.fill`), written back; with quantile
+   normalization, each task also returns its part of the target (the sum of its sorted
+   samples, as :func:`~refinewidgets.core.quantile.determine_target` computes it);
+4. **quantile-normalize** (a task per block) against the summed target, or the source's;
+   the KS check reads only the pairs of samples it tests;
+5. **scale and write** (a task per block of 512 genes, all samples): the same scikit-learn
+   scaling as in memory, on the same gene blocks, written into the group's zarr array.
+
+``X`` of the result is a Dask array over that zarr array (``<workdir>/<group>.zarr``): nothing
+holds the whole matrix in memory. A task holds one block of samples (steps 1-4) or one block of
+genes for every sample (step 5). The work folder must be reachable from every worker (a shared
+filesystem for a cluster of several machines; any folder for a local cluster).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import BuildError
+from .merge import GroupMatrix, _Block, _clean, _join_genes
+from .quantile import _blend, _split_positions, ks_check, quantile_normalize_rows
+from .scale import scale_rows
+
+__all__ = ["BLOCK_SAMPLES", "DaskGroup", "GENE_BLOCK", "dask_group", "default_workdir"]
+
+#: Samples per reading task (a block of 20,000 genes x 500 samples is 80 MB as float64).
+BLOCK_SAMPLES = 500
+#: Genes per scaling task: the in-memory path scales 512 genes at a time too.
+GENE_BLOCK = 512
+
+
+def default_workdir() -> Path:
+    """Where out-of-core builds put their arrays: ``<cache>/out-of-core``."""
+    from .cache_dir import default_cache_dir
+
+    return default_cache_dir() / "out-of-core"
+
+
+@dataclass
+class _Piece:
+    """What the client keeps of a read block: its cleaned gene ids, kept samples, log rules."""
+
+    path: str
+    genes: pd.Index
+    samples: list[str]
+    logs: list[int]
+    filtered: list[tuple[str, str]]
+    transforms: dict[str, str]
+
+
+@dataclass
+class DaskGroup:
+    """A group built out of core: its matrix lives in ``zarr_path``."""
+
+    gm: GroupMatrix
+    zarr_path: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+# -- tasks (run on the workers) --------------------------------------------------------------
+def _read_block(source, matrix_id, accessions, label, technology, log_rnaseq, path) -> _Piece:
+    cache = getattr(source, "parsed_cache", None)
+    if cache is not None:
+        cache.max_bytes = 0  # the blocks go to the work folder; no second copy in the cache
+    frame = source.read_matrix(matrix_id, list(accessions))
+    filtered: list[tuple[str, str]] = []
+    transforms: dict[str, str] = {}
+    block = _clean(frame, label, technology, log_rnaseq, filtered, transforms)
+    if block is None:
+        return _Piece("", pd.Index([]), [], [], filtered, transforms)
+    values = np.ascontiguousarray(block.values[:, block.columns])
+    np.save(path, values, allow_pickle=False)
+    return _Piece(path, block.genes, block.samples, block.logs, filtered, transforms)
+
+
+def _gather_block(piece: _Piece, genes: pd.Index, path: str, target_part: bool):
+    """The block's samples on the group's genes (samples x genes), log rules applied; with
+    ``target_part``, its share of the quantile-normalization target ``(sum, used)``."""
+    values = np.load(piece.path)
+    block = _Block(
+        piece.genes, values, list(piece.samples), list(range(values.shape[1])), piece.logs
+    )
+    gm = GroupMatrix(None, list(piece.samples), genes).fill([block])
+    np.save(path, gm.X, allow_pickle=False)
+    os.remove(piece.path)
+    if not target_part:
+        return None
+    return _target_sum(gm.X.T)
+
+
+def _target_sum(arr: np.ndarray) -> tuple[np.ndarray, int]:
+    """``determine_target``'s sum of sorted columns (NaN-interpolated) and count, for one
+    genes x samples block: the target is the sum over blocks divided by the count."""
+    n_genes, n_samples = arr.shape
+    total = np.zeros(n_genes)
+    used = 0
+    fraction = np.arange(n_genes) / max(n_genes - 1, 1)
+    for start in range(0, n_samples, 64):
+        s = np.sort(arr[:, start : start + 64], axis=0)
+        k = n_genes - np.isnan(s).sum(axis=0)
+        full = k == n_genes
+        partial = (k > 0) & ~full
+        if full.any():
+            total += s[:, full].sum(axis=1)
+        if partial.any():
+            sp = s[:, partial]
+            kp = k[partial][None, :]
+            lo, hi, frac = _split_positions(1.0 + (kp - 1.0) * fraction[:, None], kp)
+            total += _blend(
+                np.take_along_axis(sp, lo, axis=0), np.take_along_axis(sp, hi, axis=0), frac
+            ).sum(axis=1)
+        used += int(full.sum() + partial.sum())
+    return total, used
+
+
+def _normalize_block(path: str, target: np.ndarray) -> None:
+    X = np.load(path, mmap_mode="r+")
+    quantile_normalize_rows(X, target, out=X)
+    X.flush()
+
+
+def _scale_genes(block_paths, rows_of_block, n_samples, start, stop, scale_by, zarr_path) -> None:
+    """Genes ``start:stop`` of every sample: gathered in the group's order, scaled, written."""
+    import zarr
+
+    sub = np.empty((n_samples, stop - start))
+    for path, rows in zip(block_paths, rows_of_block):
+        sub[rows] = np.load(path, mmap_mode="r")[:, start:stop]
+    scale_rows(sub, scale_by, block=GENE_BLOCK)
+    zarr.open_array(zarr_path, mode="r+")[:, start:stop] = sub
+
+
+# -- the client side ---------------------------------------------------------------------------
+def _blocks(by_matrix, block_samples):
+    for (src, matrix_id), accessions in by_matrix.items():
+        for i in range(0, len(accessions), block_samples):
+            yield src, matrix_id, accessions[i : i + block_samples]
+
+
+def dask_group(
+    client,
+    key: str,
+    by_matrix,
+    technology: dict[str, str],
+    log_rnaseq: dict[str, bool],
+    *,
+    join: str,
+    order: dict[str, int],
+    quantile_normalize: bool,
+    shipped_target: tuple[np.ndarray, str] | None,
+    scale_by: str,
+    workdir: Path,
+    block_samples: int | None = None,
+) -> DaskGroup:
+    """Read, join, quantile-normalize and scale one bulk group on ``client``'s workers.
+
+    ``block_samples`` (default ``$REFINEWIDGETS_BLOCK_SAMPLES``, else :data:`BLOCK_SAMPLES`)
+    samples are read per task."""
+    import dask.array as da
+    import zarr
+
+    if block_samples is None:
+        block_samples = int(os.environ.get("REFINEWIDGETS_BLOCK_SAMPLES") or BLOCK_SAMPLES)
+
+    run = Path(workdir) / f"{key}-{uuid.uuid4().hex[:8]}"
+    run.mkdir(parents=True)
+    blocks = list(_blocks(by_matrix, block_samples))
+    futures = [
+        client.submit(
+            _read_block,
+            src,
+            matrix_id,
+            accessions,
+            f"{src.name} ({matrix_id})",
+            {a: technology[a] for a in accessions},
+            {a: log_rnaseq[a] for a in accessions},
+            str(run / f"read-{i}.npy"),
+            pure=False,
+        )
+        for i, (src, matrix_id, accessions) in enumerate(blocks)
+    ]
+    pieces: list[_Piece] = client.gather(futures)
+    filtered = [f for p in pieces for f in p.filtered]
+    transforms = {k: v for p in pieces for k, v in p.transforms.items()}
+    kept = [p for p in pieces if p.samples]
+    if not kept:
+        shutil.rmtree(run, ignore_errors=True)
+        gm = GroupMatrix(np.empty((0, 0)), [], pd.Index([]), filtered)
+        return DaskGroup(gm, "")
+    stand_ins = [_Block(p.genes, np.empty((0, 0)), p.samples, [], p.logs) for p in kept]
+    genes, union = _join_genes(stand_ins, join)
+    genes = pd.Index(genes, dtype=object)
+    gathered = [str(run / f"rows-{i}.npy") for i in range(len(kept))]
+    need_target = quantile_normalize and shipped_target is None
+    parts = client.gather(
+        [
+            client.submit(_gather_block, p, genes, path, need_target, pure=False)
+            for p, path in zip(kept, gathered)
+        ]
+    )
+    samples = [s for p in kept for s in p.samples]
+    # the group's order (the request's), as the in-memory path keeps it
+    final = sorted(range(len(samples)), key=lambda i: order[samples[i]])
+    position = np.empty(len(samples), dtype=np.int64)
+    position[final] = np.arange(len(samples))
+    rows_of_block, first = [], 0
+    for p in kept:
+        rows_of_block.append(position[first : first + len(p.samples)])
+        first += len(p.samples)
+    ordered = [samples[i] for i in final]
+    info: dict[str, Any] = {"out_of_core": {"workdir": str(run), "blocks": len(blocks)}}
+    if quantile_normalize:
+        if shipped_target is not None:
+            target, source_name = shipped_target
+            kind = "source"
+            how = f"target shipped by source {source_name} ({len(target)} values)"
+        else:
+            total = sum(t for t, _ in parts)
+            used = sum(u for _, u in parts)
+            if used == 0:
+                raise BuildError(f"Group {key}: no sample holds a value to normalize.")
+            target = np.sort(total / used)
+            kind = "computed"
+            how = (
+                f"computed from the group's {len(samples)} samples (mean of their sorted "
+                "values), summed over blocks on the cluster"
+            )
+        client.gather(
+            [client.submit(_normalize_block, path, target, pure=False) for path in gathered]
+        )
+        tested = _ks_inputs(gathered, rows_of_block, len(samples), len(genes))
+        ks = ks_check(np.empty((1, 0))) if tested is None else {}
+        if tested is not None:
+            X, pairs, where = tested
+            ks = ks_check(X, names=[ordered[i] for i in where], pairs=pairs)
+        info["quantile_normalization"] = {"target": kind, "target_description": how, **ks}
+    zarr_path = str(run / f"{key}.zarr")
+    rows_chunk = min(max(len(samples), 1), 4096)
+    zarr.open_array(
+        zarr_path,
+        mode="w",
+        shape=(len(samples), len(genes)),
+        chunks=(rows_chunk, GENE_BLOCK),
+        dtype="f8",
+    )
+    client.gather(
+        [
+            client.submit(
+                _scale_genes,
+                gathered,
+                rows_of_block,
+                len(samples),
+                start,
+                min(start + GENE_BLOCK, len(genes)),
+                scale_by,
+                zarr_path,
+                pure=False,
+            )
+            for start in range(0, len(genes), GENE_BLOCK)
+        ]
+    )
+    for path in gathered:
+        os.remove(path)
+    gm = GroupMatrix(
+        X=da.from_zarr(zarr_path),
+        samples=ordered,
+        genes=genes,
+        filtered=filtered,
+        genes_per_sample={s: len(p.genes) for p in kept for s in p.samples},
+        genes_dropped=int(len(union) - len(genes)),
+        transforms=transforms,
+        block_genes=[(list(p.samples), p.genes) for p in kept],
+    )
+    return DaskGroup(gm, zarr_path, info)
+
+
+def _ks_inputs(paths, rows_of_block, n_samples, n_genes):
+    """The normalized samples refine.bio's KS check tests (only those are read), the pairs
+    mapped onto them, and their positions in the group; None with fewer than two samples."""
+    from .quantile import _ks_pairs
+
+    if n_samples < 2:
+        return None
+    pairs = _ks_pairs(n_samples, 100, 0)
+    wanted = sorted({i for pair in pairs for i in pair})
+    slot = {r: k for k, r in enumerate(wanted)}
+    X = np.empty((len(wanted), n_genes))
+    for path, rows in zip(paths, rows_of_block):
+        local = [j for j, r in enumerate(rows) if int(r) in slot]
+        if local:
+            values = np.load(path, mmap_mode="r")
+            X[[slot[int(rows[j])] for j in local]] = values[local]
+    return X, [(slot[i], slot[j]) for i, j in pairs], wanted
+
+
+#: Genes assumed per sample when deciding whether a group fits in memory before reading it
+#: (refine.bio's species matrices hold 15,000-45,000 genes after the join).
+ESTIMATED_GENES = 25_000
+#: The in-memory path's peak is about this many times the group's matrix (measured by
+#: ``benchmarks/bench_build.py``: the read frames, the merged matrix and scaling's temporaries).
+PEAK_FACTOR = 3
+BUDGET_ENV = "REFINEWIDGETS_MEMORY_BUDGET"
+
+
+def memory_budget() -> int:
+    """Bytes a build may use: ``$REFINEWIDGETS_MEMORY_BUDGET``, else half the memory available."""
+    text = os.environ.get(BUDGET_ENV, "").strip()
+    if text:
+        try:
+            return int(float(text))
+        except ValueError:
+            raise BuildError(f"${BUDGET_ENV} must be a number of bytes, got {text!r}.") from None
+    from .single_cell import _available_memory
+
+    return _available_memory() // 2
+
+
+def needs_out_of_core(groups, catalog) -> str | None:
+    """Why a local Dask cluster is needed (the biggest group's estimate against the budget), or
+    None when every group fits in memory."""
+    budget = memory_budget()
+    worst = None
+    for key, members in groups.items():
+        bulk = sum(not catalog.is_single_cell(m.experiment) for m in members)
+        need = bulk * ESTIMATED_GENES * 8 * PEAK_FACTOR
+        if need > budget and (worst is None or need > worst[1]):
+            worst = (key, need, bulk)
+    if worst is None:
+        return None
+    key, need, bulk = worst
+    return (
+        f"group {key} has {bulk:,} samples: about {_size(need)} in memory "
+        f"({ESTIMATED_GENES:,} genes each, {PEAK_FACTOR}x for the build's copies), more than "
+        f"the {_size(budget)} budget (half the memory available, or ${BUDGET_ENV}); building "
+        "out of core on a local Dask cluster"
+    )
+
+
+def _size(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def local_client(reason: str):
+    """A client of a local cluster sized to the machine (a worker per core, the budget shared
+    among them), after an :class:`~refinewidgets.errors.OutOfCoreWarning` giving ``reason``."""
+    import warnings
+
+    from ..errors import OutOfCoreWarning
+
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise BuildError(
+            f"{reason[0].upper()}{reason[1:]}, but Dask is not installed: "
+            'pip install "refinewidgets[dask]", or build fewer samples per group.'
+        ) from None
+    workers = max(1, min(os.cpu_count() or 1, 8))
+    warnings.warn(
+        f"{reason[0].upper()}{reason[1:]} ({workers} workers).", OutOfCoreWarning, stacklevel=4
+    )
+    cluster = LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        memory_limit=max(memory_budget() // workers, 2**30),
+        dashboard_address=":0",
+    )
+    return Client(cluster)

@@ -1,0 +1,110 @@
+"""Builds on a Dask cluster (two local worker processes): the same results as in memory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import refinewidgets as rw
+
+from .conftest import bulk_ids
+
+distributed = pytest.importorskip("dask.distributed")
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    )
+    with distributed.Client(cluster) as c:
+        yield c
+    cluster.close()
+
+
+def _same(a: rw.Result, b: rw.Result) -> None:
+    assert sorted(a) == sorted(b)
+    for key in a:
+        x, y = a[key], b[key]
+        assert list(x.obs_names) == list(y.obs_names)
+        assert list(x.var_names) == list(y.var_names)
+        np.testing.assert_allclose(np.asarray(x.X), np.asarray(y.X), rtol=1e-12, atol=1e-12)
+        pd.testing.assert_frame_equal(x.obs, y.obs)
+        info_x, info_y = x.uns["refinewidgets"], y.uns["refinewidgets"]
+        for name in ("gene_report", "transforms", "organisms", "genes_dropped_by_join"):
+            assert info_x.get(name) == info_y.get(name), name
+        qn_x, qn_y = info_x.get("quantile_normalization"), info_y.get("quantile_normalization")
+        assert (qn_x is None) == (qn_y is None)
+        if qn_x:
+            assert qn_x["target"] == qn_y["target"]
+            assert qn_x.get("ks_warning") == qn_y.get("ks_warning")
+            if qn_x.get("ks_statistic") is None:
+                assert qn_y.get("ks_statistic") is None
+            else:
+                assert qn_x["ks_statistic"] == pytest.approx(qn_y["ks_statistic"], abs=1e-12)
+    pd.testing.assert_frame_equal(a.filtered_samples, b.filtered_samples)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(aggregate_by="SPECIES", scale_by="STANDARD"),
+        dict(aggregate_by="EXPERIMENT", scale_by="ROBUST"),
+        dict(aggregate_by="ALL", quantile_normalize=False, scale_by="MINMAX", join="outer"),
+        dict(aggregate_by="SPECIES", quantile_normalize=True, scale_by="NONE"),
+    ],
+)
+def test_out_of_core_equals_in_memory(client, tmp_path, monkeypatch, options):
+    monkeypatch.setenv("REFINEWIDGETS_BLOCK_SAMPLES", "4")  # many blocks per matrix
+    cat = rw.open_catalog()
+    ds = rw.Dataset({e: ["ALL"] for e in bulk_ids(cat)}, **options)
+    in_memory = rw.build(ds, cat)
+    out = rw.build(ds, cat, client=client, workdir=tmp_path)
+    _same(in_memory, out)
+    adata = next(iter(out.values()))
+    import dask.array as da
+
+    assert isinstance(adata.X, da.Array)  # nothing computed into memory by the build
+    assert adata.uns["refinewidgets"]["out_of_core"]["blocks"] > 1
+    zarr_files = list(tmp_path.rglob("*.zarr"))
+    assert len(zarr_files) == len(out)
+    assert not list(tmp_path.rglob("*.npy"))  # the blocks' files are cleaned up
+
+
+def test_the_request_order_and_filtered_samples_are_kept(client, tmp_path, monkeypatch):
+    monkeypatch.setenv("REFINEWIDGETS_BLOCK_SAMPLES", "3")
+    cat = rw.open_catalog()
+    first, second = bulk_ids(cat)[:2]
+    ds = rw.Dataset(
+        {second: cat.experiment_samples(second)[::-1], first: ["ALL"]},
+        aggregate_by="ALL",
+        quantile_normalize=False,
+    )
+    _same(rw.build(ds, cat), rw.build(ds, cat, client=client, workdir=tmp_path))
+
+
+def test_written_to_zarr_in_chunks(client, tmp_path):
+    import anndata
+
+    cat = rw.open_catalog()
+    ds = rw.Dataset({e: ["ALL"] for e in bulk_ids(cat)}, aggregate_by="SPECIES")
+    res = rw.build(ds, cat, client=client, workdir=tmp_path / "work")
+    key = next(iter(res))
+    res[key].write_zarr(tmp_path / "out.zarr")
+    back = anndata.read_zarr(tmp_path / "out.zarr")
+    np.testing.assert_array_equal(np.asarray(back.X), np.asarray(res[key].X))
+
+
+def test_a_group_too_big_for_the_budget_starts_a_local_cluster(tmp_path, monkeypatch):
+    monkeypatch.setenv("REFINEWIDGETS_MEMORY_BUDGET", "1000000")  # 1 MB: every group is too big
+    monkeypatch.setenv("REFINEWIDGETS_CACHE", str(tmp_path))
+    cat = rw.open_catalog()
+    exp = bulk_ids(cat)[0]
+    ds = rw.Dataset({exp: ["ALL"]})
+    with pytest.warns(
+        rw.OutOfCoreWarning, match=rf"Group {exp} has \d+ samples: about [\d.]+ MiB in memory"
+    ):
+        out = rw.build(ds, cat)
+    monkeypatch.delenv("REFINEWIDGETS_MEMORY_BUDGET")
+    _same(rw.build(ds, cat), out)
