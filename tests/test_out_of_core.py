@@ -108,3 +108,22 @@ def test_a_group_too_big_for_the_budget_starts_a_local_cluster(tmp_path, monkeyp
         out = rw.build(ds, cat)
     monkeypatch.delenv("REFINEWIDGETS_MEMORY_BUDGET")
     _same(rw.build(ds, cat), out)
+
+
+def test_cancel_between_steps_keeps_nothing(client, tmp_path):
+    class Cancel:
+        cancelled = False
+        messages: list = []
+
+        def __call__(self, done, total, message):
+            self.messages.append(message)
+            if "quantile-normalizing" in message:
+                self.cancelled = True
+
+    cat = rw.open_catalog()
+    ds = rw.Dataset({e: ["ALL"] for e in bulk_ids(cat)}, aggregate_by="SPECIES")
+    target = Cancel()
+    with pytest.raises(rw.BuildCancelled, match="nothing was kept"):
+        rw.build(ds, cat, client=client, workdir=tmp_path, progress=target)
+    assert any("reading on the Dask cluster" in m for m in target.messages)
+    assert list(tmp_path.iterdir()) == []  # the group's work folder is gone

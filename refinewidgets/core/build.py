@@ -162,7 +162,7 @@ def _build_group(plan: _Plan, key: str, members: list[ResolvedSample], prog) -> 
             plan.pseudo_of.setdefault(lib, []).append(acc)
     out_of_core = plan.client is not None and not pseudo and bulk
     if out_of_core:
-        dg = _dask_group(plan, key, bulk)
+        dg = _dask_group(plan, key, bulk, prog)
         gm = dg.gm
     else:
         gm = _read_group(bulk, catalog, dataset, pseudo, library_of, plan.threads)
@@ -358,7 +358,7 @@ def _sample_rules(members, catalog, dataset, pseudo_library=None):
     return technology, log_rnaseq
 
 
-def _dask_group(plan: _Plan, key: str, members: list[ResolvedSample]):
+def _dask_group(plan: _Plan, key: str, members: list[ResolvedSample], prog):
     """A bulk group read, joined, normalized and scaled on the Dask cluster (see
     :mod:`.out_of_core`)."""
     from .out_of_core import dask_group, default_workdir
@@ -383,6 +383,7 @@ def _dask_group(plan: _Plan, key: str, members: list[ResolvedSample]):
         shipped_target=shipped,
         scale_by=dataset.scale_by,
         workdir=plan.workdir or default_workdir(),
+        step=lambda message: prog.advance(message, n=0),  # says what runs; checks Cancel
     )
 
 

@@ -171,19 +171,59 @@ def dask_group(
     scale_by: str,
     workdir: Path,
     block_samples: int | None = None,
+    step=lambda message: None,
 ) -> DaskGroup:
     """Read, join, quantile-normalize and scale one bulk group on ``client``'s workers.
 
     ``block_samples`` (default ``$REFINEWIDGETS_BLOCK_SAMPLES``, else :data:`BLOCK_SAMPLES`)
-    samples are read per task."""
+    samples are read per task. ``step(message)`` is called between the steps (it may raise
+    to cancel: the work folder is then removed)."""
+    if block_samples is None:
+        block_samples = int(os.environ.get("REFINEWIDGETS_BLOCK_SAMPLES") or BLOCK_SAMPLES)
+    run = Path(workdir) / f"{key}-{uuid.uuid4().hex[:8]}"
+    run.mkdir(parents=True)
+    try:
+        return _dask_group(
+            client,
+            key,
+            by_matrix,
+            technology,
+            log_rnaseq,
+            join,
+            order,
+            quantile_normalize,
+            shipped_target,
+            scale_by,
+            run,
+            block_samples,
+            step,
+        )
+    except BaseException:  # cancelled, or failed: nothing half-written is kept
+        shutil.rmtree(run, ignore_errors=True)
+        raise
+
+
+def _dask_group(
+    client,
+    key,
+    by_matrix,
+    technology,
+    log_rnaseq,
+    join,
+    order,
+    quantile_normalize,
+    shipped_target,
+    scale_by,
+    run,
+    block_samples,
+    step,
+) -> DaskGroup:
     import dask.array as da
     import zarr
 
-    if block_samples is None:
-        block_samples = int(os.environ.get("REFINEWIDGETS_BLOCK_SAMPLES") or BLOCK_SAMPLES)
+    dashboard = getattr(client, "dashboard_link", None)
+    step(f"{key}: reading on the Dask cluster" + (f" ({dashboard})" if dashboard else ""))
 
-    run = Path(workdir) / f"{key}-{uuid.uuid4().hex[:8]}"
-    run.mkdir(parents=True)
     blocks = list(_blocks(by_matrix, block_samples))
     futures = [
         client.submit(
@@ -210,6 +250,7 @@ def dask_group(
     stand_ins = [_Block(p.genes, np.empty((0, 0)), p.samples, [], p.logs) for p in kept]
     genes, union = _join_genes(stand_ins, join)
     genes = pd.Index(genes, dtype=object)
+    step(f"{key}: joining {len(genes):,} genes")
     gathered = [str(run / f"rows-{i}.npy") for i in range(len(kept))]
     need_target = quantile_normalize and shipped_target is None
     parts = client.gather(
@@ -228,8 +269,11 @@ def dask_group(
         rows_of_block.append(position[first : first + len(p.samples)])
         first += len(p.samples)
     ordered = [samples[i] for i in final]
-    info: dict[str, Any] = {"out_of_core": {"workdir": str(run), "blocks": len(blocks)}}
+    info: dict[str, Any] = {
+        "out_of_core": {"workdir": str(run), "blocks": len(blocks), "dashboard": dashboard or ""}
+    }
     if quantile_normalize:
+        step(f"{key}: quantile-normalizing on the Dask cluster")
         if shipped_target is not None:
             target, source_name = shipped_target
             kind = "source"
@@ -254,6 +298,7 @@ def dask_group(
             X, pairs, where = tested
             ks = ks_check(X, names=[ordered[i] for i in where], pairs=pairs)
         info["quantile_normalization"] = {"target": kind, "target_description": how, **ks}
+    step(f"{key}: scaling and writing" if scale_by != "NONE" else f"{key}: writing")
     zarr_path = str(run / f"{key}.zarr")
     rows_chunk = min(max(len(samples), 1), 4096)
     zarr.open_array(
