@@ -43,8 +43,9 @@ from .scale import scale_rows
 
 __all__ = ["BLOCK_SAMPLES", "DaskGroup", "GENE_BLOCK", "dask_group", "default_workdir"]
 
-#: Samples per reading task (a block of 20,000 genes x 500 samples is 80 MB as float64).
-BLOCK_SAMPLES = 500
+#: Samples per reading task (20,000 genes x 2,000 samples is 320 MB as float64); a matrix of
+#: up to this many samples is read once.
+BLOCK_SAMPLES = 2000
 #: Genes per scaling task: the in-memory path scales 512 genes at a time too.
 GENE_BLOCK = 512
 
@@ -133,10 +134,19 @@ def _target_sum(arr: np.ndarray) -> tuple[np.ndarray, int]:
     return total, used
 
 
-def _normalize_block(path: str, target: np.ndarray) -> None:
-    X = np.load(path, mmap_mode="r+")
-    quantile_normalize_rows(X, target, out=X)
-    X.flush()
+def _finish_block(path: str, target, wanted, starts) -> np.ndarray:
+    """Quantile-normalize a block's rows (``target`` None: leave them), keep the rows the KS
+    check tests (``wanted``, local positions), and split the block into one file per gene
+    block (``<path>.<start>.npy``) so that each scaling task reads contiguous values."""
+    X = np.load(path)
+    if target is not None:
+        quantile_normalize_rows(X, target, out=X)
+    tested = X[wanted].copy()
+    for start in starts:
+        np.save(f"{path}.{start}.npy", X[:, start : start + GENE_BLOCK], allow_pickle=False)
+    del X
+    os.remove(path)
+    return tested
 
 
 def _scale_genes(block_paths, rows_of_block, n_samples, start, stop, scale_by, zarr_path) -> None:
@@ -145,7 +155,9 @@ def _scale_genes(block_paths, rows_of_block, n_samples, start, stop, scale_by, z
 
     sub = np.empty((n_samples, stop - start))
     for path, rows in zip(block_paths, rows_of_block):
-        sub[rows] = np.load(path, mmap_mode="r")[:, start:stop]
+        piece = f"{path}.{start}.npy"
+        sub[rows] = np.load(piece)
+        os.remove(piece)
     scale_rows(sub, scale_by, block=GENE_BLOCK)
     zarr.open_array(zarr_path, mode="r+")[:, start:stop] = sub
 
@@ -289,14 +301,32 @@ def _dask_group(
                 f"computed from the group's {len(samples)} samples (mean of their sorted "
                 "values), summed over blocks on the cluster"
             )
-        client.gather(
-            [client.submit(_normalize_block, path, target, pure=False) for path in gathered]
-        )
-        tested = _ks_inputs(gathered, rows_of_block, len(samples), len(genes))
-        ks = ks_check(np.empty((1, 0))) if tested is None else {}
-        if tested is not None:
-            X, pairs, where = tested
-            ks = ks_check(X, names=[ordered[i] for i in where], pairs=pairs)
+    else:
+        target = None
+    # refine.bio's KS pairs (on the group's order), and the rows of each block they test
+    from .quantile import _ks_pairs
+
+    pairs = _ks_pairs(len(samples), 100, 0) if quantile_normalize and len(samples) > 1 else []
+    wanted = sorted({i for pair in pairs for i in pair})
+    slot = {r: k for k, r in enumerate(wanted)}
+    local = [[j for j, r in enumerate(rows) if int(r) in slot] for rows in rows_of_block]
+    starts = list(range(0, len(genes), GENE_BLOCK))
+    tested = client.gather(
+        [
+            client.submit(_finish_block, path, target, mine, starts, pure=False)
+            for path, mine in zip(gathered, local)
+        ]
+    )
+    if quantile_normalize:
+        if pairs:
+            X = np.empty((len(wanted), len(genes)))
+            for rows, mine, values in zip(rows_of_block, local, tested):
+                X[[slot[int(rows[j])] for j in mine]] = values
+            ks = ks_check(
+                X, names=[ordered[i] for i in wanted], pairs=[(slot[i], slot[j]) for i, j in pairs]
+            )
+        else:
+            ks = ks_check(np.empty((1, 0)))
         info["quantile_normalization"] = {"target": kind, "target_description": how, **ks}
     step(f"{key}: scaling and writing" if scale_by != "NONE" else f"{key}: writing")
     zarr_path = str(run / f"{key}.zarr")
@@ -321,11 +351,9 @@ def _dask_group(
                 zarr_path,
                 pure=False,
             )
-            for start in range(0, len(genes), GENE_BLOCK)
+            for start in starts
         ]
     )
-    for path in gathered:
-        os.remove(path)
     gm = GroupMatrix(
         X=da.from_zarr(zarr_path),
         samples=ordered,
@@ -337,25 +365,6 @@ def _dask_group(
         block_genes=[(list(p.samples), p.genes) for p in kept],
     )
     return DaskGroup(gm, zarr_path, info)
-
-
-def _ks_inputs(paths, rows_of_block, n_samples, n_genes):
-    """The normalized samples refine.bio's KS check tests (only those are read), the pairs
-    mapped onto them, and their positions in the group; None with fewer than two samples."""
-    from .quantile import _ks_pairs
-
-    if n_samples < 2:
-        return None
-    pairs = _ks_pairs(n_samples, 100, 0)
-    wanted = sorted({i for pair in pairs for i in pair})
-    slot = {r: k for k, r in enumerate(wanted)}
-    X = np.empty((len(wanted), n_genes))
-    for path, rows in zip(paths, rows_of_block):
-        local = [j for j, r in enumerate(rows) if int(r) in slot]
-        if local:
-            values = np.load(path, mmap_mode="r")
-            X[[slot[int(rows[j])] for j in local]] = values[local]
-    return X, [(slot[i], slot[j]) for i, j in pairs], wanted
 
 
 #: Genes assumed per sample when deciding whether a group fits in memory before reading it
