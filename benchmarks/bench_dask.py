@@ -106,6 +106,15 @@ def _dataset(folder: str):
     return rw.Dataset(data, aggregate_by="SPECIES", scale_by="STANDARD"), cat
 
 
+def _preload() -> None:
+    import importlib
+
+    for name in PRELOAD:
+        importlib.import_module(name)
+    import refinewidgets.core.out_of_core
+    import refinewidgets.io.sources  # noqa: F401
+
+
 def way_dask(folder: str, workdir: str, check: str | None) -> dict:
     import os
 
@@ -117,6 +126,7 @@ def way_dask(folder: str, workdir: str, check: str | None) -> dict:
     )
     client = Client(cluster)
     try:
+        client.run(_preload)  # the workers import what the in-memory way has preloaded
         t0 = time.perf_counter()
         ds, cat = _dataset(folder)
         res = rw.build(ds, cat, client=client, workdir=workdir)

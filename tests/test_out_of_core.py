@@ -84,7 +84,7 @@ def test_the_request_order_and_filtered_samples_are_kept(client, tmp_path, monke
     _same(rw.build(ds, cat), rw.build(ds, cat, client=client, workdir=tmp_path))
 
 
-def test_written_to_zarr_in_chunks(client, tmp_path):
+def test_written_to_zarr_and_h5ad_in_chunks(client, tmp_path):
     import anndata
 
     cat = rw.open_catalog()
@@ -93,6 +93,9 @@ def test_written_to_zarr_in_chunks(client, tmp_path):
     key = next(iter(res))
     res[key].write_zarr(tmp_path / "out.zarr")
     back = anndata.read_zarr(tmp_path / "out.zarr")
+    np.testing.assert_array_equal(np.asarray(back.X), np.asarray(res[key].X))
+    res[key].write_h5ad(tmp_path / "out.h5ad")
+    back = anndata.read_h5ad(tmp_path / "out.h5ad")
     np.testing.assert_array_equal(np.asarray(back.X), np.asarray(res[key].X))
 
 
