@@ -23,13 +23,17 @@ def client():
     cluster.close()
 
 
+def _dense(X):
+    return X.toarray() if hasattr(X, "toarray") else np.asarray(X)
+
+
 def _same(a: rw.Result, b: rw.Result) -> None:
     assert sorted(a) == sorted(b)
     for key in a:
         x, y = a[key], b[key]
         assert list(x.obs_names) == list(y.obs_names)
         assert list(x.var_names) == list(y.var_names)
-        np.testing.assert_allclose(np.asarray(x.X), np.asarray(y.X), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(_dense(x.X), _dense(y.X), rtol=1e-12, atol=1e-12)
         pd.testing.assert_frame_equal(x.obs, y.obs)
         info_x, info_y = x.uns["refinewidgets"], y.uns["refinewidgets"]
         for name in ("gene_report", "transforms", "organisms", "genes_dropped_by_join"):
@@ -130,3 +134,29 @@ def test_cancel_between_steps_keeps_nothing(client, tmp_path):
         rw.build(ds, cat, client=client, workdir=tmp_path, progress=target)
     assert any("reading on the Dask cluster" in m for m in target.messages)
     assert list(tmp_path.iterdir()) == []  # the group's work folder is gone
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(aggregate_by="SPECIES", pseudobulk="sample", counts_normalization="CPM", join="outer"),
+        dict(aggregate_by="EXPERIMENT", quantile_normalize=False, counts_normalization="LOG1P_CPM"),
+    ],
+)
+def test_cells_across_files_on_the_workers(client, tmp_path, options):
+    """Each Bgee file read (and pseudobulked) on a worker: the same result as in memory."""
+    cat = rw.open_catalog()
+    cells = [e for e in cat.experiment_ids if cat.is_single_cell(e)]
+    ds = rw.Dataset({e: ["ALL"] for e in cells}, **options)
+    _same(rw.build(ds, cat), rw.build(ds, cat, client=client, workdir=tmp_path))
+
+
+def test_a_species_tarball_member_is_extracted_on_a_worker(client, tmp_path):
+    from pathlib import Path
+
+    tarball = Path(__file__).parent / "data" / "bgee" / "tarball"
+    cat = rw.open_catalog(tarball, cache_dir=tmp_path / "cache")
+    ds = rw.Dataset({"SRP310001": ["ALL"]}, quantile_normalize=False, pseudobulk="sample")
+    out = rw.build(ds, cat, client=client, workdir=tmp_path / "work")
+    fresh = rw.open_catalog(tarball, cache_dir=tmp_path / "cache2")
+    _same(rw.build(ds, fresh), out)

@@ -144,7 +144,7 @@ def _build_group(plan: _Plan, key: str, members: list[ResolvedSample], prog) -> 
     bulk = [m for m in members if not catalog.is_single_cell(m.experiment)]
     pseudo, library_of = [], {}
     if cells:
-        blocks, lib_filtered, errors = read_cells(cells, catalog, dataset)
+        blocks, lib_filtered, errors = read_cells(cells, catalog, dataset, plan.client)
         plan.filter(lib_filtered, exp_by_acc)
         plan.cell_errors += errors  # a filter matching nothing here may match elsewhere
         if dataset.pseudobulk is None:

@@ -70,6 +70,9 @@ class CellBlock:
     organism: str
     label: str
     provenance: dict[str, Any] = field(default_factory=dict)
+    #: ``(sums, groups)`` of :func:`pseudobulk` when they were computed where the block was
+    #: read (a Dask worker): ``counts`` is then empty.
+    pseudo: tuple[np.ndarray, pd.DataFrame] | None = None
 
 
 def _gene_index(blocks: Sequence[CellBlock], join: str) -> pd.Index:
@@ -412,21 +415,54 @@ def check_cells(groups: Mapping[str, Sequence[Any]], catalog: Any, dataset: Any)
             )
 
 
-def read_cells(members: Sequence[Any], catalog: Any, dataset: Any):
+def _read_one(source, matrix_id, libraries, dataset, by=None):
+    """One file's selected cells (summed into pseudo-samples when ``by``), or the
+    :class:`DatasetSpecError` saying why none could be taken."""
+    try:
+        block = source.read_cells(
+            matrix_id, libraries, dataset.cell_filter, keep_intergenic=dataset.keep_intergenic
+        )
+    except DatasetSpecError as exc:
+        return exc
+    if by is not None:  # on a worker: only the sums travel back
+        sums, groups = pseudobulk(block.cells, block.counts, by)
+        empty = sp.csr_matrix((0, block.counts.shape[1]), dtype=np.float32)
+        block = CellBlock(
+            block.cells,
+            empty,
+            block.genes,
+            block.organism,
+            block.label,
+            block.provenance,
+            pseudo=(sums, groups),
+        )
+    return block
+
+
+def read_cells(members: Sequence[Any], catalog: Any, dataset: Any, client: Any = None):
     """Read the selected cells of each file: ``(blocks, filtered libraries with their reason,
     the refusals of files where the cell filter matched nothing)``. A filter matching nothing in
-    one file may match in another; the build raises only when it matches nothing anywhere."""
+    one file may match in another; the build raises only when it matches nothing anywhere.
+
+    With a Dask ``client`` the files are read on its workers, side by side; with pseudobulk
+    the workers also sum the cells, so only the pseudo-samples come back."""
+    located = list(catalog.by_matrix(m.accession for m in members).items())
+    if client is None:
+        results = [_read_one(src, mid, libs, dataset) for (src, mid), libs in located]
+    else:
+        results = client.gather(
+            [
+                client.submit(_read_one, src, mid, libs, dataset, dataset.pseudobulk, pure=False)
+                for (src, mid), libs in located
+            ]
+        )
     blocks: list[CellBlock] = []
     filtered: list[tuple[str, str]] = []
     errors: list[DatasetSpecError] = []
-    for (source, matrix_id), libraries in catalog.by_matrix(m.accession for m in members).items():
-        try:
-            block = source.read_cells(
-                matrix_id, libraries, dataset.cell_filter, keep_intergenic=dataset.keep_intergenic
-            )
-        except DatasetSpecError as exc:
-            errors.append(exc)
-            filtered += [(lib, f"no cell passes the cell filter: {exc}") for lib in libraries]
+    for ((_, _), libraries), block in zip(located, results):
+        if isinstance(block, DatasetSpecError):
+            errors.append(block)
+            filtered += [(lib, f"no cell passes the cell filter: {block}") for lib in libraries]
             continue
         present = set(block.cells["library"].astype(str))
         filtered += [
@@ -442,7 +478,7 @@ def pseudobulk_frames(blocks: Sequence[CellBlock], catalog: Any, dataset: Any):
     """Pseudo-samples of the cell blocks as bulk frames, with their records."""
     frames, records, library_of = [], {}, {}
     for block in blocks:
-        sums, groups = pseudobulk(block.cells, block.counts, dataset.pseudobulk)
+        sums, groups = block.pseudo or pseudobulk(block.cells, block.counts, dataset.pseudobulk)
         sums = normalize_counts(sums, dataset.counts_normalization)
         frame = pd.DataFrame(
             np.asarray(sums).T, index=block.genes.index, columns=list(groups["accession"])

@@ -52,6 +52,7 @@ class BgeeSource:
     ) -> None:
         self.path = Path(path)
         self.name = label or self.path.name
+        self._counts_file = counts_file
         self._file = BgeeH5ad(self.path, counts_file=counts_file)
         self.count_warnings: list[str] | None = None
         if counts_file is None:  # a tarball member's counts are checked when first read
@@ -103,6 +104,10 @@ class BgeeSource:
         self, matrix_id: str, samples: Sequence[str]
     ):  # pragma: no cover - not a bulk source
         raise TypeError(f"{self.name} holds single cells; use read_cells")
+
+    def __reduce__(self):
+        """Pickled as where it is: a Dask worker opens the file (or tarball member) itself."""
+        return (_reopen, (str(self.path), self._counts_file, self.name))
 
     def _check_counts(self, stacklevel: int) -> None:
         with warnings.catch_warnings(record=True) as caught:
@@ -205,3 +210,10 @@ class BgeeSource:
 
     def __repr__(self) -> str:
         return f"<BgeeSource {self.name!r}: {self.experiment}, {len(self.samples)} libraries>"
+
+
+def _reopen(path: str, counts_file, label: str) -> BgeeSource:
+    """A source opened again in another process (its warnings were given when first opened)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return BgeeSource(path, counts_file=counts_file, label=label)

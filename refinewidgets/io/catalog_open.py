@@ -34,11 +34,26 @@ def tarball_sources(path: Path, cache_dir=None) -> list:
     return [
         BgeeSource(
             tarball.stub(member.name),
-            counts_file=lambda name=member.name: tarball.extract(name),
+            counts_file=MemberFile(
+                str(path), None if cache_dir is None else str(cache_dir), member.name
+            ),
             label=f"{path.name}:{Path(member.name).name}",
         )
         for member in tarball.members
     ]
+
+
+class MemberFile:
+    """A tarball member's full file, extracted into the cache when first called (picklable,
+    so that a Dask worker can extract it too)."""
+
+    def __init__(self, tarball: str, cache_dir: str | None, name: str) -> None:
+        self.tarball, self.cache_dir, self.name = tarball, cache_dir, name
+
+    def __call__(self) -> Path:
+        from .bgee_tarball import BgeeTarball
+
+        return BgeeTarball(self.tarball, self.cache_dir).extract(self.name)
 
 
 def _open_file(path: Path, tx2gene=None, cache_dir=None) -> list:
