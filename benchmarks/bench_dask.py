@@ -137,6 +137,7 @@ def way_dask(folder: str, workdir: str, check: str | None) -> dict:
             "seconds": seconds,
             "shape": tuple(X.shape),
             "worker_peaks_mb": sorted(kb / 1024 for kb in workers.values()),
+            "steps": res[ORGANISM].uns["refinewidgets"]["out_of_core"]["seconds"],
         }
         if check:  # a sample of rows to compare with the in-memory result
             rows = np.linspace(0, X.shape[0] - 1, 20).astype(int)
@@ -207,6 +208,9 @@ def main(argv=None) -> int:
                 f"| {size:,} | in memory | {m['seconds']:.1f} | {m['seconds'] / size * 1000:.2f} | "
                 f"{format_mb(mem_run['peak_mb'])} | - |"
             )
+    for size, dask_run, _ in rows:
+        steps = "; ".join(f"{k} {v:.1f} s" for k, v in dask_run["value"]["steps"].items())
+        print(f"- out of core, {size:,} samples: {steps}")
     worst = max(max(r[1]["peak_mb"], *r[1]["value"]["worker_peaks_mb"]) for r in rows)
     print(
         f"goal, every process below 4 GB: largest peak {format_mb(worst)} MB -> "

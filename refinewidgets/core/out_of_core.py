@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,7 +235,17 @@ def _dask_group(
     import zarr
 
     dashboard = getattr(client, "dashboard_link", None)
-    step(f"{key}: reading on the Dask cluster" + (f" ({dashboard})" if dashboard else ""))
+    seconds: dict[str, float] = {}
+    clock = [time.perf_counter(), None]
+
+    def timed(message: str, name: str) -> None:  # each step's wall time, for uns
+        now = time.perf_counter()
+        if clock[1] is not None:
+            seconds[clock[1]] = round(now - clock[0], 3)
+        clock[:] = [now, name]
+        step(message)
+
+    timed(f"{key}: reading on the Dask cluster" + (f" ({dashboard})" if dashboard else ""), "read")
 
     blocks = list(_blocks(by_matrix, block_samples))
     futures = [
@@ -262,7 +273,7 @@ def _dask_group(
     stand_ins = [_Block(p.genes, np.empty((0, 0)), p.samples, [], p.logs) for p in kept]
     genes, union = _join_genes(stand_ins, join)
     genes = pd.Index(genes, dtype=object)
-    step(f"{key}: joining {len(genes):,} genes")
+    timed(f"{key}: joining {len(genes):,} genes", "join and gather")
     gathered = [str(run / f"rows-{i}.npy") for i in range(len(kept))]
     need_target = quantile_normalize and shipped_target is None
     parts = client.gather(
@@ -285,7 +296,7 @@ def _dask_group(
         "out_of_core": {"workdir": str(run), "blocks": len(blocks), "dashboard": dashboard or ""}
     }
     if quantile_normalize:
-        step(f"{key}: quantile-normalizing on the Dask cluster")
+        timed(f"{key}: quantile-normalizing on the Dask cluster", "quantile-normalize and split")
         if shipped_target is not None:
             target, source_name = shipped_target
             kind = "source"
@@ -303,6 +314,7 @@ def _dask_group(
             )
     else:
         target = None
+        timed(f"{key}: splitting by gene block", "split")
     # refine.bio's KS pairs (on the group's order), and the rows of each block they test
     from .quantile import _ks_pairs
 
@@ -328,7 +340,10 @@ def _dask_group(
         else:
             ks = ks_check(np.empty((1, 0)))
         info["quantile_normalization"] = {"target": kind, "target_description": how, **ks}
-    step(f"{key}: scaling and writing" if scale_by != "NONE" else f"{key}: writing")
+    timed(
+        f"{key}: scaling and writing" if scale_by != "NONE" else f"{key}: writing",
+        "scale and write",
+    )
     zarr_path = str(run / f"{key}.zarr")
     rows_chunk = min(max(len(samples), 1), 4096)
     zarr.open_array(
@@ -354,6 +369,8 @@ def _dask_group(
             for start in starts
         ]
     )
+    timed(f"{key}: written", "")
+    info["out_of_core"]["seconds"] = seconds
     gm = GroupMatrix(
         X=da.from_zarr(zarr_path),
         samples=ordered,
