@@ -8,10 +8,14 @@ import pytest
 
 import refinewidgets as rw
 from refinewidgets.core.browse import (
+    BEST_MATCH,
+    MATCHING,
     MISSING,
+    MemberText,
     TableIndex,
     experiment_index,
     sample_index,
+    shown_columns,
 )
 from refinewidgets.errors import DatasetSpecError
 from refinewidgets.testing import synthetic_listing
@@ -252,3 +256,154 @@ def test_experiments_are_found_by_their_samples_metadata_and_faceted_before_tick
     cells = idx.query("", {"cell type": ["B cell"]})
     assert set(cells.rows.index) <= set(demo_cat.experiment_ids) and cells.total >= 1
     assert all(demo_cat.is_single_cell(e) for e in cells.rows.index)
+
+
+# -- ranking by matching samples -------------------------------------------------------------
+def _ranking_catalog():
+    exps = pd.DataFrame(
+        {
+            "title": ["Liver study", "Kidney panel", "Fibrosis in lung", "Heart"],
+            "description": ["", "", "", "fibrous tissue"],
+            "technology": ["RNA-SEQ"] * 4,
+        },
+        index=["E1", "E2", "E3", "E4"],
+    )
+    samples = pd.DataFrame(
+        {
+            "experiment_accession": ["E1", "E1", "E1", "E2", "E2", "E2", "E3", "E4"],
+            "refinebio_disease": [
+                "liver fibrosis",
+                "normal",
+                "normal",
+                "fibrosis",
+                "Fibrosis",
+                "normal",
+                "normal",
+                "normal",
+            ],
+            "refinebio_title": ["a", "b", "c", "d", "e", "f", "g", "h"],
+        },
+        index=[f"S{i}" for i in range(8)],
+    )
+    return rw.Catalog.from_tables(exps, samples)
+
+
+def test_best_match_puts_most_matching_samples_first_then_title_matches():
+    cat = _ranking_catalog()
+    idx = experiment_index(cat)
+    page = idx.query("fibrosis", sort=BEST_MATCH)
+    # E2: two samples; E3: one sample, through its title (which also ranks it before E1); E1:
+    # one sample; E4 ("fibrous") does not match
+    assert page.rows.index.tolist() == ["E2", "E3", "E1"]
+    assert page.rows[MATCHING].tolist() == [2, 1, 1]
+    assert idx.keys("fibrosis", sort=BEST_MATCH) == ["E2", "E3", "E1"]
+    assert idx.keys("fibrosis") == ["E1", "E2", "E3"]  # no sort: table order
+    assert idx.keys("fibrosis", sort=MATCHING) == ["E1", "E3", "E2"]  # ties in table order
+    assert idx.keys("fibrosis", sort=MATCHING, ascending=False) == ["E2", "E1", "E3"]
+    # every word must be in the sample or its experiment: "liver" is in E1's title, "fibrosis"
+    # in S0 only
+    page = idx.query("liver fibrosis", sort=BEST_MATCH)
+    assert page.rows[MATCHING].to_dict() == {"E1": 1}
+    assert idx.query("kidney fibrosis", sort=BEST_MATCH).rows[MATCHING].to_dict() == {"E2": 2}
+    assert idx.query("study", sort=BEST_MATCH).rows[MATCHING].to_dict() == {"E1": 3}
+    # without words: table order and no count column
+    page = idx.query("", sort=BEST_MATCH)
+    assert page.rows.index.tolist() == ["E1", "E2", "E3", "E4"] and MATCHING not in page.rows
+
+
+def test_matching_samples_are_the_samples_catalog_search_finds(demo_cat):
+    idx = experiment_index(demo_cat)
+    for text in ["lung adenocarcinoma", "breast cancer", "liver", "normal", "Alzheimer"]:
+        page = idx.query(text, sort=BEST_MATCH)
+        found = demo_cat.search(text)["experiment_accession"].value_counts()
+        assert page.rows[MATCHING].to_dict() == found.to_dict(), text
+        assert (np.diff(page.rows[MATCHING].to_numpy()) <= 0).all(), text
+    page = idx.query("lung adenocarcinoma", sort=BEST_MATCH)
+    assert page.rows[MATCHING].to_dict() == {"GSE75037": 24, "E-MTAB-5231": 18, "GSE90428": 16}
+
+
+def test_ranking_on_a_large_listing_matches_pandas(listing, big_index):
+    exps, samples = listing
+    filters = {"organism": ["HOMO_SAPIENS"], "technology": ["RNA-SEQ", "MICROARRAY"]}
+    text = "lung tumour"
+    owner = samples["experiment_accession"]
+    hay = samples.index.to_series() + " | " + owner
+    for c in ["refinebio_title", "refinebio_organism", "refinebio_platform"]:
+        hay = hay + " | " + samples[c].fillna("")
+    for c in ["refinebio_disease", "refinebio_specimen_part"]:
+        hay = hay + " | " + samples[c].fillna("")
+    hay = hay + " | " + owner.map(exps["title"]) + " | " + owner.map(exps["description"])
+    hay = hay.str.lower()
+    hit = pd.Series(True, index=samples.index)
+    for word in text.split():
+        hit &= hay.str.contains(word, regex=False)
+    counts = owner[hit].value_counts()
+    keys = big_index.keys(text, filters)
+    titled = exps["title"].str.lower()
+    titled = titled.str.contains("lung") & titled.str.contains("tumour")
+    position = {e: i for i, e in enumerate(exps.index)}
+    expected = sorted(keys, key=lambda e: (-counts.get(e, 0), not titled[e], position[e]))
+    assert big_index.keys(text, filters, sort=BEST_MATCH) == expected
+    page = big_index.query(text, filters, sort=BEST_MATCH, page=1, page_size=10)
+    assert page.rows.index.tolist() == expected[10:20]
+    assert page.rows[MATCHING].tolist() == [counts.get(e, 0) for e in expected[10:20]]
+
+
+def test_member_text_counts_members_holding_every_word():
+    text = MemberText(
+        np.array([0, 0, 1, -1]),
+        [pd.Series(["breast cancer", "breast", None, "breast cancer"])],
+        [pd.Series(["", "cancer atlas"])],
+    )
+    assert text.counts("breast cancer", 2).tolist() == [1, 0]
+    assert text.counts("cancer", 2).tolist() == [1, 1]  # row 1's own text holds it
+    assert text.counts("cancer", 2, np.array([False, True])).tolist() == [0, 1]
+    assert text.counts("nothing", 2).tolist() == [0, 0]
+
+
+# -- facets: order and search ------------------------------------------------------------------
+def test_facet_values_are_sorted_by_count_then_name_with_missing_last():
+    t = pd.DataFrame(
+        {"organisms": ["beta", "Alpha", "", "gamma", "delta", "delta"]},
+        index=[f"E{i}" for i in range(6)],
+    )
+    counts = TableIndex(t, facets={"organism": "organisms"}).facet_counts()["organism"]
+    assert counts.index.tolist() == ["delta", "Alpha", "beta", "gamma", MISSING]
+    assert counts.tolist() == [2, 1, 1, 1, 1]
+
+
+def test_facet_text_narrows_a_facets_values_and_keeps_the_chosen(big_index):
+    full = big_index.facet_counts()["platform"]
+    found = big_index.facet_counts(facet_text={"platform": "illumina seq"})["platform"]
+    expected = [v for v in full.index if "illumina" in v.lower() and "seq" in v.lower()]
+    assert found.index.tolist() == expected and len(expected) >= 2
+    assert found.to_dict() == full[expected].to_dict()  # counts unchanged by the search
+    chosen = big_index.facet_counts(
+        filters={"platform": ["10x Chromium v2"]}, facet_text={"platform": "illumina"}
+    )["platform"]
+    assert "10x Chromium v2" in chosen.index
+    organisms = big_index.facet_counts(facet_text={"organism": "homo sap"})["organism"]
+    assert organisms.index.tolist() == ["HOMO_SAPIENS"]  # codes match with spaces too
+    # the limit applies after the search: a rare value can still be found
+    rare = full.index[-1]
+    limited = big_index.facet_counts(limit=1, facet_text={"platform": rare})["platform"]
+    assert limited.index.tolist() == [rare]
+
+
+def test_facet_counts_before_anything_is_ticked_cover_the_whole_catalog(demo_cat):
+    counts = experiment_index(demo_cat).facet_counts()
+    by_disease = demo_cat.samples.groupby("refinebio_disease")["experiment_accession"].nunique()
+    for disease, n in by_disease.items():
+        if disease:
+            assert counts["disease"][disease] == n, disease
+    assert counts["disease"].sum() >= len(demo_cat.experiments)
+
+
+def test_shown_columns_are_those_holding_a_value(demo_cat):
+    idx = sample_index(demo_cat, ["GSE71102"])
+    shown = shown_columns(idx.table)
+    table = idx.table
+    for c in table.columns:
+        filled = table[c].notna() & (table[c].astype(str).str.strip() != "")
+        assert (c in shown) == bool(filled.any()), c
+    assert "refinebio_disease" in shown and "refinebio_race" not in shown

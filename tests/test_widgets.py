@@ -26,6 +26,41 @@ def _matching(exps: pd.DataFrame, word: str) -> list[str]:
     return exps.index[hay.str.contains(word)].tolist()
 
 
+SAMPLE_TEXT = [
+    "refinebio_title",
+    "refinebio_cell_line",
+    "refinebio_organism",
+    "refinebio_platform",
+    "refinebio_disease",
+    "refinebio_specimen_part",
+    "tissues",
+    "cell_types",
+]
+
+
+def _best_first(exps: pd.DataFrame, samples: pd.DataFrame, keys: list[str], word: str) -> list:
+    """``keys`` ranked the plain pandas way: most samples holding ``word`` (in their text or
+    their experiment's), then a title holding it, then table order."""
+    owner = samples["experiment_accession"]
+    hay = (
+        samples.index.to_series()
+        + " | "
+        + owner
+        + " | "
+        + owner.map(exps["title"]).fillna("")
+        + " | "
+        + owner.map(exps["description"]).fillna("")
+    ).str.lower()
+    for c in SAMPLE_TEXT:
+        if c in samples:
+            hay = hay + " | " + samples[c].fillna("").astype(str).str.lower()
+    hits = samples.loc[hay.str.contains(word, regex=False), "experiment_accession"]
+    counts = hits.value_counts()
+    position = {e: i for i, e in enumerate(exps.index)}
+    titled = exps["title"].str.lower().str.contains(word, regex=False)
+    return sorted(keys, key=lambda e: (-counts.get(e, 0), not titled[e], position[e]))
+
+
 # -- experiment browser ------------------------------------------------------------------------
 def test_search_narrows_the_table_to_the_matching_experiments(demo_cat):
     browser = ExperimentBrowser(demo_cat)
@@ -33,7 +68,10 @@ def test_search_narrows_the_table_to_the_matching_experiments(demo_cat):
     browser.search.value = "Breast"
     expected = _matching(demo_cat.experiments, "breast")
     assert browser.text == "Breast"
-    assert browser.table.row_keys == expected and browser.total == len(expected)
+    assert sorted(browser.table.row_keys) == sorted(expected) and browser.total == len(expected)
+    # ranked: most matching samples first
+    ranked = _best_first(demo_cat.experiments, demo_cat.samples, expected, "breast")
+    assert browser.table.row_keys == ranked
     assert browser.table.page_label.value == f"Page 1 of 1 ({len(expected)} rows)"
     browser.search.value = "no such experiment"
     assert browser.table.row_keys == [] and browser.total == 0
@@ -51,7 +89,9 @@ def test_facet_lists_count_like_pandas_and_filter(demo_cat):
     browser.facets["organism"].value = ("HOMO_SAPIENS",)  # as a click in the list
     assert browser.filters == {"organism": ["HOMO_SAPIENS"]}
     human = hits[hits["organisms"] == "HOMO_SAPIENS"]
-    assert browser.table.row_keys == human.index.tolist()
+    assert browser.table.row_keys == _best_first(
+        exps, demo_cat.samples, human.index.tolist(), "lung"
+    )
     assert _facet_counts(browser.facets["platform"]) == human["platforms"].value_counts().to_dict()
     # a facet's own counts ignore its own choice, so the other organism stays listed
     assert _facet_counts(browser.facets["organism"]) == hits["organisms"].value_counts().to_dict()
@@ -103,7 +143,7 @@ def test_browser_on_a_large_listing_sends_only_one_page(tmp_path):
     hits = exps[(exps["organisms"] == "HOMO_SAPIENS") & (exps["technology"] == "RNA-SEQ")]
     expected = _matching(hits, "liver")
     assert browser.total == len(expected) > 20
-    assert browser.table.row_keys == expected[:20]
+    assert browser.table.row_keys == _best_first(hits, samples, expected, "liver")[:20]
     assert len(browser.table.rows_box.children) == 20
 
 
@@ -250,6 +290,8 @@ def test_transformation_labels_and_options(demo_cat):
         "cell_filter": None,
         "counts_normalization": "NONE",
         "pseudobulk": None,
+        "keep_intergenic": False,
+        "genes": None,
     }
 
 
@@ -326,7 +368,7 @@ def test_table_cells_are_escaped():
         [("accession", "Accession", 100), ("title", "Title", 200), ("n", "N", 80)], prefix="rw-t"
     )
     table.show(TableIndex(frame).query())
-    cells = table._cells[0].value
+    cells = table.grid.value
     assert "<script>" not in cells and "&lt;script&gt;" in cells and "1,234,567" in cells
     assert table.row_keys == ["E&1"]
     assert "<script>" not in frame_html(frame) and "E&amp;1" in frame_html(frame)

@@ -13,7 +13,12 @@ touching the table again:
 - **facet counts** are disjunctive, as in most search pages: the counts of a facet are computed
   with every filter except that facet's own, so they tell what choosing one more value gives;
 - **sort** orders are computed once per column and direction, then a page is a slice of the
-  matching rows in that order. Only the rows of the page are taken out of the table.
+  matching rows in that order. Only the rows of the page are taken out of the table;
+- **ranking** (:data:`BEST_MATCH`): an index that knows the members of its rows (the samples of
+  each experiment, :class:`MemberText`) counts, for a text query, how many members of each row
+  hold every word in their text or their row's (for experiments: the samples
+  ``Catalog.search`` finds) -- the ``matching_samples`` column of a page -- and puts the rows
+  with the most matching members first, then those whose title holds every word.
 
 :func:`experiment_index` and :func:`sample_index` configure it for a catalog
 (``refinewidgets.testing.synthetic_listing`` makes a large listing for the benchmark).
@@ -30,10 +35,24 @@ import pandas as pd
 from ..errors import DatasetSpecError
 from .spec import LIBRARY_SUMMARY
 
-__all__ = ["MISSING", "Page", "TableIndex", "experiment_index", "sample_index"]
+__all__ = [
+    "BEST_MATCH",
+    "MATCHING",
+    "MISSING",
+    "MemberText",
+    "Page",
+    "TableIndex",
+    "experiment_index",
+    "sample_index",
+    "shown_columns",
+]
 
 #: The facet value of an empty cell.
 MISSING = "(missing)"
+#: The sort order "most matching members first, then title matches, then table order".
+BEST_MATCH = "(best match)"
+#: The column of a page giving each row's number of members matching the text query.
+MATCHING = "matching_samples"
 SEPARATOR = "; "
 #: Facets of the experiment browser: facet name -> experiments column.
 EXPERIMENT_FACETS = {
@@ -60,6 +79,22 @@ class _Facet:
     values: np.ndarray  # distinct values, sorted
     rows: np.ndarray  # one entry per (row, value) pair
     codes: np.ndarray
+    name_rank: np.ndarray = field(init=False)  # case-insensitive name order, MISSING last
+    search: list[str] = field(init=False)  # lower-cased value, and with "_" as spaces
+
+    def __post_init__(self) -> None:
+        names = [str(v).lower() for v in self.values]
+        order = sorted(range(len(names)), key=lambda i: (self.values[i] == MISSING, names[i]))
+        self.name_rank = np.empty(len(names), dtype=np.int64)
+        self.name_rank[order] = np.arange(len(names))
+        self.search = [f"{n} {n.replace('_', ' ')}" for n in names]
+
+    def matching_values(self, text: str) -> np.ndarray:
+        """A boolean per value: does it hold every word of ``text`` (case-insensitive)?"""
+        words = str(text or "").lower().split()
+        return np.fromiter(
+            (all(w in s for w in words) for s in self.search), dtype=bool, count=len(self.search)
+        )
 
     def mask(self, wanted: Iterable[str], n: int) -> np.ndarray:
         codes = np.flatnonzero(np.isin(self.values, list(wanted)))
@@ -97,6 +132,77 @@ class Page:
         return max(1, -(-self.total // self.page_size))
 
 
+_find = getattr(np, "strings", np.char).find  # numpy >= 2: a vectorized ufunc
+
+
+def _bytes(values: pd.Series) -> np.ndarray:
+    """Lower-cased UTF-8 bytes (numpy ``S``), for vectorized substring search."""
+    return np.array([v.encode() for v in values.fillna("").astype(str).str.lower()], dtype="S")
+
+
+class MemberText:
+    """The searchable text of the members of each row (the samples of each experiment).
+
+    A member matches a word held by one of its columns or by one of its row's own columns (a
+    sample matches the words of its experiment's title, as in ``Catalog.search``). Each column
+    is factorized once, so a word is looked for in the distinct values of a column (a few
+    hundred diseases, platforms...) rather than in every member.
+
+    Parameters
+    ----------
+    owner
+        For each member, the position of its row in the table (-1: not in the table).
+    columns
+        The members' text columns (one entry per member in each).
+    row_columns
+        The rows' own text columns (one entry per row in each).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> text = MemberText(np.array([0, 0, 1]),
+    ...                   [pd.Series(["breast cancer", "normal", "breast cancer"])])
+    >>> text.counts("breast", 2).tolist()
+    [1, 1]
+    """
+
+    def __init__(
+        self,
+        owner: np.ndarray,
+        columns: Sequence[pd.Series],
+        row_columns: Sequence[pd.Series] = (),
+    ) -> None:
+        owner = np.asarray(owner, dtype=np.int64)
+        keep = np.flatnonzero(owner >= 0)
+        self.owner = owner[keep]
+        self.columns: list[tuple[np.ndarray, np.ndarray]] = []
+        for col in columns:
+            values = pd.Series(np.asarray(col, dtype=object)[keep]).fillna("").astype(str)
+            codes, uniques = pd.factorize(values)
+            self.columns.append((codes.astype(np.int64), _bytes(pd.Series(uniques, dtype=object))))
+        self.row_columns = [_bytes(pd.Series(np.asarray(c, dtype=object))) for c in row_columns]
+
+    def counts(self, text: str | None, n_rows: int, rows: np.ndarray | None = None) -> np.ndarray:
+        """Per row, how many of its members hold every word of ``text`` in one of their columns.
+
+        ``rows`` (a boolean per row) limits the count to those rows (the others count 0).
+        """
+        members = np.arange(len(self.owner)) if rows is None else np.flatnonzero(rows[self.owner])
+        for word in str(text or "").lower().split():
+            needle = word.encode()
+            hit = np.zeros(len(members), dtype=bool)
+            for row_text in self.row_columns:
+                hit |= (_find(row_text, needle) >= 0)[self.owner[members]]
+            for codes, uniques in self.columns:
+                mine = codes[members]
+                if len(members) < len(uniques):  # fewer members left than distinct values
+                    hit |= _find(uniques[mine], needle) >= 0
+                else:
+                    hit |= (_find(uniques, needle) >= 0)[mine]
+            members = members[hit]
+        return np.bincount(self.owner[members], minlength=n_rows)
+
+
 class TableIndex:
     """A precomputed query object over one table.
 
@@ -110,6 +216,9 @@ class TableIndex:
         ``{facet name: column}``; columns missing from ``table`` are skipped.
     multi_valued
         Columns holding ``"; "``-joined values.
+    members, title_column
+        The text of each row's members and the row's title, for ranking (:data:`BEST_MATCH`)
+        and the :data:`MATCHING` column of a text query's pages.
 
     Examples
     --------
@@ -130,8 +239,13 @@ class TableIndex:
         text_columns: Sequence[str] = (),
         facets: Mapping[str, str] | None = None,
         multi_valued: Iterable[str] = MULTI_VALUED,
+        members: MemberText | None = None,
+        title_column: str | None = None,
     ) -> None:
         self.table = table
+        self.members = members
+        self._titles = _bytes(table[title_column]) if title_column in table.columns else None
+        self._ranked: tuple[tuple, np.ndarray, np.ndarray] | None = None  # (key, counts, order)
         self.n = len(table)
         text = pd.Series(table.index.astype(str), index=table.index)
         for c in text_columns:
@@ -185,8 +299,66 @@ class TableIndex:
         """A boolean array: the rows matching ``text`` and every facet filter."""
         return self._match(text, filters)[2]
 
-    def order(self, column: str | None, ascending: bool = True) -> np.ndarray:
-        """Row positions sorted by ``column`` (None: table order); empty values go last."""
+    def matching(self, text: str | None, rows: np.ndarray | None = None) -> np.ndarray | None:
+        """Per row, its members holding every word of ``text`` (None: no words, or no members).
+
+        Only rows matching ``text`` (and in ``rows``, a boolean per row, when given) are counted;
+        the others count 0.
+        """
+        words = tuple(str(text or "").lower().split())
+        if not words or self.members is None:
+            return None
+        return self._rank(words, self._within(text, rows))[0]
+
+    def _within(self, text: str | None, rows: np.ndarray | None) -> np.ndarray:
+        mask = self.text_mask(text)
+        return mask if rows is None else mask & rows
+
+    def _rank(self, words: tuple[str, ...], mask: np.ndarray):
+        """(matching members per row, row positions best match first), counted in the rows of
+        ``mask`` (rows matching ``words``); cached for the last query."""
+        key = (words, hash(mask.tobytes()))
+        if self._ranked is None or self._ranked[0] != key:
+            if self.members is not None:
+                counts = self.members.counts(" ".join(words), self.n, mask)
+            else:
+                counts = np.zeros(self.n, dtype=np.int64)
+            titled = np.zeros(self.n, dtype=bool)
+            if self._titles is not None:
+                hits = np.flatnonzero(mask)
+                for word in words:
+                    hits = hits[_find(self._titles[hits], word.encode()) >= 0]
+                titled[hits] = True
+            order = np.lexsort((np.arange(self.n), ~titled, -counts))
+            self._ranked = (key, counts, order)
+        return self._ranked[1], self._ranked[2]
+
+    def order(
+        self,
+        column: str | None,
+        ascending: bool = True,
+        text: str | None = None,
+        rows: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Row positions sorted by ``column`` (None: table order); empty values go last.
+
+        :data:`BEST_MATCH` ranks the rows for ``text``: most matching members first, then rows
+        whose title holds every word, then table order (``ascending`` is ignored);
+        :data:`MATCHING` sorts by the number of matching members. Without words both are the
+        table order. ``rows`` (a boolean per row) limits the counting to those rows.
+        """
+        return self._order(column, ascending, text, rows)
+
+    def _order(self, column, ascending, text, rows=None, *, matched=False) -> np.ndarray:
+        """:meth:`order`; ``matched``: ``rows`` already holds only rows matching ``text``."""
+        if column in (BEST_MATCH, MATCHING):
+            words = tuple(str(text or "").lower().split())
+            if not words:
+                return np.arange(self.n)
+            counts, best = self._rank(words, rows if matched else self._within(text, rows))
+            if column == BEST_MATCH:
+                return best
+            return np.lexsort((np.arange(self.n), counts if ascending else -counts))
         if column is None:
             return np.arange(self.n)
         key = (column, bool(ascending))
@@ -216,15 +388,20 @@ class TableIndex:
         filters: Mapping[str, Iterable[str]] | None = None,
         *,
         limit: int | None = None,
+        facet_text: Mapping[str, str] | None = None,
     ) -> dict[str, pd.Series]:
         """``{facet: Series(value -> count)}`` for the rows matching everything but that facet.
 
         Values with a count of 0 are left out unless they are selected; the most frequent come
-        first (ties by value), at most ``limit`` of them plus the selected ones.
+        first (ties by name, case-insensitive, :data:`MISSING` last), at most ``limit`` of them
+        plus the selected ones. ``facet_text`` keeps, per facet, the values holding every word
+        of its text (organism codes also match with spaces: ``"homo sapiens"``).
         """
-        return self._counts(self.text_mask(text), self._facet_masks(filters), filters or {}, limit)
+        return self._counts(
+            self.text_mask(text), self._facet_masks(filters), filters or {}, limit, facet_text
+        )
 
-    def _counts(self, text_mask, masks, filters, limit) -> dict[str, pd.Series]:
+    def _counts(self, text_mask, masks, filters, limit, facet_text=None) -> dict[str, pd.Series]:
         out = {}
         for name, facet in self.facets.items():
             mask = text_mask.copy()
@@ -232,9 +409,13 @@ class TableIndex:
                 if other != name:
                     mask &= m
             counts = facet.counts(mask)
-            selected = np.isin(facet.values, list(filters.get(name, ())))
-            keep = np.flatnonzero((counts > 0) | selected)
-            keep = keep[np.lexsort((keep, -counts[keep]))]
+            chosen = filters.get(name, ())
+            selected = np.isin(facet.values, [chosen] if isinstance(chosen, str) else list(chosen))
+            listed = counts > 0
+            if (facet_text or {}).get(name):
+                listed &= facet.matching_values(facet_text[name])
+            keep = np.flatnonzero(listed | selected)
+            keep = keep[np.lexsort((facet.name_rank[keep], -counts[keep]))]
             if limit is not None and len(keep) > limit:
                 keep = np.concatenate(
                     [keep[:limit], [k for k in keep[limit:] if selected[k]]]
@@ -254,16 +435,27 @@ class TableIndex:
         page: int = 0,
         page_size: int = 20,
         facet_limit: int | None = None,
+        facet_text: Mapping[str, str] | None = None,
     ) -> Page:
-        """The ``page``-th page (from 0; clipped to the last page) of the matching rows."""
+        """The ``page``-th page (from 0; clipped to the last page) of the matching rows.
+
+        With a text query and members, the rows get a :data:`MATCHING` column. ``facet_text``
+        (``{facet: text}``) lists only the values of a facet holding every word of its text
+        (and the chosen ones), before ``facet_limit``.
+        """
         text_mask, masks, mask = self._match(text, filters)
-        order = self.order(sort, ascending)
+        order = self._order(sort, ascending, text, mask, matched=True)
         matched = order[mask[order]]
         page_size = max(1, int(page_size))
         n_pages = max(1, -(-len(matched) // page_size))
         page = min(max(0, int(page)), n_pages - 1)
-        rows = self.table.iloc[matched[page * page_size : (page + 1) * page_size]]
-        facets = self._counts(text_mask, masks, filters or {}, facet_limit)
+        shown = matched[page * page_size : (page + 1) * page_size]
+        rows = self.table.iloc[shown]
+        words = tuple(str(text or "").lower().split())
+        if words and self.members is not None:
+            counts = self._rank(words, mask)[0]
+            rows = rows.assign(**{MATCHING: counts[shown]})
+        facets = self._counts(text_mask, masks, filters or {}, facet_limit, facet_text)
         return Page(rows, int(len(matched)), page, page_size, facets)
 
     def keys(
@@ -275,8 +467,9 @@ class TableIndex:
         ascending: bool = True,
     ) -> list[str]:
         """Every matching key, in sort order (for "select all")."""
-        order = self.order(sort, ascending)
-        return self.table.index[order[self.mask(text, filters)[order]]].astype(str).tolist()
+        mask = self.mask(text, filters)
+        order = self._order(sort, ascending, text, mask, matched=True)
+        return self.table.index[order[mask[order]]].astype(str).tolist()
 
 
 #: Experiment columns listing the distinct values of their samples' columns (for search and
@@ -288,6 +481,15 @@ SAMPLE_SUMMARY = {
     "tissues": ("refinebio_specimen_part", "tissues"),
     "cell_types": ("cell_types",),
 }
+
+#: The sample columns a sample matches a search by, with its accession and its experiment's
+#: accession, title and description: those of ``Catalog.search`` and those its experiment is
+#: found by.
+MEMBER_TEXT = (
+    "refinebio_title",
+    "refinebio_cell_line",
+    *(c for cols in SAMPLE_SUMMARY.values() for c in cols),
+)
 
 
 def _distinct(by_exp: pd.Series, columns: list[pd.Series], index: pd.Index) -> np.ndarray:
@@ -344,9 +546,25 @@ def experiment_index(catalog) -> TableIndex:
     ['SRP091833']
     >>> sorted(idx.query("breast cancer").rows.index)  # a disease of their samples
     ['GSE71102', 'SRP091833']
+
+    Ranked by their samples matching the search (:data:`BEST_MATCH`):
+
+    >>> idx.query("breast cancer", sort=BEST_MATCH).rows[MATCHING].to_dict()
+    {'GSE71102': 16, 'SRP091833': 12}
     """
-    text = ("title", "description", *SAMPLE_SUMMARY, "sample_text")
-    return TableIndex(_experiment_table(catalog), text_columns=text, facets=EXPERIMENT_FACETS)
+    table = _experiment_table(catalog)
+    samples = catalog.samples
+    owner = table.index.astype(str).get_indexer(samples["experiment_accession"].astype(str))
+    columns = [pd.Series(samples.index.astype(str), index=samples.index)]
+    columns += [samples[c] for c in MEMBER_TEXT if c in samples.columns]
+    own = [table.index.to_series().astype(str), table["title"], table["description"]]
+    return TableIndex(
+        table,
+        text_columns=("title", "description", *SAMPLE_SUMMARY, "sample_text"),
+        facets=EXPERIMENT_FACETS,
+        members=MemberText(owner, columns, own),
+        title_column="title",
+    )
 
 
 def sample_index(catalog, experiments: Sequence[str]) -> TableIndex:
@@ -383,3 +601,25 @@ def sample_index(catalog, experiments: Sequence[str]) -> TableIndex:
     return TableIndex(
         table, text_columns=("refinebio_title", "experiment_accession"), facets=facets
     )
+
+
+def shown_columns(table: pd.DataFrame) -> list[str]:
+    """The columns of ``table`` holding at least one non-empty value, in table order (the
+    metadata columns worth offering in a table).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"sex": ["", None], "disease": ["normal", ""], "n": [1, 2]})
+    >>> shown_columns(t)
+    ['disease', 'n']
+    """
+    out = []
+    for name in table.columns:
+        col = table[name]
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            filled = col.notna().any()
+        else:
+            filled = (col.fillna("").astype(str).str.strip() != "").any()
+        if filled:
+            out.append(str(name))
+    return out

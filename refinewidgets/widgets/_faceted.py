@@ -7,9 +7,13 @@ a :class:`~refinewidgets.widgets._status.StatusArea`. Every change of the search
 the sort or the page runs one query of the index in the kernel (:meth:`FacetedTable.refresh`);
 only the page shown and the facet counts go to the browser.
 
+Facet lists are sorted by count, then name; a facet with more than :data:`FACET_SEARCH_MIN`
+values gets a small search box that narrows its list (``<facet>-filter`` CSS class).
+
 A subclass gives the texts, CSS classes and sizes of its parts (:class:`Parts`), declares the
 trait holding the ticked keys and names it in ``ticked_trait``, and makes its buttons
-(``_make_buttons``), keeping them up to date with the ticks (``_update_buttons``).
+(``_make_buttons``), keeping them up to date with the ticks (``_update_buttons``); it may add
+controls above the table (``_make_controls``).
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ __all__ = ["FacetedTable", "Parts"]
 
 #: What the add listeners receive: ``{experiment: [samples] or None (every sample)}``.
 Selection = Mapping[str, list[str] | None]
+#: A facet with more values than this gets a search box over its values.
+FACET_SEARCH_MIN = 8
 
 
 def _css(name: str) -> str:
@@ -56,6 +62,10 @@ class Parts:
         its height in rows, its width and the width of its label.
     status
         The CSS class of the status area.
+    caption
+        The table's caption (for screen readers).
+    best_match
+        Offer the sort order "best match" (most matching samples first) and start with it.
     """
 
     title: str
@@ -69,6 +79,8 @@ class Parts:
     facet_width: str
     label_width: str
     status: str
+    caption: str = "Rows"
+    best_match: bool = False
 
 
 class FacetedTable(w.VBox):
@@ -126,6 +138,7 @@ class FacetedTable(w.VBox):
         self.facet_limit = facet_limit
         self._listeners: list[Callable[[Selection], Any]] = []
         self._quiet = False
+        self.add_class(f"{parts.prefix}-panel")
         self.status = StatusArea(parts.status)
         self.title = w.HTML(parts.title)
         self.search = w.Text(
@@ -136,9 +149,13 @@ class FacetedTable(w.VBox):
         self.search.add_class(parts.search)
         self.search.observe(self._on_search, names="value")
         self.facets: dict[str, w.SelectMultiple] = {}
+        #: Per facet with many values, the box searching its values.
+        self.facet_search: dict[str, w.Text] = {}
         self.facet_box = w.HBox(layout=w.Layout(flex_flow="row wrap"))
         self._make_facets()
-        self.table = PagedTable(parts.columns, prefix=parts.prefix)
+        self.table = PagedTable(
+            parts.columns, prefix=parts.prefix, best_match=parts.best_match, caption=parts.caption
+        )
         self.table.observe(self._on_table, names=["sort_by", "ascending", "page", "page_size"])
         self.table.observe(self._on_ticked, names="selected")
         self.observe(self._sync_ticks, names=self.ticked_trait)
@@ -152,6 +169,7 @@ class FacetedTable(w.VBox):
             self.search,
             self.facet_box,
             self.clear_filters_button,
+            *self._make_controls(),
             self.table,
             w.HBox(self._make_buttons()),
             self.status,
@@ -159,9 +177,18 @@ class FacetedTable(w.VBox):
         self.refresh()
 
     def clear_filters(self) -> None:
-        """Empty the search box and every facet list."""
+        """Empty the search box, every facet list and every facet's search box."""
+        self._quiet = True
+        try:
+            for box in self.facet_search.values():
+                box.value = ""
+        finally:
+            self._quiet = False
+        before = (self.filters, self.text)
         self.filters = {}
         self.text = ""
+        if before == ({}, ""):  # only a facet's search box changed
+            self.refresh()
 
     def _nothing_matches(self, page: Page) -> None:
         """Say how to find something when the search and filters match nothing."""
@@ -181,6 +208,10 @@ class FacetedTable(w.VBox):
         """The widgets of the row under the table (called once, by ``__init__``)."""
         return []
 
+    def _make_controls(self) -> list[w.Widget]:
+        """Widgets shown between the facets and the table (called once, by ``__init__``)."""
+        return []
+
     def _update_buttons(self, ticked: list[str]) -> None:
         """Show the new ticked keys ``ticked`` in the buttons' row."""
 
@@ -189,10 +220,11 @@ class FacetedTable(w.VBox):
 
     def _make_facets(self) -> None:
         """One facet list per facet of ``self.index``, in place of the ones shown."""
-        for box in self.facets.values():
+        for box in [*self.facets.values(), *self.facet_search.values()]:
             box.close()
-        self.facets = {}
-        for name in self.index.facets:
+        self.facets, self.facet_search = {}, {}
+        lists = []
+        for name, facet in self.index.facets.items():
             box = w.SelectMultiple(
                 options=[],
                 rows=self.parts.facet_rows,
@@ -204,7 +236,23 @@ class FacetedTable(w.VBox):
             box.add_class(f"{self.parts.facet}-{_css(name)}")
             box.observe(self._on_facet, names="value")
             self.facets[name] = box
-        self.facet_box.children = list(self.facets.values())
+            if len(facet.values) <= FACET_SEARCH_MIN:
+                lists.append(box)
+                continue
+            find = w.Text(
+                placeholder=f"Find a {name} ({len(facet.values):,} values)",
+                continuous_update=True,
+                layout=w.Layout(
+                    width=f"calc({self.parts.facet_width} - {self.parts.label_width} - 8px)",
+                    margin=f"2px 2px 2px calc({self.parts.label_width} + 6px)",
+                ),
+            )
+            find.add_class(f"{self.parts.facet}-filter")
+            find.add_class(f"{self.parts.facet}-filter-{_css(name)}")
+            find.observe(self._on_facet_search, names="value")
+            self.facet_search[name] = find
+            lists.append(w.VBox([find, box], layout=w.Layout(overflow="visible")))
+        self.facet_box.children = lists
 
     def _first_page(self) -> None:
         if self.table.page != 0:
@@ -215,6 +263,10 @@ class FacetedTable(w.VBox):
     # -- events -----------------------------------------------------------------------------
     def _on_search(self, change) -> None:
         self.text = change["new"]
+
+    def _on_facet_search(self, change) -> None:
+        if not self._quiet:
+            self.refresh()
 
     def _on_facet(self, change) -> None:
         if not self._quiet:
@@ -254,6 +306,7 @@ class FacetedTable(w.VBox):
             page=self.table.page,
             page_size=self.table.page_size,
             facet_limit=self.facet_limit,
+            facet_text={n: box.value for n, box in self.facet_search.items() if box.value},
         )
         self._quiet = True
         try:
@@ -272,7 +325,8 @@ class FacetedTable(w.VBox):
             self._quiet = False
         self.table.show(_labelled(page))
         self.total = page.total
-        self.clear_filters_button.disabled = not (self.text or self.filters)
+        searching = any(box.value for box in self.facet_search.values())
+        self.clear_filters_button.disabled = not (self.text or self.filters or searching)
         self._nothing_matches(page)
         self._page_shown(page)
 

@@ -2,16 +2,16 @@
 
 The table never sees the whole data: its owner queries a
 :class:`~refinewidgets.core.browse.TableIndex` and hands it one
-:class:`~refinewidgets.core.browse.Page` at a time (:meth:`PagedTable.show`). A fixed pool of
-row widgets is reused from page to page, so a page change only sends the new texts to the
-browser. Each row is a checkbox labelled with the row's key (its accession) and one HTML line
-with the other cells.
+:class:`~refinewidgets.core.browse.Page` at a time (:meth:`PagedTable.show`). The page's cells
+are one HTML table with header semantics (``<th scope="col">``, ``aria-sort``, a caption) that
+scrolls sideways instead of clipping; beside it, a fixed pool of tick-box rows (reused from
+page to page), each labelled with its row's key (its accession) and aligned with its row.
 
 CSS classes (``<prefix>`` is given by the owner, e.g. ``rw-experiments``): ``<prefix>-table``,
-``<prefix>-header``, ``<prefix>-row``, ``<prefix>-checkbox``, ``<prefix>-sort``,
-``<prefix>-sort-direction``, ``<prefix>-prev``, ``<prefix>-next``, ``<prefix>-page-label``,
-``<prefix>-page-size``.
-"""
+``<prefix>-header`` and ``<prefix>-grid`` (the HTML table's widget), ``<prefix>-body``,
+``<prefix>-row`` (a tick-box row), ``<prefix>-checkbox``, ``<prefix>-cells`` (a ``<tr>``),
+``<prefix>-sort``, ``<prefix>-sort-direction``, ``<prefix>-prev``, ``<prefix>-next``,
+``<prefix>-page-label``, ``<prefix>-page-size``."""
 
 from __future__ import annotations
 
@@ -24,10 +24,12 @@ import ipywidgets as w
 import numpy as np
 from traitlets import Bool, Int, List, Unicode, observe
 
-from ..core.browse import Page
+from ..core.browse import BEST_MATCH, Page
 
-__all__ = ["PagedTable", "format_cell", "frame_html"]
+__all__ = ["PagedTable", "format_cell", "frame_html", "page_table"]
 
+#: The colour of the lines between rows (the theme's, when there is one).
+BORDER = "var(--jp-border-color2, #e0e0e0)"
 CELL_STYLE = (
     "display:inline-block;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;padding:0 6px"
 )
@@ -54,34 +56,127 @@ def _cells(values: Sequence[Any], widths: Sequence[int], tag: str = "span") -> s
     return '<div style="display:flex;align-items:center">' + "".join(out) + "</div>"
 
 
-def frame_html(frame, *, max_rows: int = 50, index: bool = True) -> str:
-    """A small DataFrame as an HTML table (escaped; numbers formatted; at most ``max_rows``)."""
+def frame_html(frame, *, max_rows: int = 50, index: bool = True, label: str = "Table") -> str:
+    """A small DataFrame as an HTML table (escaped; numbers formatted; at most ``max_rows``),
+    with column headers (``<th scope="col">``), in a box that scrolls sideways when too wide
+    (focusable, named ``label``, so that a keyboard can scroll it)."""
+    name = html.escape(label, quote=True)
     head = frame.iloc[:max_rows]
     cols = ([frame.index.name or ""] if index else []) + [str(c) for c in head.columns]
-    th = "".join(f"<th style='text-align:left;padding:2px 6px'>{html.escape(c)}</th>" for c in cols)
+    th = "".join(
+        f'<th scope="col" style="text-align:left;padding:2px 6px">{html.escape(c)}</th>'
+        for c in cols
+    )
     body = []
     for key, row in zip(head.index, head.itertuples(index=False)):
-        cells = ([key] if index else []) + list(row)
+        first = (
+            f'<th scope="row" style="text-align:left;padding:2px 6px;font-weight:normal">'
+            f"{html.escape(format_cell(key))}</th>"
+            if index
+            else ""
+        )
         body.append(
             "<tr>"
+            + first
             + "".join(
-                f"<td style='padding:2px 6px'>{html.escape(format_cell(v))}</td>" for v in cells
+                f"<td style='padding:2px 6px'>{html.escape(format_cell(v))}</td>" for v in row
             )
             + "</tr>"
         )
     more = f"<div>... {len(frame) - max_rows:,} more rows</div>" if len(frame) > max_rows else ""
-    return f"<table style='border-collapse:collapse'><tr>{th}</tr>{''.join(body)}</table>{more}"
+    return (
+        f"{SCROLL_HOST_STYLE}"
+        f'<div class="rw-scroll-x" role="region" tabindex="0" aria-label="{name}" '
+        f'style="{SCROLL_STYLE}">'
+        f"<table style='border-collapse:collapse'><thead><tr>{th}</tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table></div>{more}"
+    )
 
 
 #: The marker of a row already in the dataset.
 IN_DATASET = (
     '<span class="rw-in-dataset" title="Already in the dataset" '
-    'style="color:#2e7d32;font-weight:bold">&#10003; in dataset</span> '
+    'style="color:#2e7d32;font-weight:bold;white-space:nowrap">&#10003; in dataset</span>'
 )
+#: The height of a row of a :class:`PagedTable`, in px (its tick boxes and table rows align).
+ROW_HEIGHT = 30
+#: A box that scrolls sideways instead of clipping what is too wide for it.
+SCROLL_STYLE = "overflow-x:auto;overflow-y:hidden;max-width:100%"
+#: Lets an HTML widget holding such a box shrink to its container (a flex item otherwise grows to
+#: its content, and an outer box scrolls instead).
+SCROLL_HOST_STYLE = (
+    "<style>.widget-html-content:has(> .rw-scroll-x),"
+    ".jupyter-widget-html-content:has(> .rw-scroll-x){min-width:0}</style>"
+)
+#: The style of :func:`page_table`'s tables (in each table, so that it works anywhere).
+PAGE_TABLE_STYLE = (
+    "<style>"
+    ".rw-page-table{border-collapse:separate;border-spacing:0;table-layout:fixed}"
+    ".rw-page-table th,.rw-page-table td{"
+    f"height:{ROW_HEIGHT}px;box-sizing:border-box;padding:0 8px;white-space:nowrap;"
+    "overflow:hidden;text-overflow:ellipsis;text-align:left;vertical-align:middle;"
+    f"line-height:normal;border-bottom:1px solid {BORDER}}}"
+    ".rw-page-table tbody th{font-weight:normal}"
+    ".rw-page-table caption{position:absolute;width:1px;height:1px;overflow:hidden;"
+    "clip:rect(0 0 0 0);white-space:nowrap}"
+    "</style>"
+)
+
+
+def page_table(
+    frame,
+    columns: Sequence[tuple[str, str, int]],
+    *,
+    caption: str,
+    sort_by: str | None = None,
+    ascending: bool = True,
+    row_header: bool = False,
+    row_class: str = "",
+) -> str:
+    """One page of rows as an accessible HTML table: a caption, ``<th scope="col">`` headers
+    (``aria-sort`` on the sorted one), one ``<tr>`` per row, escaped cells of fixed widths; in
+    a focusable region, so that a keyboard can scroll it when its box scrolls sideways.
+
+    ``columns`` is ``[(column, label, width in px), ...]``; the index is the column named like
+    the first one when ``row_header`` is true (shown as ``<th scope="row">``).
+    """
+    heads = []
+    for col, label, width in columns:
+        sort = ""
+        if col == sort_by:
+            sort = f' aria-sort="{"ascending" if ascending else "descending"}"'
+            label = label + (" ▲" if ascending else " ▼")
+        heads.append(f'<th scope="col"{sort} style="width:{width}px">{html.escape(label)}</th>')
+    names = [c for c, _, _ in columns]
+    keys = [str(k) for k in frame.index]
+    values = frame.reindex(columns=names[1:] if row_header else names)
+    body = []
+    for i, key in enumerate(keys):
+        cells = []
+        if row_header:
+            text = html.escape(key)
+            cells.append(f'<th scope="row" title="{text}">{text}</th>')
+        for value in values.iloc[i]:
+            text = html.escape(format_cell(value))
+            cells.append(f'<td title="{text}">{text}</td>')
+        body.append(f'<tr class="{row_class}">{"".join(cells)}</tr>')
+    width = sum(wd for _, _, wd in columns)
+    # focusable, so that a keyboard can scroll the table sideways (arrow keys)
+    name = html.escape(f"{caption} table", quote=True)
+    return (
+        f'{PAGE_TABLE_STYLE}<div class="rw-page-table-region" role="region" tabindex="0" '
+        f'aria-label="{name}"><table class="rw-page-table" style="width:{width}px">'
+        f"<caption>{html.escape(caption)}</caption>"
+        f"<thead><tr>{''.join(heads)}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 class PagedTable(w.VBox):
     """One page of rows with tick boxes, a sort control and a pager.
+
+    The rows' cells are one accessible HTML table (:func:`page_table`, :attr:`grid`) that
+    scrolls sideways when it is wider than the page; left of it, a column of tick boxes, one per
+    row, each labelled with the row's key and aligned with its row.
 
     Parameters
     ----------
@@ -91,6 +186,10 @@ class PagedTable(w.VBox):
         The CSS class prefix of this table's parts.
     page_sizes, page_size
         The choices of rows per page, and the first choice (default: the second size).
+    best_match
+        Offer (and start with) the sort order :data:`~refinewidgets.core.browse.BEST_MATCH`.
+    caption
+        The table's caption, read by screen readers.
 
     Examples
     --------
@@ -122,26 +221,47 @@ class PagedTable(w.VBox):
         page_sizes: Sequence[int] = (10, 20, 50),
         page_size: int | None = None,
         selectable: bool = True,
+        best_match: bool = False,
+        caption: str = "Rows",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.columns = list(columns)
         self.prefix = prefix
         self.selectable = selectable
+        self.caption = caption
+        self.best_match = best_match
         self.page_size = int(page_size or page_sizes[min(1, len(page_sizes) - 1)])
         self._quiet = False
-        key_col, key_label, key_width = self.columns[0]
+        self._page: Page | None = None
         self.sort = w.Dropdown(
-            options=[("(source order)", "")] + [(lbl, col) for col, lbl, _ in self.columns],
-            value="",
+            options=self._sort_options(),
+            value=self.sort_by or "",
             description="Sort by",
-            layout=w.Layout(width="260px"),
+            layout=w.Layout(width="300px"),
         )
         self.direction = w.Button(
-            description="ascending", icon="arrow-up", layout=w.Layout(width="120px")
+            description="ascending",
+            icon="arrow-up",
+            tooltip="Reverse the sort order",
+            layout=w.Layout(width="120px"),
         )
-        self.header = w.HTML(layout=w.Layout(margin="0 0 0 24px" if selectable else "0"))
-        self.rows_box = w.VBox()
+        # the rows: tick boxes (left) beside the table of cells, which scrolls sideways
+        self.grid = self.header = w.HTML(
+            layout=w.Layout(flex="1 1 auto", min_width="0", overflow="auto hidden", margin="0")
+        )
+        line = f"1px solid {BORDER}"
+        self.tick_header = w.HTML(
+            layout=w.Layout(height=f"{ROW_HEIGHT}px", margin="0", border_bottom=line)
+        )
+        self.rows_box = w.VBox(layout=w.Layout(margin="0"))
+        ticks = w.VBox(
+            [self.tick_header, self.rows_box], layout=w.Layout(flex="0 0 auto", margin="0")
+        )
+        self.body = w.HBox(
+            [ticks, self.grid] if selectable else [self.grid],
+            layout=w.Layout(align_items="flex-start", width="100%", margin="0"),
+        )
         self.prev = w.Button(
             description="Previous", icon="chevron-left", layout=w.Layout(width="110px")
         )
@@ -152,11 +272,15 @@ class PagedTable(w.VBox):
         self.page_size_box = w.Dropdown(
             options=[(f"{n} per page", int(n)) for n in page_sizes],
             value=self.page_size,
-            layout=w.Layout(width="130px"),
+            description="Show",
+            style={"description_width": "40px"},
+            layout=w.Layout(width="170px"),
         )
         for widget, name in [
             (self, "table"),
-            (self.header, "header"),
+            (self.grid, "header"),
+            (self.grid, "grid"),
+            (self.body, "body"),
             (self.sort, "sort"),
             (self.direction, "sort-direction"),
             (self.prev, "prev"),
@@ -166,6 +290,7 @@ class PagedTable(w.VBox):
         ]:
             widget.add_class(f"{prefix}-{name}")
         self._checkboxes: list[w.Checkbox] = []
+        #: Per row of the tick column, its "in dataset" marker.
         self._cells: list[w.HTML] = []
         self._row_widgets: list[w.HBox] = []
         self.sort.observe(self._on_sort_widget, names="value")
@@ -175,13 +300,21 @@ class PagedTable(w.VBox):
         self.page_size_box.observe(self._on_page_size_widget, names="value")
         self._render_header()
         self.children = [
-            w.HBox([self.sort, self.direction]),
-            self.header,
-            self.rows_box,
-            w.HBox([self.prev, self.page_label, self.next, self.page_size_box]),
+            w.HBox([self.sort, self.direction], layout=w.Layout(flex_flow="row wrap")),
+            self.body,
+            w.HBox(
+                [self.prev, self.page_label, self.next, self.page_size_box],
+                layout=w.Layout(flex_flow="row wrap"),
+            ),
         ]
+        if best_match:
+            self.sort_by = BEST_MATCH
 
     # -- controls -----------------------------------------------------------------------------
+    def _sort_options(self) -> list[tuple[str, str]]:
+        first = [("Best match", BEST_MATCH)] if self.best_match else []
+        return first + [("(source order)", "")] + [(lbl, col) for col, lbl, _ in self.columns]
+
     def _on_sort_widget(self, change) -> None:
         if not self._quiet:
             self.sort_by = change["new"] or None
@@ -203,85 +336,102 @@ class PagedTable(w.VBox):
         self._render_header()
 
     def set_columns(self, columns: Sequence[tuple[str, str, int]]) -> None:
-        """Show other columns (same key column); the sort falls back to the source order if its
-        column goes."""
+        """Show other columns (same key column); the sort falls back to the first order (best
+        match or source order) if its column goes."""
         self.columns = list(columns)
         names = [c for c, _, _ in self.columns]
-        if self.sort_by not in names:
-            self.sort_by = None
+        if self.sort_by not in names and self.sort_by != BEST_MATCH:
+            self.sort_by = BEST_MATCH if self.best_match else None
         self._quiet = True
         try:
-            self.sort.options = [("(source order)", "")] + [
-                (lbl, col) for col, lbl, _ in self.columns
-            ]
+            self.sort.options = self._sort_options()
             self.sort.value = self.sort_by or ""
         finally:
             self._quiet = False
         self._render_header()
 
     def _render_header(self) -> None:
-        labels = []
-        for col, label, _ in self.columns:
-            mark = (" ▲" if self.ascending else " ▼") if col == self.sort_by else ""
-            labels.append(label + mark)
-        self.header.value = "<b>" + _cells(labels, [wd for _, _, wd in self.columns]) + "</b>"
+        key, label, _ = self.columns[0]
+        if key == self.sort_by:
+            label += " ▲" if self.ascending else " ▼"
+        self.tick_header.value = (
+            f'<b style="padding-left:24px;white-space:nowrap">{html.escape(label)}</b>'
+        )
+        if self._page is not None:
+            self.show(self._page)
+        else:
+            self.grid.value = self._table_html(None)
+
+    def _table_html(self, frame) -> str:
+        columns = self.columns if not self.selectable else self.columns[1:]
+        if frame is None:
+            import pandas as pd
+
+            frame = pd.DataFrame(columns=[c for c, _, _ in self.columns])
+        return page_table(
+            frame,
+            columns,
+            caption=self.caption,
+            sort_by=self.sort_by,
+            ascending=self.ascending,
+            row_header=not self.selectable,
+            row_class=f"{self.prefix}-cells",
+        )
 
     # -- rows -----------------------------------------------------------------------------------
     def _ensure_rows(self, n: int) -> None:
         key_width = self.columns[0][2]
         while len(self._row_widgets) < n:
             box = w.Checkbox(
-                value=False, indent=False, layout=w.Layout(width=f"{key_width + 24}px")
+                value=False,
+                indent=False,
+                layout=w.Layout(width=f"{key_width + 24}px", margin="0 0 0 4px"),
             )
             box.add_class(f"{self.prefix}-checkbox")
             box.observe(self._on_tick, names="value")
-            cells = w.HTML()
-            row = w.HBox([box, cells] if self.selectable else [cells])
+            marker = w.HTML(layout=w.Layout(margin="0 4px"))
+            row = w.HBox(
+                [box, marker],
+                layout=w.Layout(
+                    height=f"{ROW_HEIGHT}px",
+                    margin="0",
+                    align_items="center",
+                    border_bottom=f"1px solid {BORDER}",
+                    overflow="hidden",
+                ),
+            )
             row.add_class(f"{self.prefix}-row")
             self._checkboxes.append(box)
-            self._cells.append(cells)
+            self._cells.append(marker)
             self._row_widgets.append(row)
-        self.rows_box.children = self._row_widgets[: max(n, 1)] if self._row_widgets else []
+        self.rows_box.children = self._row_widgets[:n]
 
     @observe("marked")
     def _marked_changed(self, change) -> None:
-        if getattr(self, "_page", None) is not None:
+        if self._page is not None:
             self.show(self._page)
 
     def show(self, page: Page) -> None:
         """Render ``page`` (its rows, page number and total)."""
         self._page = page
-        frame = page.rows
-        keys = [str(k) for k in frame.index]
+        keys = [str(k) for k in page.rows.index]
         marked = set(self.marked)
-        self._ensure_rows(len(keys))
         chosen = set(self.selected)
-        others = [c for c, _, _ in self.columns[1:]]
-        widths = [wd for _, _, wd in self.columns[1:]]
-        values = frame.reindex(columns=others)
+        if self.selectable:
+            self._ensure_rows(len(keys))
         self._quiet = True
         try:
-            for i, row in enumerate(self._row_widgets):
-                if i < len(keys):
-                    key = keys[i]
-                    box = self._checkboxes[i]
-                    box.description = key
-                    box.value = key in chosen
-                    cells = list(values.iloc[i]) if others else []
-                    if not self.selectable:
-                        cells = [key, *cells]
-                    html = _cells(
-                        cells, widths if self.selectable else [self.columns[0][2], *widths]
-                    )
-                    if key in marked:
-                        html = IN_DATASET + html
-                        row.add_class(f"{self.prefix}-in-dataset")
-                    else:
-                        row.remove_class(f"{self.prefix}-in-dataset")
-                    self._cells[i].value = html
-                    row.layout.display = None
+            for i, key in enumerate(keys if self.selectable else ()):
+                box, row = self._checkboxes[i], self._row_widgets[i]
+                box.description = key
+                box.value = key in chosen
+                if key in marked:
+                    self._cells[i].value = IN_DATASET
+                    row.add_class(f"{self.prefix}-in-dataset")
                 else:
-                    row.layout.display = "none"
+                    self._cells[i].value = ""
+                    row.remove_class(f"{self.prefix}-in-dataset")
+            self.grid.value = self._table_html(page.rows)
             self.row_keys = keys
             if self.page != page.page:
                 self.page = page.page

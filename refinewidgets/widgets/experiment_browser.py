@@ -6,6 +6,10 @@ stays fast on a listing of 50,000 experiments. Ticking experiments sets :attr:`c
 sample picker lists their samples); "Add whole experiments" hands them to the listeners
 registered with :meth:`ExperimentBrowser.on_add`. The search, facets, table and status area
 are those of :class:`~refinewidgets.widgets._faceted.FacetedTable`.
+
+While the search has words, experiments are ranked by best match (most samples matching every
+word, then a title holding every word; :data:`~refinewidgets.core.browse.BEST_MATCH`) and a
+"Matching samples" column shows each experiment's count.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 import ipywidgets as w
 from traitlets import Dict, Int, List, Unicode
 
-from ..core.browse import Page, TableIndex, experiment_index
+from ..core.browse import MATCHING, Page, TableIndex, experiment_index
 from ._faceted import FacetedTable, Parts
 from ._status import guarded
 
@@ -23,12 +27,14 @@ __all__ = ["ExperimentBrowser"]
 
 COLUMNS = [
     ("accession", "Accession", 110),
-    ("title", "Title", 380),
-    ("technology", "Technology", 100),
-    ("organisms", "Organism", 150),
-    ("platforms", "Platform", 220),
-    ("num_samples", "Samples", 70),
+    ("title", "Title", 320),
+    ("technology", "Technology", 110),
+    ("organisms", "Organism", 130),
+    ("platforms", "Platform", 200),
+    ("num_samples", "Samples", 90),
 ]
+#: The column added while the search has words.
+MATCHING_COLUMN = (MATCHING, "Matching samples", 150)
 PARTS = Parts(
     title="<b>Experiments</b>",
     columns=COLUMNS,
@@ -41,6 +47,8 @@ PARTS = Parts(
     facet_width="330px",
     label_width="80px",
     status="rw-browser-status",
+    caption="Experiments",
+    best_match=True,
 )
 
 
@@ -107,6 +115,13 @@ class ExperimentBrowser(FacetedTable):
 
     def _update_buttons(self, ticked: list[str]) -> None:
         self.add_button.disabled = not ticked
+
+    def refresh(self) -> None:
+        """Show the "Matching samples" column while the search has words; run the query."""
+        columns = COLUMNS + ([MATCHING_COLUMN] if self.text.split() else [])
+        if self.table.columns != columns:
+            self.table.set_columns(columns)
+        super().refresh()
 
     def _page_shown(self, page: Page) -> None:
         if self.status.kind == "error":  # the query works again

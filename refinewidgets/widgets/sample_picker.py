@@ -4,6 +4,8 @@ Facet lists on metadata columns (sex, specimen part, disease; for single-cell li
 cell type, tissue and stage) narrow the table; samples are ticked one by one, or all the
 matching ones at once ("Select all" / "Select none"). "Add to dataset" hands
 ``{experiment: [samples]}`` to the listeners registered with :meth:`SamplePicker.on_add`.
+The "Columns" list (``rw-sample-columns``) chooses which metadata columns the table shows, among
+those of the listed samples that hold a value (:attr:`SamplePicker.shown`).
 The search, facets, table and status area are those of
 :class:`~refinewidgets.widgets._faceted.FacetedTable`; the index and the facets change with
 :attr:`SamplePicker.experiments`.
@@ -16,7 +18,7 @@ from typing import Any
 import ipywidgets as w
 from traitlets import Dict, Int, List, Unicode, observe
 
-from ..core.browse import sample_index
+from ..core.browse import sample_index, shown_columns
 from ._faceted import FacetedTable, Parts
 from ._status import guarded
 
@@ -32,6 +34,24 @@ COLUMNS = [
     ("refinebio_disease", "Disease", 160),
 ]
 SINGLE_CELL_COLUMNS = [("n_cells", "Cells", 60), ("cell_types", "Cell types", 220)]
+#: The labels and widths of the columns above; other columns: a label from their name, 150 px.
+_KNOWN = {c: (label, width) for c, label, width in COLUMNS + SINGLE_CELL_COLUMNS}
+
+
+def column_label(column: str) -> str:
+    """The header of a sample column: ``refinebio_developmental_stage`` -> "Developmental stage".
+
+    Examples
+    --------
+    >>> column_label("refinebio_specimen_part"), column_label("n_cells")
+    ('Specimen part', 'Cells')
+    """
+    if column in _KNOWN:
+        return _KNOWN[column][0]
+    name = column.removeprefix("refinebio_").replace("_", " ").strip()
+    return name[:1].upper() + name[1:]
+
+
 NO_EXPERIMENT = "<b>Samples</b>: tick experiments above to list their samples."
 PARTS = Parts(
     title=NO_EXPERIMENT,
@@ -42,9 +62,10 @@ PARTS = Parts(
     search_width="400px",
     facet="rw-sample-facet",
     facet_rows=4,
-    facet_width="300px",
-    label_width="90px",
+    facet_width="320px",
+    label_width="110px",
     status="rw-picker-status",
+    caption="Samples",
 )
 
 
@@ -71,11 +92,50 @@ class SamplePicker(FacetedTable):
     filters = Dict(help="The chosen facet values: {facet: [values]}.")
     selected = List(Unicode(), help="The ticked samples (across pages and filters).")
     total = Int(0, help="How many listed samples match the search and filters.")
+    shown = List(
+        Unicode(),
+        help="The metadata columns the table shows, in order (the sample accession always is).",
+    )
 
     ticked_trait = "selected"
+    _defaults: list[str] = []  # the default columns last offered
 
     def __init__(self, catalog=None, **kwargs: Any) -> None:
         super().__init__(catalog, lambda catalog: sample_index(catalog, []), PARTS, **kwargs)
+        self._offer_columns(single_cell=False)
+
+    def _make_controls(self) -> list[w.Widget]:
+        self.column_picker = w.SelectMultiple(
+            options=[],
+            rows=5,
+            description="Columns",
+            tooltip="The metadata columns shown (Ctrl/Shift-click to choose several)",
+            layout=w.Layout(width="400px"),
+            style={"description_width": self.parts.label_width},
+        )
+        self.column_picker.add_class("rw-sample-columns")
+        self.column_picker.observe(self._on_column_picker, names="value")
+        return [self.column_picker]
+
+    def _on_column_picker(self, change) -> None:
+        if not self._quiet:
+            self.shown = list(change["new"])
+
+    @observe("shown")
+    def _shown_changed(self, change) -> None:
+        self._quiet = True
+        try:
+            offered = {value for _, value in self.column_picker.options}
+            value = tuple(c for c in self.shown if c in offered)
+            if self.column_picker.value != value:
+                self.column_picker.value = value
+        finally:
+            self._quiet = False
+        # columns the listed samples do not have are not shown (nor sortable)
+        columns = [COLUMNS[0]] + [(c, column_label(c), _KNOWN.get(c, ("", 150))[1]) for c in value]
+        if columns != self.table.columns:
+            self.table.set_columns(columns)
+            self.refresh()
 
     def _make_buttons(self) -> list[w.Widget]:
         self.select_all_button = w.Button(description="Select all", icon="check-square")
@@ -117,7 +177,7 @@ class SamplePicker(FacetedTable):
         self._quiet = True
         self.filters = {}
         self._quiet = False
-        self.table.set_columns(COLUMNS + (SINGLE_CELL_COLUMNS if sc else []))
+        self._offer_columns(sc)
         listed = set(self.index.table.index.astype(str))
         self.selected = [s for s in self.selected if s in listed]
         n = len(self.experiments)
@@ -125,6 +185,27 @@ class SamplePicker(FacetedTable):
             f"<b>Samples</b> of {n} experiment(s): {self.index.n:,} samples" if n else NO_EXPERIMENT
         )
         self._first_page()
+
+    def _offer_columns(self, single_cell: bool) -> None:
+        """Offer the columns of the listed samples holding a value; keep the chosen ones that
+        are still there (the defaults when none is)."""
+        defaults = [c for c, _, _ in COLUMNS[1:] + (SINGLE_CELL_COLUMNS if single_cell else [])]
+        present = set(shown_columns(self.index.table)) | {c for c, _, _ in COLUMNS[1:]}
+        if not single_cell:
+            present -= {c for c, _, _ in SINGLE_CELL_COLUMNS}
+        others = sorted(present - set(defaults), key=lambda c: column_label(c).lower())
+        self._quiet = True
+        try:
+            self.column_picker.options = [(column_label(c), c) for c in defaults + others]
+        finally:
+            self._quiet = False
+        kept = [c for c in self.shown if c in present]
+        chosen_by_user, self._defaults = list(self.shown) != self._defaults, defaults
+        chosen = kept if kept and chosen_by_user else defaults
+        if chosen == list(self.shown):
+            self._shown_changed(None)  # the offered columns changed: resync the list
+        else:
+            self.shown = chosen
 
     # -- ticking and adding ---------------------------------------------------------------------
     def select_all(self) -> None:

@@ -1,0 +1,50 @@
+"""axe-core in the browser tests: inject it into the page, run it, fail on serious findings.
+
+``vendor/axe.min.js`` is axe-core 4.14.1 from npm (``npm pack axe-core``), Mozilla Public
+License 2.0 (``vendor/axe-core-LICENSE.txt``); it is a test asset, never shipped with the
+package. No network is used: the script is read from disk and evaluated in the page.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+AXE_JS = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
+#: Findings of these impacts fail a test.
+FAILING_IMPACTS = ("critical", "serious")
+
+
+def run_axe(page, *, context: str = "body") -> list[dict]:
+    """Run axe-core on ``context`` of ``page``; its violations, each a dict with ``id``,
+    ``impact``, ``help`` and ``nodes`` (the offending elements' selectors and HTML)."""
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.add_script_tag(content=AXE_JS.read_text(encoding="utf-8"))
+    return page.evaluate(
+        """async (context) => {
+            const results = await window.axe.run(document.querySelector(context), {
+                resultTypes: ['violations'],
+            });
+            return results.violations.map(v => ({
+                id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.map(n => ({target: n.target.join(' '), html: n.html.slice(0, 200)})),
+            }));
+        }""",
+        context,
+    )
+
+
+def describe(violations: list[dict]) -> str:
+    """A readable list of violations for an assertion message."""
+    lines = []
+    for v in violations:
+        lines.append(f"[{v['impact']}] {v['id']}: {v['help']} ({len(v['nodes'])} element(s))")
+        lines.extend(f"    {n['target']}: {n['html']}" for n in v["nodes"][:5])
+    return "\n".join(lines)
+
+
+def assert_no_serious_violations(page, *, context: str = "body") -> list[dict]:
+    """Fail when axe-core finds critical or serious issues; returns the minor ones."""
+    violations = run_axe(page, context=context)
+    bad = [v for v in violations if v["impact"] in FAILING_IMPACTS]
+    assert not bad, "axe-core found critical or serious issues:\n" + describe(bad)
+    return violations
