@@ -1,15 +1,17 @@
 """axe-core in the browser tests: inject it into the page, run it, fail on serious findings.
 
-``vendor/axe.min.js`` is axe-core 4.14.1 from npm (``npm pack axe-core``), Mozilla Public
-License 2.0 (``vendor/axe-core-LICENSE.txt``); it is a test asset, never shipped with the
-package. No network is used: the script is read from disk and evaluated in the page.
+axe-core comes from the ``axe-playwright-python`` package (a test dependency, which ships
+``axe.min.js``, axe-core's Mozilla Public License 2.0 build); nothing of it is in this
+repository. No network is used: the script is read from the installed package and evaluated in
+the page.
 """
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
-AXE_JS = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
+AXE_JS = Path(str(resources.files("axe_playwright_python") / "axe.min.js"))
 #: Findings of these impacts fail a test.
 FAILING_IMPACTS = ("critical", "serious")
 
