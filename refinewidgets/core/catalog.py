@@ -20,7 +20,7 @@ from ..errors import (
     SourceOverlapWarning,
     UnknownAccessionError,
 )
-from .browse import TableIndex
+from .browse import MEMBER_TEXT, TableIndex
 from .metadata import ACCESSION, ANNOTATIONS, HARMONIZED_FIELDS, typed_metadata
 from .names import check_accession, check_organism
 from .sources import Source
@@ -361,7 +361,9 @@ class Catalog:
         if self._search_text is None:
             s = self.samples
             exp = self.experiments
-            table = s[[c for c in ("experiment_accession", *SAMPLE_TEXT_COLUMNS) if c in s]].copy()
+            # the same sample columns the experiment browser finds experiments by
+            columns = dict.fromkeys(("experiment_accession", *SAMPLE_TEXT_COLUMNS, *MEMBER_TEXT))
+            table = s[[c for c in columns if c in s]].copy()
             owner = s["experiment_accession"]
             table["experiment_title"] = owner.map(exp["title"]).fillna("")
             table["experiment_description"] = owner.map(exp["description"]).fillna("")
@@ -372,8 +374,9 @@ class Catalog:
         """Samples whose text matches every word of ``text`` and every field filter.
 
         ``text`` is matched, case-insensitively, against the sample and experiment accessions,
-        the sample title, tissue, disease and cell line, and the experiment's title and
-        description. Each filter ``column=value`` (or a list of values) keeps samples whose
+        the sample's title, organism, platform, tissue, disease, cell line and (single cells)
+        cell types, and the experiment's title and description: the text the experiment
+        browser finds experiments by. Each filter ``column=value`` (or a list of values) keeps samples whose
         ``cat.samples[column]`` equals one of the values (case-insensitive for text).
 
         Examples
