@@ -86,7 +86,9 @@ def test_bad_paths(tmp_path):
         rw.open_catalog(tmp_path / "notes.txt")
 
 
-def test_opening_reads_no_values_and_build_reads_only_needed_columns(monkeypatch):
+@pytest.fixture
+def parses(monkeypatch):
+    """Every parse of a matrix member: ``(member, columns)``."""
     calls = []
     real = archive.read_matrix
 
@@ -95,6 +97,11 @@ def test_opening_reads_no_values_and_build_reads_only_needed_columns(monkeypatch
         return real(store, name, columns)
 
     monkeypatch.setattr("refinewidgets.io.sources.read_matrix", spy)
+    return calls
+
+
+def test_opening_reads_no_values_and_build_reads_only_needed_columns(monkeypatch, parses):
+    calls = parses
     monkeypatch.setenv("REFINEWIDGETS_PARSED_CACHE_MAX_BYTES", "0")  # no parsed-source cache
     cat = rw.open_catalog()
     assert calls == []
@@ -105,18 +112,11 @@ def test_opening_reads_no_values_and_build_reads_only_needed_columns(monkeypatch
     assert list(res.expression(exp).columns) == wanted
 
 
-def test_a_rebuild_with_other_options_parses_nothing(monkeypatch, tmp_path):
+def test_a_rebuild_with_other_options_parses_nothing(monkeypatch, tmp_path, parses):
     """The parsed-source cache: the first build parses each member once (whole, as it is
     small), a rebuild with other options or other samples of it parses nothing, with the
     same values; a changed file is parsed again."""
-    calls = []
-    real = archive.read_matrix
-
-    def spy(store, name, columns=None):
-        calls.append((name, None if columns is None else list(columns)))
-        return real(store, name, columns)
-
-    monkeypatch.setattr("refinewidgets.io.sources.read_matrix", spy)
+    calls = parses
     monkeypatch.setenv("REFINEWIDGETS_CACHE", str(tmp_path / "cache"))
     exp = bulk_ids(rw.open_catalog())[0]
     source = tmp_path / "unzipped"  # an unzipped download: its matrix can be edited below

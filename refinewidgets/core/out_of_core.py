@@ -26,6 +26,7 @@ filesystem for a cluster of several machines; any folder for a local cluster).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -195,193 +196,178 @@ def dask_group(
         block_samples = int(os.environ.get("REFINEWIDGETS_BLOCK_SAMPLES") or BLOCK_SAMPLES)
     run = Path(workdir) / f"{key}-{uuid.uuid4().hex[:8]}"
     run.mkdir(parents=True)
-    try:
-        return _dask_group(
-            client,
-            key,
-            by_matrix,
-            technology,
-            log_rnaseq,
-            join,
-            order,
-            quantile_normalize,
-            shipped_target,
-            scale_by,
-            run,
-            block_samples,
-            step,
+    with _removed_on_error(run):
+        import dask.array as da
+        import zarr
+
+        dashboard = getattr(client, "dashboard_link", None)
+        seconds: dict[str, float] = {}
+        clock = [time.perf_counter(), None]
+
+        def timed(message: str, name: str) -> None:  # each step's wall time, for uns
+            now = time.perf_counter()
+            if clock[1] is not None:
+                seconds[clock[1]] = round(now - clock[0], 3)
+            clock[:] = [now, name]
+            step(message)
+
+        timed(
+            f"{key}: reading on the Dask cluster" + (f" ({dashboard})" if dashboard else ""), "read"
         )
-    except BaseException:  # cancelled, or failed: nothing half-written is kept
-        shutil.rmtree(run, ignore_errors=True)
-        raise
 
-
-def _dask_group(
-    client,
-    key,
-    by_matrix,
-    technology,
-    log_rnaseq,
-    join,
-    order,
-    quantile_normalize,
-    shipped_target,
-    scale_by,
-    run,
-    block_samples,
-    step,
-) -> DaskGroup:
-    import dask.array as da
-    import zarr
-
-    dashboard = getattr(client, "dashboard_link", None)
-    seconds: dict[str, float] = {}
-    clock = [time.perf_counter(), None]
-
-    def timed(message: str, name: str) -> None:  # each step's wall time, for uns
-        now = time.perf_counter()
-        if clock[1] is not None:
-            seconds[clock[1]] = round(now - clock[0], 3)
-        clock[:] = [now, name]
-        step(message)
-
-    timed(f"{key}: reading on the Dask cluster" + (f" ({dashboard})" if dashboard else ""), "read")
-
-    blocks = list(_blocks(by_matrix, block_samples))
-    futures = [
-        client.submit(
-            _read_block,
-            src,
-            matrix_id,
-            accessions,
-            f"{src.name} ({matrix_id})",
-            {a: technology[a] for a in accessions},
-            {a: log_rnaseq[a] for a in accessions},
-            str(run / f"read-{i}.npy"),
-            pure=False,
-        )
-        for i, (src, matrix_id, accessions) in enumerate(blocks)
-    ]
-    pieces: list[_Piece] = client.gather(futures)
-    filtered = [f for p in pieces for f in p.filtered]
-    transforms = {k: v for p in pieces for k, v in p.transforms.items()}
-    kept = [p for p in pieces if p.samples]
-    if not kept:
-        shutil.rmtree(run, ignore_errors=True)
-        gm = GroupMatrix(np.empty((0, 0)), [], pd.Index([]), filtered)
-        return DaskGroup(gm, "")
-    stand_ins = [_Block(p.genes, np.empty((0, 0)), p.samples, [], p.logs) for p in kept]
-    genes, union = _join_genes(stand_ins, join)
-    genes = pd.Index(genes, dtype=object)
-    timed(f"{key}: joining {len(genes):,} genes", "join and gather")
-    gathered = [str(run / f"rows-{i}.npy") for i in range(len(kept))]
-    need_target = quantile_normalize and shipped_target is None
-    parts = client.gather(
-        [
-            client.submit(_gather_block, p, genes, path, need_target, pure=False)
-            for p, path in zip(kept, gathered)
-        ]
-    )
-    samples = [s for p in kept for s in p.samples]
-    # the group's order (the request's), as the in-memory path keeps it
-    final = sorted(range(len(samples)), key=lambda i: order[samples[i]])
-    position = np.empty(len(samples), dtype=np.int64)
-    position[final] = np.arange(len(samples))
-    rows_of_block, first = [], 0
-    for p in kept:
-        rows_of_block.append(position[first : first + len(p.samples)])
-        first += len(p.samples)
-    ordered = [samples[i] for i in final]
-    info: dict[str, Any] = {
-        "out_of_core": {"workdir": str(run), "blocks": len(blocks), "dashboard": dashboard or ""}
-    }
-    if quantile_normalize:
-        timed(f"{key}: quantile-normalizing on the Dask cluster", "quantile-normalize and split")
-        if shipped_target is not None:
-            target, source_name = shipped_target
-            kind = "source"
-            how = f"target shipped by source {source_name} ({len(target)} values)"
-        else:
-            total = sum(t for t, _ in parts)
-            used = sum(u for _, u in parts)
-            if used == 0:
-                raise BuildError(f"Group {key}: no sample holds a value to normalize.")
-            target = np.sort(total / used)
-            kind = "computed"
-            how = (
-                f"computed from the group's {len(samples)} samples (mean of their sorted "
-                "values), summed over blocks on the cluster"
-            )
-    else:
-        target = None
-        timed(f"{key}: splitting by gene block", "split")
-    # refine.bio's KS pairs (on the group's order), and the rows of each block they test
-    from .quantile import _ks_pairs
-
-    pairs = _ks_pairs(len(samples), 100, 0) if quantile_normalize and len(samples) > 1 else []
-    wanted = sorted({i for pair in pairs for i in pair})
-    slot = {r: k for k, r in enumerate(wanted)}
-    local = [[j for j, r in enumerate(rows) if int(r) in slot] for rows in rows_of_block]
-    starts = list(range(0, len(genes), GENE_BLOCK))
-    tested = client.gather(
-        [
-            client.submit(_finish_block, path, target, mine, starts, pure=False)
-            for path, mine in zip(gathered, local)
-        ]
-    )
-    if quantile_normalize:
-        if pairs:
-            X = np.empty((len(wanted), len(genes)))
-            for rows, mine, values in zip(rows_of_block, local, tested):
-                X[[slot[int(rows[j])] for j in mine]] = values
-            ks = ks_check(
-                X, names=[ordered[i] for i in wanted], pairs=[(slot[i], slot[j]) for i, j in pairs]
-            )
-        else:
-            ks = ks_check(np.empty((1, 0)))
-        info["quantile_normalization"] = {"target": kind, "target_description": how, **ks}
-    timed(
-        f"{key}: scaling and writing" if scale_by != "NONE" else f"{key}: writing",
-        "scale and write",
-    )
-    zarr_path = str(run / f"{key}.zarr")
-    rows_chunk = min(max(len(samples), 1), 4096)
-    zarr.open_array(
-        zarr_path,
-        mode="w",
-        shape=(len(samples), len(genes)),
-        chunks=(rows_chunk, GENE_BLOCK),
-        dtype="f8",
-    )
-    client.gather(
-        [
+        blocks = list(_blocks(by_matrix, block_samples))
+        futures = [
             client.submit(
-                _scale_genes,
-                gathered,
-                rows_of_block,
-                len(samples),
-                start,
-                min(start + GENE_BLOCK, len(genes)),
-                scale_by,
-                zarr_path,
+                _read_block,
+                src,
+                matrix_id,
+                accessions,
+                f"{src.name} ({matrix_id})",
+                {a: technology[a] for a in accessions},
+                {a: log_rnaseq[a] for a in accessions},
+                str(run / f"read-{i}.npy"),
                 pure=False,
             )
-            for start in starts
+            for i, (src, matrix_id, accessions) in enumerate(blocks)
         ]
-    )
-    timed(f"{key}: written", "")
-    info["out_of_core"]["seconds"] = seconds
-    gm = GroupMatrix(
-        X=da.from_zarr(zarr_path),
-        samples=ordered,
-        genes=genes,
-        filtered=filtered,
-        genes_per_sample={s: len(p.genes) for p in kept for s in p.samples},
-        genes_dropped=int(len(union) - len(genes)),
-        transforms=transforms,
-        block_genes=[(list(p.samples), p.genes) for p in kept],
-    )
-    return DaskGroup(gm, zarr_path, info)
+        pieces: list[_Piece] = client.gather(futures)
+        filtered = [f for p in pieces for f in p.filtered]
+        transforms = {k: v for p in pieces for k, v in p.transforms.items()}
+        kept = [p for p in pieces if p.samples]
+        if not kept:
+            shutil.rmtree(run, ignore_errors=True)
+            gm = GroupMatrix(np.empty((0, 0)), [], pd.Index([]), filtered)
+            return DaskGroup(gm, "")
+        stand_ins = [_Block(p.genes, np.empty((0, 0)), p.samples, [], p.logs) for p in kept]
+        genes, union = _join_genes(stand_ins, join)
+        genes = pd.Index(genes, dtype=object)
+        timed(f"{key}: joining {len(genes):,} genes", "join and gather")
+        gathered = [str(run / f"rows-{i}.npy") for i in range(len(kept))]
+        need_target = quantile_normalize and shipped_target is None
+        parts = client.gather(
+            [
+                client.submit(_gather_block, p, genes, path, need_target, pure=False)
+                for p, path in zip(kept, gathered)
+            ]
+        )
+        samples = [s for p in kept for s in p.samples]
+        # the group's order (the request's), as the in-memory path keeps it
+        final = sorted(range(len(samples)), key=lambda i: order[samples[i]])
+        position = np.empty(len(samples), dtype=np.int64)
+        position[final] = np.arange(len(samples))
+        rows_of_block, first = [], 0
+        for p in kept:
+            rows_of_block.append(position[first : first + len(p.samples)])
+            first += len(p.samples)
+        ordered = [samples[i] for i in final]
+        info: dict[str, Any] = {
+            "out_of_core": {
+                "workdir": str(run),
+                "blocks": len(blocks),
+                "dashboard": dashboard or "",
+            }
+        }
+        if quantile_normalize:
+            timed(
+                f"{key}: quantile-normalizing on the Dask cluster", "quantile-normalize and split"
+            )
+            if shipped_target is not None:
+                target, source_name = shipped_target
+                kind = "source"
+                how = f"target shipped by source {source_name} ({len(target)} values)"
+            else:
+                total = sum(t for t, _ in parts)
+                used = sum(u for _, u in parts)
+                if used == 0:
+                    raise BuildError(f"Group {key}: no sample holds a value to normalize.")
+                target = np.sort(total / used)
+                kind = "computed"
+                how = (
+                    f"computed from the group's {len(samples)} samples (mean of their sorted "
+                    "values), summed over blocks on the cluster"
+                )
+        else:
+            target = None
+            timed(f"{key}: splitting by gene block", "split")
+        # refine.bio's KS pairs (on the group's order), and the rows of each block they test
+        from .quantile import _ks_pairs
+
+        pairs = _ks_pairs(len(samples), 100, 0) if quantile_normalize and len(samples) > 1 else []
+        wanted = sorted({i for pair in pairs for i in pair})
+        slot = {r: k for k, r in enumerate(wanted)}
+        local = [[j for j, r in enumerate(rows) if int(r) in slot] for rows in rows_of_block]
+        starts = list(range(0, len(genes), GENE_BLOCK))
+        tested = client.gather(
+            [
+                client.submit(_finish_block, path, target, mine, starts, pure=False)
+                for path, mine in zip(gathered, local)
+            ]
+        )
+        if quantile_normalize:
+            if pairs:
+                X = np.empty((len(wanted), len(genes)))
+                for rows, mine, values in zip(rows_of_block, local, tested):
+                    X[[slot[int(rows[j])] for j in mine]] = values
+                ks = ks_check(
+                    X,
+                    names=[ordered[i] for i in wanted],
+                    pairs=[(slot[i], slot[j]) for i, j in pairs],
+                )
+            else:
+                ks = ks_check(np.empty((1, 0)))
+            info["quantile_normalization"] = {"target": kind, "target_description": how, **ks}
+        timed(
+            f"{key}: scaling and writing" if scale_by != "NONE" else f"{key}: writing",
+            "scale and write",
+        )
+        zarr_path = str(run / f"{key}.zarr")
+        rows_chunk = min(max(len(samples), 1), 4096)
+        zarr.open_array(
+            zarr_path,
+            mode="w",
+            shape=(len(samples), len(genes)),
+            chunks=(rows_chunk, GENE_BLOCK),
+            dtype="f8",
+        )
+        client.gather(
+            [
+                client.submit(
+                    _scale_genes,
+                    gathered,
+                    rows_of_block,
+                    len(samples),
+                    start,
+                    min(start + GENE_BLOCK, len(genes)),
+                    scale_by,
+                    zarr_path,
+                    pure=False,
+                )
+                for start in starts
+            ]
+        )
+        timed(f"{key}: written", "")
+        info["out_of_core"]["seconds"] = seconds
+        gm = GroupMatrix(
+            X=da.from_zarr(zarr_path),
+            samples=ordered,
+            genes=genes,
+            filtered=filtered,
+            genes_per_sample={s: len(p.genes) for p in kept for s in p.samples},
+            genes_dropped=int(len(union) - len(genes)),
+            transforms=transforms,
+            block_genes=[(list(p.samples), p.genes) for p in kept],
+        )
+        return DaskGroup(gm, zarr_path, info)
+
+
+@contextlib.contextmanager
+def _removed_on_error(run: Path):
+    """Cancelled, or failed: nothing half-written is kept."""
+    try:
+        yield
+    except BaseException:
+        shutil.rmtree(run, ignore_errors=True)
+        raise
 
 
 #: Genes assumed per sample when deciding whether a group fits in memory before reading it
