@@ -7,6 +7,12 @@ given on the command line (passed in the ``REFINEWIDGETS_SOURCES`` environment v
 named in the page's URL query (``?source=downloads/GSE1.zip&source=bgee``), which must resolve
 inside the folder the server was started in (``REFINEWIDGETS_BASE``); its Save panel writes only
 inside the output folder (``REFINEWIDGETS_OUTPUT_DIR``).
+
+The page's address holds the dataset (``?exp=GSE1&aggregate_by=SPECIES``, see
+:mod:`refinewidgets.core.url_state`): reloading restores it and the address is a link to it.
+Voila keeps a pool of ready kernels (:data:`POOL_SIZE`), each of which has run the notebook up to
+the point where it needs the page's request (:func:`page_query`), so a page opens in about a
+second.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ __all__ = [
     "OUTPUT_ENV",
     "SOURCES_ENV",
     "app_notebook",
+    "page_query",
     "resolve_url_source",
     "serve",
     "show_app",
@@ -41,6 +48,8 @@ BASE_ENV = "REFINEWIDGETS_BASE"
 OUTPUT_ENV = "REFINEWIDGETS_OUTPUT_DIR"
 #: Kernels idle, with no page connected, for this long are shut down (``--cull-idle-seconds``).
 CULL_IDLE_SECONDS = 600
+#: Kernels kept ready for the next pages (each holds the demo catalog and the app's widgets).
+POOL_SIZE = 2
 # Shared with refinewidgets.app_server (not imported from it: that module imports Voila).
 TOKEN_ENV = "REFINEWIDGETS_SERVER_TOKEN"
 NONCE_ENV = "REFINEWIDGETS_SERVER_NONCE"
@@ -117,11 +126,34 @@ def sources_from_environment(environ: Mapping[str, str] | None = None) -> list[s
     return paths
 
 
+def page_query(environ: Mapping[str, str] | None = None) -> str:
+    """The query string of the page this kernel serves ('' outside Voila).
+
+    A kernel Voila started for the request has it in ``QUERY_STRING``. A preheated kernel (the
+    app keeps a pool of them, see :func:`voila_command`) ran the notebook before any page asked
+    for it: :func:`voila.utils.wait_for_request` waits until a page takes this kernel and puts
+    that page's request into the environment.
+    """
+    if environ is None:
+        if os.environ.get("VOILA_PREHEAT") == "True":
+            from voila.utils import wait_for_request
+
+            wait_for_request()
+        environ = os.environ
+    return environ.get("QUERY_STRING", "")
+
+
 def show_app():
     """The widget the app notebook displays: a DatasetBuilder, or a message saying what failed.
 
     The builder saves inside ``REFINEWIDGETS_OUTPUT_DIR`` when the launcher set it (file names
-    only), anywhere otherwise (the notebook opened in Jupyter or on Binder).
+    only), anywhere otherwise (the notebook opened in Jupyter or on Binder). In the web app
+    (Voila) the page's address holds the dataset: the URL's query restores it, and the builder
+    keeps the address up to date (:mod:`refinewidgets.core.url_state`).
+
+    In a preheated kernel, everything that does not depend on the page (importing, opening the
+    command line's sources, making the widgets) is done before a page asks for it; the page's
+    own ``?source=`` values, when there are any, are opened once it does.
     """
     import html
 
@@ -131,13 +163,33 @@ def show_app():
     from .io.catalog_open import open_catalog
     from .widgets.builder import DatasetBuilder
 
+    in_voila = "VOILA_KERNEL_ID" in os.environ or "QUERY_STRING" in os.environ
+    output = os.environ.get(OUTPUT_ENV) or None
     try:
-        catalog = open_catalog(*sources_from_environment())
+        ready = open_catalog(*sources_from_environment({**os.environ, "QUERY_STRING": ""}))
+        builder = DatasetBuilder(ready, output_dir=output)
+    except (RefineWidgetsError, ValueError, OSError):
+        builder = None  # reported below, once the page's own sources are known
+    if in_voila and os.environ.get("VOILA_PREHEAT") == "True":
+        from .widgets._plots import warm_up
+
+        warm_up()  # the first plot of the page is then as quick as the next ones
+    query = page_query() if in_voila else ""
+    try:
+        environ = {**os.environ, "QUERY_STRING": query}
+        if builder is None or parse_qs(query).get("source"):
+            catalog = open_catalog(*sources_from_environment(environ))
+        else:
+            catalog = ready
     except (RefineWidgetsError, ValueError, OSError) as exc:
         return widgets.HTML(
             f"<div class='rw-error'><b>Could not open the data sources:</b> {html.escape(str(exc))}</div>"
         )
-    return DatasetBuilder(catalog, output_dir=os.environ.get(OUTPUT_ENV) or None)
+    if builder is None or catalog is not ready:
+        builder = DatasetBuilder(catalog, output_dir=output)
+    if in_voila:
+        builder.link_to_page(query)  # the dataset lives in the page's address
+    return builder
 
 
 def free_port() -> int:
@@ -158,10 +210,19 @@ def port_in_use(port: int) -> bool:
     return False
 
 
-def voila_command(port: int, *, cull_idle_seconds: int = CULL_IDLE_SECONDS) -> list[str]:
+def voila_command(
+    port: int,
+    *,
+    cull_idle_seconds: int = CULL_IDLE_SECONDS,
+    pool_size: int = POOL_SIZE,
+    theme: str = "light",
+) -> list[str]:
     """The command running our Voila (:mod:`refinewidgets.app_server`) on the app notebook.
 
     Kernels idle and without a page connected for ``cull_idle_seconds`` are shut down (0: never).
+    ``pool_size`` kernels are kept ready (Voila's preheated kernels: each has run the notebook
+    up to the point where it needs the page's request), so a page opens without waiting for a
+    kernel to start; 0 starts a kernel per page. ``theme``: Voila's "light" or "dark".
     """
     interval = max(1, min(60, cull_idle_seconds // 2))
     return [
@@ -174,6 +235,8 @@ def voila_command(port: int, *, cull_idle_seconds: int = CULL_IDLE_SECONDS) -> l
         "--Voila.ip=127.0.0.1",
         "--Voila.port_retries=0",
         "--VoilaConfiguration.show_tracebacks=False",
+        f"--theme={theme}",
+        *(["--preheat_kernel=True", f"--pool_size={pool_size}"] if pool_size > 0 else []),
         f"--MappingKernelManager.cull_idle_timeout={cull_idle_seconds}",
         f"--MappingKernelManager.cull_interval={interval}",
         "--MappingKernelManager.cull_connected=False",
@@ -237,6 +300,8 @@ def serve(
     token: bool = True,
     output_dir: str | os.PathLike | None = None,
     cull_idle_seconds: int = CULL_IDLE_SECONDS,
+    pool_size: int = POOL_SIZE,
+    theme: str = "light",
 ) -> int:
     """Run our Voila on the app notebook until interrupted; returns the exit status.
 
@@ -255,6 +320,9 @@ def serve(
             f"error: --output-dir {output_dir} is not an existing folder: create it first",
             file=sys.stderr,
         )
+        return 2
+    if theme not in ("light", "dark"):
+        print(f"error: theme {theme!r} is not 'light' or 'dark'", file=sys.stderr)
         return 2
     if cull_idle_seconds < 0:
         print("error: --cull-idle-seconds must be 0 (never) or more", file=sys.stderr)
@@ -281,7 +349,9 @@ def serve(
     root = f"http://127.0.0.1:{chosen}/"
     url = f"{root}?token={secret}" if token else root
     proc = subprocess.Popen(
-        voila_command(chosen, cull_idle_seconds=cull_idle_seconds),
+        voila_command(
+            chosen, cull_idle_seconds=cull_idle_seconds, pool_size=pool_size, theme=theme
+        ),
         env=env,
         preexec_fn=_die_with_this_process(),
     )

@@ -5,6 +5,10 @@
 ``refinewidgets build SPEC.json [--source PATH ...] -o dataset.zip``
 ``refinewidgets info PATH``
 ``refinewidgets demo [-o demo_dataset.zip]``
+``refinewidgets search [TEXT] [--organism O] [--technology T] [--platform P] [--max N]``
+``refinewidgets fetch refinebio EXP ... [--out DIR] [--email E] [--accept-terms]``
+``refinewidgets fetch bgee SPECIES [EXP ...] [--out DIR] [--list]``
+``refinewidgets cache list|prune [--all] [--older-than DAYS] [--dry-run]``
 
 Errors are one ``error: ...`` line each (exit status 2), ours and the OS errors a user can cause
 (a read-only or full disk, a folder where a file is expected, permission denied); ``--debug``
@@ -148,6 +152,8 @@ def _cmd_app(args) -> int:
         token=not args.no_token,
         output_dir=args.output_dir,
         cull_idle_seconds=args.cull_idle_seconds,
+        pool_size=args.pool_size,
+        theme=args.theme,
     )
 
 
@@ -177,6 +183,146 @@ def _cmd_demo(args) -> int:
     _describe_result(result)
     print(f"wrote {path}")
     return 0
+
+
+def _cmd_search(args) -> int:
+    from .io.remote.refinebio import RefineBio
+
+    found = RefineBio().search(
+        args.text,
+        organism=args.organism,
+        technology=args.technology,
+        platform=args.platform,
+        max_results=args.max,
+    )
+    print(f"{found.count} experiment(s) match; showing {len(found.experiments)}")
+    if len(found.experiments):
+        cols = [
+            c
+            for c in ("technology", "organism_names", "num_downloadable_samples", "title")
+            if c in found.experiments
+        ]
+        print(found.experiments[cols].to_string(max_colwidth=60))
+    for name, counts in found.facets.items():
+        shown = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+        print(f"{name}: {shown or '-'}")
+    return 0
+
+
+def _cmd_fetch(args) -> int:
+    if args.service == "refinebio":
+        from .io.remote.refinebio import RefineBio
+
+        client = RefineBio(token=args.token, email=args.email)
+        if args.accept_terms and client.token(required=False) is None:
+            client.create_token(accept_terms=True)
+            print(f"created and saved a refine.bio token (terms accepted) in {_config_path()}")
+        if not args.names:
+            raise RefineWidgetsError("Give at least one experiment accession to fetch.")
+        paths = client.fetch(
+            args.names,
+            out=args.out,
+            refresh=args.refresh,
+            poll_interval=args.poll_interval,
+            timeout=args.timeout,
+            progress=not args.quiet,
+        )
+    else:
+        from .io.remote.bgee import Bgee
+
+        if not args.names:
+            raise RefineWidgetsError("Give a species (such as Danio_rerio) to fetch from Bgee.")
+        client = Bgee()
+        species, experiments = args.names[0], args.names[1:]
+        if args.list:
+            table = client.list_experiments(species)
+            print(table.to_string(index=False) if len(table) else "no experiment file listed")
+            if table.attrs.get("tarball"):
+                print(
+                    f"(the species tarball holds all of them: refinewidgets fetch bgee {species})"
+                )
+            return 0
+        paths = client.fetch(
+            species, experiments, out=args.out, refresh=args.refresh, progress=not args.quiet
+        )
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _config_path():
+    from .io.remote.refinebio import config_path
+
+    return config_path()
+
+
+def _cmd_cache(args) -> int:
+    from .io.remote.cache import DownloadCache
+
+    cache = DownloadCache(args.cache_dir)
+    if args.action == "list":
+        entries = list(cache.entries())
+        for e in entries:
+            state = "" if e.complete else "  (unfinished)"
+            print(f"{e.size:>14,}  {e.downloaded_at or '-':20}  {e.path}{state}")
+        print(f"{len(entries)} file(s), {sum(e.size for e in entries):,} bytes in {cache.root}")
+        return 0
+    removed = cache.prune(
+        everything=args.all, older_than_days=args.older_than, dry_run=args.dry_run
+    )
+    verb = "would remove" if args.dry_run else "removed"
+    for path in removed:
+        print(f"{verb} {path}")
+    print(f"{verb} {len(removed)} file(s) from {cache.root}")
+    return 0
+
+
+def _add_remote_commands(sub) -> None:
+    s = sub.add_parser("search", help="search refine.bio's experiments (needs the network)")
+    s.add_argument("text", nargs="?", default=None, help="words to search for")
+    s.add_argument("--organism", action="append", help="e.g. HOMO_SAPIENS (repeatable)")
+    s.add_argument("--technology", action="append", help="microarray or rna-seq (repeatable)")
+    s.add_argument("--platform", action="append", help="a platform accession (repeatable)")
+    s.add_argument("--max", type=int, default=25, help="experiments to show (default %(default)s)")
+    s.set_defaults(func=_cmd_search)
+
+    f = sub.add_parser("fetch", help="download refine.bio experiments or Bgee files into the cache")
+    f.add_argument("service", choices=["refinebio", "bgee"])
+    f.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="refinebio: experiment accessions; bgee: a species (Danio_rerio), then experiments",
+    )
+    f.add_argument("--out", metavar="DIR", help="also copy the files into this folder")
+    f.add_argument("--refresh", action="store_true", help="download again even if cached")
+    f.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    f.add_argument("--email", help="refinebio: your e-mail (default $REFINEBIO_EMAIL)")
+    f.add_argument("--token", help="refinebio: an API token (default $REFINEBIO_TOKEN)")
+    f.add_argument(
+        "--accept-terms",
+        action="store_true",
+        help="refinebio: create a token if none is set, accepting refine.bio's terms of use "
+        "(https://www.refine.bio/terms) and privacy policy",
+    )
+    f.add_argument(
+        "--poll-interval", type=float, default=10.0, help="refinebio: seconds between polls"
+    )
+    f.add_argument(
+        "--timeout", type=float, default=None, help="refinebio: give up waiting after S seconds"
+    )
+    f.add_argument("--list", action="store_true", help="bgee: list the species' experiments")
+    f.set_defaults(func=_cmd_fetch)
+
+    c = sub.add_parser("cache", help="list or prune the download cache")
+    c.add_argument("action", choices=["list", "prune"])
+    c.add_argument("--cache-dir", default=None, help="default: $REFINEWIDGETS_CACHE or the user's")
+    c.add_argument("--all", action="store_true", help="prune: remove every download")
+    c.add_argument(
+        "--older-than", type=float, default=None, metavar="DAYS", help="prune: files older than"
+    )
+    c.add_argument("--dry-run", action="store_true", help="prune: only say what would go")
+    c.set_defaults(func=_cmd_cache)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -216,6 +362,20 @@ def _parser() -> argparse.ArgumentParser:
         help="shut down kernels idle with no page connected for S seconds (0: never; "
         "default %(default)s)",
     )
+    a.add_argument(
+        "--pool-size",
+        type=int,
+        default=2,
+        metavar="N",
+        help="kernels kept ready with the app loaded, so that a page opens at once "
+        "(0: start one per page; default %(default)s)",
+    )
+    a.add_argument(
+        "--theme",
+        choices=("light", "dark"),
+        default="light",
+        help="the page's theme (a page can also ask for ?theme=dark; default %(default)s)",
+    )
     a.set_defaults(func=_cmd_app)
 
     b = sub.add_parser(
@@ -247,6 +407,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=_cmd_demo)
+    _add_remote_commands(sub)
     return parser
 
 

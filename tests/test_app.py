@@ -23,7 +23,7 @@ from refinewidgets.app import (
     wait_until_up,
 )
 
-from .browser.server import alive, start_app, wait_for
+from .browser.server import alive, cmdline, start_app, wait_for
 
 
 def test_sources_from_the_command_line_and_the_url_query(tmp_path):
@@ -154,6 +154,20 @@ def test_voila_command_serves_the_packaged_notebook_on_the_port():
     assert "--MappingKernelManager.cull_idle_timeout=600" in voila_command(1)
 
 
+def test_voila_keeps_ready_kernels_and_takes_a_theme():
+    cmd = voila_command(9999)
+    assert "--preheat_kernel=True" in cmd and "--pool_size=2" in cmd and "--theme=light" in cmd
+    cmd = voila_command(9999, pool_size=0, theme="dark")
+    assert not [c for c in cmd if "preheat" in c or "pool_size" in c] and "--theme=dark" in cmd
+
+
+def test_page_query_outside_voila_is_empty_and_inside_is_the_request():
+    from refinewidgets.app import page_query
+
+    assert page_query({}) == ""
+    assert page_query({"QUERY_STRING": "token=a&exp=GSE1"}) == "token=a&exp=GSE1"
+
+
 @pytest.mark.slow
 def test_readiness_is_our_nonce_not_any_http_answer():
     """Another program answering HTTP on the port is not taken for our server."""
@@ -277,12 +291,15 @@ def test_the_app_needs_its_token_and_its_own_host_and_origin(served):
 @linux_only
 @pytest.mark.slow
 def test_a_kernel_whose_page_vanished_is_culled(served):
-    before = set(served.kernels())
     status, _, body = _request(served.port, f"/?token={served.token}")
     assert status == 200 and '"kernelId"' in body
-    new = wait_for(lambda: set(served.kernels()) - before, 30, "the page's kernel")
-    assert len(new) == 1
-    (kernel,) = new
+    # the page got a ready kernel of the pool (or a new one): its id is in the page
+    kernel_id = re.search(r'"kernelId": "([0-9a-f-]{36})"', body)[1]
+    (kernel,) = wait_for(
+        lambda: [p for p in served.kernels() if f"kernel-{kernel_id}" in cmdline(p)],
+        30,
+        "the page's kernel",
+    )
     # nobody connects to it and no beforeunload comes: culled after 3 idle seconds
     wait_for(lambda: not alive(kernel), 60, f"kernel {kernel} to be culled")
     assert "Culling 'idle' kernel" in served.log.read_text()
@@ -489,3 +506,11 @@ def test_without_an_output_folder_any_path_is_accepted(tmp_path, small_result):
     builder = DatasetBuilder(output_dir=tmp_path)
     assert builder.save.output_dir == tmp_path.resolve()
     assert DatasetBuilder().save.output_dir is None
+
+
+def test_serve_refuses_an_unknown_theme(capsys, tmp_path, monkeypatch):
+    from refinewidgets.app import serve
+
+    monkeypatch.chdir(tmp_path)
+    assert serve(theme="blue", open_browser=False) == 2
+    assert capsys.readouterr().err == "error: theme 'blue' is not 'light' or 'dark'\n"

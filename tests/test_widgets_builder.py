@@ -89,18 +89,27 @@ def test_choose_add_options_build_and_look(builder, demo_cat):
 
     view = builder.results
     assert view.group == "HOMO_SAPIENS"
+    assert view.group_box.label == "Homo sapiens (HOMO_SAPIENS)"  # species by name
+    assert view.summary.value.startswith("<b>Homo sapiens (HOMO_SAPIENS)</b>: ")
     assert f"{human.n_obs} samples × {human.n_vars:,} genes" in view.summary.value
     assert "Z-score" in view.summary.value and "quantile-normalized" in view.summary.value
     assert "Filtered samples: none" in view.filtered.value
     assert view.preview.value.count("<tr>") == 9  # header + 8 genes
-    for plot in (view.distributions, view.pca):
-        assert '<img class="rw-plot-img"' in plot.value and "data:image/png;base64," in plot.value
+    # plots are drawn when their panel opens: the PCA's is open first
+    assert view.plots.selected_index == 0 and view.distributions.value == ""
+    assert '<div class="rw-plot-img" role="img"' in view.pca.value and "<svg" in view.pca.value
+    assert view.before is None
+    view.plots.selected_index = 1
+    assert '<div class="rw-plot-img" role="img"' in view.distributions.value
     assert "Before normalization; After normalization" in view.distributions.value
     assert view.before is not None and view.before is not res
     view.group_box.value = "MUS_MUSCULUS"
     assert "18 samples" in view.summary.value
+    assert "(18 samples)" in view.distributions.value and view.pca.value == ""  # the open one
+    view.plots.selected_index = 0
+    assert "PCA of MUS_MUSCULUS: 18 samples" in view.pca.value
     view.color_box.value = "refinebio_sex"
-    assert view.color_by == "refinebio_sex" and "<img" in view.pca.value
+    assert view.color_by == "refinebio_sex" and "refinebio_sex" in view.pca.value
 
 
 def test_one_group_gives_its_anndata_and_code_rebuilds_the_dataset(builder, demo_cat):
@@ -287,7 +296,9 @@ def test_single_cell_build_shows_cells_per_cell_type(demo_cat):
     assert builder.status.kind == "success", builder.status.text
     view = builder.results
     assert "cells ×" in view.summary.value
-    assert '<img class="rw-plot-img"' in view.cell_types.value
+    view.plots.selected_index = 2
+    assert '<div class="rw-plot-img"' in view.cell_types.value
+    view.plots.selected_index = 1
     assert "not single cells" in view.distributions.value
     assert view.color_box.value == "cell_type"
 
@@ -304,7 +315,7 @@ rw-transformation rw-quantile-normalize rw-qn-reason rw-single-cell-options
 rw-cell-filter-cell-type rw-cell-filter-tissue rw-cell-filter-stage rw-cell-filter-sex
 rw-counts-normalization rw-pseudobulk rw-join rw-options-status rw-result-group rw-result-summary
 rw-filtered-samples rw-preview rw-plot-distributions rw-before-after rw-pca-color rw-plot-pca
-rw-plot-cell-types rw-results-status rw-save-path rw-save-format rw-save-overwrite rw-save
+rw-plot-cell-types rw-plots rw-results-status rw-save-path rw-save-format rw-save-overwrite rw-save
 rw-prepare-download rw-download rw-save-status
 """.split()
 
@@ -340,6 +351,7 @@ def test_results_view_before_after_on_demand(demo_cat, monkeypatch, tmp_path):
     res = rw.build(rw.Dataset({"GSE75037": ["ALL"]}, scale_by="STANDARD"), demo_cat)
     view = ResultsView(demo_cat)
     view.result = res
+    view.plots.selected_index = 1
     assert view.before is None and view.before_button.layout.display is None
     assert "After normalization" in view.distributions.value
     assert "Before normalization" not in view.distributions.value
@@ -524,3 +536,29 @@ def test_in_the_app_downloads_are_real_files_served_by_the_app(tmp_path, monkeyp
     panel.prepare_download()
     assert not first.exists()  # one prepared download at a time
     assert re.search(r'href="/refinewidgets/download/[^/]+/dataset.zip"', panel.download.value)
+
+
+def test_plots_follow_the_pages_theme_and_fit_its_width(demo_cat):
+    """Inline SVG: text and axes in currentColor (light on a dark page), no background, ids
+    unique per plot, scaled down to the width available."""
+    from refinewidgets.core import explore
+    from refinewidgets.widgets import _plots
+
+    _plots.warm_up()
+    adata = rw.build(rw.Dataset({"GSE75037": ["ALL"]}), demo_cat)["GSE75037"]
+    labels = explore.color_labels(adata.obs, "experiment_accession")
+    one = _plots.pca_img(explore.pca(adata), labels, title="PCA", css_class="rw-plot-img")
+    two = _plots.distributions_img(
+        [("After", explore.sample_quantiles(adata))], labels, css_class="rw-plot-img"
+    )
+    for html_text in (one, two):
+        assert html_text.startswith('<div class="rw-plot-img" role="img" aria-label="')
+        svg = html_text[html_text.index("<svg") :]
+        assert "currentColor" in svg and _plots._INK not in svg
+        assert "<style" not in svg and "<?xml" not in svg  # nothing page-wide, no prolog
+        assert 'width="100%"' in svg and "max-width:" in svg and "viewBox=" in svg
+        assert "fill: #ffffff" not in svg  # transparent: the page's background shows
+    ids = lambda text: set(re.findall(r'\bid="([^"]+)"', text))  # noqa: E731
+    assert ids(one) and not ids(one) & ids(two)
+    for ref in re.findall(r'(?:href="#|url\(#)([^")]+)', one):
+        assert ref in ids(one)  # every reference points inside its own plot

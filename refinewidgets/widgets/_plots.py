@@ -1,15 +1,21 @@
-"""Drawing the result plots as PNG images (matplotlib's Agg canvas, no pyplot state).
+"""Drawing the result plots as inline SVG that follows the page's theme (no pyplot state).
 
 Plotting never computes: the numbers come from :mod:`refinewidgets.core.explore`. Each
-function returns an HTML ``<img>`` with the PNG inline (a data URI), which shows the same in
-JupyterLab, Notebook and Voila and is easy to test.
+function returns HTML: a ``<div class=... role="img" aria-label=...>`` holding an ``<svg>``
+with a transparent background whose text, axes and outlines are drawn in ``currentColor``, so
+the same plot is dark on a light page and light on a dark one (Voila's and JupyterLab's dark
+themes), in JupyterLab, Notebook and Voila alike. It scales down to the width available. Dense
+scatters are rasterized inside the SVG (an embedded PNG) to keep it small. Ids inside each SVG
+get a unique prefix, so several plots on one page never share an id.
 """
 
 from __future__ import annotations
 
-import base64
+import functools
 import html
 import io
+import itertools
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,6 +26,44 @@ from ..core.explore import PCA
 __all__ = ["bar_img", "distributions_img", "pca_img"]
 
 MAX_BOXES = 120
+#: Scatters with more points than this are rasterized inside the SVG.
+RASTER_POINTS = 2000
+#: Drawn in this colour, then written as ``currentColor`` (the page's text colour).
+_INK = "#0f0e0d"
+_THEME = {
+    "svg.fonttype": "none",  # text stays text: smaller, selectable, in the page's font
+    "svg.hashsalt": "refinewidgets",  # the same plot gives the same SVG
+    "text.color": _INK,
+    "axes.edgecolor": _INK,
+    "axes.labelcolor": _INK,
+    "axes.titlecolor": _INK,
+    "axes.facecolor": "none",
+    "figure.facecolor": "none",
+    "xtick.color": _INK,
+    "ytick.color": _INK,
+    "legend.labelcolor": _INK,
+    "legend.facecolor": "none",
+    "legend.edgecolor": _INK,
+    "legend.framealpha": None,
+    "boxplot.boxprops.color": _INK,
+    "boxplot.whiskerprops.color": _INK,
+    "boxplot.capprops.color": _INK,
+    "boxplot.medianprops.color": _INK,
+}
+_SERIAL = itertools.count()
+
+
+def _themed(draw):
+    """Run a drawing function with the theme's matplotlib settings."""
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        import matplotlib
+
+        with matplotlib.rc_context(_THEME):
+            return draw(*args, **kwargs)
+
+    return wrapper
 
 
 def _figure(width: float, height: float):
@@ -32,13 +76,30 @@ def _figure(width: float, height: float):
 
 
 def _img(fig, css_class: str, alt: str) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    """The figure as inline SVG in a labelled block (see the module's docstring)."""
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", transparent=True)
+    svg = buffer.getvalue()
+    svg = svg[svg.index("<svg") :]  # no XML prolog inside HTML
+    svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
+    svg = re.sub(r"<style[^>]*>.*?</style>", "", svg, flags=re.S)  # its `*` rule is page-wide
+    svg = svg.replace(_INK, "currentColor")
+    prefix = f"rw{next(_SERIAL)}-"
+    svg = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{prefix}{m.group(1)}"', svg)
+    svg = re.sub(r"(href=\"#|url\(#)([^\")]+)", lambda m: m.group(1) + prefix + m.group(2), svg)
+    width = re.search(r'<svg[^>]*\swidth="([\d.]+)pt"', svg)
+    max_width = f"{float(width.group(1)) * 4 / 3:.0f}px" if width else "100%"
+    svg = re.sub(
+        r'(<svg[^>]*?)\swidth="[^"]*"\s+height="[^"]*"',
+        rf'\1 width="100%" style="max-width:{max_width};height:auto" aria-hidden="true" '
+        'focusable="false"',
+        svg,
+        count=1,
+    )
     # in its own block, so a heading written before it stays above it
     return (
-        f'<div><img class="{css_class}" alt="{html.escape(alt)}" '
-        f'src="data:image/png;base64,{data}"/></div>'
+        f'<div class="{css_class}" role="img" aria-label="{html.escape(alt)}" '
+        f'style="max-width:100%;overflow-x:auto">{svg}</div>'
     )
 
 
@@ -50,6 +111,7 @@ def _palette(labels: pd.Series) -> dict[str, tuple]:
     return {level: cmap(i % cmap.N) for i, level in enumerate(levels)}
 
 
+@_themed
 def distributions_img(
     panels: Sequence[tuple[str, pd.DataFrame]], labels: pd.Series, *, css_class: str
 ) -> str:
@@ -108,6 +170,7 @@ def _patch(color):
     return Patch(facecolor=color)
 
 
+@_themed
 def pca_img(
     result: PCA, labels: pd.Series, *, title: str, css_class: str, unit: str = "samples"
 ) -> str:
@@ -121,7 +184,15 @@ def pca_img(
     colors = _palette(labels)
     for level, color in colors.items():
         on = (labels == level).to_numpy()
-        ax.scatter(x[on], y[on], s=14 if len(x) < 500 else 4, color=color, label=level, alpha=0.85)
+        ax.scatter(
+            x[on],
+            y[on],
+            s=14 if len(x) < 500 else 4,
+            color=color,
+            label=level,
+            alpha=0.85,
+            rasterized=len(x) > RASTER_POINTS,
+        )
     ratio = result.explained_variance_ratio
     ax.set_xlabel(f"PC1 ({ratio[0]:.0%} of variance)")
     ax.set_ylabel(f"PC2 ({ratio[1]:.0%} of variance)" if len(ratio) > 1 else "")
@@ -139,6 +210,7 @@ def pca_img(
     return _img(fig, css_class, "PCA of the samples")
 
 
+@_themed
 def bar_img(counts: pd.Series, *, title: str, css_class: str) -> str:
     """Horizontal bars of ``counts`` (label -> number)."""
     fig = _figure(7, 0.6 + 0.28 * max(1, len(counts)))
@@ -147,3 +219,17 @@ def bar_img(counts: pd.Series, *, title: str, css_class: str) -> str:
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(counts.name or "")
     return _img(fig, css_class, title)
+
+
+@_themed
+def warm_up() -> None:
+    """Import matplotlib and draw small plots of each kind, so that the first real plot is
+    quick (fonts, the SVG writer, constrained layout: the app's ready kernels call it before a
+    page asks for them)."""
+    fig = _figure(3, 2)
+    ax = fig.add_subplot()
+    ax.scatter([0, 1], [1, 0], s=4, label="a")
+    ax.bxp([{"whislo": 0, "q1": 1, "med": 2, "q3": 3, "whishi": 4, "fliers": []}])
+    ax.legend(title="warm-up", loc="center left", bbox_to_anchor=(1.0, 0.5))
+    ax.set_title("warm-up")
+    _img(fig, "x", "warm-up")

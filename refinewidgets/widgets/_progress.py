@@ -28,13 +28,16 @@ class WidgetProgress:
 
     #: Set by the Cancel button: the core's next step raises BuildCancelled.
     cancelled = False
+    #: When True, the core's ``close()`` does not mean done: the caller still shows the
+    #: results, then calls :meth:`finish` (the app's bar says "done" only once they are shown).
+    hold_done = False
 
     def __init__(self) -> None:
         self.bar = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="320px"))
         self.bar.add_class("rw-progress")
         self.label = w.Label("")
         self.label.add_class("rw-progress-label")
-        self.widget = w.HBox([self.bar, self.label])
+        self.widget = w.HBox([self.bar, self.label], layout=w.Layout(flex_flow="row wrap"))
 
     def reset(self, total: int | None = None) -> None:
         """Start again at 0 (towards ``total`` steps when given)."""
@@ -52,9 +55,19 @@ class WidgetProgress:
         self.label.value = str(text)
 
     def close(self) -> None:
-        """The work ended: fill the bar."""
+        """The work ended: fill the bar (with ``hold_done``, say the results come next)."""
+        if self.hold_done:
+            self.bar.value = max(0, self.bar.max - 1)
+            self.label.value = "showing the results..."
+            return
+        self.finish()
+
+    def finish(self, text: str | None = None) -> None:
+        """Everything is done (and shown): fill the bar, green; ``text`` says so."""
         self.bar.value = self.bar.max
         self.bar.bar_style = "success"
+        if text is not None:
+            self.label.value = str(text)
 
     def fail(self, text: str = "failed") -> None:
         """The work failed: mark the bar red and say so."""

@@ -24,7 +24,21 @@ __all__ = ["StatusArea", "describe", "guarded"]
 log = logging.getLogger("refinewidgets.widgets")
 F = TypeVar("F", bound=Callable[..., Any])
 KINDS = ("", "info", "success", "warning", "error")
+#: Each kind's colour on a light page; ``THEME_CSS`` sets lighter ones on a dark page.
 _COLORS = {"info": "#1f4e79", "success": "#1e6b2e", "warning": "#8a5a00", "error": "#a4161a"}
+#: The app's style sheet (the builder puts it on the page): message colours that read on light
+#: and dark themes (JupyterLab and Voila mark a dark theme with ``data-jp-theme-light="false"``
+#: on ``body``; contrast at least 4.5:1 on either), and tab labels in the theme's main text
+#: colour (the themes' grey inactive labels are below 4.5:1).
+THEME_CSS = """<style>
+.rw-builder { --rw-info: #1f4e79; --rw-success: #1e6b2e; --rw-warning: #8a5a00;
+  --rw-error: #a4161a; --rw-muted: #555555; }
+body[data-jp-theme-light="false"] .rw-builder { --rw-info: #9ccaff; --rw-success: #8fdc9c;
+  --rw-warning: #f2c46d; --rw-error: #ff9b9b; --rw-muted: #c4c4c4; }
+.rw-builder .lm-TabBar .lm-TabBar-tab { color: var(--jp-ui-font-color1, inherit) !important; }
+body[data-jp-theme-light="false"] .rw-builder .rw-in-dataset { color: var(--rw-success) !important; }
+.rw-builder .widget-tab > .widget-tab-contents, .rw-builder .widget-accordion { min-width: 0; }
+</style>"""
 
 
 def catalog_or_demo(catalog):
@@ -59,6 +73,10 @@ CONTROL_NAMES = [
     ('join="outer"', 'Genes "Every gene (outer)"'),
     ("join='outer'", 'Genes "Every gene (outer)"'),
     ("with cell_filter", 'with the "Keep cells" lists'),
+    (
+        "open the source that holds it with rw.open_catalog(...)",
+        "start the app on the source that holds it (refinewidgets app PATH)",
+    ),
 ]
 
 
@@ -116,7 +134,7 @@ class StatusArea(w.HTML):
             self.value = ""
             return
         prefix = "Error: " if self.kind == "error" else ""
-        color = _COLORS.get(self.kind, "inherit")
+        color = f"var(--rw-{self.kind},{_COLORS[self.kind]})" if self.kind in _COLORS else "inherit"
         self.value = (
             f'<div style="color:{color};white-space:pre-wrap">'
             f"{html.escape(prefix + self.text)}</div>"

@@ -96,7 +96,7 @@ def frame_html(frame, *, max_rows: int = 50, index: bool = True, label: str = "T
 #: The marker of a row already in the dataset.
 IN_DATASET = (
     '<span class="rw-in-dataset" title="Already in the dataset" '
-    'style="color:#2e7d32;font-weight:bold;white-space:nowrap">&#10003; in dataset</span>'
+    'style="color:var(--rw-success,#2e7d32);font-weight:bold;white-space:nowrap">&#10003; in dataset</span>'
 )
 #: The height of a row of a :class:`PagedTable`, in px (its tick boxes and table rows align).
 ROW_HEIGHT = 30

@@ -20,7 +20,9 @@ a class on the widget's outer element: target the control inside it (``.rw-searc
 Every message area has ``rw-message``; one showing an error also has ``rw-error``.
 
 - app: ``rw-builder``, ``rw-tabs``, ``rw-status`` (the status line), ``rw-build``, ``rw-cancel``,
-  ``rw-progress``, ``rw-progress-label``, ``rw-show-code``, ``rw-code``;
+  ``rw-progress``, ``rw-progress-label``, ``rw-show-code``, ``rw-code``, ``rw-stale`` (the
+  out-of-date note on the Results tab), ``rw-url-writer`` (web app only: keeps the page's
+  address in step with the dataset);
 - experiment browser: ``rw-search``, ``rw-facet`` (on each facet list) with
   ``rw-facet-organism``, ``rw-facet-technology``, ``rw-facet-platform``; ``rw-add-experiments``,
   ``rw-untick-experiments``, ``rw-browser-status``; its table: ``rw-experiments-table``,
@@ -45,7 +47,8 @@ Every message area has ``rw-message``; one showing an error also has ``rw-error`
   ``rw-pseudobulk``, ``rw-join``, ``rw-options-status``;
 - results: ``rw-result-group``, ``rw-result-summary``, ``rw-filtered-samples``, ``rw-preview``,
   ``rw-plot-distributions``, ``rw-before-after``, ``rw-pca-color``, ``rw-plot-pca``,
-  ``rw-plot-cell-types``, ``rw-plot-img`` (each plot image), ``rw-results-status``;
+  ``rw-plot-cell-types``, ``rw-plot-img`` (each plot), ``rw-plots`` (the accordion holding
+  them; a plot is drawn when its panel opens), ``rw-results-status``;
 - save: ``rw-save-path``, ``rw-save-format``, ``rw-save-folder``, ``rw-save-overwrite``,
   ``rw-save``, ``rw-prepare-download``, ``rw-download`` (holds the link
   ``a.rw-download-link``), ``rw-save-status``.
@@ -54,20 +57,23 @@ Every message area has ``rw-message``; one showing an error also has ``rw-error`
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
 from traitlets import Any as AnyTrait
-from traitlets import Instance, TraitError, observe, validate
+from traitlets import Instance, TraitError, Unicode, observe, validate
 
 from ..core.build import build
 from ..core.result import Result
 from ..core.selection import Selection, rebuild_code
 from ..core.spec import Dataset
+from ..core.url_state import MAX_QUERY_LENGTH, dataset_from_query, replace_query
 from ..errors import BuildCancelled
 from ._progress import WidgetProgress
-from ._status import StatusArea, catalog_or_demo, describe, guarded, in_app_words
+from ._status import THEME_CSS, StatusArea, catalog_or_demo, describe, guarded, in_app_words
+from ._url import UrlWriter
 from .cart import DatasetCartView
 from .experiment_browser import ExperimentBrowser
 from .options import OptionsPanel
@@ -105,6 +111,11 @@ class DatasetBuilder(w.VBox):
     output_dir
         Where "Save" may write: None (default) accepts any path; a folder restricts saving to a
         file name inside it (see :class:`SavePanel`; the web app always passes one).
+    page_query
+        The web app only: the query string of the page's URL (``"token=...&exp=GSE1"``). The
+        dataset it encodes (:mod:`refinewidgets.core.url_state`) is restored, and from then on
+        the page's address shows the current dataset (reloading restores it, the address is a
+        link to it). None (default): the address is left alone, as in a notebook.
 
     Examples
     --------
@@ -129,8 +140,13 @@ class DatasetBuilder(w.VBox):
         allow_none=True,
         help="The AnnData of the result when it has one group, else {group: AnnData}.",
     )
+    link_query = Unicode(
+        "",
+        help="The URL query encoding the dataset (the page's other query keys kept): the "
+        "address the web app shows. '' when the dataset is too large for a link.",
+    )
 
-    def __init__(self, catalog=None, *, output_dir=None, **kwargs: Any) -> None:
+    def __init__(self, catalog=None, *, output_dir=None, page_query=None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.catalog = catalog = catalog_or_demo(catalog)
         self.catalog_code = _catalog_code(catalog)
@@ -143,6 +159,7 @@ class DatasetBuilder(w.VBox):
         self.results = ResultsView(catalog)
         self.save = SavePanel(output_dir=output_dir)
         self.progress = WidgetProgress()
+        self.progress.hold_done = True  # "done" once the results are shown, not before
         self.build_button = w.Button(
             description="Build dataset",
             icon="cogs",
@@ -157,6 +174,8 @@ class DatasetBuilder(w.VBox):
         self.cancel_button.add_class("rw-cancel")
         self.cancel_button.on_click(lambda _: self.cancel())
         self._thread: threading.Thread | None = None
+        #: Seconds the last build took ("build") and showing its results took ("show").
+        self.timings: dict[str, float] = {}
         self.code = w.Textarea(
             value="", layout=w.Layout(width="100%", height="180px", display="none")
         )
@@ -169,6 +188,8 @@ class DatasetBuilder(w.VBox):
         )
         self.stale_note = w.HTML()
         self.stale_note.add_class("rw-stale")
+        self._page_query = ""
+        self.url_writer: UrlWriter | None = None
         self.tabs = w.Tab(
             children=[
                 w.VBox([self.browser, self.picker]),
@@ -176,7 +197,10 @@ class DatasetBuilder(w.VBox):
                     [
                         self.cart_view,
                         self.options,
-                        w.HBox([self.build_button, self.cancel_button, self.progress.widget]),
+                        w.HBox(
+                            [self.build_button, self.cancel_button, self.progress.widget],
+                            layout=w.Layout(flex_flow="row wrap"),
+                        ),
                         self.show_code,
                         self.code,
                     ]
@@ -188,7 +212,7 @@ class DatasetBuilder(w.VBox):
         self.tabs.add_class("rw-tabs")
         self.add_class("rw-builder")
         self.children = [
-            w.HTML("<h3>refinewidgets: build a gene-expression dataset</h3>"),
+            w.HTML(THEME_CSS + "<h3>refinewidgets: build a gene-expression dataset</h3>"),
             self.tabs,
             self.status,
         ]
@@ -199,6 +223,54 @@ class DatasetBuilder(w.VBox):
         self.picker.on_add(self._add_from_picker)
         self.state.observe(self._on_selection, names="selection")
         self._on_selection(None)
+        if page_query is not None:
+            self.link_to_page(page_query)
+
+    # -- the dataset in the page's address ------------------------------------------------------
+    def link_to_page(self, query: str) -> None:
+        """Show the dataset in the page's address from now on, after restoring the one the
+        page's query (``"token=...&exp=GSE1"``) encodes (see ``page_query``)."""
+        self._page_query = query or ""
+        if self.url_writer is None:
+            self.url_writer = UrlWriter()
+            self.children = [*self.children, self.url_writer]
+        if not self.restore_query(self._page_query):
+            self._write_link()
+
+    def restore_query(self, query: str) -> bool:
+        """Restore the dataset a URL query encodes (the web app's link); False, with a message
+        in the status line, when the link cannot be used (nothing is changed then)."""
+        try:
+            dataset = dataset_from_query(query)
+            if dataset is None:
+                return False
+            Selection.from_dataset(dataset, self.catalog)  # the catalog's checks and messages
+        except Exception as exc:
+            self.status.show(
+                f"The link's dataset was not restored: {in_app_words(describe(exc))}", "error"
+            )
+            return False
+        self.dataset = dataset
+        selection = self.state.selection
+        self.status.show(
+            f"Dataset restored from the link: {len(selection)} experiment(s), "
+            f"{selection.n_samples:,} samples. Build it on the My dataset tab.",
+            "info",
+        )
+        return True
+
+    def _write_link(self) -> None:
+        query = replace_query(self._page_query, self.dataset)
+        too_long = len(query) > MAX_QUERY_LENGTH
+        if too_long and self.link_query and self.url_writer is not None:
+            self.status.show(
+                "The dataset is now too large to keep in the page's address (a reload starts "
+                'empty): "Show code" on the My dataset tab gives the code that rebuilds it.',
+                "info",
+            )
+        self.link_query = "" if too_long else query
+        if self.url_writer is not None:
+            self.url_writer.query = self.link_query or replace_query(self._page_query, None)
 
     # -- single cells in one place: the sample facets are the cell filter ---------------------
     @guarded
@@ -240,6 +312,7 @@ class DatasetBuilder(w.VBox):
         self.picker.table.marked = selection.samples()
         self._show_code()
         self._show_staleness()
+        self._write_link()
 
     def _show_code(self) -> None:
         self.code.value = (
@@ -252,7 +325,7 @@ class DatasetBuilder(w.VBox):
         stale = self.result is not None and self.result.dataset != self.dataset
         self.save.stale = stale
         self.stale_note.value = (
-            '<div class="rw-message" style="color:#8a5a00">These results were built from an '
+            '<div class="rw-message" style="color:var(--rw-warning,#8a5a00)">These results were built from an '
             "earlier dataset: the samples or options changed since. Build again to see the "
             "current dataset; saving is off until then.</div>"
             if stale
@@ -310,8 +383,11 @@ class DatasetBuilder(w.VBox):
     @guarded
     def build(self) -> Result | None:
         """Build the current dataset and show the result (in this thread; the button uses
-        :meth:`start_build`)."""
+        :meth:`start_build`). The progress bar covers the build and the showing of its results
+        (summary, preview, the open plot): it says "done" when they are on the page."""
         selection = self.state.selection
+        started = time.perf_counter()
+        result = None
         try:
             dataset = selection.to_dataset()  # exactly the state's spec
             self.status.show(f"Building {selection.n_samples:,} samples...", "info")
@@ -327,10 +403,21 @@ class DatasetBuilder(w.VBox):
             self.status.show(f"The build failed: {in_app_words(describe(exc))}", "error")
             return None
         finally:
-            self.build_button.disabled = False
             self.cancel_button.disabled = True
             self.progress.cancelled = False
-        self.result = result
+            if result is None:
+                self.build_button.disabled = False
+        try:
+            built = time.perf_counter()
+            self.result = result
+            shown = time.perf_counter()
+        finally:
+            self.build_button.disabled = False
+        self.timings = {"build": built - started, "show": shown - built}
+        self.progress.finish(
+            f"done in {shown - started:.1f} s (built in {built - started:.1f} s, "
+            f"results shown {shown - built:.1f} s later)"
+        )
         shapes = "; ".join(f"{k}: {a.n_obs:,} x {a.n_vars:,}" for k, a in result.items())
         filtered = len(result.filtered_samples)
         self.status.show(
@@ -347,7 +434,7 @@ class DatasetBuilder(w.VBox):
             else (next(iter(res.values())) if len(res) == 1 else dict(res.items()))
         )
         self.results.result = res
-        self.save.result = res
+        self.save.result = res  # prepares its download once the result is current (below)
         self._show_staleness()
         if res is not None:
             self.tabs.selected_index = TAB_RESULTS

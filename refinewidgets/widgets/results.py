@@ -1,8 +1,10 @@
 """The results of a build, group by group: shape, filtered samples, a preview and plots.
 
-Plots: per-sample value distributions after normalization, and before it when the same
-dataset built without normalization is at hand (:meth:`ResultsView.compute_before`, run on its
-own for small results); a PCA of the samples coloured by experiment or any metadata column; for
+Plots, each in its own panel of an accordion (``plots``) and drawn only when its panel is open
+(a result shows as soon as its summary, preview and first panel are ready): a PCA of the samples
+coloured by experiment or any metadata column (open first); per-sample value distributions after
+normalization, and before it when the same dataset built without normalization is at hand
+(:meth:`ResultsView.compute_before`, run on its own for small results when the panel opens); for
 single cells (or pseudobulk per cell type), the cells per cell type. The numbers come from
 :mod:`refinewidgets.core.explore`; this module only draws them.
 """
@@ -17,6 +19,7 @@ from traitlets import Instance, Unicode, observe
 
 from ..core import explore
 from ..core.build import build
+from ..core.metadata import organism_label
 from ..core.result import Result, is_cell_group
 from ..core.scale import SCALE_LABELS
 from ._plots import bar_img, distributions_img, pca_img
@@ -24,6 +27,8 @@ from ._status import StatusArea, describe, guarded
 from ._table import frame_html
 
 __all__ = ["ResultsView"]
+
+PANEL_PCA, PANEL_DISTRIBUTIONS, PANEL_CELL_TYPES = range(3)
 
 #: Results with at most this many values get their "before normalization" build on their own.
 AUTO_BEFORE_VALUES = 20_000_000
@@ -84,17 +89,25 @@ class ResultsView(w.VBox):
         self.pca.add_class("rw-plot-pca")
         self.cell_types = w.HTML()
         self.cell_types.add_class("rw-plot-cell-types")
+        self._drawn: set[int] = set()
+        self.plots = w.Accordion(
+            children=[
+                w.VBox([self.color_box, self.pca]),
+                w.VBox([self.distributions, self.before_button]),
+                w.VBox([self.cell_types]),
+            ],
+            titles=["PCA", "Value distributions", "Cells per cell type"],
+            selected_index=PANEL_PCA,
+        )
+        self.plots.add_class("rw-plots")
+        self.plots.observe(lambda _: self._draw_open_panel(), names="selected_index")
         self.children = [
             w.HTML("<b>Results</b>"),
             self.group_box,
             self.summary,
             self.filtered,
             self.preview,
-            self.distributions,
-            self.before_button,
-            self.color_box,
-            self.pca,
-            self.cell_types,
+            self.plots,
             self.status,
         ]
         self._render()
@@ -107,16 +120,10 @@ class ResultsView(w.VBox):
         self._hold = True
         try:
             self.before = None
-            self.group_box.options = keys
+            self.group_box.options = [(self._label(k), k) for k in keys]
             self.group = keys[0] if keys else None
             self.group_box.value = self.group
             self._render_filtered()
-            small = (
-                res is not None
-                and sum(a.n_obs * a.n_vars for a in res.values()) <= AUTO_BEFORE_VALUES
-            )
-            if small and res.dataset is not None and self.catalog is not None:
-                self.compute_before()
         finally:
             self._hold = False
         self._render()
@@ -130,7 +137,7 @@ class ResultsView(w.VBox):
 
     @observe("before")
     def _before_changed(self, change) -> None:
-        if not self._hold:
+        if not self._hold and PANEL_DISTRIBUTIONS in self._drawn:
             self._render_distributions()
 
     def _on_color(self, change) -> None:
@@ -139,7 +146,33 @@ class ResultsView(w.VBox):
 
     @observe("color_by")
     def _color_changed(self, change) -> None:
-        self._render_pca()
+        if PANEL_PCA in self._drawn:
+            self._render_pca()
+
+    @guarded
+    def _draw_open_panel(self) -> None:
+        """Draw the open panel's plot if it is not drawn yet for the group shown."""
+        panel = self.plots.selected_index
+        if panel is None or panel in self._drawn or self._adata() is None:
+            return
+        self._drawn.add(panel)
+        if panel == PANEL_PCA:
+            self._render_pca()
+        elif panel == PANEL_DISTRIBUTIONS:
+            res = self.result
+            small = sum(a.n_obs * a.n_vars for a in res.values()) <= AUTO_BEFORE_VALUES
+            if (
+                self.before is None
+                and small
+                and res.dataset is not None
+                and self.catalog is not None
+                and not is_cell_group(self._adata())
+            ):
+                self.compute_before()  # draws the distributions (see _before_changed)
+            else:
+                self._render_distributions()
+        else:
+            self._render_cell_types(self._adata())
 
     # -- work -----------------------------------------------------------------------------------
     @guarded
@@ -151,6 +184,14 @@ class ResultsView(w.VBox):
         raw = explore.unnormalized(res.dataset)
         self.before = res if raw is None else build(raw, self.catalog)
 
+    def _label(self, key: str) -> str:
+        """A group's name for people: the species' name when grouped by species."""
+        res = self.result
+        by_species = (
+            res is not None and res.dataset is not None and (res.dataset.aggregate_by == "SPECIES")
+        )
+        return f"{organism_label(key)} ({key})" if by_species else key
+
     def _adata(self):
         if self.result is None or self.group is None or self.group not in self.result:
             return None
@@ -161,8 +202,10 @@ class ResultsView(w.VBox):
         adata = self._adata()
         for widget in (self.summary, self.preview, self.distributions, self.pca, self.cell_types):
             widget.value = ""
+        self._drawn = set()
         self.before_button.layout.display = "none"
         self.color_box.layout.display = "none"
+        self.plots.layout.display = "none" if adata is None else None
         if adata is None:
             self.summary.value = "No result yet: build a dataset." if self.result is None else ""
             return
@@ -185,15 +228,14 @@ class ResultsView(w.VBox):
         finally:
             self._hold = False
         self.color_box.layout.display = None if columns else "none"
-        self._render_distributions()
-        self._render_pca()
-        self._render_cell_types(adata)
+        self._draw_open_panel()
 
     def _render_summary(self, adata) -> None:
         row = self.result.summary().loc[self.group]
         rows = "cells" if is_cell_group(adata) else "samples"
         parts = [
-            f"<b>{html.escape(self.group)}</b>: {adata.n_obs:,} {rows} × {adata.n_vars:,} genes"
+            f"<b>{html.escape(self._label(self.group))}</b>: {adata.n_obs:,} {rows} × "
+            f"{adata.n_vars:,} genes"
         ]
         if row.get("quantile_normalized"):
             parts.append(
@@ -216,7 +258,7 @@ class ResultsView(w.VBox):
         text = " · ".join(parts)
         if report.get("low_overlap"):
             text += (
-                '<div class="rw-warning" style="color:#8a5a00">Warning: the join kept '
+                '<div class="rw-warning" style="color:var(--rw-warning,#8a5a00)">Warning: the join kept '
                 f"{int(report['kept']):,} genes, less than half of the "
                 f"{int(report['smallest_sample_genes']):,} of the smallest sample "
                 f"({html.escape(str(report['smallest_sample']))}); "
@@ -226,10 +268,10 @@ class ResultsView(w.VBox):
         qn = info.get("quantile_normalization", {})
         ks = qn.get("ks_warning")
         if ks and qn.get("ks_distributions_differ", True):
-            text += f'<div class="rw-warning" style="color:#8a5a00">Warning: {html.escape(str(ks))}</div>'
+            text += f'<div class="rw-warning" style="color:var(--rw-warning,#8a5a00)">Warning: {html.escape(str(ks))}</div>'
         elif ks:  # only refine.bio's strict statistic threshold tripped: a note, not an alarm
             text += (
-                '<div class="rw-note" style="color:#666;font-size:90%">Distribution check: '
+                '<div class="rw-note" style="color:var(--rw-muted,#555);font-size:90%">Distribution check: '
                 "the normalized samples share one distribution (every KS p-value is at least "
                 "0.8); refine.bio's strict statistic threshold flags tiny differences, as it "
                 "does on most builds.</div>"
@@ -310,5 +352,5 @@ class ResultsView(w.VBox):
         self.cell_types.value = (
             bar_img(counts, title=f"Cells per cell type in {self.group}", css_class="rw-plot-img")
             if len(counts)
-            else ""
+            else "No cell types to count: this group holds bulk samples."
         )

@@ -39,6 +39,12 @@ DOWNLOAD_LIMIT = 200 * 2**20
 #: Set by ``refinewidgets app``: the folder where downloads are prepared, served by the app's
 #: own server at ``/refinewidgets/download/<key>/<name>`` (a real file, no size limit).
 DOWNLOADS_ENV = "REFINEWIDGETS_DOWNLOADS"
+#: The download link looks like the panel's primary button (white on blue: 5.7:1 in any theme).
+LINK_STYLE = (
+    "display:inline-block;padding:4px 14px;margin:2px 8px 2px 0;border-radius:2px;"
+    "background:#1565c0;color:#ffffff;text-decoration:none;"
+    "font-weight:bold;line-height:20px"
+)
 #: Results with at most this many values get their download link prepared on their own.
 AUTO_DOWNLOAD_VALUES = 5_000_000
 
@@ -133,7 +139,7 @@ class SavePanel(w.VBox):
             value=False, description="Overwrite an existing file", indent=False
         )
         self.overwrite.add_class("rw-save-overwrite")
-        self.save_button = w.Button(description="Save", icon="save", button_style="primary")
+        self.save_button = w.Button(description="Save", icon="save")
         self.save_button.add_class("rw-save")
         self.save_button.on_click(lambda _: self.save())
         self.prepare_button = w.Button(
@@ -144,12 +150,12 @@ class SavePanel(w.VBox):
         self.download = w.HTML()
         self.download.add_class("rw-download")
         self.children = [
-            w.HTML("<b>Save</b>"),
-            w.HBox([self.path, self.format]),
+            w.HTML("<b>Download or save</b>"),
+            w.HBox([self.download, self.prepare_button], layout=w.Layout(flex_flow="row wrap")),
+            w.HBox([self.path, self.format], layout=w.Layout(flex_flow="row wrap")),
             self.folder,
             self.overwrite,
-            w.HBox([self.save_button, self.prepare_button]),
-            self.download,
+            self.save_button,
             self.status,
         ]
         self._result_changed(None)
@@ -165,6 +171,8 @@ class SavePanel(w.VBox):
             )
         else:
             self.status.clear()
+            if self.result is not None:
+                self._result_changed(None)  # current again: the download link comes back
 
     @observe("result")
     def _result_changed(self, change) -> None:
@@ -285,6 +293,6 @@ class SavePanel(w.VBox):
     def _link(self, href: str, name: str, size: int) -> None:
         self.download.value = (
             f'<a download="{html.escape(name)}" href="{html.escape(href)}" '
-            f'class="rw-download-link">Download {html.escape(name)} '
+            f'class="rw-download-link" style="{LINK_STYLE}">Download {html.escape(name)} '
             f"({size / 2**20:,.1f} MB)</a>"
         )

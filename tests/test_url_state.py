@@ -1,0 +1,175 @@
+"""The dataset in the page's address: the query codec (core) and the app's use of it (widgets)."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode
+
+import pytest
+
+import refinewidgets as rw
+from refinewidgets.core.url_state import (
+    MAX_QUERY_LENGTH,
+    dataset_from_query,
+    dataset_query,
+    replace_query,
+)
+from refinewidgets.errors import DatasetSpecError
+
+
+def _round_trip(ds):
+    return dataset_from_query(urlencode(dataset_query(ds)))
+
+
+def test_every_option_survives_the_link():
+    ds = rw.Dataset(
+        {"GSE1": ["GSM1", "GSM2"], "SRP2": ["ALL"], "E-MTAB-3": ["ERR3.1"]},
+        aggregate_by="ALL",
+        scale_by="ROBUST",
+        quantile_normalize=False,
+        join="outer",
+        cell_filter={"cell_type": ["B cell", "T cell"], "sex": ["female"]},
+        counts_normalization="LOG1P_CPM",
+        pseudobulk="sample_cell_type",
+    )
+    back = _round_trip(ds)
+    assert back == ds
+    assert list(back.data) == ["GSE1", "SRP2", "E-MTAB-3"]  # the order added
+    assert back.cell_filter == {"cell_type": ["B cell", "T cell"], "sex": ["female"]}
+
+
+def test_the_link_is_short_and_readable():
+    ds = rw.Dataset({"GSE1": ["GSM1", "GSM2"], "SRP2": ["ALL"]}, scale_by="STANDARD")
+    assert dataset_query(ds) == [
+        ("exp", "GSE1:GSM1,GSM2"),
+        ("exp", "SRP2"),
+        ("scale_by", "STANDARD"),
+    ]  # options at their default are left out
+    assert dataset_query(None) == []
+
+
+def test_other_keys_are_kept_and_ours_replaced():
+    query = "token=abc&exp=OLD&scale_by=MINMAX&theme=dark&source=a.zip"
+    new = replace_query(query, rw.Dataset({"NEW": ["ALL"]}))
+    assert parse_qsl(new) == [
+        ("token", "abc"),
+        ("theme", "dark"),
+        ("source", "a.zip"),
+        ("exp", "NEW"),
+    ]
+    assert replace_query(query, None) == "token=abc&theme=dark&source=a.zip"
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("exp=../etc/passwd", "'../etc/passwd', which is not an accession"),
+        ("exp=GSE1:GSM1,<b>x</b>", "the sample '<b>x</b>', which is not an accession"),
+        ("exp=GSE1&exp=GSE1", "names the experiment GSE1 twice"),
+        ("scale_by=STANDARD", "sets scale_by but names no experiment"),
+        ("exp=GSE1&scale_by=LOUD", "`scale_by` must be one of"),
+        ("exp=GSE1&quantile_normalize=maybe", "use quantile_normalize=1 or quantile_normalize=0"),
+        ("exp=GSE1&aggregate_by=ALL&aggregate_by=SPECIES", "sets aggregate_by twice"),
+        ("exp=GSE1&cell_filter=B", "write it as cell_filter.COLUMN=VALUE"),
+        ("exp=GSE1&scale_by.x=1", "scale_by takes no sub-key"),
+    ],
+)
+def test_a_damaged_link_says_what_is_wrong(query, message):
+    with pytest.raises(DatasetSpecError) as info:
+        dataset_from_query(query)
+    assert message in str(info.value)
+
+
+def test_a_query_without_dataset_keys_is_no_dataset():
+    assert dataset_from_query("") is None
+    assert dataset_from_query(None) is None
+    assert dataset_from_query("token=abc&theme=dark") is None
+
+
+# -- the builder: restore from the page's query, keep the address up to date -------------------
+pytest.importorskip("ipywidgets")
+
+
+def test_the_builder_restores_the_link_and_follows_every_change(demo_cat):
+    from refinewidgets.widgets import DatasetBuilder
+
+    two = demo_cat.experiment_samples("GSE71102")[:2]
+    query = f"token=t&exp=SRP091833&exp=GSE71102:{','.join(two)}&aggregate_by=SPECIES"
+    builder = DatasetBuilder(demo_cat, page_query=query)
+    assert builder.dataset == rw.Dataset(
+        {"SRP091833": ["ALL"], "GSE71102": two}, aggregate_by="SPECIES"
+    )
+    assert builder.status.text == (
+        "Dataset restored from the link: 2 experiment(s), 22 samples. "
+        "Build it on the My dataset tab."
+    )
+    assert builder.options.aggregate.value == "SPECIES"
+    assert builder.url_writer in builder.children
+    assert parse_qsl(builder.url_writer.query)[0] == ("token", "t")  # the token stays
+
+    builder.options.transformation.value = "STANDARD"
+    assert ("scale_by", "STANDARD") in parse_qsl(builder.link_query)
+    assert builder.url_writer.query == builder.link_query
+    builder.cart_view.clear_button.click()
+    assert builder.link_query == "token=t"  # no dataset, no link (the options stay in the app)
+    builder.cart_view.undo_button.click()
+    assert dataset_from_query(builder.link_query) == builder.dataset
+
+
+def test_a_bad_link_is_a_message_and_leaves_an_empty_dataset(demo_cat):
+    from refinewidgets.widgets import DatasetBuilder
+
+    builder = DatasetBuilder(demo_cat, page_query="token=t&exp=GSE0000&scale_by=ROBUST")
+    assert builder.dataset is None and builder.status.kind == "error"
+    assert builder.status.text.startswith("The link's dataset was not restored: ")
+    assert "GSE0000" in builder.status.text
+    assert "rw.open_catalog" not in builder.status.text  # the app's words, not the API's
+    assert builder.url_writer.query == "token=t"  # the damaged part leaves the address
+
+
+def test_the_writer_puts_the_query_in_an_attribute_never_in_code(demo_cat):
+    from refinewidgets.widgets._url import UrlWriter
+
+    writer = UrlWriter()
+    writer.query = "a=1&b=%22%3E%3Cscript%3E"
+    assert 'data-rw-query="a=1&amp;b=%22%3E%3Cscript%3E"' in writer.value
+    assert "<script" not in writer.value
+    writer.query = 'x="><script>'  # even a raw value cannot leave the attribute
+    assert 'data-rw-query="x=&quot;&gt;&lt;script&gt;"' in writer.value
+
+
+def test_a_notebook_builder_leaves_the_address_alone(demo_cat):
+    from refinewidgets.widgets import DatasetBuilder
+
+    builder = DatasetBuilder(demo_cat)
+    builder.dataset = rw.Dataset({"SRP091833": ["ALL"]})
+    assert builder.url_writer is None
+    assert builder.link_query == "exp=SRP091833"  # still there, for whoever wants a link
+
+
+def test_a_dataset_too_large_for_a_link_is_left_out(demo_cat):
+    from refinewidgets.widgets import DatasetBuilder
+
+    builder = DatasetBuilder(demo_cat, page_query="token=t")
+    samples = demo_cat.samples.index[demo_cat.samples["experiment_accession"] == "GSE71102"]
+    builder._page_query = "token=t&pad=" + "x" * MAX_QUERY_LENGTH
+    builder.cart_view.add({"GSE71102": list(samples)[:3]})
+    assert builder.link_query == "" and "exp=" not in builder.url_writer.query
+    assert "too large to keep in the page's address" in builder.status.text
+
+
+def test_show_app_in_voila_reads_the_page_query(demo_cat, monkeypatch, tmp_path):
+    from refinewidgets.app import OUTPUT_ENV, show_app
+    from refinewidgets.widgets import DatasetBuilder
+
+    monkeypatch.setenv("QUERY_STRING", "token=t&exp=SRP091833&scale_by=MINMAX")
+    monkeypatch.setenv(OUTPUT_ENV, str(tmp_path))
+    monkeypatch.delenv("VOILA_PREHEAT", raising=False)
+    app = show_app()
+    assert isinstance(app, DatasetBuilder)
+    assert app.dataset == rw.Dataset({"SRP091833": ["ALL"]}, scale_by="MINMAX")
+    assert app.url_writer is not None
+
+    monkeypatch.delenv("QUERY_STRING")
+    monkeypatch.delenv("VOILA_KERNEL_ID", raising=False)
+    notebook = show_app()  # a notebook, not Voila: the address is the notebook's
+    assert notebook.url_writer is None and notebook.dataset is None
