@@ -114,10 +114,12 @@ def _resolve(fn: Callable[..., Any] | str) -> Callable[..., Any]:
     return getattr(module, name)
 
 
-def _child(conn, fn, args, kwargs, preload) -> None:
+def _child(conn, fn, args, kwargs, preload, warmup) -> None:
     try:
         for name in preload:
             importlib.import_module(name)
+        for step in warmup:
+            _resolve(step)()
         func = _resolve(fn)
         gc.collect()
         baseline_kb = _status_kb("VmRSS") or 0.0
@@ -153,6 +155,7 @@ def measure(
     fn: Callable[..., Any] | str,
     *args: Any,
     preload: Sequence[str] = (),
+    warmup: Sequence[Callable[[], Any] | str] = (),
     timeout: float | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
@@ -168,6 +171,9 @@ def measure(
     preload
         Modules imported in the child before the baseline is taken, so that import time and
         import memory are not measured. Give both ways of a comparison the same list.
+    warmup
+        Callables (or ``"module:function"``) run in the child after ``preload`` and before the
+        baseline: a library's one-time start-up (a thread pool, say) is then not measured.
     timeout
         Seconds to wait for the child; it is terminated after that (None: no limit).
 
@@ -183,7 +189,9 @@ def measure(
     """
     ctx = multiprocessing.get_context("spawn")
     parent_conn, child_conn = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(child_conn, fn, args, kwargs, tuple(preload)))
+    proc = ctx.Process(
+        target=_child, args=(child_conn, fn, args, kwargs, tuple(preload), tuple(warmup))
+    )
     proc.start()
     child_conn.close()
     result = None

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-import refinewidgets as rw
 from refinewidgets.core.cell_filter import (
     describe_filter,
     freeze_cell_filter,

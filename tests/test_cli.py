@@ -176,6 +176,10 @@ def test_app_flags_reach_serve(monkeypatch):
                 "out",
                 "--cull-idle-seconds",
                 "5",
+                "--pool-size",
+                "0",
+                "--theme",
+                "dark",
             ]
         )
         == 0
@@ -187,6 +191,9 @@ def test_app_flags_reach_serve(monkeypatch):
         "token": False,
         "output_dir": "out",
         "cull_idle_seconds": 5,
+        "pool_size": 0,
+        "theme": "dark",
     }
     assert main(["app"]) == 0
     assert seen["token"] is True and seen["output_dir"] is None and seen["cull_idle_seconds"] == 600
+    assert seen["pool_size"] == 2 and seen["theme"] == "light"

@@ -10,7 +10,7 @@ lacks it. The result is a samples x genes float64 array, the orientation of AnnD
 
 from __future__ import annotations
 
-import mmap
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -22,22 +22,17 @@ from ..errors import GeneOverlapError, SourceFormatError
 __all__ = ["GroupMatrix", "merge_group", "sanitize_gene_ids"]
 
 _VERSION = r"\.\d+$"
-_OWN_MAP_BYTES = 1 << 24  # blocks this large get their own memory map (see _releasable)
 _BRAINARRAY = r"_at$"
+#: An id (a line of the ids joined by line breaks) that a rule of :func:`sanitize_gene_ids`
+#: would change: one regular-expression pass over one string finds them all.
+_NEEDS_CLEANING = re.compile(r"^[^\S\n]|[^\S\n]$|AFFX-|_at$|\.\d+$", re.MULTILINE)
 
 
-def _releasable(values: np.ndarray) -> np.ndarray:
-    """A float64 copy of ``values``; a large one lives in its own anonymous memory map.
-
-    The allocator keeps freed blocks of a few tens of MB for reuse, so a merge that frees each
-    sample block after copying it into the group matrix would not lower the peak. A block in its
-    own map goes back to the operating system as soon as it is freed.
-    """
-    if values.nbytes < _OWN_MAP_BYTES:
-        return np.array(values, dtype=np.float64, copy=True)
-    out = np.frombuffer(mmap.mmap(-1, values.size * 8), dtype=np.float64).reshape(values.shape)
-    out[...] = values
-    return out
+def _needs_cleaning(ids: pd.Index) -> bool:
+    text = "\n".join(ids)
+    if text.count("\n") != len(ids) - 1:
+        return True  # an id holds a line break itself: let the rules decide
+    return _NEEDS_CLEANING.search(text) is not None
 
 
 def sanitize_gene_ids(frame: pd.DataFrame) -> pd.DataFrame:
@@ -50,7 +45,12 @@ def sanitize_gene_ids(frame: pd.DataFrame) -> pd.DataFrame:
     >>> sanitize_gene_ids(f)["S1"].to_dict()
     {'ENSG01': 1.5, 'ENSG02': 4.0}
     """
-    ids = pd.Index(frame.index.astype(str)).str.strip()
+    ids = pd.Index(frame.index.astype(str))
+    if not ids.has_duplicates and not _needs_cleaning(ids):
+        if frame.index.inferred_type == "string" and frame.index.name is None:
+            return frame  # clean already: the common case, no copy
+        return frame.set_axis(ids.rename(None), axis=0)
+    ids = ids.str.strip()
     keep = ~ids.str.contains("AFFX-", regex=False)
     ids = ids.str.replace(_BRAINARRAY, "", regex=True).str.replace(_VERSION, "", regex=True)
     if not keep.all():
@@ -78,8 +78,9 @@ class GroupMatrix:
     """The samples of each frame read and the gene ids it brought (for the gene report)."""
 
     def fill(self, blocks: list[_Block]) -> GroupMatrix:
-        """Copy each block's values into ``X`` (samples x genes), NaN where a block lacks a
-        gene; each block is freed once its rows are in."""
+        """Gather each kept sample's values into ``X`` (samples x genes), NaN where its block
+        lacks a gene, applying its log rule on the way; each block is freed once its rows are
+        in."""
         X = np.empty((len(self.samples), len(self.genes)), dtype=np.float64)
         row = 0
         blocks.reverse()
@@ -87,12 +88,21 @@ class GroupMatrix:
             block = blocks.pop()
             pos = block.genes.get_indexer(self.genes)
             present = pos >= 0
-            for j in range(len(block.samples)):
-                if present.all():
-                    X[row] = block.values[pos, j]
+            everywhere = bool(present.all())
+            if not everywhere:
+                pos = pos[present]
+            for j, log in zip(block.columns, block.logs):
+                out = X[row]
+                column = block.values[:, j]
+                if everywhere:
+                    np.take(column, pos, out=out)
                 else:
-                    X[row] = np.nan
-                    X[row, present] = block.values[pos[present], j]
+                    out[:] = np.nan
+                    out[present] = column[pos]
+                if log == _LOG2_PLUS_1:
+                    np.add(out, 1.0, out=out)
+                if log:
+                    np.log2(out, out=out)
                 row += 1
             del block
         self.X = X
@@ -150,58 +160,76 @@ def merge_group(
     ).fill(cleaned)
 
 
+#: How a sample's values are transformed while they are gathered (see ``_clean``).
+_AS_IS, _LOG2, _LOG2_PLUS_1 = 0, 1, 2
+_TRANSFORM_LABELS = {_LOG2: "log2(x)", _LOG2_PLUS_1: "log2(x + 1)"}
+
+
 @dataclass
 class _Block:
-    """The cleaned values of one frame: its genes, genes x samples values, its samples."""
+    """One frame's cleaned gene ids and values (genes x samples, the frame's own array, not a
+    copy), the columns kept and how each is transformed when gathered."""
 
     genes: pd.Index
     values: np.ndarray
     samples: list[str]
+    columns: list[int]
+    logs: list[int]
 
 
-def _unusable(col: np.ndarray, finite: np.ndarray, genes: pd.Index, tech: str, log: bool):
-    """Why a sample's values cannot be used (None when they can)."""
-    if finite.size == 0:
+def _unusable(
+    col: np.ndarray, low: float, high: float, genes: pd.Index, tech: str, log: bool
+) -> str | None:
+    """Why a sample's values cannot be used (None when they can); ``low``/``high`` are its
+    smallest and largest non-NaN values (NaN when it has none)."""
+    if np.isnan(low):
         return "no usable values: every value is missing"
-    infinite = np.isinf(finite)
-    if infinite.any():
-        gene = genes[int(np.flatnonzero(np.isinf(col))[0])]
+    if np.isinf(low) or np.isinf(high):
+        infinite = np.isinf(col)
+        gene = genes[int(np.flatnonzero(infinite)[0])]
         return (
             f"{int(infinite.sum())} infinite value(s) (e.g. gene {gene}): expression values "
             "must be finite numbers"
         )
-    if tech == "RNA-SEQ" and log and finite.min() <= -1:
+    if tech == "RNA-SEQ" and log and low <= -1:
         return "RNA-seq values at or below -1 cannot be log2(x + 1)-transformed"
-    if tech == "MICROARRAY" and finite.max() > 100 and finite.min() <= 0:
+    if tech == "MICROARRAY" and high > 100 and low <= 0:
         return "unlogged microarray values include zero or negative values; log2 is undefined"
     return None
 
 
 def _clean(frame, label, technology, log_rnaseq, filtered, transforms) -> _Block | None:
-    """Sanitise one frame's ids, apply each sample's log rule, drop unusable samples."""
+    """Sanitise one frame's ids, choose each sample's log rule, drop unusable samples.
+
+    The values are not copied here: each kept sample is gathered (and log-transformed) straight
+    into the group's matrix by :meth:`GroupMatrix.fill`.
+    """
     frame = sanitize_gene_ids(_to_float(frame, label))
-    values = _releasable(frame.to_numpy(dtype=np.float64, copy=False))
-    keep: list[int] = []
+    values = frame.to_numpy(dtype=np.float64, copy=False)
+    if values.size:
+        low, high = np.fmin.reduce(values, axis=0), np.fmax.reduce(values, axis=0)  # NaN-blind
+    else:
+        low = high = np.full(values.shape[1], np.nan)
+    columns: list[int] = []
+    logs: list[int] = []
     for j, s in enumerate(map(str, frame.columns)):
-        col = values[:, j]
-        finite = col[~np.isnan(col)]
         tech, log = technology.get(s, ""), log_rnaseq.get(s, False)
-        reason = _unusable(col, finite, frame.index, tech, log)
+        reason = _unusable(values[:, j], low[j], high[j], frame.index, tech, log)
         if reason is not None:
             filtered.append((s, reason))
             continue
+        rule = _AS_IS
         if tech == "RNA-SEQ" and log:
-            np.log2(col + 1.0, out=col)
-            transforms[s] = "log2(x + 1)"
-        elif tech == "MICROARRAY" and finite.max() > 100:
-            np.log2(col, out=col)
-            transforms[s] = "log2(x)"
-        keep.append(j)
-    if not keep:
+            rule = _LOG2_PLUS_1
+        elif tech == "MICROARRAY" and high[j] > 100:
+            rule = _LOG2
+        if rule:
+            transforms[s] = _TRANSFORM_LABELS[rule]
+        columns.append(j)
+        logs.append(rule)
+    if not columns:
         return None
-    if len(keep) < values.shape[1]:
-        values = values[:, keep]
-    return _Block(frame.index, values, [str(frame.columns[j]) for j in keep])
+    return _Block(frame.index, values, [str(frame.columns[j]) for j in columns], columns, logs)
 
 
 def _join_genes(blocks: list[_Block], join: str) -> tuple[pd.Index, pd.Index]:

@@ -102,27 +102,6 @@ def _clean_target(target) -> np.ndarray:
     return t
 
 
-def _average_ranks_sorted(s: np.ndarray) -> np.ndarray:
-    """1-based average ranks of each row of ``s``, already sorted along axis 1 (NaNs last).
-
-    Equal values share the mean of their positions, as R's ``rank``; the ranks of trailing
-    NaNs are meaningless and must be ignored by the caller.
-    """
-    n_cols = s.shape[1]
-    positions = np.arange(n_cols)
-    starts = np.empty(s.shape, dtype=bool)
-    starts[:, 0] = True
-    np.not_equal(s[:, 1:], s[:, :-1], out=starts[:, 1:])  # NaN != NaN: NaNs are their own runs
-    if starts.all():  # no ties at all (the usual case with continuous data)
-        return np.broadcast_to(positions + 1.0, s.shape)
-    first = np.maximum.accumulate(np.where(starts, positions, 0), axis=1)
-    ends = np.empty(s.shape, dtype=bool)
-    ends[:, -1] = True
-    ends[:, :-1] = starts[:, 1:]
-    last = np.minimum.accumulate(np.where(ends, positions, n_cols - 1)[:, ::-1], axis=1)[:, ::-1]
-    return (first + last) * 0.5 + 1.0
-
-
 def _values_same_length(ranks: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Rule 3: ``t[r - 1]``; a tied rank with fraction > 0.4 takes the mean of two neighbours."""
     floor = np.floor(ranks)
@@ -202,24 +181,70 @@ def quantile_normalize_rows(X, target, *, out=None, chunk_size=64) -> np.ndarray
     if n_genes == 0:
         return out
     chunk_size = int(chunk_size)
-    positions = np.arange(n_genes)
+    untied = _UntiedValues(t, n_genes)
     for start in range(0, n_samples, chunk_size):
         chunk = np.asarray(X[start : start + chunk_size], dtype=np.float64)
         order = np.argsort(chunk, axis=1)  # NaNs sort last
-        s = np.take_along_axis(chunk, order, axis=1)
-        n_valid = n_genes - np.isnan(s).sum(axis=1)
-        ranks = _average_ranks_sorted(s)
-        values = np.full(s.shape, np.nan)
-        same = (n_valid == n_genes) & (n_genes == t.size)
-        other = ~same & (n_valid > 0)
-        if same.any():
-            values[same] = _values_same_length(ranks[same], t)
-        if other.any():
-            values[other] = _values_interpolated(ranks[other], n_valid[other], t)
-        values[positions[None, :] >= n_valid[:, None]] = np.nan
+        s = np.empty(chunk.shape)
+        for r in range(len(chunk)):  # row by row: faster than take_along_axis
+            np.take(chunk[r], order[r], out=s[r])
+        n_valid = n_genes - np.isnan(s[:, -1:]).sum(axis=1)  # cheap test first: any NaN?
+        if (n_valid < n_genes).any():
+            n_valid = n_genes - np.isnan(s).sum(axis=1)
+        tied = (s[:, 1:] == s[:, :-1]).any(axis=1)  # NaN != NaN: trailing NaNs are no tie
         # Everything of this chunk has been read: writing into X itself (out is X) is safe.
-        np.put_along_axis(out[start : start + chunk_size], order, values, axis=1)
+        target_rows = out[start : start + chunk_size]
+        for r in np.flatnonzero(~tied):
+            # Without ties a row's values depend on its count of non-NaN values only.
+            target_rows[r][order[r]] = untied.values(int(n_valid[r]))
+        for r in np.flatnonzero(tied):
+            target_rows[r][order[r]] = _tied_values(s[r], int(n_valid[r]), t)
     return out
+
+
+def _tied_values(s: np.ndarray, k: int, t: np.ndarray) -> np.ndarray:
+    """The normalized values, in rank order, of one row with ties (``s`` sorted, NaNs last).
+
+    Each run of equal values shares its average rank (as R's ``rank``), so rules 3 and 4 are
+    computed once per run and repeated over it.
+    """
+    out = np.full(s.size, np.nan)
+    starts = np.empty(k, dtype=bool)
+    starts[0] = True
+    np.not_equal(s[1:k], s[: k - 1], out=starts[1:])
+    first = np.flatnonzero(starts)
+    lengths = np.diff(np.append(first, k))
+    ranks = ((2 * first + lengths - 1) * 0.5 + 1.0)[None, :]  # (first + last) / 2 + 1
+    if k == s.size == t.size:
+        values = _values_same_length(ranks, t)[0]
+    else:
+        values = _values_interpolated(ranks, np.array([k]), t)[0]
+    out[:k] = np.repeat(values, lengths)
+    return out
+
+
+class _UntiedValues:
+    """The normalized values, in rank order, of a row without ties, by its non-NaN count.
+
+    Without ties the ranks are ``1..k``; rule 3 or 4 then gives one vector per ``k`` (NaN
+    beyond ``k``), computed once and shared by every such row.
+    """
+
+    def __init__(self, t: np.ndarray, n_genes: int) -> None:
+        self.t, self.n_genes = t, n_genes
+        self._cache: dict[int, np.ndarray] = {}
+
+    def values(self, k: int) -> np.ndarray:
+        vector = self._cache.get(k)
+        if vector is None:
+            vector = np.full(self.n_genes, np.nan)
+            ranks = np.arange(1.0, k + 1.0)[None, :]
+            if k == self.n_genes == self.t.size:
+                vector[:] = _values_same_length(ranks, self.t)[0]
+            elif k > 0:
+                vector[:k] = _values_interpolated(ranks, np.array([k]), self.t)[0]
+            self._cache[k] = vector
+        return vector
 
 
 def determine_target(values) -> np.ndarray:
@@ -266,7 +291,9 @@ def determine_target(values) -> np.ndarray:
         k = n_genes - np.isnan(s).sum(axis=0)
         full = k == n_genes
         partial = (k > 0) & ~full
-        if full.any():
+        if full.all():
+            total += s.sum(axis=1)
+        elif full.any():
             total += s[:, full].sum(axis=1)
         if partial.any():
             sp = s[:, partial]
@@ -364,7 +391,7 @@ def _ks_pairs(n_samples: int, max_pairs: int, seed) -> list[tuple[int, int]]:
     return [(int(perm[i]), int(perm[half + i])) for i in range(half)]
 
 
-def ks_check(X, *, max_pairs=100, seed=0, names=None) -> dict:
+def ks_check(X, *, max_pairs=100, seed=0, names=None, pairs=None) -> dict:
     """refine.bio's check after quantile normalization: KS tests between pairs of samples.
 
     Pairs, as refine.bio chooses them: up to 200 samples, the first ``max_pairs`` pairs in
@@ -415,7 +442,9 @@ def ks_check(X, *, max_pairs=100, seed=0, names=None) -> dict:
     }
     if X.shape[0] < 2:
         return result
-    pairs = _ks_pairs(X.shape[0], int(max_pairs), seed)
+    # ``pairs`` (row positions in ``X``): a caller holding only the rows refine.bio's choice
+    # tests (an out-of-core build) passes that choice mapped onto them
+    pairs = _ks_pairs(X.shape[0], int(max_pairs), seed) if pairs is None else list(pairs)
     upper: dict[int, np.ndarray] = {}
     for i in {i for pair in pairs for i in pair}:
         row = X[i][~np.isnan(X[i])]

@@ -210,11 +210,14 @@ class Result(Mapping):
         )
 
     # -- output ---------------------------------------------------------------------------
-    def write_zip(self, path: Any, *, overwrite: bool = False, progress: Any = None) -> Any:
+    def write_zip(
+        self, path: Any, *, overwrite: bool = False, progress: Any = None, float32: bool = False
+    ) -> Any:
         """Write the standard refine.bio zip to ``path`` (atomic; no overwrite unless asked).
 
-        Returns the path written.
+        ``float32=True`` writes each value as the shortest text of its float32 rounding: a
+        smaller file, for users who ask for one. Returns the path written.
         """
         from ..io.refinebio_zip import write_zip
 
-        return write_zip(self, path, overwrite=overwrite, progress=progress)
+        return write_zip(self, path, overwrite=overwrite, progress=progress, float32=float32)

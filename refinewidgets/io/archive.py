@@ -24,8 +24,6 @@ from typing import IO
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from ..errors import (
     OutputError,
@@ -35,6 +33,8 @@ from ..errors import (
     SourceFormatError,
     UnsafeArchiveError,
 )
+from .deflate import inflate_member
+from .matrix_tsv import format_matrix, parse_matrix
 
 __all__ = [
     "READ_LIMITS",
@@ -108,6 +108,10 @@ def check_name_part(name: str, what: str) -> None:
         )
 
 
+#: Bytes read at a time when a member is streamed.
+_CHUNK = 1 << 22
+
+
 class Store:
     """Members of a download, in a zip or a folder."""
 
@@ -127,6 +131,16 @@ class Store:
     def first_line(self, name: str) -> str:
         with self.open(name) as fh:
             return fh.readline().decode("utf-8").rstrip("\r\n")
+
+    def size(self, name: str) -> int | None:
+        """The member's size in bytes once uncompressed, when the store knows it."""
+        return None
+
+    def chunks(self, name: str) -> Iterator[bytes]:
+        """The member's bytes, a few MB at a time (the fastest way this store has)."""
+        with self.open(name) as fh:
+            while chunk := fh.read(_CHUNK):
+                yield chunk
 
     def close(self) -> None:
         pass
@@ -235,18 +249,54 @@ class ZipStore(Store):
         )
         self.names = [i.filename.replace("\\", "/") for i in infos if not i.is_dir()]
         self._info = {n: i for n, i in zip(self.names, (i for i in infos if not i.is_dir()))}
+        self._size = self.path.stat().st_size
+
+    def _checked(self, name: str):
+        """The member's entry; one whose data would run past the end of the file is refused
+        before reading (``zipfile`` would first allocate its claimed compressed size)."""
+        info = self._info.get(name, name)
+        if (
+            isinstance(info, zipfile.ZipInfo)
+            and info.header_offset + info.compress_size > self._size
+        ):
+            raise SourceFormatError(
+                f"{self.label}: {name} is damaged (its data, {info.compress_size:,} bytes, would "
+                "run past the end of the archive); the zip is corrupt: download it again."
+            )
+        return info
 
     def open(self, name: str) -> IO[bytes]:
+        info = self._checked(name)
         try:
-            return _Guarded(self._zip.open(self._info.get(name, name)), self.label, name)
+            return _Guarded(self._zip.open(info), self.label, name)
         except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError) as exc:
             raise SourceFormatError(
                 f"{self.label}: cannot read {name} ({exc}); the zip may be corrupt."
             ) from None
 
-    def read_bytes(self, name: str) -> bytes:
+    def size(self, name: str) -> int | None:
+        info = self._info.get(name)
+        return None if info is None else info.file_size
+
+    def chunks(self, name: str) -> Iterator[bytes]:
+        info = self._info.get(name)
+        if info is not None:
+            self._checked(name)
+        fast = None if info is None else inflate_member(self.path, info, self.label)
+        if fast is None:  # encrypted, another compression, or no such member: zipfile decides
+            yield from super().chunks(name)
+            return
         try:
-            return self._zip.read(self._info.get(name, name))
+            yield from fast
+        except OSError as exc:
+            raise SourceFormatError(
+                f"{self.label}: cannot read {name} ({exc}); the zip may be corrupt."
+            ) from None
+
+    def read_bytes(self, name: str) -> bytes:
+        info = self._checked(name)
+        try:
+            return self._zip.read(info)
         except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError) as exc:
             raise SourceFormatError(
                 f"{self.label}: cannot read {name} ({exc}); the zip may be corrupt."
@@ -353,6 +403,10 @@ class TarStore(Store):
             ) from None
         return _Guarded(raw, self.label, name)
 
+    def size(self, name: str) -> int | None:
+        info = self._members.get(name)
+        return None if info is None else info.size
+
     def close(self) -> None:
         self._tar.close()
 
@@ -387,6 +441,12 @@ class DirStore(Store):
             raise SourceFormatError(
                 f"{self.label}: cannot read {name} ({exc.strerror or exc})."
             ) from None
+
+    def size(self, name: str) -> int | None:
+        try:
+            return (self.path / name).stat().st_size
+        except OSError:
+            return None
 
 
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
@@ -458,7 +518,9 @@ def read_matrix(
 
     Only ``columns`` (sample accessions) are parsed when given, each found by its name in the
     header. Empty cells, ``NA`` and ``NaN`` become NaN. A non-numeric value raises
-    SourceFormatError naming the file, line and column.
+    SourceFormatError naming the file, line and column. The text is inflated in one thread and
+    parsed in batches of rows straight into the returned array (see
+    :mod:`refinewidgets.io.matrix_tsv`).
     """
     header = matrix_header(store, name)
     position = {c: i for i, c in enumerate(header) if i}
@@ -469,56 +531,33 @@ def read_matrix(
             f"{store.label}: {name} has no column for {missing[:5]}"
             f"{' ...' if len(missing) > 5 else ''}."
         )
-    # Our own column names: the header's text (quotes, BOM) never decides which column is which.
-    names = [f"c{i}" for i in range(len(header))]
-    wanted = [f"c{position[s]}" for s in samples]
-    types = {c: pa.float64() for c in wanted}
-    types["c0"] = pa.string()
-    genes: list[str] = []
-    blocks: list[np.ndarray] = []  # batch by batch: no whole Arrow table beside the result
-    try:
-        with store.open(name) as fh:
-            reader = pacsv.open_csv(
-                fh,
-                read_options=pacsv.ReadOptions(
-                    use_threads=True, block_size=1 << 22, column_names=names, skip_rows=1
-                ),
-                parse_options=pacsv.ParseOptions(delimiter="\t"),
-                convert_options=pacsv.ConvertOptions(
-                    column_types=types,
-                    include_columns=["c0", *wanted],
-                    null_values=["", "NA", "NaN", "nan"],
-                    strings_can_be_null=False,
-                ),
-            )
-            for batch in reader:
-                genes.extend(batch.column(0).to_pylist())
-                block = np.empty((len(samples), batch.num_rows), dtype=np.float64)
-                for i in range(len(samples)):
-                    block[i] = batch.column(i + 1).to_numpy(zero_copy_only=False)
-                blocks.append(block)
-    except pa.ArrowInvalid as exc:
-        if "conversion error" in str(exc):
-            where = _find_bad_value(store, name, samples)
-            raise SourceFormatError(
-                f"{store.label}: non-numeric expression value in {name} at {where}. "
-                "Expression matrices hold numbers only (empty for missing)."
-            ) from None
-        raise SourceFormatError(f"{store.label}: cannot parse {name}: {exc}") from None
-    X = np.empty((len(samples), len(genes)), dtype=np.float64)
-    start = 0
-    blocks.reverse()
-    while blocks:
-        block = blocks.pop()  # freed as soon as it is copied
-        X[:, start : start + block.shape[1]] = block
-        start += block.shape[1]
+    genes, X = parse_matrix(
+        lambda: store.chunks(name),
+        header,
+        [position[s] for s in samples],
+        size=store.size(name),
+        label=store.label,
+        name=name,
+        bad_value=lambda: _find_bad_value(store, name, samples),
+    )
     return genes, samples, X
 
 
 def write_matrix(
-    fh: IO[bytes], genes: list[str] | np.ndarray, samples: list[str], X: np.ndarray
+    fh: IO[bytes],
+    genes: list[str] | np.ndarray,
+    samples: list[str],
+    X: np.ndarray,
+    *,
+    float32: bool = False,
 ) -> None:
     """Write a samples x genes array as refine.bio's genes x samples TSV (``Gene`` header).
+
+    Each value is written as the shortest text that parses back to the same float64 (pandas'
+    ``repr`` of it may differ in form, e.g. ``1e+20`` against ``1e20``, never in value); NaN is
+    an empty cell. ``float32=True`` rounds the values to float32 first and writes the shortest
+    text of the float32 (about 7 significant digits, a smaller file): parsed as float32, it
+    gives exactly the rounded value.
 
     A tab, line break or NUL inside a gene id or sample name would shift every column after
     it, so such a name is refused.
@@ -532,20 +571,12 @@ def write_matrix(
                 "it cannot be written to a tab-separated matrix. Rename it."
             )
     fh.write(("Gene\t" + "\t".join(samples) + "\n").encode("utf-8"))
-    if len(genes) == 0:
+    if len(genes) == 0 or len(samples) == 0:
+        if len(genes):
+            fh.write(("\n".join(map(str, genes)) + "\n").encode("utf-8"))
         return
-    arrays = [pa.array(np.asarray(genes, dtype=object).astype(str), type=pa.string())]
-    names = ["Gene"]
-    for i in range(len(samples)):
-        arrays.append(pa.array(np.ascontiguousarray(X[i], dtype=np.float64), from_pandas=True))
-        names.append(f"c{i}")
-    table = pa.Table.from_arrays(arrays, names=names)
-    pacsv.write_csv(
-        table,
-        fh,
-        write_options=pacsv.WriteOptions(
-            include_header=False, delimiter="\t", quoting_style="none", batch_size=2048
-        ),
+    format_matrix(
+        fh.write, np.asarray(genes, dtype=object).astype(str), samples, X, float32=float32
     )
 
 

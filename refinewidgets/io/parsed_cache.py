@@ -215,7 +215,8 @@ class ParsedCache:
             return parse(wanted)
         key = self.key(file, member, None if whole else wanted)
         found = self.get(key)
-        if found is None:
+        fresh = found is None
+        if fresh:
             try:
                 parsed = parse(list(all_samples) if whole else wanted)
             except RefineWidgetsError:
@@ -228,8 +229,8 @@ class ParsedCache:
             genes, cols, values = parsed
         else:
             genes, cols, values = found
-        if list(cols) == wanted:
-            return list(genes), wanted, np.array(values)  # an owned, writable copy
+        if list(cols) == wanted:  # the parsed array itself, or an owned copy of the stored one
+            return list(genes), wanted, values if fresh else np.array(values)
         position = {s: i for i, s in enumerate(cols)}
         rows = np.fromiter((position[s] for s in wanted), dtype=np.int64, count=len(wanted))
         return list(genes), wanted, np.asarray(values)[rows]
