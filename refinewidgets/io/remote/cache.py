@@ -1,0 +1,484 @@
+"""The download cache: resumable, checked, atomic, reused offline; listed and pruned.
+
+Layout (``cache_dir`` defaults to :func:`~refinewidgets.io.bgee_tarball.default_cache_dir`,
+which honours ``$REFINEWIDGETS_CACHE``)::
+
+    <cache_dir>/downloads/<service>/<folder>/<file>     a complete, checked download
+    <cache_dir>/downloads/<service>/<folder>/.<file>.json   where it came from, its size/checksum
+    <cache_dir>/downloads/<service>/<folder>/.<file>.part   an unfinished download (resumable)
+
+Decisions (pooch's, plus resuming, which pooch does not do; so we use ``requests`` directly):
+
+- A file is written to ``.<file>.part`` and moved into place (``os.replace``) only after its
+  size and, when the server gave one, its checksum (SHA-1 from refine.bio) matched. A mismatch
+  deletes the part file and raises :class:`~.errors.DownloadIntegrityError`. So a name without a
+  leading dot is always complete, and ``rw.open_catalog(<cache_dir>/downloads)`` (which skips
+  hidden files) never sees a partial file.
+- An interrupted transfer keeps its part file; the next attempt (in the same call, up to the
+  retry count, or a later call) asks for the rest with an HTTP ``Range`` header. A server that
+  answers a range request with the whole file (200) restarts it from zero.
+- A cached file (a complete file with its ``.json`` record) is returned without any network
+  access, so a notebook that fetched once runs offline.
+- A full disk (``ENOSPC``, ``EDQUOT``) removes the part file and raises
+  :class:`~refinewidgets.errors.OutputError` saying how much was needed.
+- Names from servers (accessions, file names) are checked against a strict pattern before they
+  become paths.
+- Two processes downloading the same file at once are not coordinated (the second may restart
+  the first's part file); the final rename keeps the result whole either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import requests
+import urllib3
+
+from ...errors import OutputError, SourceFormatError
+from ..archive import check_name_part
+from ..bgee_tarball import default_cache_dir
+from .errors import DownloadIntegrityError, ServiceUnavailableError
+from .http import Http
+
+__all__ = ["DOWNLOADS", "DownloadCache", "Entry", "checksum_of", "safe_name"]
+
+#: The subfolder of the cache folder that holds downloads.
+DOWNLOADS = "downloads"
+_FORMAT = "refinewidgets-download"
+_VERSION = 1
+_CHUNK = 1 << 20
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
+_ALGORITHMS = ("sha1", "sha256", "md5")
+
+
+def safe_name(value: object, what: str) -> str:
+    """``value`` if it can be one part of a path in the cache, else a SourceFormatError.
+
+    Examples
+    --------
+    >>> safe_name("GSE1.zip", "file name")
+    'GSE1.zip'
+    >>> safe_name("../etc", "file name")
+    Traceback (most recent call last):
+    ...
+    refinewidgets.errors.SourceFormatError: The file name '../etc' from the server cannot name a file ...
+    """
+    text = str(value)
+    ok = isinstance(value, str) and _NAME.fullmatch(text)
+    if ok:
+        check_name_part(text, what)
+        return text
+    raise SourceFormatError(
+        f"The {what} {text!r} from the server cannot name a file in the cache (letters, "
+        "digits, '.', '_' and '-', starting with a letter or digit). It was refused."
+    )
+
+
+def checksum_of(path: str | os.PathLike, algorithm: str = "sha1") -> str:
+    """The hex digest of a file.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x"
+    >>> _ = p.write_bytes(b"abc")
+    >>> checksum_of(p)
+    'a9993e364706816aba3e25717850c26c9cd0d89d'
+    """
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _parse_checksum(checksum: str | None) -> tuple[str, str] | None:
+    if not checksum:
+        return None
+    algorithm, _, value = checksum.partition(":")
+    if algorithm not in _ALGORITHMS or not re.fullmatch(r"[0-9a-fA-F]{16,128}", value):
+        raise ValueError(f"checksum {checksum!r}: expected '<sha1|sha256|md5>:<hex digest>'.")
+    return algorithm, value.lower()
+
+
+@dataclass
+class Entry:
+    """One file in the cache.
+
+    Attributes
+    ----------
+    path
+        Where it is.
+    service
+        ``refinebio`` or ``bgee`` (the first folder under ``downloads``).
+    size
+        Bytes on disk.
+    complete
+        False for an unfinished download (``.<file>.part``).
+    url, checksum, downloaded_at
+        From its record (empty for an unfinished download).
+    """
+
+    path: Path
+    service: str
+    size: int
+    complete: bool
+    url: str = ""
+    checksum: str = ""
+    downloaded_at: str = ""
+
+
+def _progress_bar(progress, label: str):
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        return tqdm(unit="B", unit_scale=True, desc=label, file=sys.stderr, leave=False)
+    return progress or None
+
+
+class DownloadCache:
+    """Downloads kept under ``<cache_dir>/downloads``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> cache = DownloadCache(tempfile.mkdtemp())
+    >>> cache.path_for("refinebio", "experiments", "GSE1.zip").parts[-4:]
+    ('downloads', 'refinebio', 'experiments', 'GSE1.zip')
+    >>> cache.list().empty
+    True
+    """
+
+    def __init__(self, cache_dir: str | os.PathLike | None = None) -> None:
+        base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+        self.root = base / DOWNLOADS
+
+    def __repr__(self) -> str:
+        return f"DownloadCache({str(self.root)!r})"
+
+    def path_for(self, service: str, *parts: str) -> Path:
+        """The cache path of a file; every part is checked with :func:`safe_name`."""
+        return self.root.joinpath(
+            safe_name(service, "service"), *(safe_name(p, "name") for p in parts)
+        )
+
+    @staticmethod
+    def record_path(path: Path) -> Path:
+        return path.with_name(f".{path.name}.json")
+
+    @staticmethod
+    def part_path(path: Path) -> Path:
+        return path.with_name(f".{path.name}.part")
+
+    def record(self, path: str | os.PathLike) -> dict | None:
+        """The record of a complete cached file, or None when it is not (completely) cached."""
+        path = Path(path)
+        try:
+            record = json.loads(self.record_path(path).read_text(encoding="utf-8"))
+            size = path.stat().st_size
+        except (OSError, ValueError):
+            return None
+        if not isinstance(record, dict) or record.get("format") != _FORMAT:
+            return None
+        if record.get("size") != size:
+            return None  # changed behind our back: download again
+        return record
+
+    def download(
+        self,
+        http: Http,
+        url: str,
+        path: str | os.PathLike,
+        *,
+        size: int | None = None,
+        checksum: str | None = None,
+        headers: dict | None = None,
+        progress=None,
+        refresh: bool = False,
+        what: str = "",
+    ) -> Path:
+        """Download ``url`` to ``path`` (a path from :meth:`path_for`), or reuse the cached copy.
+
+        ``size`` and ``checksum`` (``"sha1:<hex>"``) are what the server announced; the file is
+        kept only when it matches them (and the ``Content-Length`` of the reply). An interrupted
+        transfer is resumed with ``Range`` up to ``http.retries`` times; a later call resumes it
+        too. ``progress``: True for a text bar, or any object with ``reset(total)``/``update(n)``/
+        ``close()`` (tqdm's protocol).
+        """
+        path = Path(path)
+        expected = _parse_checksum(checksum)
+        if not refresh and self.record(path) is not None:
+            return path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(
+                f"Cannot create the cache folder {path.parent} ({exc.strerror or exc}): set "
+                "$REFINEWIDGETS_CACHE to a folder you can write to."
+            ) from None
+        part = self.part_path(path)
+        if refresh:
+            with contextlib.suppress(FileNotFoundError):
+                part.unlink()
+        bar = _progress_bar(progress, path.name)
+        try:
+            total = self._transfer(http, url, part, size, headers or {}, bar, what or url)
+        finally:
+            if bar is not None and hasattr(bar, "close"):
+                bar.close()
+        got = part.stat().st_size
+        for label, want in (("the server announced", size), ("the reply's length was", total)):
+            if want is not None and got != want:
+                part.unlink()
+                raise DownloadIntegrityError(
+                    f"The download of {url} has {got:,} bytes but {label} {want:,}: the transfer "
+                    "was damaged or the file changed on the server. The file was discarded; run "
+                    "the same command again to download it afresh."
+                )
+        if expected is not None:
+            algorithm, value = expected
+            actual = checksum_of(part, algorithm)
+            if actual != value:
+                part.unlink()
+                raise DownloadIntegrityError(
+                    f"The download of {url} has {algorithm.upper()} {actual}, but the server "
+                    f"announced {value}: the file is damaged (or changed on the server). It was "
+                    "discarded; run the same command again to download it afresh."
+                )
+        os.replace(part, path)
+        record = {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "url": url,
+            "size": got,
+            "checksum": f"{expected[0]}:{expected[1]}" if expected else "",
+            "downloaded_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        tmp = path.with_name(f".{path.name}.json.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
+        os.replace(tmp, self.record_path(path))
+        return path
+
+    def _transfer(self, http: Http, url, part: Path, size, headers, bar, what) -> int | None:
+        """Fill ``part`` from ``url``, resuming after interruptions; returns the total length."""
+        interruptions = 0
+        while True:
+            have = part.stat().st_size if part.exists() else 0
+            ask = {"Accept-Encoding": "identity", **headers}  # the bytes as stored
+            if have:
+                ask["Range"] = f"bytes={have}-"
+            response = http.request(
+                "GET", url, stream=True, headers=ask, ok=(200, 206, 416), what=what
+            )
+            with response:
+                if response.status_code == 416:  # asked beyond the end: the part is stale
+                    part.unlink()
+                    interruptions += 1
+                    if interruptions > http.retries:
+                        raise DownloadIntegrityError(
+                            f"{url}: the server refuses to send the rest of a partial download "
+                            "(HTTP 416). The partial file was discarded; run the command again."
+                        )
+                    continue
+                start = _range_start(response) if response.status_code == 206 else 0
+                if start != have:
+                    if start:  # a range we did not ask for: start over
+                        _discard(part)
+                        interruptions += 1
+                        if interruptions > http.retries:
+                            raise DownloadIntegrityError(
+                                f"{url}: the server answers range requests with the wrong "
+                                "range. Nothing was kept; try again later."
+                            )
+                        continue
+                    have = 0  # the whole file came: write it from the start
+                total = _total_length(response, start)
+                if bar is not None:
+                    bar.reset(total=total)
+                    if have:
+                        bar.update(have)
+                try:
+                    self._write(response, part, append=have > 0, bar=bar, total=total)
+                    if total is not None and part.stat().st_size < total:
+                        raise _ShortRead(f"the connection closed before byte {total:,}")
+                    return total
+                except (
+                    requests.exceptions.ChunkedEncodingError,
+                    requests.exceptions.ConnectionError,
+                    requests.exceptions.Timeout,
+                    urllib3.exceptions.HTTPError,
+                    _ShortRead,
+                ) as exc:
+                    interruptions += 1
+                    got = part.stat().st_size if part.exists() else 0
+                    if interruptions > http.retries:
+                        raise ServiceUnavailableError(
+                            f"The download of {url} was interrupted {interruptions} times "
+                            f"({type(exc).__name__}); {got:,} bytes are kept in {part}. Run the "
+                            "same command again to resume where it stopped."
+                        ) from None
+                    time.sleep(min(http.backoff * 2 ** (interruptions - 1), 30))
+
+    @staticmethod
+    def _write(response, part: Path, *, append: bool, bar, total) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+        flags |= getattr(os, "O_BINARY", 0)
+        fd = os.open(part, flags, 0o644)
+        try:
+            for chunk in _chunks(response):
+                view = memoryview(chunk)
+                while view:
+                    try:
+                        n = os.write(fd, view)
+                    except OSError as exc:
+                        os.close(fd)
+                        fd = -1
+                        _discard(part)
+                        final = part.with_name(part.name[1 : -len(".part")])
+                        raise _write_error(exc, final, total) from None
+                    view = view[n:]
+                if bar is not None:
+                    bar.update(len(chunk))
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+    def entries(self) -> Iterator[Entry]:
+        """Every download in the cache, complete or not, sorted by path."""
+        if not self.root.is_dir():
+            return
+        for path in sorted(p for p in self.root.rglob("*") if p.is_file()):
+            service = path.relative_to(self.root).parts[0]
+            name = path.name
+            if name.endswith(".part") and name.startswith("."):
+                yield Entry(path, service, path.stat().st_size, False)
+            elif not name.startswith("."):
+                record = self.record(path) or {}
+                yield Entry(
+                    path,
+                    service,
+                    path.stat().st_size,
+                    bool(record),
+                    str(record.get("url", "")),
+                    str(record.get("checksum", "")),
+                    str(record.get("downloaded_at", "")),
+                )
+
+    def list(self) -> pd.DataFrame:
+        """The cache's files as a table: path, service, size, complete, url, checksum, downloaded_at."""
+        rows = [vars(e) for e in self.entries()]
+        columns = ["path", "service", "size", "complete", "url", "checksum", "downloaded_at"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def complete_paths(self, service: str | None = None) -> list[Path]:
+        """The complete downloads (of one service), as paths ``rw.open_catalog`` accepts."""
+        return [
+            e.path
+            for e in self.entries()
+            if e.complete and (service is None or e.service == service)
+        ]
+
+    def prune(
+        self,
+        *,
+        everything: bool = False,
+        older_than_days: float | None = None,
+        dry_run: bool = False,
+    ) -> list[Path]:
+        """Remove unfinished downloads and files without a record; with ``everything`` all files,
+        with ``older_than_days`` the files downloaded longer ago. Returns the removed paths."""
+        now = time.time()
+        removed = []
+        for entry in list(self.entries()):
+            old = (
+                older_than_days is not None
+                and now - entry.path.stat().st_mtime > older_than_days * 86400
+            )
+            if everything or not entry.complete or old:
+                removed.append(entry.path)
+                if not dry_run:
+                    _discard(entry.path)
+                    _discard(self.record_path(entry.path))
+        if everything and not dry_run and self.root.is_dir():  # records of pending work too
+            for path in [p for p in self.root.rglob(".*") if p.is_file()]:
+                _discard(path)
+        if not dry_run and self.root.is_dir():
+            for folder in sorted((p for p in self.root.rglob("*") if p.is_dir()), reverse=True):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only empty ones
+        return removed
+
+    def copy_to(self, path: Path, out: str | os.PathLike) -> Path:
+        """Copy a cached file into the folder ``out`` (atomically); returns the copy."""
+        out = Path(out).expanduser()
+        out.mkdir(parents=True, exist_ok=True)
+        target = out / path.name
+        tmp = out / f".{path.name}.{os.getpid()}.copy"
+        try:
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, target)
+        except OSError as exc:
+            _discard(tmp)
+            raise _write_error(exc, target, path.stat().st_size) from None
+        return target
+
+
+class _ShortRead(Exception):
+    """The reply ended cleanly but before its announced length."""
+
+
+def _chunks(response) -> Iterator[bytes]:
+    """The body as it arrives (``read1``), so bytes received before a cut are kept."""
+    read1 = getattr(response.raw, "read1", None)
+    if read1 is None:  # pragma: no cover - urllib3 < 2.3
+        yield from response.iter_content(_CHUNK)
+        return
+    while True:
+        data = read1(_CHUNK, decode_content=False)
+        if not data:
+            return
+        yield data
+
+
+def _discard(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def _write_error(exc: OSError, path: Path, total: int | None) -> OutputError:
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        need = f" ({total:,} bytes needed)" if total else ""
+        return OutputError(
+            f"No space left on the disk for {path.name} in {path.parent}{need}. The unfinished "
+            "file was removed. Free some space (`refinewidgets cache prune --all` empties the "
+            "download cache) or set $REFINEWIDGETS_CACHE to a folder on a bigger disk."
+        )
+    return OutputError(f"Cannot write {path} ({exc.strerror or exc}).")
+
+
+def _range_start(response) -> int:
+    match = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
+    return int(match.group(1)) if match else -1
+
+
+def _total_length(response, start: int) -> int | None:
+    match = re.search(r"/(\d+)$", response.headers.get("Content-Range", ""))
+    if match:
+        return int(match.group(1))
+    length = response.headers.get("Content-Length")
+    if length and length.isdigit() and "Content-Encoding" not in response.headers:
+        return start + int(length)
+    return None

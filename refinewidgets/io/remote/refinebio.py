@@ -1,0 +1,784 @@
+"""A client of refine.bio's public API (v1): search, metadata, QN targets, compendia, tokens,
+datasets.
+
+Read from refine.bio's own code (``api/data_refinery_api``): ``/v1/search/`` (Elasticsearch:
+``search=<text>``, filters ``technology``, ``organism``, ``platform``, ``has_publication``,
+``num_downloadable_samples__gt``; ``limit``/``offset`` pages ``{count, next, previous, results,
+facets}``, facets as ``{field: {value: samples}}``), ``/v1/experiments/<acc>/``,
+``/v1/samples/?experiment_accession_code=``, ``/v1/qn_targets/[<ORGANISM>]``, ``/v1/compendia/``,
+``/v1/token/`` (POST creates, PUT ``is_activated: true`` accepts the terms; the id goes in the
+``API-KEY`` header) and ``/v1/dataset/`` (POST ``data``/``aggregate_by``/``scale_by``/
+``quantile_normalize``; PUT ``start: true`` with ``email_address`` and an activated token; GET
+shows ``is_processing``, ``is_processed``, ``success``, ``failure_reason`` and, with a token,
+``download_url``, ``size_in_bytes`` and ``sha1``).
+
+The unit fetched is **one experiment**: a dataset ``{acc: ["ALL"]}`` aggregated by EXPERIMENT,
+without quantile normalization or scaling. refinewidgets aggregates and normalizes locally, so
+changing an option never needs the server again, and each experiment's zip is cached once.
+
+Configuration (pyrefinebio's, so one token serves both): the token is the ``token=`` argument,
+else ``$REFINEBIO_TOKEN``, else ``token:`` in the YAML file ``$REFINEBIO_CONFIG_FILE`` (default
+``~/.refinebio.yaml``). The API address is ``$REFINEWIDGETS_REFINEBIO_API`` (default
+``https://api.refine.bio/v1/``). refine.bio needs an e-mail address to process a dataset:
+``email=``, else ``$REFINEBIO_EMAIL``, else ``email:`` in the same YAML file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pandas as pd
+
+from ...core.names import check_accession, check_organism
+from ...errors import DatasetSpecError, SourceFormatError
+from .cache import DownloadCache, safe_name
+from .errors import RemoteDatasetError, RemoteError, ServiceUnavailableError, TokenError
+from .http import Http
+
+__all__ = [
+    "API_ENV",
+    "DEFAULT_API",
+    "RefineBio",
+    "SearchResult",
+    "compendia",
+    "create_token",
+    "experiment",
+    "fetch",
+    "fetch_compendium",
+    "fetch_qn_target",
+    "qn_targets",
+    "samples",
+    "search",
+]
+
+API_ENV = "REFINEWIDGETS_REFINEBIO_API"
+DEFAULT_API = "https://api.refine.bio/v1/"
+TOKEN_ENV = "REFINEBIO_TOKEN"
+EMAIL_ENV = "REFINEBIO_EMAIL"
+CONFIG_ENV = "REFINEBIO_CONFIG_FILE"
+TERMS_URL = "https://www.refine.bio/terms"
+PRIVACY_URL = "https://www.refine.bio/privacy"
+_ID = re.compile(r"[0-9a-fA-F][0-9a-fA-F-]{7,63}")
+_PAGE = 100  # results per request (refine.bio allows up to 1000)
+_HOW_TO_TOKEN = (
+    "Get one once with `refinewidgets fetch refinebio --accept-terms ...` or, in Python, "
+    "`rw.remote.refinebio.create_token(accept_terms=True)` (this accepts refine.bio's terms of "
+    f"use, {TERMS_URL}, and privacy policy, {PRIVACY_URL}); it is saved in {{config}}. Or set "
+    f"${TOKEN_ENV} to a token you activated."
+)
+
+
+def config_path() -> Path:
+    """pyrefinebio's configuration file: ``$REFINEBIO_CONFIG_FILE`` or ``~/.refinebio.yaml``."""
+    return Path(os.environ.get(CONFIG_ENV) or Path.home() / ".refinebio.yaml").expanduser()
+
+
+def _read_config() -> dict:
+    path = config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError):
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise TokenError(f"{path} is not valid YAML ({exc}); fix or remove it.") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _write_config(updates: Mapping[str, str]) -> Path:
+    import yaml
+
+    path = config_path()
+    data = {**_read_config(), **updates}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        yaml.safe_dump(data, f, default_flow_style=False)
+    os.replace(tmp, path)
+    return path
+
+
+@dataclass
+class SearchResult:
+    """One search of refine.bio's experiments.
+
+    Attributes
+    ----------
+    count
+        How many experiments match on the server (more than ``experiments`` may hold).
+    experiments
+        The experiments fetched, indexed by accession: title, technology, organism_names,
+        platform_names, num_downloadable_samples, ...
+    facets
+        ``{field: {value: number of samples}}`` for technology, downloadable_organism_names,
+        platform_accession_codes and has_publication, as refine.bio counts them.
+    """
+
+    count: int
+    experiments: pd.DataFrame
+    facets: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (
+            f"SearchResult({self.count} experiment(s) match, {len(self.experiments)} fetched; "
+            f"facets: {', '.join(self.facets) or 'none'})"
+        )
+
+
+def _check_organism(value: str) -> str:
+    return check_organism(str(value).upper().replace(" ", "_"), "refine.bio")
+
+
+class RefineBio:
+    """A refine.bio API client.
+
+    Parameters
+    ----------
+    api
+        The API root (default ``$REFINEWIDGETS_REFINEBIO_API`` or https://api.refine.bio/v1/).
+    token, email
+        The API token and e-mail address (default: the environment, then the config file).
+    cache_dir
+        The cache folder (default: ``$REFINEWIDGETS_CACHE`` or the platform's cache folder).
+    timeout, retries, backoff
+        HTTP settings (see :func:`~refinewidgets.io.remote.http.http_settings`).
+
+    Examples
+    --------
+    >>> RefineBio("http://127.0.0.1:9/v1/", token="x").api
+    'http://127.0.0.1:9/v1/'
+    """
+
+    def __init__(
+        self,
+        api: str | None = None,
+        *,
+        token: str | None = None,
+        email: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+        backoff: float | None = None,
+    ) -> None:
+        self.http = Http(
+            api or os.environ.get(API_ENV) or DEFAULT_API,
+            service="refine.bio",
+            hint=f"the address in ${API_ENV}",
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+        )
+        self._token = token
+        self._email = email
+        self.cache = DownloadCache(cache_dir)
+
+    @property
+    def api(self) -> str:
+        return self.http.base_url
+
+    # ---- search and metadata -------------------------------------------------------------
+
+    def _pages(
+        self, path: str, params: dict, max_results: int | None, *, what: str = ""
+    ) -> tuple[int, list, dict]:
+        params = {"limit": min(_PAGE, max_results or _PAGE), "offset": 0, **params}
+        page = self.http.json(path, params=params, what=what)
+        if not isinstance(page, Mapping) or "results" not in page:
+            raise ServiceUnavailableError(
+                f"refine.bio answered {path} without a 'results' list: is {self.api} its API?"
+            )
+        count, results, facets = (
+            int(page.get("count") or 0),
+            list(page["results"]),
+            page.get("facets"),
+        )
+        base = urlsplit(self.api)
+        while page.get("next") and (max_results is None or len(results) < max_results):
+            nxt = urlsplit(page["next"])
+            if (nxt.scheme, nxt.netloc) != (base.scheme, base.netloc):
+                raise ServiceUnavailableError(
+                    f"refine.bio's next page {page['next']!r} is on another host than {self.api}; "
+                    "refused."
+                )
+            page = self.http.json(page["next"])
+            results.extend(page.get("results") or [])
+        if max_results is not None:
+            results = results[:max_results]
+        return count, results, facets if isinstance(facets, dict) else {}
+
+    def search(
+        self,
+        text: str | None = None,
+        *,
+        organism: str | Iterable[str] | None = None,
+        technology: str | Iterable[str] | None = None,
+        platform: str | Iterable[str] | None = None,
+        has_publication: bool | None = None,
+        downloadable_only: bool = True,
+        filters: Mapping[str, Any] | None = None,
+        max_results: int | None = 100,
+    ) -> SearchResult:
+        """Search experiments by text and filters; returns matches and facet counts.
+
+        ``organism`` is refine.bio's name (``HOMO_SAPIENS``); ``technology`` ``microarray`` or
+        ``rna-seq``; ``platform`` an accession (``hgu133plus2``); ``filters`` any other of the
+        API's search filters. ``max_results=None`` follows every page.
+        """
+        params: dict[str, Any] = dict(filters or {})
+        if text:
+            params["search"] = text
+        for name, value in (
+            ("organism", organism),
+            ("technology", technology),
+            ("platform", platform),
+        ):
+            if value is not None:
+                params[name] = [value] if isinstance(value, str) else list(value)
+        if organism is not None:
+            params["organism"] = [_check_organism(o) for o in params["organism"]]
+        if has_publication is not None:
+            params["has_publication"] = "true" if has_publication else "false"
+        if downloadable_only:
+            params.setdefault("num_downloadable_samples__gt", 0)
+        count, results, facets = self._pages("search/", params, max_results)
+        frame = pd.DataFrame(results)
+        if len(frame):
+            frame["accession_code"] = [
+                check_accession(a, "experiment", "refine.bio's search")
+                for a in frame["accession_code"]
+            ]
+            frame = frame.set_index("accession_code", drop=False)
+            frame.index.name = None
+        clean = {
+            str(k): {str(v): int(n) for v, n in (c or {}).items()}
+            for k, c in facets.items()
+            if isinstance(c, Mapping)
+        }
+        return SearchResult(count, frame, clean)
+
+    def experiment(self, accession: str) -> dict:
+        """An experiment's metadata (``/v1/experiments/<accession>/``)."""
+        acc = check_accession(accession, "experiment", "your request")
+        return self.http.json(f"experiments/{acc}/", what=f"the experiment {acc!r}")
+
+    def sample(self, accession: str) -> dict:
+        """A sample's metadata (``/v1/samples/<accession>/``)."""
+        acc = check_accession(accession, "sample", "your request")
+        return self.http.json(f"samples/{acc}/", what=f"the sample {acc!r}")
+
+    def samples(
+        self,
+        experiment: str | None = None,
+        *,
+        filters: Mapping[str, Any] | None = None,
+        max_results: int | None = None,
+    ) -> pd.DataFrame:
+        """Samples (``/v1/samples/``) of an experiment and/or matching ``filters`` (``organism__name``,
+        ``technology``, ``is_processed``, ``specimen_part``, ...), indexed by accession."""
+        params = dict(filters or {})
+        what = "the samples"
+        if experiment is not None:
+            params["experiment_accession_code"] = check_accession(
+                experiment, "experiment", "your request"
+            )
+            what = f"the experiment {experiment!r}"
+        count, results, _ = self._pages("samples/", params, max_results, what=what)
+        frame = pd.DataFrame(results)
+        if len(frame):
+            frame = frame.set_index("accession_code", drop=False)
+            frame.index.name = None
+        return frame
+
+    def organisms(self) -> list[str]:
+        """The organism names refine.bio knows (``/v1/organisms/``)."""
+        _, results, _ = self._pages("organisms/", {}, None)
+        return [str(r.get("name")) for r in results]
+
+    def qn_targets(self) -> list[str]:
+        """The organisms that have a quantile-normalization target (``/v1/qn_targets/``)."""
+        body = self.http.json("qn_targets/")
+        results = body.get("results", body) if isinstance(body, Mapping) else body
+        return [str(r.get("name")) for r in results or []]
+
+    def qn_target(self, organism: str) -> dict:
+        """The description of an organism's QN target file (``/v1/qn_targets/<ORGANISM>``)."""
+        name = _check_organism(organism)
+        return self.http.json(f"qn_targets/{name}", what=f"a QN target for {name}")
+
+    def fetch_qn_target(self, organism: str, *, progress=None, refresh: bool = False) -> Path:
+        """Download an organism's QN target as ``qn_target_<ORGANISM>.tsv`` (which
+        ``rw.open_catalog`` uses as that organism's target); cached."""
+        name = _check_organism(organism)
+        path = self.cache.path_for("refinebio", "qn_targets", f"qn_target_{name}.tsv")
+        if not refresh and self.cache.record(path) is not None:
+            return path
+        info = self.qn_target(name)
+        url = info.get("s3_url") or info.get("download_url")
+        if not url:
+            raise RemoteDatasetError(f"refine.bio describes the QN target of {name} without a URL.")
+        return self.cache.download(
+            self.http,
+            _http_url(url),
+            path,
+            size=info.get("size_in_bytes"),
+            checksum=_sha1(info),
+            progress=progress,
+            refresh=refresh,
+        )
+
+    def compendia(
+        self, *, organism: str | None = None, quant_sf_only: bool | None = None, latest: bool = True
+    ) -> pd.DataFrame:
+        """Species compendia (``quant_sf_only=False``) and RNA-seq quantpendia (True): one row
+        each with organism, version, file name, size and, with a token, its download URL."""
+        params: dict[str, Any] = {}
+        if organism is not None:
+            params["primary_organism__name"] = _check_organism(organism)
+        if quant_sf_only is not None:
+            params["quant_sf_only"] = "true" if quant_sf_only else "false"
+        if latest:
+            params["latest_version"] = "true"
+        token = self.token(required=False)
+        headers = {"API-KEY": token} if token else {}
+        page = self.http.json("compendia/", params={"limit": 1000, **params}, headers=headers)
+        results = page.get("results", []) if isinstance(page, Mapping) else page
+        rows = []
+        for r in results or []:
+            cf = r.get("computed_file") or {}
+            rows.append(
+                {
+                    "id": r.get("id"),
+                    "organism": r.get("primary_organism_name"),
+                    "quant_sf_only": bool(r.get("quant_sf_only")),
+                    "compendium_version": r.get("compendium_version"),
+                    "filename": cf.get("filename"),
+                    "size_in_bytes": cf.get("size_in_bytes"),
+                    "sha1": cf.get("sha1"),
+                    "download_url": cf.get("download_url"),
+                }
+            )
+        return pd.DataFrame(
+            rows,
+            columns=[
+                "id",
+                "organism",
+                "quant_sf_only",
+                "compendium_version",
+                "filename",
+                "size_in_bytes",
+                "sha1",
+                "download_url",
+            ],
+        )
+
+    def fetch_compendium(
+        self, organism: str, *, quant_sf_only: bool = False, progress=None, refresh: bool = False
+    ) -> Path:
+        """Download the latest species compendium (or quantpendium) of ``organism``; cached.
+        Needs an activated token."""
+        name = _check_organism(organism)
+        self.token()
+        table = self.compendia(organism=name, quant_sf_only=quant_sf_only)
+        kind = "quantpendium" if quant_sf_only else "compendium"
+        if table.empty:
+            raise RemoteDatasetError(
+                f"refine.bio lists no {kind} for {name}; `rw.remote.refinebio.compendia()` shows "
+                "the organisms that have one."
+            )
+        row = table.sort_values("compendium_version").iloc[-1]
+        if not row["download_url"]:
+            raise TokenError(
+                f"refine.bio did not give a download URL for the {kind} of {name}: the token is "
+                "not activated. " + _HOW_TO_TOKEN.format(config=config_path())
+            )
+        filename = safe_name(row["filename"] or f"{name}_{kind}.zip", "compendium file name")
+        path = self.cache.path_for("refinebio", "compendia", filename)
+        return self.cache.download(
+            self.http,
+            _http_url(row["download_url"]),
+            path,
+            size=_int(row["size_in_bytes"]),
+            checksum=f"sha1:{row['sha1']}" if row["sha1"] else None,
+            progress=progress,
+            refresh=refresh,
+        )
+
+    # ---- token ---------------------------------------------------------------------------
+
+    def token(self, *, required: bool = True) -> str | None:
+        """The API token: the argument, ``$REFINEBIO_TOKEN`` or the config file; None or a
+        TokenError (saying how to get one) when there is none."""
+        token = self._token or os.environ.get(TOKEN_ENV) or _read_config().get("token")
+        if token:
+            token = str(token).strip()
+            if not _ID.fullmatch(token):
+                raise TokenError(f"The refine.bio token {token!r} is not a token id (a UUID).")
+            return token
+        if required:
+            raise TokenError(
+                "refine.bio needs an API token to process and download datasets, and none is "
+                "set. " + _HOW_TO_TOKEN.format(config=config_path())
+            )
+        return None
+
+    def create_token(self, *, accept_terms: bool = False, save: bool = True) -> str:
+        """Create a token and activate it, which accepts refine.bio's terms of use and privacy
+        policy; only with ``accept_terms=True``. Saved in the config file with ``save``."""
+        if accept_terms is not True:
+            raise TokenError(
+                "Creating a refine.bio token accepts its terms of use "
+                f"({TERMS_URL}) and privacy policy ({PRIVACY_URL}). Read them, then call "
+                "create_token(accept_terms=True) (command line: --accept-terms)."
+            )
+        body = self.http.json("token/", method="POST", json={})
+        token = str(body.get("id", "")) if isinstance(body, Mapping) else ""
+        if not _ID.fullmatch(token):
+            raise ServiceUnavailableError(
+                f"refine.bio answered POST token/ without a token id: {body!r}"
+            )
+        self.http.json(f"token/{token}/", method="PUT", json={"is_activated": True})
+        self._token = token
+        if save:
+            _write_config({"token": token})
+        return token
+
+    def check_token(self) -> str:
+        """The token, checked with refine.bio (``/v1/token/<id>/``): it must exist and be activated."""
+        token = self.token()
+        try:
+            body = self.http.json(f"token/{token}/", what=f"the token {token}")
+        except RemoteError as exc:
+            if "HTTP 404" in str(exc):
+                raise TokenError(
+                    f"refine.bio does not know the token {token}. "
+                    + _HOW_TO_TOKEN.format(config=config_path())
+                ) from None
+            raise
+        if not body.get("is_activated"):
+            raise TokenError(
+                f"The refine.bio token {token} exists but its terms of use were not accepted "
+                "(is_activated is false). " + _HOW_TO_TOKEN.format(config=config_path())
+            )
+        return token
+
+    def email(self) -> str:
+        email = self._email or os.environ.get(EMAIL_ENV) or _read_config().get("email")
+        if not email or "@" not in str(email):
+            raise RemoteDatasetError(
+                "refine.bio needs an e-mail address to process a dataset (it writes when the "
+                f"dataset is ready): pass email=..., set ${EMAIL_ENV}, or add 'email: you@example.org' "
+                f"to {config_path()}."
+            )
+        return str(email)
+
+    # ---- datasets ------------------------------------------------------------------------
+
+    def create_dataset(
+        self,
+        data: Mapping[str, list[str]],
+        *,
+        aggregate_by: str = "EXPERIMENT",
+        scale_by: str = "NONE",
+        quantile_normalize: bool = False,
+    ) -> str:
+        """Create a dataset (not started); returns its id."""
+        body = {
+            "data": {
+                check_accession(k, "experiment", "the dataset"): list(v) for k, v in data.items()
+            },
+            "aggregate_by": aggregate_by,
+            "scale_by": scale_by,
+            "quantile_normalize": bool(quantile_normalize),
+        }
+        answer = self.http.json("dataset/", method="POST", json=body)
+        return _dataset_id(answer)
+
+    def start_dataset(self, dataset_id: str) -> dict:
+        """Start processing a dataset (needs an activated token and an e-mail address)."""
+        ds = self.dataset(dataset_id)
+        body = {"data": ds.get("data"), "start": True, "email_address": self.email()}
+        return self.http.json(
+            f"dataset/{_check_id(dataset_id)}/",
+            method="PUT",
+            json=body,
+            headers={"API-KEY": self.token()},
+        )
+
+    def dataset(self, dataset_id: str) -> dict:
+        """A dataset's state; with a token it includes ``download_url`` once processed."""
+        token = self.token(required=False)
+        return self.http.json(
+            f"dataset/{_check_id(dataset_id)}/",
+            what=f"the dataset {dataset_id}",
+            headers={"API-KEY": token} if token else {},
+        )
+
+    def wait(
+        self,
+        dataset_ids: Mapping[str, str],
+        *,
+        poll_interval: float = 10.0,
+        timeout: float | None = None,
+        progress=None,
+    ) -> dict[str, dict]:
+        """Poll ``{label: dataset id}`` until each is processed; ``{label: state}``. A failed
+        dataset raises RemoteDatasetError with refine.bio's ``failure_reason``."""
+        pending = dict(dataset_ids)
+        done: dict[str, dict] = {}
+        bar = _bar(progress, len(pending), "refine.bio processing", "dataset")
+        start = time.monotonic()
+        try:
+            while pending:
+                for label, ds_id in list(pending.items()):
+                    state = self.dataset(ds_id)
+                    if state.get("success") is False or state.get("failure_reason"):
+                        raise RemoteDatasetError(
+                            f"refine.bio could not process {label} (dataset {ds_id}): "
+                            f"{state.get('failure_reason') or 'no reason given'}. Try again later, or "
+                            "ask refine.bio (requests@ccdatalab.org) quoting the dataset id."
+                        )
+                    if state.get("is_processed") and state.get("success") is not False:
+                        done[label] = state
+                        del pending[label]
+                        if bar is not None:
+                            bar.update(1)
+                if pending:
+                    if timeout is not None and time.monotonic() - start > timeout:
+                        raise ServiceUnavailableError(
+                            f"refine.bio is still processing {', '.join(pending)} after "
+                            f"{timeout:g} s. Run the same command again later: it resumes "
+                            "waiting for the same dataset(s)."
+                        )
+                    time.sleep(poll_interval)
+        finally:
+            if bar is not None and hasattr(bar, "close"):
+                bar.close()
+        return done
+
+    def fetch(
+        self,
+        experiments: str | Iterable[str],
+        *,
+        out: str | os.PathLike | None = None,
+        refresh: bool = False,
+        poll_interval: float = 10.0,
+        timeout: float | None = None,
+        progress=None,
+    ) -> list[Path]:
+        """One EXPERIMENT-aggregated zip per experiment (no QN, no scaling), cached; returns
+        their paths (copies in ``out`` when given) for ``rw.open_catalog(*paths)``."""
+        accs = [experiments] if isinstance(experiments, str) else list(experiments)
+        if not accs:
+            raise DatasetSpecError("Give at least one experiment accession to fetch.")
+        accs = [check_accession(a, "experiment", "your request") for a in dict.fromkeys(accs)]
+        paths = {a: self.cache.path_for("refinebio", "experiments", f"{a}.zip") for a in accs}
+        missing = [a for a in accs if refresh or self.cache.record(paths[a]) is None]
+        if missing:
+            self._fetch_missing(missing, paths, poll_interval, timeout, progress)
+        result = [paths[a] for a in accs]
+        if out is not None:
+            result = [self.cache.copy_to(p, out) for p in result]
+        return result
+
+    def _fetch_missing(self, accs, paths, poll_interval, timeout, progress) -> None:
+        for acc in accs:  # a 404 names the experiment before anything is created
+            info = self.experiment(acc)
+            if info.get("num_downloadable_samples") == 0:
+                raise RemoteDatasetError(
+                    f"refine.bio has no processed sample of {acc} to download "
+                    "(num_downloadable_samples is 0)."
+                )
+        self.check_token()
+        self.email()
+        ids = {}
+        for acc in accs:
+            pending = _pending_path(paths[acc])
+            ds_id = _read_pending(pending)
+            if ds_id is not None:
+                try:
+                    state = self.dataset(ds_id)
+                except RemoteError:
+                    state = {"success": False}
+                if state.get("success") is False:
+                    ds_id = None
+            if ds_id is None:
+                ds_id = self.create_dataset({acc: ["ALL"]})
+                self.start_dataset(ds_id)
+                pending.parent.mkdir(parents=True, exist_ok=True)
+                pending.write_text(json.dumps({"dataset_id": ds_id}), encoding="utf-8")
+            ids[acc] = ds_id
+        states = self.wait(ids, poll_interval=poll_interval, timeout=timeout, progress=progress)
+        for acc in accs:
+            state = states[acc]
+            url = state.get("download_url")
+            if not url:
+                raise TokenError(
+                    f"refine.bio processed {acc} (dataset {ids[acc]}) but gave no download URL: "
+                    "the token is not activated. " + _HOW_TO_TOKEN.format(config=config_path())
+                )
+            self.cache.download(
+                self.http,
+                _http_url(url),
+                paths[acc],
+                size=_int(state.get("size_in_bytes")),
+                checksum=_sha1(state),
+                progress=progress,
+                refresh=True,
+                what=f"the download of {acc}",
+            )
+            with contextlib.suppress(FileNotFoundError):
+                _pending_path(paths[acc]).unlink()
+
+
+def _bar(progress, total: int, desc: str, unit: str):
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False)
+    if progress:
+        progress.reset(total=total)
+        return progress
+    return None
+
+
+def _pending_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.dataset.json")
+
+
+def _read_pending(path: Path) -> str | None:
+    try:
+        ds_id = json.loads(path.read_text(encoding="utf-8")).get("dataset_id")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return ds_id if isinstance(ds_id, str) and _ID.fullmatch(ds_id) else None
+
+
+def _check_id(dataset_id: str) -> str:
+    if not isinstance(dataset_id, str) or not _ID.fullmatch(dataset_id):
+        raise RemoteDatasetError(f"{dataset_id!r} is not a refine.bio dataset id (a UUID).")
+    return dataset_id
+
+
+def _dataset_id(answer) -> str:
+    ds_id = answer.get("id") if isinstance(answer, Mapping) else None
+    if not isinstance(ds_id, str) or not _ID.fullmatch(ds_id):
+        raise ServiceUnavailableError(
+            f"refine.bio answered a new dataset without an id: {answer!r}"
+        )
+    return ds_id
+
+
+def _http_url(url: object) -> str:
+    text = str(url)
+    if urlsplit(text).scheme not in ("http", "https"):
+        raise SourceFormatError(f"refine.bio gave the download URL {text!r}, which is not http(s).")
+    return text
+
+
+def _sha1(info: Mapping) -> str | None:
+    value = info.get("sha1")
+    return (
+        f"sha1:{value}"
+        if isinstance(value, str) and re.fullmatch(r"[0-9a-fA-F]{40}", value)
+        else None
+    )
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value) if value is not None and not pd.isna(value) else None
+    except (TypeError, ValueError):
+        return None
+
+
+# ---- module-level verbs: a client from the environment per call ---------------------------
+
+
+def search(text: str | None = None, **kwargs: Any) -> SearchResult:
+    """Search refine.bio's experiments (see :meth:`RefineBio.search`).
+
+    Examples
+    --------
+    >>> search("medulloblastoma", organism="HOMO_SAPIENS", technology="rna-seq")  # doctest: +SKIP
+    """
+    client_args = {k: kwargs.pop(k) for k in ("api", "token", "cache_dir") if k in kwargs}
+    return RefineBio(**client_args).search(text, **kwargs)
+
+
+def experiment(accession: str, *, api: str | None = None) -> dict:
+    """An experiment's metadata (see :meth:`RefineBio.experiment`)."""
+    return RefineBio(api).experiment(accession)
+
+
+def samples(
+    experiment: str | None = None, *, api: str | None = None, **kwargs: Any
+) -> pd.DataFrame:
+    """Samples of an experiment or matching filters (see :meth:`RefineBio.samples`)."""
+    return RefineBio(api).samples(experiment, **kwargs)
+
+
+def qn_targets(*, api: str | None = None) -> list[str]:
+    """Organisms with a QN target (see :meth:`RefineBio.qn_targets`)."""
+    return RefineBio(api).qn_targets()
+
+
+def fetch_qn_target(
+    organism: str, *, api: str | None = None, cache_dir=None, **kwargs: Any
+) -> Path:
+    """Download an organism's QN target (see :meth:`RefineBio.fetch_qn_target`)."""
+    return RefineBio(api, cache_dir=cache_dir).fetch_qn_target(organism, **kwargs)
+
+
+def compendia(*, api: str | None = None, token: str | None = None, **kwargs: Any) -> pd.DataFrame:
+    """Species compendia and quantpendia (see :meth:`RefineBio.compendia`)."""
+    return RefineBio(api, token=token).compendia(**kwargs)
+
+
+def fetch_compendium(
+    organism: str,
+    *,
+    api: str | None = None,
+    token: str | None = None,
+    cache_dir=None,
+    **kwargs: Any,
+) -> Path:
+    """Download a species compendium (see :meth:`RefineBio.fetch_compendium`)."""
+    return RefineBio(api, token=token, cache_dir=cache_dir).fetch_compendium(organism, **kwargs)
+
+
+def create_token(*, accept_terms: bool = False, save: bool = True, api: str | None = None) -> str:
+    """Create and activate a token, accepting refine.bio's terms (see :meth:`RefineBio.create_token`)."""
+    return RefineBio(api).create_token(accept_terms=accept_terms, save=save)
+
+
+def fetch(
+    experiments: str | Iterable[str],
+    *,
+    api: str | None = None,
+    token: str | None = None,
+    email: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    **kwargs: Any,
+) -> list[Path]:
+    """Fetch experiments as EXPERIMENT-aggregated zips (see :meth:`RefineBio.fetch`).
+
+    Examples
+    --------
+    >>> paths = fetch(["GSE3167", "SRP012345"], email="me@example.org")  # doctest: +SKIP
+    >>> cat = rw.open_catalog(*paths)  # doctest: +SKIP
+    """
+    client = RefineBio(api, token=token, email=email, cache_dir=cache_dir)
+    return client.fetch(experiments, **kwargs)

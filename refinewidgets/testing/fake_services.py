@@ -1,0 +1,682 @@
+"""A real HTTP server on 127.0.0.1 playing refine.bio's API (v1) and Bgee's FTP site, for tests.
+
+It answers with the shapes of the real services (read from refine.bio's serializers and views):
+paginated JSON ``{count, next, previous, results}`` (search adds ``facets``), DRF's
+``{"detail": ...}`` 404s and refine.bio's ``{error_type, message, details}`` 400s, tokens that
+must be activated, datasets moving from created to processing to processed (or failed, with a
+``failure_reason``) with ``download_url``/``size_in_bytes``/``sha1``; and Bgee-style Apache
+index pages over a folder tree. Files are served with ``Range`` support. Failures are injected
+per path prefix: an HTTP status for the next N requests, a delay, a download cut after some
+bytes, a wrong checksum or size, a failed dataset. Every request is logged in ``requests``.
+
+>>> with FakeServices() as fake:
+...     fake.api.startswith("http://127.0.0.1:")
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
+
+__all__ = ["FakeServices", "split_experiment_download"]
+
+_TERMS = "By activating this token you agree to refine.bio's terms of use (test server)."
+
+
+def split_experiment_download(path: str | Path) -> dict[str, bytes]:
+    """``{experiment: zip bytes}``: an EXPERIMENT-aggregated refine.bio download cut into one
+    download per experiment, as refine.bio builds for a dataset ``{acc: ["ALL"]}``."""
+    out = {}
+    with zipfile.ZipFile(path) as z:
+        meta = json.loads(z.read("aggregated_metadata.json"))
+        for acc, exp in meta["experiments"].items():
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as w:
+                rows = []
+                for info in z.infolist():
+                    name = info.filename
+                    copy = zipfile.ZipInfo(name, date_time=info.date_time)
+                    copy.compress_type = info.compress_type  # writestr changes its ZipInfo
+                    if name.startswith(f"{acc}/"):
+                        w.writestr(copy, z.read(name))
+                        if name.endswith(".tsv") and "/metadata_" in name:
+                            lines = z.read(name).decode("utf-8").splitlines()[1:]
+                            rows = [line.split("\t")[0] for line in lines if line]
+                    elif name in ("README.md", "LICENSE.TXT"):
+                        w.writestr(copy, z.read(name))
+                filtered = {}
+                if "filtered_samples_metadata.json" in z.namelist():
+                    every = json.loads(z.read("filtered_samples_metadata.json"))
+                    filtered = {
+                        k: v for k, v in every.items() if v.get("experiment_accession_code") == acc
+                    }
+                if filtered:
+                    w.writestr("filtered_samples_metadata.json", json.dumps(filtered, indent=4))
+                    lines = z.read("filtered_samples_metadata.tsv").decode("utf-8").split("\r\n")
+                    keep = [lines[0]] + [x for x in lines[1:] if f"\t{acc}\t" in x]
+                    w.writestr("filtered_samples_metadata.tsv", "\r\n".join(keep) + "\r\n")
+                sub = dict(meta)
+                sub["experiments"] = {acc: exp}
+                sub["samples"] = {s: v for s, v in meta["samples"].items() if s in rows}
+                sub["num_experiments"], sub["num_samples"] = 1, len(sub["samples"])
+                w.writestr("aggregated_metadata.json", json.dumps(sub, indent=4, sort_keys=True))
+            out[acc] = buf.getvalue()
+    return out
+
+
+@dataclass
+class _Dataset:
+    id: str
+    data: dict
+    aggregate_by: str
+    scale_by: str
+    quantile_normalize: bool
+    started: bool = False
+    polls: int = 0
+    email: str = ""
+
+
+@dataclass
+class _Rule:
+    prefix: str
+    status: int = 0
+    times: int = 0
+    delay: float = 0.0
+    cut_after: int | None = None
+    retry_after: str | None = "0"
+
+
+@dataclass
+class FakeServices:
+    """The server. Give it refine.bio experiment downloads and a Bgee FTP folder tree.
+
+    Parameters
+    ----------
+    experiments
+        ``{accession: zip bytes}`` (see :func:`split_experiment_download`).
+    files
+        Other files to serve: ``{url path: bytes or Path}`` (compendia, QN targets).
+    ftp_root
+        A folder served under ``/ftp/current/`` with Apache-style index pages.
+    processing_polls
+        GETs of a started dataset before refine.bio reports it processed.
+    """
+
+    experiments: Mapping[str, bytes] = field(default_factory=dict)
+    files: dict[str, bytes | Path] = field(default_factory=dict)
+    ftp_root: Path | None = None
+    processing_polls: int = 2
+    compendia: list = field(default_factory=list)
+    qn_targets: dict[str, str] = field(default_factory=dict)  # organism -> url path
+
+    def __post_init__(self) -> None:
+        self.tokens: dict[str, bool] = {}
+        self.datasets: dict[str, _Dataset] = {}
+        self.failed: dict[str, str] = {}  # experiment -> failure_reason
+        self.bad_sha1: set[str] = set()  # experiments whose announced sha1 is wrong
+        self.bad_size: set[str] = set()
+        self.rules: list[_Rule] = []
+        self.link_host: str | None = None  # another host for "next" links (a hostile server)
+        self.requests: list[tuple[str, str, dict]] = []
+        self.bodies: list[tuple[str, str, dict, bytes]] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- control ---------------------------------------------------------------------------
+
+    def start(self) -> FakeServices:
+        handler = type("Handler", (_Handler,), {"fake": self})
+        self._server = _Server(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._server.block_on_close = False
+        server = self._server
+        threading.Thread(
+            target=lambda: server.serve_forever(poll_interval=0.02), daemon=True
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeServices:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def api(self) -> str:
+        return self.url + "/v1/"
+
+    @property
+    def ftp(self) -> str:
+        return self.url + "/ftp/current/"
+
+    def fail(self, prefix: str, status: int, times: int = 1, *, retry_after: str | None = "0"):
+        """Answer the next ``times`` requests under ``prefix`` with ``status``."""
+        self.rules.append(_Rule(prefix, status=status, times=times, retry_after=retry_after))
+
+    def delay(self, prefix: str, seconds: float, times: int = 10**9) -> None:
+        """Wait ``seconds`` before answering requests under ``prefix``."""
+        self.rules.append(_Rule(prefix, delay=seconds, times=times))
+
+    def cut(self, prefix: str, after: int, times: int = 1) -> None:
+        """Close the connection after ``after`` body bytes of the next file downloads."""
+        self.rules.append(_Rule(prefix, cut_after=after, times=times))
+
+    def activated_token(self) -> str:
+        token = str(uuid.uuid4())
+        self.tokens[token] = True
+        return token
+
+    def seen(self, method: str, prefix: str) -> list[dict]:
+        """The headers of the logged requests ``method`` under ``prefix``."""
+        return [h for m, p, h in self.requests if m == method and p.startswith(prefix)]
+
+    def _rule(self, path: str, kind: str) -> _Rule | None:
+        with self._lock:
+            for rule in self.rules:
+                if rule.times > 0 and path.startswith(rule.prefix) and bool(getattr(rule, kind)):
+                    rule.times -= 1
+                    return rule
+        return None
+
+    def _file_bytes(self, where: str) -> bytes:
+        value = self.files[where]
+        return value if isinstance(value, bytes) else Path(value).read_bytes()
+
+    # -- refine.bio ------------------------------------------------------------------------
+
+    def _meta(self, acc: str) -> dict:
+        with zipfile.ZipFile(io.BytesIO(self.experiments[acc])) as z:
+            return json.loads(z.read("aggregated_metadata.json"))
+
+    def experiment_document(self, acc: str) -> dict:
+        meta = self._meta(acc)
+        exp = meta["experiments"][acc]
+        samples = meta["samples"]
+        platforms = sorted({s.get("refinebio_platform", "") for s in samples.values()})
+        return {
+            "id": abs(hash(acc)) % 10**6,
+            "title": exp.get("title", ""),
+            "publication_title": exp.get("publication_title", ""),
+            "description": exp.get("description", ""),
+            "technology": str(exp.get("technology", "")).lower(),
+            "accession_code": acc,
+            "alternate_accession_code": "",
+            "submitter_institution": exp.get("submitter_institution", ""),
+            "has_publication": bool(exp.get("has_publication")),
+            "publication_doi": exp.get("publication_doi", ""),
+            "publication_authors": [],
+            "sample_metadata_fields": ["sex", "specimen_part", "disease"],
+            "platform_names": platforms,
+            "platform_accession_codes": [p.rsplit("(", 1)[-1].rstrip(")") for p in platforms],
+            "organism_names": exp.get("organisms", []),
+            "downloadable_organism_names": exp.get("organisms", []),
+            "pubmed_id": exp.get("pubmed_id", ""),
+            "num_total_samples": len(samples),
+            "num_processed_samples": len(samples),
+            "num_downloadable_samples": len(samples),
+            "source_first_published": exp.get("source_first_published", ""),
+        }
+
+    def sample_records(self, acc: str) -> list[dict]:
+        rows = []
+        for s, v in self._meta(acc)["samples"].items():
+            rows.append(
+                {
+                    "id": abs(hash(s)) % 10**6,
+                    "title": v.get("refinebio_title", ""),
+                    "accession_code": s,
+                    "source_database": v.get("refinebio_source_database", ""),
+                    "organism": {"name": v.get("refinebio_organism", ""), "taxonomy_id": 0},
+                    "platform_name": v.get("refinebio_platform", ""),
+                    "technology": "",
+                    "sex": v.get("refinebio_sex", ""),
+                    "specimen_part": v.get("refinebio_specimen_part", ""),
+                    "disease": v.get("refinebio_disease", ""),
+                    "is_processed": True,
+                    "experiment_accession_codes": [acc],
+                }
+            )
+        return rows
+
+    def dataset_json(self, ds: _Dataset, token_ok: bool) -> dict:
+        acc = next(iter(ds.data))
+        state = {
+            "id": ds.id,
+            "data": ds.data,
+            "aggregate_by": ds.aggregate_by,
+            "scale_by": ds.scale_by,
+            "quantile_normalize": ds.quantile_normalize,
+            "is_processing": False,
+            "is_processed": False,
+            "is_available": False,
+            "has_email": bool(ds.email),
+            "expires_on": None,
+            "s3_bucket": None,
+            "s3_key": None,
+            "success": None,
+            "failure_reason": None,
+            "created_at": "2026-01-01T00:00:00Z",
+            "last_modified": "2026-01-01T00:00:00Z",
+            "start": None,
+            "size_in_bytes": None,
+            "sha1": None,
+            "quant_sf_only": False,
+            "svd_algorithm": "NONE",
+        }
+        if ds.started:
+            ds.polls += 1
+            state["is_processing"] = True
+            if ds.polls > self.processing_polls:
+                state["is_processing"] = False
+                if acc in self.failed:
+                    state["success"], state["failure_reason"] = False, self.failed[acc]
+                else:
+                    body = self.experiments[acc]
+                    sha1 = hashlib.sha1(body).hexdigest()
+                    if acc in self.bad_sha1:
+                        sha1 = "0" * 40
+                    size = len(body) + (7 if acc in self.bad_size else 0)
+                    state.update(
+                        is_processed=True,
+                        is_available=True,
+                        success=True,
+                        size_in_bytes=size,
+                        sha1=sha1,
+                        s3_bucket="data-refinery-s3-test",
+                        s3_key=f"{ds.id}_{acc}.zip",
+                    )
+        if token_ok:
+            state["download_url"] = (
+                f"{self.url}/files/datasets/{ds.id}.zip" if state["is_processed"] else None
+            )
+        return state
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that hung up: fine
+            super().handle_error(request, client_address)
+
+
+def _page(results: list, params: dict, base: str, extra: dict | None = None) -> dict:
+    limit = int(params.get("limit", ["25"])[0])
+    offset = int(params.get("offset", ["0"])[0])
+    chunk = results[offset : offset + limit]
+
+    def link(off):
+        query = {k: v for k, v in params.items() if k not in ("limit", "offset")}
+        query.update(limit=[str(limit)], offset=[str(off)])
+        return f"{base}?{urlencode(query, doseq=True)}"
+
+    return {
+        "count": len(results),
+        "next": link(offset + limit) if offset + limit < len(results) else None,
+        "previous": link(max(offset - limit, 0)) if offset else None,
+        "results": chunk,
+        **(extra or {}),
+    }
+
+
+def _human(size: int) -> str:
+    for unit in ("", "K", "M", "G"):
+        if size < 1024 or unit == "G":
+            return f"{size}{unit}" if unit == "" else f"{size:.1f}{unit}"
+        size /= 1024
+    return str(size)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeServices
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _send(self, status: int, body: bytes, ctype: str, headers: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, data, headers: dict | None = None) -> None:
+        self._send(status, json.dumps(data).encode(), "application/json", headers)
+
+    def _body(self) -> dict:
+        try:
+            data = json.loads(self._raw or b"{}")
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _token_ok(self) -> bool:
+        return self.fake.tokens.get(self.headers.get("API-KEY", ""), False)
+
+    def _serve_bytes(self, data: bytes, ctype: str, path: str) -> None:
+        total = len(data)
+        start = 0
+        status = 200
+        headers = {"Accept-Ranges": "bytes"}
+        rng = self.headers.get("Range", "")
+        if rng.startswith("bytes="):
+            first = rng[len("bytes=") :].split("-")[0]
+            start = int(first or 0)
+            if start >= total:
+                self._send(416, b"", ctype, {"Content-Range": f"bytes */{total}"})
+                return
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{total - 1}/{total}"
+        body = data[start:]
+        rule = self.fake._rule(path, "cut_after")
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        if rule is not None:
+            self.wfile.write(body[: rule.cut_after])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+    def _handle(self) -> None:
+        fake = self.fake
+        split = urlsplit(self.path)
+        path, params = split.path, parse_qs(split.query)
+        fake.requests.append((self.command, path, dict(self.headers)))
+        self._raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        fake.bodies.append((self.command, path, dict(self.headers), self._raw))
+        rule = fake._rule(path, "delay")
+        if rule is not None:
+            time.sleep(rule.delay)
+        rule = fake._rule(path, "status")
+        if rule is not None:
+            headers = {"Retry-After": rule.retry_after} if rule.retry_after else {}
+            detail = "Request was throttled." if rule.status == 429 else "Server Error"
+            self._json(rule.status, {"detail": detail}, headers)
+            return
+        if path.startswith("/v1/"):
+            self._refinebio(path[len("/v1/") :], params)
+        elif path.startswith("/files/"):
+            self._file(path)
+        elif path.startswith("/ftp/current/") and fake.ftp_root is not None:
+            self._ftp(path, path[len("/ftp/current/") :])
+        else:
+            self._json(404, {"detail": "Not found."})
+
+    do_GET = do_POST = do_PUT = do_HEAD = _handle
+
+    # -- refine.bio ------------------------------------------------------------------------
+
+    def _refinebio(self, route: str, params: dict) -> None:
+        fake = self.fake
+        parts = [p for p in route.split("/") if p]
+        method = self.command
+        base = (fake.link_host or fake.url) + "/v1/" + route
+        if parts == ["search"]:
+            docs = [fake.experiment_document(a) for a in sorted(fake.experiments)]
+            text = (params.get("search") or [""])[0].lower()
+            if text:
+                docs = [
+                    d
+                    for d in docs
+                    if text in f"{d['title']} {d['description']} {d['accession_code']}".lower()
+                ]
+            for key, field_ in (
+                ("technology", "technology"),
+                ("organism", "organism_names"),
+                ("platform", "platform_accession_codes"),
+            ):
+                wanted = params.get(key)
+                if wanted:
+                    docs = [
+                        d
+                        for d in docs
+                        if set(wanted)
+                        & set(d[field_] if isinstance(d[field_], list) else [d[field_]])
+                    ]
+            if "has_publication" in params:
+                flag = params["has_publication"][0] == "true"
+                docs = [d for d in docs if d["has_publication"] == flag]
+            facets: dict[str, dict] = {
+                "technology": {},
+                "downloadable_organism_names": {},
+                "platform_accession_codes": {},
+                "has_publication": {},
+            }
+            for d in docs:
+                n = d["num_downloadable_samples"]
+                for key, values in (
+                    ("technology", [d["technology"]]),
+                    ("downloadable_organism_names", d["downloadable_organism_names"]),
+                    ("platform_accession_codes", d["platform_accession_codes"]),
+                    ("has_publication", [str(d["has_publication"]).lower()]),
+                ):
+                    for v in values:
+                        facets[key][v] = facets[key].get(v, 0) + n
+            self._json(200, _page(docs, params, base, {"facets": facets}))
+        elif len(parts) == 2 and parts[0] == "experiments":
+            if parts[1] not in fake.experiments:
+                self._json(404, {"detail": "Not found."})
+            else:
+                doc = fake.experiment_document(parts[1])
+                doc["samples"] = [
+                    {"accession_code": s["accession_code"], "is_processed": True}
+                    for s in fake.sample_records(parts[1])
+                ]
+                self._json(200, doc)
+        elif parts == ["samples"]:
+            acc = (params.get("experiment_accession_code") or [None])[0]
+            if acc is not None and acc not in fake.experiments:
+                self._json(404, {"detail": "Not found."})
+                return
+            accs = [acc] if acc else sorted(fake.experiments)
+            rows = [r for a in accs for r in fake.sample_records(a)]
+            self._json(200, _page(rows, params, base))
+        elif len(parts) == 2 and parts[0] == "samples":
+            rows = [r for a in fake.experiments for r in fake.sample_records(a)]
+            found = [r for r in rows if r["accession_code"] == parts[1]]
+            self._json(*((200, found[0]) if found else (404, {"detail": "Not found."})))
+        elif parts == ["organisms"]:
+            names = sorted(
+                {o for a in fake.experiments for o in fake._meta(a)["experiments"][a]["organisms"]}
+            )
+            self._json(200, _page([{"name": n, "taxonomy_id": 0} for n in names], params, base))
+        elif parts == ["qn_targets"]:
+            self._json(200, [{"name": n, "taxonomy_id": 0} for n in sorted(fake.qn_targets)])
+        elif len(parts) == 2 and parts[0] == "qn_targets":
+            where = fake.qn_targets.get(parts[1].upper())
+            if where is None:
+                self._json(404, {"detail": "Don't have a target for that organism!"})
+                return
+            data = fake._file_bytes(where)
+            self._json(
+                200,
+                {
+                    "id": 1,
+                    "filename": f"{parts[1].lower()}_target.tsv",
+                    "size_in_bytes": len(data),
+                    "is_qn_target": True,
+                    "sha1": hashlib.sha1(data).hexdigest(),
+                    "s3_bucket": "data-refinery-s3-test",
+                    "s3_key": "target.tsv",
+                    "s3_url": fake.url + where,
+                    "created_at": "2026-01-01T00:00:00Z",
+                    "last_modified": "2026-01-01T00:00:00Z",
+                    "result": {"id": 1},
+                },
+            )
+        elif parts == ["compendia"]:
+            rows = []
+            for c in fake.compendia:
+                org = (params.get("primary_organism__name") or [c["organism"]])[0]
+                qsf = (params.get("quant_sf_only") or [str(c["quant_sf_only"]).lower()])[0]
+                if org != c["organism"] or qsf != str(c["quant_sf_only"]).lower():
+                    continue
+                data = fake._file_bytes(c["path"])
+                cf = {
+                    "id": c["id"],
+                    "filename": c["filename"],
+                    "size_in_bytes": len(data),
+                    "is_smashable": False,
+                    "is_qc": False,
+                    "sha1": hashlib.sha1(data).hexdigest(),
+                    "s3_bucket": "data-refinery-s3-test",
+                    "s3_key": c["filename"],
+                    "created_at": "2026-01-01T00:00:00Z",
+                    "last_modified": "2026-01-01T00:00:00Z",
+                }
+                if self._token_ok():
+                    cf["download_url"] = fake.url + c["path"]
+                rows.append(
+                    {
+                        "id": c["id"],
+                        "primary_organism_name": c["organism"],
+                        "organism_names": [c["organism"]],
+                        "svd_algorithm": "ARPACK",
+                        "quant_sf_only": c["quant_sf_only"],
+                        "compendium_version": c.get("version", 1),
+                        "computed_file": cf,
+                    }
+                )
+            self._json(200, _page(rows, params, base))
+        elif parts == ["token"] and method == "POST":
+            token = str(uuid.uuid4())
+            fake.tokens[token] = False
+            self._json(201, {"id": token, "is_activated": False, "terms_and_conditions": _TERMS})
+        elif len(parts) == 2 and parts[0] == "token":
+            if parts[1] not in fake.tokens:
+                self._json(404, {"detail": "Not found."})
+                return
+            if method == "PUT":
+                fake.tokens[parts[1]] = bool(self._body().get("is_activated"))
+            self._json(
+                200,
+                {
+                    "id": parts[1],
+                    "is_activated": fake.tokens[parts[1]],
+                    "terms_and_conditions": _TERMS,
+                },
+            )
+        elif parts == ["dataset"] and method == "POST":
+            body = self._body()
+            data = body.get("data")
+            if not isinstance(data, dict):
+                self._invalid("`data` must be a dict of lists.")
+                return
+            unknown = [k for k, v in data.items() if v == ["ALL"] and k not in fake.experiments]
+            if unknown:
+                self._invalid(
+                    "Experiment(s) in dataset have zero downloadable samples. See `details` "
+                    "for a full list",
+                    unknown,
+                )
+                return
+            ds = _Dataset(
+                str(uuid.uuid4()),
+                data,
+                body.get("aggregate_by", "EXPERIMENT"),
+                body.get("scale_by", "NONE"),
+                bool(body.get("quantile_normalize", True)),
+            )
+            fake.datasets[ds.id] = ds
+            self._json(201, fake.dataset_json(ds, False))
+        elif len(parts) == 2 and parts[0] == "dataset":
+            ds = fake.datasets.get(parts[1])
+            if ds is None:
+                self._json(404, {"detail": "Not found."})
+                return
+            if method == "PUT":
+                body = self._body()
+                if body.get("start"):
+                    if not self._token_ok():
+                        self._invalid(
+                            "You must provide an active API token ID", "", "invalid_token"
+                        )
+                        return
+                    if not body.get("email_address"):
+                        self._invalid("You must provide an email address.", "", "invalid_email")
+                        return
+                    ds.started, ds.email = True, body["email_address"]
+            self._json(200, fake.dataset_json(ds, self._token_ok()))
+        else:
+            self._json(404, {"detail": "Not found."})
+
+    def _invalid(self, message: str, details="", error_type: str = "invalid_data") -> None:
+        self._json(400, {"error_type": error_type, "message": message, "details": details})
+
+    # -- files and FTP ---------------------------------------------------------------------
+
+    def _file(self, path: str) -> None:
+        fake = self.fake
+        if path.startswith("/files/datasets/"):
+            ds = fake.datasets.get(path[len("/files/datasets/") :].removesuffix(".zip"))
+            if ds is None or not ds.started:
+                self._json(404, {"detail": "Not found."})
+                return
+            self._serve_bytes(fake.experiments[next(iter(ds.data))], "application/zip", path)
+        elif path in fake.files:
+            self._serve_bytes(fake._file_bytes(path), "application/octet-stream", path)
+        else:
+            self._json(404, {"detail": "Not found."})
+
+    def _ftp(self, path: str, rel: str) -> None:
+        root = self.fake.ftp_root.resolve()
+        target = (root / rel).resolve()
+        if root != target and root not in target.parents or not target.exists():
+            self._send(404, b"<html><body><h1>Not Found</h1></body></html>", "text/html")
+            return
+        if target.is_file():
+            self._serve_bytes(target.read_bytes(), "application/octet-stream", path)
+            return
+        if not path.endswith("/"):
+            self._send(301, b"", "text/html", {"Location": path + "/"})
+            return
+        rows = ['<a href="/ftp/current/">Parent Directory</a>                             -']
+        for child in sorted(target.iterdir()):
+            name = child.name + ("/" if child.is_dir() else "")
+            size = "-" if child.is_dir() else _human(child.stat().st_size)
+            rows.append(
+                f'<a href="{quote(name)}">{name}</a>{" " * max(1, 50 - len(name))}'
+                f"2023-11-14 22:13  {size:>6}"
+            )
+        page = (
+            f'<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 3.2 Final//EN">\n<html>\n <head>\n'
+            f"  <title>Index of {path}</title>\n </head>\n <body>\n<h1>Index of {path}</h1>\n"
+            '<pre><a href="?C=N;O=D">Name</a>                    <a href="?C=M;O=A">Last '
+            'modified</a>      <a href="?C=S;O=A">Size</a>  <hr>'
+            + "\n".join(rows)
+            + "\n<hr></pre>\n</body></html>\n"
+        )
+        self._send(200, page.encode(), "text/html;charset=UTF-8")
