@@ -451,7 +451,7 @@ def _write_group(zf: zipfile.ZipFile, result: Result, key: str, *, float32: bool
                 fh,
                 adata.var_names.to_numpy(),
                 list(adata.obs_names),
-                np.asarray(X),
+                X if hasattr(X, "chunks") else np.asarray(X),  # a Dask array: block by block
                 float32=float32,
             )
         zf.writestr(f"{key}/metadata_{key}.tsv", metadata_tsv.result())
