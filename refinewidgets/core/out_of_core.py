@@ -9,12 +9,14 @@ samples, with the same code the in-memory path runs on a whole group, so the res
    (:func:`~refinewidgets.core.merge._clean`); the cleaned values go to a file in the work
    folder, the gene ids back to the client;
 2. **join** (on the client): the group's genes from the blocks' gene ids only;
-3. **gather** (a task per block): the block's samples on the group's genes, with their log
-   rules (:meth:`~refinewidgets.core.merge.GroupMatrix.fill`), written back; with quantile
-   normalization, each task also returns its part of the target (the sum of its sorted
-   samples, as :func:`~refinewidgets.core.quantile.determine_target` computes it);
-4. **quantile-normalize** (a task per block) against the summed target, or the source's;
-   the KS check reads only the pairs of samples it tests;
+3. **target** (a task per block, with quantile normalization and no target from a source):
+   the block's samples gathered on the group's genes with their log rules
+   (:meth:`~refinewidgets.core.merge.GroupMatrix.fill`), and its part of the target (the sum
+   of its sorted samples, as :func:`~refinewidgets.core.quantile.determine_target` computes
+   it); nothing is written;
+4. **gather and quantile-normalize** (a task per block): gathered again (cheaper than storing
+   it), normalized against the summed target or the source's, the samples the KS check tests
+   kept, written as one file per block of genes;
 5. **scale and write** (a task per block of 512 genes, all samples): the same scikit-learn
    scaling as in memory, on the same gene blocks, written into the group's zarr array.
 
@@ -96,19 +98,18 @@ def _read_block(source, matrix_id, accessions, label, technology, log_rnaseq, pa
     return _Piece(path, block.genes, block.samples, block.logs, filtered, transforms)
 
 
-def _gather_block(piece: _Piece, genes: pd.Index, path: str, target_part: bool):
-    """The block's samples on the group's genes (samples x genes), log rules applied; with
-    ``target_part``, its share of the quantile-normalization target ``(sum, used)``."""
+def _gathered(piece: _Piece, genes: pd.Index) -> np.ndarray:
+    """The block's samples on the group's genes (samples x genes), log rules applied."""
     values = np.load(piece.path)
     block = _Block(
         piece.genes, values, list(piece.samples), list(range(values.shape[1])), piece.logs
     )
-    gm = GroupMatrix(None, list(piece.samples), genes).fill([block])
-    np.save(path, gm.X, allow_pickle=False)
-    os.remove(piece.path)
-    if not target_part:
-        return None
-    return _target_sum(gm.X.T)
+    return GroupMatrix(None, list(piece.samples), genes).fill([block]).X
+
+
+def _target_part(piece: _Piece, genes: pd.Index) -> tuple[np.ndarray, int]:
+    """The block's share of the quantile-normalization target ``(sum, used)``."""
+    return _target_sum(_gathered(piece, genes).T)
 
 
 def _target_sum(arr: np.ndarray) -> tuple[np.ndarray, int]:
@@ -136,19 +137,31 @@ def _target_sum(arr: np.ndarray) -> tuple[np.ndarray, int]:
     return total, used
 
 
-def _finish_block(path: str, target, wanted, starts) -> np.ndarray:
-    """Quantile-normalize a block's rows (``target`` None: leave them), keep the rows the KS
-    check tests (``wanted``, local positions), and split the block into one file per gene
-    block (``<path>.<start>.npy``) so that each scaling task reads contiguous values."""
-    X = np.load(path)
+def _finish_block(piece: _Piece, genes: pd.Index, path: str, target, wanted, starts):
+    """Gather the block on the group's genes, quantile-normalize its rows (``target`` None:
+    leave them), keep the rows the KS check tests (``wanted``, local positions), and write it
+    as one file per gene block (``<path>.<start>.npy``), so that each scaling task reads
+    contiguous values. The gathered block is computed again rather than stored in between:
+    one pass over the disk less."""
+    X = _gathered(piece, genes)
+    os.remove(piece.path)
     if target is not None:
         quantile_normalize_rows(X, target, out=X)
     tested = X[wanted].copy()
     for start in starts:
         np.save(f"{path}.{start}.npy", X[:, start : start + GENE_BLOCK], allow_pickle=False)
-    del X
-    os.remove(path)
     return tested
+
+
+def _new_array(path: str, shape, chunks) -> None:
+    """An empty float64 zarr array, uncompressed (measured: compressing costs more time than
+    the disk saves)."""
+    import zarr
+
+    if hasattr(zarr, "create_array"):  # zarr 3
+        zarr.create_array(store=path, shape=shape, chunks=chunks, dtype="f8", compressors=None)
+    else:  # pragma: no cover - zarr 2
+        zarr.open_array(path, mode="w", shape=shape, chunks=chunks, dtype="f8", compressor=None)
 
 
 def _scale_genes(block_paths, rows_of_block, n_samples, start, stop, scale_by, zarr_path) -> None:
@@ -198,7 +211,6 @@ def dask_group(
     run.mkdir(parents=True)
     with _removed_on_error(run):
         import dask.array as da
-        import zarr
 
         dashboard = getattr(client, "dashboard_link", None)
         seconds: dict[str, float] = {}
@@ -241,14 +253,12 @@ def dask_group(
         stand_ins = [_Block(p.genes, np.empty((0, 0)), p.samples, [], p.logs) for p in kept]
         genes, union = _join_genes(stand_ins, join)
         genes = pd.Index(genes, dtype=object)
-        timed(f"{key}: joining {len(genes):,} genes", "join and gather")
-        gathered = [str(run / f"rows-{i}.npy") for i in range(len(kept))]
-        need_target = quantile_normalize and shipped_target is None
-        parts = client.gather(
-            [
-                client.submit(_gather_block, p, genes, path, need_target, pure=False)
-                for p, path in zip(kept, gathered)
-            ]
+        timed(f"{key}: joining {len(genes):,} genes", "target")
+        gathered = [str(run / f"rows-{i}") for i in range(len(kept))]
+        parts = (
+            client.gather([client.submit(_target_part, p, genes, pure=False) for p in kept])
+            if quantile_normalize and shipped_target is None
+            else []
         )
         samples = [s for p in kept for s in p.samples]
         # the group's order (the request's), as the in-memory path keeps it
@@ -299,8 +309,8 @@ def dask_group(
         starts = list(range(0, len(genes), GENE_BLOCK))
         tested = client.gather(
             [
-                client.submit(_finish_block, path, target, mine, starts, pure=False)
-                for path, mine in zip(gathered, local)
+                client.submit(_finish_block, p, genes, path, target, mine, starts, pure=False)
+                for p, path, mine in zip(kept, gathered, local)
             ]
         )
         if quantile_normalize:
@@ -322,13 +332,7 @@ def dask_group(
         )
         zarr_path = str(run / f"{key}.zarr")
         rows_chunk = min(max(len(samples), 1), 4096)
-        zarr.open_array(
-            zarr_path,
-            mode="w",
-            shape=(len(samples), len(genes)),
-            chunks=(rows_chunk, GENE_BLOCK),
-            dtype="f8",
-        )
+        _new_array(zarr_path, (len(samples), len(genes)), (rows_chunk, GENE_BLOCK))
         client.gather(
             [
                 client.submit(
