@@ -121,9 +121,14 @@ def way_dask(folder: str, workdir: str, check: str | None) -> dict:
     from dask.distributed import Client, LocalCluster
 
     os.environ["REFINEWIDGETS_PARSED_CACHE_MAX_BYTES"] = "0"
-    cluster = LocalCluster(
-        n_workers=2, threads_per_worker=1, memory_limit="4GB", dashboard_address=":0"
-    )
+    import dask
+
+    from refinewidgets.core.out_of_core import WORKER_ENVIRON
+
+    with dask.config.set(WORKER_ENVIRON):  # as the README advises
+        cluster = LocalCluster(
+            n_workers=2, threads_per_worker=1, memory_limit="4GB", dashboard_address=":0"
+        )
     client = Client(cluster)
     try:
         client.run(_preload)  # the workers import what the in-memory way has preloaded

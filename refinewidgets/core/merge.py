@@ -95,7 +95,7 @@ class GroupMatrix:
                 out = X[row]
                 column = block.values[:, j]
                 if everywhere:
-                    np.take(column, pos, out=out)
+                    np.take(column, pos, out=out, mode="clip")  # valid positions; no buffer
                 else:
                     out[:] = np.nan
                     out[present] = column[pos]

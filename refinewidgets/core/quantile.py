@@ -187,7 +187,7 @@ def quantile_normalize_rows(X, target, *, out=None, chunk_size=64) -> np.ndarray
         order = np.argsort(chunk, axis=1)  # NaNs sort last
         s = np.empty(chunk.shape)
         for r in range(len(chunk)):  # row by row: faster than take_along_axis
-            np.take(chunk[r], order[r], out=s[r])
+            np.take(chunk[r], order[r], out=s[r], mode="clip")  # "raise" buffers out
         n_valid = n_genes - np.isnan(s[:, -1:]).sum(axis=1)  # cheap test first: any NaN?
         if (n_valid < n_genes).any():
             n_valid = n_genes - np.isnan(s).sum(axis=1)
