@@ -9,11 +9,11 @@ samples, with the same code the in-memory path runs on a whole group, so the res
    (:func:`~refinewidgets.core.merge._clean`); the cleaned values go to a file in the work
    folder, the gene ids back to the client;
 2. **join** (on the client): the group's genes from the blocks' gene ids only;
-3. **target** (a task per block, with quantile normalization and no target from a source):
-   the block's samples gathered on the group's genes with their log rules
-   (:meth:`~refinewidgets.core.merge.GroupMatrix.fill`), and its part of the target (the sum
-   of its sorted samples, as :func:`~refinewidgets.core.quantile.determine_target` computes
-   it); nothing is written;
+3. **target** (with quantile normalization and no target from a source): each block's part
+   of the target (the sum of its sorted samples, as
+   :func:`~refinewidgets.core.quantile.determine_target` computes it, log rules applied),
+   computed while reading when the block has exactly the group's genes (the usual case), else
+   by a task gathering it on the group's genes; nothing is written;
 4. **gather and quantile-normalize** (a task per block): gathered again (cheaper than storing
    it), normalized against the summed target or the source's, the samples the KS check tests
    kept, written as one file per block of genes;
@@ -71,6 +71,9 @@ class _Piece:
     logs: list[int]
     filtered: list[tuple[str, str]]
     transforms: dict[str, str]
+    #: Its part of the QN target over its own genes: the group's part when the join keeps
+    #: exactly these genes (the usual case), saving a pass over the block.
+    target_part: tuple[np.ndarray, int] | None = None
 
 
 @dataclass
@@ -83,7 +86,9 @@ class DaskGroup:
 
 
 # -- tasks (run on the workers) --------------------------------------------------------------
-def _read_block(source, matrix_id, accessions, label, technology, log_rnaseq, path) -> _Piece:
+def _read_block(
+    source, matrix_id, accessions, label, technology, log_rnaseq, path, target_part=False
+) -> _Piece:
     cache = getattr(source, "parsed_cache", None)
     if cache is not None:
         cache.max_bytes = 0  # the blocks go to the work folder; no second copy in the cache
@@ -95,7 +100,11 @@ def _read_block(source, matrix_id, accessions, label, technology, log_rnaseq, pa
         return _Piece("", pd.Index([]), [], [], filtered, transforms)
     values = np.ascontiguousarray(block.values[:, block.columns])
     np.save(path, values, allow_pickle=False)
-    return _Piece(path, block.genes, block.samples, block.logs, filtered, transforms)
+    piece = _Piece(path, block.genes, block.samples, block.logs, filtered, transforms)
+    if target_part:
+        rows = GroupMatrix(None, list(block.samples), block.genes).fill([block]).X
+        piece.target_part = _target_sum(rows.T)
+    return piece
 
 
 def _gathered(piece: _Piece, genes: pd.Index) -> np.ndarray:
@@ -238,6 +247,7 @@ def dask_group(
                 {a: technology[a] for a in accessions},
                 {a: log_rnaseq[a] for a in accessions},
                 str(run / f"read-{i}.npy"),
+                quantile_normalize and shipped_target is None,
                 pure=False,
             )
             for i, (src, matrix_id, accessions) in enumerate(blocks)
@@ -255,11 +265,23 @@ def dask_group(
         genes = pd.Index(genes, dtype=object)
         timed(f"{key}: joining {len(genes):,} genes", "target")
         gathered = [str(run / f"rows-{i}") for i in range(len(kept))]
-        parts = (
-            client.gather([client.submit(_target_part, p, genes, pure=False) for p in kept])
-            if quantile_normalize and shipped_target is None
-            else []
-        )
+        parts = []
+        if quantile_normalize and shipped_target is None:
+            # a block whose genes are exactly the group's has its part already (the target
+            # sums sorted values: the genes' order does not matter); the others compute it
+            same = [p.target_part is not None and p.genes.equals(genes) for p in kept]
+            if not all(same):
+                same = [
+                    p.target_part is not None
+                    and len(p.genes) == len(genes)
+                    and set(p.genes) == set(genes)
+                    for p in kept
+                ]
+            redo = [p for p, ok in zip(kept, same) if not ok]
+            computed = iter(
+                client.gather([client.submit(_target_part, p, genes, pure=False) for p in redo])
+            )
+            parts = [p.target_part if ok else next(computed) for p, ok in zip(kept, same)]
         samples = [s for p in kept for s in p.samples]
         # the group's order (the request's), as the in-memory path keeps it
         final = sorted(range(len(samples)), key=lambda i: order[samples[i]])
