@@ -42,7 +42,7 @@ import pandas as pd
 
 from ..errors import BuildError
 from .merge import GroupMatrix, _Block, _clean, _join_genes
-from .quantile import _blend, _split_positions, ks_check, quantile_normalize_rows
+from .quantile import ks_check, quantile_normalize_rows, target_sum
 from .scale import scale_rows
 
 __all__ = ["BLOCK_SAMPLES", "DaskGroup", "GENE_BLOCK", "dask_group", "default_workdir"]
@@ -103,7 +103,7 @@ def _read_block(
     piece = _Piece(path, block.genes, block.samples, block.logs, filtered, transforms)
     if target_part:
         rows = GroupMatrix(None, list(block.samples), block.genes).fill([block]).X
-        piece.target_part = _target_sum(rows.T)
+        piece.target_part = target_sum(rows.T)
     return piece
 
 
@@ -118,32 +118,7 @@ def _gathered(piece: _Piece, genes: pd.Index) -> np.ndarray:
 
 def _target_part(piece: _Piece, genes: pd.Index) -> tuple[np.ndarray, int]:
     """The block's share of the quantile-normalization target ``(sum, used)``."""
-    return _target_sum(_gathered(piece, genes).T)
-
-
-def _target_sum(arr: np.ndarray) -> tuple[np.ndarray, int]:
-    """``determine_target``'s sum of sorted columns (NaN-interpolated) and count, for one
-    genes x samples block: the target is the sum over blocks divided by the count."""
-    n_genes, n_samples = arr.shape
-    total = np.zeros(n_genes)
-    used = 0
-    fraction = np.arange(n_genes) / max(n_genes - 1, 1)
-    for start in range(0, n_samples, 64):
-        s = np.sort(arr[:, start : start + 64], axis=0)
-        k = n_genes - np.isnan(s).sum(axis=0)
-        full = k == n_genes
-        partial = (k > 0) & ~full
-        if full.any():
-            total += s[:, full].sum(axis=1)
-        if partial.any():
-            sp = s[:, partial]
-            kp = k[partial][None, :]
-            lo, hi, frac = _split_positions(1.0 + (kp - 1.0) * fraction[:, None], kp)
-            total += _blend(
-                np.take_along_axis(sp, lo, axis=0), np.take_along_axis(sp, hi, axis=0), frac
-            ).sum(axis=1)
-        used += int(full.sum() + partial.sum())
-    return total, used
+    return target_sum(_gathered(piece, genes).T)
 
 
 def _finish_block(piece: _Piece, genes: pd.Index, path: str, target, wanted, starts):

@@ -247,6 +247,38 @@ class _UntiedValues:
         return vector
 
 
+def target_sum(arr: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(sum of the sorted columns, number of columns summed)`` of a genes x samples array,
+    each column with NaNs interpolated onto the full length (see :func:`determine_target`).
+
+    The target is ``sum / count``; sums of blocks of columns add up to the whole's (an
+    out-of-core build sums them over blocks).
+    """
+    n_genes, n_samples = arr.shape
+    total = np.zeros(n_genes)
+    used = 0
+    step = 64
+    fraction = np.arange(n_genes) / max(n_genes - 1, 1)
+    for start in range(0, n_samples, step):
+        s = np.sort(arr[:, start : start + step], axis=0)  # NaNs sort last
+        k = n_genes - np.isnan(s).sum(axis=0)
+        full = k == n_genes
+        partial = (k > 0) & ~full
+        if full.all():
+            total += s.sum(axis=1)
+        elif full.any():
+            total += s[:, full].sum(axis=1)
+        if partial.any():
+            sp = s[:, partial]
+            kp = k[partial][None, :]
+            lo, hi, frac = _split_positions(1.0 + (kp - 1.0) * fraction[:, None], kp)
+            a = np.take_along_axis(sp, lo, axis=0)
+            b = np.take_along_axis(sp, hi, axis=0)
+            total += _blend(a, b, frac).sum(axis=1)
+        used += int(full.sum() + partial.sum())
+    return total, used
+
+
 def determine_target(values) -> np.ndarray:
     """The mean of the sorted columns of a genes x samples matrix: a quantile-normalization target.
 
@@ -281,28 +313,8 @@ def determine_target(values) -> np.ndarray:
         raise DatasetSpecError(
             f"determine_target expects a 2-D genes x samples array, got {arr.ndim}-D."
         )
-    n_genes, n_samples = arr.shape
-    total = np.zeros(n_genes)
-    used = 0
-    step = 64
-    fraction = np.arange(n_genes) / max(n_genes - 1, 1)
-    for start in range(0, n_samples, step):
-        s = np.sort(arr[:, start : start + step], axis=0)  # NaNs sort last
-        k = n_genes - np.isnan(s).sum(axis=0)
-        full = k == n_genes
-        partial = (k > 0) & ~full
-        if full.all():
-            total += s.sum(axis=1)
-        elif full.any():
-            total += s[:, full].sum(axis=1)
-        if partial.any():
-            sp = s[:, partial]
-            kp = k[partial][None, :]
-            lo, hi, frac = _split_positions(1.0 + (kp - 1.0) * fraction[:, None], kp)
-            a = np.take_along_axis(sp, lo, axis=0)
-            b = np.take_along_axis(sp, hi, axis=0)
-            total += _blend(a, b, frac).sum(axis=1)
-        used += int(full.sum() + partial.sum())
+    total, used = target_sum(arr)
+    n_genes = arr.shape[0]
     if used == 0 or n_genes == 0:
         raise DatasetSpecError(
             "Cannot determine a quantile-normalization target: the matrix holds no non-NaN "
