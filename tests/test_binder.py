@@ -10,7 +10,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+
+from refinewidgets.testing.notebooks import execute_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,9 +58,7 @@ def test_binder_files_install_the_app_and_its_notebook_runs(tmp_path, monkeypatc
     )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     nb = nbformat.read(ROOT / "notebooks" / "app.ipynb", as_version=4)
-    NotebookClient(
-        nb, kernel_name="binder-env", timeout=300, resources={"metadata": {"path": str(tmp_path)}}
-    ).execute()
+    nb = execute_notebook(nb, "binder-env", tmp_path, timeout=300)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     views = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]

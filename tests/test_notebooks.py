@@ -15,6 +15,8 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
+from refinewidgets.testing.notebooks import execute_notebook  # noqa: E402
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
@@ -28,10 +30,8 @@ def test_notebook_runs_without_error(name, kernel_name, tmp_path):
     )
     work = tmp_path / "run"
     work.mkdir()
-    client = nbclient.NotebookClient(
-        nb, kernel_name=kernel_name, timeout=600, resources={"metadata": {"path": str(work)}}
-    )
-    client.execute()  # raises CellExecutionError, with the cell and traceback, on any error
+    # raises, with the cell and traceback, on any error
+    nb = execute_notebook(nb, kernel_name, work)
     errors = [
         out
         for cell in nb.cells

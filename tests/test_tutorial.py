@@ -6,7 +6,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+
+from refinewidgets.testing.notebooks import execute_notebook
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -14,9 +15,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 @pytest.mark.slow
 def test_tutorial_notebook_executes(tmp_path, kernel_name):
     nb = nbformat.read(NOTEBOOKS / "tutorial.ipynb", as_version=4)
-    NotebookClient(
-        nb, timeout=600, kernel_name=kernel_name, resources={"metadata": {"path": str(tmp_path)}}
-    ).execute()
+    nb = execute_notebook(nb, kernel_name, tmp_path)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
