@@ -173,3 +173,31 @@ def test_show_app_in_voila_reads_the_page_query(demo_cat, monkeypatch, tmp_path)
     monkeypatch.delenv("VOILA_KERNEL_ID", raising=False)
     notebook = show_app()  # a notebook, not Voila: the address is the notebook's
     assert notebook.url_writer is None and notebook.dataset is None
+
+
+def test_cell_filter_exclusions_and_ranges_round_trip():
+    from urllib.parse import urlencode
+
+    from refinewidgets.core.url_state import dataset_from_query, dataset_query
+
+    ds = rw.Dataset(
+        {"ERP1": ["ALL"]},
+        quantile_normalize=False,
+        cell_filter={
+            "cell_type": ["B cell", "T cell"],
+            "sex": {"not_in": ["unknown"]},
+            "total_counts": {"min": 500, "max": 2.5e4},
+        },
+        genes=["CD19"],
+        keep_intergenic=True,
+    )
+    pairs = dataset_query(ds)
+    assert ("cell_filter.sex.not_in", "unknown") in pairs
+    assert ("cell_filter.total_counts.min", "500.0") in pairs
+    assert dataset_from_query(urlencode(pairs)) == ds
+    with pytest.raises(rw.DatasetSpecError, match="a number is needed"):
+        dataset_from_query("exp=ERP1&quantile_normalize=0&cell_filter.total_counts.min=lots")
+    with pytest.raises(rw.DatasetSpecError, match="both values and"):
+        dataset_from_query(
+            "exp=ERP1&quantile_normalize=0&cell_filter.sex=male&cell_filter.sex.not_in=x"
+        )

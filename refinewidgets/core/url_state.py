@@ -7,8 +7,9 @@ a copied link opens the same dataset. The form is readable and short:
   ``exp=GSE71102:GSM1,GSM2`` takes those samples; one ``exp`` per experiment, in order;
 - each option not at its default, by its :class:`~refinewidgets.core.spec.Dataset` name:
   ``aggregate_by=SPECIES``, ``quantile_normalize=0``, ``pseudobulk=sample``; a dict option
-  (``cell_filter``) as ``cell_filter.cell_type=B cell`` (repeated for several values), a list
-  option as the name repeated.
+  (``cell_filter``) as ``cell_filter.cell_type=B cell`` (repeated for several values; an
+  exclusion as ``cell_filter.sex.not_in=unknown``, a range as
+  ``cell_filter.total_counts.min=500.0``), a list option as the name repeated.
 
 Everything read from a URL is checked before use: accessions must match
 :data:`~refinewidgets.core.names.ACCESSION_PATTERN`, option values go through the Dataset's own
@@ -103,7 +104,13 @@ def dataset_query(dataset: Dataset | None) -> list[tuple[str, str]]:
         if isinstance(value, bool):
             pairs.append((name, "1" if value else "0"))
         elif isinstance(value, Mapping):
-            pairs.extend((f"{name}.{k}", str(v)) for k, vs in value.items() for v in vs)
+            for column, condition in value.items():
+                if isinstance(condition, Mapping):  # cell_filter.sex.not_in=..., .min=500.0
+                    for key, v in condition.items():
+                        values = v if isinstance(v, (list, tuple)) else [repr(float(v))]
+                        pairs.extend((f"{name}.{column}.{key}", str(x)) for x in values)
+                else:
+                    pairs.extend((f"{name}.{column}", str(v)) for v in condition)
         elif isinstance(value, (list, tuple)):
             pairs.extend((name, str(v)) for v in value)
         elif value is None:
@@ -135,6 +142,10 @@ def _experiments(values: Iterable[str]) -> dict[str, list[str]]:
         chosen = [_accession(s, "sample") for s in samples.split(",")] if samples else ["ALL"]
         data[experiment] = chosen
     return data
+
+
+#: The keys of a cell filter's conditions (see :mod:`.cell_filter`).
+_CONDITION_KEYS = ("in", "not_in", "min", "max")
 
 
 def dataset_from_query(query: str | None) -> Dataset | None:
@@ -179,7 +190,30 @@ def dataset_from_query(query: str | None) -> Dataset | None:
                     f"The link has {key!r}: write it as {name}.COLUMN=VALUE (such as "
                     f"{name}.cell_type=B cell)."
                 )
-            options.setdefault(name, {}).setdefault(sub, []).append(value)  # type: ignore[union-attr]
+            column, _, key = sub.rpartition(".")
+            if column and key in _CONDITION_KEYS:  # an exclusion or a range
+                condition = options.setdefault(name, {}).setdefault(column, {})  # type: ignore[union-attr]
+                if not isinstance(condition, dict):
+                    raise DatasetSpecError(
+                        f"The link gives {name}.{column} both values and {key!r}: keep one."
+                    )
+                if key in ("min", "max"):
+                    try:
+                        condition[key] = float(value)
+                    except ValueError:
+                        raise DatasetSpecError(
+                            f"The link has {key}={value[:40]!r} for {name}.{column}: a number "
+                            "is needed."
+                        ) from None
+                else:
+                    condition.setdefault(key, []).append(value)
+                continue
+            values = options.setdefault(name, {}).setdefault(sub, [])  # type: ignore[union-attr]
+            if not isinstance(values, list):
+                raise DatasetSpecError(
+                    f"The link gives {name}.{sub} both values and a condition: keep one."
+                )
+            values.append(value)
         elif kind == "list":
             options.setdefault(name, []).append(value)  # type: ignore[union-attr]
         elif name in options:
