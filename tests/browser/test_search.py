@@ -7,6 +7,8 @@ the page itself. Waits are on selectors and texts, never on sleeps.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 import refinewidgets as rw
@@ -78,7 +80,12 @@ def test_a_disease_search_finds_and_ranks_experiments_by_matching_samples(page, 
     # sorting by a column still works while searching
     page.locator(".rw-experiments-sort select").select_option(label="Samples")
     expect(page.locator(".rw-experiments-grid th[aria-sort=ascending]")).to_have_text("Samples ▲")
+    # the header and the rows are separate widgets: wait for the rows to follow
+    deadline = time.monotonic() + 15
     sizes = [int(n) for n in column(page, "experiments", "Samples")]
+    while sizes != sorted(sizes) and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+        sizes = [int(n) for n in column(page, "experiments", "Samples")]
     assert sizes == sorted(sizes) and len(sizes) == len(hits)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "search-ranked-1280.png"), full_page=True)
