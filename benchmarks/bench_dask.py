@@ -3,26 +3,31 @@
 What is measured
 ----------------
 Seeded synthetic human microarray data (log2 intensities, 20,000 genes), written on disk in
-chunks as unzipped experiment-aggregated refine.bio downloads of 1,000 samples each (the
-matrix TSV, its metadata, ``aggregated_metadata.json``), then one build: all samples,
-``aggregate_by="SPECIES"``, quantile normalization, ``scale_by="STANDARD"``, into a zarr array.
+chunks as experiment-aggregated refine.bio downloads of 1,000 samples each (zips as refine.bio
+ships them, or unzipped folders with ``--unzipped``: the matrix TSV, its metadata,
+``aggregated_metadata.json``), then one build: all samples, ``aggregate_by="SPECIES"``,
+quantile normalization, ``scale_by="STANDARD"``, then the result written as a refine.bio zip
+(``res.write_zip``; skipped with ``--no-zip``).
 
 - **out of core**: ``rw.build(ds, cat, client=client)`` on a local cluster of 2 worker
   processes (one thread each, 4 GB memory limit each): per-block reading, the join, the
   target's reduction, per-block normalization, per-gene-block scaling (see
-  ``refinewidgets.core.out_of_core``); X stays on disk (zarr).
+  ``refinewidgets.core.out_of_core``); X stays on disk (zarr), and the zip's matrix is
+  formatted from it one 512-gene chunk of all samples at a time.
 - **in memory**: ``rw.build(ds, cat)``, the whole group in memory, at the sizes where it fits.
 
-Each runs in a fresh process (``_measure.py``): wall time, peak resident memory of the process
-(the client) and, for Dask, the peak of each worker (``ru_maxrss`` read on every worker at the
-end). Where both ways run, their results are checked to be equal to 1e-12.
+Each runs in a fresh process (``_measure.py``): wall time of the build and of the zip, peak
+resident memory of the process (the client) during the build and during the zip, and, for
+Dask, the peak of each worker (``ru_maxrss`` read on every worker after the build). Where both
+ways run, their results are checked to be equal to 1e-12.
 
 Goal (the Dask issue): peak memory of any process below 4 GB whatever the number of samples,
 and no slower per sample than the in-memory path.
 
 Usage: ``python benchmarks/bench_dask.py --quick`` (10,000 samples, a few minutes), or
-``--samples 10000 30000 100000`` (100,000 samples is 16 GB as float64: about 20 GB of text on
-disk and an hour here); ``--in-memory-up-to N`` (default 10,000) limits the in-memory runs.
+``--samples 10000 30000 100000``; ``--in-memory-up-to N`` (default 10,000) limits the
+in-memory runs. 100,000 samples is 16 GB as float64; on disk it takes about 8 GB of input zips,
+16 GB of zarr and 17 GB of output zip at once: check the free space first.
 """
 
 from __future__ import annotations
@@ -30,9 +35,11 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -52,8 +59,11 @@ PRELOAD = ("numpy", "pandas", "scipy.stats", "sklearn.preprocessing", "anndata",
 
 
 # -- input (setup, not measured) ---------------------------------------------------------------
-def write_chunk(folder: Path, index: int, genes: int, samples: int, seed: int) -> None:
-    """One unzipped refine.bio download: experiment ``GSE9<index>`` of ``samples`` samples."""
+def write_chunk(
+    folder: Path, index: int, genes: int, samples: int, seed: int, zipped: bool = True
+) -> None:
+    """One refine.bio download (a zip, or unzipped): experiment ``GSE9<index>`` of ``samples``
+    samples."""
     import polars as pl
 
     rng = np.random.default_rng(seed + index)
@@ -97,6 +107,20 @@ def write_chunk(folder: Path, index: int, genes: int, samples: int, seed: int) -
         "samples": records,
     }
     (root / "aggregated_metadata.json").write_text(json.dumps(meta))
+    if zipped:  # as refine.bio ships it: one zip per download (a third of the text on disk)
+        _zip_folder(root, folder / f"{exp}.zip")
+        shutil.rmtree(root)
+
+
+def _zip_folder(root: Path, path: Path) -> None:
+    from refinewidgets.io.deflate import fast_deflate
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for member in sorted(p for p in root.rglob("*") if p.is_file()):
+            with zf.open(member.relative_to(root).as_posix(), "w", force_zip64=True) as fh:
+                fast_deflate(fh)
+                with member.open("rb") as src:
+                    shutil.copyfileobj(src, fh, 16 << 20)
 
 
 # -- the ways (measured, each in a fresh process) ------------------------------------------------
@@ -115,8 +139,39 @@ def _preload() -> None:
     import refinewidgets.io.sources  # noqa: F401
 
 
-def way_dask(folder: str, workdir: str, check: str | None) -> dict:
+def _hwm_kb() -> float:
+    from _measure import _status_kb
+
+    return _status_kb("VmHWM") or 0.0
+
+
+def _write_zip(res, folder: str, baseline: float) -> dict:
+    """Write ``res`` as a refine.bio zip: its seconds and size, the peak before (the build's)
+    and during it (the high-water mark is reset in between), in MB above ``baseline`` KB."""
+    from _measure import _reset_high_water_mark, _status_kb
+
+    build_peak = (_hwm_kb() - baseline) / 1024
+    _reset_high_water_mark()
+    path = Path(folder) / "out.zip"
+    t0 = time.perf_counter()
+    res.write_zip(path, overwrite=True)
+    seconds = time.perf_counter() - t0
+    size = path.stat().st_size
+    path.unlink()
+    return {
+        "build_peak_mb": build_peak,
+        "zip_seconds": seconds,
+        "zip_peak_mb": ((_status_kb("VmHWM") or 0.0) - baseline) / 1024,
+        "zip_bytes": size,
+    }
+
+
+def way_dask(folder: str, workdir: str, check: str | None, zip_too: bool = True) -> dict:
     import os
+
+    from _measure import rss_mb
+
+    baseline = rss_mb() * 1024
 
     from dask.distributed import Client, LocalCluster
 
@@ -137,8 +192,13 @@ def way_dask(folder: str, workdir: str, check: str | None) -> dict:
         res = rw.build(ds, cat, client=client, workdir=workdir)
         seconds = time.perf_counter() - t0
         workers = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        if zip_too:
+            zip_out = _write_zip(res, workdir, baseline)
+        else:
+            zip_out = {"build_peak_mb": (_hwm_kb() - baseline) / 1024}
         X = res[ORGANISM].X
         out = {
+            **zip_out,
             "seconds": seconds,
             "shape": tuple(X.shape),
             "worker_peaks_mb": sorted(kb / 1024 for kb in workers.values()),
@@ -153,18 +213,25 @@ def way_dask(folder: str, workdir: str, check: str | None) -> dict:
         cluster.close()
 
 
-def way_memory(folder: str) -> dict:
+def way_memory(folder: str, workdir: str, zip_too: bool = True) -> dict:
     import os
 
     os.environ["REFINEWIDGETS_PARSED_CACHE_MAX_BYTES"] = "0"
     os.environ["REFINEWIDGETS_MEMORY_BUDGET"] = str(1 << 45)  # stay in memory, whatever the size
+    from _measure import rss_mb
+
+    baseline = rss_mb() * 1024
     t0 = time.perf_counter()
     ds, cat = _dataset(folder)
     res = rw.build(ds, cat)
     seconds = time.perf_counter() - t0
+    if zip_too:
+        zip_out = _write_zip(res, workdir, baseline)
+    else:
+        zip_out = {"build_peak_mb": (_hwm_kb() - baseline) / 1024}
     X = res[ORGANISM].X
     rows = np.linspace(0, X.shape[0] - 1, 20).astype(int)
-    return {"seconds": seconds, "shape": X.shape, "rows": np.asarray(X[rows])}
+    return {"seconds": seconds, "shape": X.shape, "rows": np.asarray(X[rows]), **zip_out}
 
 
 def main(argv=None) -> int:
@@ -174,8 +241,13 @@ def main(argv=None) -> int:
     parser.add_argument("--in-memory-up-to", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true", help="10,000 samples only")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-zip", action="store_true", help="build only, no zip written")
+    parser.add_argument(
+        "--unzipped", action="store_true", help="inputs as unzipped folders, not zips"
+    )
     args = parser.parse_args(argv)
     sizes = [10_000] if args.quick else sorted(args.samples)
+    zip_too = not args.no_zip
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-dask-") as tmp:
         data = Path(tmp) / "downloads"
@@ -183,55 +255,76 @@ def main(argv=None) -> int:
         for size in sizes:
             t = time.perf_counter()
             while written < size:
-                write_chunk(data, written // CHUNK, args.genes, CHUNK, args.seed)
+                write_chunk(data, written // CHUNK, args.genes, CHUNK, args.seed, not args.unzipped)
                 written += CHUNK
             print(f"setup: {size:,} samples on disk ({time.perf_counter() - t:.0f} s)", flush=True)
             print(f"run: out of core, {size:,} samples ...", flush=True)
-            dask_run = measure(way_dask, str(data), str(Path(tmp) / f"work-{size}"), "yes")
+            work = Path(tmp) / f"work-{size}"
+            dask_run = measure(way_dask, str(data), str(work), "yes", zip_too)
             mem_run = None
             if size <= args.in_memory_up_to:
                 print(f"run: in memory, {size:,} samples ...", flush=True)
-                mem_run = measure(way_memory, str(data), preload=PRELOAD)
+                mem_run = measure(way_memory, str(data), str(work), zip_too, preload=PRELOAD)
                 np.testing.assert_allclose(
                     dask_run["value"]["rows"], mem_run["value"]["rows"], rtol=1e-12, atol=1e-12
                 )
             rows.append((size, dask_run, mem_run))
     print()
-    print(f"{args.genes:,} genes; SPECIES + quantile normalization + STANDARD; 2 workers")
-    print("| samples | way | wall s | s per 1,000 samples | peak MB client | peak MB workers |")
-    print("|---:|---|---:|---:|---:|---:|")
-    for size, dask_run, mem_run in rows:
-        v = dask_run["value"]
+    print(
+        f"{args.genes:,} genes; SPECIES + quantile normalization + STANDARD; 2 workers; "
+        "build = to zarr (out of core) or to memory; zip = res.write_zip afterwards"
+    )
+    print(
+        "| samples | way | build s | build s per 1,000 samples | zip s | zip GB | "
+        "peak MB client (build / zip) | peak MB workers |"
+    )
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+
+    def line(size, way, run, workers):
+        v = run["value"]
+        zs = f"{v['zip_seconds']:.1f}" if "zip_seconds" in v else "-"
+        zb = f"{v['zip_bytes'] / 1e9:.2f}" if "zip_bytes" in v else "-"
+        peaks = format_mb(v["build_peak_mb"])
+        if "zip_peak_mb" in v:
+            peaks += f" / {format_mb(v['zip_peak_mb'])}"
         print(
-            f"| {size:,} | out of core | {v['seconds']:.1f} | {v['seconds'] / size * 1000:.2f} | "
-            f"{format_mb(dask_run['peak_mb'])} | "
-            f"{', '.join(format_mb(p) for p in v['worker_peaks_mb'])} |"
+            f"| {size:,} | {way} | {v['seconds']:.1f} | {v['seconds'] / size * 1000:.2f} | "
+            f"{zs} | {zb} | {peaks} | {workers} |"
         )
+
+    for size, dask_run, mem_run in rows:
+        workers = ", ".join(format_mb(p) for p in dask_run["value"]["worker_peaks_mb"])
+        line(size, "out of core", dask_run, workers)
         if mem_run is not None:
-            m = mem_run["value"]
-            print(
-                f"| {size:,} | in memory | {m['seconds']:.1f} | {m['seconds'] / size * 1000:.2f} | "
-                f"{format_mb(mem_run['peak_mb'])} | - |"
-            )
+            line(size, "in memory", mem_run, "-")
     for size, dask_run, _ in rows:
         steps = "; ".join(f"{k} {v:.1f} s" for k, v in dask_run["value"]["steps"].items())
         print(f"- out of core, {size:,} samples: {steps}")
-    worst = max(max(r[1]["peak_mb"], *r[1]["value"]["worker_peaks_mb"]) for r in rows)
+    worst = max(
+        max(r[1]["peak_mb"], *r[1]["value"]["worker_peaks_mb"]) for r in rows
+    )  # the client's whole call (build and zip) and each worker
     print(
         f"goal, every process below 4 GB: largest peak {format_mb(worst)} MB -> "
         f"{'met' if worst < 4096 else 'NOT met'}"
     )
     for size, dask_run, mem_run in rows:
         if mem_run is not None:
-            ratio = dask_run["value"]["seconds"] / mem_run["value"]["seconds"]
+            d, m = dask_run["value"], mem_run["value"]
+            ratio = d["seconds"] / m["seconds"]
             print(
-                f"goal, no slower per sample than in memory ({size:,} samples): "
+                f"goal, no slower per sample than in memory ({size:,} samples): build "
                 f"{ratio:.2f}x its time -> {'met' if ratio <= 1 else 'NOT met'}"
             )
+            if "zip_seconds" in d:
+                print(f"  zip: {d['zip_seconds'] / m['zip_seconds']:.2f}x the in-memory result's")
     if len(rows) > 1:
         (n0, d0, _), (n1, d1, _) = rows[0], rows[-1]
-        exponent = np.log(d1["value"]["seconds"] / d0["value"]["seconds"]) / np.log(n1 / n0)
-        print(f"growth from {n0:,} to {n1:,} samples: time ~ samples^{exponent:.2f}")
+        for what in ("seconds", "zip_seconds"):
+            if what in d0["value"]:
+                ratio = d1["value"][what] / d0["value"][what]
+                exponent = np.log(ratio) / np.log(n1 / n0)
+                name = "build" if what == "seconds" else "zip"
+                print(f"growth from {n0:,} to {n1:,} samples: {name} time ~ samples^{exponent:.2f}")
     return 0
 
 

@@ -132,8 +132,9 @@ def _finish_block(piece: _Piece, genes: pd.Index, path: str, target, wanted, sta
     if target is not None:
         quantile_normalize_rows(X, target, out=X)
     tested = X[wanted].copy()
-    for start in starts:
-        np.save(f"{path}.{start}.npy", X[:, start : start + GENE_BLOCK], allow_pickle=False)
+    for start in starts:  # a contiguous copy first: np.save of a strided view is 5x slower
+        piece = np.ascontiguousarray(X[:, start : start + GENE_BLOCK])
+        np.save(f"{path}.{start}.npy", piece, allow_pickle=False)
     return tested
 
 

@@ -309,9 +309,8 @@ def _text_rows(
     low, high = _WRITE_BATCH_BYTES
     batch = min(max(row_bytes * n_genes // BATCHES, low), high)
     step = int(max(64, min(n_genes, batch // row_bytes)))
-    for start in range(0, n_genes, step):
-        stop = min(start + step, n_genes)
-        block = np.asarray(X[:, start:stop], dtype=np.float64)  # float32 input: widened
+    for start, stop, block in _gene_blocks(X, step):
+        block = np.asarray(block, dtype=np.float64)  # float32 input: widened
         if float32:
             with np.errstate(over="ignore"):
                 rounded = block.astype(np.float32)
@@ -323,6 +322,32 @@ def _text_rows(
         yield frame.write_csv(
             None, separator="\t", include_header=False, null_value="", quote_style="never"
         ).encode("utf-8")
+
+
+def _gene_blocks(X, step: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """``(start, stop, X[:, start:stop])`` for consecutive blocks of ``step`` genes.
+
+    A chunked (Dask) array is computed one chunk of genes at a time, all samples, and sliced
+    from memory: slicing it straight by ``step`` genes would read every chunk a step crosses
+    again for each step (measured: 8x the reads at 100,000 samples and 512-gene chunks).
+    """
+    n_genes = X.shape[1]
+    chunks = getattr(X, "chunks", None)
+    if chunks is None:
+        for start in range(0, n_genes, step):
+            stop = min(start + step, n_genes)
+            yield start, stop, X[:, start:stop]
+        return
+    edge = 0
+    for width in chunks[1]:
+        # read here (threads), not on a cluster's workers: an out-of-core result's zarr array
+        # is in a folder this process reaches, and sending blocks from workers costs more
+        held = np.asarray(X[:, edge : edge + width].compute(scheduler="threads"))
+        even = -(-width // -(-width // step))  # steps of equal size, no short tail per chunk
+        for start in range(0, width, even):
+            stop = min(start + even, width)
+            yield edge + start, edge + stop, held[:, start:stop]
+        edge += width
 
 
 def _check_float32(rounded: np.ndarray, values: np.ndarray, samples: list[str]) -> None:
