@@ -2,7 +2,7 @@
 
 :func:`refinewidgets.app.serve` runs ``python -m refinewidgets.app_server NOTEBOOK [Voila
 options]`` instead of ``python -m voila``. :class:`RefineWidgetsVoila` is Voila's standalone
-application with four additions, all made just before Voila starts listening:
+application with five additions, all made just before Voila starts listening:
 
 - every request, the websocket handshakes included, whose ``Host`` header is not
   ``127.0.0.1:PORT``, ``localhost:PORT`` or ``[::1]:PORT``, or whose ``Origin`` header (when
@@ -14,6 +14,7 @@ application with four additions, all made just before Voila starts listening:
   another program on the same port.
 - the page sets the ``_xsrf`` cookie, so the shutdown beacon Voila's page sends when it closes
   is accepted and the page's kernel stops (:class:`_VoilaPage`);
+- the access log hides the token and ``_xsrf`` values of every URL (:func:`scrub_uri`);
 - the token comes from ``REFINEWIDGETS_SERVER_TOKEN`` (not the command line, which other users of
   the machine can read); ``""`` means no token. Both variables are removed from the environment
   before any kernel starts.
@@ -36,7 +37,16 @@ from voila.tornado.handler import TornadoVoilaHandler
 
 from .widgets.save import DOWNLOADS_ENV
 
-__all__ = ["NONCE_ENV", "READY_PATH", "TOKEN_ENV", "RefineWidgetsVoila", "allowed_hosts", "refusal"]
+__all__ = [
+    "NONCE_ENV",
+    "READY_PATH",
+    "TOKEN_ENV",
+    "RefineWidgetsVoila",
+    "allowed_hosts",
+    "log_request",
+    "refusal",
+    "scrub_uri",
+]
 
 TOKEN_ENV = "REFINEWIDGETS_SERVER_TOKEN"
 DOWNLOAD_PATH = "/refinewidgets/download"  # see widgets.save: the kernels write, we serve
@@ -142,6 +152,45 @@ class _Download(JupyterHandler):
         self.finish()
 
 
+_SECRET_PARAMETER = re.compile(r"(?i)([?&](?:token|_xsrf)=)[^&#]*")
+
+
+def scrub_uri(uri: str) -> str:
+    """``uri`` with the values of its ``token`` and ``_xsrf`` parameters hidden.
+
+    Examples
+    --------
+    >>> scrub_uri("/?token=abc123&exp=GSE1")
+    '/?token=[secret]&exp=GSE1'
+    >>> scrub_uri("/api/kernels/k1/channels?session_id=s&TOKEN=x")
+    '/api/kernels/k1/channels?session_id=s&TOKEN=[secret]'
+    """
+    return _SECRET_PARAMETER.sub(r"\1[secret]", uri)
+
+
+def log_request(handler) -> None:
+    """Tornado's access log line, with the URL's secrets hidden (:func:`scrub_uri`): the app's
+    address carries its token, and a log is read by more people than the page."""
+    from tornado.log import access_log
+
+    status = handler.get_status()
+    if status < 400:
+        log = access_log.info
+    elif status < 500:
+        log = access_log.warning
+    else:
+        log = access_log.error
+    request = handler.request
+    log(
+        "%d %s %s (%s) %.2fms",
+        status,
+        request.method,
+        scrub_uri(request.uri),
+        request.remote_ip,
+        1000.0 * request.request_time(),
+    )
+
+
 class RefineWidgetsVoila(Voila):
     """Voila's standalone app with the Host/Origin guard, the readiness probe, the env token."""
 
@@ -179,6 +228,7 @@ class RefineWidgetsVoila(Voila):
             return find_handler(request, **kwargs)
 
         app.find_handler = guarded_find_handler  # tornado routes every request through it
+        app.settings["log_function"] = log_request  # the token never reaches the log
         super().listen()
 
 

@@ -287,6 +287,13 @@ def test_the_app_needs_its_token_and_its_own_host_and_origin(served):
     ours = {"Origin": f"http://127.0.0.1:{port}", "Cookie": cookie}
     assert _websocket_handshake(port, channels, ours) == 101
 
+    # the log shows the requests, never the token: only the line giving the user the address
+    log = served.log.read_text()
+    assert "GET /?token=[secret] (127.0.0.1)" in log
+    assert "GET /?token=wrong" not in log  # a wrong guess is hidden too
+    with_token = [line for line in log.splitlines() if token in line]
+    assert with_token == [f"refinewidgets app: {served.url}  (Ctrl+C stops it)"]
+
 
 @linux_only
 @pytest.mark.slow
