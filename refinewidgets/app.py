@@ -8,6 +8,11 @@ named in the page's URL query (``?source=downloads/GSE1.zip&source=bgee``), whic
 inside the folder the server was started in (``REFINEWIDGETS_BASE``); its Save panel writes only
 inside the output folder (``REFINEWIDGETS_OUTPUT_DIR``).
 
+The "refine.bio" and "Bgee" sources of the app reach the services at the addresses the
+environment gives (``$REFINEWIDGETS_REFINEBIO_API``, ``$REFINEWIDGETS_BGEE_FTP``; tests point
+them at :mod:`refinewidgets.testing.fake_services`) and download into ``$REFINEWIDGETS_CACHE``;
+the server's kernels inherit the environment of ``refinewidgets app``.
+
 The page's address holds the dataset (``?exp=GSE1&aggregate_by=SPECIES``, see
 :mod:`refinewidgets.core.url_state`): reloading restores it and the address is a link to it.
 Voila keeps a pool of ready kernels (:data:`POOL_SIZE`), each of which has run the notebook up to

@@ -21,6 +21,7 @@ import pandas as pd
 
 from ..errors import DatasetSpecError, UnknownAccessionError
 from .cell_filter import freeze_cell_filter, parse_cell_filter, thaw_cell_filter
+from .pending import RemoteExperiment, fetch_code
 from .spec import ALL_SAMPLES, LIBRARY_SUMMARY, Dataset
 
 __all__ = [
@@ -73,6 +74,11 @@ class Selection:
         ``((experiment, samples or None for every sample), ...)`` in the order added.
     options
         ``((option, value), ...)``: every option of :class:`Dataset`, in its order.
+    pending
+        Experiments chosen from refine.bio or Bgee and not downloaded yet
+        (:class:`~refinewidgets.core.pending.RemoteExperiment`), in the order added: a build
+        fetches them first (:meth:`with_fetched`). They count in :meth:`technologies` (so the
+        options follow them) but not in :attr:`data`, :attr:`dataset` or the sample counts.
 
     Examples
     --------
@@ -91,6 +97,7 @@ class Selection:
     options: tuple[tuple[str, Any], ...] = tuple(
         (k, _frozen(k, v)) for k, v in Dataset.options().items()
     )
+    pending: tuple[RemoteExperiment, ...] = ()
 
     # -- changes: each returns a new Selection --------------------------------------------
     def add(self, selection: Mapping[str, Sequence[str] | None]) -> Selection:
@@ -119,11 +126,20 @@ class Selection:
         return replace(self, items=tuple(items.items()))._settled(force=True)
 
     def remove(self, experiment: str, samples: Iterable[str] | None = None) -> Selection:
-        """Remove ``experiment`` (or only some of its samples; an emptied experiment goes)."""
+        """Remove ``experiment`` (or only some of its samples; an emptied experiment goes).
+
+        ``experiment`` may also be the :attr:`~refinewidgets.core.pending.RemoteExperiment.key`
+        of a pending experiment, which is then no longer fetched.
+        """
         items = dict(self.items)
+        if experiment not in items and samples is None:
+            left = tuple(p for p in self.pending if p.key != experiment)
+            if len(left) < len(self.pending):
+                return replace(self, pending=left)._settled(force=True)
         if experiment not in items:
             raise UnknownAccessionError(
-                f"{experiment} is not in the dataset; it has {self.experiments}."
+                f"{experiment} is not in the dataset; it has "
+                f"{self.experiments + [p.key for p in self.pending]}."
             )
         if samples is None:
             del items[experiment]
@@ -137,8 +153,60 @@ class Selection:
         return replace(self, items=tuple(items.items()))._settled(force=True)
 
     def clear(self) -> Selection:
-        """Nothing selected (the options stay)."""
-        return replace(self, items=())._settled(force=True)
+        """Nothing selected, nothing to fetch (the options stay)."""
+        return replace(self, items=(), pending=())._settled(force=True)
+
+    def add_remote(self, experiments: Iterable[RemoteExperiment]) -> Selection:
+        """Add experiments to fetch from refine.bio or Bgee (:attr:`pending`).
+
+        One already in the catalog (fetched before, or opened from the cache) is added as a
+        local experiment with every sample instead; one already pending is kept once.
+        """
+        local: dict[str, None] = {}
+        pending = list(self.pending)
+        keys = {p.key for p in pending}
+        known = set(self.catalog.experiment_ids) if self.catalog is not None else set()
+        for exp in experiments:
+            if not isinstance(exp, RemoteExperiment):
+                raise DatasetSpecError(
+                    f"add_remote takes RemoteExperiment values, got {type(exp).__name__}."
+                )
+            if exp.accession and exp.accession in known:
+                local[exp.accession] = None
+            elif exp.key not in keys:
+                pending.append(exp)
+                keys.add(exp.key)
+        added = replace(self, pending=tuple(pending))
+        return added.add(local) if local else added._settled(force=True)
+
+    def with_fetched(self, catalog, fetched: Mapping[str, Sequence[str]]) -> Selection:
+        """The selection over ``catalog`` (which now holds the downloads): each pending
+        experiment named in ``fetched`` (``{key: [experiments found in its downloads]}``)
+        becomes local experiments with every sample; the others stay pending.
+
+        Raises :class:`~refinewidgets.errors.DatasetSpecError` when a download holds none of
+        the experiments it was fetched for.
+        """
+        moved = replace(self, catalog=catalog)
+        left = []
+        add: dict[str, None] = {}
+        for exp in self.pending:
+            if exp.key not in fetched:
+                left.append(exp)
+                continue
+            found = [e for e in fetched[exp.key] if e in set(catalog.experiment_ids)]
+            if exp.accession and exp.accession not in found:
+                raise DatasetSpecError(
+                    f"The download of {exp.accession} from {exp.service_name} does not hold "
+                    f"{exp.accession} (it holds {', '.join(found) or 'no experiment'})."
+                )
+            wanted = [exp.accession] if exp.accession else found
+            if not wanted:
+                raise DatasetSpecError(
+                    f"The download of {exp.label} from {exp.service_name} holds no experiment."
+                )
+            add.update(dict.fromkeys(wanted))
+        return replace(moved, pending=tuple(left)).add(add)
 
     def with_options(self, **options: Any) -> Selection:
         """New option values, checked as :class:`Dataset` checks them.
@@ -210,10 +278,25 @@ class Selection:
         return Dataset(self.data, **self.option_values) if self.items else None
 
     def to_dataset(self) -> Dataset:
-        """The spec a build uses; :class:`DatasetSpecError` when nothing is selected."""
+        """The spec a build uses; :class:`DatasetSpecError` when nothing is selected, or while
+        experiments are still to be fetched (:attr:`pending`)."""
+        if self.pending:
+            names = ", ".join(f"{p.label} ({p.service_name})" for p in self.pending)
+            raise DatasetSpecError(
+                f"{names} must be fetched first: building in the app fetches them, or fetch "
+                "them with rw.remote and open them with rw.open_catalog(...)."
+            )
         if not self.items:
             raise DatasetSpecError(NOTHING_SELECTED)
         return self.dataset
+
+    @property
+    def planned_dataset(self) -> Dataset | None:
+        """The spec of the local and the pending experiments (every sample of a pending one;
+        a whole Bgee species is left out, its experiments being unknown until fetched)."""
+        data = dict(self.data)
+        data.update({p.accession: [ALL_SAMPLES] for p in self.pending if p.accession})
+        return Dataset(data, **self.option_values) if data else None
 
     @property
     def experiments(self) -> list[str]:
@@ -286,8 +369,9 @@ class Selection:
         return counts.sort_index().rename("samples").rename_axis(by)
 
     def technologies(self) -> list[str]:
-        """The technologies of the chosen experiments, sorted."""
-        return sorted({self.catalog.technology(e) for e, _ in self.items})
+        """The technologies of the chosen experiments, the pending ones included, sorted."""
+        local = {self.catalog.technology(e) for e, _ in self.items}
+        return sorted(local | {p.technology for p in self.pending if p.technology})
 
     @property
     def has_single_cell(self) -> bool:
@@ -373,8 +457,13 @@ def quantile_rule(
     )
 
 
-def rebuild_code(dataset: Dataset, catalog_code: str = "rw.open_catalog()") -> str:
-    """Python that rebuilds ``dataset`` without the widgets.
+def rebuild_code(
+    dataset: Dataset,
+    catalog_code: str = "rw.open_catalog()",
+    pending: Sequence[RemoteExperiment] = (),
+) -> str:
+    """Python that rebuilds ``dataset`` without the widgets (fetching ``pending`` first, and
+    opening the downloads beside the catalog).
 
     Examples
     --------
@@ -390,4 +479,6 @@ def rebuild_code(dataset: Dataset, catalog_code: str = "rw.open_catalog()") -> s
     )
     res = rw.build(ds, cat)
     """
+    if pending:
+        catalog_code = f"rw.Catalog([*{catalog_code}.sources, *{fetch_code(pending)}.sources])"
     return f"import refinewidgets as rw\n\ncat = {catalog_code}\n{dataset.to_code()}\nres = rw.build(ds, cat)"

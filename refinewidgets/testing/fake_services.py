@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
-__all__ = ["FakeServices", "split_experiment_download"]
+__all__ = ["FakeServices", "retitled", "split_experiment_download"]
 
 _TERMS = "By activating this token you agree to refine.bio's terms of use (test server)."
 
@@ -75,6 +75,21 @@ def split_experiment_download(path: str | Path) -> dict[str, bytes]:
     return out
 
 
+def retitled(download: bytes, accession: str, title: str) -> bytes:
+    """A per-experiment download (zip bytes) whose experiment has another title, as refine.bio
+    would send it (names from a service are data: tests give them markup)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(download)) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "aggregated_metadata.json":
+                meta = json.loads(data)
+                meta["experiments"][accession]["title"] = title
+                data = json.dumps(meta, indent=4, sort_keys=True).encode()
+            dst.writestr(info, data)
+    return out.getvalue()
+
+
 @dataclass
 class _Dataset:
     id: str
@@ -95,6 +110,8 @@ class _Rule:
     delay: float = 0.0
     cut_after: int | None = None
     retry_after: str | None = "0"
+    pause: float = 0.0
+    chunk: int = 0
 
 
 @dataclass
@@ -182,6 +199,11 @@ class FakeServices:
     def cut(self, prefix: str, after: int, times: int = 1) -> None:
         """Close the connection after ``after`` body bytes of the next file downloads."""
         self.rules.append(_Rule(prefix, cut_after=after, times=times))
+
+    def throttle(self, prefix: str, chunk: int, pause: float, times: int = 10**9) -> None:
+        """Send the files under ``prefix`` ``chunk`` bytes at a time, ``pause`` seconds apart
+        (a slow download, to cancel in the middle)."""
+        self.rules.append(_Rule(prefix, pause=pause, chunk=max(1, int(chunk)), times=times))
 
     def activated_token(self) -> str:
         token = str(uuid.uuid4())
@@ -396,6 +418,7 @@ class _Handler(BaseHTTPRequestHandler):
             status = 206
             headers["Content-Range"] = f"bytes {start}-{total - 1}/{total}"
         body = data[start:]
+        slow = self.fake._rule(path, "pause")
         rule = self.fake._rule(path, "cut_after")
         self.send_response(status)
         self.send_header("Content-Type", ctype)
@@ -407,6 +430,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body[: rule.cut_after])
             self.wfile.flush()
             self.close_connection = True
+            return
+        if slow is not None:
+            for i in range(0, len(body), slow.chunk):
+                self.wfile.write(body[i : i + slow.chunk])
+                self.wfile.flush()
+                time.sleep(slow.pause)
             return
         self.wfile.write(body)
 

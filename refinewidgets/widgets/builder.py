@@ -1,15 +1,24 @@
 """``rw.DatasetBuilder``: the whole app, made of the parts, each a widget of its own.
 
-Tabs: **Choose samples** (:class:`ExperimentBrowser`, :class:`SamplePicker`), **My dataset**
+Tabs: **Choose samples** (a source switch: this computer's catalog with
+:class:`ExperimentBrowser` and :class:`SamplePicker`, or refine.bio's live catalog, or Bgee's
+species and experiments, :mod:`~refinewidgets.widgets.remote_browser`), **My dataset**
 (:class:`DatasetCartView`, :class:`OptionsPanel`, the build button, its progress, the code
 that rebuilds the dataset), **Results** (:class:`ResultsView`, :class:`SavePanel`). Each part
 shows its own messages next to it, once; the status line under the tabs shows the builder's
 own (building, restoring a dataset), errors included.
 
 The app has one state: an :class:`~refinewidgets.widgets.state.AppState` holding an immutable
-:class:`~refinewidgets.core.selection.Selection` (the samples and the options). The cart and the
-options panel render from it and assign new selections; the builder's ``dataset`` trait is the
-selection's spec (setting it restores the selection), and a build uses exactly that spec. Other
+:class:`~refinewidgets.core.selection.Selection` (the samples, the options, and the experiments
+chosen from refine.bio or Bgee and not downloaded yet, its ``pending``). A build first fetches
+what is pending (:class:`~refinewidgets.widgets.remote_fetch.FetchJob`: progress per experiment
+and in bytes, Cancel stops it at the next chunk and keeps nothing), opens the downloads beside
+the catalog's sources, adds every sample of the fetched experiments, then builds locally; the
+downloads stay in the cache, so a build with other options needs no network. When a service
+cannot be reached, the message says which and why, and "Open downloaded files" opens what the
+cache holds instead. The cart and the options panel render from the state and assign new
+selections; the builder's ``dataset`` trait is the selection's spec of the local experiments
+(setting it restores the selection), and a build uses exactly that spec. Other
 traits: ``result`` (the :class:`~refinewidgets.Result` of the last build; when the dataset
 changes afterwards, the results are marked out of date and saving is off until the next build)
 and ``adata`` (its AnnData when there is one group, else ``{key: AnnData}``).
@@ -22,7 +31,18 @@ Every message area has ``rw-message``; one showing an error also has ``rw-error`
 - app: ``rw-builder``, ``rw-tabs``, ``rw-status`` (the status line), ``rw-build``, ``rw-cancel``,
   ``rw-progress``, ``rw-progress-label``, ``rw-show-code``, ``rw-code``, ``rw-stale`` (the
   out-of-date note on the Results tab), ``rw-url-writer`` (web app only: keeps the page's
-  address in step with the dataset);
+  address in step with the dataset), ``rw-source`` (the source switch: its buttons are "This
+  computer", "refine.bio", "Bgee"), ``rw-build-open-cache`` (shown when a build could not reach
+  a service: opens the download cache);
+- refine.bio (made when first chosen): ``rw-remote-panel``, ``rw-remote-search``,
+  ``rw-remote-search-button``, ``rw-remote-facet`` (on each facet list) with
+  ``rw-remote-facet-organism``, ``rw-remote-facet-technology``, ``rw-remote-facet-platform``;
+  ``rw-remote-add``, ``rw-remote-open-cache``, ``rw-remote-status``; its table's parts are those
+  of the experiments table with the prefix ``rw-remote-experiments`` (``rw-remote-experiments-row``,
+  ``rw-remote-experiments-checkbox``, ``rw-remote-experiments-cells``, ...);
+- Bgee (made when first chosen): ``rw-bgee-panel``, ``rw-bgee-species``, ``rw-bgee-add``,
+  ``rw-bgee-add-species``, ``rw-bgee-open-cache``, ``rw-bgee-status``; its table's prefix is
+  ``rw-bgee-experiments``;
 - experiment browser: ``rw-search``, ``rw-facet`` (on each facet list) with
   ``rw-facet-organism``, ``rw-facet-technology``, ``rw-facet-platform``; ``rw-add-experiments``,
   ``rw-untick-experiments``, ``rw-browser-status``; its table: ``rw-experiments-table``,
@@ -38,7 +58,8 @@ Every message area has ``rw-message``; one showing an error also has ``rw-error`
   ``rw-samples-header``, ``rw-samples-row``, ``rw-samples-checkbox`` (each sample's box,
   labelled with its accession), ``rw-samples-sort``, ``rw-samples-sort-direction``,
   ``rw-samples-prev``, ``rw-samples-next``, ``rw-samples-page-label``, ``rw-samples-page-size``;
-- cart: ``rw-cart-summary``, ``rw-cart-rows``, ``rw-cart-row`` (each row), ``rw-cart-remove``
+- cart: ``rw-cart-summary``, ``rw-cart-rows``, ``rw-cart-row`` (each row), ``rw-cart-pending``
+  (also on each row of an experiment still to fetch from refine.bio or Bgee), ``rw-cart-remove``
   (each row's button, tooltip "Remove <accession>"), ``rw-cart-totals``, ``rw-cart-clear``,
   ``rw-cart-status``;
 - options: ``rw-aggregate``, ``rw-transformation``, ``rw-quantile-normalize``, ``rw-qn-reason``,
@@ -70,13 +91,14 @@ from ..core.result import Result
 from ..core.selection import Selection, rebuild_code
 from ..core.spec import Dataset
 from ..core.url_state import MAX_QUERY_LENGTH, dataset_from_query, replace_query
-from ..errors import BuildCancelled
+from ..errors import BuildCancelled, DatasetSpecError, RefineWidgetsError
 from ._progress import WidgetProgress
 from ._status import THEME_CSS, StatusArea, catalog_or_demo, describe, guarded, in_app_words
 from ._url import UrlWriter
 from .cart import DatasetCartView
 from .experiment_browser import ExperimentBrowser
 from .options import OptionsPanel
+from .remote_sources import RemoteSources
 from .results import ResultsView
 from .sample_picker import SamplePicker
 from .save import SavePanel
@@ -101,7 +123,7 @@ def _catalog_code(catalog) -> str:
     return "rw.open_catalog(" + ", ".join(repr(str(p)) for p in paths) + ")"
 
 
-class DatasetBuilder(w.VBox):
+class DatasetBuilder(RemoteSources, w.VBox):
     """Browse experiments, pick samples, choose options, build, look at and save the result.
 
     Parameters
@@ -188,11 +210,12 @@ class DatasetBuilder(w.VBox):
         )
         self.stale_note = w.HTML()
         self.stale_note.add_class("rw-stale")
+        self._make_remote_parts()
         self._page_query = ""
         self.url_writer: UrlWriter | None = None
         self.tabs = w.Tab(
             children=[
-                w.VBox([self.browser, self.picker]),
+                self.choose_box,
                 w.VBox(
                     [
                         self.cart_view,
@@ -201,6 +224,7 @@ class DatasetBuilder(w.VBox):
                             [self.build_button, self.cancel_button, self.progress.widget],
                             layout=w.Layout(flex_flow="row wrap"),
                         ),
+                        self.offline_box,
                         self.show_code,
                         self.code,
                     ]
@@ -216,15 +240,18 @@ class DatasetBuilder(w.VBox):
             self.tabs,
             self.status,
         ]
+        self._wire_local()
+        self.state.observe(self._on_selection, names="selection")
+        self._on_selection(None)
+        if page_query is not None:
+            self.link_to_page(page_query)
+
+    def _wire_local(self) -> None:
         self.browser.observe(
             lambda c: setattr(self.picker, "experiments", list(c["new"])), names="chosen"
         )
         self.browser.on_add(self.cart_view.add)
         self.picker.on_add(self._add_from_picker)
-        self.state.observe(self._on_selection, names="selection")
-        self._on_selection(None)
-        if page_query is not None:
-            self.link_to_page(page_query)
 
     # -- the dataset in the page's address ------------------------------------------------------
     def link_to_page(self, query: str) -> None:
@@ -305,19 +332,24 @@ class DatasetBuilder(w.VBox):
     def _on_selection(self, change) -> None:
         selection = self.state.selection
         n = selection.n_samples
-        # short enough for the tab's width: the sample count alone
-        self.tabs.set_title(TAB_DATASET, f"My dataset ({n:,})" if n else "My dataset")
+        k = len(selection.pending)
+        # short enough for the tab's width: the sample count alone (and what is to fetch)
+        count = ", ".join(([f"{n:,}"] if n else []) + ([f"+{k} to fetch"] if k else []))
+        self.tabs.set_title(TAB_DATASET, f"My dataset ({count})" if count else "My dataset")
         self.dataset = selection.dataset  # equal to the trait when the change came from it
         self.browser.table.marked = selection.experiments
         self.picker.table.marked = selection.samples()
+        self._mark_remote()
         self._show_code()
         self._show_staleness()
         self._write_link()
 
     def _show_code(self) -> None:
+        selection = self.state.selection
+        planned = selection.planned_dataset if selection.pending else self.dataset
         self.code.value = (
-            rebuild_code(self.dataset, self.catalog_code)
-            if self.dataset is not None
+            rebuild_code(planned, self.catalog_code, selection.pending)
+            if planned is not None
             else "# Add samples to the dataset: the code that rebuilds it appears here."
         )
 
@@ -370,14 +402,20 @@ class DatasetBuilder(w.VBox):
         self._thread.start()
 
     def wait(self, timeout: float | None = None) -> Result | None:
-        """Wait for the background build to end; returns the result shown."""
+        """Wait for the background build (and a fetch it started) to end; returns the result
+        shown."""
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._fetch_job is not None:
+            self._fetch_job.wait(timeout)
         return self.result
 
     def cancel(self) -> None:
-        """Stop the running build at its next step (nothing of it is kept)."""
+        """Stop the running build at its next step, or a fetch at its next chunk (nothing of
+        either is kept)."""
         self.progress.cancelled = True
+        if self._fetch_job is not None:
+            self._fetch_job.cancel()
         self.status.show("Cancelling at the next step...", "info")
 
     @guarded
@@ -389,6 +427,17 @@ class DatasetBuilder(w.VBox):
         started = time.perf_counter()
         result = None
         try:
+            if selection.pending:
+                self.build_button.disabled = True
+                self.cancel_button.disabled = False
+                self.offline_box.layout.display = "none"
+                try:
+                    selection = self._fetch(selection)
+                except (BuildCancelled, DatasetSpecError):
+                    raise
+                except RefineWidgetsError as exc:
+                    self._fetch_failed(exc)
+                    return None
             dataset = selection.to_dataset()  # exactly the state's spec
             self.status.show(f"Building {selection.n_samples:,} samples...", "info")
             self.build_button.disabled = True

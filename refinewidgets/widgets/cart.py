@@ -2,7 +2,9 @@
 
 A view of the app's :class:`~refinewidgets.widgets.state.AppState`: one row per experiment with
 its selected / total samples and a "Remove" button, the totals per species and per technology,
-and "Clear all". It renders from the state's selection and changes it only by assigning a new
+and "Clear all". Experiments chosen from refine.bio or Bgee and not downloaded yet (the
+selection's ``pending``) have rows of their own, "to fetch from refine.bio" (or Bgee), removable
+like the others; Remove, Clear all and Undo treat both alike. It renders from the state's selection and changes it only by assigning a new
 one. :attr:`DatasetCartView.data` and :attr:`DatasetCartView.n_samples` show what it renders.
 """
 
@@ -16,6 +18,7 @@ import ipywidgets as w
 from traitlets import Dict, Int
 
 from ..core.metadata import organism_label
+from ..core.pending import RemoteExperiment
 from ._status import StatusArea, catalog_or_demo, guarded
 from ._table import _cells
 from .state import AppState
@@ -85,8 +88,13 @@ class DatasetCartView(w.VBox):
         self.state.selection = self.state.selection.add(selection)
 
     @guarded
+    def add_remote(self, experiments: list[RemoteExperiment]) -> None:
+        """Add experiments to fetch from refine.bio or Bgee (fetched by the next build)."""
+        self.state.selection = self.state.selection.add_remote(experiments)
+
+    @guarded
     def remove(self, experiment: str) -> None:
-        """Remove one experiment."""
+        """Remove one experiment (or one still to fetch, by its accession or Bgee species)."""
         self.state.edit(self.state.selection.remove(experiment))
         self.status.show(f"Removed {experiment} (Undo puts it back).", "info")
 
@@ -133,18 +141,52 @@ class DatasetCartView(w.VBox):
             row = w.HBox([line, button])
             row.add_class("rw-cart-row")
             rows.append(row)
+        if selection.pending and not len(table):
+            rows.append(header)
+        rows.extend(self._pending_row(exp) for exp in selection.pending)
         self.rows.children = rows
         n = selection.n_samples
-        self.summary.value = (
-            f"{len(table)} experiment(s), {n:,} sample(s)"
-            if len(table)
-            else "Empty: add samples from the experiment browser or the sample picker."
-        )
+        to_fetch = self._to_fetch_text()
+        if len(table):
+            self.summary.value = f"{len(table)} experiment(s), {n:,} sample(s){to_fetch}"
+        elif selection.pending:
+            self.summary.value = to_fetch.removeprefix("; ")
+        else:
+            self.summary.value = (
+                "Empty: add samples from the experiment browser or the sample picker."
+            )
         self.totals.value = self._totals_html() if len(table) else ""
-        self.clear_button.disabled = not len(table)
+        self.clear_button.disabled = not (len(table) or selection.pending)
         self.undo_button.disabled = not self.state.can_undo
         self.n_samples = n
         self.data = selection.data
+
+    def _pending_row(self, exp: RemoteExperiment) -> w.HBox:
+        button = w.Button(
+            description="Remove",
+            icon="times",
+            tooltip=f"Remove {exp.key}",
+            layout=w.Layout(width="100px"),
+        )
+        button.add_class("rw-cart-remove")
+        button.on_click(lambda _, key=exp.key: self.remove(key))
+        self.remove_buttons[exp.key] = button
+        count = f"{exp.samples:,} to fetch" if exp.samples is not None else "to fetch"
+        where = f"to fetch from {exp.service_name}"
+        organisms = organism_label(exp.organism) if exp.organism else ""
+        line = w.HTML(_cells([exp.label, exp.title or where, where, organisms, count], WIDTHS))
+        row = w.HBox([line, button])
+        row.add_class("rw-cart-row")
+        row.add_class("rw-cart-pending")
+        return row
+
+    def _to_fetch_text(self) -> str:
+        """``; 2 experiment(s) to fetch from refine.bio when you build`` (or '')."""
+        pending = self.state.selection.pending
+        if not pending:
+            return ""
+        services = " and ".join(dict.fromkeys(p.service_name for p in pending))
+        return f"; {len(pending)} experiment(s) to fetch from {services} when you build"
 
     def _totals_html(self) -> str:
         parts = []

@@ -48,6 +48,15 @@ class AppState(HasTraits):
             self.undoable = (before, new)  # first: views rendering the new selection see it
         self.selection = new
 
+    def use_catalog(self, selection: Selection) -> None:
+        """Switch to ``selection``, whose catalog has more sources (downloads just opened):
+        its catalog becomes :attr:`catalog`. The last edit stays undoable (undoing puts back
+        a selection over the same accessions)."""
+        self.catalog = selection.catalog
+        if self.can_undo:
+            self.undoable = (self.undoable[0], selection)
+        self.selection = selection
+
     @property
     def can_undo(self) -> bool:
         """Whether the last undoable edit is still the current selection."""

@@ -1,0 +1,394 @@
+"""refine.bio and Bgee in the app (``rw.DatasetBuilder``), without a browser.
+
+The services are the real local HTTP server of :mod:`refinewidgets.testing.fake_services`
+(127.0.0.1 only); nothing of refinewidgets is replaced. Expected values come from the core API
+on the same files.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ipywidgets")
+
+import refinewidgets as rw
+from refinewidgets.app import free_port
+from refinewidgets.core.pending import RemoteExperiment
+from refinewidgets.io.remote.cache import DownloadCache
+from refinewidgets.testing.fake_services import (
+    FakeServices,
+    retitled,
+    split_experiment_download,
+)
+from refinewidgets.widgets import DatasetBuilder
+
+DATA = Path(__file__).parent / "data"
+EMAIL = "someone@example.org"
+HUMAN = "Homo_sapiens_ERP132576_droplet_based.h5ad"
+TARBALL = "Danio_rerio_droplet_based_h5ad.tar.gz"
+HOSTILE = "<img src=x onerror=alert(1)> kidney"
+
+
+@pytest.fixture
+def ftp_root(tmp_path):
+    root = tmp_path / "ftp" / "h5ad" / "droplet_based"
+    (root / "Danio_rerio").mkdir(parents=True)
+    (root / "Homo_sapiens").mkdir(parents=True)
+    shutil.copy(DATA / "bgee" / "tarball" / TARBALL, root / "Danio_rerio" / TARBALL)
+    for name in (HUMAN, "Homo_sapiens_ERP400001_droplet_based.h5ad"):
+        shutil.copy(DATA / "bgee" / name, root / "Homo_sapiens" / name)
+    return tmp_path / "ftp"
+
+
+@pytest.fixture
+def fake(tmp_path, ftp_root, monkeypatch):
+    """The services, a cache of the test's own, a token and an e-mail address."""
+    monkeypatch.setenv("REFINEWIDGETS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("REFINEBIO_CONFIG_FILE", str(tmp_path / "refinebio.yaml"))
+    monkeypatch.setenv("REFINEWIDGETS_HTTP_RETRIES", "1")
+    monkeypatch.setenv("REFINEWIDGETS_HTTP_BACKOFF", "0.01")
+    monkeypatch.setenv("REFINEWIDGETS_HTTP_TIMEOUT", "10")
+    experiments = split_experiment_download(DATA / "refinebio" / "experiment_shuffled.zip")
+    experiments["E-MTAB-4001"] = retitled(experiments["E-MTAB-4001"], "E-MTAB-4001", HOSTILE)
+    with FakeServices(experiments=experiments, ftp_root=ftp_root, processing_polls=2) as server:
+        monkeypatch.setenv("REFINEWIDGETS_REFINEBIO_API", server.api)
+        monkeypatch.setenv("REFINEWIDGETS_BGEE_FTP", server.ftp)
+        monkeypatch.setenv("REFINEBIO_TOKEN", server.activated_token())
+        monkeypatch.setenv("REFINEBIO_EMAIL", EMAIL)
+        yield server
+
+
+@pytest.fixture
+def builder(fake, demo_cat):
+    app = DatasetBuilder(demo_cat)
+    app.poll_interval = 0.01
+    return app
+
+
+def _refinebio(builder):
+    builder.source.value = "refinebio"
+    panel = builder.remote_panels["refinebio"]
+    panel.wait()
+    return panel
+
+
+def _add_from_refinebio(builder, *accessions):
+    panel = _refinebio(builder)
+    for acc in accessions:
+        panel.table.tick(acc)
+    panel.add_button.click()
+    return panel
+
+
+def _build(builder):
+    builder.build_button.click()
+    builder.wait(120)
+    return builder.result
+
+
+def _cache_files(tmp_path):
+    return sorted(e.path.name for e in DownloadCache(tmp_path / "cache").entries())
+
+
+def test_refinebio_search_facets_and_add_to_the_dataset(builder, fake):
+    panel = _refinebio(builder)
+    assert panel.status.kind == "info", panel.status.text
+    assert panel.total == 2 and sorted(panel.table.row_keys) == ["E-MTAB-4001", "GSE100001"]
+    assert list(panel.facets["organism"].options) == [("Homo sapiens (8 samples)", "HOMO_SAPIENS")]
+    # the facets narrow the search on the server, with the server's counts
+    panel.search.value = "kidney"
+    panel.wait()
+    assert panel.table.row_keys == ["E-MTAB-4001"]
+    assert panel.status.text.startswith("refine.bio has 1 matching experiment(s)")
+    assert list(panel.facets["technology"].options) == [("microarray (4 samples)", "microarray")]
+    panel.search.value = ""
+    panel.wait()
+    panel.facets["technology"].value = ("microarray",)
+    panel.wait()
+    assert sorted(panel.table.row_keys) == ["E-MTAB-4001", "GSE100001"]
+    assert len(fake.seen("GET", "/v1/search/")) == 4
+    # titles from the service are text, never markup
+    assert "&lt;img src=x onerror=alert(1)&gt; kidney" in panel.table.grid.value
+    assert "<img src=x" not in panel.table.grid.value
+    panel.table.tick("GSE100001")
+    panel.add_button.click()
+    selection = builder.state.selection
+    assert [p.key for p in selection.pending] == ["GSE100001"]
+    assert selection.pending[0].technology == "MICROARRAY" and selection.pending[0].samples == 4
+    assert builder.dataset is None  # nothing local yet
+    assert builder.tabs.get_title(1) == "My dataset (+1 to fetch)"
+    assert builder.cart_view.summary.value == (
+        "1 experiment(s) to fetch from refine.bio when you build"
+    )
+    (row,) = builder.cart_view.rows.children[1:]
+    assert (
+        "rw-cart-pending" in row._dom_classes
+        and "to fetch from refine.bio" in row.children[0].value
+    )
+    assert panel.table.marked == ["GSE100001"]
+    assert "rw.remote.refinebio.fetch(['GSE100001'])" in builder.code.value
+    assert fake.seen("POST", "/v1/dataset/") == []  # adding never calls the server
+
+
+def test_pending_experiments_are_removed_undone_and_cleared_like_local_ones(builder):
+    builder.dataset = rw.Dataset({"GSE71102": ["ALL"]})
+    _add_from_refinebio(builder, "GSE100001", "E-MTAB-4001")
+    cart = builder.cart_view
+    assert cart.summary.value.endswith("; 2 experiment(s) to fetch from refine.bio when you build")
+    cart.remove_buttons["GSE100001"].click()
+    assert [p.key for p in builder.state.selection.pending] == ["E-MTAB-4001"]
+    cart.undo_button.click()
+    assert [p.key for p in builder.state.selection.pending] == ["GSE100001", "E-MTAB-4001"]
+    cart.clear_button.click()
+    assert builder.state.selection.pending == () and builder.dataset is None
+    cart.undo_button.click()
+    assert len(builder.state.selection.pending) == 2 and builder.dataset.data == {
+        "GSE71102": ["ALL"]
+    }
+
+
+def test_build_fetches_then_builds_and_a_second_build_never_fetches(
+    builder, fake, tmp_path, demo_cat
+):
+    _add_from_refinebio(builder, "GSE100001")
+    result = _build(builder)
+    assert builder.status.kind == "success", builder.status.text
+    # fetched once, opened beside the demo, every sample added, built locally
+    assert len(fake.seen("POST", "/v1/dataset/")) == 1
+    assert len(fake.seen("GET", "/files/datasets/")) == 1
+    assert _cache_files(tmp_path) == ["GSE100001.zip"]
+    (path,) = rw.remote.cached(service="refinebio")
+    assert builder.state.selection.pending == ()
+    assert builder.dataset.data == {"GSE100001": ["ALL"]}
+    assert "GSE71102" in builder.catalog.experiments.index  # the demo is still there
+    # refine.bio listed a sample it could not process: said in the app, never raised
+    assert builder.cart_view.status.kind == "warning"
+    assert builder.cart_view.status.text.startswith(
+        "Opening the downloads: GSE100001.zip: 1 sample(s) are listed in the metadata but have "
+        "no values"
+    )
+    with pytest.warns(rw.MetadataMismatchWarning, match="GSM3170190"):
+        fetched = rw.open_catalog(path)
+    # the demo's sources stay (its QN target for HOMO_SAPIENS included)
+    same = rw.Catalog([*demo_cat.sources, *fetched.sources])
+    expected = rw.build(rw.Dataset({"GSE100001": ["ALL"]}), same)
+    assert list(result) == ["GSE100001"]
+    got, want = result["GSE100001"], expected["GSE100001"]
+    assert sorted(got.obs_names) == ["GSM3170327", "GSM3170545", "GSM3170811"]
+    assert "GSM3170190" in set(result.filtered_samples["accession"])
+    assert result.filtered_samples.equals(expected.filtered_samples)
+    np.testing.assert_allclose(got[want.obs_names, want.var_names].X, want.X)
+    assert "rw.remote.refinebio.fetch(['GSE100001'])" in builder.code.value
+    # the local browser lists the fetched experiment
+    builder.source.value = "local"
+    builder.browser.search.value = "GSE100001"
+    assert builder.browser.table.row_keys == ["GSE100001"]
+    # other options: built again from the cache, no request at all
+    before = len(fake.requests)
+    builder.options.transformation.value = "STANDARD"
+    result = _build(builder)
+    assert builder.status.kind == "success" and result.dataset.scale_by == "STANDARD"
+    assert len(fake.requests) == before
+    # adding it again from refine.bio: it is local now, nothing to fetch
+    panel = _refinebio(builder)
+    panel.wait()
+    assert "downloaded" in panel.table.grid.value
+    builder.cart_view.clear_button.click()
+    panel.table.tick("GSE100001")
+    panel.add_button.click()
+    assert builder.state.selection.pending == ()
+    assert builder.dataset.data == {"GSE100001": ["ALL"]}
+
+
+def test_cancel_stops_the_fetch_at_once_and_keeps_no_file(builder, fake, tmp_path):
+    fake.throttle("/files/datasets/", chunk=256, pause=0.1)
+    _add_from_refinebio(builder, "GSE100001")
+    builder.build_button.click()
+    deadline = time.monotonic() + 60
+    while "bytes of" not in builder.progress.label.value:
+        assert time.monotonic() < deadline, builder.progress.label.value
+        time.sleep(0.02)
+    assert "downloading GSE100001 from refine.bio" in builder.progress.label.value
+    builder.cancel_button.click()
+    started = time.monotonic()
+    builder.wait(30)
+    assert time.monotonic() - started < 5  # promptly, not after the whole file
+    assert builder.status.text == (
+        "The build was cancelled: Cancelled while fetching 1 experiment(s) from refine.bio."
+    )
+    assert builder.progress.label.value == "cancelled"
+    assert _cache_files(tmp_path) == []  # neither the file nor a part of it
+    assert [p.key for p in builder.state.selection.pending] == ["GSE100001"]
+    assert not builder.build_button.disabled and builder.cancel_button.disabled
+    # the next build reuses refine.bio's dataset and fetches the whole file
+    fake.rules.clear()
+    _build(builder)
+    assert builder.status.kind == "success", builder.status.text
+    assert len(fake.seen("POST", "/v1/dataset/")) == 1
+    assert _cache_files(tmp_path) == ["GSE100001.zip"]
+
+
+def test_without_network_the_app_says_so_and_opens_the_cache(fake, demo_cat, monkeypatch):
+    rw.remote.refinebio.fetch(["GSE100001"], poll_interval=0.01)  # downloaded earlier
+    dead = f"http://127.0.0.1:{free_port()}/v1/"
+    monkeypatch.setenv("REFINEWIDGETS_REFINEBIO_API", dead)
+    builder = DatasetBuilder(demo_cat)
+    panel = _refinebio(builder)
+    assert panel.status.kind == "error"
+    text = panel.status.text
+    assert text.startswith("refine.bio cannot be reached (searching refine.bio failed): ")
+    assert f"Cannot reach refine.bio at {dead[7:-4]} (connection refused" in text
+    assert text.endswith(
+        '"Open downloaded files" opens the 1 file(s) from refine.bio already in the download cache.'
+    )
+    assert "Traceback" not in text and "Unexpected" not in text
+    panel.open_cache_button.click()
+    assert panel.status.kind == "success", panel.status.text
+    assert "GSE100001" in builder.catalog.experiments.index
+    sources = len(builder.catalog.sources)
+    panel.open_cache_button.click()  # twice: nothing is opened twice
+    assert len(builder.catalog.sources) == sources
+    assert builder.catalog_code == (
+        "rw.Catalog([*rw.open_catalog().sources, "
+        "*rw.open_catalog(*rw.remote.cached(service='refinebio')).sources])"
+    )
+    # a build needing the network says so too, and offers the cache
+    builder2 = DatasetBuilder(demo_cat)
+    builder2.state.selection = builder2.state.selection.add_remote(
+        [RemoteExperiment("refinebio", "GSE100001"), RemoteExperiment("refinebio", "E-MTAB-4001")]
+    )
+    _build(builder2)
+    assert builder2.status.kind == "error"
+    assert builder2.status.text.startswith(
+        f"Fetching from refine.bio failed: Cannot reach refine.bio at {dead[7:-4]}"
+    )
+    assert builder2.offline_box.layout.display is None
+    assert "1 file(s) from refine.bio are already in the download cache" in (
+        builder2.offline_note.value
+    )
+    builder2.offline_button.click()
+    assert builder2.dataset.data == {"GSE100001": ["ALL"]}
+    assert [p.key for p in builder2.state.selection.pending] == ["E-MTAB-4001"]
+    assert builder2.status.kind == "warning"
+    assert "E-MTAB-4001 (remove them to build the rest)" in builder2.status.text
+    builder2.cart_view.remove("E-MTAB-4001")
+    assert _build(builder2) is not None and builder2.status.kind == "success"
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("unknown", "refine.bio answered HTTP 404 Not Found for the experiment 'GSE999999'"),
+        ("no token", "refine.bio needs an API token to process and download datasets"),
+        ("failed", "refine.bio could not process GSE100001 (dataset "),
+    ],
+)
+def test_service_failures_are_messages(builder, fake, monkeypatch, case, expected):
+    accession = "GSE999999" if case == "unknown" else "GSE100001"
+    if case == "no token":
+        monkeypatch.delenv("REFINEBIO_TOKEN")
+    if case == "failed":
+        fake.failed["GSE100001"] = "Too many samples failed quality control"
+    builder.state.selection = builder.state.selection.add_remote(
+        [RemoteExperiment("refinebio", accession)]
+    )
+    assert _build(builder) is None
+    text = builder.status.text
+    assert builder.status.kind == "error" and text.startswith("Fetching from refine.bio failed: ")
+    assert expected in text
+    assert "Traceback" not in text and "Unexpected" not in text
+    if case == "no token":  # how to get one
+        assert "create_token(accept_terms=True)" in text and "$REFINEBIO_TOKEN" in text
+    if case == "failed":
+        assert "Too many samples failed quality control" in text
+    assert builder.offline_box.layout.display == "none"  # the service answered
+    assert [p.key for p in builder.state.selection.pending] == [accession]
+
+
+def test_bgee_species_experiments_add_build(builder, fake):
+    builder.source.value = "bgee"
+    panel = builder.remote_panels["bgee"]
+    panel.wait()
+    assert list(panel.species.options) == [
+        ("Danio rerio", "Danio_rerio"),
+        ("Homo sapiens", "Homo_sapiens"),
+    ]
+    panel.species.value = "Homo_sapiens"
+    panel.wait()
+    assert panel.table.row_keys == ["ERP132576", "ERP400001"]
+    panel.table.tick("ERP132576")
+    panel.add_button.click()
+    (pending,) = builder.state.selection.pending
+    assert (pending.service, pending.species, pending.technology) == (
+        "bgee",
+        "Homo_sapiens",
+        "SINGLE-CELL",
+    )
+    assert builder.options.quantile_normalize.value is False  # single cells: the options follow
+    result = _build(builder)
+    assert builder.status.kind == "success", builder.status.text
+    assert result["ERP132576"].shape == (90, 48)
+    assert len(fake.seen("GET", f"/ftp/current/h5ad/droplet_based/Homo_sapiens/{HUMAN}")) == 1
+    panel.list_experiments("Homo_sapiens")
+    panel.wait()
+    assert "downloaded" in panel.table.grid.value
+
+
+def test_a_bgee_species_published_as_a_tarball_is_added_whole(builder, fake):
+    builder.source.value = "bgee"
+    panel = builder.remote_panels["bgee"]
+    panel.wait()
+    panel.species.value = "Danio_rerio"
+    panel.wait()
+    assert panel.table.row_keys == [] and not panel.add_species_button.disabled
+    assert "one species tarball" in panel.status.text
+    panel.add_species_button.click()
+    assert [p.label for p in builder.state.selection.pending] == ["every experiment of Danio rerio"]
+    builder.build_button.click()
+    builder.wait(120)
+    assert builder.state.selection.pending == ()
+    assert sorted(builder.dataset.data) == ["SRP310001", "SRP310002"]
+    assert len(fake.seen("GET", f"/ftp/current/h5ad/droplet_based/Danio_rerio/{TARBALL}")) == 1
+    # opening the cache afterwards does not open the tarball a second time
+    sources = len(builder.catalog.sources)
+    panel.open_cache_button.click()
+    assert panel.status.text.startswith("Opened 1 downloaded file(s) from Bgee")
+    assert len(builder.catalog.sources) == sources and builder.status.kind != "warning"
+
+
+# ---- the core's part: pending experiments in the one state ----------------------------------
+
+
+def test_pending_experiments_are_values_of_the_selection(demo_cat):
+    from refinewidgets.core.selection import Selection
+
+    sel = Selection(demo_cat).add({"GSE71102": None})
+    gse = RemoteExperiment("refinebio", "GSE1", technology="rna-seq", samples=3)
+    sel = sel.add_remote([gse, RemoteExperiment("refinebio", "GSE1", title="again")])
+    assert sel.pending == (gse,) and sel.data == {"GSE71102": ["ALL"]}
+    assert sel.technologies() == ["MICROARRAY", "RNA-SEQ"]
+    assert sel.planned_dataset.data == {"GSE71102": ["ALL"], "GSE1": ["ALL"]}
+    with pytest.raises(rw.DatasetSpecError, match=r"GSE1 \(refine.bio\) must be fetched first"):
+        sel.to_dataset()
+    # one already in the catalog is added as a local experiment
+    assert Selection(demo_cat).add_remote([RemoteExperiment("refinebio", "SRP091833")]).data == {
+        "SRP091833": ["ALL"]
+    }
+    # a download that does not hold what it was fetched for is an error naming both
+    with pytest.raises(rw.DatasetSpecError, match="download of GSE1 from refine.bio does not"):
+        sel.with_fetched(demo_cat, {"GSE1": ["SRP091833"]})
+    assert sel.with_fetched(demo_cat, {}).pending == (gse,)  # nothing fetched: still pending
+
+
+def test_remote_experiments_check_their_names():
+    with pytest.raises(rw.SourceFormatError, match="not a valid accession"):
+        RemoteExperiment("refinebio", "../GSE1")
+    with pytest.raises(rw.DatasetSpecError, match="needs its species folder"):
+        RemoteExperiment("bgee", "ERP1", species="homo sapiens")
+    with pytest.raises(rw.DatasetSpecError, match="Unknown service 'geo'"):
+        RemoteExperiment("geo", "GSE1")
