@@ -85,6 +85,18 @@ def _add_from_refinebio(builder, *accessions):
     return panel
 
 
+def _to_fetch(builder, *accessions):
+    """Put refine.bio experiments in the builder's dataset, to fetch (as the panel would)."""
+    experiments = [RemoteExperiment("refinebio", acc) for acc in accessions]
+    builder.state.selection = builder.state.selection.add_remote(experiments)
+
+
+def _get_token(account):
+    account.get_button.click()
+    account.wait()
+    return account.status
+
+
 def _build(builder):
     builder.build_button.click()
     builder.wait(120)
@@ -233,6 +245,44 @@ def test_cancel_stops_the_fetch_at_once_and_keeps_no_file(builder, fake, tmp_pat
     assert _cache_files(tmp_path) == ["GSE100001.zip"]
 
 
+def test_cancel_while_refinebio_processes_stops_the_polling_too(builder, fake, tmp_path):
+    fake.processing_polls = 10**6  # refine.bio takes its time
+    builder.poll_interval = 5.0  # the job is between two questions when Cancel comes
+    _add_from_refinebio(builder, "GSE100001")
+    builder.build_button.click()
+    deadline = time.monotonic() + 30
+    while (
+        len(fake.seen("GET", "/v1/dataset/")) < 2 or "prepares" not in builder.progress.label.value
+    ):
+        assert time.monotonic() < deadline, builder.progress.label.value
+        time.sleep(0.02)
+    assert builder.progress.label.value.startswith("refine.bio prepares GSE100001: 0 of 1 ready")
+    job = builder._fetch_job
+    builder.cancel_button.click()
+    started = time.monotonic()
+    assert job.wait(2), "the fetch thread still polls refine.bio"
+    assert time.monotonic() - started < 2 and not job._thread.is_alive()
+    builder.wait(10)
+    assert builder.status.text == (
+        "The build was cancelled: Cancelled while fetching 1 experiment(s) from refine.bio."
+    )
+    with pytest.raises(rw.BuildCancelled, match="Cancelled while refine.bio prepares GSE100001"):
+        job.result()
+    polls = len(fake.seen("GET", "/v1/dataset/"))
+    time.sleep(0.5)  # longer than the server would take to be asked again
+    assert len(fake.seen("GET", "/v1/dataset/")) == polls  # no question after the thread ended
+    assert _cache_files(tmp_path) == []  # nothing downloaded, no part file
+    marker = DownloadCache(tmp_path / "cache").path_for("refinebio", "experiments", "GSE100001.zip")
+    assert marker.with_name(".GSE100001.zip.dataset.json").is_file()  # the dataset is kept
+    # the next build waits for the same refine.bio dataset, then fetches it
+    fake.processing_polls = 2
+    builder.poll_interval = 0.01
+    _build(builder)
+    assert builder.status.kind == "success", builder.status.text
+    assert len(fake.seen("POST", "/v1/dataset/")) == 1
+    assert _cache_files(tmp_path) == ["GSE100001.zip"]
+
+
 def test_without_network_the_app_says_so_and_opens_the_cache(fake, demo_cat, monkeypatch):
     rw.remote.refinebio.fetch(["GSE100001"], poll_interval=0.01)  # downloaded earlier
     dead = f"http://127.0.0.1:{free_port()}/v1/"
@@ -259,9 +309,7 @@ def test_without_network_the_app_says_so_and_opens_the_cache(fake, demo_cat, mon
     )
     # a build needing the network says so too, and offers the cache
     builder2 = DatasetBuilder(demo_cat)
-    builder2.state.selection = builder2.state.selection.add_remote(
-        [RemoteExperiment("refinebio", "GSE100001"), RemoteExperiment("refinebio", "E-MTAB-4001")]
-    )
+    _to_fetch(builder2, "GSE100001", "E-MTAB-4001")
     _build(builder2)
     assert builder2.status.kind == "error"
     assert builder2.status.text.startswith(
@@ -294,9 +342,7 @@ def test_service_failures_are_messages(builder, fake, monkeypatch, case, expecte
         monkeypatch.delenv("REFINEBIO_TOKEN")
     if case == "failed":
         fake.failed["GSE100001"] = "Too many samples failed quality control"
-    builder.state.selection = builder.state.selection.add_remote(
-        [RemoteExperiment("refinebio", accession)]
-    )
+    _to_fetch(builder, accession)
     assert _build(builder) is None
     text = builder.status.text
     assert builder.status.kind == "error" and text.startswith("Fetching from refine.bio failed: ")
@@ -307,7 +353,98 @@ def test_service_failures_are_messages(builder, fake, monkeypatch, case, expecte
     if case == "failed":
         assert "Too many samples failed quality control" in text
     assert builder.offline_box.layout.display == "none"  # the service answered
+    # the account form is offered for the token only
+    assert (builder.account_button.layout.display is None) == (case == "no token")
     assert [p.key for p in builder.state.selection.pending] == [accession]
+
+
+def test_a_token_is_got_in_the_app_only_once_the_terms_are_ticked(
+    builder, fake, monkeypatch, tmp_path
+):
+    import json
+
+    import yaml
+
+    monkeypatch.delenv("REFINEBIO_TOKEN")
+    monkeypatch.delenv("REFINEBIO_EMAIL")
+    config = tmp_path / "refinebio.yaml"  # $REFINEBIO_CONFIG_FILE, set by the fixture
+    known = dict(fake.tokens)  # the fixture's token, no longer in the environment
+    _to_fetch(builder, "GSE100001")
+    assert _build(builder) is None
+    assert builder.status.text.startswith(
+        "Fetching from refine.bio failed: refine.bio needs an API token"
+    )
+    assert builder.status.text.endswith('In the app: "Get a refine.bio token" below asks for both.')
+    assert builder.account_button.layout.display is None
+    builder.account_button.click()  # to the form, on the refine.bio source
+    panel = builder.remote_panels["refinebio"]
+    panel.wait()
+    assert builder.tabs.selected_index == 0 and builder.source.value == "refinebio"
+    assert panel.account_box.selected_index == 0
+    account = panel.account
+    assert not account.has_token and "No token is set yet" in account.intro.value
+    assert "https://www.refine.bio/terms" in account.links.value
+    assert "https://www.refine.bio/privacy" in account.links.value
+    assert account.accept.value is False and account.get_button.disabled
+    # not ticked: nothing is sent, nothing accepted, nothing saved
+    account.email.value = EMAIL
+    assert _get_token(account).kind == "warning"
+    assert account.status.text.startswith(
+        "Tick \u201cI accept refine.bio's terms of use and privacy policy\u201d first"
+    )
+    assert fake.seen("POST", "/v1/token/") == [] and fake.tokens == known
+    assert not config.exists()
+    # a bad address is refused before anything is sent
+    account.accept.value = True  # the user's tick
+    assert not account.get_button.disabled
+    account.email.value = "not an address"
+    assert _get_token(account).kind == "error" and "is not an e-mail address" in account.status.text
+    assert fake.seen("POST", "/v1/token/") == []
+    # ticked: created, activated, saved where the client reads it
+    account.email.value = EMAIL
+    assert _get_token(account).kind == "success", account.status.text
+    assert account.status.text == (
+        "You accepted refine.bio's terms of use and privacy policy: the token is created, "
+        f"activated and saved with your e-mail address in {config}. Build now fetches from "
+        "refine.bio."
+    )
+    ((token, activated),) = [(t, a) for t, a in fake.tokens.items() if t not in known]
+    assert activated is True
+    puts = [
+        json.loads(b) for m, p, _, b in fake.bodies if m == "PUT" and p == f"/v1/token/{token}/"
+    ]
+    assert puts == [{"is_activated": True}]
+    assert yaml.safe_load(config.read_text()) == {"token": token, "email": EMAIL}
+    assert oct(config.stat().st_mode & 0o777) == "0o600"
+    assert account.has_token and str(config) in account.intro.value
+    # the next Build fetches with that token and address
+    result = _build(builder)
+    assert builder.status.kind == "success", builder.status.text
+    assert list(result) == ["GSE100001"] and builder.account_button.layout.display == "none"
+    ((dataset),) = fake.datasets.values()
+    assert dataset.started and dataset.email == EMAIL
+    starts = [h for m, p, h, b in fake.bodies if m == "PUT" and p.startswith("/v1/dataset/")]
+    assert [h.get("API-KEY") for h in starts] == [token]
+
+
+def test_an_unaccepted_token_offers_the_form_and_says_what_shadows_it(builder, fake, monkeypatch):
+    token = fake.activated_token()
+    fake.tokens[token] = False  # created, terms never accepted
+    monkeypatch.setenv("REFINEBIO_TOKEN", token)
+    _to_fetch(builder, "GSE100001")
+    assert _build(builder) is None
+    assert "its terms of use were not accepted (is_activated is false)" in builder.status.text
+    assert builder.account_button.layout.display is None
+    builder.show_account()
+    account = builder.remote_panels["refinebio"].account
+    assert account.email.value == EMAIL  # from $REFINEBIO_EMAIL
+    assert "$REFINEBIO_TOKEN" in account.intro.value
+    account.accept.value = True
+    assert _get_token(account).kind == "warning"
+    assert account.status.text.endswith(
+        "But $REFINEBIO_TOKEN and $REFINEBIO_EMAIL are set in the app's environment and used "
+        "before the file: unset them to use what was saved."
+    )
 
 
 def test_bgee_species_experiments_add_build(builder, fake):
@@ -359,6 +496,35 @@ def test_a_bgee_species_published_as_a_tarball_is_added_whole(builder, fake):
     panel.open_cache_button.click()
     assert panel.status.text.startswith("Opened 1 downloaded file(s) from Bgee")
     assert len(builder.catalog.sources) == sources and builder.status.kind != "warning"
+
+
+def test_the_clients_cancel_event_stops_waiting_between_two_questions(fake):
+    """The refine.bio client's part of Cancel (``cancel=``, used by the app's fetch job)."""
+    import threading
+
+    from refinewidgets.io.remote.refinebio import RefineBio
+
+    fake.processing_polls = 10**6
+    client = RefineBio()
+    ds_id = client.create_dataset({"GSE100001": ["ALL"]})
+    client.start_dataset(ds_id)
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    started = time.monotonic()
+    with pytest.raises(rw.BuildCancelled) as info:
+        client.wait({"GSE100001": ds_id}, poll_interval=30, cancel=cancel)
+    assert time.monotonic() - started < 2  # not after the 30 s pause
+    assert str(info.value) == (
+        f"Cancelled while refine.bio prepares GSE100001: its dataset(s) {ds_id} are kept, and "
+        "the next fetch waits for them again."
+    )
+    polls = [p for m, p, _ in fake.requests if m == "GET" and p == f"/v1/dataset/{ds_id}/"]
+    assert len(polls) == 2  # start_dataset's look, then one question before the pause
+    cancel.clear()
+    fake.processing_polls = 0  # without the event set, waiting goes on as before
+    assert client.wait({"GSE100001": ds_id}, poll_interval=0.01, cancel=cancel)["GSE100001"][
+        "is_processed"
+    ]
 
 
 # ---- the core's part: pending experiments in the one state ----------------------------------

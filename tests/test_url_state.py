@@ -71,6 +71,24 @@ def test_other_keys_are_kept_and_ours_replaced():
         ("exp=GSE1&aggregate_by=ALL&aggregate_by=SPECIES", "sets aggregate_by twice"),
         ("exp=GSE1&cell_filter=B", "write it as cell_filter.COLUMN=VALUE"),
         ("exp=GSE1&scale_by.x=1", "scale_by takes no sub-key"),
+        # experiments still to fetch: names checked as RemoteExperiment checks them
+        ("remote=geo:GSE1", "remote='geo:GSE1', which names no service we fetch from"),
+        ("remote=GSE1", "write remote=refinebio:ACCESSION, remote=bgee:Species_name/ACCESSION"),
+        (
+            "remote=refinebio:../etc",
+            "the refine.bio experiment '../etc', which is not an accession",
+        ),
+        ("remote=refinebio:Homo_sapiens/ERP1", "'Homo_sapiens/ERP1', which is not an accession"),
+        (
+            "remote=bgee:homo sapiens/ERP1",
+            "the Bgee species 'homo sapiens', which is not a species",
+        ),
+        ("remote=bgee:../../etc", "the Bgee species '..', which is not a species folder"),
+        ("remote=bgee:Homo_sapiens/", "the Bgee experiment '', which is not an accession"),
+        ("remote=bgee:Homo_sapiens/<b>x</b>", "the Bgee experiment '<b>x</b>', which is not"),
+        ("remote=refinebio:GSE1&remote=refinebio:GSE1", "names GSE1 twice to fetch"),
+        ("exp=GSE1&remote=refinebio:GSE1", "names GSE1 both as an experiment at hand (exp=)"),
+        ("remote=refinebio:GSE1&scale_by=LOUD", "`scale_by` must be one of"),
     ],
 )
 def test_a_damaged_link_says_what_is_wrong(query, message):
@@ -83,6 +101,57 @@ def test_a_query_without_dataset_keys_is_no_dataset():
     assert dataset_from_query("") is None
     assert dataset_from_query(None) is None
     assert dataset_from_query("token=abc&theme=dark") is None
+
+
+# -- experiments still to fetch (refine.bio, Bgee) -------------------------------------------
+
+
+def _pending():
+    from refinewidgets.core.pending import RemoteExperiment
+
+    return (
+        RemoteExperiment("refinebio", "GSE37382", title="Medulloblastoma", samples=285),
+        RemoteExperiment("bgee", "ERP132576", species="Homo_sapiens"),
+        RemoteExperiment("bgee", "", species="Danio_rerio"),
+    )
+
+
+def test_experiments_to_fetch_survive_the_link_in_order():
+    from refinewidgets.core.url_state import Link, link_from_query, link_query
+
+    ds = rw.Dataset({"GSE1": ["GSM1"]}, scale_by="ROBUST")
+    link = Link.of(ds, _pending())
+    pairs = link_query(link)
+    assert pairs == [
+        ("exp", "GSE1:GSM1"),
+        ("remote", "refinebio:GSE37382"),
+        ("remote", "bgee:Homo_sapiens/ERP132576"),
+        ("remote", "bgee:Danio_rerio"),
+        ("scale_by", "ROBUST"),
+    ]
+    assert dataset_query(ds, _pending()) == pairs
+    back = link_from_query(urlencode(pairs))
+    assert back == link and back.dataset == ds
+    assert [(p.service, p.accession, p.species) for p in back.pending] == [
+        ("refinebio", "GSE37382", ""),
+        ("bgee", "ERP132576", "Homo_sapiens"),
+        ("bgee", "", "Danio_rerio"),
+    ]
+    # only names travel: the title is not in the link, the species is known from its folder
+    assert back.pending[0].title == "" and back.pending[0].samples is None
+    assert back.pending[1].organism == "HOMO_SAPIENS"
+    assert back.pending[2].label == "every experiment of Danio rerio"
+
+
+def test_a_link_of_experiments_to_fetch_only_keeps_its_options():
+    from refinewidgets.core.url_state import Link, link_from_query, link_query
+
+    link = link_from_query("remote=refinebio:GSE37382&aggregate_by=SPECIES&quantile_normalize=1")
+    assert link.dataset is None and [p.key for p in link.pending] == ["GSE37382"]
+    assert link.options["aggregate_by"] == "SPECIES"
+    assert dataset_from_query("remote=refinebio:GSE37382") is None  # nothing at hand
+    assert link_query(Link({}, (), {"scale_by": "ROBUST"})) == []  # options alone: no link
+    assert replace_query("token=t&remote=refinebio:OLD", None) == "token=t"
 
 
 # -- the builder: restore from the page's query, keep the address up to date -------------------
@@ -201,3 +270,79 @@ def test_cell_filter_exclusions_and_ranges_round_trip():
         dataset_from_query(
             "exp=ERP1&quantile_normalize=0&cell_filter.sex=male&cell_filter.sex.not_in=x"
         )
+
+
+def test_the_builder_keeps_experiments_to_fetch_in_the_link(demo_cat):
+    from refinewidgets.core.url_state import link_from_query
+    from refinewidgets.widgets import DatasetBuilder
+
+    query = (
+        "token=t&exp=SRP091833&remote=refinebio:GSE37382&remote=bgee:Homo_sapiens/ERP132576"
+        "&remote=bgee:Danio_rerio&scale_by=STANDARD"
+    )
+    builder = DatasetBuilder(demo_cat, page_query=query)
+    selection = builder.state.selection
+    assert builder.dataset == rw.Dataset({"SRP091833": ["ALL"]}, scale_by="STANDARD")
+    assert [p.key for p in selection.pending] == ["GSE37382", "ERP132576", "Danio_rerio"]
+    assert builder.status.text == (
+        "Dataset restored from the link: 1 experiment(s), 20 samples, and 3 experiment(s) to "
+        "fetch from refine.bio and Bgee (GSE37382, ERP132576, every experiment of Danio rerio). "
+        "Build it on the My dataset tab."
+    )
+    assert builder.options.transformation.value == "STANDARD"  # the link's options, kept
+    assert builder.tabs.get_title(1) == "My dataset (20, +3 to fetch)"
+    # the title is unknown until the service is asked again: the cart shows the accession
+    pending_rows = [
+        r for r in builder.cart_view.rows.children if "rw-cart-pending" in r._dom_classes
+    ]
+    texts = [r.children[0].value for r in pending_rows]
+    assert "GSE37382" in texts[0] and "to fetch from refine.bio" in texts[0]
+    assert "ERP132576" in texts[1] and "to fetch from Bgee" in texts[1]
+    assert "every experiment of Danio rerio" in texts[2]
+    # the address holds exactly what was restored, the page's other keys kept
+    assert builder.url_writer.query == builder.link_query
+    assert parse_qsl(builder.link_query)[0] == ("token", "t")
+    assert link_from_query(builder.link_query).pending == selection.pending
+    # removing one to fetch takes it out of the address; undo puts it back
+    builder.cart_view.remove_buttons["ERP132576"].click()
+    assert ("remote", "bgee:Homo_sapiens/ERP132576") not in parse_qsl(builder.link_query)
+    builder.cart_view.undo_button.click()
+    assert ("remote", "bgee:Homo_sapiens/ERP132576") in parse_qsl(builder.link_query)
+    # a reload of that address restores the same selection
+    again = DatasetBuilder(demo_cat, page_query=builder.link_query)
+    assert again.state.selection == builder.state.selection
+
+
+def test_experiments_to_fetch_alone_are_a_link_with_their_options(demo_cat):
+    from refinewidgets.core.pending import RemoteExperiment
+    from refinewidgets.widgets import DatasetBuilder
+
+    builder = DatasetBuilder(demo_cat, page_query="theme=dark")
+    assert builder.link_query == "theme=dark"
+    builder.cart_view.add_remote([RemoteExperiment("refinebio", "GSE37382", title="x")])
+    builder.options.aggregate.value = "SPECIES"
+    assert parse_qsl(builder.link_query) == [
+        ("theme", "dark"),
+        ("remote", "refinebio:GSE37382"),
+        ("aggregate_by", "SPECIES"),
+    ]
+    assert builder.dataset is None  # nothing at hand yet
+    again = DatasetBuilder(demo_cat, page_query=builder.link_query)
+    assert again.state.selection == builder.state.selection
+    assert again.options.aggregate.value == "SPECIES"
+
+
+def test_a_bad_remote_part_is_a_message_and_nothing_of_the_link_is_restored(demo_cat):
+    from refinewidgets.widgets import DatasetBuilder
+
+    builder = DatasetBuilder(
+        demo_cat, page_query="token=t&exp=SRP091833&remote=bgee:Homo_sapiens/%3Cimg%3E"
+    )
+    selection = builder.state.selection
+    assert builder.dataset is None and selection.pending == ()
+    assert builder.status.kind == "error"
+    assert builder.status.text.startswith(
+        "The link's dataset was not restored: The link names the Bgee experiment '<img>', which "
+        "is not an accession"
+    )
+    assert builder.url_writer.query == "token=t"

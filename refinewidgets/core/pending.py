@@ -29,11 +29,12 @@ from dataclasses import dataclass, field
 from ..errors import DatasetSpecError
 from .names import check_accession
 
-__all__ = ["SERVICES", "RemoteExperiment", "fetch_code"]
+__all__ = ["SERVICES", "SPECIES_PATTERN", "RemoteExperiment", "fetch_code"]
 
 #: The services an experiment can be fetched from: ``{id: name shown}``.
 SERVICES = {"refinebio": "refine.bio", "bgee": "Bgee"}
-_SPECIES = re.compile(r"[A-Z][a-z]+(?:_[a-z]+){1,2}")
+#: Bgee's species folders: ``Homo_sapiens``, ``Canis_lupus_familiaris``.
+SPECIES_PATTERN = re.compile(r"[A-Z][a-z]+(?:_[a-z]+){1,2}")
 #: refine.bio's technology names, as the catalog spells them.
 _TECHNOLOGIES = {"microarray": "MICROARRAY", "rna-seq": "RNA-SEQ"}
 
@@ -73,7 +74,7 @@ class RemoteExperiment:
         if self.accession:
             check_accession(self.accession, "experiment", SERVICES[self.service])
         if self.service == "bgee":
-            if not _SPECIES.fullmatch(self.species or ""):
+            if not SPECIES_PATTERN.fullmatch(self.species or ""):
                 raise DatasetSpecError(
                     f"A Bgee experiment needs its species folder (such as Homo_sapiens), got "
                     f"{self.species!r}."

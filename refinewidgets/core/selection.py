@@ -162,22 +162,30 @@ class Selection:
         One already in the catalog (fetched before, or opened from the cache) is added as a
         local experiment with every sample instead; one already pending is kept once.
         """
-        local: dict[str, None] = {}
+        local, pending = self._split_remote(experiments)
+        added = replace(self, pending=pending)
+        return added.add(dict.fromkeys(local)) if local else added._settled(force=True)
+
+    def _split_remote(
+        self, experiments: Iterable[RemoteExperiment]
+    ) -> tuple[list[str], tuple[RemoteExperiment, ...]]:
+        """The accessions of ``experiments`` already in the catalog, and :attr:`pending` with
+        the others added (each key once)."""
+        local: list[str] = []
         pending = list(self.pending)
         keys = {p.key for p in pending}
         known = set(self.catalog.experiment_ids) if self.catalog is not None else set()
         for exp in experiments:
             if not isinstance(exp, RemoteExperiment):
                 raise DatasetSpecError(
-                    f"add_remote takes RemoteExperiment values, got {type(exp).__name__}."
+                    f"Experiments to fetch are RemoteExperiment values, got {type(exp).__name__}."
                 )
             if exp.accession and exp.accession in known:
-                local[exp.accession] = None
+                local.append(exp.accession)
             elif exp.key not in keys:
                 pending.append(exp)
                 keys.add(exp.key)
-        added = replace(self, pending=tuple(pending))
-        return added.add(local) if local else added._settled(force=True)
+        return local, tuple(pending)
 
     def with_fetched(self, catalog, fetched: Mapping[str, Sequence[str]]) -> Selection:
         """The selection over ``catalog`` (which now holds the downloads): each pending
@@ -257,10 +265,33 @@ class Selection:
         )
         return cls(catalog, items).restore_options(dataset)
 
-    def restore_options(self, dataset: Dataset) -> Selection:
-        """The options of ``dataset``, kept as given (no rule applied: a restored spec stays)."""
+    def restore_options(self, dataset: Dataset | Mapping[str, Any]) -> Selection:
+        """The options of ``dataset`` (or ``{option: value}``, checked as :class:`Dataset`
+        checks them), kept as given (no rule applied: a restored spec stays)."""
+        if isinstance(dataset, Mapping):
+            dataset = Dataset({"_": ["_"]}, **{**Dataset.options(), **dataset})
         options = tuple((k, _frozen(k, getattr(dataset, k))) for k in Dataset.options())
         return replace(self, options=options)
+
+    def restore_pending(self, experiments: Iterable[RemoteExperiment]) -> Selection:
+        """Experiments to fetch, restored as given (from a link): the options stay. One already
+        in the catalog (its download opened as a source) is taken whole as a local experiment;
+        one already in the selection is kept once.
+
+        Examples
+        --------
+        >>> import refinewidgets as rw
+        >>> sel = Selection(rw.open_catalog()).restore_pending(
+        ...     [RemoteExperiment("refinebio", "GSE1"), RemoteExperiment("refinebio", "SRP091833")]
+        ... )
+        >>> [p.key for p in sel.pending], sel.data
+        (['GSE1'], {'SRP091833': ['ALL']})
+        """
+        local, pending = self._split_remote(experiments)
+        items = dict(self.items)
+        items.update({e: None for e in local if e not in items})
+        pending = tuple(p for p in pending if p.key not in items)
+        return replace(self, items=tuple(items.items()), pending=pending)
 
     # -- reading ----------------------------------------------------------------------------
     @property

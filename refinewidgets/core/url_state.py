@@ -5,40 +5,60 @@ a copied link opens the same dataset. The form is readable and short:
 
 - ``exp=GSE71102`` takes every sample of the experiment (refine.bio's ``["ALL"]``);
   ``exp=GSE71102:GSM1,GSM2`` takes those samples; one ``exp`` per experiment, in order;
+- ``remote=SERVICE:NAME`` is an experiment still to fetch (see
+  :mod:`refinewidgets.core.pending`), one per experiment, in order:
+  ``remote=refinebio:GSE37382`` (a refine.bio experiment), ``remote=bgee:Homo_sapiens/ERP132576``
+  (a Bgee experiment, in its species folder) and ``remote=bgee:Danio_rerio`` (every experiment
+  of a Bgee species: its species tarball). Only the names travel: titles and organisms are
+  asked again of the service, the app shows the accession meanwhile;
 - each option not at its default, by its :class:`~refinewidgets.core.spec.Dataset` name:
   ``aggregate_by=SPECIES``, ``quantile_normalize=0``, ``pseudobulk=sample``; a dict option
   (``cell_filter``) as ``cell_filter.cell_type=B cell`` (repeated for several values; an
   exclusion as ``cell_filter.sex.not_in=unknown``, a range as
   ``cell_filter.total_counts.min=500.0``), a list option as the name repeated.
 
+:class:`Link` is what a link holds (the local experiments, those to fetch, the options);
+:func:`link_query` and :func:`link_from_query` turn it into query pairs and back;
+:func:`dataset_query` and :func:`dataset_from_query` do the same for a plain Dataset.
+
 Everything read from a URL is checked before use: accessions must match
-:data:`~refinewidgets.core.names.ACCESSION_PATTERN`, option values go through the Dataset's own
-checks, and unknown keys are refused. A bad link raises :class:`~refinewidgets.errors.
-DatasetSpecError` with a message naming the offending part; other query keys (``token``,
-``source``, ``theme``...) are left alone.
+:data:`~refinewidgets.core.names.ACCESSION_PATTERN`, Bgee species
+:data:`~refinewidgets.core.pending.SPECIES_PATTERN`, services be known, option values go through
+the Dataset's own checks, and unknown keys are refused. A bad link raises
+:class:`~refinewidgets.errors.DatasetSpecError` with a message naming the offending part
+(nothing of it is used); other query keys (``token``, ``source``, ``theme``...) are left alone.
 """
 
 from __future__ import annotations
 
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from ..errors import DatasetSpecError
+from ..errors import DatasetSpecError, SourceFormatError
 from .names import ACCESSION_PATTERN
+from .pending import SERVICES, SPECIES_PATTERN, RemoteExperiment
 from .spec import Dataset
 
 __all__ = [
     "EXPERIMENT_KEY",
     "MAX_QUERY_LENGTH",
+    "REMOTE_KEY",
+    "Link",
     "dataset_from_query",
     "dataset_query",
+    "link_from_query",
+    "link_query",
     "our_keys",
     "replace_query",
 ]
 
 #: The query key of one experiment (and its samples).
 EXPERIMENT_KEY = "exp"
+#: The query key of one experiment still to fetch (``refinebio:GSE1``, ``bgee:Danio_rerio``).
+REMOTE_KEY = "remote"
 #: Longer queries are not written into the URL (servers refuse very long request lines).
 MAX_QUERY_LENGTH = 16_000
 _TRUE = {"1", "true", "yes", "on"}
@@ -66,39 +86,78 @@ def _kinds() -> dict[str, str]:
 
 
 def our_keys(key: str) -> bool:
-    """Whether a query key is part of the dataset (``exp``, an option, ``option.key``).
+    """Whether a query key is part of the dataset (``exp``, ``remote``, an option, ``option.key``).
 
     Examples
     --------
-    >>> our_keys("exp"), our_keys("cell_filter.cell_type"), our_keys("token")
-    (True, True, False)
+    >>> our_keys("exp"), our_keys("remote"), our_keys("cell_filter.cell_type"), our_keys("token")
+    (True, True, True, False)
     """
-    return key == EXPERIMENT_KEY or key.split(".", 1)[0] in Dataset.options()
+    return key in (EXPERIMENT_KEY, REMOTE_KEY) or key.split(".", 1)[0] in Dataset.options()
 
 
-def dataset_query(dataset: Dataset | None) -> list[tuple[str, str]]:
-    """The ``(key, value)`` pairs encoding ``dataset`` (none for None).
+@dataclass(frozen=True)
+class Link:
+    """What a link holds: the local experiments, the experiments still to fetch, the options.
+
+    Parameters
+    ----------
+    data
+        ``{experiment: [samples] or ["ALL"]}`` of the experiments at hand, in order.
+    pending
+        The experiments still to fetch (:class:`~refinewidgets.core.pending.RemoteExperiment`),
+        in order.
+    options
+        :class:`~refinewidgets.core.spec.Dataset` keywords; missing ones are at their default.
 
     Examples
     --------
-    >>> ds = Dataset({"GSE1": ["GSM1", "GSM2"], "SRP2": ["ALL"]}, aggregate_by="SPECIES")
-    >>> urlencode(dataset_query(ds))
-    'exp=GSE1%3AGSM1%2CGSM2&exp=SRP2&aggregate_by=SPECIES'
-    >>> dataset_from_query(urlencode(dataset_query(ds))) == ds
+    >>> link = Link({"GSE1": ["ALL"]}, (RemoteExperiment("bgee", "", species="Danio_rerio"),))
+    >>> urlencode(link_query(link))
+    'exp=GSE1&remote=bgee%3ADanio_rerio'
+    >>> link_from_query(urlencode(link_query(link))) == link
     True
     """
-    if dataset is None:
-        return []
+
+    data: Mapping[str, list[str]] = field(default_factory=dict)
+    pending: tuple[RemoteExperiment, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # one normal form, so that two links holding the same are equal
+        object.__setattr__(self, "data", {e: list(s) for e, s in self.data.items()})
+        object.__setattr__(self, "pending", tuple(self.pending))
+        values = {**Dataset.options(), **self.options}
+        object.__setattr__(self, "options", {k: values[k] for k in Dataset.options()})
+
+    @classmethod
+    def of(cls, dataset: Dataset | None, pending: Sequence[RemoteExperiment] = ()) -> Link:
+        """The link of ``dataset`` (its data and options) and ``pending``."""
+        if dataset is None:
+            return cls({}, tuple(pending))
+        options = {k: getattr(dataset, k) for k in Dataset.options()}
+        return cls(dataset.data, tuple(pending), options)
+
+    @property
+    def dataset(self) -> Dataset | None:
+        """The spec of the local experiments (None when the link names none)."""
+        return Dataset(dict(self.data), **self.options) if self.data else None
+
+    def __bool__(self) -> bool:
+        return bool(self.data or self.pending)
+
+
+def _remote_value(exp: RemoteExperiment) -> str:
+    """``refinebio:GSE1``, ``bgee:Homo_sapiens/ERP1`` or ``bgee:Danio_rerio`` (whole species)."""
+    if exp.service == "bgee":
+        return f"bgee:{exp.species}/{exp.accession}" if exp.accession else f"bgee:{exp.species}"
+    return f"{exp.service}:{exp.accession}"
+
+
+def _option_pairs(options: Mapping[str, Any]) -> list[tuple[str, str]]:
     pairs: list[tuple[str, str]] = []
-    for experiment, samples in dataset.data.items():
-        pairs.append(
-            (
-                EXPERIMENT_KEY,
-                experiment if samples == ["ALL"] else f"{experiment}:{','.join(samples)}",
-            )
-        )
     for name, default in Dataset.options().items():
-        value = getattr(dataset, name)
+        value = options.get(name, default)
         if value == default:
             continue
         if isinstance(value, bool):
@@ -118,6 +177,47 @@ def dataset_query(dataset: Dataset | None) -> list[tuple[str, str]]:
         else:
             pairs.append((name, str(value)))
     return pairs
+
+
+def link_query(link: Link | None) -> list[tuple[str, str]]:
+    """The ``(key, value)`` pairs encoding ``link`` (none for None or an empty link: the options
+    of a dataset without experiments are not worth a link).
+
+    Examples
+    --------
+    >>> pending = (RemoteExperiment("refinebio", "GSE2"), RemoteExperiment("bgee", "ERP3", "Homo_sapiens"))
+    >>> link_query(Link({}, pending, {"scale_by": "STANDARD"}))
+    [('remote', 'refinebio:GSE2'), ('remote', 'bgee:Homo_sapiens/ERP3'), ('scale_by', 'STANDARD')]
+    """
+    if not link:
+        return []
+    pairs: list[tuple[str, str]] = []
+    for experiment, samples in link.data.items():
+        pairs.append(
+            (
+                EXPERIMENT_KEY,
+                experiment if samples == ["ALL"] else f"{experiment}:{','.join(samples)}",
+            )
+        )
+    pairs.extend((REMOTE_KEY, _remote_value(p)) for p in link.pending)
+    return pairs + _option_pairs(link.options)
+
+
+def dataset_query(
+    dataset: Dataset | None, pending: Sequence[RemoteExperiment] = ()
+) -> list[tuple[str, str]]:
+    """The ``(key, value)`` pairs encoding ``dataset`` and the experiments still to fetch
+    (none for None and nothing pending).
+
+    Examples
+    --------
+    >>> ds = Dataset({"GSE1": ["GSM1", "GSM2"], "SRP2": ["ALL"]}, aggregate_by="SPECIES")
+    >>> urlencode(dataset_query(ds))
+    'exp=GSE1%3AGSM1%2CGSM2&exp=SRP2&aggregate_by=SPECIES'
+    >>> dataset_from_query(urlencode(dataset_query(ds))) == ds
+    True
+    """
+    return link_query(Link.of(dataset, pending))
 
 
 def _accession(value: str, what: str) -> str:
@@ -144,41 +244,96 @@ def _experiments(values: Iterable[str]) -> dict[str, list[str]]:
     return data
 
 
+_REMOTE_FORMS = (
+    "remote=refinebio:ACCESSION, remote=bgee:Species_name/ACCESSION or remote=bgee:Species_name"
+)
+
+
+def _remote(value: str) -> RemoteExperiment:
+    """One ``remote=`` value, checked as :class:`RemoteExperiment` checks its names."""
+    service, sep, name = value.strip().partition(":")
+    if not sep or service not in SERVICES:
+        raise DatasetSpecError(
+            f"The link has remote={value[:60]!r}, which names no service we fetch from "
+            f"({', '.join(SERVICES)}): write {_REMOTE_FORMS}."
+        )
+    species, accession = "", name
+    if service == "bgee":
+        species, slash, accession = name.partition("/")
+        if not SPECIES_PATTERN.fullmatch(species):
+            raise DatasetSpecError(
+                f"The link names the Bgee species {species[:60]!r}, which is not a species "
+                "folder (such as Homo_sapiens): the link is damaged; start again from the app's "
+                "page."
+            )
+        if slash:
+            accession = _accession(accession, "Bgee experiment")
+    else:
+        accession = _accession(accession, f"{SERVICES[service]} experiment")
+    try:
+        return RemoteExperiment(
+            service,
+            accession,
+            species=species,
+            organism=species.upper(),
+            title="" if accession else f"{species.replace('_', ' ')}: Bgee's species tarball",
+        )
+    except (DatasetSpecError, SourceFormatError) as exc:
+        raise DatasetSpecError(f"The link has remote={value[:60]!r}: {exc}") from None
+
+
+def _pending(values: Iterable[str], data: Mapping[str, list[str]]) -> tuple[RemoteExperiment, ...]:
+    pending: dict[str, RemoteExperiment] = {}
+    for value in values:
+        exp = _remote(value)
+        if exp.key in pending:
+            raise DatasetSpecError(
+                f"The link names {exp.key} twice to fetch: keep one remote={_remote_value(exp)}."
+            )
+        if exp.key in data:
+            raise DatasetSpecError(
+                f"The link names {exp.key} both as an experiment at hand (exp=) and as one to "
+                f"fetch (remote=): keep one."
+            )
+        pending[exp.key] = exp
+    return tuple(pending.values())
+
+
 #: The keys of a cell filter's conditions (see :mod:`.cell_filter`).
 _CONDITION_KEYS = ("in", "not_in", "min", "max")
 
 
-def dataset_from_query(query: str | None) -> Dataset | None:
-    """The Dataset a query string encodes (None when it names no experiment).
+def link_from_query(query: str | None) -> Link | None:
+    """The :class:`Link` a query string encodes (None when it names no experiment at all).
 
-    Raises :class:`DatasetSpecError` for a damaged link: a bad accession, an unknown option or
-    value, options without experiments.
+    Raises :class:`DatasetSpecError` for a damaged link: a bad accession or species, an unknown
+    service, option or value, options without experiments.
 
     Examples
     --------
-    >>> dataset_from_query("token=abc") is None
-    True
-    >>> dataset_from_query("exp=SRP2&scale_by=ROBUST&quantile_normalize=0").to_dict()["scale_by"]
-    'ROBUST'
-    >>> dataset_from_query("exp=../etc")
+    >>> link = link_from_query("remote=refinebio:GSE1&remote=bgee:Homo_sapiens/ERP2&scale_by=ROBUST")
+    >>> [(p.service, p.key) for p in link.pending], link.options["scale_by"], link.dataset
+    ([('refinebio', 'GSE1'), ('bgee', 'ERP2')], 'ROBUST', None)
+    >>> link_from_query("remote=bgee:../etc")
     Traceback (most recent call last):
     ...
-    refinewidgets.errors.DatasetSpecError: The link names the experiment '../etc', which is not an accession ...
+    refinewidgets.errors.DatasetSpecError: The link names the Bgee species '..', which is not a species folder ...
     """
     pairs = [(k, v) for k, v in parse_qsl(query or "", keep_blank_values=True) if our_keys(k)]
     if not pairs:
         return None
     experiments = [v for k, v in pairs if k == EXPERIMENT_KEY]
-    if not experiments:
+    remote = [v for k, v in pairs if k == REMOTE_KEY]
+    if not experiments and not remote:
         keys = sorted({k for k, _ in pairs})
         raise DatasetSpecError(
-            f"The link sets {', '.join(keys)} but names no experiment (exp=...): add samples in "
-            "the app and copy the link again."
+            f"The link sets {', '.join(keys)} but names no experiment (exp=... or remote=...): "
+            "add samples in the app and copy the link again."
         )
     kinds = _kinds()
     options: dict[str, object] = {}
     for key, value in pairs:
-        if key == EXPERIMENT_KEY:
+        if key in (EXPERIMENT_KEY, REMOTE_KEY):
             continue
         name, dot, sub = key.partition(".")
         kind = kinds[name]
@@ -228,19 +383,43 @@ def dataset_from_query(query: str | None) -> Dataset | None:
         else:
             options[name] = value or None
     data = _experiments(experiments)
-    try:
-        return Dataset(data, **options)  # type: ignore[arg-type]
+    pending = _pending(remote, data)
+    try:  # the Dataset's own checks (over a stand-in when every experiment is to fetch)
+        checked = Dataset(data or {"_": ["ALL"]}, **options)  # type: ignore[arg-type]
     except DatasetSpecError as exc:
         raise DatasetSpecError(f"The link holds a dataset that cannot be used: {exc}") from None
+    return Link(data, pending, {k: getattr(checked, k) for k in Dataset.options()})
 
 
-def replace_query(query: str, dataset: Dataset | None) -> str:
-    """``query`` with its dataset keys replaced by those of ``dataset`` (other keys kept).
+def dataset_from_query(query: str | None) -> Dataset | None:
+    """The Dataset of the experiments at hand a query string encodes (None when it names none;
+    :func:`link_from_query` gives the experiments to fetch too).
+
+    Examples
+    --------
+    >>> dataset_from_query("token=abc") is None
+    True
+    >>> dataset_from_query("exp=SRP2&scale_by=ROBUST&quantile_normalize=0").to_dict()["scale_by"]
+    'ROBUST'
+    >>> dataset_from_query("exp=../etc")
+    Traceback (most recent call last):
+    ...
+    refinewidgets.errors.DatasetSpecError: The link names the experiment '../etc', which is not an accession ...
+    """
+    link = link_from_query(query)
+    return None if link is None else link.dataset
+
+
+def replace_query(query: str, state: Dataset | Link | None) -> str:
+    """``query`` with its dataset keys replaced by those of ``state`` (other keys kept).
 
     Examples
     --------
     >>> replace_query("token=t&exp=OLD", Dataset({"NEW": ["ALL"]}))
     'token=t&exp=NEW'
+    >>> replace_query("token=t&exp=OLD", Link({}, (RemoteExperiment("refinebio", "GSE9"),)))
+    'token=t&remote=refinebio%3AGSE9'
     """
+    link = state if isinstance(state, Link) or state is None else Link.of(state)
     kept = [(k, v) for k, v in parse_qsl(query or "", keep_blank_values=True) if not our_keys(k)]
-    return urlencode(kept + dataset_query(dataset))
+    return urlencode(kept + link_query(link))

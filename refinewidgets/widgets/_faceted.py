@@ -19,7 +19,7 @@ controls above the table (``_make_controls``).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -312,15 +312,8 @@ class FacetedTable(w.VBox):
         try:
             for name, box in self.facets.items():
                 counts = page.facets[name]
-                label = organism_label if name == "organism" else str
-                options = [
-                    (f"{label(value)} ({count:,})", value) for value, count in counts.items()
-                ]
-                wanted = tuple(v for v in self.filters.get(name, ()) if v in set(counts.index))
-                if list(box.options) != options:
-                    box.options = options
-                if box.value != wanted:
-                    box.value = wanted
+                wanted = [v for v in self.filters.get(name, ()) if v in set(counts.index)]
+                show_facet(box, name, counts.items(), wanted)
         finally:
             self._quiet = False
         self.table.show(_labelled(page))
@@ -349,6 +342,25 @@ class FacetedTable(w.VBox):
         """Give ``selection`` to every listener registered with :meth:`on_add`."""
         for callback in self._listeners:
             callback(selection)
+
+
+def show_facet(
+    box: w.SelectMultiple,
+    name: str,
+    counts: Iterable[tuple[str, int]],
+    chosen: Sequence[str],
+    unit: str = "",
+) -> None:
+    """Show ``counts`` (``(value, count)`` pairs, in order) in the facet list ``box`` as
+    ``label (count unit)`` (organism codes as species names), with ``chosen`` selected; only
+    what differs is assigned, so that observers are not called for nothing."""
+    label = organism_label if name == "organism" else str
+    suffix = f" {unit}" if unit else ""
+    options = [(f"{label(value)} ({count:,}{suffix})", value) for value, count in counts]
+    if list(box.options) != options:
+        box.options = options
+    if box.value != tuple(chosen):
+        box.value = tuple(chosen)
 
 
 def _labelled(page):

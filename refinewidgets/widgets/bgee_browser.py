@@ -6,18 +6,15 @@ calls, messages, the download cache).
 
 from __future__ import annotations
 
-import html
-import os
 from typing import Any
 
 import ipywidgets as w
 import pandas as pd
-from traitlets import List, observe
+from traitlets import List
 
 from ..core.browse import Page
 from ..core.pending import RemoteExperiment
 from ._status import guarded
-from ._table import PagedTable
 from .remote_browser import IN_CACHE, RemotePanel, cached_names
 
 __all__ = ["BgeeBrowser"]
@@ -51,42 +48,26 @@ class BgeeBrowser(RemotePanel):
         super().__init__("bgee", "rw-bgee", **kwargs)
         from ..io.remote.bgee import DEFAULT_FTP, FTP_ENV
 
-        address = os.environ.get(FTP_ENV) or DEFAULT_FTP
-        self.title = w.HTML(
-            "<b>Bgee</b>: droplet single-cell experiments from Bgee's FTP site "
-            f"(<code>{html.escape(address)}</code>). Added experiments are fetched when you build."
+        self._make_title(
+            "droplet single-cell experiments from Bgee's FTP site", FTP_ENV, DEFAULT_FTP
         )
         self._frame = pd.DataFrame(columns=[c for c, _, _ in BGEE_COLUMNS])
-        self._last: tuple | None = None
         self._tarball = False
         self.species = w.Dropdown(
             options=[], value=None, description="Species", layout=w.Layout(width="330px")
         )
         self.species.add_class("rw-bgee-species")
         self.species.observe(self._on_species, names="value")
-        self.table = PagedTable(
-            BGEE_COLUMNS, prefix="rw-bgee-experiments", caption="Bgee experiments"
-        )
+        self._make_table(BGEE_COLUMNS, "Bgee experiments", "library")
         self.table.observe(self._render, names=["page", "page_size", "sort_by", "ascending"])
-        self.table.observe(lambda c: setattr(self, "chosen", list(c["new"])), names="selected")
-        self.add_button = w.Button(
-            description="Add to dataset",
-            icon="plus",
-            disabled=True,
-            layout=w.Layout(width="200px"),
-            tooltip="Add the ticked experiments (every library); Build fetches them",
+        self.add_species_button = self._button(
+            "Add the whole species",
+            "plus-square",
+            220,
+            "Every experiment of the species: Build downloads Bgee's species tarball",
+            "add-species",
+            self.add_species,
         )
-        self.add_button.add_class("rw-bgee-add")
-        self.add_button.on_click(lambda _: self.add_chosen())
-        self.add_species_button = w.Button(
-            description="Add the whole species",
-            icon="plus-square",
-            disabled=True,
-            layout=w.Layout(width="220px"),
-            tooltip="Every experiment of the species: Build downloads Bgee's species tarball",
-        )
-        self.add_species_button.add_class("rw-bgee-add-species")
-        self.add_species_button.on_click(lambda _: self.add_species())
         self.children = [
             self.title,
             self.species,
@@ -98,14 +79,8 @@ class BgeeBrowser(RemotePanel):
             self.status,
         ]
 
-    def activate(self) -> None:
-        """List Bgee's species when the panel is first shown; later, bring the "In the cache"
-        column up to date (no network)."""
-        if not self.activated:
-            self.activated = True
-            self.load_species()
-        elif self._last is not None:
-            self._show(*self._last)
+    def _load(self) -> None:
+        self.load_species()
 
     def load_species(self) -> None:
         """Ask Bgee for its species with droplet single-cell files."""
@@ -182,12 +157,6 @@ class BgeeBrowser(RemotePanel):
         rows = frame.iloc[page * size : (page + 1) * size]
         self.table.show(Page(rows[[c for c, _, _ in BGEE_COLUMNS]], len(frame), page, size))
 
-    @observe("chosen")
-    def _chosen_changed(self, change) -> None:
-        self.add_button.disabled = not self.chosen
-        if list(self.table.selected) != list(self.chosen):
-            self.table.selected = list(self.chosen)
-
     @guarded
     def add_chosen(self) -> None:
         """Hand the ticked experiments to the listeners, to be fetched by the next build."""
@@ -205,12 +174,10 @@ class BgeeBrowser(RemotePanel):
             )
             for acc in self.chosen
         ]
-        self._hand_over(experiments)
-        self.chosen = []
-        self.status.show(
+        self._hand_over(
+            experiments,
             f"Added {len(experiments)} experiment(s) of {species.replace('_', ' ')} from Bgee "
             "to the dataset. Build fetches them.",
-            "success",
         )
 
     @guarded
@@ -230,10 +197,7 @@ class BgeeBrowser(RemotePanel):
                     title=f"{name}: Bgee's species tarball",
                     organism=species.upper(),
                 )
-            ]
-        )
-        self.status.show(
+            ],
             f"Added every experiment of {name} from Bgee to the dataset. Build downloads the "
             "species tarball.",
-            "success",
         )

@@ -10,9 +10,12 @@ own (building, restoring a dataset), errors included.
 
 The app has one state: an :class:`~refinewidgets.widgets.state.AppState` holding an immutable
 :class:`~refinewidgets.core.selection.Selection` (the samples, the options, and the experiments
-chosen from refine.bio or Bgee and not downloaded yet, its ``pending``). A build first fetches
-what is pending (:class:`~refinewidgets.widgets.remote_fetch.FetchJob`: progress per experiment
-and in bytes, Cancel stops it at the next chunk and keeps nothing), opens the downloads beside
+chosen from refine.bio or Bgee and not downloaded yet, its ``pending``, kept in the page's
+address too). A build first fetches what is pending
+(:class:`~refinewidgets.widgets.remote_fetch.FetchJob`: progress per experiment and in bytes,
+Cancel stops it at the next chunk, or at once while refine.bio processes, and keeps nothing;
+without a refine.bio token, "Get a refine.bio token" opens the account form of
+:mod:`~refinewidgets.widgets.refinebio_account`), opens the downloads beside
 the catalog's sources, adds every sample of the fetched experiments, then builds locally; the
 downloads stay in the cache, so a build with other options needs no network. When a service
 cannot be reached, the message says which and why, and "Open downloaded files" opens what the
@@ -33,11 +36,15 @@ Every message area has ``rw-message``; one showing an error also has ``rw-error`
   out-of-date note on the Results tab), ``rw-url-writer`` (web app only: keeps the page's
   address in step with the dataset), ``rw-source`` (the source switch: its buttons are "This
   computer", "refine.bio", "Bgee"), ``rw-build-open-cache`` (shown when a build could not reach
-  a service: opens the download cache);
+  a service: opens the download cache), ``rw-build-get-token`` (shown when a build needs a
+  refine.bio token or e-mail address: opens the account form);
 - refine.bio (made when first chosen): ``rw-remote-panel``, ``rw-remote-search``,
   ``rw-remote-search-button``, ``rw-remote-facet`` (on each facet list) with
   ``rw-remote-facet-organism``, ``rw-remote-facet-technology``, ``rw-remote-facet-platform``;
-  ``rw-remote-add``, ``rw-remote-open-cache``, ``rw-remote-status``; its table's parts are those
+  ``rw-remote-add``, ``rw-remote-open-cache``, ``rw-remote-status``, ``rw-remote-account``
+  (the collapsed account part) holding ``rw-account``, ``rw-account-intro``,
+  ``rw-account-email``, ``rw-account-accept`` (the terms box), ``rw-account-links``,
+  ``rw-account-get-token``, ``rw-account-status``; its table's parts are those
   of the experiments table with the prefix ``rw-remote-experiments`` (``rw-remote-experiments-row``,
   ``rw-remote-experiments-checkbox``, ``rw-remote-experiments-cells``, ...);
 - Bgee (made when first chosen): ``rw-bgee-panel``, ``rw-bgee-species``, ``rw-bgee-add``,
@@ -90,7 +97,7 @@ from ..core.build import build
 from ..core.result import Result
 from ..core.selection import Selection, rebuild_code
 from ..core.spec import Dataset
-from ..core.url_state import MAX_QUERY_LENGTH, dataset_from_query, replace_query
+from ..core.url_state import MAX_QUERY_LENGTH, Link, link_from_query, replace_query
 from ..errors import BuildCancelled, DatasetSpecError, RefineWidgetsError
 from ._progress import WidgetProgress
 from ._status import THEME_CSS, StatusArea, catalog_or_demo, describe, guarded, in_app_words
@@ -135,7 +142,8 @@ class DatasetBuilder(RemoteSources, w.VBox):
         file name inside it (see :class:`SavePanel`; the web app always passes one).
     page_query
         The web app only: the query string of the page's URL (``"token=...&exp=GSE1"``). The
-        dataset it encodes (:mod:`refinewidgets.core.url_state`) is restored, and from then on
+        dataset it encodes (:mod:`refinewidgets.core.url_state`), experiments still to fetch
+        from refine.bio or Bgee included, is restored, and from then on
         the page's address shows the current dataset (reloading restores it, the address is a
         link to it). None (default): the address is left alone, as in a notebook.
 
@@ -164,8 +172,9 @@ class DatasetBuilder(RemoteSources, w.VBox):
     )
     link_query = Unicode(
         "",
-        help="The URL query encoding the dataset (the page's other query keys kept): the "
-        "address the web app shows. '' when the dataset is too large for a link.",
+        help="The URL query encoding the dataset and the experiments still to fetch (the page's "
+        "other query keys kept): the address the web app shows. '' when the dataset is too "
+        "large for a link.",
     )
 
     def __init__(self, catalog=None, *, output_dir=None, page_query=None, **kwargs: Any) -> None:
@@ -225,6 +234,7 @@ class DatasetBuilder(RemoteSources, w.VBox):
                             layout=w.Layout(flex_flow="row wrap"),
                         ),
                         self.offline_box,
+                        self.account_button,
                         self.show_code,
                         self.code,
                     ]
@@ -265,29 +275,43 @@ class DatasetBuilder(RemoteSources, w.VBox):
             self._write_link()
 
     def restore_query(self, query: str) -> bool:
-        """Restore the dataset a URL query encodes (the web app's link); False, with a message
-        in the status line, when the link cannot be used (nothing is changed then)."""
+        """Restore the dataset a URL query encodes (the web app's link), experiments still to
+        fetch included; False, with a message in the status line, when the link cannot be used
+        (nothing is changed then)."""
         try:
-            dataset = dataset_from_query(query)
-            if dataset is None:
+            link = link_from_query(query)
+            if link is None:
                 return False
-            Selection.from_dataset(dataset, self.catalog)  # the catalog's checks and messages
+            selection = (
+                Selection.from_dataset(link.dataset, self.catalog)  # the catalog's checks
+                if link.data
+                else Selection(self.catalog).restore_options(link.options)
+            ).restore_pending(link.pending)
         except Exception as exc:
             self.status.show(
                 f"The link's dataset was not restored: {in_app_words(describe(exc))}", "error"
             )
             return False
-        self.dataset = dataset
-        selection = self.state.selection
+        self.state.selection = selection
+        pending = selection.pending
+        to_fetch = (
+            f", and {len(pending)} experiment(s) to fetch from "
+            + " and ".join(dict.fromkeys(p.service_name for p in pending))
+            + f" ({', '.join(p.label for p in pending)})"
+            if pending
+            else ""
+        )
         self.status.show(
             f"Dataset restored from the link: {len(selection)} experiment(s), "
-            f"{selection.n_samples:,} samples. Build it on the My dataset tab.",
+            f"{selection.n_samples:,} samples{to_fetch}. Build it on the My dataset tab.",
             "info",
         )
         return True
 
     def _write_link(self) -> None:
-        query = replace_query(self._page_query, self.dataset)
+        selection = self.state.selection
+        link = Link(selection.data, selection.pending, selection.option_values)
+        query = replace_query(self._page_query, link)
         too_long = len(query) > MAX_QUERY_LENGTH
         if too_long and self.link_query and self.url_writer is not None:
             self.status.show(
@@ -431,6 +455,7 @@ class DatasetBuilder(RemoteSources, w.VBox):
                 self.build_button.disabled = True
                 self.cancel_button.disabled = False
                 self.offline_box.layout.display = "none"
+                self.account_button.layout.display = "none"
                 try:
                     selection = self._fetch(selection)
                 except (BuildCancelled, DatasetSpecError):

@@ -4,8 +4,8 @@ A view of the app's :class:`~refinewidgets.widgets.state.AppState`: one row per 
 its selected / total samples and a "Remove" button, the totals per species and per technology,
 and "Clear all". Experiments chosen from refine.bio or Bgee and not downloaded yet (the
 selection's ``pending``) have rows of their own, "to fetch from refine.bio" (or Bgee), removable
-like the others; Remove, Clear all and Undo treat both alike. It renders from the state's selection and changes it only by assigning a new
-one. :attr:`DatasetCartView.data` and :attr:`DatasetCartView.n_samples` show what it renders.
+like the others; Remove, Clear all and Undo treat both alike. It renders from the state's
+selection and changes it only by assigning a new one. :attr:`DatasetCartView.data` and :attr:`DatasetCartView.n_samples` show what it renders.
 """
 
 from __future__ import annotations
@@ -124,23 +124,10 @@ class DatasetCartView(w.VBox):
         )
         rows: list[w.Widget] = [header] if len(table) else []
         for rec in table.itertuples(index=False):
-            button = w.Button(
-                description="Remove",
-                icon="times",
-                tooltip=f"Remove {rec.experiment}",
-                layout=w.Layout(width="100px"),
-            )
-            button.add_class("rw-cart-remove")
-            button.on_click(lambda _, exp=rec.experiment: self.remove(exp))
-            self.remove_buttons[rec.experiment] = button
             count = f"{rec.selected:,} of {rec.total:,}"
             organisms = organism_label(rec.organisms)
-            line = w.HTML(
-                _cells([rec.experiment, rec.title, rec.technology, organisms, count], WIDTHS)
-            )
-            row = w.HBox([line, button])
-            row.add_class("rw-cart-row")
-            rows.append(row)
+            cells = [rec.experiment, rec.title, rec.technology, organisms, count]
+            rows.append(self._row(rec.experiment, cells))
         if selection.pending and not len(table):
             rows.append(header)
         rows.extend(self._pending_row(exp) for exp in selection.pending)
@@ -161,22 +148,26 @@ class DatasetCartView(w.VBox):
         self.n_samples = n
         self.data = selection.data
 
-    def _pending_row(self, exp: RemoteExperiment) -> w.HBox:
+    def _row(self, key: str, cells: list[str]) -> w.HBox:
+        """One row: its cells (escaped) and a "Remove" button removing ``key``."""
         button = w.Button(
             description="Remove",
             icon="times",
-            tooltip=f"Remove {exp.key}",
+            tooltip=f"Remove {key}",
             layout=w.Layout(width="100px"),
         )
         button.add_class("rw-cart-remove")
-        button.on_click(lambda _, key=exp.key: self.remove(key))
-        self.remove_buttons[exp.key] = button
+        button.on_click(lambda _: self.remove(key))
+        self.remove_buttons[key] = button
+        row = w.HBox([w.HTML(_cells(cells, WIDTHS)), button])
+        row.add_class("rw-cart-row")
+        return row
+
+    def _pending_row(self, exp: RemoteExperiment) -> w.HBox:
         count = f"{exp.samples:,} to fetch" if exp.samples is not None else "to fetch"
         where = f"to fetch from {exp.service_name}"
         organisms = organism_label(exp.organism) if exp.organism else ""
-        line = w.HTML(_cells([exp.label, exp.title or where, where, organisms, count], WIDTHS))
-        row = w.HBox([line, button])
-        row.add_class("rw-cart-row")
+        row = self._row(exp.key, [exp.label, exp.title or where, where, organisms, count])
         row.add_class("rw-cart-pending")
         return row
 

@@ -34,8 +34,10 @@ from traitlets import Bool, Dict, Int, List, Unicode, observe
 from ..core.browse import Page
 from ..core.metadata import organism_label
 from ..core.pending import RemoteExperiment
+from ._faceted import show_facet
 from ._status import StatusArea, describe, guarded
 from ._table import PagedTable
+from .refinebio_account import RefineBioAccount
 from .remote_fetch import cached_paths, remote_words
 
 __all__ = ["RefineBioBrowser", "RemotePanel"]
@@ -55,6 +57,7 @@ REFINEBIO_FACETS = {
     "platform": ("platform_accession_codes", "Platform"),
 }
 IN_CACHE = "downloaded"
+ACCOUNT_TITLE = "refine.bio account: token and e-mail address"
 
 
 class RemotePanel(w.VBox):
@@ -84,16 +87,69 @@ class RemotePanel(w.VBox):
         self._thread: threading.Thread | None = None
         self._generation = 0
         self.activated = False
-        self.open_cache_button = w.Button(
-            description="Open downloaded files",
-            icon="folder-open",
-            layout=w.Layout(width="260px"),
-            tooltip=f"Open every {self.service_name} download already in the cache as a local "
-            "source (no network needed)",
+        self._last: tuple | None = None
+        self.open_cache_button = self._button(
+            "Open downloaded files",
+            "folder-open",
+            260,
+            f"Open every {self.service_name} download already in the cache as a local source "
+            "(no network needed)",
+            "open-cache",
+            self.open_cache,
+            disabled=False,
         )
-        self.open_cache_button.add_class(f"{prefix}-open-cache")
-        self.open_cache_button.on_click(lambda _: self.open_cache())
         self.add_class(f"{prefix}-panel")
+
+    def _button(
+        self,
+        description: str,
+        icon: str,
+        width: int,
+        tooltip: str,
+        css: str,
+        action: Callable[[], Any],
+        *,
+        disabled: bool = True,
+    ) -> w.Button:
+        """A button of the panel (CSS class ``<prefix>-<css>``) calling ``action()``."""
+        button = w.Button(
+            description=description,
+            icon=icon,
+            disabled=disabled,
+            layout=w.Layout(width=f"{width}px"),
+            tooltip=tooltip,
+        )
+        button.add_class(f"{self.prefix}-{css}")
+        button.on_click(lambda _: action())
+        return button
+
+    def _make_title(self, text: str, env: str, default: str) -> None:
+        """The panel's title: ``<service>: text (the address, from $env or default)``."""
+        address = os.environ.get(env) or default
+        self.title = w.HTML(
+            f"<b>{html.escape(self.service_name)}</b>: {text} (<code>{html.escape(address)}"
+            "</code>). Added experiments are fetched when you build."
+        )
+
+    def _make_table(self, columns, caption: str, what: str) -> None:
+        """The experiments table (CSS prefix ``<prefix>-experiments``), its ticks kept in
+        :attr:`chosen`, and "Add to dataset" (adding every ``what`` of the ticked ones)."""
+        self.table = PagedTable(columns, prefix=f"{self.prefix}-experiments", caption=caption)
+        self.table.observe(lambda c: setattr(self, "chosen", list(c["new"])), names="selected")
+        self.add_button = self._button(
+            "Add to dataset",
+            "plus",
+            200,
+            f"Add the ticked experiments (every {what}); Build fetches them",
+            "add",
+            self.add_chosen,
+        )
+
+    @observe("chosen")
+    def _chosen_changed(self, change) -> None:
+        self.add_button.disabled = not self.chosen
+        if list(self.table.selected) != list(self.chosen):
+            self.table.selected = list(self.chosen)
 
     # -- listeners ------------------------------------------------------------------------------
     def on_add(self, callback: Callable[[list[RemoteExperiment]], Any]) -> None:
@@ -104,9 +160,12 @@ class RemotePanel(w.VBox):
         """Call ``callback([path, ...])`` to open cached downloads as local sources."""
         self._open_listeners.append(callback)
 
-    def _hand_over(self, experiments: list[RemoteExperiment]) -> None:
+    def _hand_over(self, experiments: list[RemoteExperiment], message: str) -> None:
+        """Give ``experiments`` to the listeners, untick the rows, say ``message``."""
         for callback in self._add_listeners:
             callback(experiments)
+        self.chosen = []
+        self.status.show(message, "success")
 
     # -- background calls -----------------------------------------------------------------------
     def _run(self, what: str, work: Callable[[], Any], done: Callable[[Any], None]) -> None:
@@ -183,7 +242,22 @@ class RemotePanel(w.VBox):
         )
 
     def activate(self) -> None:
-        """Called when the panel is first shown: load what it lists."""
+        """Called when the panel is shown: the first time, load what it lists (:meth:`_load`);
+        later, bring the "In the cache" column up to date (no network)."""
+        if not self.activated:
+            self.activated = True
+            self._load()
+        elif self._last is not None:
+            self._show(*self._last)
+
+    def _load(self) -> None:
+        """Ask the service for what the panel lists first."""
+
+    def _show(self, *shown) -> None:
+        """Show what the service answered (``self._last`` keeps it, to show it again)."""
+
+    def add_chosen(self) -> None:
+        """Hand the ticked experiments to the listeners, to be fetched by the next build."""
 
     def set_marked(self, keys: list[str]) -> None:
         """Mark the rows already in the dataset (or to fetch)."""
@@ -217,13 +291,8 @@ class RefineBioBrowser(RemotePanel):
         super().__init__("refinebio", "rw-remote", **kwargs)
         from ..io.remote.refinebio import API_ENV, DEFAULT_API
 
-        address = os.environ.get(API_ENV) or DEFAULT_API
-        self.title = w.HTML(
-            "<b>refine.bio</b>: search the experiments refine.bio has processed "
-            f"(<code>{html.escape(address)}</code>). Added experiments are fetched when you build."
-        )
+        self._make_title("search the experiments refine.bio has processed", API_ENV, DEFAULT_API)
         self._rows: dict[str, dict] = {}
-        self._last: tuple | None = None
         self._quiet = False
         self.search = w.Text(
             placeholder="Search refine.bio: disease, tissue, title, accession (Enter)",
@@ -232,9 +301,15 @@ class RefineBioBrowser(RemotePanel):
         )
         self.search.add_class("rw-remote-search")
         self.search.observe(lambda c: setattr(self, "text", c["new"]), names="value")
-        self.search_button = w.Button(description="Search", icon="search")
-        self.search_button.add_class("rw-remote-search-button")
-        self.search_button.on_click(lambda _: self.run_search(page=0))
+        self.search_button = self._button(
+            "Search",
+            "search",
+            110,
+            "Search refine.bio",
+            "search-button",
+            self.run_search,
+            disabled=False,
+        )
         self.facets: dict[str, w.SelectMultiple] = {}
         for name, (_, label) in REFINEBIO_FACETS.items():
             box = w.SelectMultiple(
@@ -248,21 +323,15 @@ class RefineBioBrowser(RemotePanel):
             box.add_class(f"rw-remote-facet-{name}")
             box.observe(self._on_facet, names="value")
             self.facets[name] = box
-        self.table = PagedTable(
-            REFINEBIO_COLUMNS, prefix="rw-remote-experiments", caption="refine.bio experiments"
-        )
+        self._make_table(REFINEBIO_COLUMNS, "refine.bio experiments", "sample")
         self.table.children[0].layout.display = "none"  # refine.bio's order (relevance)
         self.table.observe(self._on_page, names=["page", "page_size"])
-        self.table.observe(lambda c: setattr(self, "chosen", list(c["new"])), names="selected")
-        self.add_button = w.Button(
-            description="Add to dataset",
-            icon="plus",
-            disabled=True,
-            layout=w.Layout(width="200px"),
-            tooltip="Add the ticked experiments (every sample); Build fetches them",
+        #: The account form (token and e-mail address), collapsed until wanted.
+        self.account = RefineBioAccount()
+        self.account_box = w.Accordion(
+            children=[self.account], titles=(ACCOUNT_TITLE,), selected_index=None
         )
-        self.add_button.add_class("rw-remote-add")
-        self.add_button.on_click(lambda _: self.add_chosen())
+        self.account_box.add_class("rw-remote-account")
         self.children = [
             self.title,
             w.HBox([self.search, self.search_button], layout=w.Layout(flex_flow="row wrap")),
@@ -272,16 +341,17 @@ class RefineBioBrowser(RemotePanel):
                 [self.add_button, self.open_cache_button], layout=w.Layout(flex_flow="row wrap")
             ),
             self.status,
+            self.account_box,
         ]
 
-    def activate(self) -> None:
-        """The first search (every downloadable experiment) when the panel is first shown;
-        later, the "In the cache" column is brought up to date (no network)."""
-        if not self.activated:
-            self.activated = True
-            self.run_search(page=0)
-        elif self._last is not None:
-            self._show(*self._last)
+    def show_account(self) -> None:
+        """Open the account form (a build needs a token or an e-mail address)."""
+        self.account.refresh()
+        self.account_box.selected_index = 0
+
+    def _load(self) -> None:
+        """The first search: every downloadable experiment."""
+        self.run_search(page=0)
 
     # -- events ---------------------------------------------------------------------------------
     @observe("text", "filters")
@@ -298,12 +368,6 @@ class RefineBioBrowser(RemotePanel):
     def _on_page(self, change) -> None:
         if not self._quiet:
             self.run_search(page=self.table.page if change["name"] == "page" else 0)
-
-    @observe("chosen")
-    def _chosen_changed(self, change) -> None:
-        self.add_button.disabled = not self.chosen
-        if list(self.table.selected) != list(self.chosen):
-            self.table.selected = list(self.chosen)
 
     # -- work -----------------------------------------------------------------------------------
     def run_search(self, page: int = 0) -> None:
@@ -380,14 +444,8 @@ class RefineBioBrowser(RemotePanel):
                 chosen = tuple(self.filters.get(name, ()))
                 for value in chosen:
                     counts.setdefault(value, 0)
-                label = organism_label if name == "organism" else str
                 ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-                options = [(f"{label(v)} ({n:,} samples)", v) for v, n in ordered]
-                box = self.facets[name]
-                if list(box.options) != options:
-                    box.options = options
-                if box.value != chosen:
-                    box.value = chosen
+                show_facet(self.facets[name], name, ordered, chosen, "samples")
         finally:
             self._quiet = False
 
@@ -411,12 +469,10 @@ class RefineBioBrowser(RemotePanel):
                     samples=row.get("samples"),
                 )
             )
-        self._hand_over(experiments)
-        self.chosen = []
-        self.status.show(
+        self._hand_over(
+            experiments,
             f"Added {len(experiments)} experiment(s) from refine.bio to the dataset: "
             f"{', '.join(e.accession for e in experiments)}. Build fetches them.",
-            "success",
         )
 
 

@@ -3,8 +3,10 @@
 :class:`FetchJob` downloads the pending experiments of a selection
 (:class:`~refinewidgets.core.pending.RemoteExperiment`) through :mod:`refinewidgets.remote`, in
 a thread of its own, so that the build waiting for it can stop at once when the user presses
-Cancel (a refine.bio dataset may be processed on the server for minutes, and the client only
-reports when something is ready). Its :class:`FetchProgress` is the clients' progress object
+Cancel (a refine.bio dataset may be processed on the server for minutes). Cancelling also stops
+the job itself: the refine.bio client is given the job's cancel event, and stops waiting for its
+datasets before its next question to refine.bio (the datasets stay on refine.bio, and the next
+build waits for the same ones). Its :class:`FetchProgress` is the clients' progress object
 (tqdm's ``reset``/``update``/``close``): it shows which experiment is prepared or downloaded
 and how many bytes came, and raises :class:`~refinewidgets.errors.BuildCancelled` at the next
 chunk once cancelled. The cache writes a download to a hidden part file and moves it into
@@ -193,6 +195,8 @@ class FetchJob:
         self.pending = list(pending)
         self.poll_interval = poll_interval
         self.cancelled = False
+        #: Set by :meth:`cancel`: the refine.bio client stops waiting for its datasets then.
+        self.cancel_event = threading.Event()
         self.downloaded = 0
         self.to_download = 0
         self.progress = FetchProgress(progress, self)
@@ -222,8 +226,10 @@ class FetchJob:
         return self._done.wait(timeout)
 
     def cancel(self) -> None:
-        """Stop at the next progress report (the next chunk of a download, at the latest)."""
+        """Stop at the next chunk of a download, or before refine.bio is asked again whether
+        a dataset is ready (at once while waiting between two questions)."""
         self.cancelled = True
+        self.cancel_event.set()
 
     def result(self) -> dict[str, list[Path]]:
         """``{pending key: [downloaded paths]}``; raises the job's error."""
@@ -265,7 +271,9 @@ class FetchJob:
         rounds += [("download", f"downloading {a} from refine.bio") for a in missing]
         self.progress.expect(rounds)
         self.progress._check()
-        paths = client.fetch(accs, poll_interval=self.poll_interval, progress=self.progress)
+        paths = client.fetch(
+            accs, poll_interval=self.poll_interval, progress=self.progress, cancel=self.cancel_event
+        )
         for acc, path in zip(accs, paths):
             self._paths[acc] = [path]
 

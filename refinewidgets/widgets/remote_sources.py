@@ -74,6 +74,16 @@ class RemoteSources:
             [self.offline_note, self.offline_button],
             layout=w.Layout(display="none", flex_flow="row wrap", align_items="center"),
         )
+        self.account_button = w.Button(
+            description="Get a refine.bio token",
+            icon="key",
+            button_style="warning",
+            layout=w.Layout(width="220px", display="none"),
+            tooltip='Opens "refine.bio account" on the refine.bio source: your e-mail address '
+            "and a token",
+        )
+        self.account_button.add_class("rw-build-get-token")
+        self.account_button.on_click(lambda _: self.show_account())
 
     @guarded
     def _on_source(self, change) -> None:
@@ -176,10 +186,11 @@ class RemoteSources:
         self.status.show(f"Fetching {job.describe()}...", "info")
         self.progress.set_description(f"fetching {job.describe()}")
         job.start()
-        while not job.wait(0.1):
-            if self.progress.cancelled:
-                job.cancel()
-                raise BuildCancelled(f"Cancelled while fetching {job.describe()}.")
+        while not job.wait(0.1) and not self.progress.cancelled:
+            pass
+        if self.progress.cancelled:  # the job may have ended already, or ends soon after
+            job.cancel()
+            raise BuildCancelled(f"Cancelled while fetching {job.describe()}.")
         fetched = job.result()
         paths = list(dict.fromkeys(p for key in fetched for p in fetched[key]))
         catalog, by_path, warned = open_downloads(self.catalog, paths, self._downloads)
@@ -190,13 +201,28 @@ class RemoteSources:
             self.cart_view.status.show("Opening the downloads: " + " ".join(warned), "warning")
         return self.state.selection
 
+    @guarded
+    def show_account(self) -> None:
+        """Show the refine.bio account form (Choose samples, source refine.bio, opened)."""
+        self.source.value = "refinebio"
+        self.remote_panels["refinebio"].show_account()
+        self.tabs.selected_index = 0
+
     def _fetch_failed(self, exc: BaseException) -> None:
-        """Say what failed; when a service cannot be reached, offer the cache."""
-        from ..io.remote.errors import ServiceUnavailableError
+        """Say what failed; when a service cannot be reached, offer the cache; without a
+        refine.bio token or e-mail address, offer the account form."""
+        from ..io.remote.errors import RemoteDatasetError, ServiceUnavailableError, TokenError
+        from .refinebio_account import configured_email
 
         self.progress.fail("failed")
         services = sorted({p.service_name for p in self.state.selection.pending})
         message = remote_words(describe(exc))
+        account = isinstance(exc, TokenError) or (
+            isinstance(exc, RemoteDatasetError) and not configured_email()
+        )
+        if account:
+            message += ' In the app: "Get a refine.bio token" below asks for both.'
+        self.account_button.layout.display = None if account else "none"
         self.status.show(
             f"Fetching from {' and '.join(services) or 'the service'} failed: {message}", "error"
         )

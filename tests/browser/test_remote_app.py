@@ -9,6 +9,7 @@ Waits are on widget selectors and texts, never on sleeps.
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -93,6 +94,14 @@ def test_search_refinebio_add_build_and_see_the_results(page, remote_app, demo_c
     page.locator(".rw-remote-add").click()
     expect(status).to_contain_text("Added 1 experiment(s) from refine.bio")
     expect(page.locator(".lm-TabBar-tab", has_text="My dataset")).to_contain_text("+1 to fetch")
+    # the experiment to fetch is in the page's address (a reload or a shared link keeps it)
+    expect(page).to_have_url(re.compile(r"[?&]remote=refinebio%3AGSE100001(&|$)"))
+    page.reload()
+    page.locator(".rw-search input").wait_for()
+    expect(page.locator(".rw-status")).to_contain_text(
+        "1 experiment(s) to fetch from refine.bio (GSE100001)"
+    )
+    expect(page.locator(".lm-TabBar-tab", has_text="My dataset")).to_contain_text("+1 to fetch")
 
     tab(page, "My dataset")
     expect(page.locator(".rw-cart-pending")).to_contain_text("to fetch from refine.bio")
@@ -113,6 +122,8 @@ def test_search_refinebio_add_build_and_see_the_results(page, remote_app, demo_c
     assert len(fake.seen("GET", "/files/datasets/")) == downloads + 1
     expect(page.locator(".rw-cart-pending")).to_have_count(0)
     expect(page.locator(".rw-cart-row", has_text="GSE100001")).to_have_count(1)
+    expect(page).to_have_url(re.compile(r"[?&]exp=GSE100001(&|$)"))  # fetched: at hand now
+    assert "remote=" not in page.url
 
 
 def test_without_the_service_the_app_says_so_and_opens_the_cache(page, remote_app):

@@ -30,6 +30,7 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from ...core.names import check_accession, check_organism
-from ...errors import DatasetSpecError, SourceFormatError
+from ...errors import BuildCancelled, DatasetSpecError, SourceFormatError
 from .cache import DownloadCache, safe_name
 from .errors import RemoteDatasetError, RemoteError, ServiceUnavailableError, TokenError
 from .http import Http
@@ -58,6 +59,7 @@ __all__ = [
     "fetch_qn_target",
     "qn_targets",
     "samples",
+    "save_email",
     "search",
 ]
 
@@ -109,6 +111,12 @@ def _write_config(updates: Mapping[str, str]) -> Path:
         yaml.safe_dump(data, f, default_flow_style=False)
     os.replace(tmp, path)
     return path
+
+
+def save_email(email: str) -> Path:
+    """Keep ``email`` as the address refine.bio processes datasets for (``email:`` in the
+    config file, where :meth:`RefineBio.email` reads it); returns the file's path."""
+    return _write_config({"email": str(email)})
 
 
 @dataclass
@@ -533,9 +541,13 @@ class RefineBio:
         poll_interval: float = 10.0,
         timeout: float | None = None,
         progress=None,
+        cancel: threading.Event | None = None,
     ) -> dict[str, dict]:
         """Poll ``{label: dataset id}`` until each is processed; ``{label: state}``. A failed
-        dataset raises RemoteDatasetError with refine.bio's ``failure_reason``."""
+        dataset raises RemoteDatasetError with refine.bio's ``failure_reason``. Once ``cancel``
+        (an event) is set, waiting stops before the next question to refine.bio, and during the
+        pause between two, with :class:`~refinewidgets.errors.BuildCancelled` (the datasets
+        stay on refine.bio: a later wait or fetch takes them up again)."""
         pending = dict(dataset_ids)
         done: dict[str, dict] = {}
         bar = _bar(progress, len(pending), "refine.bio processing", "dataset")
@@ -543,6 +555,7 @@ class RefineBio:
         try:
             while pending:
                 for label, ds_id in list(pending.items()):
+                    _stop_if_cancelled(cancel, pending)
                     state = self.dataset(ds_id)
                     if state.get("success") is False or state.get("failure_reason"):
                         raise RemoteDatasetError(
@@ -562,7 +575,10 @@ class RefineBio:
                             f"{timeout:g} s. Run the same command again later: it resumes "
                             "waiting for the same dataset(s)."
                         )
-                    time.sleep(poll_interval)
+                    if cancel is None:
+                        time.sleep(poll_interval)
+                    else:
+                        cancel.wait(poll_interval)
         finally:
             if bar is not None and hasattr(bar, "close"):
                 bar.close()
@@ -577,9 +593,11 @@ class RefineBio:
         poll_interval: float = 10.0,
         timeout: float | None = None,
         progress=None,
+        cancel: threading.Event | None = None,
     ) -> list[Path]:
         """One EXPERIMENT-aggregated zip per experiment (no QN, no scaling), cached; returns
-        their paths (copies in ``out`` when given) for ``rw.open_catalog(*paths)``."""
+        their paths (copies in ``out`` when given) for ``rw.open_catalog(*paths)``. Setting
+        ``cancel`` (an event) stops the wait for refine.bio promptly (see :meth:`wait`)."""
         accs = [experiments] if isinstance(experiments, str) else list(experiments)
         if not accs:
             raise DatasetSpecError("Give at least one experiment accession to fetch.")
@@ -587,13 +605,13 @@ class RefineBio:
         paths = {a: self.cache.path_for("refinebio", "experiments", f"{a}.zip") for a in accs}
         missing = [a for a in accs if refresh or self.cache.record(paths[a]) is None]
         if missing:
-            self._fetch_missing(missing, paths, poll_interval, timeout, progress)
+            self._fetch_missing(missing, paths, poll_interval, timeout, progress, cancel)
         result = [paths[a] for a in accs]
         if out is not None:
             result = [self.cache.copy_to(p, out) for p in result]
         return result
 
-    def _fetch_missing(self, accs, paths, poll_interval, timeout, progress) -> None:
+    def _fetch_missing(self, accs, paths, poll_interval, timeout, progress, cancel) -> None:
         for acc in accs:  # a 404 names the experiment before anything is created
             info = self.experiment(acc)
             if info.get("num_downloadable_samples") == 0:
@@ -620,7 +638,9 @@ class RefineBio:
                 pending.parent.mkdir(parents=True, exist_ok=True)
                 pending.write_text(json.dumps({"dataset_id": ds_id}), encoding="utf-8")
             ids[acc] = ds_id
-        states = self.wait(ids, poll_interval=poll_interval, timeout=timeout, progress=progress)
+        states = self.wait(
+            ids, poll_interval=poll_interval, timeout=timeout, progress=progress, cancel=cancel
+        )
         for acc in accs:
             state = states[acc]
             url = state.get("download_url")
@@ -652,6 +672,14 @@ def _bar(progress, total: int, desc: str, unit: str):
         progress.reset(total=total)
         return progress
     return None
+
+
+def _stop_if_cancelled(cancel: threading.Event | None, pending: Mapping[str, str]) -> None:
+    if cancel is not None and cancel.is_set():
+        raise BuildCancelled(
+            f"Cancelled while refine.bio prepares {', '.join(pending)}: its dataset(s) "
+            f"{', '.join(pending.values())} are kept, and the next fetch waits for them again."
+        )
 
 
 def _pending_path(path: Path) -> Path:
