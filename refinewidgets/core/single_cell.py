@@ -523,8 +523,11 @@ def cell_group(blocks: Sequence[CellBlock], dataset: Any):
     layers = {"counts": raw} if transformed else {}
     organisms = sorted({b.organism for b in blocks})
     cells = cells.copy()
-    cells["organism"] = pd.Categorical(
-        [b.organism for b in blocks for _ in range(b.cells.shape[0])]
+    cells["organism"] = pd.Categorical.from_codes(
+        np.repeat(
+            [organisms.index(b.organism) for b in blocks], [b.cells.shape[0] for b in blocks]
+        ),
+        categories=organisms,  # sorted, as pd.Categorical makes them
     )
     libraries = list(dict.fromkeys(cells["library"].astype(str)))
     units = sorted({b.provenance.get("unit", "UMI counts") for b in blocks})

@@ -8,7 +8,10 @@ anndata reads is read: categoricals as codes plus a ``categories`` attribute (0.
 datasets (0.6), fixed-length string attributes (R and Julia writers). ``X`` is opened as
 anndata's backed sparse dataset (its format and shape, legacy ``h5sparse_*`` attributes too);
 :meth:`BgeeH5ad.read_counts` reads only the rows asked for, and checks ``indptr`` and the column
-indices it reads, so a damaged file is an error, never wrong values or a crash.
+indices it reads, so a damaged file is an error, never wrong values or a crash. Its stored values
+are read by :mod:`.csr_rows` (few planned reads straight into the result; plain file reads when
+``X`` is stored uncompressed). Obs names and barcodes, a distinct string per cell, are read for
+the selected cells only (:meth:`BgeeH5ad.cell_rows`) until the whole table is asked for.
 
 Decisions on points the files leave open:
 
@@ -26,6 +29,7 @@ Decisions on points the files leave open:
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
 import warnings
@@ -42,6 +46,16 @@ from ..core.cell_filter import QC_COLUMNS, match_cells, parse_cell_filter, split
 from ..core.spec import LIBRARY_SUMMARY, UNIFIED_CELL_COLUMNS
 from ..errors import DatasetSpecError, NotCountsWarning, SourceFormatError
 from .bgee_species import ORGANISM_BY_TAXON, organism_of_taxon
+from .csr_rows import (
+    DamagedIndicesError,
+    FileArray,
+    plan_reads,
+    read_csr_rows,
+    read_gap,
+    read_window,
+    without_chunk_cache,
+)
+from .h5_strings import is_string_array, read_strings, stripped
 
 try:  # anndata >= 0.11
     from anndata.io import read_elem, sparse_dataset
@@ -114,8 +128,7 @@ def parse_file_name(stem: str) -> tuple[str | None, str]:
     return None, stem
 
 
-_GAP = 8192  # stored values skipped rather than starting a new read
-_BLOCK = 1 << 22  # stored values per read (bounds the temporary buffers)
+_BLOCK = 1 << 22  # stored values per read of a dense or CSC X (bounds the temporary buffers)
 
 
 def _text(value) -> str:
@@ -141,6 +154,16 @@ def _categorical(values, lower=False) -> pd.Categorical:
     ).remove_unused_categories()
 
 
+def _names_index(values) -> pd.Index:
+    """Obs names as an Index of ``str``."""
+    return pd.Index(np.asarray(values, dtype=object)).astype(str)
+
+
+def _read_elem(elem) -> Any:
+    """``read_elem``; string arrays read in blocks (see :mod:`.h5_strings`)."""
+    return read_strings(elem) if is_string_array(elem) else read_elem(elem)
+
+
 def _organism_name(text: str) -> str:
     """``'Homo sapiens'``, ``'Homo_sapiens'``, ``'NCBITaxon:9606'`` -> ``'HOMO_SAPIENS'``."""
     match = re.fullmatch(r"(?i)ncbitaxon:(\d+)", text.strip())
@@ -154,13 +177,6 @@ def _unreadable(path, err) -> SourceFormatError:
         f"{path} is not a readable H5AD file ({err}): it may be truncated "
         "or corrupt; download it again"
     )
-
-
-def _ranges(starts, lengths) -> np.ndarray:
-    """Concatenation of ``arange(s, s + n)`` for each start ``s`` and length ``n``."""
-    total = int(lengths.sum())
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    return np.repeat(starts - offsets, lengths) + np.arange(total, dtype=np.int64)
 
 
 #: Names the cell tables we make use: a file's own obs column with one of these names is kept
@@ -267,6 +283,10 @@ class BgeeH5ad:
         self._x_file = None
         self._x = None
         self._indptr = None
+        self._stored = None  # X's data and indices as read (FileArray or h5py.Dataset)
+        #: The :class:`~refinewidgets.io.csr_rows.ReadPlan` of the last read of a CSR ``X``
+        #: (how many reads, how many stored values they covered), for tests and benchmarks.
+        self.last_read = None
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path} does not exist or is not a file")
         try:
@@ -326,7 +346,7 @@ class BgeeH5ad:
         if name not in self._obs_read:
             if self._file is None:
                 raise ValueError(f"{self.path} is closed; open it again with BgeeH5ad(path)")
-            self._obs_read[name] = read_elem(self._file["obs"][name])
+            self._obs_read[name] = _read_elem(self._file["obs"][name])
         return self._obs_read[name]
 
     def _kept_extra(self, column: str) -> bool:
@@ -349,17 +369,29 @@ class BgeeH5ad:
             raise _unreadable(self.path, f"no {', '.join(missing)} element")
         obs, var = self._frames()
         self._obs, self._obs_read = obs, {}
+        # obs names and barcodes (a distinct string per cell) are read when asked for: a build
+        # needs those of the cells it selects only (see ``cell_rows``); ``cells`` reads them all
+        self._full = None
+        self._names: pd.Index | str  # the names, or the path of their string array
         if obs is None:
             group = f["obs"]
-            index = read_elem(group[_attr(group.attrs, "_index")])
+            index_elem = group[_attr(group.attrs, "_index")]
+            if is_string_array(index_elem):
+                self._names, n = index_elem.name, index_elem.shape[0]
+            else:
+                self._names = _names_index(_read_elem(index_elem))
+                n = len(self._names)
             self.obs_columns = [_text(c) for c in np.ravel(group.attrs.get("column-order", []))]
         else:
-            index = obs.index
+            self._names = _names_index(obs.index)
+            n = len(self._names)
             self.obs_columns = [str(c) for c in obs.columns]
             obs.columns = self.obs_columns
-        obs_names = pd.Index(np.asarray(index, dtype=object)).astype(str)
         self.column_map = {}
         columns = {}
+        #: Where barcodes come from: their values, the path of their string array, or None
+        #: (from the obs names, ``<barcode>_<library>``).
+        self._barcodes: np.ndarray | str | None = None
         for concept, names in _SOURCE_COLUMNS.items():
             found = next((n for n in names if n in self.obs_columns), None) or next(
                 (c for n in names for c in self.obs_columns if c.lower() == n.lower()), None
@@ -367,16 +399,14 @@ class BgeeH5ad:
             if found is None:
                 continue
             self.column_map[concept] = found
+            if concept == "barcode" and obs is None and is_string_array(f["obs"][found]):
+                self._barcodes = f["obs"][found].name
+                continue
             values = self._obs_column(found)
             if concept == "barcode" and not isinstance(values, pd.Categorical):
-                # one distinct value per cell: a categorical only costs time (undone below)
-                columns[concept] = (
-                    pd.Series(np.asarray(values, dtype=object))
-                    .fillna("")
-                    .astype(str)
-                    .str.strip()
-                    .to_numpy(dtype=object)
-                )
+                self._barcodes = stripped(values)
+            elif concept == "barcode":
+                self._barcodes = np.asarray(_categorical(values), dtype=object)
             else:
                 columns[concept] = _categorical(values, lower=concept == "sex")
         if "library" not in columns:
@@ -387,19 +417,13 @@ class BgeeH5ad:
         self.writer, self.release = _writer(self.obs_columns)
         self.experiment = self._experiment(columns.get("experiment"))
         self.organism = self._organism(columns.pop("taxon", None))
-        n = len(obs_names)
-        cells = pd.DataFrame(index=obs_names)
+        cells = pd.DataFrame(index=pd.RangeIndex(n))
         for concept in UNIFIED_COLUMNS:
-            cells[concept] = columns.get(
-                concept, pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[""])
-            )
-        if "barcode" in columns:
-            cells["barcode"] = np.asarray(cells["barcode"], dtype=object)
-        else:  # obs names are <barcode>_<library>
-            cells["barcode"] = [
-                name[: -len(lib) - 1] if name.endswith("_" + lib) else name
-                for name, lib in zip(obs_names, cells["library"].astype(str))
-            ]
+            if concept != "barcode":
+                cells[concept] = columns.get(
+                    concept, pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[""])
+                )
+        self._obs_read.clear()  # the unified columns live in ``cells`` now
         experiment = columns.get("experiment")
         if experiment is None:
             experiment = pd.Categorical.from_codes(np.zeros(n, np.int8), [self.experiment])
@@ -408,7 +432,8 @@ class BgeeH5ad:
                 np.where(np.asarray(experiment, dtype=object) == "", self.experiment, experiment)
             )
         cells["experiment"] = experiment
-        self.cells = cells
+        #: The cell table without obs names (a RangeIndex) and barcodes: see ``cells``.
+        self._table = cells
         # the file's other obs columns, under their own names (author annotations, QC values)
         used = set(self.column_map.values())
         #: The file's other obs columns: our name (``obs_<name>`` where ours would clash) ->
@@ -451,12 +476,13 @@ class BgeeH5ad:
             major = shape[0] if self._layout == "csr" else shape[1]
             if x["indptr"].shape[0] != major + 1 or x["data"].shape != x["indices"].shape:
                 raise _unreadable(self.path, "X's sparse arrays do not fit its shape")
-        if tuple(int(v) for v in shape) != (len(self.cells), len(self.genes)):
+        if tuple(int(v) for v in shape) != (self.n_cells, len(self.genes)):
             raise _unreadable(
                 self.path,
-                f"X has shape {tuple(shape)} but obs x var is {(len(self.cells), len(self.genes))}",
+                f"X has shape {tuple(shape)} but obs x var is {(self.n_cells, len(self.genes))}",
             )
         self._x_group = x
+        self._stored = None
 
     def _ensure_x(self) -> None:
         if self._x is not None:
@@ -496,7 +522,46 @@ class BgeeH5ad:
             return _organism_name(species)
         return f"NCBITAXON_{taxon}" if taxon is not None else "UNKNOWN"
 
-    n_cells = property(lambda self: len(self.cells), doc="Number of cells (rows of X).")
+    n_cells = property(lambda self: len(self._table), doc="Number of cells (rows of X).")
+
+    @property
+    def cells(self) -> pd.DataFrame:
+        """Every cell: :data:`UNIFIED_COLUMNS` and ``experiment``, indexed by obs names (see the
+        class docstring). Its names and barcodes are read on first use (kept after)."""
+        if self._full is None:
+            self._full = self.cell_rows(None)
+        return self._full
+
+    def cell_rows(self, rows) -> pd.DataFrame:
+        """The rows of :attr:`cells` at positions ``rows`` (all when None), a new table; only
+        these cells' obs names and barcodes are read (when :attr:`cells` was not)."""
+        if self._full is not None:
+            return self._full.copy() if rows is None else self._full.iloc[rows].copy()
+        table = self._table.copy() if rows is None else self._table.iloc[rows].copy()
+        names = self._obs_names(rows)
+        if isinstance(self._barcodes, str):
+            barcodes = stripped(read_strings(self._string_array(self._barcodes), rows))
+        elif self._barcodes is not None:
+            barcodes = self._barcodes if rows is None else self._barcodes[rows]
+        else:  # obs names are <barcode>_<library>
+            barcodes = [
+                name[: -len(lib) - 1] if name.endswith("_" + lib) else name
+                for name, lib in zip(names, table["library"].astype(str))
+            ]
+        table.insert(UNIFIED_COLUMNS.index("barcode"), "barcode", barcodes)
+        table.index = names
+        return table
+
+    def _obs_names(self, rows) -> pd.Index:
+        if not isinstance(self._names, str):
+            return self._names if rows is None else self._names[rows]
+        return _names_index(read_strings(self._string_array(self._names), rows))
+
+    def _string_array(self, path: str) -> h5py.Dataset:
+        if self._file is None:
+            raise ValueError(f"{self.path} is closed; open it again with BgeeH5ad(path)")
+        return self._file[path]
+
     n_genes = property(lambda self: len(self.genes), doc="Number of genes (columns of X).")
 
     def __repr__(self) -> str:
@@ -513,12 +578,17 @@ class BgeeH5ad:
 
     def close(self) -> None:
         """Close the file; ``cells``, ``genes`` and ``libraries()`` stay usable."""
+        if getattr(self, "_file", None) is not None and getattr(self, "_table", None) is not None:
+            # names and barcodes are read before the file goes (a damaged file: they are not)
+            with contextlib.suppress(OSError, KeyError, ValueError, RuntimeError, TypeError):
+                self.cells  # noqa: B018
         for name in ("_file", "_x_file"):
             handle = getattr(self, name, None)
             if handle is not None:
                 handle.close()
             setattr(self, name, None)
         self._x = None
+        self._stored = None
 
     def libraries(self) -> pd.DataFrame:
         """One row per library (the sample cells came from), indexed by library id.
@@ -527,15 +597,25 @@ class BgeeH5ad:
         non-empty values of its cells, sorted and joined with ``"; "``); ``experiment``;
         ``organism``.
         """
-        cells = self.cells
-        table = cells.groupby("library", observed=True).size().rename("n_cells").to_frame()
+        cells = self._table  # no obs names nor barcodes needed
+        library = cells["library"].array  # categoricals without missing values (_categorical)
+        counts = np.bincount(library.codes, minlength=len(library.categories))
+        present = np.flatnonzero(counts)
+        table = pd.DataFrame(
+            {"n_cells": counts[present].astype(np.int64)},
+            index=pd.Index(library.categories[present].astype(str), name="library"),
+        )
         for column, name in [*LIBRARY_SUMMARY.items(), ("experiment", "experiment")]:
-            pairs = cells[["library", column]].drop_duplicates().astype(str)
-            pairs = pairs[pairs[column] != ""].sort_values(column)
-            joined = pairs.groupby("library")[column].agg("; ".join)
-            table[name] = joined.reindex(table.index.astype(str)).fillna("").to_numpy()
+            values = cells[column].array
+            labels = np.asarray(values.categories.astype(str), dtype=object)
+            # the distinct (library, value) pairs, from the codes: no string per cell
+            pairs = np.unique(library.codes.astype(np.int64) * len(labels) + values.codes)
+            found: dict[int, list[str]] = {}
+            for lib, text in zip(*(pairs // len(labels), labels[pairs % len(labels)])):
+                if text != "":
+                    found.setdefault(int(lib), []).append(text)
+            table[name] = ["; ".join(sorted(found.get(k, []))) for k in present.tolist()]
         table["organism"] = self.organism
-        table.index = table.index.astype(str).rename("library")
         return table
 
     @property
@@ -587,9 +667,12 @@ class BgeeH5ad:
                 f"{' (did you mean ' + ', '.join(close) + '?)' if close else ''} is not in "
                 f"{self.path.name}; its columns: {known} (and the QC values {list(QC_COLUMNS)})"
             )
-        table = pd.DataFrame(
-            {c: self.cells[c] if c in self.cells.columns else self.extra(c) for c in conditions},
-            index=self.cells.index,
+        table = pd.DataFrame(  # no obs names: matching needs none (nor hashes them)
+            {
+                c: self._table[c].array if c in self._table.columns else self.extra(c)
+                for c in conditions
+            },
+            index=pd.RangeIndex(self.n_cells),
         )
         return np.flatnonzero(match_cells(table, conditions, self.path.name)).astype(np.int64)
 
@@ -660,35 +743,40 @@ class BgeeH5ad:
             )
 
     def _read_csr(self, rows) -> sp.csr_matrix:
-        """Runs of nearby rows, each one contiguous read of the ``data`` and ``indices`` arrays
-        of the sparse dataset anndata opened; only the asked rows' values are kept.
+        """The asked rows' stored values, read in few contiguous reads of X's ``data`` and
+        ``indices`` straight into the result (see :mod:`.csr_rows`).
 
         Reading spans directly, rather than through ``CSRDataset.__getitem__``, is measured: that
         call costs about 27 ms of package-metadata lookups each time here, and a scattered
         selection needs thousands of them (``benchmarks/bench_single_cell.py``)."""
-        x = self._x_group
-        stored_data, stored_indices = x["data"], x["indices"]
-        indptr_all = self._checked_indptr()
-        starts, stops = indptr_all[rows], indptr_all[rows + 1]
-        lengths = stops - starts
-        indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        index_type = np.int32 if self.n_genes < 2**31 else np.int64
-        data = np.empty(indptr[-1], dtype=np.float32)
-        indices = np.empty(indptr[-1], dtype=index_type)
-        # a new read starts after a big gap or when a row starts in another _BLOCK-sized window
-        new = np.ones(rows.size, dtype=bool)
-        new[1:] = (starts[1:] - stops[:-1] > _GAP) | (starts[1:] // _BLOCK != starts[:-1] // _BLOCK)
-        bounds = np.append(np.flatnonzero(new), rows.size)
-        for first, last in zip(bounds[:-1], bounds[1:]):
-            begin, end = starts[first], stops[last - 1]
-            if begin == end:
-                continue
-            span_data, span_indices = stored_data[begin:end], stored_indices[begin:end]
-            self._check_indices(span_indices, self.n_genes, "genes")
-            take = _ranges(starts[first:last] - begin, lengths[first:last])
-            out = slice(indptr[first], indptr[last])
-            data[out], indices[out] = span_data[take], span_indices[take]
-        return sp.csr_matrix((data, indices, indptr), shape=(rows.size, self.n_genes))
+        if self._stored is None:  # plain bytes in the file are read without HDF5
+            x = self._x_group
+            self._stored = tuple(
+                FileArray.of(x[name]) or without_chunk_cache(x[name])
+                for name in ("data", "indices")
+            )
+        indptr = self._checked_indptr()
+        plan = plan_reads(
+            indptr, rows, gap=read_gap(*self._stored), window=read_window(*self._stored)
+        )
+        self.last_read = plan
+        with contextlib.ExitStack() as files:
+            stored_data, stored_indices = (
+                files.enter_context(s.open()) if isinstance(s, FileArray) else s
+                for s in self._stored
+            )
+            try:
+                return read_csr_rows(
+                    stored_data,
+                    stored_indices,
+                    indptr,
+                    rows,
+                    self.n_genes,
+                    columns="genes",
+                    plan=plan,
+                )
+            except DamagedIndicesError as err:
+                raise _unreadable(self.path, err) from None
 
     def _read_dense(self, rows) -> sp.csr_matrix:
         x, parts = self._x, []

@@ -144,14 +144,15 @@ class BgeeSource:
         if not keep_intergenic and not genic.all():
             counts, genes = counts[:, genic], genes.loc[genic]
         qc = qc_values(counts)
+        cells = self._file.cell_rows(rows)  # only these cells' names and barcodes are read
         _, qc_filter = split_qc(parse_cell_filter(cell_filter))
         if qc_filter:
-            qc.index = self._file.cells.index[rows]
+            qc.index = cells.index
             keep = match_cells(qc, qc_filter, self.name)
             rows, counts, qc = rows[keep], counts[keep], qc.loc[keep]
-        cells = self._file.cells.iloc[rows].copy()
+            cells = cells.iloc[keep].copy()
         for col in cells.columns:
-            if hasattr(cells[col], "cat"):
+            if isinstance(cells[col].dtype, pd.CategoricalDtype):
                 cells[col] = cells[col].cat.remove_unused_categories()
         for col in self._file.kept_extras:
             values = self._file.extra(col)
