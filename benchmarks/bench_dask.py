@@ -269,6 +269,7 @@ def main(argv=None) -> int:
                     dask_run["value"]["rows"], mem_run["value"]["rows"], rtol=1e-12, atol=1e-12
                 )
             rows.append((size, dask_run, mem_run))
+            shutil.rmtree(work, ignore_errors=True)  # disk for the next size
     print()
     print(
         f"{args.genes:,} genes; SPECIES + quantile normalization + STANDARD; 2 workers; "

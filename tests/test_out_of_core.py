@@ -154,6 +154,35 @@ def test_cells_across_files_on_the_workers(client, tmp_path, options):
     _same(rw.build(ds, cat), rw.build(ds, cat, client=client, workdir=tmp_path))
 
 
+def test_warnings_raised_on_the_workers_reach_the_user(client, tmp_path):
+    """A tarball member's counts are checked when first read, on a worker: its
+    NotCountsWarning is raised again in the user's process, once."""
+    import tarfile
+
+    import h5py
+
+    from refinewidgets.errors import NotCountsWarning
+    from refinewidgets.testing.bgee_files import write_bgee_h5ad
+
+    name = "Homo_sapiens_ERP901_droplet_based.h5ad"
+    member = write_bgee_h5ad(
+        tmp_path / name, variant="newest", experiment="ERP901", n_cells=60, n_genes=40, seed=4
+    )
+    with h5py.File(member, "r+") as f:
+        data = f["X/data"][...]
+        data[:5] = -data[:5]
+        f["X/data"][...] = data
+    tarball = tmp_path / "Homo_sapiens_droplet_based_h5ad.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(member, arcname=f"Homo_sapiens/{name}")
+    member.unlink()
+    cat = rw.open_catalog(tarball, cache_dir=tmp_path / "cache")  # counts not read yet
+    ds = rw.Dataset({"ERP901": ["ALL"]}, quantile_normalize=False, pseudobulk="sample")
+    with pytest.warns(NotCountsWarning, match="negative") as caught:
+        rw.build(ds, cat, client=client, workdir=tmp_path / "work")
+    assert len([w for w in caught if issubclass(w.category, NotCountsWarning)]) == 1
+
+
 def test_a_species_tarball_member_is_extracted_on_a_worker(client, tmp_path):
     from pathlib import Path
 

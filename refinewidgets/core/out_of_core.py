@@ -85,6 +85,39 @@ class DaskGroup:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+# -- warnings raised on the workers -------------------------------------------------------------
+def _with_warnings(fn, args, kwargs):
+    """Run ``fn`` on a worker, keeping the warnings it raises: ``(value, [(category, text)])``.
+    A worker's warnings go to its own log otherwise, never to the user."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = fn(*args, **kwargs)
+    return value, [(w.category, str(w.message)) for w in caught]
+
+
+def submit(client, fn, *args, **kwargs):
+    """``client.submit(fn, *args, **kwargs, pure=False)``, keeping the task's warnings for
+    :func:`gather`."""
+    return client.submit(_with_warnings, fn, args, kwargs, pure=False)
+
+
+def gather(client, futures) -> list:
+    """The values of :func:`submit`'s futures; each distinct warning the tasks raised is raised
+    again here, in the user's process (the same text from several tasks once)."""
+    import warnings
+
+    values, seen = [], set()
+    for value, caught in client.gather(list(futures)):
+        values.append(value)
+        for category, text in caught:
+            if (category, text) not in seen:
+                seen.add((category, text))
+                warnings.warn(text, category, stacklevel=3)
+    return values
+
+
 # -- tasks (run on the workers) --------------------------------------------------------------
 def _read_block(
     source, matrix_id, accessions, label, technology, log_rnaseq, path, target_part=False
@@ -214,7 +247,8 @@ def dask_group(
 
         blocks = list(_blocks(by_matrix, block_samples))
         futures = [
-            client.submit(
+            submit(
+                client,
                 _read_block,
                 src,
                 matrix_id,
@@ -224,11 +258,10 @@ def dask_group(
                 {a: log_rnaseq[a] for a in accessions},
                 str(run / f"read-{i}.npy"),
                 quantile_normalize and shipped_target is None,
-                pure=False,
             )
             for i, (src, matrix_id, accessions) in enumerate(blocks)
         ]
-        pieces: list[_Piece] = client.gather(futures)
+        pieces: list[_Piece] = gather(client, futures)
         filtered = [f for p in pieces for f in p.filtered]
         transforms = {k: v for p in pieces for k, v in p.transforms.items()}
         kept = [p for p in pieces if p.samples]
@@ -254,9 +287,7 @@ def dask_group(
                     for p in kept
                 ]
             redo = [p for p, ok in zip(kept, same) if not ok]
-            computed = iter(
-                client.gather([client.submit(_target_part, p, genes, pure=False) for p in redo])
-            )
+            computed = iter(gather(client, [submit(client, _target_part, p, genes) for p in redo]))
             parts = [p.target_part if ok else next(computed) for p, ok in zip(kept, same)]
         samples = [s for p in kept for s in p.samples]
         # the group's order (the request's), as the in-memory path keeps it
@@ -305,11 +336,12 @@ def dask_group(
         slot = {r: k for k, r in enumerate(wanted)}
         local = [[j for j, r in enumerate(rows) if int(r) in slot] for rows in rows_of_block]
         starts = list(range(0, len(genes), GENE_BLOCK))
-        tested = client.gather(
+        tested = gather(
+            client,
             [
-                client.submit(_finish_block, p, genes, path, target, mine, starts, pure=False)
+                submit(client, _finish_block, p, genes, path, target, mine, starts)
                 for p, path, mine in zip(kept, gathered, local)
-            ]
+            ],
         )
         if quantile_normalize:
             if pairs:
@@ -331,9 +363,11 @@ def dask_group(
         zarr_path = str(run / f"{key}.zarr")
         rows_chunk = min(max(len(samples), 1), 4096)
         _new_array(zarr_path, (len(samples), len(genes)), (rows_chunk, GENE_BLOCK))
-        client.gather(
+        gather(
+            client,
             [
-                client.submit(
+                submit(
+                    client,
                     _scale_genes,
                     gathered,
                     rows_of_block,
@@ -342,10 +376,9 @@ def dask_group(
                     min(start + GENE_BLOCK, len(genes)),
                     scale_by,
                     zarr_path,
-                    pure=False,
                 )
                 for start in starts
-            ]
+            ],
         )
         timed(f"{key}: written", "")
         info["out_of_core"]["seconds"] = seconds

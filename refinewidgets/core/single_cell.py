@@ -450,11 +450,14 @@ def read_cells(members: Sequence[Any], catalog: Any, dataset: Any, client: Any =
     if client is None:
         results = [_read_one(src, mid, libs, dataset) for (src, mid), libs in located]
     else:
-        results = client.gather(
+        from .out_of_core import gather, submit  # the workers' warnings come back
+
+        results = gather(
+            client,
             [
-                client.submit(_read_one, src, mid, libs, dataset, dataset.pseudobulk, pure=False)
+                submit(client, _read_one, src, mid, libs, dataset, dataset.pseudobulk)
                 for (src, mid), libs in located
-            ]
+            ],
         )
     blocks: list[CellBlock] = []
     filtered: list[tuple[str, str]] = []
