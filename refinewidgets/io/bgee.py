@@ -3,24 +3,18 @@
 Bgee's writers changed their obs column names between releases (see ``_SOURCE_COLUMNS`` and
 :data:`WRITERS`); :class:`BgeeH5ad` maps them all onto one table with :data:`UNIFIED_COLUMNS`
 and keeps the file's other obs columns under their own names. ``obs`` and ``var`` are read by
-anndata (``read_elem``; anndata's own reader for files older than 0.7), so every encoding
-anndata reads is read: categoricals as codes plus a ``categories`` attribute (0.7), compound
-datasets (0.6), fixed-length string attributes (R and Julia writers). ``X`` is opened as
-anndata's backed sparse dataset (its format and shape, legacy ``h5sparse_*`` attributes too);
-:meth:`BgeeH5ad.read_counts` reads only the rows asked for, and checks ``indptr`` and the column
-indices it reads, so a damaged file is an error, never wrong values or a crash. Its stored values
-are read by :mod:`.csr_rows` (few planned reads straight into the result; plain file reads when
-``X`` is stored uncompressed). Obs names and barcodes, a distinct string per cell, are read for
-the selected cells only (:meth:`BgeeH5ad.cell_rows`) until the whole table is asked for.
+anndata, in every encoding it reads (:mod:`.bgee_obs`); ``X``, the counts, is read by rows and
+checked by :class:`~refinewidgets.io.bgee_counts.BgeeCounts`. Obs names and barcodes, a
+distinct string per cell, are read for the selected cells only (:meth:`BgeeH5ad.cell_rows`)
+until the whole table is asked for.
 
 Decisions on points the files leave open:
 
 - Library column: ``libID`` > ``library_id`` > ``rnaSeqLibraryId`` > ``SampleId``. Bgee's first
   files carry both ``SampleId`` and ``libID``; obs names end with ``_<libID>``, so ``libID`` is
   the library a cell came from and ``SampleId`` is used only when nothing else exists.
-- Layout of ``X``: CSR (what Bgee writes) is read selectively. A dense ``X`` is read by row
-  blocks (also selective). A CSC ``X`` cannot be sliced by rows: it is streamed column block by
-  column block, keeping only the selected rows (bounded memory, but a full scan of the file).
+- Layout of ``X``: CSR (what Bgee writes) and dense ``X`` are read selectively; a CSC ``X`` is
+  streamed whole (see :mod:`.bgee_counts`).
 - Writer and release are told by the obs columns (:func:`_writer`); a file named
   ``*_full_length*`` (or whose ``uns['assay']`` says so) holds read counts of full-length
   protocols, the others droplet UMI counts.
@@ -32,35 +26,33 @@ from __future__ import annotations
 import contextlib
 import difflib
 import re
-import warnings
 from pathlib import Path
 from typing import Any
 
-import anndata
 import h5py
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from ..core.cell_filter import QC_COLUMNS, match_cells, parse_cell_filter, split_qc
 from ..core.spec import LIBRARY_SUMMARY, UNIFIED_CELL_COLUMNS
-from ..errors import DatasetSpecError, NotCountsWarning, SourceFormatError
-from .bgee_species import ORGANISM_BY_TAXON, organism_of_taxon
-from .csr_rows import (
-    DamagedIndicesError,
-    FileArray,
-    plan_reads,
-    read_csr_rows,
-    read_gap,
-    read_window,
-    without_chunk_cache,
+from ..errors import DatasetSpecError, SourceFormatError
+from .bgee_counts import BgeeCounts, unreadable
+from .bgee_obs import (
+    as_categorical,
+    as_kept,
+    as_names,
+    as_text,
+    attr_text,
+    read_column,
+    read_frames,
 )
+from .bgee_species import ORGANISM_BY_TAXON, organism_of_taxon
 from .h5_strings import is_string_array, read_strings, stripped
 
 try:  # anndata >= 0.11
-    from anndata.io import read_elem, sparse_dataset
+    from anndata.io import read_elem
 except ImportError:  # pragma: no cover - anndata 0.10
-    from anndata.experimental import read_elem, sparse_dataset
+    from anndata.experimental import read_elem
 
 __all__ = ["ORGANISM_BY_TAXON", "UNIFIED_COLUMNS", "BgeeH5ad", "find_bgee_files"]
 
@@ -128,55 +120,12 @@ def parse_file_name(stem: str) -> tuple[str | None, str]:
     return None, stem
 
 
-_BLOCK = 1 << 22  # stored values per read of a dense or CSC X (bounds the temporary buffers)
-
-
-def _text(value) -> str:
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        value = int(value)
-    return str(value).strip()
-
-
-def _categorical(values, lower=False) -> pd.Categorical:
-    """Values as a categorical of stripped strings; missing values become ``""``."""
-    if isinstance(values, pd.Categorical):  # as stored by anndata: no per-cell work
-        codes, uniques = values.codes, values.categories
-    else:
-        codes, uniques = pd.factorize(pd.Series(np.asarray(values, dtype=object)))
-    labels = np.array([_text(u) for u in uniques] + [""], dtype=object)
-    if lower:
-        labels = np.array([label.lower() for label in labels], dtype=object)
-    categories, inverse = np.unique(labels, return_inverse=True)
-    return pd.Categorical.from_codes(
-        inverse[codes], categories=categories
-    ).remove_unused_categories()
-
-
-def _names_index(values) -> pd.Index:
-    """Obs names as an Index of ``str``."""
-    return pd.Index(np.asarray(values, dtype=object)).astype(str)
-
-
-def _read_elem(elem) -> Any:
-    """``read_elem``; string arrays read in blocks (see :mod:`.h5_strings`)."""
-    return read_strings(elem) if is_string_array(elem) else read_elem(elem)
-
-
 def _organism_name(text: str) -> str:
     """``'Homo sapiens'``, ``'Homo_sapiens'``, ``'NCBITaxon:9606'`` -> ``'HOMO_SAPIENS'``."""
     match = re.fullmatch(r"(?i)ncbitaxon:(\d+)", text.strip())
     if match:
         return organism_of_taxon(int(match.group(1)))
     return re.sub(r"[\s_]+", "_", text.strip()).upper()
-
-
-def _unreadable(path, err) -> SourceFormatError:
-    return SourceFormatError(
-        f"{path} is not a readable H5AD file ({err}): it may be truncated "
-        "or corrupt; download it again"
-    )
 
 
 #: Names the cell tables we make use: a file's own obs column with one of these names is kept
@@ -223,24 +172,7 @@ def _assay(stem: str, file: h5py.File) -> tuple[str, str]:
     return "droplet-based scRNA-seq", "UMI counts"
 
 
-def _attr(attrs, key: str) -> str | None:
-    """An HDF5 attribute as text (variable- or fixed-length strings alike)."""
-    value = attrs.get(key)
-    if value is None:
-        return None
-    if isinstance(value, np.ndarray) and value.shape == ():
-        value = value[()]
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _plain(values) -> Any:
-    """An obs column as we keep it: categoricals of stripped text, numbers as they are."""
-    if isinstance(values, pd.Categorical) or not np.issubdtype(np.asarray(values).dtype, np.number):
-        return _categorical(values)
-    return np.asarray(values)
-
-
-class BgeeH5ad:
+class BgeeH5ad(BgeeCounts):
     """One Bgee droplet H5AD file opened for reading without loading ``X``.
 
     Parameters
@@ -280,19 +212,12 @@ class BgeeH5ad:
     def __init__(self, path, *, counts_file=None):
         self.path = Path(path)
         self._counts_file = counts_file
-        self._x_file = None
-        self._x = None
-        self._indptr = None
-        self._stored = None  # X's data and indices as read (FileArray or h5py.Dataset)
-        #: The :class:`~refinewidgets.io.csr_rows.ReadPlan` of the last read of a CSR ``X``
-        #: (how many reads, how many stored values they covered), for tests and benchmarks.
-        self.last_read = None
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path} does not exist or is not a file")
         try:
             self._file = h5py.File(self.path, "r")
         except (OSError, RuntimeError) as err:
-            raise _unreadable(self.path, err) from None
+            raise unreadable(self.path, err) from None
         try:
             self._open()
         except SourceFormatError:
@@ -300,44 +225,13 @@ class BgeeH5ad:
             raise
         except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as err:
             self.close()
-            raise _unreadable(self.path, err) from None
+            raise unreadable(self.path, err) from None
 
     @property
     def stub(self) -> bool:
         """Whether this file holds only ``obs``/``var`` (an index entry of a species tarball);
         ``X`` then comes from ``counts_file()``, the extracted member, on first read."""
         return self._counts_file is not None
-
-    def _frames(self) -> tuple[pd.DataFrame | None, pd.DataFrame]:
-        """``(obs, var)`` as anndata reads them; obs is None when its columns can be read one
-        by one (anndata 0.8 or later: only the columns used are read)."""
-        f = self._file
-        if isinstance(f["obs"], h5py.Group) and isinstance(f["var"], h5py.Group):
-            obs_attrs = f["obs"].attrs
-            legacy_categories = any(
-                isinstance(item, h5py.Dataset) and "categories" in item.attrs
-                for item in f["obs"].values()
-            )
-            self.encoding = (
-                "anndata 0.7 (categories as attributes)"
-                if legacy_categories
-                else "anndata 0.8 or later"
-            )
-            if isinstance(obs_attrs.get("encoding-type", obs_attrs.get("_index")), bytes):
-                self.encoding += ", fixed-length string attributes (an R or Julia writer)"
-            by_column = not legacy_categories and _attr(obs_attrs, "encoding-version") == "0.2.0"
-            return (None if by_column else read_elem(f["obs"])), read_elem(f["var"])
-        # anndata before 0.7: obs and var are compound datasets, categories live in uns;
-        # anndata's own reader (backed, so X stays on disk) undoes both
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            adata = anndata.read_h5ad(self.path, backed="r")
-        try:
-            obs, var = adata.obs.copy(), adata.var.copy()
-        finally:
-            adata.file.close()
-        self.encoding = "anndata 0.6 (compound obs and var)"
-        return obs, var
 
     def _obs_column(self, name: str) -> Any:
         """One obs column, as anndata reads it."""
@@ -346,7 +240,7 @@ class BgeeH5ad:
         if name not in self._obs_read:
             if self._file is None:
                 raise ValueError(f"{self.path} is closed; open it again with BgeeH5ad(path)")
-            self._obs_read[name] = _read_elem(self._file["obs"][name])
+            self._obs_read[name] = read_column(self._file["obs"][name])
         return self._obs_read[name]
 
     def _kept_extra(self, column: str) -> bool:
@@ -358,7 +252,7 @@ class BgeeH5ad:
                 values
             )
         elem = self._file["obs"][column]
-        kind = _attr(elem.attrs, "encoding-type") or ""
+        kind = attr_text(elem.attrs, "encoding-type") or ""
         return kind != "string-array"
 
     def _open(self) -> None:
@@ -366,8 +260,8 @@ class BgeeH5ad:
         needed = ("obs", "var") if self.stub else ("X", "obs", "var")
         missing = [key for key in needed if key not in f]
         if missing:
-            raise _unreadable(self.path, f"no {', '.join(missing)} element")
-        obs, var = self._frames()
+            raise unreadable(self.path, f"no {', '.join(missing)} element")
+        obs, var, self.encoding = read_frames(f, self.path)
         self._obs, self._obs_read = obs, {}
         # obs names and barcodes (a distinct string per cell) are read when asked for: a build
         # needs those of the cells it selects only (see ``cell_rows``); ``cells`` reads them all
@@ -375,15 +269,15 @@ class BgeeH5ad:
         self._names: pd.Index | str  # the names, or the path of their string array
         if obs is None:
             group = f["obs"]
-            index_elem = group[_attr(group.attrs, "_index")]
+            index_elem = group[attr_text(group.attrs, "_index")]
             if is_string_array(index_elem):
                 self._names, n = index_elem.name, index_elem.shape[0]
             else:
-                self._names = _names_index(_read_elem(index_elem))
+                self._names = as_names(read_column(index_elem))
                 n = len(self._names)
-            self.obs_columns = [_text(c) for c in np.ravel(group.attrs.get("column-order", []))]
+            self.obs_columns = [as_text(c) for c in np.ravel(group.attrs.get("column-order", []))]
         else:
-            self._names = _names_index(obs.index)
+            self._names = as_names(obs.index)
             n = len(self._names)
             self.obs_columns = [str(c) for c in obs.columns]
             obs.columns = self.obs_columns
@@ -406,9 +300,9 @@ class BgeeH5ad:
             if concept == "barcode" and not isinstance(values, pd.Categorical):
                 self._barcodes = stripped(values)
             elif concept == "barcode":
-                self._barcodes = np.asarray(_categorical(values), dtype=object)
+                self._barcodes = np.asarray(as_categorical(values), dtype=object)
             else:
-                columns[concept] = _categorical(values, lower=concept == "sex")
+                columns[concept] = as_categorical(values, lower=concept == "sex")
         if "library" not in columns:
             raise SourceFormatError(
                 f"{self.path} has no library column: obs columns found: {self.obs_columns}; "
@@ -448,7 +342,7 @@ class BgeeH5ad:
         var.columns = var_columns
         symbol = next((c for c in _SYMBOL_COLUMNS if c in var_columns), None)
         symbols = (
-            np.asarray(_categorical(var[symbol].array), dtype=object)
+            np.asarray(as_categorical(var[symbol].array), dtype=object)
             if symbol
             else np.full(len(var_names), "", dtype=object)
         )
@@ -459,42 +353,6 @@ class BgeeH5ad:
         self.assay, self.unit = _assay(self.path.stem, self._file)
         if not self.stub:
             self._open_x(self._file)
-
-    def _open_x(self, file: h5py.File) -> None:
-        """Open ``X`` through anndata's backed access and check it fits obs x var."""
-        x = file["X"]
-        if isinstance(x, h5py.Dataset):
-            self._layout, shape, self._x = "dense", x.shape, x
-        else:
-            try:
-                self._x = sparse_dataset(x, should_cache_indptr=False)
-            except TypeError:  # pragma: no cover - anndata without the keyword
-                self._x = sparse_dataset(x)
-            except (ValueError, KeyError, OSError) as err:
-                raise _unreadable(self.path, f"X has an unknown encoding ({err})") from None
-            self._layout, shape = self._x.format, self._x.shape
-            major = shape[0] if self._layout == "csr" else shape[1]
-            if x["indptr"].shape[0] != major + 1 or x["data"].shape != x["indices"].shape:
-                raise _unreadable(self.path, "X's sparse arrays do not fit its shape")
-        if tuple(int(v) for v in shape) != (self.n_cells, len(self.genes)):
-            raise _unreadable(
-                self.path,
-                f"X has shape {tuple(shape)} but obs x var is {(self.n_cells, len(self.genes))}",
-            )
-        self._x_group = x
-        self._stored = None
-
-    def _ensure_x(self) -> None:
-        if self._x is not None:
-            return
-        path = Path(self._counts_file())  # a tarball member, extracted on first use
-        try:
-            self._x_file = h5py.File(path, "r")
-        except (OSError, RuntimeError) as err:
-            raise _unreadable(path, err) from None
-        if "X" not in self._x_file:
-            raise _unreadable(path, "no X element")
-        self._open_x(self._x_file)
 
     def _experiment(self, column) -> str:
         if column is not None:
@@ -515,8 +373,8 @@ class BgeeH5ad:
         for key in ("organism", "organism_ontology_term_id"):
             if isinstance(uns, h5py.Group) and key in uns:
                 value = np.ravel(np.asarray(read_elem(uns[key]), dtype=object))
-                if value.size == 1 and _text(value[0]):
-                    return _organism_name(_text(value[0]))
+                if value.size == 1 and as_text(value[0]):
+                    return _organism_name(as_text(value[0]))
         species = parse_file_name(self.path.stem)[0]
         if species:
             return _organism_name(species)
@@ -555,7 +413,7 @@ class BgeeH5ad:
     def _obs_names(self, rows) -> pd.Index:
         if not isinstance(self._names, str):
             return self._names if rows is None else self._names[rows]
-        return _names_index(read_strings(self._string_array(self._names), rows))
+        return as_names(read_strings(self._string_array(self._names), rows))
 
     def _string_array(self, path: str) -> h5py.Dataset:
         if self._file is None:
@@ -582,13 +440,10 @@ class BgeeH5ad:
             # names and barcodes are read before the file goes (a damaged file: they are not)
             with contextlib.suppress(OSError, KeyError, ValueError, RuntimeError, TypeError):
                 self.cells  # noqa: B018
-        for name in ("_file", "_x_file"):
-            handle = getattr(self, name, None)
-            if handle is not None:
-                handle.close()
-            setattr(self, name, None)
-        self._x = None
-        self._stored = None
+        if getattr(self, "_file", None) is not None:
+            self._file.close()
+        self._file = None
+        self._close_x()
 
     def libraries(self) -> pd.DataFrame:
         """One row per library (the sample cells came from), indexed by library id.
@@ -598,7 +453,7 @@ class BgeeH5ad:
         ``organism``.
         """
         cells = self._table  # no obs names nor barcodes needed
-        library = cells["library"].array  # categoricals without missing values (_categorical)
+        library = cells["library"].array  # categoricals without missing values (as_categorical)
         counts = np.bincount(library.codes, minlength=len(library.categories))
         present = np.flatnonzero(counts)
         table = pd.DataFrame(
@@ -626,7 +481,7 @@ class BgeeH5ad:
 
     def extra(self, name: str) -> Any:
         """The values of one of :attr:`extra_columns` for every cell (read once, then kept)."""
-        return _plain(self._obs_column(self.extra_columns[name]))
+        return as_kept(self._obs_column(self.extra_columns[name]))
 
     @property
     def kept_extras(self) -> list[str]:
@@ -675,207 +530,6 @@ class BgeeH5ad:
             index=pd.RangeIndex(self.n_cells),
         )
         return np.flatnonzero(match_cells(table, conditions, self.path.name)).astype(np.int64)
-
-    def _require_open(self) -> None:
-        if self._file is None:
-            raise ValueError(f"{self.path} is closed; open it again with BgeeH5ad(path)")
-        self._ensure_x()
-
-    def read_counts(self, rows) -> sp.csr_matrix:
-        """Counts of the given cells: ``float32`` CSR, one row per entry of ``rows``.
-
-        Only the stored values of the selected rows are read from a CSR ``X`` (after its
-        ``indptr``), in contiguous runs of at most a few million values: memory grows with the
-        selection, not the file. ``rows`` are positions (e.g. from :meth:`select`) or a
-        boolean mask; unsorted or repeated positions are served in the order given. A dense
-        ``X`` is read by row blocks; a CSC ``X`` is streamed whole, keeping only these rows.
-        """
-        self._require_open()
-        rows = np.asarray(rows)
-        if rows.dtype == bool and rows.shape == (self.n_cells,):
-            rows = np.flatnonzero(rows)
-        if rows.ndim != 1 or (rows.size and not np.issubdtype(rows.dtype, np.integer)):
-            raise TypeError("rows must be a 1-d array of integer positions")
-        rows = rows.astype(np.int64)
-        if rows.size and (rows.min() < 0 or rows.max() >= self.n_cells):
-            raise IndexError(
-                f"row positions must be in [0, {self.n_cells}); got {rows.min()}..{rows.max()}"
-            )
-        unique, inverse = np.unique(rows, return_inverse=True)
-        reader = {"csr": self._read_csr, "csc": self._read_csc, "dense": self._read_dense}
-        try:
-            matrix = reader[self._layout](unique)
-        except SourceFormatError:
-            raise
-        except (OSError, KeyError, RuntimeError, ValueError, TypeError, IndexError) as err:
-            raise _unreadable(self.path, err) from None  # h5py reports damage in many ways
-        if unique.size != rows.size or not np.array_equal(unique, rows):
-            matrix = matrix[inverse]
-        return sp.csr_matrix(matrix, dtype=np.float32)
-
-    def _checked_indptr(self) -> np.ndarray:
-        """X's ``indptr``, checked before any use: from 0, never decreasing, ending at nnz."""
-        if self._indptr is None:
-            x = self._x_group
-            indptr = x["indptr"][:].astype(np.int64)
-            nnz = x["data"].shape[0]
-            if (
-                indptr.size == 0
-                or indptr[0] != 0
-                or indptr[-1] != nnz
-                or np.any(np.diff(indptr) < 0)
-            ):
-                raise _unreadable(
-                    self.path,
-                    f"X's indptr is broken (it must start at 0, never decrease and end at the "
-                    f"{nnz:,} stored values; it starts at {indptr[:1].tolist()} and ends at "
-                    f"{indptr[-1:].tolist()})",
-                )
-            self._indptr = indptr
-        return self._indptr
-
-    def _check_indices(self, indices: np.ndarray, bound: int, what: str) -> None:
-        if indices.size and (indices.min() < 0 or indices.max() >= bound):
-            raise _unreadable(
-                self.path,
-                f"X's indices hold {int(indices.min())}..{int(indices.max())}, outside the "
-                f"{bound:,} {what}",
-            )
-
-    def _read_csr(self, rows) -> sp.csr_matrix:
-        """The asked rows' stored values, read in few contiguous reads of X's ``data`` and
-        ``indices`` straight into the result (see :mod:`.csr_rows`).
-
-        Reading spans directly, rather than through ``CSRDataset.__getitem__``, is measured: that
-        call costs about 27 ms of package-metadata lookups each time here, and a scattered
-        selection needs thousands of them (``benchmarks/bench_single_cell.py``)."""
-        if self._stored is None:  # plain bytes in the file are read without HDF5
-            x = self._x_group
-            self._stored = tuple(
-                FileArray.of(x[name]) or without_chunk_cache(x[name])
-                for name in ("data", "indices")
-            )
-        indptr = self._checked_indptr()
-        plan = plan_reads(
-            indptr, rows, gap=read_gap(*self._stored), window=read_window(*self._stored)
-        )
-        self.last_read = plan
-        with contextlib.ExitStack() as files:
-            stored_data, stored_indices = (
-                files.enter_context(s.open()) if isinstance(s, FileArray) else s
-                for s in self._stored
-            )
-            try:
-                return read_csr_rows(
-                    stored_data,
-                    stored_indices,
-                    indptr,
-                    rows,
-                    self.n_genes,
-                    columns="genes",
-                    plan=plan,
-                )
-            except DamagedIndicesError as err:
-                raise _unreadable(self.path, err) from None
-
-    def _read_dense(self, rows) -> sp.csr_matrix:
-        x, parts = self._x, []
-        step = max(1, _BLOCK // max(1, self.n_genes))
-        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-        for run in np.split(rows, breaks):
-            for i in range(0, run.size, step):
-                chunk = run[i : i + step]
-                parts.append(sp.csr_matrix(x[chunk[0] : chunk[-1] + 1].astype(np.float32)))
-        return sp.vstack(parts, format="csr") if parts else sp.csr_matrix((0, self.n_genes))
-
-    def _read_csc(self, rows) -> sp.csr_matrix:
-        """Column blocks of the sparse dataset, keeping only these rows (a full scan of the
-        file: a CSC matrix cannot be sliced by rows)."""
-        x = self._x_group
-        indptr = self._checked_indptr()
-        position = np.full(self.n_cells, -1, dtype=np.int64)
-        position[rows] = np.arange(rows.size)
-        kept_rows, kept_cols, kept_data = [], [], []
-        column = 0
-        while column < self.n_genes:  # stream column blocks of about _BLOCK stored values
-            end = max(column + 1, int(np.searchsorted(indptr, indptr[column] + _BLOCK)) - 1)
-            end = min(end, self.n_genes)
-            begin, stop = indptr[column], indptr[end]
-            stored = x["indices"][begin:stop]
-            self._check_indices(stored, self.n_cells, "cells")
-            where = position[stored]
-            keep = where >= 0
-            kept_rows.append(where[keep])
-            kept_data.append(x["data"][begin:stop][keep].astype(np.float32))
-            cols = np.repeat(np.arange(column, end), np.diff(indptr[column : end + 1]))
-            kept_cols.append(cols[keep])
-            column = end
-        coo = sp.coo_matrix(
-            (
-                np.concatenate(kept_data or [[]]),
-                (np.concatenate(kept_rows or [[]]), np.concatenate(kept_cols or [[]])),
-            ),
-            shape=(rows.size, self.n_genes),
-        )
-        return coo.tocsr()
-
-    def check_counts(self, sample_rows=10000) -> None:
-        """Warn :class:`~refinewidgets.errors.NotCountsWarning` if ``X`` does not hold counts.
-
-        Reads at most ``sample_rows`` cells (20 evenly spread blocks) and looks at their stored
-        values. Warns on negative or non-finite values, and on log-transformed values: all below
-        30 (the log of any realistic count) with either most values non-integer, or the values
-        being exactly ``log2/ln/log10`` of integers + 1 while some are non-integer. Fractional
-        values alone are normal: bustools ``--em`` splits ambiguous UMIs among genes, but most
-        values stay integers.
-        """
-        self._require_open()
-        n = self.n_cells
-        if self._layout == "csr":  # about 1M stored values are plenty, whatever the density
-            self._checked_indptr()
-            per_row = max(1.0, self._indptr[-1] / max(n, 1))
-            sample_rows = int(min(sample_rows, max(200, 1_000_000 // per_row)))
-        if n <= sample_rows:
-            rows = np.arange(n)
-        else:
-            size = max(1, sample_rows // 20)
-            starts = np.linspace(0, n - size, 20).astype(np.int64)
-            rows = np.unique((starts[:, None] + np.arange(size)).ravel())
-        values = self.read_counts(rows).data.astype(np.float64)
-        found = None
-        where = f"{values.size} stored values of {rows.size} sampled cells"
-        if not np.isfinite(values).all():
-            found = f"has NaN or infinite values (among {where})"
-        elif values.size and values.min() < 0:
-            found = (
-                f"has negative values (minimum {values.min():.4g}, {int((values < 0).sum())} "
-                f"of {where})"
-            )
-        elif values.size >= 50 and values.max() < 30:
-            non_integer = np.abs(values - np.round(values)) > 1e-4
-            share = non_integer.mean()
-            if share > 0.5:
-                found = (
-                    f"looks log-transformed: {share:.0%} of {where} are non-integers and the "
-                    f"largest is {values.max():.4g}"
-                )
-            elif share > 0.02:
-                for base, name in [(2.0, "log2"), (np.e, "ln"), (10.0, "log10")]:
-                    back = np.power(base, values) - 1
-                    if (np.abs(back - np.round(back)) <= 1e-3 * np.maximum(1, back)).mean() > 0.99:
-                        found = (
-                            f"looks log-transformed: {where} are exactly {name}(integer + 1)"
-                            f" with {share:.0%} non-integers; largest {values.max():.4g}"
-                        )
-                        break
-        if found:
-            warnings.warn(
-                f"{self.path} {found}; Bgee droplet files hold UMI counts (possibly fractional "
-                "from bustools --em), so this file was transformed after Bgee wrote it: use the "
-                "file as downloaded from Bgee",
-                NotCountsWarning,
-                stacklevel=2,
-            )
 
 
 def _listed(values) -> list:
