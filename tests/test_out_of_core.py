@@ -239,3 +239,24 @@ def test_a_chunked_matrix_is_formatted_one_chunk_of_genes_at_a_time():
     reads = Counter((k[1].start, k[1].stop) for k in source.reads)  # 3 chunks of samples
     reads.pop((0, 0), None)  # Dask's probe of the array's type (an empty slice)
     assert reads == {(0, 96): 3, (96, 192): 3, (192, 200): 3}
+
+
+def test_the_app_builds_on_a_given_cluster_and_links_its_dashboard(client, tmp_path):
+    """``DatasetBuilder(cat, client=...)`` builds bulk groups out of core on the cluster and
+    shows a link to its dashboard."""
+    cat = rw.open_catalog()
+    builder = rw.DatasetBuilder(cat, client=client, workdir=tmp_path / "work")
+    link = client.dashboard_link
+    assert (
+        f'<a href="{link}"' in builder.dashboard.value
+        and "Dask dashboard" in builder.dashboard.value
+    )
+    ds = rw.Dataset({e: ["ALL"] for e in bulk_ids(cat)}, aggregate_by="SPECIES")
+    builder.dataset = ds
+    result = builder.build()
+    assert result is not None, builder.status.text
+    key = next(iter(result))
+    assert hasattr(result[key].X, "chunks")  # a Dask array over the cluster's zarr array
+    assert str(tmp_path / "work") in result[key].uns["refinewidgets"]["out_of_core"]["workdir"]
+    _same(rw.build(ds, cat), result)
+    assert rw.DatasetBuilder(cat).dashboard.value == ""  # no cluster, no link

@@ -32,8 +32,9 @@ a class on the widget's outer element: target the control inside it (``.rw-searc
 Every message area has ``rw-message``; one showing an error also has ``rw-error``.
 
 - app: ``rw-builder``, ``rw-tabs``, ``rw-status`` (the status line), ``rw-build``, ``rw-cancel``,
-  ``rw-progress``, ``rw-progress-label``, ``rw-show-code``, ``rw-code``, ``rw-stale`` (the
-  out-of-date note on the Results tab), ``rw-url-writer`` (web app only: keeps the page's
+  ``rw-dashboard`` (the Dask dashboard link, when built with a client), ``rw-progress``,
+  ``rw-progress-label``, ``rw-show-code``, ``rw-code``, ``rw-stale`` (the out-of-date note on
+  the Results tab), ``rw-url-writer`` (web app only: keeps the page's
   address in step with the dataset), ``rw-source`` (the source switch: its buttons are "This
   computer", "refine.bio", "Bgee"), ``rw-build-open-cache`` (shown when a build could not reach
   a service: opens the download cache), ``rw-build-get-token`` (shown when a build needs a
@@ -84,6 +85,7 @@ Every message area has ``rw-message``; one showing an error also has ``rw-error`
 
 from __future__ import annotations
 
+import html
 import threading
 import time
 from pathlib import Path
@@ -130,6 +132,17 @@ def _catalog_code(catalog) -> str:
     return "rw.open_catalog(" + ", ".join(repr(str(p)) for p in paths) + ")"
 
 
+def _dashboard_html(client) -> str:
+    """A link to the Dask dashboard of ``client`` ('' without a client or a dashboard)."""
+    link = str(getattr(client, "dashboard_link", "") or "") if client is not None else ""
+    if not link.startswith(("http://", "https://")):
+        return ""
+    return (
+        f'<a href="{html.escape(link, quote=True)}" target="_blank" rel="noopener noreferrer">'
+        "Dask dashboard</a>"
+    )
+
+
 class DatasetBuilder(RemoteSources, w.VBox):
     """Browse experiments, pick samples, choose options, build, look at and save the result.
 
@@ -140,6 +153,11 @@ class DatasetBuilder(RemoteSources, w.VBox):
     output_dir
         Where "Save" may write: None (default) accepts any path; a folder restricts saving to a
         file name inside it (see :class:`SavePanel`; the web app always passes one).
+    client, workdir
+        A ``dask.distributed`` client: bulk groups are then built out of core on its
+        workers, into zarr arrays under ``workdir`` (see :func:`refinewidgets.build`); a link
+        to the cluster's dashboard shows beside the progress. None (default): in memory, or on
+        a local cluster when a group would not fit.
     page_query
         The web app only: the query string of the page's URL (``"token=...&exp=GSE1"``). The
         dataset it encodes (:mod:`refinewidgets.core.url_state`), experiments still to fetch
@@ -177,8 +195,20 @@ class DatasetBuilder(RemoteSources, w.VBox):
         "large for a link.",
     )
 
-    def __init__(self, catalog=None, *, output_dir=None, page_query=None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        catalog=None,
+        *,
+        output_dir=None,
+        page_query=None,
+        client=None,
+        workdir=None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
+        self.client, self.workdir = client, workdir
+        self.dashboard = w.HTML(_dashboard_html(client))
+        self.dashboard.add_class("rw-dashboard")
         self.catalog = catalog = catalog_or_demo(catalog)
         self.catalog_code = _catalog_code(catalog)
         self.state = AppState(catalog)
@@ -230,7 +260,12 @@ class DatasetBuilder(RemoteSources, w.VBox):
                         self.cart_view,
                         self.options,
                         w.HBox(
-                            [self.build_button, self.cancel_button, self.progress.widget],
+                            [
+                                self.build_button,
+                                self.cancel_button,
+                                self.progress.widget,
+                                self.dashboard,
+                            ],
                             layout=w.Layout(flex_flow="row wrap"),
                         ),
                         self.offline_box,
@@ -467,7 +502,13 @@ class DatasetBuilder(RemoteSources, w.VBox):
             self.status.show(f"Building {selection.n_samples:,} samples...", "info")
             self.build_button.disabled = True
             self.cancel_button.disabled = False
-            result = build(dataset, self.catalog, progress=self.progress)
+            result = build(
+                dataset,
+                self.catalog,
+                progress=self.progress,
+                client=self.client,
+                workdir=self.workdir,
+            )
         except BuildCancelled as exc:
             self.progress.fail("cancelled")
             self.status.show(f"The build was cancelled: {exc}", "info")
