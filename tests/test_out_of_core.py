@@ -228,12 +228,12 @@ def test_a_chunked_matrix_is_formatted_one_chunk_of_genes_at_a_time():
     same as from the array in memory."""
     from refinewidgets.io.matrix_tsv import _text_rows
 
-    values = np.random.default_rng(3).normal(size=(9, 200))  # batches of 64 genes
+    values = np.random.default_rng(3).normal(size=(600, 200))  # formatted 87 genes at a time
     values[2, 5] = np.nan
     source = _CountedReads(values)
-    X = da.from_array(source, chunks=(4, 96), asarray=True)
+    X = da.from_array(source, chunks=(200, 96), asarray=True)
     genes = np.array([f"G{i}" for i in range(200)], dtype=object)
-    samples = [f"S{i}" for i in range(9)]
+    samples = [f"S{i}" for i in range(600)]
     text = b"".join(_text_rows(genes, samples, X, float32=False))
     assert text == b"".join(_text_rows(genes, samples, values, float32=False))
     reads = Counter((k[1].start, k[1].stop) for k in source.reads)  # 3 chunks of samples

@@ -42,8 +42,12 @@ MIN_BATCH_ROWS = 256
 #: Text parsed together at most (unless MIN_BATCH_ROWS rows are longer).
 MAX_BATCH_BYTES = 64 << 20
 _MIN_BATCH_BYTES = 1 << 19
-#: Text formatted together when writing: about 1/BATCHES of the whole, within these bounds.
+#: Text formatted together when writing: about 1/_WRITE_BATCHES of the whole, within these
+#: bounds, and at least _MIN_WRITE_GENES lines (measured: 1/256 of a 1,000-sample matrix
+#: formats as fast as 1/64, with less than half the memory in flight).
+_WRITE_BATCHES = 256
 _WRITE_BATCH_BYTES = (1 << 20, 16 << 20)
+_MIN_WRITE_GENES = 8
 _PAGE = mmap.PAGESIZE
 _POLARS_ERRORS = (pl.exceptions.PolarsError, pl.exceptions.PanicException)
 
@@ -303,12 +307,11 @@ def _parse_batch_strictly(text: bytes, names, wanted) -> pl.DataFrame:
 def _text_rows(
     genes: np.ndarray, samples: list[str], X: np.ndarray, *, float32: bool
 ) -> Iterator[bytes]:
-    names = [f"c{i}" for i in range(X.shape[0])]  # ours: a sample's name never clashes
     n_samples, n_genes = X.shape
     row_bytes = 20 * max(n_samples, 1) + 20  # about 19 characters per value
     low, high = _WRITE_BATCH_BYTES
-    batch = min(max(row_bytes * n_genes // BATCHES, low), high)
-    step = int(max(64, min(n_genes, batch // row_bytes)))
+    batch = min(max(row_bytes * n_genes // _WRITE_BATCHES, low), high)
+    step = int(max(_MIN_WRITE_GENES, min(n_genes, batch // row_bytes)))
     for start, stop, block in _gene_blocks(X, step):
         block = np.asarray(block, dtype=np.float64)  # float32 input: widened
         if float32:
@@ -316,12 +319,28 @@ def _text_rows(
                 rounded = block.astype(np.float32)
             _check_float32(rounded, block, samples)
             block = rounded
-        # one 2-D array per batch (measured: faster than a Series per sample)
-        frame = pl.DataFrame(block.T, schema=names, orient="row", nan_to_null=True)
-        frame.insert_column(0, pl.Series("Gene", genes[start:stop], dtype=pl.String))
-        yield frame.write_csv(
-            None, separator="\t", include_header=False, null_value="", quote_style="never"
-        ).encode("utf-8")
+        yield _format_block(block, genes[start:stop])
+
+
+def _format_block(block: np.ndarray, genes: np.ndarray) -> bytes:
+    """The TSV lines of a samples x genes block: a line per gene, its id then its values.
+
+    The values are formatted as one column, gene after gene (the shortest text that parses
+    back to the same number, as polars writes a CSV; NaN empty), then each gene's run is
+    joined with tabs. Measured: as fast as a CSV writer on a frame of 1,000 samples, twice as
+    fast at 30,000, where a frame of one column per sample costs more than its values.
+    """
+    n_samples, n_genes = block.shape
+    values = pl.Series(np.ascontiguousarray(block.T).ravel())  # gene-major
+    text = values.fill_nan(None).cast(pl.String).fill_null("")
+    del values  # each step's input is freed as soon as it is used: a batch's peak is small
+    rows = text.reshape((n_genes, n_samples)).arr.join("\t")
+    del text
+    lines = pl.Series(genes, dtype=pl.String) + "\t" + rows + "\n"
+    del rows
+    joined = lines.str.join("").item()
+    del lines
+    return joined.encode("utf-8")
 
 
 def _gene_blocks(X, step: int) -> Iterator[tuple[int, int, np.ndarray]]:
