@@ -21,6 +21,7 @@ import mmap
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import polars as pl
@@ -359,16 +360,25 @@ def _gene_blocks(X, step: int) -> Iterator[tuple[int, int, np.ndarray]]:
             stop = min(start + step, n_genes)
             yield start, stop, X[:, start:stop]
         return
-    edge = 0
-    for width in chunks[1]:
+    edges = np.cumsum([0, *chunks[1]]).tolist()
+
+    def read(k: int) -> np.ndarray:
         # read here (threads), not on a cluster's workers: an out-of-core result's zarr array
         # is in a folder this process reaches, and sending blocks from workers costs more
-        held = np.asarray(X[:, edge : edge + width].compute(scheduler="threads"))
-        even = -(-width // -(-width // step))  # steps of equal size, no short tail per chunk
-        for start in range(0, width, even):
-            stop = min(start + even, width)
-            yield edge + start, edge + stop, held[:, start:stop]
-        edge += width
+        return np.asarray(X[:, edges[k] : edges[k + 1]].compute(scheduler="threads"))
+
+    with ThreadPoolExecutor(1, thread_name_prefix="refinewidgets-read") as pool:
+        ahead = pool.submit(read, 0) if len(edges) > 1 else None
+        for k in range(len(edges) - 1):
+            held = ahead.result()
+            # the next chunk is read while this one is formatted (two chunks in memory)
+            ahead = pool.submit(read, k + 1) if k + 2 < len(edges) else None
+            width = edges[k + 1] - edges[k]
+            even = -(-width // -(-width // step))  # equal steps, no short tail per chunk
+            for start in range(0, width, even):
+                stop = min(start + even, width)
+                yield edges[k] + start, edges[k] + stop, held[:, start:stop]
+            del held
 
 
 def _check_float32(rounded: np.ndarray, values: np.ndarray, samples: list[str]) -> None:
