@@ -25,7 +25,12 @@ import traceback
 import warnings
 from pathlib import Path
 
-from .errors import RefineWidgetsError, RefineWidgetsWarning
+from .errors import (
+    OutputExistsError,
+    RefineWidgetsError,
+    RefineWidgetsWarning,
+    UnknownAccessionError,
+)
 
 __all__ = ["main"]
 
@@ -69,6 +74,20 @@ def _describe_result(res, out=None) -> None:
             print(f"    {acc} ({exp}): {reason}", file=out)
 
 
+def _check_output(path: str, overwrite: bool) -> None:
+    """Refuse ``-o PATH`` before building, in the command line's words."""
+    from .io.archive import check_output
+
+    try:
+        check_output(path, overwrite=overwrite)
+    except OutputExistsError as exc:
+        if Path(path).is_dir():
+            raise
+        raise OutputExistsError(
+            f"{path} exists: choose another name with -o, or add --overwrite to replace it."
+        ) from exc
+
+
 def _cmd_build(args) -> int:
     from .core.build import build
     from .core.spec import Dataset
@@ -92,7 +111,17 @@ def _cmd_build(args) -> int:
     except json.JSONDecodeError as exc:
         raise RefineWidgetsError(f"{args.spec} is not valid JSON ({exc}).") from None
     dataset = Dataset.from_dict(spec)
+    _check_output(args.output, args.overwrite)
     catalog = open_catalog(*args.source)
+    missing = [e for e in dataset.data if e not in catalog.experiment_ids]
+    if missing:
+        where = ", ".join(args.source) if args.source else "the bundled demo (no --source given)"
+        raise UnknownAccessionError(
+            f"Experiment(s) not in the sources: {', '.join(missing)} (opened: {where}). Add the "
+            "download that holds them with --source PATH (a refine.bio zip or folder, a Bgee "
+            ".h5ad file or tarball, or a folder of them; repeatable), or fetch them first with "
+            "`refinewidgets fetch refinebio ACCESSION ...`."
+        )
     result = build(dataset, catalog, progress=_progress(not args.quiet))
     path = result.write_zip(
         args.output, overwrite=args.overwrite, progress=_progress(not args.quiet)
@@ -162,6 +191,7 @@ def _cmd_demo(args) -> int:
     from .core.spec import Dataset
     from .io.catalog_open import open_catalog
 
+    _check_output(args.output, args.overwrite)
     catalog = open_catalog()
     print(catalog)
     experiments = catalog.experiments
@@ -277,6 +307,16 @@ def _cmd_cache(args) -> int:
     return 0
 
 
+def _positive_days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        days = float("nan")
+    if not days > 0 or days == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days above 0 (e.g. 30)")
+    return days
+
+
 def _add_remote_commands(sub) -> None:
     s = sub.add_parser("search", help="search refine.bio's experiments (needs the network)")
     s.add_argument("text", nargs="?", default=None, help="words to search for")
@@ -319,14 +359,23 @@ def _add_remote_commands(sub) -> None:
     c.add_argument("--cache-dir", default=None, help="default: $REFINEWIDGETS_CACHE or the user's")
     c.add_argument("--all", action="store_true", help="prune: remove every download")
     c.add_argument(
-        "--older-than", type=float, default=None, metavar="DAYS", help="prune: files older than"
+        "--older-than",
+        type=_positive_days,
+        default=None,
+        metavar="DAYS",
+        help="prune: also remove downloads made more than DAYS days ago",
     )
     c.add_argument("--dry-run", action="store_true", help="prune: only say what would go")
     c.set_defaults(func=_cmd_cache)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="refinewidgets", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="refinewidgets",
+        description="Assemble refine.bio-style gene-expression datasets: serve the app, build a "
+        "dataset headless, describe a file, search and fetch from refine.bio and Bgee.",
+        epilog="Run `refinewidgets COMMAND --help` for a command's options.",
+    )
     parser.add_argument(
         "--debug", action="store_true", help="print the traceback of an error, not just its line"
     )
@@ -395,7 +444,10 @@ def _parser() -> argparse.ArgumentParser:
     b.set_defaults(func=_cmd_build)
 
     i = sub.add_parser("info", help="what a zip, H5AD file or folder holds")
-    i.add_argument("path")
+    i.add_argument(
+        "path",
+        help="a refine.bio zip or folder, a Bgee .h5ad file or species tarball, or a folder of them",
+    )
     i.set_defaults(func=_cmd_info)
 
     d = sub.add_parser(

@@ -30,7 +30,7 @@ def test_build_writes_the_zip_and_says_what_it_built(tmp_path, capsys):
         assert "HOMO_SAPIENS/HOMO_SAPIENS.tsv" in zf.namelist()
     # an existing output is an error with exit status 2
     assert main(["build", str(spec), "-o", str(out), "-q"]) == 2
-    assert "exists; choose another name or pass overwrite=True" in capsys.readouterr().err
+    assert "exists: choose another name with -o, or add --overwrite" in capsys.readouterr().err
 
 
 def test_build_with_sources_and_a_bad_spec(tmp_path, capsys):
@@ -40,8 +40,47 @@ def test_build_with_sources_and_a_bad_spec(tmp_path, capsys):
     assert (
         main(["build", str(spec), "--source", str(src), "-o", str(tmp_path / "x.zip"), "-q"]) == 2
     )
-    assert "Experiment(s) not in the catalog: GSE_NOPE" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "Experiment(s) not in the sources: GSE_NOPE" in err
+    assert f"(opened: {src})" in err and "--source PATH" in err
+    assert "rw.open_catalog" not in err  # the command line's words, not the Python API's
     assert not (tmp_path / "x.zip").exists()
+
+
+def test_output_is_checked_before_building(tmp_path, capsys):
+    """A bad -o fails at once, in the command's own words, before any build output."""
+    taken = tmp_path / "taken.zip"
+    taken.write_bytes(b"keep me")
+    assert main(["demo", "-o", str(taken), "-q"]) == 2
+    captured = capsys.readouterr()
+    assert "Building" not in captured.out  # nothing was built
+    assert f"{taken} exists: choose another name with -o, or add --overwrite" in captured.err
+    assert "overwrite=True" not in captured.err
+    assert taken.read_bytes() == b"keep me"
+    missing = tmp_path / "no" / "such" / "x.zip"
+    spec = tmp_path / "spec.json"
+    spec.write_text(rw.Dataset({bulk_ids(rw.open_catalog())[0]: ["ALL"]}).to_json())
+    for argv in (["demo", "-o", str(missing), "-q"], ["build", str(spec), "-o", str(missing)]):
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        assert "Building" not in captured.out and "wrote" not in captured.out
+        assert f"The folder {missing.parent} does not exist; create it first." in captured.err
+
+
+def test_help_is_plain_text_and_flags_are_checked(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    text = " ".join(text.split())  # argparse wraps at the terminal width
+    assert "``" not in text and "search and fetch from refine.bio and Bgee" in text
+    with pytest.raises(SystemExit):
+        main(["info", "--help"])
+    assert "a Bgee .h5ad file or species tarball" in " ".join(capsys.readouterr().out.split())
+    for bad in ("-3", "0", "soon", "inf"):
+        with pytest.raises(SystemExit) as stop:
+            main(["cache", "prune", "--older-than", bad])
+        assert stop.value.code == 2
+        assert "is not a number of days above 0" in capsys.readouterr().err
 
 
 def test_info_on_a_zip_and_a_folder(tmp_path, capsys):

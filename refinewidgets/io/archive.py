@@ -44,6 +44,7 @@ __all__ = [
     "Store",
     "ZipStore",
     "atomic_output",
+    "check_output",
     "clean_stale_partials",
     "check_member_name",
     "check_name_part",
@@ -619,6 +620,39 @@ def _exists_error(path: Path) -> OutputExistsError:
     )
 
 
+def check_output(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Refuse an output path before any work is done: a folder, an existing file (unless
+    ``overwrite``), a missing or unwritable folder. Returns the path.
+
+    `atomic_output` runs the same checks; call this first when the work before writing is long
+    (a build), so a bad name fails at once.
+
+    Examples
+    --------
+    >>> check_output("/no/such/folder/out.zip")
+    Traceback (most recent call last):
+    ...
+    refinewidgets.errors.PathNotFoundError: The folder /no/such/folder does not exist; create it first.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputExistsError(
+            f"{path} is a folder; give a file name such as {path / 'dataset.zip'}."
+        )
+    if os.path.lexists(path) and not overwrite:
+        raise _exists_error(path)
+    parent = path.parent
+    if not parent.exists():
+        raise PathNotFoundError(f"The folder {parent} does not exist; create it first.")
+    if not parent.is_dir():
+        raise OutputError(f"{parent} is a file, not a folder: choose a folder to write into.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(
+            f"Cannot write in {parent} (permission denied): choose a folder you can write to."
+        )
+    return path
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it into place only if the block succeeds.
@@ -637,15 +671,7 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterat
     >>> target.read_text()
     'hello'
     """
-    path = Path(path)
-    if path.is_dir():
-        raise OutputExistsError(
-            f"{path} is a folder; give a file name such as {path / 'dataset.zip'}."
-        )
-    if os.path.lexists(path) and not overwrite:
-        raise _exists_error(path)  # early, before any work; the claim below is the real check
-    if not path.parent.exists():
-        raise PathNotFoundError(f"The folder {path.parent} does not exist; create it first.")
+    path = check_output(path, overwrite=overwrite)  # early; the claim below is the real check
     clean_stale_partials(path.parent)
     try:
         fd, tmp_name = tempfile.mkstemp(
