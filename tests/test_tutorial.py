@@ -21,3 +21,58 @@ def test_tutorial_notebook_executes(tmp_path, kernel_name):
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "breast cancer" in text and "log1p CPM" in text
     assert "ds = rw.Dataset(" in text
+
+
+def _requirement_names(extra: str, seen: set[str] | None = None) -> set[str]:
+    """Distribution names installed by ``pip install ".[extra]"`` (core included), from pyproject."""
+    import tomllib
+
+    project = tomllib.loads((NOTEBOOKS.parent / "pyproject.toml").read_text())["project"]
+    seen = set() if seen is None else seen
+    names = {_dist_name(r) for r in project["dependencies"]}
+    for req in project["optional-dependencies"][extra]:
+        name = _dist_name(req)
+        if name == "refinewidgets":
+            for inner in req.split("[", 1)[1].rstrip("]").split(","):
+                if inner not in seen:
+                    seen.add(inner)
+                    names |= _requirement_names(inner.strip(), seen)
+        else:
+            names.add(name)
+    return names
+
+
+def _dist_name(requirement: str) -> str:
+    import re
+
+    return re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0].lower()
+
+
+def test_tutorial_imports_are_installed_by_the_extra_it_names():
+    nb = nbformat.read(NOTEBOOKS / "tutorial.ipynb", as_version=4)
+    assert 'pip install ".[tutorial]"' in nb.cells[0].source
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    imported = set()
+    for line in code.splitlines():
+        words = line.split()
+        if words[:1] in (["import"], ["from"]):
+            imported.add(words[1].split(".")[0])
+    third_party = imported - {"pathlib", "tempfile", "zipfile", "json", "refinewidgets"}
+    dists = third_party  # the tutorial's modules are named as their distributions
+    installed = _requirement_names("tutorial")
+    assert dists <= installed, f"the tutorial imports {sorted(dists - installed)} beyond its extra"
+    assert "scanpy" in dists  # the check above sees the notebook's imports
+
+
+def test_tutorial_search_keeps_breast_samples_only():
+    import refinewidgets as rw
+
+    nb = nbformat.read(NOTEBOOKS / "tutorial.ipynb", as_version=4)
+    line = next(
+        ln for c in nb.cells for ln in c.source.splitlines() if ln.startswith("hits = cat.search(")
+    )
+    namespace = {"cat": rw.open_catalog()}
+    exec(line, namespace)
+    hits = namespace["hits"]
+    assert set(hits["refinebio_specimen_part"]) == {"breast"}
+    assert len(hits) == 50
