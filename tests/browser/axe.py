@@ -50,3 +50,33 @@ def assert_no_serious_violations(page, *, context: str = "body") -> list[dict]:
     bad = [v for v in violations if v["impact"] in FAILING_IMPACTS]
     assert not bad, "axe-core found critical or serious issues:\n" + describe(bad)
     return violations
+
+
+#: Contrast of each visible, enabled coloured button (ipywidgets' ``mod-*`` styles): the text
+#: colour against the fill, as WCAG 2 computes it (relative luminance of sRGB colours).
+BUTTON_CONTRASTS = """() => {
+    const lum = (rgb) => {
+        const [r, g, b] = rgb.match(/[\\d.]+/g).slice(0, 3).map(Number).map(v => {
+            v /= 255;
+            return v <= 0.04045 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+        });
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    };
+    const out = [];
+    for (const el of document.querySelectorAll('.jupyter-button[class*="mod-"]')) {
+        if (el.disabled || el.offsetParent === null) continue;
+        const style = getComputedStyle(el);
+        const [a, b] = [lum(style.color), lum(style.backgroundColor)];
+        out.push({text: el.textContent.trim(), cls: el.className,
+                  ratio: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)});
+    }
+    return out;
+}"""
+
+
+def assert_buttons_readable(page, minimum: float = 4.5) -> list[dict]:
+    """Fail when a visible coloured button's text is below ``minimum``:1 against its fill."""
+    buttons = page.evaluate(BUTTON_CONTRASTS)
+    low = [b for b in buttons if b["ratio"] < minimum]
+    assert not low, f"buttons below {minimum}:1: {low}"
+    return buttons

@@ -20,7 +20,7 @@ import pytest
 
 import refinewidgets as rw
 
-from .axe import assert_no_serious_violations
+from .axe import assert_buttons_readable, assert_no_serious_violations
 from .conftest import ARTIFACTS
 from .test_app import open_app, tab, tick
 
@@ -301,6 +301,9 @@ def test_axe_finds_no_serious_issue_after_a_build(browser, voila_url, theme):
             "true" if theme == "light" else "false"
         )
         assert_no_serious_violations(page)  # the first tab
+        tab(page, "My dataset")
+        buttons = assert_buttons_readable(page)
+        assert any("mod-success" in b["cls"] for b in buttons), buttons  # the check saw the button
         build_and_wait(page)
         page.locator(".rw-plot-pca .rw-plot-img").wait_for()
         assert_no_serious_violations(page)  # the results, a plot open
