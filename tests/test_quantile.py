@@ -635,3 +635,30 @@ def test_preprocesscore_oracle_sees_a_wrong_value(tmp_path):
     ours[7, 1] += 1e-9
     with pytest.raises(AssertionError):
         np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("chunk_size", [1, 7, 64])
+def test_one_sort_for_target_and_normalization_equals_the_two_steps(threads, chunk_size):
+    """Without a target, each row is sorted once for both passes: the values equal those of
+    determine_target followed by the normalization (1e-12), whatever the threads and chunks."""
+    rng = np.random.default_rng(5)
+    X = np.log2(rng.lognormal(2.0, 1.0, size=(150, 900)) + 1.0)
+    X[::3, :200] = 0.0  # ties: RNA-seq zeros
+    X[1::7, 5:40] = np.nan
+    X[4] = np.nan  # an all-NaN sample stays NaN and is left out of the target
+    expected = quantile_normalize_rows(X, determine_target(X.T))
+    ours = quantile_normalize_rows(X, None, chunk_size=chunk_size, threads=threads)
+    assert np.array_equal(np.isnan(ours), np.isnan(X))
+    np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12, equal_nan=True)
+    assert np.array_equal(
+        ours, quantile_normalize_rows(X, None, chunk_size=chunk_size), equal_nan=True
+    )  # the threads never change a bit
+    in_place = X.copy()
+    quantile_normalize_rows(in_place, None, out=in_place, chunk_size=chunk_size, threads=threads)
+    assert np.array_equal(in_place, ours, equal_nan=True)
+
+
+def test_one_sort_refuses_a_matrix_without_values():
+    with pytest.raises(DatasetSpecError, match="holds no non-NaN value"):
+        quantile_normalize_rows(np.full((3, 4), np.nan), None)
