@@ -433,6 +433,23 @@ def test_sanitize_fast_path_equals_the_rules(ids, monkeypatch):
     pd.testing.assert_frame_equal(fast, ruled)
 
 
+@pytest.mark.parametrize("out", [1, 1000, 1 << 21])
+def test_inflate_gives_every_byte_whatever_its_output_limit(tmp_path, monkeypatch, out):
+    """Output the inflater holds back at its per-call limit after the last input read is
+    still given (a member compressing far beyond 8 to 1 ends that way)."""
+    from refinewidgets.io import deflate
+
+    text = b"Gene\tA\tB\n" + b"".join(b"G%d\t0\t%d\n" % (i, i % 3) for i in range(20000))
+    path = tmp_path / "z.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("E/E.tsv", text)
+    monkeypatch.setattr(deflate, "_OUT", out)
+    with archive.open_store(path) as store:
+        assert b"".join(store.chunks("E/E.tsv")) == text
+        genes, samples, X = archive.read_matrix(store, "E/E.tsv", ["B"])
+    assert len(genes) == 20000 and X[0, :4].tolist() == [0.0, 1.0, 2.0, 0.0]
+
+
 @pytest.mark.parametrize("threads", [1, 3])
 def test_deflate_on_threads_is_one_plain_deflate_stream(tmp_path, threads):
     pieces = [b"Gene\tA\n"] + [b"G%d\t%d.5\n" % (i, i) * 5000 for i in range(7)] + [b""]
