@@ -2,14 +2,18 @@
 
 What is compared
 ----------------
-Every way builds the same dataset from the same inputs, in the same run: ``--experiments``
-experiment-aggregated refine.bio zips (seeded synthetic human data, microarray and RNA-seq
-experiments on three platforms that each measure a different 90% of the genes), aggregated by
-SPECIES, quantile-normalized, scaled by STANDARD (z-score per gene) and written as a
-refine.bio zip.
+Every way builds the same dataset from the same inputs, in the same run, at each size of
+``--samples`` (default 300, 1,000 and 4,000): experiment-aggregated refine.bio zips of
+``--per-experiment`` samples (default 50: 6 zips at 300 samples; seeded synthetic human data,
+microarray and RNA-seq experiments on three platforms that each measure a different 90% of the
+genes), aggregated by SPECIES, quantile-normalized, scaled by STANDARD (z-score per gene) and
+written as a refine.bio zip.
 
 - **refinewidgets**: ``rw.open_catalog(folder)``, ``rw.build(rw.Dataset({...: ["ALL"]},
   aggregate_by="SPECIES", scale_by="STANDARD"), cat)``, ``res.write_zip(out)``.
+- **expert polars/numpy** (the main peer, ``expert_way.py``): ISA-L inflate, one polars parse
+  per zip, a gather per zip, QN with one argsort per sample on threads, z-scores on threads,
+  polars formatting, ISA-L deflate on 2 threads (pigz's way).
 - **pandas (competent)**: what a good pandas user writes: ``pd.read_csv`` of each matrix, log2
   of the whole frame, one ``pd.concat(..., axis=1, join="inner")``, vectorised QN (the target is
   the mean of the sorted columns, ``scipy.stats.rankdata`` over the whole array, one
@@ -17,7 +21,8 @@ refine.bio zip.
   level whose size is closest to ours).
 - **pandas (refine.bio's way)**: refine.bio's smasher in plain pandas: one single-column frame
   per sample merged one at a time with ``pd.merge(how="inner")``, QN a Python loop over the
-  columns, ``to_csv`` at zlib's default level 6 (``shutil.make_archive`` in refine.bio).
+  columns, ``to_csv`` at zlib's default level 6 (``shutil.make_archive`` in refine.bio); up to
+  ``--refinebio-max`` samples (its merges grow quadratically).
 - **steps and floors**: refinewidgets' steps timed one by one with the functions ``rw.build``
   calls (read, merge, QN, KS check, scale, write the matrix), beside the floor of each step:
   the fastest way measured here doing only that step's essential work (see :func:`floors`).
@@ -25,23 +30,26 @@ refine.bio zip.
 
 Each run is a fresh process (see ``_measure.py``), with refinewidgets' parsed-source cache off
 (every way parses its inputs; ``bench_rebuild.py`` measures the cache): the wall time excludes
-imports (and polars' one-time thread-pool start), and the peak memory is the peak resident memory above the
-process's memory before the call, with the inputs already on disk. The outputs are compared
-(same genes, same samples, values equal within ``1e-6``). Last, ``rw.read_zip`` is compared with
-``pd.read_csv`` of the matrix and metadata members of the same zip (``bench_read.py`` does this
-from 250 to 4,000 samples).
+imports (and polars' one-time thread-pool start), CPU seconds count every thread, and the peak
+memory is the peak resident memory above the process's memory before the call, with the inputs
+already on disk. The ways (and the steps and floors) run interleaved, ``--repeat`` rounds
+(default 3), the order rotated each round; tables give min and median wall and CPU seconds and
+the load average. The outputs are compared (same genes, same samples, values equal within
+``1e-6``). ``--read`` also compares ``rw.read_zip`` with ``pd.read_csv`` of the output
+(``bench_read.py`` does this from 250 to 16,000 samples).
 
-Goals (issue 13): build + write_zip at most 1.5x the sum of the floors, at least 8x faster than
-the competent pandas way, peak memory at most 2x the final float64 matrix.
+Goals (issue 26): build + write_zip CPU at most 0.7x and wall at most 0.8x the expert way
+(medians) at 300 samples and at 1,000 to 4,000; growth exponent (wall min and CPU median) at
+most 1.05.
 
 Usage
 -----
-``python benchmarks/bench_build.py`` (20,000 genes x 1,000 samples from 10 zips: about five
-minutes on 2 cores, most of it the pandas ways; under 2 GB of memory, 1 GB of temporary files)
-or ``--quick`` (2,000 genes x 120 samples from 6 zips, a smoke run in about 20 s).
-``--genes`` / ``--samples`` / ``--experiments`` change the size, ``--repeat N`` runs each way
-N times, alternating, and shows the medians; ``--pandas-compresslevel 1`` gives refine.bio's way
-the level of the competent way. Run from the repository root with the package importable
+``python benchmarks/bench_build.py`` (20,000 genes x 300, 1,000 and 4,000 samples: 30 to 60
+minutes on a loaded 2-core machine, most of it the pandas ways; about 6 GB of memory at 4,000)
+or ``--quick`` (2,000 genes x 120 and 240 samples, one run, a smoke run).
+``--genes`` / ``--samples 250,1000,4000,16000`` / ``--per-experiment`` change the sizes,
+``--repeat N`` the rounds, ``--no-steps`` skips the steps and floors, ``--pandas-compresslevel
+1`` gives refine.bio's way the level of the competent way. Run from the repository root with the package importable
 (installed, or ``PYTHONPATH=.``).
 """
 
