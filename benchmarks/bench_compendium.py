@@ -52,6 +52,7 @@ except ImportError:  # running from a checkout without PYTHONPATH
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import refinewidgets as rw
 from bench_read import warm_polars
+from expert_way import inflate_member
 
 from refinewidgets.io.deflate import fast_deflate
 from refinewidgets.io.matrix_tsv import format_matrix
@@ -169,22 +170,8 @@ def build_uncached(path: str, experiments: list[str], cache: str, float32: bool)
 def selection_floor(path: str, samples: list[str]) -> dict:
     """ISA-L inflate of the member, then polars' parse of the gene column and those asked."""
     import polars as pl
-    from isal import isal_zlib
 
-    with zipfile.ZipFile(path) as zf:
-        info = zf.getinfo(MEMBER)
-    with open(path, "rb") as fh:
-        fh.seek(info.header_offset + 26)
-        name_len, extra_len = np.frombuffer(fh.read(4), dtype="<u2")
-        fh.seek(info.header_offset + 30 + int(name_len) + int(extra_len))
-        inflater = isal_zlib.decompressobj(-15)
-        parts, left = [], info.compress_size
-        while left > 0:
-            raw = fh.read(min(left, 1 << 20))
-            left -= len(raw)
-            parts.append(inflater.decompress(raw))
-    text = b"".join(parts)
-    del parts
+    text = inflate_member(Path(path), MEMBER)
     header = text[: text.index(b"\n")].decode().split("\t")
     columns = [0] + [header.index(s) for s in samples]
     frame = pl.read_csv(

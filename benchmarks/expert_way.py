@@ -35,7 +35,8 @@ THREADS = 2
 _LOCAL = struct.Struct("<4s22xHH")
 
 
-def _inflate(path: Path, member: str) -> bytes:
+def inflate_member(path: Path, member: str) -> bytes:
+    """A zip member's bytes, read raw and inflated by ISA-L in one call."""
     with zipfile.ZipFile(path) as zf:
         info = zf.getinfo(member)
     with open(path, "rb") as fh:
@@ -57,7 +58,7 @@ def _read(path: Path) -> tuple[dict, pl.DataFrame, pl.DataFrame]:
             separator="\t",
             infer_schema=False,
         )
-    text = _inflate(path, f"{exp}/{exp}.tsv")
+    text = inflate_member(path, f"{exp}/{exp}.tsv")
     header = text[: text.index(b"\n")].decode().split("\t")
     schema = dict.fromkeys(header, pl.Float64)
     schema[header[0]] = pl.String
