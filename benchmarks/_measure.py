@@ -6,7 +6,8 @@ behind (allocator caches, imported modules, freed-but-kept arenas) never counts 
 other way, and reports:
 
 - ``seconds``: wall time of the call alone (imports and argument unpickling excluded);
-- ``cpu_seconds``: user + system CPU time of the call (above ``seconds`` when threads ran);
+- ``cpu_seconds``: user + system CPU time of the call, of all its threads and of the child
+  processes it waited for (above ``seconds`` when threads ran);
 - ``peak_mb``: the peak resident memory during the call **above** the resident memory just
   before it, i.e. after the ``preload`` imports and after the input data is on disk. Measured
   with the kernel's high-water mark (``VmHWM`` of ``/proc/self/status``, reset through
@@ -32,8 +33,10 @@ from __future__ import annotations
 import gc
 import importlib
 import importlib.util
+import math
 import multiprocessing
 import os
+import statistics
 import threading
 import time
 import traceback
@@ -41,7 +44,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["format_mb", "measure", "rss_mb"]
+__all__ = ["exponent", "format_mb", "interleaved", "load_average", "measure", "rss_mb", "summary"]
 
 _KB = 1024.0
 
@@ -129,7 +132,7 @@ def _child(conn, fn, args, kwargs, preload, warmup) -> None:
             method = "VmRSS sampling"
             sampler = _Sampler()
             sampler.start()
-        cpu0 = os.times()
+        cpu0 = os.times()  # every thread of this process, and its children waited for
         t0 = time.perf_counter()
         value = func(*args, **kwargs)
         seconds = time.perf_counter() - t0
@@ -138,7 +141,7 @@ def _child(conn, fn, args, kwargs, preload, warmup) -> None:
         conn.send(
             {
                 "seconds": seconds,
-                "cpu_seconds": (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system),
+                "cpu_seconds": sum(cpu1[:4]) - sum(cpu0[:4]),
                 "peak_mb": max(peak_kb - baseline_kb, 0.0) / _KB,
                 "baseline_mb": baseline_kb / _KB,
                 "memory_method": method,
@@ -218,3 +221,78 @@ def measure(
 def format_mb(value: float) -> str:
     """A memory size in MiB for a table: ``"123.4"``."""
     return f"{value:,.1f}"
+
+
+def load_average() -> str:
+    """The machine's load average and cores, for a table's caption: on a shared machine the
+    wall times mean little without it."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} / {five:.2f} / {fifteen:.2f} (1 / 5 / 15 min), {os.cpu_count()} cores"
+
+
+def interleaved(
+    ways: dict[str, Callable[[], dict[str, Any]]],
+    repeat: int,
+    *,
+    label: str = "",
+    log: bool = True,
+) -> dict[str, list[dict[str, Any]]]:
+    """Run every way once per round, ``repeat`` rounds, the ways in turn (A, B, A, B, the
+    order rotated each round so no way always runs first); the runs of each way.
+
+    A load that comes and goes then falls on every way alike. Each way is a callable of no
+    arguments returning one :func:`measure` result. ``log`` prints each run as it starts, with
+    the load average.
+
+    Examples
+    --------
+    >>> runs = interleaved({"a": lambda: {"seconds": 1.0}, "b": lambda: {"seconds": 2.0}}, 3, log=False)
+    >>> {way: len(r) for way, r in runs.items()}
+    {'a': 3, 'b': 3}
+    """
+    names = list(ways)
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for i in range(repeat):
+        shift = i % len(names) if names else 0
+        for name in names[shift:] + names[:shift]:
+            if log:
+                print(f"{label}{name}, run {i + 1}/{repeat} ({load_average()}) ...", flush=True)
+            runs[name].append(ways[name]())
+    return runs
+
+
+def summary(runs: Sequence[dict[str, Any]], key: str = "seconds") -> dict[str, float]:
+    """Min and median of wall and CPU seconds, the largest peak, of a way's runs.
+
+    Examples
+    --------
+    >>> r = [{"seconds": s, "cpu_seconds": 2 * s, "peak_mb": 10.0} for s in (3.0, 1.0, 2.0)]
+    >>> summary(r)
+    {'min': 1.0, 'median': 2.0, 'cpu_min': 2.0, 'cpu_median': 4.0, 'peak_mb': 10.0, 'runs': 3}
+    """
+    wall = sorted(float(r[key]) for r in runs)
+    cpu = sorted(float(r.get("cpu_seconds", float("nan"))) for r in runs)
+    return {
+        "min": wall[0],
+        "median": statistics.median(wall),
+        "cpu_min": cpu[0],
+        "cpu_median": statistics.median(cpu),
+        "peak_mb": max(float(r.get("peak_mb", float("nan"))) for r in runs),
+        "runs": len(runs),
+    }
+
+
+def exponent(sizes: Sequence[float], seconds: Sequence[float]) -> float:
+    """``b`` of the least-squares fit ``log(seconds) = a + b log(size)`` (1.0 is linear).
+
+    Examples
+    --------
+    >>> round(exponent([250, 1000, 4000], [1.0, 4.0, 16.0]), 6)
+    1.0
+    """
+    if len(sizes) < 2:
+        return float("nan")
+    xs = [math.log(s) for s in sizes]
+    ys = [math.log(t) for t in seconds]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)

@@ -2,14 +2,18 @@
 
 What is compared
 ----------------
-Every way builds the same dataset from the same inputs, in the same run: ``--experiments``
-experiment-aggregated refine.bio zips (seeded synthetic human data, microarray and RNA-seq
-experiments on three platforms that each measure a different 90% of the genes), aggregated by
-SPECIES, quantile-normalized, scaled by STANDARD (z-score per gene) and written as a
-refine.bio zip.
+Every way builds the same dataset from the same inputs, in the same run, at each size of
+``--samples`` (default 300, 1,000 and 4,000): experiment-aggregated refine.bio zips of
+``--per-experiment`` samples (default 50: 6 zips at 300 samples; seeded synthetic human data,
+microarray and RNA-seq experiments on three platforms that each measure a different 90% of the
+genes), aggregated by SPECIES, quantile-normalized, scaled by STANDARD (z-score per gene) and
+written as a refine.bio zip.
 
 - **refinewidgets**: ``rw.open_catalog(folder)``, ``rw.build(rw.Dataset({...: ["ALL"]},
   aggregate_by="SPECIES", scale_by="STANDARD"), cat)``, ``res.write_zip(out)``.
+- **expert polars/numpy** (the main peer, ``expert_way.py``): ISA-L inflate, one polars parse
+  per zip, a gather per zip, QN with one argsort per sample on threads, z-scores on threads,
+  polars formatting, ISA-L deflate on 2 threads (pigz's way).
 - **pandas (competent)**: what a good pandas user writes: ``pd.read_csv`` of each matrix, log2
   of the whole frame, one ``pd.concat(..., axis=1, join="inner")``, vectorised QN (the target is
   the mean of the sorted columns, ``scipy.stats.rankdata`` over the whole array, one
@@ -17,7 +21,8 @@ refine.bio zip.
   level whose size is closest to ours).
 - **pandas (refine.bio's way)**: refine.bio's smasher in plain pandas: one single-column frame
   per sample merged one at a time with ``pd.merge(how="inner")``, QN a Python loop over the
-  columns, ``to_csv`` at zlib's default level 6 (``shutil.make_archive`` in refine.bio).
+  columns, ``to_csv`` at zlib's default level 6 (``shutil.make_archive`` in refine.bio); up to
+  ``--refinebio-max`` samples (its merges grow quadratically).
 - **steps and floors**: refinewidgets' steps timed one by one with the functions ``rw.build``
   calls (read, merge, QN, KS check, scale, write the matrix), beside the floor of each step:
   the fastest way measured here doing only that step's essential work (see :func:`floors`).
@@ -25,23 +30,26 @@ refine.bio zip.
 
 Each run is a fresh process (see ``_measure.py``), with refinewidgets' parsed-source cache off
 (every way parses its inputs; ``bench_rebuild.py`` measures the cache): the wall time excludes
-imports (and polars' one-time thread-pool start), and the peak memory is the peak resident memory above the
-process's memory before the call, with the inputs already on disk. The outputs are compared
-(same genes, same samples, values equal within ``1e-6``). Last, ``rw.read_zip`` is compared with
-``pd.read_csv`` of the matrix and metadata members of the same zip (``bench_read.py`` does this
-from 250 to 4,000 samples).
+imports (and polars' one-time thread-pool start), CPU seconds count every thread, and the peak
+memory is the peak resident memory above the process's memory before the call, with the inputs
+already on disk. The ways (and the steps and floors) run interleaved, ``--repeat`` rounds
+(default 3), the order rotated each round; tables give min and median wall and CPU seconds and
+the load average. The outputs are compared (same genes, same samples, values equal within
+``1e-6``). ``--read`` also compares ``rw.read_zip`` with ``pd.read_csv`` of the output
+(``bench_read.py`` does this from 250 to 16,000 samples).
 
-Goals (issue 13): build + write_zip at most 1.5x the sum of the floors, at least 8x faster than
-the competent pandas way, peak memory at most 2x the final float64 matrix.
+Goals (issue 26): build + write_zip CPU at most 0.7x and wall at most 0.8x the expert way
+(medians) at 300 samples and at 1,000 to 4,000; growth exponent (wall min and CPU median) at
+most 1.05.
 
 Usage
 -----
-``python benchmarks/bench_build.py`` (20,000 genes x 1,000 samples from 10 zips: about five
-minutes on 2 cores, most of it the pandas ways; under 2 GB of memory, 1 GB of temporary files)
-or ``--quick`` (2,000 genes x 120 samples from 6 zips, a smoke run in about 20 s).
-``--genes`` / ``--samples`` / ``--experiments`` change the size, ``--repeat N`` runs each way
-N times, alternating, and shows the medians; ``--pandas-compresslevel 1`` gives refine.bio's way
-the level of the competent way. Run from the repository root with the package importable
+``python benchmarks/bench_build.py`` (20,000 genes x 300, 1,000 and 4,000 samples: 30 to 60
+minutes on a loaded 2-core machine, most of it the pandas ways; about 6 GB of memory at 4,000)
+or ``--quick`` (2,000 genes x 120 and 240 samples, one run, a smoke run).
+``--genes`` / ``--samples 250,1000,4000,16000`` / ``--per-experiment`` change the sizes,
+``--repeat N`` the rounds, ``--no-steps`` skips the steps and floors, ``--pandas-compresslevel
+1`` gives refine.bio's way the level of the competent way. Run from the repository root with the package importable
 (installed, or ``PYTHONPATH=.``).
 """
 
@@ -70,11 +78,12 @@ except ImportError:  # running from a checkout without PYTHONPATH
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import refinewidgets as rw
 from bench_read import warm_polars
+from expert_way import _quantile_normalize, _standardize, build_expert
 
 from refinewidgets.core.sources import InMemorySource
 from refinewidgets.testing.compendium import synthetic_compendium
 
-from _measure import format_mb, measure
+from _measure import exponent, format_mb, interleaved, load_average, measure, summary
 
 ORGANISM = "HOMO_SAPIENS"
 TECHNOLOGIES = ("MICROARRAY", "RNA-SEQ")
@@ -171,12 +180,14 @@ def build_refinewidgets(folder: str, experiments: list[str], out: str) -> dict:
 def steps_refinewidgets(folder: str, experiments: list[str], out: str) -> dict:
     """The build's steps timed one at a time, with the functions ``rw.build`` calls."""
     from refinewidgets.core.merge import merge_group
-    from refinewidgets.core.quantile import determine_target, ks_check, quantile_normalize_rows
+    from refinewidgets.core.quantile import ks_check, quantile_normalize_rows
     from refinewidgets.core.scale import scale_rows
+    from refinewidgets.core.threads import thread_count
     from refinewidgets.io.archive import write_matrix
     from refinewidgets.io.deflate import fast_deflate
 
     steps = {}
+    threads = thread_count()
     t = time.perf_counter()
     cat = rw.open_catalog(folder)
     accessions = [a for exp in experiments for a in cat.experiment_samples(exp)]
@@ -191,18 +202,17 @@ def steps_refinewidgets(folder: str, experiments: list[str], out: str) -> dict:
     }
     log_rnaseq = {a: not cat.locate(a)[0].log_scale for a in accessions}
     t = time.perf_counter()
-    gm = merge_group(iter(frames), technology, log_rnaseq=log_rnaseq)
+    gm = merge_group(iter(frames), technology, log_rnaseq=log_rnaseq, threads=threads)
     del frames
     now = time.perf_counter()
     steps["merge"], t = now - t, now
-    target = determine_target(gm.X.T)
-    quantile_normalize_rows(gm.X, target, out=gm.X)
+    quantile_normalize_rows(gm.X, out=gm.X, threads=threads)  # one sort: target and scatter
     now = time.perf_counter()
     steps["QN"], t = now - t, now
     ks_check(gm.X, names=gm.samples)
     now = time.perf_counter()
     steps["KS check"], t = now - t, now
-    scale_rows(gm.X, "STANDARD")
+    scale_rows(gm.X, "STANDARD", threads=threads)
     now = time.perf_counter()
     steps["scale"], t = now - t, now
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
@@ -218,9 +228,10 @@ def floors(folder: str, experiments: list[str], out: str) -> dict:
     """The fastest way measured here for each step, doing only that step's essential work.
 
     read: ISA-L inflate + one polars parse per zip; merge: one intersection of the gene ids,
-    one gather per block, log2; QN: a sort per sample for the target, an argsort and a scatter
-    per sample; scale: numpy mean and standard deviation per gene, in blocks; format: polars'
-    ``write_csv`` of the whole matrix to memory; deflate: ISA-L at our level. The size of the
+    one gather per block, log2; QN: one argsort per sample for the target and the scatter, on
+    threads; scale: numpy mean and standard deviation per gene, in blocks, on threads; format:
+    polars' ``write_csv`` of the whole matrix to memory; deflate: ISA-L at our level (one
+    thread: the floor of the work, not of the wall). The size of the
     same text deflated by zlib at level 1 is measured too (not timed).
     """
     import polars as pl
@@ -264,25 +275,12 @@ def floors(folder: str, experiments: list[str], out: str) -> dict:
     del blocks
 
     t = time.perf_counter()
-    target = np.zeros(X.shape[1])
-    for start in range(0, X.shape[0], 64):
-        target += np.sort(X[start : start + 64], axis=1).sum(axis=0)
-    target /= X.shape[0]
-    for start in range(0, X.shape[0], 64):
-        chunk = X[start : start + 64]
-        order = np.argsort(chunk, axis=1)
-        for r in range(len(chunk)):
-            chunk[r][order[r]] = target
+    _quantile_normalize(X)  # one argsort per sample, on threads
     steps["QN"] = time.perf_counter() - t
     steps["KS check"] = 0.0
 
     t = time.perf_counter()
-    for start in range(0, X.shape[1], 512):
-        sub = X[:, start : start + 512]
-        sub -= sub.mean(axis=0)
-        sd = sub.std(axis=0)
-        sd[sd == 0] = 1.0
-        sub /= sd
+    _standardize(X)  # numpy mean and standard deviation per gene block, on threads
     steps["scale"] = time.perf_counter() - t
 
     frame = pl.DataFrame({"Gene": genes.to_numpy().astype(str)}).hstack(
@@ -511,84 +509,187 @@ def compare_outputs(rw_zip: Path, pandas_zip: Path) -> float:
     return gap
 
 
-def _median_run(runs: list[dict]) -> dict:
-    """The run of median wall time, with the median peak memory of all runs."""
-    ordered = sorted(runs, key=lambda r: r["seconds"])
-    return {
-        **ordered[(len(ordered) - 1) // 2],
-        "peak_mb": float(np.median([r["peak_mb"] for r in runs])),
-    }
-
-
 def _ratio(numerator: float, denominator: float) -> str:
-    return f"{numerator / denominator:.1f}x" if denominator > 0 else "n/a"
+    return f"{numerator / denominator:.2f}x" if denominator > 0 else "n/a"
 
 
-WAYS = ("refinewidgets", "pandas (competent)", "pandas (refine.bio's way)")
+EXPERT = "expert polars/numpy"
+COMPETENT = "pandas (competent)"
+REFINEBIO = "pandas (refine.bio's way)"
+STEPS = "refinewidgets steps, one by one"
+FLOORS = "floors, one by one"
+WAYS = ("refinewidgets", EXPERT, COMPETENT, REFINEBIO)
 
 
-def report(build: dict, steps: dict, floor: dict, read: dict, shape, gaps: dict) -> bool:
+def run_size(work: Path, args, n_samples: int) -> dict:
+    """Inputs for ``n_samples``, every way interleaved ``args.repeat`` times; the runs."""
+    n_exp = max(1, round(n_samples / args.per_experiment))
+    inputs, outputs = work / f"inputs_{n_samples}", work / f"outputs_{n_samples}"
+    inputs.mkdir(parents=True, exist_ok=True)
+    outputs.mkdir(parents=True, exist_ok=True)
+    for old in [*inputs.glob("*.zip"), *outputs.glob("*.zip")]:
+        old.unlink()
+    print(
+        f"setup: {n_exp} experiment zips of {n_samples // n_exp} samples, about "
+        f"{args.genes:,} genes after the join (seed {args.seed}) ...",
+        flush=True,
+    )
+    t = time.perf_counter()
+    experiments = make_inputs(
+        inputs, genes=args.genes, samples=n_samples, experiments=n_exp, seed=args.seed
+    )
+    size = sum(p.stat().st_size for p in inputs.glob("*.zip")) / 2**20
+    print(f"setup done in {time.perf_counter() - t:.1f} s ({size:.1f} MB of zips)", flush=True)
+    calls = {
+        "refinewidgets": (build_refinewidgets, ()),
+        EXPERT: (build_expert, ()),
+        COMPETENT: (build_pandas_competent, ()),
+    }
+    if n_samples <= args.refinebio_max:
+        calls[REFINEBIO] = (build_pandas, (args.pandas_compresslevel,))
+    if not args.no_steps:
+        calls[STEPS] = (steps_refinewidgets, ())
+        calls[FLOORS] = (floors, ())
+    zips = {way: outputs / f"{i}.zip" for i, way in enumerate(calls)}
+
+    def way(name):
+        def run():
+            zips[name].unlink(missing_ok=True)
+            fn, extra = calls[name]
+            return measure(
+                fn,
+                str(inputs),
+                experiments,
+                str(zips[name]),
+                *extra,
+                preload=PRELOAD,
+                warmup=[warm_polars],
+            )
+
+        return run
+
+    runs = interleaved({name: way(name) for name in calls}, args.repeat, label=f"{n_samples}: ")
+    shapes = {w: tuple(runs[w][-1]["value"]["shape"]) for w in calls if w in WAYS}
+    assert len(set(shapes.values())) == 1, f"shapes differ: {shapes}"
+    gaps = {
+        w: compare_outputs(zips["refinewidgets"], zips[w]) for w in shapes if w != "refinewidgets"
+    }
+    read = None
+    if args.read:
+        read = interleaved(
+            {
+                "rw.read_zip": lambda: measure(
+                    read_refinewidgets,
+                    str(zips["refinewidgets"]),
+                    preload=PRELOAD,
+                    warmup=[warm_polars],
+                ),
+                "pandas.read_csv": lambda: measure(
+                    read_pandas, str(zips["refinewidgets"]), preload=PRELOAD
+                ),
+            },
+            args.repeat,
+            label=f"{n_samples} read: ",
+        )
+    for folder in (inputs, outputs):
+        for old in folder.glob("*.zip"):
+            old.unlink()
+    return {"runs": runs, "shape": shapes["refinewidgets"], "gaps": gaps, "read": read}
+
+
+def report(sizes: list[int], rows: list[dict], repeat: int) -> bool:
     """Print the tables; return whether the goals are met."""
-    rw_s = build["refinewidgets"]["seconds"]
-    print("| way | seconds | multiple of refinewidgets | peak MB | peak / final matrix |")
-    print("|---|---:|---:|---:|---:|")
-    matrix_mb = shape[0] * shape[1] * 8 / 2**20
-    for way in WAYS:
-        r = build[way]
+    print(
+        f"build SPECIES + QN + STANDARD + write the zip; {repeat} interleaved runs of each way, "
+        f"each in a fresh process; CPU = user + system of all threads; {load_average()} at "
+        "the end"
+    )
+    print()
+    print(
+        "| samples | way | wall min s | wall median s | CPU min s | CPU median s | peak MB "
+        "| wall / expert (medians) | CPU / expert (medians) |"
+    )
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    stats = []
+    for n, row in zip(sizes, rows):
+        st = {w: summary(r) for w, r in row["runs"].items()}
+        stats.append(st)
+        ex = st[EXPERT]
+        for w, x in st.items():
+            if w in (STEPS, FLOORS):
+                continue
+            print(
+                f"| {n:,} | {w} | {x['min']:.2f} | {x['median']:.2f} | {x['cpu_min']:.2f} | "
+                f"{x['cpu_median']:.2f} | {format_mb(x['peak_mb'])} | "
+                f"{_ratio(x['median'], ex['median'])} | {_ratio(x['cpu_median'], ex['cpu_median'])} |"
+            )
+    print()
+    for n, row in zip(sizes, rows):
+        if STEPS not in row["runs"]:
+            continue
+        ours = [r["value"]["steps"] for r in row["runs"][STEPS]]
+        floor = [r["value"]["steps"] for r in row["runs"][FLOORS]]
         print(
-            f"| {way}: open + SPECIES + QN + STANDARD + write zip | {r['seconds']:.2f} | "
-            f"{_ratio(r['seconds'], rw_s)} | {format_mb(r['peak_mb'])} | "
-            f"{r['peak_mb'] / matrix_mb:.2f}x |"
+            f"{n:,} samples, {row['shape'][0]:,} genes: each step (min of the runs) and its floor"
+        )
+        print()
+        print("| step | refinewidgets s | floor s | multiple of the floor |")
+        print("|---|---:|---:|---:|")
+        for name in ours[0]:
+            a = min(o[name] for o in ours)
+            b = min(f.get(name, 0.0) for f in floor)
+            print(f"| {name} | {a:.2f} | {b:.2f} | {_ratio(a, b)} |")
+        a = min(sum(o.values()) for o in ours)
+        b = min(sum(f.values()) for f in floor)
+        print(f"| sum of the steps | {a:.2f} | {b:.2f} | {_ratio(a, b)} |")
+        print()
+    for n, row in zip(sizes, rows):
+        if row["read"] is None:
+            continue
+        r = {w: summary(x) for w, x in row["read"].items()}
+        w, pd_ = r["rw.read_zip"], r["pandas.read_csv"]
+        print(
+            f"{n:,} samples, read the output zip: rw.read_zip {w['min']:.2f} / {w['median']:.2f} s "
+            f"(min / median, CPU {w['cpu_median']:.2f} s), pandas.read_csv {pd_['min']:.2f} / "
+            f"{pd_['median']:.2f} s (CPU {pd_['cpu_median']:.2f} s): pandas / rw "
+            f"{_ratio(pd_['median'], w['median'])}"
         )
     print()
-    ours, floors = steps["value"]["steps"], floor["value"]["steps"]
-    print("| step | refinewidgets s | floor s | multiple of the floor |")
-    print("|---|---:|---:|---:|")
-    for name, seconds in ours.items():
-        f = floors.get(name, 0.0)
-        print(f"| {name} | {seconds:.2f} | {f:.2f} | {_ratio(seconds, f)} |")
-    floor_sum = sum(floors.values())
-    print(
-        f"| sum of the steps | {sum(ours.values()):.2f} | {floor_sum:.2f} | "
-        f"{_ratio(sum(ours.values()), floor_sum)} |"
-    )
-    fv = floor["value"]
-    print()
-    print(
-        f"write floor: format {fv['format']:.2f} s + deflate {fv['deflate']:.2f} s; ISA-L "
-        f"deflate {fv['deflated_bytes'] / 2**20:,.1f} MB against zlib level 1 "
-        f"{fv['zlib1_bytes'] / 2**20:,.1f} MB for {fv['text_bytes'] / 2**20:,.1f} MB of text"
-    )
-    for way in WAYS:
-        st = build[way]["value"]["steps"]
+    for n, row in zip(sizes, rows):
         print(
-            f"{way} build steps: "
-            + "; ".join(f"{k} {v:.2f} s" for k, v in st.items())
-            + f" (CPU {build[way]['cpu_seconds']:.1f} s for {build[way]['seconds']:.1f} s wall)"
+            f"{n:,} samples: {row['shape'][0]:,} genes; largest difference from refinewidgets' "
+            "output: " + ", ".join(f"{w} {g:.2g}" for w, g in row["gaps"].items())
         )
-    print()
-    print(
-        "| read the zip (matrix + metadata) | refinewidgets s | pandas.read_csv s | pandas / rw |"
-    )
-    print("|---|---:|---:|---:|")
-    w, p = read["refinewidgets"], read["pandas"]
-    print(
-        f"| same zip | {w['seconds']:.2f} | {p['seconds']:.2f} | {_ratio(p['seconds'], w['seconds'])} |"
-    )
-    print()
-    print(
-        f"final matrix: {shape[0]:,} genes x {shape[1]:,} samples = {format_mb(matrix_mb)} MB as "
-        "float64; largest difference from refinewidgets' output: "
-        + ", ".join(f"{way} {gap:.2g}" for way, gap in gaps.items())
-    )
-    vs_floor = rw_s / floor_sum
-    vs_pandas = build["pandas (competent)"]["seconds"] / rw_s
-    memory = build["refinewidgets"]["peak_mb"] / matrix_mb
-    goals = (
-        (f"build + write_zip at most 1.5x the sum of the floors: {vs_floor:.2f}x", vs_floor <= 1.5),
-        (f"at least 8x the competent pandas way: {vs_pandas:.1f}x", vs_pandas >= 8),
-        (f"build peak at most 2x the final matrix: {memory:.2f}x", memory <= 2),
-    )
+    fits = {}
+    if len(sizes) > 1:
+        for w in WAYS:
+            pts = [(n, st[w]) for n, st in zip(sizes, stats) if w in st]
+            if len(pts) > 1:
+                fits[w] = (
+                    exponent([n for n, _ in pts], [x["min"] for _, x in pts]),
+                    exponent([n for n, _ in pts], [x["cpu_median"] for _, x in pts]),
+                )
+        print(
+            "growth exponent b of seconds ~ samples**b (wall min, CPU median): "
+            + "; ".join(f"{w} {a:.2f}, {b:.2f}" for w, (a, b) in fits.items())
+        )
+    goals = []
+    for n, st in zip(sizes, stats):
+        if n <= 300 or 1000 <= n <= 4000:
+            cpu = st["refinewidgets"]["cpu_median"] / st[EXPERT]["cpu_median"]
+            wall = st["refinewidgets"]["median"] / st[EXPERT]["median"]
+            goals.append(
+                (f"{n:,} samples: CPU at most 0.7x the expert way: {cpu:.2f}x", cpu <= 0.7)
+            )
+            goals.append(
+                (f"{n:,} samples: wall at most 0.8x the expert way: {wall:.2f}x", wall <= 0.8)
+            )
+    if "refinewidgets" in fits:
+        a, b = fits["refinewidgets"]
+        worst = max(a, b)
+        goals.append(
+            (f"growth exponent at most 1.05: {a:.2f} (wall), {b:.2f} (CPU)", worst <= 1.05)
+        )
     for text, ok in goals:
         print(f"goal, {text} -> {'met' if ok else 'NOT met'}")
     return all(ok for _, ok in goals)
@@ -597,19 +698,24 @@ def report(build: dict, steps: dict, floor: dict, read: dict, shape, gaps: dict)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--genes", type=int, default=20_000, help="genes left after the inner join")
-    parser.add_argument("--samples", type=int, default=1_000, help="samples in all")
     parser.add_argument(
-        "--experiments", type=int, default=10, help="input zips (one experiment each)"
+        "--samples", default="300,1000,4000", help="sizes, comma-separated (samples in all)"
+    )
+    parser.add_argument(
+        "--per-experiment", type=int, default=50, help="samples per input zip (300: 6 zips)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved runs of each way")
     parser.add_argument(
-        "--repeat",
+        "--refinebio-max",
         type=int,
-        default=1,
-        help="runs of each way, alternating; the table shows the medians",
+        default=1000,
+        help="largest size at which refine.bio's way (one merge per sample) runs",
     )
+    parser.add_argument("--no-steps", action="store_true", help="skip the steps and floors")
+    parser.add_argument("--read", action="store_true", help="also read the output zip back")
     parser.add_argument(
-        "--quick", action="store_true", help="2,000 genes x 120 samples from 6 zips"
+        "--quick", action="store_true", help="2,000 genes, 120 and 240 samples, 1 run"
     )
     parser.add_argument(
         "--pandas-compresslevel",
@@ -624,9 +730,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.quick:
-        args.genes, args.samples, args.experiments = 2_000, 120, 6
-    if args.samples < 2 * args.experiments:
-        parser.error("--samples must be at least twice --experiments")
+        args.genes, args.samples, args.per_experiment, args.repeat = 2_000, "120,240", 20, 1
+    sizes = sorted(int(x) for x in args.samples.split(","))
+    if min(sizes) < 2 * args.per_experiment and min(sizes) < 2:
+        parser.error("each size needs at least two samples")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
 
@@ -635,98 +742,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["REFINEWIDGETS_PARSED_CACHE_MAX_BYTES"] = "0"
     with tempfile.TemporaryDirectory(prefix="bench_build_") as tmp:
         work = args.workdir or Path(tmp)
-        inputs, outputs = work / "inputs", work / "outputs"
-        inputs.mkdir(parents=True, exist_ok=True)
-        outputs.mkdir(parents=True, exist_ok=True)
-        for old in [*inputs.glob("*.zip"), *outputs.glob("*.zip")]:
-            old.unlink()
-        print(
-            f"setup: {args.experiments} experiment zips, {args.samples // args.experiments} samples "
-            f"each, about {args.genes:,} genes after the join (seed {args.seed}) ...",
-            flush=True,
-        )
-        t = time.perf_counter()
-        experiments = make_inputs(
-            inputs,
-            genes=args.genes,
-            samples=args.samples,
-            experiments=args.experiments,
-            seed=args.seed,
-        )
-        size = sum(p.stat().st_size for p in inputs.glob("*.zip")) / 2**20
-        print(f"setup done in {time.perf_counter() - t:.1f} s ({size:.1f} MB of zips)", flush=True)
-
-        zips = {way: outputs / f"{i}.zip" for i, way in enumerate(WAYS)}
-        calls = {
-            "refinewidgets": (build_refinewidgets, ()),
-            "pandas (competent)": (build_pandas_competent, ()),
-            "pandas (refine.bio's way)": (build_pandas, (args.pandas_compresslevel,)),
-        }
-        runs = {way: [] for way in WAYS}
-        for i in range(args.repeat):
-            for way in WAYS:
-                print(
-                    f"building the {way} way, run {i + 1}/{args.repeat} (load average "
-                    f"{os.getloadavg()[0]:.1f}) ...",
-                    flush=True,
-                )
-                zips[way].unlink(missing_ok=True)
-                fn, extra = calls[way]
-                runs[way].append(
-                    measure(
-                        fn,
-                        str(inputs),
-                        experiments,
-                        str(zips[way]),
-                        *extra,
-                        preload=PRELOAD,
-                        warmup=[warm_polars],
-                    )
-                )
-        build = {way: _median_run(r) for way, r in runs.items()}
-        shapes = {way: tuple(r["value"]["shape"]) for way, r in build.items()}
-        assert len(set(shapes.values())) == 1, f"shapes differ: {shapes}"
-        gaps = {way: compare_outputs(zips["refinewidgets"], zips[way]) for way in WAYS[1:]}
-        print("timing each step and its floor ...", flush=True)
-        scratch = outputs / "steps.zip"
-        step_runs, floor_runs = [], []
-        for _ in range(args.repeat):
-            step_runs.append(
-                measure(
-                    steps_refinewidgets,
-                    str(inputs),
-                    experiments,
-                    str(scratch),
-                    preload=PRELOAD,
-                    warmup=[warm_polars],
-                )
-            )
-            floor_runs.append(
-                measure(
-                    floors,
-                    str(inputs),
-                    experiments,
-                    str(scratch),
-                    preload=PRELOAD,
-                    warmup=[warm_polars],
-                )
-            )
-        steps, floor = _median_run(step_runs), _median_run(floor_runs)
-        print("reading the zip ...", flush=True)
-        runs = {"refinewidgets": [], "pandas": []}
-        for _ in range(args.repeat):
-            runs["refinewidgets"].append(
-                measure(
-                    read_refinewidgets,
-                    str(zips["refinewidgets"]),
-                    preload=PRELOAD,
-                    warmup=[warm_polars],
-                )
-            )
-            runs["pandas"].append(measure(read_pandas, str(zips["refinewidgets"]), preload=PRELOAD))
-        read = {way: _median_run(r) for way, r in runs.items()}
+        rows = [run_size(work, args, n) for n in sizes]
         print()
-        report(build, steps, floor, read, shapes["refinewidgets"], gaps)
+        report(sizes, rows, args.repeat)
         if args.quick:
             print("(--quick is a smoke run: the goals are meant for the full size)")
     return 0

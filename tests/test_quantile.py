@@ -504,3 +504,161 @@ def test_ks_message_tells_small_differences_from_real_ones():
     far = np.vstack([a, a * 3 + 2])
     message = ks_check(far)["ks_warning"]
     assert "do not share one distribution" in message and "Every p-value" not in message
+
+
+# --------------------------------------------------------------------------------------------
+# R's preprocessCore as the oracle (Debian's r-bioc-preprocesscore, installed by .ci/run)
+# --------------------------------------------------------------------------------------------
+
+_ORACLE_SCRIPT = """
+suppressPackageStartupMessages(library(preprocessCore))
+args <- commandArgs(trailingOnly = TRUE)
+dims <- as.integer(strsplit(args[2], ",")[[1]])
+m <- matrix(readBin(args[1], "double", n = prod(dims)), nrow = dims[1], ncol = dims[2])
+m[is.nan(m)] <- NA  # NaN as R's NA: preprocessCore's missing values (refinebio-format.md 6.5)
+if (args[3] == "") {
+  out <- normalize.quantiles(m)
+} else {
+  out <- normalize.quantiles.use.target(m, readBin(args[3], "double", n = as.integer(args[4])))
+}
+writeBin(as.vector(out), args[5])
+"""
+
+
+def _preprocesscore(tmp_path, X, target=None) -> np.ndarray:
+    """R's ``normalize.quantiles`` (``target`` None) or ``normalize.quantiles.use.target`` of a
+    genes x samples matrix, exchanged as raw float64 (no text rounding)."""
+    import os
+    import shutil
+    import subprocess
+
+    if shutil.which("Rscript") is None:
+        message = "R (Rscript) is not installed: apt-get install r-base-core r-bioc-preprocesscore"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    script = tmp_path / "qn.R"
+    script.write_text(_ORACLE_SCRIPT)
+    values, out = tmp_path / "m.bin", tmp_path / "out.bin"
+    np.asarray(X, dtype="<f8").ravel(order="F").tofile(values)
+    target_path = ""
+    if target is not None:
+        target_path = str(tmp_path / "t.bin")
+        np.asarray(target, dtype="<f8").tofile(target_path)
+    done = subprocess.run(
+        [
+            "Rscript",
+            str(script),
+            str(values),
+            f"{X.shape[0]},{X.shape[1]}",
+            target_path,
+            str(0 if target is None else len(target)),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if "there is no package called" in done.stderr:
+        message = "R's preprocessCore is not installed: apt-get install r-bioc-preprocesscore"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    assert done.returncode == 0, done.stderr
+    result = np.fromfile(out, dtype="<f8")
+    assert result.size == X.size
+    return result.reshape(X.shape, order="F")
+
+
+def _oracle_matrix(seed, n_genes, n_samples, *, ties, nan_share):
+    rng = np.random.default_rng(seed)
+    X = rng.lognormal(2.0, 1.0, size=(n_genes, n_samples))
+    if ties:  # integer counts: many ties, runs of two to dozens of equal values
+        X = np.floor(X)
+    if nan_share:
+        X[rng.random(X.shape) < nan_share] = np.nan
+        X[:2] = rng.random((2, n_samples))  # every sample keeps at least two values
+    return X
+
+
+@pytest.mark.parametrize(
+    "seed,n_genes,n_samples,ties,nan_share",
+    [
+        (0, 500, 8, False, 0.0),  # rule 3 only: target[rank - 1]
+        (1, 500, 8, True, 0.0),  # rule 3 with tied ranks (fraction 0.5: mean of neighbours)
+        (2, 400, 6, False, 0.15),  # rule 4: percentiles of the non-NaN values
+        (3, 400, 6, True, 0.15),  # rule 4 with ties
+        (4, 300, 30, True, 0.02),  # many samples, a few NaNs
+    ],
+)
+def test_normalize_quantiles_equals_preprocesscore(
+    tmp_path, seed, n_genes, n_samples, ties, nan_share
+):
+    """Our target (determine_target) and normalization against R's normalize.quantiles."""
+    X = _oracle_matrix(seed, n_genes, n_samples, ties=ties, nan_share=nan_share)
+    expected = _preprocesscore(tmp_path, X)
+    ours = quantile_normalize(X)
+    assert np.array_equal(np.isnan(ours), np.isnan(X))  # NaNs stay where they were
+    np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    "seed,target_len,ties,nan_share",
+    [
+        (10, 500, False, 0.0),  # same length, no NaN: rule 3
+        (11, 500, True, 0.0),  # same length with ties
+        (12, 800, False, 0.0),  # a longer target: rule 4
+        (13, 173, True, 0.0),  # a shorter target, ties
+        (14, 500, True, 0.2),  # NaNs: rule 4 even at the target's length
+        (15, 650, True, 0.1),
+    ],
+)
+def test_normalize_quantiles_use_target_equals_preprocesscore(
+    tmp_path, seed, target_len, ties, nan_share
+):
+    X = _oracle_matrix(seed, 500, 7, ties=ties, nan_share=nan_share)
+    rng = np.random.default_rng(seed + 100)
+    target = rng.normal(7.0, 2.0, size=target_len)
+    if ties:
+        target = np.round(target, 1)  # a target with ties of its own
+    expected = _preprocesscore(tmp_path, X, target)
+    ours = quantile_normalize(X, target=target)
+    np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12, equal_nan=True)
+    rows = quantile_normalize_rows(np.ascontiguousarray(X.T), target)  # the build's routine
+    np.testing.assert_allclose(rows.T, expected, rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+def test_preprocesscore_oracle_sees_a_wrong_value(tmp_path):
+    """The comparison can fail: one changed value is noticed."""
+    X = _oracle_matrix(20, 50, 3, ties=False, nan_share=0.0)
+    expected = _preprocesscore(tmp_path, X, np.arange(50.0))
+    ours = quantile_normalize(X, target=np.arange(50.0))
+    ours[7, 1] += 1e-9
+    with pytest.raises(AssertionError):
+        np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("chunk_size", [1, 7, 64])
+def test_one_sort_for_target_and_normalization_equals_the_two_steps(threads, chunk_size):
+    """Without a target, each row is sorted once for both passes: the values equal those of
+    determine_target followed by the normalization (1e-12), whatever the threads and chunks."""
+    rng = np.random.default_rng(5)
+    X = np.log2(rng.lognormal(2.0, 1.0, size=(150, 900)) + 1.0)
+    X[::3, :200] = 0.0  # ties: RNA-seq zeros
+    X[1::7, 5:40] = np.nan
+    X[4] = np.nan  # an all-NaN sample stays NaN and is left out of the target
+    expected = quantile_normalize_rows(X, determine_target(X.T))
+    ours = quantile_normalize_rows(X, None, chunk_size=chunk_size, threads=threads)
+    assert np.array_equal(np.isnan(ours), np.isnan(X))
+    np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12, equal_nan=True)
+    assert np.array_equal(
+        ours, quantile_normalize_rows(X, None, chunk_size=chunk_size), equal_nan=True
+    )  # the threads never change a bit
+    in_place = X.copy()
+    quantile_normalize_rows(in_place, None, out=in_place, chunk_size=chunk_size, threads=threads)
+    assert np.array_equal(in_place, ours, equal_nan=True)
+
+
+def test_one_sort_refuses_a_matrix_without_values():
+    with pytest.raises(DatasetSpecError, match="holds no non-NaN value"):
+        quantile_normalize_rows(np.full((3, 4), np.nan), None)

@@ -13,7 +13,8 @@ SCALERS = {"MINMAX": MinMaxScaler, "STANDARD": StandardScaler, "ROBUST": RobustS
 
 @pytest.mark.parametrize("scale_by", list(SCALERS))
 @pytest.mark.parametrize("block", [1, 3, 2048])
-def test_blocks_match_sklearn_with_nan_constant_and_empty_genes(scale_by, block):
+@pytest.mark.parametrize("threads", [1, 3])
+def test_blocks_match_sklearn_with_nan_constant_and_empty_genes(scale_by, block, threads):
     rng = np.random.default_rng(5)
     X = rng.normal(5, 2, (12, 10))
     X[rng.random(X.shape) < 0.1] = np.nan
@@ -22,8 +23,8 @@ def test_blocks_match_sklearn_with_nan_constant_and_empty_genes(scale_by, block)
     expected = X.copy()
     keep = ~np.isnan(expected).all(axis=0)
     expected[:, keep] = SCALERS[scale_by]().fit_transform(expected[:, keep])
-    got = scale_rows(X.copy(), scale_by, block=block)
-    np.testing.assert_allclose(got, expected, equal_nan=True)
+    got = scale_rows(X.copy(), scale_by, block=block, threads=threads)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12, equal_nan=True)
     assert np.isnan(got[:, 7]).all()
     assert (got[:, 4] == 0).all()
 
@@ -31,3 +32,18 @@ def test_blocks_match_sklearn_with_nan_constant_and_empty_genes(scale_by, block)
 def test_none_is_identity():
     X = np.arange(6.0).reshape(2, 3)
     assert scale_rows(X, "NONE") is X
+
+
+def test_threads_give_the_same_bits_on_a_wide_matrix():
+    rng = np.random.default_rng(8)
+    X = rng.normal(5, 2, (40, 3000))
+    X[rng.random(X.shape) < 0.05] = np.nan
+    one = scale_rows(X.copy(), "ROBUST", block=256)
+    assert np.array_equal(scale_rows(X.copy(), "ROBUST", block=256, threads=2), one, equal_nan=True)
+
+
+def test_an_unknown_option_is_refused():
+    from refinewidgets.errors import DatasetSpecError
+
+    with pytest.raises(DatasetSpecError, match="`scale_by` must be one of"):
+        scale_rows(np.ones((2, 2)), "ZSCORE", threads=2)

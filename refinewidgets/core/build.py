@@ -34,7 +34,7 @@ from .merge import GroupMatrix, merge_group
 from .metadata import metadata_columns, metadata_frame
 from .progress import as_progress
 from .provenance import aggregated_metadata, json_record, uns_safe
-from .quantile import determine_target, ks_check, quantile_normalize_rows
+from .quantile import ks_check, quantile_normalize_rows
 from .result import Result, make_cell_group, make_group
 from .scale import scale_rows
 from .single_cell import (
@@ -209,10 +209,12 @@ def _transforms(gm: GroupMatrix) -> dict[str, int]:
 def _normalize(gm: GroupMatrix, info: dict[str, Any], plan: _Plan, key: str, prog) -> None:
     """Quantile-normalize against the organism's target and scale each gene, as asked."""
     if plan.dataset.quantile_normalize:
-        info["quantile_normalization"] = _quantile_normalize(gm, plan.catalog, info["organisms"])
+        info["quantile_normalization"] = _quantile_normalize(
+            gm, plan.catalog, info["organisms"], plan.threads
+        )
         prog.advance(f"{key}: scaling")
     if plan.dataset.scale_by != "NONE":
-        scale_rows(gm.X, plan.dataset.scale_by)
+        scale_rows(gm.X, plan.dataset.scale_by, threads=plan.threads)
         prog.advance()
 
 
@@ -410,7 +412,9 @@ def _read_group(
         yield from pseudo_frames  # after the bulk samples, where the group's order puts them
 
     technology, log_rnaseq = _sample_rules(members, catalog, dataset, pseudo_library)
-    gm = merge_group(frames(), technology, log_rnaseq=log_rnaseq, join=dataset.join)
+    gm = merge_group(
+        frames(), technology, log_rnaseq=log_rnaseq, join=dataset.join, threads=threads
+    )
     # Keep the request order inside the group; pseudo-samples follow the bulk samples.
     order = {m.accession: i for i, m in enumerate(members)}
     for j, acc in enumerate(pseudo_library or {}):
@@ -422,20 +426,22 @@ def _read_group(
     return gm
 
 
-def _quantile_normalize(gm: GroupMatrix, catalog: Catalog, organisms: list[str]) -> dict[str, Any]:
+def _quantile_normalize(
+    gm: GroupMatrix, catalog: Catalog, organisms: list[str], threads: int = 1
+) -> dict[str, Any]:
     shipped = catalog.qn_target(organisms[0]) if len(organisms) == 1 else None
+    target = None  # computed from the group's rows, sorted once for target and normalization
     if shipped is not None:
         target, source_name = shipped
         how = f"{organisms[0]} target shipped by source {source_name} ({len(target)} values)"
         kind = "source"
     else:
-        target = determine_target(gm.X.T)
         why = "no source ships a target for " + (
             organisms[0] if len(organisms) == 1 else "a mixed-species group"
         )
         how = f"computed from the group's {len(gm.samples)} samples (mean of their sorted values): {why}"
         kind = "computed"
-    quantile_normalize_rows(gm.X, target, out=gm.X)
+    quantile_normalize_rows(gm.X, target, out=gm.X, threads=threads)
     ks = ks_check(gm.X, names=gm.samples)
     return {"target": kind, "target_description": how, **ks}
 

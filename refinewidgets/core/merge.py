@@ -13,26 +13,40 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from ..errors import GeneOverlapError, SourceFormatError
+from .threads import ordered_map
 
 __all__ = ["GroupMatrix", "merge_group", "sanitize_gene_ids"]
 
 _VERSION = r"\.\d+$"
 _BRAINARRAY = r"_at$"
-#: An id (a line of the ids joined by line breaks) that a rule of :func:`sanitize_gene_ids`
-#: would change: one regular-expression pass over one string finds them all.
-_NEEDS_CLEANING = re.compile(r"^[^\S\n]|[^\S\n]$|AFFX-|_at$|\.\d+$", re.MULTILINE)
+#: A gene id ending in a version (``ENSG01.3``), as a line of the ids joined by line breaks.
+_VERSIONED = re.compile(r"\.\d+$", re.MULTILINE)
+#: Whitespace besides the line break joining the ids (``str.strip`` would remove it).
+_SPACE = re.compile(r"[^\S\n]")
+_ASCII_SPACES = " \t\r\x0b\x0c\x1c\x1d\x1e\x1f"
 
 
 def _needs_cleaning(ids: pd.Index) -> bool:
+    """Whether a rule of :func:`sanitize_gene_ids` might change an id (True is always safe):
+    a few substring tests over the ids joined by line breaks, a regular expression only when
+    a dot or non-ASCII text is there (measured: 20 ms for 22,000 Ensembl ids, 53 ms with one
+    regular expression of every rule)."""
     text = "\n".join(ids)
     if text.count("\n") != len(ids) - 1:
         return True  # an id holds a line break itself: let the rules decide
-    return _NEEDS_CLEANING.search(text) is not None
+    if "AFFX-" in text or "_at\n" in text or text.endswith("_at"):
+        return True
+    if "." in text and _VERSIONED.search(text):
+        return True
+    if text.isascii():  # every other ASCII character str.strip() removes, one fast scan each
+        return any(space in text for space in _ASCII_SPACES)
+    return _SPACE.search(text) is not None
 
 
 def sanitize_gene_ids(frame: pd.DataFrame) -> pd.DataFrame:
@@ -77,10 +91,11 @@ class GroupMatrix:
     block_genes: list[tuple[list[str], pd.Index]] = field(default_factory=list)
     """The samples of each frame read and the gene ids it brought (for the gene report)."""
 
-    def fill(self, blocks: list[_Block]) -> GroupMatrix:
+    def fill(self, blocks: list[_Block], threads: int = 1) -> GroupMatrix:
         """Gather each kept sample's values into ``X`` (samples x genes), NaN where its block
         lacks a gene, applying its log rule on the way; each block is freed once its rows are
-        in."""
+        in. A block's samples are gathered on ``threads`` threads (numpy's gathers and logs run
+        without the GIL); the result never depends on them."""
         X = np.empty((len(self.samples), len(self.genes)), dtype=np.float64)
         row = 0
         blocks.reverse()
@@ -91,22 +106,36 @@ class GroupMatrix:
             everywhere = bool(present.all())
             if not everywhere:
                 pos = pos[present]
-            for j, log in zip(block.columns, block.logs):
-                out = X[row]
-                column = block.values[:, j]
-                if everywhere:
-                    np.take(column, pos, out=out, mode="clip")  # valid positions; no buffer
-                else:
-                    out[:] = np.nan
-                    out[present] = column[pos]
-                if log == _LOG2_PLUS_1:
-                    np.add(out, 1.0, out=out)
-                if log:
-                    np.log2(out, out=out)
-                row += 1
+            jobs = list(zip(range(row, row + len(block.columns)), block.columns, block.logs))
+            parts = max(1, min(threads, len(jobs) // 8))  # a few samples per thread at least
+            if parts == 1:
+                _gather(X, block.values, pos, present, everywhere, jobs)
+            else:
+                step = -(-len(jobs) // parts)
+                gather = partial(_gather, X, block.values, pos, present, everywhere)
+                parts_of = [jobs[k : k + step] for k in range(0, len(jobs), step)]
+                for _ in ordered_map(gather, parts_of, parts):
+                    pass
+            row += len(jobs)
             del block
         self.X = X
         return self
+
+
+def _gather(X, values, pos, present, everywhere: bool, jobs) -> None:
+    """Rows ``(row, column, log rule)`` of ``X`` from the columns of a block's ``values``."""
+    for row, j, log in jobs:
+        out = X[row]
+        column = values[:, j]
+        if everywhere:
+            np.take(column, pos, out=out, mode="clip")  # valid positions; no buffer
+        else:
+            out[:] = np.nan
+            out[present] = column[pos]
+        if log == _LOG2_PLUS_1:
+            np.add(out, 1.0, out=out)
+        if log:
+            np.log2(out, out=out)
 
 
 def _to_float(frame: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -122,6 +151,7 @@ def merge_group(
     *,
     log_rnaseq: dict[str, bool],
     join: str = "inner",
+    threads: int = 1,
 ) -> GroupMatrix:
     """Merge raw genes x samples frames into one samples x genes array.
 
@@ -137,6 +167,8 @@ def merge_group(
         ``sample -> True`` when its RNA-seq values must get ``log2(x + 1)``.
     join
         ``"inner"`` or ``"outer"``.
+    threads
+        Threads gathering the samples into the matrix (see :meth:`GroupMatrix.fill`).
     """
     cleaned: list[_Block] = []
     filtered: list[tuple[str, str]] = []
@@ -157,7 +189,7 @@ def merge_group(
         genes_dropped=int(len(union) - len(genes)),
         transforms=transforms,
         block_genes=[(list(b.samples), b.genes) for b in cleaned],
-    ).fill(cleaned)
+    ).fill(cleaned, threads)
 
 
 #: How a sample's values are transformed while they are gathered (see ``_clean``).

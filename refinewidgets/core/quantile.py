@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DatasetSpecError, ExpressionValueError
+from .threads import ordered_map
 
 __all__ = ["determine_target", "ks_check", "quantile_normalize", "quantile_normalize_rows"]
 
@@ -125,12 +126,15 @@ def _values_interpolated(ranks: np.ndarray, n_valid: np.ndarray, t: np.ndarray) 
     return _blend(t.take(lo), t.take(hi), frac)
 
 
-def quantile_normalize_rows(X, target, *, out=None, chunk_size=64) -> np.ndarray:
+def quantile_normalize_rows(X, target=None, *, out=None, chunk_size=64, threads=1) -> np.ndarray:
     """Quantile-normalize each row (one sample) of a samples x genes array against a target.
 
     The low-level routine used by the build; see the module docstring for the rules. Rows are
-    processed ``chunk_size`` at a time, vectorized within a chunk, so the extra memory is
-    ``O(chunk_size * n_genes)``.
+    processed ``chunk_size`` at a time, vectorized within a chunk, the chunks on ``threads``
+    threads (numpy sorts and gathers without holding the GIL). Without a ``target`` the target
+    is :func:`determine_target`'s, computed from the same sort of each row that the
+    normalization uses: each row is sorted once, its order kept (4 bytes a value) between the
+    two passes.
 
     Parameters
     ----------
@@ -139,12 +143,14 @@ def quantile_normalize_rows(X, target, *, out=None, chunk_size=64) -> np.ndarray
         a missing value.
     target
         The target distribution: any array-like of numbers, flattened, NaNs dropped, sorted;
-        any length.
+        any length. ``None``: the mean of the sorted rows (:func:`determine_target` of ``X.T``).
     out
         Where to write the result: ``None`` (a new array), ``X`` itself (in place), or another
         float64 array of the same shape that does not overlap ``X``.
     chunk_size
         Number of rows normalized together.
+    threads
+        Threads normalizing chunks side by side (the result does not depend on it).
 
     Returns
     -------
@@ -161,8 +167,11 @@ def quantile_normalize_rows(X, target, *, out=None, chunk_size=64) -> np.ndarray
 
     >>> quantile_normalize_rows(np.array([[10.0, 30.0, 20.0]]), [0.0, 1.0, 2.0, 3.0])
     array([[0. , 3. , 1.5]])
+    >>> quantile_normalize_rows(np.array([[1.0, 3.0], [4.0, 2.0]]))  # target: [1.5, 3.5]
+    array([[1.5, 3.5],
+           [3.5, 1.5]])
     """
-    t = _clean_target(target)
+    t = None if target is None else _clean_target(target)
     X = np.asarray(X)
     if X.ndim != 2:
         raise DatasetSpecError(
@@ -181,25 +190,73 @@ def quantile_normalize_rows(X, target, *, out=None, chunk_size=64) -> np.ndarray
     if n_genes == 0:
         return out
     chunk_size = int(chunk_size)
+    starts = range(0, n_samples, chunk_size)
+    if t is not None:
+        untied = _UntiedValues(t, n_genes)
+        for _ in ordered_map(
+            lambda start: _normalize_chunk(X, out, start, chunk_size, t, untied), starts, threads
+        ):
+            pass
+        return out
+    # one sort per row: the orders (int32 when the genes allow it) serve both passes
+    orders = np.empty(X.shape, dtype=np.int32 if n_genes < 2**31 else np.intp)
+    total, used = np.zeros(n_genes), 0
+    for part, n in ordered_map(
+        lambda start: _sort_chunk(X, orders, start, chunk_size), starts, threads
+    ):
+        total += part  # in the chunks' order whatever the threads: the same sum every time
+        used += n
+    if used == 0:
+        raise DatasetSpecError(
+            "Cannot determine a quantile-normalization target: the matrix holds no non-NaN "
+            f"value (shape {X.shape}). Pass an explicit target or drop the empty samples."
+        )
+    t = np.sort(total / used)
     untied = _UntiedValues(t, n_genes)
-    for start in range(0, n_samples, chunk_size):
-        chunk = np.asarray(X[start : start + chunk_size], dtype=np.float64)
-        order = np.argsort(chunk, axis=1)  # NaNs sort last
-        s = np.empty(chunk.shape)
-        for r in range(len(chunk)):  # row by row: faster than take_along_axis
-            np.take(chunk[r], order[r], out=s[r], mode="clip")  # "raise" buffers out
-        n_valid = n_genes - np.isnan(s[:, -1:]).sum(axis=1)  # cheap test first: any NaN?
-        if (n_valid < n_genes).any():
-            n_valid = n_genes - np.isnan(s).sum(axis=1)
-        tied = (s[:, 1:] == s[:, :-1]).any(axis=1)  # NaN != NaN: trailing NaNs are no tie
-        # Everything of this chunk has been read: writing into X itself (out is X) is safe.
-        target_rows = out[start : start + chunk_size]
-        for r in np.flatnonzero(~tied):
-            # Without ties a row's values depend on its count of non-NaN values only.
-            target_rows[r][order[r]] = untied.values(int(n_valid[r]))
-        for r in np.flatnonzero(tied):
-            target_rows[r][order[r]] = _tied_values(s[r], int(n_valid[r]), t)
+    for _ in ordered_map(
+        lambda start: _normalize_chunk(X, out, start, chunk_size, t, untied, orders),
+        starts,
+        threads,
+    ):
+        pass
     return out
+
+
+def _sort_chunk(X, orders, start: int, size: int) -> tuple[np.ndarray, int]:
+    """Sort the rows ``start:start + size`` of ``X``, keep their orders in ``orders``, and
+    return their share ``(sum, rows used)`` of the target (see :func:`target_sum`)."""
+    chunk = np.asarray(X[start : start + size], dtype=np.float64)
+    order = np.argsort(chunk, axis=1)  # NaNs sort last
+    orders[start : start + size] = order
+    s = _gather_rows(chunk, order)
+    return _sorted_rows_sum(s)
+
+
+def _gather_rows(chunk: np.ndarray, order: np.ndarray) -> np.ndarray:
+    s = np.empty(chunk.shape)
+    for r in range(len(chunk)):  # row by row: faster than take_along_axis
+        np.take(chunk[r], order[r], out=s[r], mode="clip")  # "raise" buffers out
+    return s
+
+
+def _normalize_chunk(X, out, start: int, size: int, t, untied, orders=None) -> None:
+    """Normalize the rows ``start:start + size`` of ``X`` into ``out`` (sorting them unless
+    their ``orders`` are given)."""
+    chunk = np.asarray(X[start : start + size], dtype=np.float64)
+    order = np.argsort(chunk, axis=1) if orders is None else orders[start : start + size]
+    s = _gather_rows(chunk, order)
+    n_genes = chunk.shape[1]
+    n_valid = n_genes - np.isnan(s[:, -1:]).sum(axis=1)  # cheap test first: any NaN?
+    if (n_valid < n_genes).any():
+        n_valid = n_genes - np.isnan(s).sum(axis=1)
+    tied = (s[:, 1:] == s[:, :-1]).any(axis=1)  # NaN != NaN: trailing NaNs are no tie
+    # Everything of this chunk has been read: writing into X itself (out is X) is safe.
+    target_rows = out[start : start + size]
+    for r in np.flatnonzero(~tied):
+        # Without ties a row's values depend on its count of non-NaN values only.
+        target_rows[r][order[r]] = untied.values(int(n_valid[r]))
+    for r in np.flatnonzero(tied):
+        target_rows[r][order[r]] = _tied_values(s[r], int(n_valid[r]), t)
 
 
 def _tied_values(s: np.ndarray, k: int, t: np.ndarray) -> np.ndarray:
@@ -258,25 +315,35 @@ def target_sum(arr: np.ndarray) -> tuple[np.ndarray, int]:
     total = np.zeros(n_genes)
     used = 0
     step = 64
-    fraction = np.arange(n_genes) / max(n_genes - 1, 1)
     for start in range(0, n_samples, step):
-        s = np.sort(arr[:, start : start + step], axis=0)  # NaNs sort last
-        k = n_genes - np.isnan(s).sum(axis=0)
-        full = k == n_genes
-        partial = (k > 0) & ~full
-        if full.all():
-            total += s.sum(axis=1)
-        elif full.any():
-            total += s[:, full].sum(axis=1)
-        if partial.any():
-            sp = s[:, partial]
-            kp = k[partial][None, :]
-            lo, hi, frac = _split_positions(1.0 + (kp - 1.0) * fraction[:, None], kp)
-            a = np.take_along_axis(sp, lo, axis=0)
-            b = np.take_along_axis(sp, hi, axis=0)
-            total += _blend(a, b, frac).sum(axis=1)
-        used += int(full.sum() + partial.sum())
+        s = np.sort(arr[:, start : start + step], axis=0).T  # NaNs sort last
+        part, n = _sorted_rows_sum(s)
+        total += part
+        used += n
     return total, used
+
+
+def _sorted_rows_sum(s: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(sum, rows summed)`` of sorted rows (samples x genes, NaNs last), each row with NaNs
+    interpolated onto the full length first; all-NaN rows are left out."""
+    n_genes = s.shape[1]
+    total = np.zeros(n_genes)
+    k = n_genes - np.isnan(s).sum(axis=1)
+    full = k == n_genes
+    partial = (k > 0) & ~full
+    if full.all():
+        total += s.sum(axis=0)
+    elif full.any():
+        total += s[full].sum(axis=0)
+    if partial.any():
+        sp = s[partial]
+        kp = k[partial][:, None]
+        fraction = np.arange(n_genes) / max(n_genes - 1, 1)
+        lo, hi, frac = _split_positions(1.0 + (kp - 1.0) * fraction[None, :], kp)
+        a = np.take_along_axis(sp, lo, axis=1)
+        b = np.take_along_axis(sp, hi, axis=1)
+        total += _blend(a, b, frac).sum(axis=0)
+    return total, int(full.sum() + partial.sum())
 
 
 def determine_target(values) -> np.ndarray:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DatasetSpecError
+from .threads import ordered_map
 
 __all__ = ["SCALE_LABELS", "scale_rows"]
 
@@ -31,10 +32,11 @@ def _scaler(scale_by: str):
     raise DatasetSpecError(f"`scale_by` must be one of {list(SCALE_LABELS)}, got {scale_by!r}.")
 
 
-def scale_rows(X: np.ndarray, scale_by: str, *, block: int = 512) -> np.ndarray:
+def scale_rows(X: np.ndarray, scale_by: str, *, block: int = 512, threads: int = 1) -> np.ndarray:
     """Scale each gene (column) of a samples x genes array across the samples (rows).
 
-    Works in place on float64 arrays, ``block`` genes at a time, and returns the scaled array.
+    Works in place on float64 arrays, ``block`` genes at a time (the blocks on ``threads``
+    threads: numpy computes without holding the GIL), and returns the scaled array.
 
     Examples
     --------
@@ -54,15 +56,19 @@ def scale_rows(X: np.ndarray, scale_by: str, *, block: int = 512) -> np.ndarray:
     # Genes are scaled independently, so fitting on blocks of genes gives the same result while
     # scikit-learn's temporaries stay the size of one block instead of the whole matrix; a
     # block of 512 genes stays in the CPU's cache (measured: 2048 was 1.3x slower).
-    for start in range(0, X.shape[1], block):
+    _scaler(scale_by)  # an unknown option is refused before any work
+
+    def scale_block(start: int) -> None:
         sub = X[:, start : start + block]
-        keep = ~np.isnan(sub).all(
-            axis=0
-        )  # a gene NaN in every sample stays NaN (no sklearn warning)
+        keep = ~np.isnan(sub).all(axis=0)  # a gene NaN in every sample stays NaN (no warning)
         if keep.all():
             scaled = _scaler(scale_by).fit_transform(sub)  # in place on the view (copy=False)
             if scaled is not sub:
                 sub[...] = scaled
         elif keep.any():
             sub[:, keep] = _scaler(scale_by).fit_transform(sub[:, keep])
+
+    # genes are independent: blocks scale side by side and the result never depends on threads
+    for _ in ordered_map(scale_block, range(0, X.shape[1], block), threads):
+        pass
     return X

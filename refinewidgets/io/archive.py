@@ -34,7 +34,7 @@ from ..errors import (
     UnsafeArchiveError,
 )
 from .deflate import inflate_member
-from .matrix_tsv import format_matrix, parse_matrix
+from .matrix_tsv import format_matrix, parse_matrix, parse_matrix_blocks
 
 __all__ = [
     "READ_LIMITS",
@@ -542,6 +542,24 @@ def read_matrix(
         bad_value=lambda: _find_bad_value(store, name, samples),
     )
     return genes, samples, X
+
+
+def read_matrix_blocks(store: Store, name: str) -> Iterator[tuple[list[str], np.ndarray]]:
+    """Every sample of a matrix TSV as consecutive blocks of genes: ``(gene ids, values
+    samples x genes)``, the samples in the header's order; memory stays bounded whatever the
+    member's size (see :func:`~refinewidgets.io.matrix_tsv.parse_matrix_blocks`). Errors as
+    :func:`read_matrix`.
+    """
+    header = matrix_header(store, name)
+    return parse_matrix_blocks(
+        lambda: store.chunks(name),
+        header,
+        list(range(1, len(header))),
+        size=store.size(name),
+        label=store.label,
+        name=name,
+        bad_value=lambda: _find_bad_value(store, name, None),
+    )
 
 
 def write_matrix(

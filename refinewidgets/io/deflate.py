@@ -120,6 +120,39 @@ def _damaged(label: str, name: str, why: str) -> SourceFormatError:
     )
 
 
+def _pieces(fh, left: int, inflater, label: str, name: str) -> Iterator[bytes]:
+    """The member's bytes as they come: ``left`` compressed bytes read from ``fh`` and inflated
+    (``inflater`` None: stored), at most ``_OUT`` bytes a piece."""
+    while left > 0:
+        raw = fh.read(min(_READ, left))
+        if not raw:
+            raise _damaged(label, name, "the compressed data is cut off")
+        left -= len(raw)
+        if inflater is None:
+            yield raw
+            continue
+        while raw:
+            try:
+                data = inflater.decompress(raw, _OUT)
+            except isal_zlib.error as exc:
+                raise _damaged(label, name, f"invalid deflate data: {exc}") from None
+            raw = inflater.unconsumed_tail
+            if data:
+                yield data
+            if inflater.eof:
+                return
+    # all the input is in, but an output held back by the _OUT limit may remain (a member
+    # compressing more than _OUT / _READ = 8 to 1 in its last read)
+    while inflater is not None and not inflater.eof:
+        try:
+            data = inflater.decompress(b"", _OUT)
+        except isal_zlib.error as exc:
+            raise _damaged(label, name, f"invalid deflate data: {exc}") from None
+        if not data:
+            return
+        yield data
+
+
 def _inflate(path: Path, info: zipfile.ZipInfo, label: str) -> Iterator[bytes]:
     name = info.filename
     with open(path, "rb") as fh:
@@ -134,29 +167,13 @@ def _inflate(path: Path, info: zipfile.ZipInfo, label: str) -> Iterator[bytes]:
         inflater = (
             isal_zlib.decompressobj(-15) if info.compress_type == zipfile.ZIP_DEFLATED else None
         )
-        left, size, crc = info.compress_size, 0, 0
-        while left > 0:
-            raw = fh.read(min(_READ, left))
-            if not raw:
-                raise _damaged(label, name, "the compressed data is cut off")
-            left -= len(raw)
-            while raw:
-                if inflater is None:
-                    data, raw = raw, b""
-                else:
-                    try:
-                        data = inflater.decompress(raw, _OUT)
-                    except isal_zlib.error as exc:
-                        raise _damaged(label, name, f"invalid deflate data: {exc}") from None
-                    raw = inflater.unconsumed_tail
-                size += len(data)
-                if size > info.file_size:
-                    raise _damaged(label, name, "more data than its declared size")
-                crc = isal_zlib.crc32(data, crc)
-                if data:
-                    yield data
-                if inflater is not None and inflater.eof:
-                    break
+        size, crc = 0, 0
+        for data in _pieces(fh, info.compress_size, inflater, label, name):
+            size += len(data)
+            if size > info.file_size:
+                raise _damaged(label, name, "more data than its declared size")
+            crc = isal_zlib.crc32(data, crc)
+            yield data
         if inflater is not None and not inflater.eof:
             raise _damaged(label, name, "the deflate stream ends early")
         if size != info.file_size:

@@ -30,7 +30,15 @@ import pyarrow.csv as pacsv
 
 from ..errors import ExpressionValueError, SourceFormatError
 
-__all__ = ["BATCHES", "MAX_BATCH_BYTES", "MIN_BATCH_ROWS", "format_matrix", "parse_matrix"]
+__all__ = [
+    "BATCHES",
+    "BLOCK_BYTES",
+    "MAX_BATCH_BYTES",
+    "MIN_BATCH_ROWS",
+    "format_matrix",
+    "parse_matrix",
+    "parse_matrix_blocks",
+]
 
 #: Text cells read as missing values.
 NULLS = ["", "NA", "NaN", "nan"]
@@ -45,6 +53,8 @@ MAX_BATCH_BYTES = 64 << 20
 #: Text parsed together at least: each parse call costs about 2 ms of its own (measured: ten
 #: 100-sample members parse in 1.4 s with 2 MiB batches, 2.0 s with 0.5 MiB).
 _MIN_BATCH_BYTES = 2 << 20
+#: Values (float64 bytes) of one block of genes when a member is parsed as a stream of blocks.
+BLOCK_BYTES = 128 << 20
 #: Text formatted together when writing: about 1/_WRITE_BATCHES of the whole, within these
 #: bounds, and at least _MIN_WRITE_GENES lines (measured: 1/256 of a 1,000-sample matrix
 #: formats as fast as 1/64, with less than half the memory in flight).
@@ -193,6 +203,37 @@ class _Rows:
         return self.values
 
 
+def _parsed_batches(
+    chunks: Callable[[], Iterator[bytes]],
+    header: list[str],
+    positions: list[int],
+    *,
+    size: int | None,
+    label: str,
+    name: str,
+    bad_value: Callable[[], str],
+) -> Iterator[tuple[int, pl.Series, list[pl.Series]]]:
+    """``(text bytes, gene ids, one float64 column per position)`` for each batch of lines;
+    the text is inflated and cut in its own thread (see :func:`parse_matrix`)."""
+    width = len(header)
+    names = [f"c{i}" for i in range(width)]
+    schema = {name: pl.Float64 for name in names}
+    schema["c0"] = pl.String
+    wanted = sorted({0, width - 1, *positions})  # the last column finds short lines
+    batches = _Prefetch(lambda: _text_batches(chunks(), size))
+    try:
+        for text in batches:
+            try:
+                frame = _parse_batch(text, names, schema, wanted, width)
+            except (*_POLARS_ERRORS, pa.ArrowInvalid) as exc:
+                batches.close()  # the reading thread stops before the file is read again below
+                raise _parse_error(exc, label, name, bad_value) from None
+            columns = {name: frame.get_column(name) for name in frame.columns}
+            yield len(text), columns["c0"], [columns[names[pos]] for pos in positions]
+    finally:
+        batches.close()
+
+
 def parse_matrix(
     chunks: Callable[[], Iterator[bytes]],
     header: list[str],
@@ -220,39 +261,75 @@ def parse_matrix(
     bad_value
         Describes the first non-numeric value (file, line, column); called on a conversion error.
     """
-    width = len(header)
-    names = [f"c{i}" for i in range(width)]
-    schema = {name: pl.Float64 for name in names}
-    schema["c0"] = pl.String
-    wanted = sorted({0, width - 1, *positions})  # the last column finds short lines
     rows = _Rows(len(positions))
     genes: list[pl.Series] = []
     done_bytes = 0
-    batches = _Prefetch(lambda: _text_batches(chunks(), size))
-    try:
-        for text in batches:
-            frame = _parse_batch(text, names, schema, wanted, width)
-            done_bytes += len(text)
-            end = rows.used + frame.height
-            if end > rows.capacity:  # estimate the genes from the bytes per row so far
-                estimate = end + 64
-                if size:
-                    estimate += int(max(size - done_bytes, 0) * end / done_bytes * 1.03)
-                if rows.capacity:  # the estimate was short: grow by a quarter at least
-                    estimate = max(estimate, int(end * 1.25))
-                rows.reserve(estimate)
-            columns = {name: frame.get_column(name) for name in frame.columns}
-            for i, pos in enumerate(positions):
-                rows.values[i, rows.used : end] = columns[names[pos]].to_numpy()
-            genes.append(columns["c0"])
-            rows.used = end
-    except (*_POLARS_ERRORS, pa.ArrowInvalid) as exc:
-        batches.close()  # the reading thread stops before the file is read again below
-        raise _parse_error(exc, label, name, bad_value) from None
-    finally:
-        batches.close()
+    batches = _parsed_batches(
+        chunks, header, positions, size=size, label=label, name=name, bad_value=bad_value
+    )
+    for n_bytes, ids, columns in batches:
+        done_bytes += n_bytes
+        end = rows.used + len(ids)
+        if end > rows.capacity:  # estimate the genes from the bytes per row so far
+            estimate = end + 64
+            if size:
+                estimate += int(max(size - done_bytes, 0) * end / done_bytes * 1.03)
+            if rows.capacity:  # the estimate was short: grow by a quarter at least
+                estimate = max(estimate, int(end * 1.25))
+            rows.reserve(estimate)
+        for i, column in enumerate(columns):
+            rows.values[i, rows.used : end] = column.to_numpy()
+        genes.append(ids)
+        rows.used = end
     gene_ids = pl.concat(genes).fill_null("").to_list() if genes else []
     return gene_ids, rows.finish()
+
+
+def parse_matrix_blocks(
+    chunks: Callable[[], Iterator[bytes]],
+    header: list[str],
+    positions: list[int],
+    *,
+    size: int | None,
+    label: str,
+    name: str,
+    bad_value: Callable[[], str],
+    block_bytes: int | None = None,
+) -> Iterator[tuple[list[str], np.ndarray]]:
+    """Parse a matrix TSV as consecutive blocks of genes: ``(gene ids, values samples x
+    genes)`` for each, a block about ``block_bytes`` (default :data:`BLOCK_BYTES`) of values
+    (whole parsed batches), so that a member of any size streams through a bounded amount of
+    memory: a block, the batches parsed for the next one, and the text in flight. The other
+    parameters are those of :func:`parse_matrix`.
+    """
+    block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
+    pending: list[tuple[pl.Series, list[pl.Series]]] = []
+    held = 0
+    n = len(positions)
+
+    def block() -> tuple[list[str], np.ndarray]:
+        n_genes = sum(len(ids) for ids, _ in pending)
+        values = np.empty((n, n_genes))
+        at = 0
+        for ids, columns in pending:
+            for i, column in enumerate(columns):
+                values[i, at : at + len(ids)] = column.to_numpy()
+            at += len(ids)
+        gene_ids = pl.concat([ids for ids, _ in pending]).fill_null("").to_list()
+        pending.clear()
+        return gene_ids, values
+
+    batches = _parsed_batches(
+        chunks, header, positions, size=size, label=label, name=name, bad_value=bad_value
+    )
+    for _, ids, columns in batches:
+        pending.append((ids, columns))
+        held += 8 * n * len(ids)
+        if held >= block_bytes:
+            yield block()
+            held = 0
+    if pending:
+        yield block()
 
 
 def _parse_error(exc: BaseException, label: str, name: str, bad_value) -> SourceFormatError:

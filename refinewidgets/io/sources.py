@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..core.metadata import ACCESSION, ANNOTATIONS, SAMPLE_ATTRIBUTES, flatten_annotations
 from ..errors import DatasetSpecError, ScaledSourceWarning, SourceFormatError
-from .archive import matrix_header, open_store, read_matrix
+from .archive import matrix_header, open_store, read_matrix, read_matrix_blocks
 from .download import NO_VALUES_REASON, QUANT_SUFFIX, DownloadLayout, align_samples, warn_mismatch
 from .parsed_cache import ParsedCache
 from .quant_sf import read_quant_group, read_tx2gene, summarize_to_genes
@@ -215,6 +215,7 @@ class RefinebioSource:
             self._matrices.get(matrix_id, list(samples)),
             self._store.size(matrix_id),
             lambda wanted: read_matrix(self._store, matrix_id, wanted),
+            lambda: read_matrix_blocks(self._store, matrix_id),  # a compendium: parsed once
         )
         return pd.DataFrame(X.T, index=pd.Index(genes, dtype=object), columns=cols)
 
