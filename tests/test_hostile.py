@@ -6,13 +6,18 @@ and H5AD files and checks that the readers raise nothing but our errors, within 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 import tracemalloc
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -403,7 +408,7 @@ def test_a_built_zip_saved_among_downloads_never_shadows_them(tmp_path):
     )
 
 
-def test_symlink_out_of_an_unzipped_download_is_not_read(tmp_path):
+def test_symlink_out_of_an_unzipped_download_is_not_read_and_says_why(tmp_path):
     folder = tmp_path / "dl"
     folder.mkdir()
     (folder / "aggregated_metadata.json").write_text(_META)
@@ -412,9 +417,159 @@ def test_symlink_out_of_an_unzipped_download_is_not_read(tmp_path):
     secret.write_text("Gene\tGSM1\nG1\t1\n")
     (folder / "E1" / "E1.tsv").symlink_to(secret)
     (folder / "E1" / "metadata_E1.tsv").write_text(_ROWS)
-    with pytest.raises(rw.SourceFormatError, match="holds no expression values"):
-        with pytest.warns(rw.MetadataMismatchWarning):
-            rw.read_zip(folder)
+    for read in (rw.read_zip, rw.open_catalog):
+        with pytest.raises(rw.UnsafeArchiveError) as info:
+            read(folder)
+        message = str(info.value)
+        assert message.startswith("dl: E1/E1.tsv is a symbolic link to a file outside")
+        assert "copy the file into the folder in place of the link" in message
+
+
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+def _in_time(call, seconds=20):
+    """``call()``'s outcome (value or exception); a call still blocked after ``seconds`` fails
+    the test instead of hanging it."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # handed back to the test
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "blocked reading a named pipe"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def test_a_named_pipe_among_downloads_is_skipped_with_a_warning(tmp_path):
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    (folder / "a.zip").write_bytes((DATA / "all.zip").read_bytes())
+    _fifo(folder / "stuck.zip")
+    with pytest.warns(rw.SourceFormatWarning, match=r"stuck.zip is not a regular file .* skipped"):
+        cat = _in_time(lambda: rw.open_catalog(folder))
+    assert cat.experiment_ids == rw.open_catalog(folder / "a.zip").experiment_ids
+
+
+def test_a_named_pipe_given_by_name_is_refused_unopened(tmp_path):
+    stuck = _fifo(tmp_path / "stuck.zip")
+    for read in (rw.read_zip, rw.open_catalog):
+        with pytest.raises(rw.SourceFormatError, match=r"stuck.zip is not a regular file"):
+            _in_time(lambda read=read: read(stuck))
+
+
+def test_a_named_pipe_inside_an_unzipped_download_is_named(tmp_path):
+    folder = tmp_path / "dl"
+    (folder / "E1").mkdir(parents=True)
+    (folder / "aggregated_metadata.json").write_text(_META)
+    (folder / "E1" / "metadata_E1.tsv").write_text(_ROWS)
+    _fifo(folder / "E1" / "E1.tsv")
+    with pytest.raises(rw.UnsafeArchiveError, match=r"dl: E1/E1.tsv is not a regular file"):
+        _in_time(lambda: rw.read_zip(folder))
+
+
+def test_a_nul_in_a_member_name_refuses_the_zip(tmp_path):
+    good = _download(tmp_path / "good.zip").read_bytes()
+    assert good.count(b"E1/E1.tsv") == 2  # the local header and the central directory
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(good.replace(b"E1/E1.tsv", b"E1/E1\x00tsv"))
+    for read in (rw.read_zip, rw.open_catalog):
+        with pytest.raises(rw.UnsafeArchiveError) as info:
+            read(bad)
+        assert "bad.zip holds a member name with a NUL character ('E1/E1\\x00tsv')" in str(
+            info.value
+        )
+
+
+def test_two_members_of_one_name_refuse_the_archive(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zipfile: "Duplicate name"
+        path = _download(tmp_path / "d.zip")
+        with zipfile.ZipFile(path, "a") as zf:
+            zf.writestr("aggregated_metadata.json", json.dumps({"experiments": {}}))
+    tar = _tar(
+        tmp_path / "d.tar",
+        {"aggregated_metadata.json": _META.encode(), "E1/E1.tsv": b"Gene\tGSM1\n"},
+        "w",
+    )
+    with tarfile.open(tar, "a") as tf:
+        info = tarfile.TarInfo("E1/E1.tsv")
+        info.size = 3
+        tf.addfile(info, io.BytesIO(b"x\ty"))
+    for archive_path, name in ((path, "aggregated_metadata.json"), (tar, "E1/E1.tsv")):
+        with pytest.raises(rw.UnsafeArchiveError, match=f"holds two members named '{name}'"):
+            rw.read_zip(archive_path)
+
+
+def test_an_empty_gene_id_is_refused_with_its_line(tmp_path):
+    path = _download(tmp_path / "d.zip", matrix="Gene\tGSM1\tGSM2\nG1\t1\t2\n \t3\t4\n")
+    message = "d.zip: E1/E1.tsv has 1 row(s) without a gene id (the first on line 3)"
+    with pytest.raises(rw.SourceFormatError, match=re.escape(message)):
+        rw.read_zip(path)
+    cat = rw.open_catalog(path)
+    with pytest.raises(rw.SourceFormatError, match=re.escape(message)):
+        rw.build(rw.Dataset({"E1": ["ALL"]}, quantile_normalize=False), cat)
+
+
+def test_a_qn_target_of_two_columns_is_refused(tmp_path):
+    target = tmp_path / "qn_target_HOMO_SAPIENS.tsv"
+    target.write_text("".join(f"{i}\t{i * 2}.5\n" for i in range(50)))
+    with pytest.raises(rw.SourceFormatError, match="the QN target has 2 tab-separated columns"):
+        rw.open_catalog(target)
+
+
+def test_sigterm_during_write_zip_leaves_no_partial_file(tmp_path):
+    script = (
+        "import sys, time\n"
+        "import refinewidgets as rw\n"
+        "def slow(done, total, message):\n"
+        "    if done == 1:\n"
+        "        print('one group written', flush=True)\n"
+        "        time.sleep(120)\n"
+        "from refinewidgets.core.sources import InMemorySource\n"
+        "from refinewidgets.testing import synthetic_compendium\n"
+        "comp = synthetic_compendium(n_experiments=2, samples_per_experiment=3, n_genes=50)\n"
+        "cat = rw.Catalog([InMemorySource.from_compendium(comp)])\n"
+        "ds = rw.Dataset({e: ['ALL'] for e in cat.experiment_ids}, quantile_normalize=False)\n"
+        "rw.build(ds, cat).write_zip(sys.argv[1], progress=slow)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "d.zip")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout.readline() == "one group written\n"
+        (partial,) = tmp_path.iterdir()  # mid-write: the temporary file, no zip yet
+        assert partial.name.startswith(".d.zip.") and partial.name.endswith(".partial")
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(60) == -signal.SIGTERM  # ended by the signal, as it would have
+    finally:
+        child.kill()
+        child.stdout.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_signal_handler_of_the_program_is_kept(tmp_path):
+    seen = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        with atomic_output(tmp_path / "d.txt") as tmp:
+            tmp.write_text("x")
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)
+            assert tmp.exists()  # the program's handler ran, not ours
+        assert seen == [signal.SIGTERM] and (tmp_path / "d.txt").read_text() == "x"
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert signal.getsignal(signal.SIGTERM) is previous
 
 
 # -- mutation: readers raise only our errors -----------------------------------------------
