@@ -572,6 +572,123 @@ def test_a_signal_handler_of_the_program_is_kept(tmp_path):
     assert signal.getsignal(signal.SIGTERM) is previous
 
 
+# -- caches notice a file changed in place ----------------------------------------------------
+def _rewrite_in_place(path: Path, old: bytes, new: bytes) -> None:
+    """Replace ``old`` by ``new`` (same length) inside ``path``, keeping its size and its
+    modification time as ``touch -d`` would set them back."""
+    assert len(old) == len(new)
+    st = path.stat()
+    data = path.read_bytes()
+    assert data.count(old) == 1
+    with open(path, "r+b") as fh:
+        fh.seek(data.index(old))
+        fh.write(new)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+
+
+def test_the_parsed_cache_notices_a_matrix_changed_in_place(tmp_path, monkeypatch):
+    monkeypatch.setenv("REFINEWIDGETS_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "dl"
+    (folder / "E1").mkdir(parents=True)
+    (folder / "aggregated_metadata.json").write_text(_META)
+    (folder / "E1" / "metadata_E1.tsv").write_text(_ROWS)
+    # the change is in the middle of a file larger than the two MiB its edges cover
+    rows = [f"G{i}\t{i}.5\t{i}.25\n" for i in range(1, 200_001)]
+    rows[100_000] = "G100001\t1.111\t2.5\n"
+    matrix = folder / "E1" / "E1.tsv"
+    matrix.write_text("Gene\tGSM1\tGSM2\n" + "".join(rows))
+    assert matrix.stat().st_size > 4 * 2**20
+    dataset = rw.Dataset({"E1": ["GSM1"]}, quantile_normalize=False)
+
+    def value():
+        cat = rw.open_catalog(folder)
+        (source,) = cat.sources
+        misses = source.parsed_cache.misses
+        out = rw.build(dataset, cat).expression("E1").loc["G100001", "GSM1"]
+        return out, source.parsed_cache.misses - misses
+
+    assert value() == (pytest.approx(1.111), 1)
+    assert value() == (pytest.approx(1.111), 0)  # served by the cache
+    _rewrite_in_place(matrix, b"G100001\t1.111", b"G100001\t9.999")
+    assert value() == (pytest.approx(9.999), 1)  # not the stale 1.111
+
+
+def test_file_identity_sees_a_rewrite_with_size_and_mtime_kept(tmp_path):
+    from refinewidgets.io.parsed_cache import file_identity
+
+    for size in (100, 6 * 2**20, 20 * 2**20):  # hashed whole; whole; by its edges
+        path = tmp_path / f"m{size}.tsv"
+        path.write_bytes(b"a" * (size // 2) + b"1.111" + b"b" * (size - size // 2 - 5))
+        before = file_identity(path)
+        time.sleep(0.01)  # a coarse clock would otherwise give the same change time
+        _rewrite_in_place(path, b"1.111", b"9.999")
+        after = file_identity(path)
+        assert after["ctime_ns"] != before["ctime_ns"], size
+        assert (after["size"], after["mtime_ns"]) == (before["size"], before["mtime_ns"])
+        assert after != before
+        assert (after["edges"] != before["edges"]) == (size <= 8 * 2**20)
+        # a file replaced by another of the same bytes and times: a new inode
+        copy = tmp_path / "copy"
+        copy.write_bytes(path.read_bytes())
+        st = path.stat()
+        os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns))
+        os.replace(copy, path)
+        assert file_identity(path)["inode"] != after["inode"]
+
+
+def _bgee_tarball(tmp_path: Path) -> tuple[Path, Path]:
+    from refinewidgets.testing.bgee_files import write_bgee_h5ad as write
+
+    h5ad = write(tmp_path / "Homo_sapiens_ERP7_droplet_based.h5ad", variant="bgee15_2", n_cells=40)
+    tarball = tmp_path / "Homo_sapiens_droplet_based_h5ad.tar"
+    with tarfile.open(tarball, "w") as tar:
+        tar.add(h5ad, arcname=f"Homo_sapiens/{h5ad.name}")
+    return tarball, h5ad
+
+
+def test_a_tarball_rewritten_in_place_is_indexed_again(tmp_path):
+    from refinewidgets.io.bgee_tarball import BgeeTarball
+
+    tarball, _ = _bgee_tarball(tmp_path)
+    first = BgeeTarball(tarball, tmp_path / "cache")
+    assert BgeeTarball(tarball, tmp_path / "cache").passes == 0  # the index is reused
+    data = tarball.read_bytes()
+    st = tarball.stat()
+    time.sleep(0.01)
+    with open(tarball, "r+b") as fh:  # a byte of the member's body, size and mtime kept
+        fh.seek(len(data) // 2)
+        fh.write(bytes([data[len(data) // 2] ^ 0xFF]))
+    os.utime(tarball, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.raises(rw.SourceFormatError, match="changed since it was indexed: open it again"):
+        first.extract(first.members[0].name)
+    second = BgeeTarball(tarball, tmp_path / "cache")
+    assert second.passes == 1 and second.index_dir != first.index_dir
+
+
+def test_an_extracted_member_overwritten_in_the_cache_is_extracted_again(tmp_path):
+    from refinewidgets.io.bgee_tarball import BgeeTarball
+
+    tarball, h5ad = _bgee_tarball(tmp_path)
+    tb = BgeeTarball(tarball, tmp_path / "cache")
+    name = tb.members[0].name
+    path = tb.extract(name)
+    assert path.read_bytes() == h5ad.read_bytes() and tb.passes == 2
+    assert tb.extract(name) == path and tb.passes == 2  # an intact copy is reused
+    middle = path.stat().st_size // 2
+    st = path.stat()
+    with open(path, "r+b") as fh:  # same size, same modification time, other bytes
+        fh.seek(middle)
+        fh.write(b"\xab" * 64)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.read_bytes() != h5ad.read_bytes()
+    again = BgeeTarball(tarball, tmp_path / "cache")
+    assert again.extract(name) == path and again.passes == 1  # extracted again
+    assert path.read_bytes() == h5ad.read_bytes()
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp left
+
+
 # -- mutation: readers raise only our errors -----------------------------------------------
 _SETTINGS = settings(
     max_examples=int(os.environ.get("RW_MUTATIONS", "40")),
