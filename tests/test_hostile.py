@@ -689,6 +689,127 @@ def test_an_extracted_member_overwritten_in_the_cache_is_extracted_again(tmp_pat
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp left
 
 
+# -- the app's kernels are bounded --------------------------------------------------------------
+def _get(port: int, path: str, headers=()) -> tuple[int, dict, str]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=180)
+    try:
+        conn.request("GET", path, headers=dict(headers))
+        answer = conn.getresponse()
+        return answer.status, answer.headers, answer.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def _connected_page(port: int, kernel_id: str, token: str, cookie: str):
+    """An open websocket to a page's kernel, held (pings answered) as the page's script holds it."""
+    import asyncio
+
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    loop = asyncio.new_event_loop()
+    opened = threading.Event()
+    holder = {}
+
+    async def hold():
+        request = HTTPRequest(
+            f"ws://127.0.0.1:{port}/api/kernels/{kernel_id}/channels?token={token}",
+            headers={"Origin": f"http://127.0.0.1:{port}", "Cookie": cookie},
+        )
+        holder["ws"] = await websocket_connect(request)
+        opened.set()
+        while await holder["ws"].read_message() is not None:  # reading answers the pings
+            pass
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(hold(),), daemon=True)
+    thread.start()
+    assert opened.wait(60), "the websocket was not accepted"
+    try:
+        yield
+    finally:
+        loop.call_soon_threadsafe(holder["ws"].close)
+        thread.join(30)
+        loop.close()
+
+
+def test_a_bad_page_bound_is_named_before_anything_starts(monkeypatch, tmp_path, capsys):
+    from refinewidgets.app import serve
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REFINEWIDGETS_APP_MAX_PAGES", "lots")
+    assert serve(open_browser=False) == 2
+    assert capsys.readouterr().err == (
+        "error: REFINEWIDGETS_APP_MAX_PAGES='lots' is not a number of pages: give 0 (no bound) "
+        "or more\n"
+    )
+    assert serve(open_browser=False, max_pages=-1) == 2
+    assert "the number of pages must be 0 (no bound) or more" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc for the kernels")
+def test_the_app_holds_at_most_max_pages_kernels(tmp_path):
+    """Page loads that never connect (a script, a crashed tab) cannot pile up kernels: beyond
+    ``--max-pages`` a page takes the kernel of a page gone (never one still connected or just
+    loaded), else it is told to close a page."""
+    from refinewidgets.app import free_port
+
+    from .browser.server import alive, cmdline, start_app, wait_for
+
+    # a page gone is one unconnected for RECLAIM seconds here (30 s by default)
+    RECLAIM = 8
+    (tmp_path / "voila.json").write_text(
+        json.dumps({"RefineWidgetsVoila": {"reclaim_after_seconds": RECLAIM}})
+    )
+    args = ["--port", str(free_port()), "--pool-size", "0", "--max-pages", "2"]
+    app = start_app(tmp_path, tmp_path / "app.log", *args, "--cull-idle-seconds", "0")
+    try:
+
+        def page():
+            status, headers, body = _get(app.port, f"/?token={app.token}")
+            found = re.search(r'"kernelId": "([0-9a-f-]{36})"', body)
+            return status, headers, body, found and found[1]
+
+        def process(kernel_id):
+            (pid,) = wait_for(
+                lambda: [p for p in app.kernels() if f"kernel-{kernel_id}" in cmdline(p)],
+                60,
+                f"kernel {kernel_id}",
+            )
+            return pid
+
+        status, headers, _, first = page()
+        assert status == 200 and first
+        cookie = "; ".join(c.split(";", 1)[0] for c in headers.get_all("Set-Cookie"))
+        with _connected_page(app.port, first, app.token, cookie):
+            status, _, _, second = page()  # a page that never connects (a script, a crash)
+            assert status == 200 and second not in (None, first)
+            pids = {first: process(first), second: process(second)}
+            # at the bound, one page connected, one just loaded: the next page is told why
+            status, headers, body, third = page()
+            assert status == 503 and third is None
+            assert headers["Content-Type"].startswith("text/plain")
+            assert body.startswith("503 Service Unavailable: the app already serves 2 open pages")
+            assert "Close a page of the app, then reload this one" in body
+            assert sorted(app.kernels()) == sorted(pids.values())
+            # the second page never connected: a while later its kernel makes room
+            time.sleep(RECLAIM + 0.5)
+            status, _, _, third = page()
+            assert status == 200 and third not in (None, first, second)
+            wait_for(lambda: not alive(pids[second]), 60, "the unconnected kernel to stop")
+            assert alive(pids[first])  # the page still connected keeps its kernel
+            assert sorted(app.kernels()) == sorted([pids[first], process(third)])
+            assert f"shutting down kernel {second}: no page connected" in app.log.read_text()
+            status, _, _, fourth = page()  # the third page has just loaded: not taken
+            assert status == 503 and fourth is None
+    finally:
+        app.stop()
+
+
 # -- mutation: readers raise only our errors -----------------------------------------------
 _SETTINGS = settings(
     max_examples=int(os.environ.get("RW_MUTATIONS", "40")),
