@@ -572,6 +572,93 @@ def test_a_signal_handler_of_the_program_is_kept(tmp_path):
     assert signal.getsignal(signal.SIGTERM) is previous
 
 
+# -- regressions -------------------------------------------------------------------------------
+def test_cells_of_one_name_are_kept_renamed_and_the_zip_reads_back(tmp_path):
+    import anndata
+
+    path = write_bgee_h5ad(
+        tmp_path / "Homo_sapiens_ERP1_droplet_based.h5ad", variant="bgee15_2", n_cells=60
+    )
+    adata = anndata.read_h5ad(path)
+    names = adata.obs_names.to_numpy().copy()
+    names[[1, 7]] = names[0]  # three cells of one name, as a writer may leave them
+    adata.obs_names = names
+    path.unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # anndata: "not unique"
+        adata.write_h5ad(path)
+    cat = rw.open_catalog(path)
+    dataset = rw.Dataset({"ERP000001": ["ALL"]}, quantile_normalize=False)
+    with pytest.warns(rw.SourceFormatWarning) as seen:
+        res = rw.build(dataset, cat)
+    (message,) = [str(w.message) for w in seen if isinstance(w.message, rw.SourceFormatWarning)]
+    first = names[0]
+    assert message.startswith(
+        f"Homo_sapiens_ERP1_droplet_based.h5ad: 1 cell name(s) are given to more than one cell "
+        f"(the first: {first!r}); all cells are kept"
+    )
+    group = res["ERP000001"]
+    assert group.n_obs == 60 and group.obs_names.is_unique
+    renamed = [n.split(":", 1)[-1] for n in group.obs_names if first in n]
+    assert sorted(renamed) == sorted([first, f"{first}-1", f"{first}-2"])
+    # their barcodes are their own, as written
+    barcodes = group.obs.loc[[n for n in group.obs_names if first in n], "barcode"]
+    assert sorted(barcodes) == sorted(adata.obs["barcode"].iloc[[0, 1, 7]].astype(str))
+    res.write_zip(tmp_path / "out.zip")
+    back = rw.read_zip(tmp_path / "out.zip")  # our own zip reads back, every cell in it
+    assert list(back["ERP000001"].obs_names) == list(group.obs_names)
+    np.testing.assert_allclose(back["ERP000001"].X.toarray(), group.X.toarray())
+
+
+def _h5py_only(path: Path, source: Path, experiment: str) -> Path:
+    """``source``'s cells written with h5py alone: plain datasets, no anndata attribute."""
+    import anndata
+
+    src = anndata.read_h5ad(source)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("X", data=np.asarray(src.X.toarray(), dtype=np.float32))
+        obs = f.create_group("obs")
+        obs.create_dataset("_index", data=np.asarray(src.obs_names).astype("S"))
+        for col in src.obs.columns:
+            obs.create_dataset(col, data=np.asarray(src.obs[col].astype(str)).astype("S"))
+        obs["experiment_id"][...] = np.array([experiment.encode()] * src.n_obs)
+        f.create_group("var").create_dataset("_index", data=np.asarray(src.var_names).astype("S"))
+    return path
+
+
+def test_an_h5ad_written_with_h5py_alone_reads_as_it_did(tmp_path):
+    source = write_bgee_h5ad(
+        tmp_path / "Homo_sapiens_ERP1_droplet_based.h5ad", variant="bgee15_2", n_cells=60
+    )
+    plain = _h5py_only(tmp_path / "plain" / "Homo_sapiens_ERP9_droplet_based.h5ad", source, "ERP9")
+    dataset = {"quantile_normalize": False}
+    cat = rw.open_catalog(plain)
+    assert cat.experiment_ids == ["ERP9"]
+    got = rw.build(rw.Dataset({"ERP9": ["ALL"]}, **dataset), cat)["ERP9"]
+    want = rw.build(rw.Dataset({"ERP000001": ["ALL"]}, **dataset), rw.open_catalog(source))
+    want = want["ERP000001"]
+    assert sorted(got.obs_names) == sorted(want.obs_names)  # the _index dataset names cells
+    got = got[want.obs_names, want.var_names]  # aligned by name, never by position
+    np.testing.assert_array_equal(got.X.toarray(), want.X.toarray())
+    for column in ("library", "cell_type", "tissue", "barcode"):
+        assert got.obs[column].astype(str).tolist() == want.obs[column].astype(str).tolist()
+
+
+def test_an_h5py_table_with_columns_of_unequal_length_is_named(tmp_path):
+    source = write_bgee_h5ad(
+        tmp_path / "Homo_sapiens_ERP1_droplet_based.h5ad", variant="bgee15_2", n_cells=60
+    )
+    plain = _h5py_only(tmp_path / "plain" / "Homo_sapiens_ERP9_droplet_based.h5ad", source, "ERP9")
+    with h5py.File(plain, "r+") as f:
+        del f["obs"]["sex"]
+        f["obs"].create_dataset("sex", data=np.array([b"female"] * 59))
+    with pytest.raises(rw.SourceFormatError) as info:
+        rw.open_catalog(plain)
+    assert str(info.value).startswith(f"{plain}: the columns of /obs differ in length (")
+    assert "sex: 59" in str(info.value) and "_index: 60" in str(info.value)
+
+
 # -- caches notice a file changed in place ----------------------------------------------------
 def _rewrite_in_place(path: Path, old: bytes, new: bytes) -> None:
     """Replace ``old`` by ``new`` (same length) inside ``path``, keeping its size and its

@@ -20,7 +20,7 @@ import pandas as pd
 from ..core.cell_filter import match_cells, parse_cell_filter, qc_values, split_qc
 from ..core.single_cell import CellBlock
 from ..core.spec import LIBRARY_FIELDS
-from ..errors import NotCountsWarning
+from ..errors import NotCountsWarning, SourceFormatWarning
 from .bgee import WRITERS, BgeeH5ad, file_name_convention
 
 __all__ = ["BgeeSource"]
@@ -162,9 +162,28 @@ class BgeeSource:
                 cells[col] = np.asarray(values)[rows]
         cells["total_counts"] = qc["total_counts"].to_numpy()
         cells["n_genes_by_counts"] = qc["n_genes_by_counts"].to_numpy()
+        if not cells.index.is_unique:
+            cells.index = self._unique_cell_names(cells.index)
         return CellBlock(
             cells, counts, genes[["gene_symbol"]], self.organism, self.name, self.provenance
         )
+
+    def _unique_cell_names(self, names: pd.Index) -> pd.Index:
+        """Cell names made unique as anndata's ``obs_names_make_unique`` does (``-1``, ``-2``
+        appended to the repeats), with a warning: a name given to two cells would make the
+        cells of a result, and of the zip it is saved to, ambiguous."""
+        from anndata.utils import make_index_unique
+
+        repeated = names[names.duplicated()].unique()
+        warnings.warn(
+            f"{self.path.name}: {len(repeated)} cell name(s) are given to more than one cell "
+            f"(the first: {repeated[0]!r}); all cells are kept, the repeats renamed as anndata's "
+            f"obs_names_make_unique does ({repeated[0]!r} -> {repeated[0] + '-1'!r}). Their "
+            "barcode and library columns are unchanged.",
+            SourceFormatWarning,
+            stacklevel=4,
+        )
+        return make_index_unique(pd.Index(names.astype(str)), join="-")
 
     @property
     def release_rank(self) -> tuple[int, int]:
