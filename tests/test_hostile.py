@@ -659,6 +659,105 @@ def test_an_h5py_table_with_columns_of_unequal_length_is_named(tmp_path):
     assert "sex: 59" in str(info.value) and "_index: 60" in str(info.value)
 
 
+# -- single cells: crashes become messages ----------------------------------------------------
+@pytest.fixture(scope="module")
+def cell_file(tmp_path_factory):
+    return write_bgee_h5ad(
+        tmp_path_factory.mktemp("cells") / "Homo_sapiens_ERP1_droplet_based.h5ad",
+        variant="bgee15_2",
+        n_cells=60,
+        n_genes=40,
+    )
+
+
+def test_an_h5ad_of_zero_cells_is_refused_when_opened(tmp_path, cell_file):
+    import anndata
+
+    src = anndata.read_h5ad(cell_file)
+    path = tmp_path / "Homo_sapiens_ERP0_droplet_based.h5ad"
+    src[:0].copy().write_h5ad(path)
+    with pytest.raises(rw.SourceFormatError) as info:
+        rw.open_catalog(path)
+    assert str(info.value) == (
+        f"{path} holds 0 cells and 40 genes: there is nothing to build from it. The download "
+        "may be incomplete: download it again, or remove it from the sources."
+    )
+
+
+def test_a_catalog_without_samples_still_has_its_sample_table():
+    empty = InMemorySource(
+        {"E1": {"accession_code": "E1", "sample_accession_codes": [], "technology": "MICROARRAY"}},
+        {},
+        {},
+    )
+    samples = rw.Catalog([empty]).samples
+    assert samples.empty and {"processed", "technology", "source"} <= set(samples.columns)
+
+
+@pytest.mark.parametrize("asked", ["unknown experiment", "erp000001 ", None, ["ERP000001"]])
+def test_an_experiment_not_in_the_catalog_is_named(cell_file, asked):
+    cat = rw.open_catalog(cell_file)
+    for call in (cat.cells, cat.experiment_record, cat.technology, cat.experiment_samples):
+        with pytest.raises(rw.UnknownAccessionError) as info:
+            call(asked)
+        message = str(info.value)
+        assert message.startswith(f"Experiment {asked!r} is not in the catalog (")
+        assert message.endswith("Use one of cat.experiment_ids, or open the file that holds it.")
+        if asked == "erp000001 ":
+            assert "(did you mean 'ERP000001'?)" in message
+        else:
+            assert "(it has 1: ERP000001)" in message
+
+
+def test_a_filter_on_the_files_species_column_filters(cell_file):
+    cat = rw.open_catalog(cell_file)
+    n_cells = int(cat.samples["n_cells"].sum())
+
+    def build(cell_filter):
+        dataset = rw.Dataset(
+            {"ERP000001": ["ALL"]}, quantile_normalize=False, cell_filter=cell_filter
+        )
+        return rw.build(dataset, cat)["ERP000001"]
+
+    for kept in ({"speciesId": "9606"}, {"speciesId": [9606]}):
+        assert build(kept).n_obs == n_cells
+    with pytest.raises(rw.DatasetSpecError) as info:
+        build({"speciesId": "10090"})
+    assert str(info.value) == (
+        "cell filter 'speciesId': no cell of Homo_sapiens_ERP1_droplet_based.h5ad has "
+        "['10090']; values present: ['9606']"
+    )
+    with pytest.raises(rw.DatasetSpecError) as info:
+        build({"taxon": "9606"})  # our word for it is no column: the file's name is listed
+    assert "cell filter column 'taxon' is not in" in str(info.value)
+    assert "'speciesId'" in str(info.value) and "'taxon'" not in str(info.value).split(";")[1]
+
+
+@pytest.mark.parametrize(
+    "data,problem",
+    [
+        (b"", "No columns to parse from file"),
+        ("cell_id\tbarcode\nc\xe9ll\tAAAC\n".encode("latin-1"), "'utf-8' codec can't decode"),
+    ],
+)
+def test_unreadable_cell_metadata_in_a_zip_is_named(tmp_path, cell_file, data, problem):
+    cat = rw.open_catalog(cell_file)
+    res = rw.build(rw.Dataset({"ERP000001": ["ALL"]}, quantile_normalize=False), cat)
+    good = res.write_zip(tmp_path / "good.zip") or tmp_path / "good.zip"
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(bad, "w") as zout:
+        for info in zin.infolist():
+            kept = info.filename != "ERP000001/metadata_ERP000001.tsv"
+            zout.writestr(info, zin.read(info) if kept else data)
+    with pytest.raises(rw.SourceFormatError) as info:
+        rw.read_zip(bad)
+    message = str(info.value)
+    assert message.startswith(
+        "bad.zip: cannot read the cells of ERP000001/metadata_ERP000001.tsv ("
+    )
+    assert problem in message and "write it again (Result.write_zip)" in message
+
+
 # -- caches notice a file changed in place ----------------------------------------------------
 def _rewrite_in_place(path: Path, old: bytes, new: bytes) -> None:
     """Replace ``old`` by ``new`` (same length) inside ``path``, keeping its size and its

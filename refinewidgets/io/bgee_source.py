@@ -20,7 +20,7 @@ import pandas as pd
 from ..core.cell_filter import match_cells, parse_cell_filter, qc_values, split_qc
 from ..core.single_cell import CellBlock
 from ..core.spec import LIBRARY_FIELDS
-from ..errors import NotCountsWarning, SourceFormatWarning
+from ..errors import NotCountsWarning, SourceFormatError, SourceFormatWarning
 from .bgee import WRITERS, BgeeH5ad, file_name_convention
 
 __all__ = ["BgeeSource"]
@@ -58,6 +58,13 @@ class BgeeSource:
         if counts_file is None:  # a tarball member's counts are checked when first read
             self._check_counts(stacklevel=4)
         f = self._file
+        if f.n_cells == 0 or f.n_genes == 0:
+            self._file.close()
+            raise SourceFormatError(
+                f"{self.path} holds {f.n_cells} cells and {f.n_genes} genes: there is nothing to "
+                "build from it. The download may be incomplete: download it again, or remove it "
+                "from the sources."
+            )
         libs = f.libraries()
         self.experiment = f.experiment
         self.organism = f.organism
