@@ -572,6 +572,19 @@ def test_a_signal_handler_of_the_program_is_kept(tmp_path):
     assert signal.getsignal(signal.SIGTERM) is previous
 
 
+@pytest.mark.parametrize("other", [" GSE1", "GSE1 ", "\tGSE1\n"])
+def test_two_experiment_keys_equal_once_stripped_are_refused(other):
+    data = {"GSE1": ["GSM1", "GSM2"], other: ["GSM1836403"]}
+    with pytest.raises(rw.DatasetSpecError) as info:
+        rw.Dataset(data)
+    assert str(info.value) == (
+        f"`data` lists the experiment 'GSE1' twice ('GSE1' and {other!r}): list all of its "
+        "samples under one key."
+    )
+    with pytest.raises(rw.DatasetSpecError, match="lists the experiment 'GSE1' twice"):
+        rw.Dataset.from_dict({"data": data})
+
+
 # -- regressions -------------------------------------------------------------------------------
 def test_cells_of_one_name_are_kept_renamed_and_the_zip_reads_back(tmp_path):
     import anndata
