@@ -746,6 +746,28 @@ def test_a_filter_on_the_files_species_column_filters(cell_file):
     assert "'speciesId'" in str(info.value) and "'taxon'" not in str(info.value).split(";")[1]
 
 
+def test_an_experiment_id_taken_from_an_unconventional_file_name_is_said(tmp_path, cell_file):
+    import anndata
+
+    adata = anndata.read_h5ad(cell_file)
+    del adata.obs["experiment_id"]
+    path = tmp_path / "my_download.h5ad"
+    adata.write_h5ad(path)
+    with pytest.warns(rw.SourceFormatWarning) as seen:
+        cat = rw.open_catalog(path)
+    assert cat.experiment_ids == ["my_download"]
+    (message,) = [str(w.message) for w in seen if isinstance(w.message, rw.SourceFormatWarning)]
+    assert message.startswith("my_download.h5ad: its cells name no single experiment")
+    assert "so the file name 'my_download' is used as its experiment id" in message
+    # a Bgee name, or an experiment in the cells, says it: no warning
+    named = tmp_path / "Homo_sapiens_ERP7_droplet_based.h5ad"
+    adata.write_h5ad(named)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", rw.SourceFormatWarning)
+        assert rw.open_catalog(named).experiment_ids == ["ERP7"]
+        assert rw.open_catalog(cell_file).experiment_ids == ["ERP000001"]
+
+
 @pytest.mark.parametrize(
     "data,problem",
     [

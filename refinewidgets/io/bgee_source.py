@@ -67,6 +67,16 @@ class BgeeSource:
             )
         libs = f.libraries()
         self.experiment = f.experiment
+        if f.experiment == self.path.stem and file_name_convention(self.path.stem) == "other":
+            warnings.warn(
+                f"{self.path.name}: its cells name no single experiment (an obs column such as "
+                "experiment_id) and its file name follows no Bgee convention "
+                "(<Genus_species>_<EXPERIMENT>_droplet_based.h5ad), so the file name "
+                f"{self.experiment!r} is used as its experiment id. Rename the file as Bgee "
+                "names it, or give its cells an experiment_id column.",
+                SourceFormatWarning,
+                stacklevel=4,
+            )
         self.organism = f.organism
         self.samples: dict[str, dict[str, Any]] = {}
         for lib, row in libs.iterrows():
