@@ -658,6 +658,33 @@ def test_an_h5ad_written_with_h5py_alone_reads_as_it_did(tmp_path):
         assert got.obs[column].astype(str).tolist() == want.obs[column].astype(str).tolist()
 
 
+@pytest.mark.parametrize("layout", ["dense", "csr"])
+def test_counts_written_as_text_are_refused(tmp_path, layout):
+    source = write_bgee_h5ad(
+        tmp_path / "Homo_sapiens_ERP1_droplet_based.h5ad", variant="bgee15_2", n_cells=60
+    )
+    path = _h5py_only(tmp_path / "plain" / "Homo_sapiens_ERP9_droplet_based.h5ad", source, "ERP9")
+    with h5py.File(path, "r+") as f:
+        dense = f["X"][()]
+        del f["X"]
+        if layout == "dense":
+            f.create_dataset("X", data=np.char.mod("%g", dense).astype("S"))
+        else:
+            import scipy.sparse as sp
+
+            csr = sp.csr_matrix(dense)
+            group = f.create_group("X")
+            group.attrs.update({"encoding-type": "csr_matrix", "encoding-version": "0.1.0"})
+            group.attrs["shape"] = dense.shape
+            group.create_dataset("data", data=np.char.mod("%g", csr.data).astype("S"))
+            group.create_dataset("indices", data=csr.indices)
+            group.create_dataset("indptr", data=csr.indptr)
+    with pytest.raises(rw.SourceFormatError) as info:
+        rw.open_catalog(path)
+    assert str(info.value).startswith(f"{path}: X holds |S")
+    assert "values (text), not numbers" in str(info.value)
+
+
 def test_an_h5py_table_with_columns_of_unequal_length_is_named(tmp_path):
     source = write_bgee_h5ad(
         tmp_path / "Homo_sapiens_ERP1_droplet_based.h5ad", variant="bgee15_2", n_cells=60
