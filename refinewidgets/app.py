@@ -38,6 +38,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qs
 
 __all__ = [
+    "MAX_PAGES_ENV",
     "OUTPUT_ENV",
     "SOURCES_ENV",
     "app_notebook",
@@ -52,7 +53,13 @@ SOURCES_ENV = "REFINEWIDGETS_SOURCES"
 BASE_ENV = "REFINEWIDGETS_BASE"
 OUTPUT_ENV = "REFINEWIDGETS_OUTPUT_DIR"
 #: Kernels idle, with no page connected, for this long are shut down (``--cull-idle-seconds``).
-CULL_IDLE_SECONDS = 600
+#: A page connects within seconds of loading and stays connected while open, so this only ends
+#: the kernels of pages gone without saying so (a crashed tab, a page fetched by a script).
+CULL_IDLE_SECONDS = 120
+#: Pages holding a kernel at once, each about 300 MB (``$REFINEWIDGETS_APP_MAX_PAGES``; 0: no
+#: bound); see :mod:`refinewidgets.app_server`.
+MAX_PAGES = 4
+MAX_PAGES_ENV = "REFINEWIDGETS_APP_MAX_PAGES"
 #: Kernels kept ready for the next pages (each holds the demo catalog and the app's widgets).
 POOL_SIZE = 2
 # Shared with refinewidgets.app_server (not imported from it: that module imports Voila).
@@ -221,10 +228,14 @@ def voila_command(
     cull_idle_seconds: int = CULL_IDLE_SECONDS,
     pool_size: int = POOL_SIZE,
     theme: str = "light",
+    max_pages: int = MAX_PAGES,
 ) -> list[str]:
     """The command running our Voila (:mod:`refinewidgets.app_server`) on the app notebook.
 
     Kernels idle and without a page connected for ``cull_idle_seconds`` are shut down (0: never).
+    At most ``max_pages`` pages hold a kernel at once (0: no bound): a page beyond it takes the
+    kernel of a page gone, or is asked to wait. The server then holds at most ``max_pages +
+    pool_size`` kernels.
     ``pool_size`` kernels are kept ready (Voila's preheated kernels: each has run the notebook
     up to the point where it needs the page's request), so a page opens without waiting for a
     kernel to start; 0 starts a kernel per page. ``theme``: Voila's "light" or "dark".
@@ -245,6 +256,7 @@ def voila_command(
         f"--MappingKernelManager.cull_idle_timeout={cull_idle_seconds}",
         f"--MappingKernelManager.cull_interval={interval}",
         "--MappingKernelManager.cull_connected=False",
+        f"--RefineWidgetsVoila.max_pages={max_pages}",
     ]
 
 
@@ -307,12 +319,15 @@ def serve(
     cull_idle_seconds: int = CULL_IDLE_SECONDS,
     pool_size: int = POOL_SIZE,
     theme: str = "light",
+    max_pages: int | None = None,
 ) -> int:
     """Run our Voila on the app notebook until interrupted; returns the exit status.
 
     0 when stopped (Ctrl+C, SIGTERM), 2 for a bad argument or a taken port, 1 when Voila fails.
     The server listens on 127.0.0.1 only, asks for a fresh token (unless ``token=False``), saves
     only inside ``output_dir`` (default: the current folder) and dies with this process.
+    ``max_pages`` (default ``$REFINEWIDGETS_APP_MAX_PAGES``, else :data:`MAX_PAGES`) bounds the
+    pages holding a kernel at once.
     """
     for p in paths:
         if not Path(p).exists():
@@ -331,6 +346,19 @@ def serve(
         return 2
     if cull_idle_seconds < 0:
         print("error: --cull-idle-seconds must be 0 (never) or more", file=sys.stderr)
+        return 2
+    if max_pages is None:
+        value = os.environ.get(MAX_PAGES_ENV, "").strip()
+        if value and not value.isdigit():
+            print(
+                f"error: {MAX_PAGES_ENV}={value!r} is not a number of pages: give 0 (no bound) "
+                "or more",
+                file=sys.stderr,
+            )
+            return 2
+        max_pages = int(value) if value else MAX_PAGES
+    if max_pages < 0:
+        print("error: the number of pages must be 0 (no bound) or more", file=sys.stderr)
         return 2
     if port is not None and not 0 < port < 65536:
         print(f"error: --port {port} is not a port number (1 to 65535)", file=sys.stderr)
@@ -355,7 +383,11 @@ def serve(
     url = f"{root}?token={secret}" if token else root
     proc = subprocess.Popen(
         voila_command(
-            chosen, cull_idle_seconds=cull_idle_seconds, pool_size=pool_size, theme=theme
+            chosen,
+            cull_idle_seconds=cull_idle_seconds,
+            pool_size=pool_size,
+            theme=theme,
+            max_pages=max_pages,
         ),
         env=env,
         preexec_fn=_die_with_this_process(),

@@ -15,6 +15,11 @@ application with five additions, all made just before Voila starts listening:
 - the page sets the ``_xsrf`` cookie, so the shutdown beacon Voila's page sends when it closes
   is accepted and the page's kernel stops (:class:`_VoilaPage`);
 - the access log hides the token and ``_xsrf`` values of every URL (:func:`scrub_uri`);
+- at most ``max_pages`` pages hold a kernel at once (``--RefineWidgetsVoila.max_pages``): a page
+  asked for beyond it first shuts down the kernels no page has been connected to for
+  ``reclaim_after_seconds`` (least recently active first), else it is answered ``503`` with a
+  message saying to close a page (:func:`page_room`). With Voila's ready pool and the idle
+  culling (:func:`refinewidgets.app.voila_command`) this bounds the server's kernels;
 - the token comes from ``REFINEWIDGETS_SERVER_TOKEN`` (not the command line, which other users of
   the machine can read); ``""`` means no token. Both variables are removed from the environment
   before any kernel starts.
@@ -25,13 +30,17 @@ Voila's own identity provider (jupyter_server's ``PasswordIdentityProvider``) ch
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import tornado.web
+from jupyter_core.utils import ensure_async
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import url_path_join
+from traitlets import Float, Integer
 from voila.app import Voila
 from voila.tornado.handler import TornadoVoilaHandler
 
@@ -44,6 +53,7 @@ __all__ = [
     "RefineWidgetsVoila",
     "allowed_hosts",
     "log_request",
+    "page_room",
     "refusal",
     "scrub_uri",
 ]
@@ -54,6 +64,10 @@ _DOWNLOAD_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _DOWNLOAD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.(zip|h5ad)")
 NONCE_ENV = "REFINEWIDGETS_SERVER_NONCE"
 READY_PATH = "/refinewidgets/ready"
+#: Pages holding a kernel at once (``--RefineWidgetsVoila.max_pages``; 0: no bound).
+MAX_PAGES = 4
+#: A kernel no page has been connected to for this long may be shut down to make room.
+RECLAIM_AFTER_SECONDS = 30.0
 
 
 def allowed_hosts(port: int) -> frozenset[str]:
@@ -117,8 +131,105 @@ class _VoilaPage(TornadoVoilaHandler):
 
     @tornado.web.authenticated
     async def get(self, path=None):
+        if not await self._room_for_a_page():
+            return
         self.xsrf_token  # noqa: B018 - reading it sets the cookie (before the page streams)
         await super().get(path)
+
+    async def _room_for_a_page(self) -> bool:
+        """Whether a kernel may start for this page: the unused kernels that make room are shut
+        down; if no room can be made, the page is answered 503 (and False returned)."""
+        max_pages = self.settings.get("refinewidgets_max_pages", MAX_PAGES)
+        if max_pages <= 0:
+            return True
+        km = self.kernel_manager
+        reclaim, full = page_room(
+            _page_kernels(km),
+            max_pages,
+            self.settings.get("refinewidgets_reclaim_after", RECLAIM_AFTER_SECONDS),
+        )
+        for kernel_id in reclaim:
+            self.log.warning(
+                "shutting down kernel %s: no page connected to it, and %d pages are open "
+                "(--RefineWidgetsVoila.max_pages)",
+                kernel_id,
+                max_pages,
+            )
+            try:
+                await ensure_async(km.shutdown_kernel(kernel_id))
+            except (KeyError, RuntimeError):  # gone meanwhile (culled, its page closed)
+                pass
+        if not full:
+            return True
+        self.log.warning("refused a page: %d pages are open (max_pages)", max_pages)
+        self.set_status(503)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.set_header("Retry-After", str(int(RECLAIM_AFTER_SECONDS)))
+        self.set_header("Cache-Control", "no-store")
+        self.finish(
+            f"503 Service Unavailable: the app already serves {max_pages} open pages, its "
+            "limit (each page runs its own Python kernel). Close a page of the app, then "
+            "reload this one; or start the app with a higher limit.\n"
+        )
+        return False
+
+
+def _page_kernels(km) -> list[tuple[str, int, float]]:
+    """``(kernel id, connected pages, seconds since its last activity)`` of the kernels that
+    serve pages: every kernel but those waiting, ready, in Voila's pool."""
+    pooled: set[str] = set()
+    starting = 0
+    for pool in getattr(km, "_pools", {}).values():  # Voila's preheated kernels
+        for task in pool:
+            if task.done() and not task.cancelled() and task.exception() is None:
+                pooled.add(task.result().get("kernel_id"))
+            elif not task.done():
+                starting += 1  # its kernel may already be listed: not a page's
+    now = datetime.datetime.now(datetime.timezone.utc)
+    found = []
+    for kernel_id in km.list_kernel_ids():
+        if kernel_id in pooled:
+            continue
+        try:
+            model = km.kernel_model(kernel_id)
+            last = km.get_kernel(kernel_id).last_activity
+        except (KeyError, AttributeError):
+            continue
+        idle = (now - last).total_seconds() if isinstance(last, datetime.datetime) else 0.0
+        found.append((kernel_id, int(model.get("connections", 0)), idle))
+    found.sort(key=lambda k: k[2])  # the most recently active first
+    return found[starting:] if starting else found
+
+
+def page_room(
+    kernels: Iterable[tuple[str, int, float]], max_pages: int, reclaim_after: float
+) -> tuple[list[str], bool]:
+    """Which page kernels to shut down so that one more page fits, and whether it still does
+    not fit.
+
+    ``kernels`` are ``(kernel id, connected pages, idle seconds)``. A kernel no page is
+    connected to and idle for ``reclaim_after`` seconds or more is one whose page is gone (a
+    page connects within seconds of loading): those go first, the longest idle first.
+
+    Examples
+    --------
+    >>> kernels = [("a", 1, 900.0), ("b", 0, 45.0), ("c", 0, 5.0), ("d", 0, 300.0)]
+    >>> page_room(kernels, 4, 30.0)  # 4 open: the longest idle unconnected one goes
+    (['d'], False)
+    >>> page_room(kernels, 2, 30.0)  # c is a page still loading, a is connected: full
+    (['d', 'b'], True)
+    >>> page_room(kernels, 8, 30.0)
+    ([], False)
+    """
+    kernels = list(kernels)
+    excess = len(kernels) - max_pages + 1
+    if excess <= 0:
+        return [], False
+    unused = sorted(
+        (k for k in kernels if k[1] == 0 and k[2] >= reclaim_after), key=lambda k: -k[2]
+    )
+    reclaim = [k[0] for k in unused[:excess]]
+    return reclaim, len(reclaim) < excess
 
 
 class _Download(JupyterHandler):
@@ -192,7 +303,17 @@ def log_request(handler) -> None:
 
 
 class RefineWidgetsVoila(Voila):
-    """Voila's standalone app with the Host/Origin guard, the readiness probe, the env token."""
+    """Voila's standalone app with the Host/Origin guard, the readiness probe, the env token,
+    the bound on open pages."""
+
+    max_pages = Integer(
+        MAX_PAGES, config=True, help="Pages holding a kernel at once (0: no bound)."
+    )
+    reclaim_after_seconds = Float(
+        RECLAIM_AFTER_SECONDS,
+        config=True,
+        help="A kernel no page is connected to, idle this long, may be shut down for a new page.",
+    )
 
     def initialize(self, argv=None):
         super().initialize(argv)
@@ -229,6 +350,8 @@ class RefineWidgetsVoila(Voila):
 
         app.find_handler = guarded_find_handler  # tornado routes every request through it
         app.settings["log_function"] = log_request  # the token never reaches the log
+        app.settings["refinewidgets_max_pages"] = self.max_pages
+        app.settings["refinewidgets_reclaim_after"] = self.reclaim_after_seconds
         super().listen()
 
 

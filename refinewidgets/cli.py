@@ -181,6 +181,7 @@ def _cmd_app(args) -> int:
         token=not args.no_token,
         output_dir=args.output_dir,
         cull_idle_seconds=args.cull_idle_seconds,
+        max_pages=args.max_pages,
         pool_size=args.pool_size,
         theme=args.theme,
     )
@@ -406,10 +407,18 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument(
         "--cull-idle-seconds",
         type=int,
-        default=600,
+        default=120,
         metavar="S",
         help="shut down kernels idle with no page connected for S seconds (0: never; "
         "default %(default)s)",
+    )
+    a.add_argument(
+        "--max-pages",
+        type=int,
+        default=None,
+        metavar="N",
+        help="pages open at once, each with its own kernel; one more takes the kernel of a "
+        "page gone or is asked to wait (0: no bound; default $REFINEWIDGETS_APP_MAX_PAGES or 4)",
     )
     a.add_argument(
         "--pool-size",

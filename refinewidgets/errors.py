@@ -26,6 +26,7 @@ __all__ = [
     "SaveNameError",
     "ScaledSourceWarning",
     "SourceFormatError",
+    "SourceFormatWarning",
     "SourceOverlapWarning",
     "UnknownAccessionError",
     "UnsafeArchiveError",
@@ -111,6 +112,11 @@ class MetadataMismatchWarning(RefineWidgetsWarning):
 
 class LowGeneOverlapWarning(RefineWidgetsWarning):
     """The inner join of a group kept less than half of the genes of its smallest sample."""
+
+
+class SourceFormatWarning(RefineWidgetsWarning):
+    """A source was read with something left out or guessed (a file that is not a regular
+    file, an unusual name, a part the format does not have); the message says what and why."""
 
 
 class SourceOverlapWarning(RefineWidgetsWarning):

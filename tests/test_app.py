@@ -149,9 +149,12 @@ def test_voila_command_serves_the_packaged_notebook_on_the_port():
         "--MappingKernelManager.cull_idle_timeout=30",
         "--MappingKernelManager.cull_interval=15",
         "--MappingKernelManager.cull_connected=False",
+        "--RefineWidgetsVoila.max_pages=4",
     ]:
         assert option in cmd
-    assert "--MappingKernelManager.cull_idle_timeout=600" in voila_command(1)
+    # a page gone without saying so frees its kernel after 2 minutes; at most 4 pages at once
+    assert "--MappingKernelManager.cull_idle_timeout=120" in voila_command(1)
+    assert "--RefineWidgetsVoila.max_pages=0" in voila_command(1, max_pages=0)
 
 
 def test_voila_keeps_ready_kernels_and_takes_a_theme():

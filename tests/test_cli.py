@@ -219,6 +219,8 @@ def test_app_flags_reach_serve(monkeypatch):
                 "0",
                 "--theme",
                 "dark",
+                "--max-pages",
+                "3",
             ]
         )
         == 0
@@ -232,7 +234,8 @@ def test_app_flags_reach_serve(monkeypatch):
         "cull_idle_seconds": 5,
         "pool_size": 0,
         "theme": "dark",
+        "max_pages": 3,
     }
     assert main(["app"]) == 0
-    assert seen["token"] is True and seen["output_dir"] is None and seen["cull_idle_seconds"] == 600
-    assert seen["pool_size"] == 2 and seen["theme"] == "light"
+    assert seen["token"] is True and seen["output_dir"] is None and seen["cull_idle_seconds"] == 120
+    assert seen["pool_size"] == 2 and seen["theme"] == "light" and seen["max_pages"] is None

@@ -6,13 +6,18 @@ and H5AD files and checks that the readers raise nothing but our errors, within 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 import tracemalloc
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -403,7 +408,7 @@ def test_a_built_zip_saved_among_downloads_never_shadows_them(tmp_path):
     )
 
 
-def test_symlink_out_of_an_unzipped_download_is_not_read(tmp_path):
+def test_symlink_out_of_an_unzipped_download_is_not_read_and_says_why(tmp_path):
     folder = tmp_path / "dl"
     folder.mkdir()
     (folder / "aggregated_metadata.json").write_text(_META)
@@ -412,9 +417,645 @@ def test_symlink_out_of_an_unzipped_download_is_not_read(tmp_path):
     secret.write_text("Gene\tGSM1\nG1\t1\n")
     (folder / "E1" / "E1.tsv").symlink_to(secret)
     (folder / "E1" / "metadata_E1.tsv").write_text(_ROWS)
-    with pytest.raises(rw.SourceFormatError, match="holds no expression values"):
-        with pytest.warns(rw.MetadataMismatchWarning):
-            rw.read_zip(folder)
+    for read in (rw.read_zip, rw.open_catalog):
+        with pytest.raises(rw.UnsafeArchiveError) as info:
+            read(folder)
+        message = str(info.value)
+        assert message.startswith("dl: E1/E1.tsv is a symbolic link to a file outside")
+        assert "copy the file into the folder in place of the link" in message
+
+
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+def _in_time(call, seconds=20):
+    """``call()``'s outcome (value or exception); a call still blocked after ``seconds`` fails
+    the test instead of hanging it."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # handed back to the test
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "blocked reading a named pipe"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def test_a_named_pipe_among_downloads_is_skipped_with_a_warning(tmp_path):
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    (folder / "a.zip").write_bytes((DATA / "all.zip").read_bytes())
+    _fifo(folder / "stuck.zip")
+    with pytest.warns(rw.SourceFormatWarning, match=r"stuck.zip is not a regular file .* skipped"):
+        cat = _in_time(lambda: rw.open_catalog(folder))
+    assert cat.experiment_ids == rw.open_catalog(folder / "a.zip").experiment_ids
+
+
+def test_a_named_pipe_given_by_name_is_refused_unopened(tmp_path):
+    stuck = _fifo(tmp_path / "stuck.zip")
+    for read in (rw.read_zip, rw.open_catalog):
+        with pytest.raises(rw.SourceFormatError, match=r"stuck.zip is not a regular file"):
+            _in_time(lambda read=read: read(stuck))
+
+
+def test_a_named_pipe_inside_an_unzipped_download_is_named(tmp_path):
+    folder = tmp_path / "dl"
+    (folder / "E1").mkdir(parents=True)
+    (folder / "aggregated_metadata.json").write_text(_META)
+    (folder / "E1" / "metadata_E1.tsv").write_text(_ROWS)
+    _fifo(folder / "E1" / "E1.tsv")
+    with pytest.raises(rw.UnsafeArchiveError, match=r"dl: E1/E1.tsv is not a regular file"):
+        _in_time(lambda: rw.read_zip(folder))
+
+
+def test_a_nul_in_a_member_name_refuses_the_zip(tmp_path):
+    good = _download(tmp_path / "good.zip").read_bytes()
+    assert good.count(b"E1/E1.tsv") == 2  # the local header and the central directory
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(good.replace(b"E1/E1.tsv", b"E1/E1\x00tsv"))
+    for read in (rw.read_zip, rw.open_catalog):
+        with pytest.raises(rw.UnsafeArchiveError) as info:
+            read(bad)
+        assert "bad.zip holds a member name with a NUL character ('E1/E1\\x00tsv')" in str(
+            info.value
+        )
+
+
+def test_two_members_of_one_name_refuse_the_archive(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zipfile: "Duplicate name"
+        path = _download(tmp_path / "d.zip")
+        with zipfile.ZipFile(path, "a") as zf:
+            zf.writestr("aggregated_metadata.json", json.dumps({"experiments": {}}))
+    tar = _tar(
+        tmp_path / "d.tar",
+        {"aggregated_metadata.json": _META.encode(), "E1/E1.tsv": b"Gene\tGSM1\n"},
+        "w",
+    )
+    with tarfile.open(tar, "a") as tf:
+        info = tarfile.TarInfo("E1/E1.tsv")
+        info.size = 3
+        tf.addfile(info, io.BytesIO(b"x\ty"))
+    for archive_path, name in ((path, "aggregated_metadata.json"), (tar, "E1/E1.tsv")):
+        with pytest.raises(rw.UnsafeArchiveError, match=f"holds two members named '{name}'"):
+            rw.read_zip(archive_path)
+
+
+def test_an_empty_gene_id_is_refused_with_its_line(tmp_path):
+    path = _download(tmp_path / "d.zip", matrix="Gene\tGSM1\tGSM2\nG1\t1\t2\n \t3\t4\n")
+    message = "d.zip: E1/E1.tsv has 1 row(s) without a gene id (the first on line 3)"
+    with pytest.raises(rw.SourceFormatError, match=re.escape(message)):
+        rw.read_zip(path)
+    cat = rw.open_catalog(path)
+    with pytest.raises(rw.SourceFormatError, match=re.escape(message)):
+        rw.build(rw.Dataset({"E1": ["ALL"]}, quantile_normalize=False), cat)
+
+
+def test_a_qn_target_of_two_columns_is_refused(tmp_path):
+    target = tmp_path / "qn_target_HOMO_SAPIENS.tsv"
+    target.write_text("".join(f"{i}\t{i * 2}.5\n" for i in range(50)))
+    with pytest.raises(rw.SourceFormatError, match="the QN target has 2 tab-separated columns"):
+        rw.open_catalog(target)
+
+
+def test_sigterm_during_write_zip_leaves_no_partial_file(tmp_path):
+    script = (
+        "import sys, time\n"
+        "import refinewidgets as rw\n"
+        "def slow(done, total, message):\n"
+        "    if done == 1:\n"
+        "        print('one group written', flush=True)\n"
+        "        time.sleep(120)\n"
+        "from refinewidgets.core.sources import InMemorySource\n"
+        "from refinewidgets.testing import synthetic_compendium\n"
+        "comp = synthetic_compendium(n_experiments=2, samples_per_experiment=3, n_genes=50)\n"
+        "cat = rw.Catalog([InMemorySource.from_compendium(comp)])\n"
+        "ds = rw.Dataset({e: ['ALL'] for e in cat.experiment_ids}, quantile_normalize=False)\n"
+        "rw.build(ds, cat).write_zip(sys.argv[1], progress=slow)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "d.zip")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout.readline() == "one group written\n"
+        (partial,) = tmp_path.iterdir()  # mid-write: the temporary file, no zip yet
+        assert partial.name.startswith(".d.zip.") and partial.name.endswith(".partial")
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(60) == -signal.SIGTERM  # ended by the signal, as it would have
+    finally:
+        child.kill()
+        child.stdout.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_signal_handler_of_the_program_is_kept(tmp_path):
+    seen = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        with atomic_output(tmp_path / "d.txt") as tmp:
+            tmp.write_text("x")
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)
+            assert tmp.exists()  # the program's handler ran, not ours
+        assert seen == [signal.SIGTERM] and (tmp_path / "d.txt").read_text() == "x"
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert signal.getsignal(signal.SIGTERM) is previous
+
+
+@pytest.mark.parametrize("other", [" GSE1", "GSE1 ", "\tGSE1\n"])
+def test_two_experiment_keys_equal_once_stripped_are_refused(other):
+    data = {"GSE1": ["GSM1", "GSM2"], other: ["GSM1836403"]}
+    with pytest.raises(rw.DatasetSpecError) as info:
+        rw.Dataset(data)
+    assert str(info.value) == (
+        f"`data` lists the experiment 'GSE1' twice ('GSE1' and {other!r}): list all of its "
+        "samples under one key."
+    )
+    with pytest.raises(rw.DatasetSpecError, match="lists the experiment 'GSE1' twice"):
+        rw.Dataset.from_dict({"data": data})
+
+
+# -- regressions -------------------------------------------------------------------------------
+def test_cells_of_one_name_are_kept_renamed_and_the_zip_reads_back(tmp_path):
+    import anndata
+
+    path = write_bgee_h5ad(
+        tmp_path / "Homo_sapiens_ERP1_droplet_based.h5ad", variant="bgee15_2", n_cells=60
+    )
+    adata = anndata.read_h5ad(path)
+    names = adata.obs_names.to_numpy().copy()
+    names[[1, 7]] = names[0]  # three cells of one name, as a writer may leave them
+    adata.obs_names = names
+    path.unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # anndata: "not unique"
+        adata.write_h5ad(path)
+    cat = rw.open_catalog(path)
+    dataset = rw.Dataset({"ERP000001": ["ALL"]}, quantile_normalize=False)
+    with pytest.warns(rw.SourceFormatWarning) as seen:
+        res = rw.build(dataset, cat)
+    (message,) = [str(w.message) for w in seen if isinstance(w.message, rw.SourceFormatWarning)]
+    first = names[0]
+    assert message.startswith(
+        f"Homo_sapiens_ERP1_droplet_based.h5ad: 1 cell name(s) are given to more than one cell "
+        f"(the first: {first!r}); all cells are kept"
+    )
+    group = res["ERP000001"]
+    assert group.n_obs == 60 and group.obs_names.is_unique
+    renamed = [n.split(":", 1)[-1] for n in group.obs_names if first in n]
+    assert sorted(renamed) == sorted([first, f"{first}-1", f"{first}-2"])
+    # their barcodes are their own, as written
+    barcodes = group.obs.loc[[n for n in group.obs_names if first in n], "barcode"]
+    assert sorted(barcodes) == sorted(adata.obs["barcode"].iloc[[0, 1, 7]].astype(str))
+    res.write_zip(tmp_path / "out.zip")
+    back = rw.read_zip(tmp_path / "out.zip")  # our own zip reads back, every cell in it
+    assert list(back["ERP000001"].obs_names) == list(group.obs_names)
+    np.testing.assert_allclose(back["ERP000001"].X.toarray(), group.X.toarray())
+
+
+def _h5py_only(path: Path, source: Path, experiment: str) -> Path:
+    """``source``'s cells written with h5py alone: plain datasets, no anndata attribute."""
+    import anndata
+
+    src = anndata.read_h5ad(source)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("X", data=np.asarray(src.X.toarray(), dtype=np.float32))
+        obs = f.create_group("obs")
+        obs.create_dataset("_index", data=np.asarray(src.obs_names).astype("S"))
+        for col in src.obs.columns:
+            obs.create_dataset(col, data=np.asarray(src.obs[col].astype(str)).astype("S"))
+        obs["experiment_id"][...] = np.array([experiment.encode()] * src.n_obs)
+        f.create_group("var").create_dataset("_index", data=np.asarray(src.var_names).astype("S"))
+    return path
+
+
+def test_an_h5ad_written_with_h5py_alone_reads_as_it_did(tmp_path):
+    source = write_bgee_h5ad(
+        tmp_path / "Homo_sapiens_ERP1_droplet_based.h5ad", variant="bgee15_2", n_cells=60
+    )
+    plain = _h5py_only(tmp_path / "plain" / "Homo_sapiens_ERP9_droplet_based.h5ad", source, "ERP9")
+    dataset = {"quantile_normalize": False}
+    cat = rw.open_catalog(plain)
+    assert cat.experiment_ids == ["ERP9"]
+    got = rw.build(rw.Dataset({"ERP9": ["ALL"]}, **dataset), cat)["ERP9"]
+    want = rw.build(rw.Dataset({"ERP000001": ["ALL"]}, **dataset), rw.open_catalog(source))
+    want = want["ERP000001"]
+    assert sorted(got.obs_names) == sorted(want.obs_names)  # the _index dataset names cells
+    got = got[want.obs_names, want.var_names]  # aligned by name, never by position
+    np.testing.assert_array_equal(got.X.toarray(), want.X.toarray())
+    for column in ("library", "cell_type", "tissue", "barcode"):
+        assert got.obs[column].astype(str).tolist() == want.obs[column].astype(str).tolist()
+
+
+@pytest.mark.parametrize("layout", ["dense", "csr"])
+def test_counts_written_as_text_are_refused(tmp_path, layout):
+    source = write_bgee_h5ad(
+        tmp_path / "Homo_sapiens_ERP1_droplet_based.h5ad", variant="bgee15_2", n_cells=60
+    )
+    path = _h5py_only(tmp_path / "plain" / "Homo_sapiens_ERP9_droplet_based.h5ad", source, "ERP9")
+    with h5py.File(path, "r+") as f:
+        dense = f["X"][()]
+        del f["X"]
+        if layout == "dense":
+            f.create_dataset("X", data=np.char.mod("%g", dense).astype("S"))
+        else:
+            import scipy.sparse as sp
+
+            csr = sp.csr_matrix(dense)
+            group = f.create_group("X")
+            group.attrs.update({"encoding-type": "csr_matrix", "encoding-version": "0.1.0"})
+            group.attrs["shape"] = dense.shape
+            group.create_dataset("data", data=np.char.mod("%g", csr.data).astype("S"))
+            group.create_dataset("indices", data=csr.indices)
+            group.create_dataset("indptr", data=csr.indptr)
+    with pytest.raises(rw.SourceFormatError) as info:
+        rw.open_catalog(path)
+    assert str(info.value).startswith(f"{path}: X holds |S")
+    assert "values (text), not numbers" in str(info.value)
+
+
+def test_an_h5py_table_with_columns_of_unequal_length_is_named(tmp_path):
+    source = write_bgee_h5ad(
+        tmp_path / "Homo_sapiens_ERP1_droplet_based.h5ad", variant="bgee15_2", n_cells=60
+    )
+    plain = _h5py_only(tmp_path / "plain" / "Homo_sapiens_ERP9_droplet_based.h5ad", source, "ERP9")
+    with h5py.File(plain, "r+") as f:
+        del f["obs"]["sex"]
+        f["obs"].create_dataset("sex", data=np.array([b"female"] * 59))
+    with pytest.raises(rw.SourceFormatError) as info:
+        rw.open_catalog(plain)
+    assert str(info.value).startswith(f"{plain}: the columns of /obs differ in length (")
+    assert "sex: 59" in str(info.value) and "_index: 60" in str(info.value)
+
+
+# -- single cells: crashes become messages ----------------------------------------------------
+@pytest.fixture(scope="module")
+def cell_file(tmp_path_factory):
+    return write_bgee_h5ad(
+        tmp_path_factory.mktemp("cells") / "Homo_sapiens_ERP1_droplet_based.h5ad",
+        variant="bgee15_2",
+        n_cells=60,
+        n_genes=40,
+    )
+
+
+def test_an_h5ad_of_zero_cells_is_refused_when_opened(tmp_path, cell_file):
+    import anndata
+
+    src = anndata.read_h5ad(cell_file)
+    path = tmp_path / "Homo_sapiens_ERP0_droplet_based.h5ad"
+    src[:0].copy().write_h5ad(path)
+    with pytest.raises(rw.SourceFormatError) as info:
+        rw.open_catalog(path)
+    assert str(info.value) == (
+        f"{path} holds 0 cells and 40 genes: there is nothing to build from it. The download "
+        "may be incomplete: download it again, or remove it from the sources."
+    )
+
+
+def test_a_catalog_without_samples_still_has_its_sample_table():
+    empty = InMemorySource(
+        {"E1": {"accession_code": "E1", "sample_accession_codes": [], "technology": "MICROARRAY"}},
+        {},
+        {},
+    )
+    samples = rw.Catalog([empty]).samples
+    assert samples.empty and {"processed", "technology", "source"} <= set(samples.columns)
+
+
+@pytest.mark.parametrize("asked", ["unknown experiment", "erp000001 ", None, ["ERP000001"]])
+def test_an_experiment_not_in_the_catalog_is_named(cell_file, asked):
+    cat = rw.open_catalog(cell_file)
+    for call in (cat.cells, cat.experiment_record, cat.technology, cat.experiment_samples):
+        with pytest.raises(rw.UnknownAccessionError) as info:
+            call(asked)
+        message = str(info.value)
+        assert message.startswith(f"Experiment {asked!r} is not in the catalog (")
+        assert message.endswith("Use one of cat.experiment_ids, or open the file that holds it.")
+        if asked == "erp000001 ":
+            assert "(did you mean 'ERP000001'?)" in message
+        else:
+            assert "(it has 1: ERP000001)" in message
+
+
+def test_a_filter_on_the_files_species_column_filters(cell_file):
+    cat = rw.open_catalog(cell_file)
+    n_cells = int(cat.samples["n_cells"].sum())
+
+    def build(cell_filter):
+        dataset = rw.Dataset(
+            {"ERP000001": ["ALL"]}, quantile_normalize=False, cell_filter=cell_filter
+        )
+        return rw.build(dataset, cat)["ERP000001"]
+
+    for kept in ({"speciesId": "9606"}, {"speciesId": [9606]}):
+        assert build(kept).n_obs == n_cells
+    with pytest.raises(rw.DatasetSpecError) as info:
+        build({"speciesId": "10090"})
+    assert str(info.value) == (
+        "cell filter 'speciesId': no cell of Homo_sapiens_ERP1_droplet_based.h5ad has "
+        "['10090']; values present: ['9606']"
+    )
+    with pytest.raises(rw.DatasetSpecError) as info:
+        build({"taxon": "9606"})  # our word for it is no column: the file's name is listed
+    assert "cell filter column 'taxon' is not in" in str(info.value)
+    assert "'speciesId'" in str(info.value) and "'taxon'" not in str(info.value).split(";")[1]
+
+
+def test_an_experiment_id_taken_from_an_unconventional_file_name_is_said(tmp_path, cell_file):
+    import anndata
+
+    adata = anndata.read_h5ad(cell_file)
+    del adata.obs["experiment_id"]
+    path = tmp_path / "my_download.h5ad"
+    adata.write_h5ad(path)
+    with pytest.warns(rw.SourceFormatWarning) as seen:
+        cat = rw.open_catalog(path)
+    assert cat.experiment_ids == ["my_download"]
+    (message,) = [str(w.message) for w in seen if isinstance(w.message, rw.SourceFormatWarning)]
+    assert message.startswith("my_download.h5ad: its cells name no single experiment")
+    assert "so the file name 'my_download' is used as its experiment id" in message
+    # a Bgee name, or an experiment in the cells, says it: no warning
+    named = tmp_path / "Homo_sapiens_ERP7_droplet_based.h5ad"
+    adata.write_h5ad(named)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", rw.SourceFormatWarning)
+        assert rw.open_catalog(named).experiment_ids == ["ERP7"]
+        assert rw.open_catalog(cell_file).experiment_ids == ["ERP000001"]
+
+
+@pytest.mark.parametrize(
+    "data,problem",
+    [
+        (b"", "No columns to parse from file"),
+        ("cell_id\tbarcode\nc\xe9ll\tAAAC\n".encode("latin-1"), "'utf-8' codec can't decode"),
+    ],
+)
+def test_unreadable_cell_metadata_in_a_zip_is_named(tmp_path, cell_file, data, problem):
+    cat = rw.open_catalog(cell_file)
+    res = rw.build(rw.Dataset({"ERP000001": ["ALL"]}, quantile_normalize=False), cat)
+    good = res.write_zip(tmp_path / "good.zip") or tmp_path / "good.zip"
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(bad, "w") as zout:
+        for info in zin.infolist():
+            kept = info.filename != "ERP000001/metadata_ERP000001.tsv"
+            zout.writestr(info, zin.read(info) if kept else data)
+    with pytest.raises(rw.SourceFormatError) as info:
+        rw.read_zip(bad)
+    message = str(info.value)
+    assert message.startswith(
+        "bad.zip: cannot read the cells of ERP000001/metadata_ERP000001.tsv ("
+    )
+    assert problem in message and "write it again (Result.write_zip)" in message
+
+
+# -- caches notice a file changed in place ----------------------------------------------------
+def _rewrite_in_place(path: Path, old: bytes, new: bytes) -> None:
+    """Replace ``old`` by ``new`` (same length) inside ``path``, keeping its size and its
+    modification time as ``touch -d`` would set them back."""
+    assert len(old) == len(new)
+    st = path.stat()
+    data = path.read_bytes()
+    assert data.count(old) == 1
+    with open(path, "r+b") as fh:
+        fh.seek(data.index(old))
+        fh.write(new)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+
+
+def test_the_parsed_cache_notices_a_matrix_changed_in_place(tmp_path, monkeypatch):
+    monkeypatch.setenv("REFINEWIDGETS_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "dl"
+    (folder / "E1").mkdir(parents=True)
+    (folder / "aggregated_metadata.json").write_text(_META)
+    (folder / "E1" / "metadata_E1.tsv").write_text(_ROWS)
+    # the change is in the middle of a file larger than the two MiB its edges cover
+    rows = [f"G{i}\t{i}.5\t{i}.25\n" for i in range(1, 200_001)]
+    rows[100_000] = "G100001\t1.111\t2.5\n"
+    matrix = folder / "E1" / "E1.tsv"
+    matrix.write_text("Gene\tGSM1\tGSM2\n" + "".join(rows))
+    assert matrix.stat().st_size > 4 * 2**20
+    dataset = rw.Dataset({"E1": ["GSM1"]}, quantile_normalize=False)
+
+    def value():
+        cat = rw.open_catalog(folder)
+        (source,) = cat.sources
+        misses = source.parsed_cache.misses
+        out = rw.build(dataset, cat).expression("E1").loc["G100001", "GSM1"]
+        return out, source.parsed_cache.misses - misses
+
+    assert value() == (pytest.approx(1.111), 1)
+    assert value() == (pytest.approx(1.111), 0)  # served by the cache
+    _rewrite_in_place(matrix, b"G100001\t1.111", b"G100001\t9.999")
+    assert value() == (pytest.approx(9.999), 1)  # not the stale 1.111
+
+
+def test_file_identity_sees_a_rewrite_with_size_and_mtime_kept(tmp_path):
+    from refinewidgets.io.parsed_cache import file_identity
+
+    for size in (100, 6 * 2**20, 20 * 2**20):  # hashed whole; whole; by its edges
+        path = tmp_path / f"m{size}.tsv"
+        path.write_bytes(b"a" * (size // 2) + b"1.111" + b"b" * (size - size // 2 - 5))
+        before = file_identity(path)
+        time.sleep(0.01)  # a coarse clock would otherwise give the same change time
+        _rewrite_in_place(path, b"1.111", b"9.999")
+        after = file_identity(path)
+        assert after["ctime_ns"] != before["ctime_ns"], size
+        assert (after["size"], after["mtime_ns"]) == (before["size"], before["mtime_ns"])
+        assert after != before
+        assert (after["edges"] != before["edges"]) == (size <= 8 * 2**20)
+        # a file replaced by another of the same bytes and times: a new inode
+        copy = tmp_path / "copy"
+        copy.write_bytes(path.read_bytes())
+        st = path.stat()
+        os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns))
+        os.replace(copy, path)
+        assert file_identity(path)["inode"] != after["inode"]
+
+
+def _bgee_tarball(tmp_path: Path) -> tuple[Path, Path]:
+    from refinewidgets.testing.bgee_files import write_bgee_h5ad as write
+
+    h5ad = write(tmp_path / "Homo_sapiens_ERP7_droplet_based.h5ad", variant="bgee15_2", n_cells=40)
+    tarball = tmp_path / "Homo_sapiens_droplet_based_h5ad.tar"
+    with tarfile.open(tarball, "w") as tar:
+        tar.add(h5ad, arcname=f"Homo_sapiens/{h5ad.name}")
+    return tarball, h5ad
+
+
+def test_a_tarball_rewritten_in_place_is_indexed_again(tmp_path):
+    from refinewidgets.io.bgee_tarball import BgeeTarball
+
+    tarball, _ = _bgee_tarball(tmp_path)
+    first = BgeeTarball(tarball, tmp_path / "cache")
+    assert BgeeTarball(tarball, tmp_path / "cache").passes == 0  # the index is reused
+    data = tarball.read_bytes()
+    st = tarball.stat()
+    time.sleep(0.01)
+    with open(tarball, "r+b") as fh:  # a byte of the member's body, size and mtime kept
+        fh.seek(len(data) // 2)
+        fh.write(bytes([data[len(data) // 2] ^ 0xFF]))
+    os.utime(tarball, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.raises(rw.SourceFormatError, match="changed since it was indexed: open it again"):
+        first.extract(first.members[0].name)
+    second = BgeeTarball(tarball, tmp_path / "cache")
+    assert second.passes == 1 and second.index_dir != first.index_dir
+
+
+def test_an_extracted_member_overwritten_in_the_cache_is_extracted_again(tmp_path):
+    from refinewidgets.io.bgee_tarball import BgeeTarball
+
+    tarball, h5ad = _bgee_tarball(tmp_path)
+    tb = BgeeTarball(tarball, tmp_path / "cache")
+    name = tb.members[0].name
+    path = tb.extract(name)
+    assert path.read_bytes() == h5ad.read_bytes() and tb.passes == 2
+    assert tb.extract(name) == path and tb.passes == 2  # an intact copy is reused
+    middle = path.stat().st_size // 2
+    st = path.stat()
+    with open(path, "r+b") as fh:  # same size, same modification time, other bytes
+        fh.seek(middle)
+        fh.write(b"\xab" * 64)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.read_bytes() != h5ad.read_bytes()
+    again = BgeeTarball(tarball, tmp_path / "cache")
+    assert again.extract(name) == path and again.passes == 1  # extracted again
+    assert path.read_bytes() == h5ad.read_bytes()
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+# -- the app's kernels are bounded --------------------------------------------------------------
+def _get(port: int, path: str, headers=()) -> tuple[int, dict, str]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=180)
+    try:
+        conn.request("GET", path, headers=dict(headers))
+        answer = conn.getresponse()
+        return answer.status, answer.headers, answer.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def _connected_page(port: int, kernel_id: str, token: str, cookie: str):
+    """An open websocket to a page's kernel, held (pings answered) as the page's script holds it."""
+    import asyncio
+
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    loop = asyncio.new_event_loop()
+    opened = threading.Event()
+    holder = {}
+
+    async def hold():
+        request = HTTPRequest(
+            f"ws://127.0.0.1:{port}/api/kernels/{kernel_id}/channels?token={token}",
+            headers={"Origin": f"http://127.0.0.1:{port}", "Cookie": cookie},
+        )
+        holder["ws"] = await websocket_connect(request)
+        opened.set()
+        while await holder["ws"].read_message() is not None:  # reading answers the pings
+            pass
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(hold(),), daemon=True)
+    thread.start()
+    assert opened.wait(60), "the websocket was not accepted"
+    try:
+        yield
+    finally:
+        loop.call_soon_threadsafe(holder["ws"].close)
+        thread.join(30)
+        loop.close()
+
+
+def test_a_bad_page_bound_is_named_before_anything_starts(monkeypatch, tmp_path, capsys):
+    from refinewidgets.app import serve
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REFINEWIDGETS_APP_MAX_PAGES", "lots")
+    assert serve(open_browser=False) == 2
+    assert capsys.readouterr().err == (
+        "error: REFINEWIDGETS_APP_MAX_PAGES='lots' is not a number of pages: give 0 (no bound) "
+        "or more\n"
+    )
+    assert serve(open_browser=False, max_pages=-1) == 2
+    assert "the number of pages must be 0 (no bound) or more" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc for the kernels")
+def test_the_app_holds_at_most_max_pages_kernels(tmp_path):
+    """Page loads that never connect (a script, a crashed tab) cannot pile up kernels: beyond
+    ``--max-pages`` a page takes the kernel of a page gone (never one still connected or just
+    loaded), else it is told to close a page."""
+    from refinewidgets.app import free_port
+
+    from .browser.server import alive, cmdline, start_app, wait_for
+
+    # a page gone is one unconnected for RECLAIM seconds here (30 s by default)
+    RECLAIM = 8
+    (tmp_path / "voila.json").write_text(
+        json.dumps({"RefineWidgetsVoila": {"reclaim_after_seconds": RECLAIM}})
+    )
+    args = ["--port", str(free_port()), "--pool-size", "0", "--max-pages", "2"]
+    app = start_app(tmp_path, tmp_path / "app.log", *args, "--cull-idle-seconds", "0")
+    try:
+
+        def page():
+            status, headers, body = _get(app.port, f"/?token={app.token}")
+            found = re.search(r'"kernelId": "([0-9a-f-]{36})"', body)
+            return status, headers, body, found and found[1]
+
+        def process(kernel_id):
+            (pid,) = wait_for(
+                lambda: [p for p in app.kernels() if f"kernel-{kernel_id}" in cmdline(p)],
+                60,
+                f"kernel {kernel_id}",
+            )
+            return pid
+
+        status, headers, _, first = page()
+        assert status == 200 and first
+        cookie = "; ".join(c.split(";", 1)[0] for c in headers.get_all("Set-Cookie"))
+        with _connected_page(app.port, first, app.token, cookie):
+            status, _, _, second = page()  # a page that never connects (a script, a crash)
+            assert status == 200 and second not in (None, first)
+            pids = {first: process(first), second: process(second)}
+            # at the bound, one page connected, one just loaded: the next page is told why
+            status, headers, body, third = page()
+            assert status == 503 and third is None
+            assert headers["Content-Type"].startswith("text/plain")
+            assert body.startswith("503 Service Unavailable: the app already serves 2 open pages")
+            assert "Close a page of the app, then reload this one" in body
+            assert sorted(app.kernels()) == sorted(pids.values())
+            # the second page never connected: a while later its kernel makes room
+            time.sleep(RECLAIM + 0.5)
+            status, _, _, third = page()
+            assert status == 200 and third not in (None, first, second)
+            wait_for(lambda: not alive(pids[second]), 60, "the unconnected kernel to stop")
+            assert alive(pids[first])  # the page still connected keeps its kernel
+            assert sorted(app.kernels()) == sorted([pids[first], process(third)])
+            assert f"shutting down kernel {second}: no page connected" in app.log.read_text()
+            status, _, _, fourth = page()  # the third page has just loaded: not taken
+            assert status == 503 and fourth is None
+    finally:
+        app.stop()
 
 
 # -- mutation: readers raise only our errors -----------------------------------------------
@@ -425,11 +1066,36 @@ _SETTINGS = settings(
 )
 
 
+def _proc_status(field: str) -> int:
+    """A field of ``/proc/self/status`` in bytes (``VmRSS``, ``VmHWM``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+
+def _peak_is_resettable() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return _proc_status("VmHWM") > 0
+    except (OSError, KeyError):
+        return False
+
+
+#: Linux resets a process's peak resident memory on request (``clear_refs``): the peak of a
+#: block is then read at no cost, native allocations (polars, zlib, HDF5) included. Tracing
+#: every Python allocation instead (tracemalloc) made the mutation tests 4x slower (42 s and
+#: 22 s on a loaded two-core CI machine) and missed native memory; it is the fallback.
+_RESETTABLE_PEAK = _peak_is_resettable()
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _tracing():
-    """Memory is traced for the whole module, started and stopped once: stopping tracemalloc
-    while other threads free memory can crash CPython 3.11 (a race fixed in later releases;
-    two CI runs crashed in a native thread right after a per-example stop)."""
+    """Without a resettable peak, memory is traced for the whole module, started and stopped
+    once: stopping tracemalloc while other threads free memory can crash CPython 3.11."""
+    if _RESETTABLE_PEAK:
+        yield
+        return
     tracemalloc.start()
     yield
     tracemalloc.stop()
@@ -437,17 +1103,24 @@ def _tracing():
 
 @contextlib.contextmanager
 def _measured():
-    """``{"seconds", "peak"}`` of the block: wall time, and the peak of traced memory above
-    what was traced when it began (tracing runs for the whole module, see ``_tracing``)."""
+    """``{"seconds", "peak"}`` of the block: wall time, and the peak of memory above what was
+    in use when it began (resident memory, or traced memory without ``clear_refs``)."""
     cost = {}
-    before = tracemalloc.get_traced_memory()[0]
-    tracemalloc.reset_peak()
+    if _RESETTABLE_PEAK:
+        Path("/proc/self/clear_refs").write_text("5")
+        before = _proc_status("VmRSS")
+    else:
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
     start = time.perf_counter()
     try:
         yield cost
     finally:
         cost["seconds"] = time.perf_counter() - start
-        cost["peak"] = tracemalloc.get_traced_memory()[1] - before
+        if _RESETTABLE_PEAK:
+            cost["peak"] = _proc_status("VmHWM") - before
+        else:
+            cost["peak"] = tracemalloc.get_traced_memory()[1] - before
 
 
 def _bounded(read, *args):
@@ -650,3 +1323,10 @@ def test_truncated_tar_is_our_error(tmp_path):
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(rw.SourceFormatError, match="cut.tar.gz"):
         rw.read_zip(cut)
+
+
+def test_the_memory_measure_sees_what_a_reader_allocates():
+    with _measured() as cost:
+        block = np.ones(64 * 2**20 // 8)  # touched: resident
+        del block
+    assert cost["peak"] > 60 * 2**20

@@ -217,10 +217,21 @@ class Catalog:
         """The samples an experiment lists (processed or not)."""
         try:
             return self._members[experiment]
-        except KeyError:
-            raise UnknownAccessionError(
-                f"Experiment {experiment!r} is not in the catalog."
-            ) from None
+        except (KeyError, TypeError):
+            raise self._unknown_experiment(experiment) from None
+
+    def _unknown_experiment(self, experiment: Any) -> UnknownAccessionError:
+        known = list(self._exp_records)
+        near = [e for e in known if str(experiment).strip().upper() == e.upper()]
+        hint = (
+            f"did you mean {near[0]!r}?"
+            if near
+            else f"it has {len(known)}: {', '.join(known[:5])}{', ...' if len(known) > 5 else ''}"
+        )
+        return UnknownAccessionError(
+            f"Experiment {experiment!r} is not in the catalog ({hint}). Use one of "
+            "cat.experiment_ids, or open the file that holds it."
+        )
 
     def usable_samples(self, experiment: str) -> set[str]:
         """The samples of ``experiment`` that have expression values in some source."""
@@ -239,10 +250,13 @@ class Catalog:
         return self._sample_records.get(accession, {ACCESSION: accession})
 
     def experiment_record(self, accession: str) -> dict[str, Any]:
-        return self._exp_records[accession]
+        try:
+            return self._exp_records[accession]
+        except (KeyError, TypeError):
+            raise self._unknown_experiment(accession) from None
 
     def technology(self, experiment: str) -> str:
-        return str(self._exp_records[experiment].get("technology") or "").upper()
+        return str(self.experiment_record(experiment).get("technology") or "").upper()
 
     def locate(self, accession: str) -> tuple[Source, str]:
         """The source and matrix id holding the sample's values."""
@@ -309,7 +323,13 @@ class Catalog:
             frame = pd.DataFrame(
                 rows, index=pd.Index(list(self._sample_exps), name="accession", dtype=object)
             )
-            processed = frame.pop("processed")
+            if not rows:  # no sample at all: the columns still exist
+                frame = pd.DataFrame(
+                    columns=[*HARMONIZED_FIELDS, "experiment_accession", "technology", "processed"]
+                    + ["source"],
+                    index=frame.index,
+                )
+            processed = frame.pop("processed").astype(bool)
             counts = frame.pop("n_cells") if "n_cells" in frame else None
             frame = typed_metadata(frame)
             frame["processed"] = processed

@@ -223,6 +223,12 @@ class Dataset:
                 if s in seen:
                     duplicates.append(f"{key}: {s}")
                 seen.add(s)
+            first = next((k for k in data if isinstance(k, str) and k.strip() == key.strip()), key)
+            if key.strip() in clean:  # " GSE1" and "GSE1": one would silently replace the other
+                raise DatasetSpecError(
+                    f"`data` lists the experiment {key.strip()!r} twice ({first!r} and {key!r}): "
+                    "list all of its samples under one key."
+                )
             clean[key.strip()] = items
         if duplicates:
             raise DatasetSpecError(

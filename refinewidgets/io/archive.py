@@ -13,8 +13,10 @@ import contextlib
 import io
 import os
 import re
+import signal
 import tarfile
 import tempfile
+import threading
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -49,6 +51,7 @@ __all__ = [
     "check_member_name",
     "check_name_part",
     "matrix_header",
+    "not_regular_file",
     "open_store",
     "read_matrix",
     "write_matrix",
@@ -242,8 +245,18 @@ class ZipStore(Store):
                 "download it again."
             ) from None
         infos = [i for i in self._zip.infolist()]
+        seen: set[str] = set()
         for info in infos:
+            if "\x00" in info.orig_filename:  # zipfile cuts the name at the NUL
+                raise UnsafeArchiveError(
+                    f"{self.label} holds a member name with a NUL character "
+                    f"({info.orig_filename!r}): zip tools read it as {info.filename!r} or "
+                    "refuse it, so the archive was refused. Nothing was read. Get the download "
+                    "again from a trusted source, or re-create the zip."
+                )
             check_member_name(info.filename, self.label)
+            if not info.is_dir():
+                _check_once(info.filename.replace("\\", "/"), seen, self.label)
         READ_LIMITS.check(
             self.label,
             [(i.filename, i.file_size, i.compress_size) for i in infos if not i.is_dir()],
@@ -307,6 +320,17 @@ class ZipStore(Store):
         self._zip.close()
 
 
+def _check_once(name: str, seen: set[str], label: str) -> None:
+    """Refuse a second member of one name: readers would take one of the two, unsaid."""
+    if name in seen:
+        raise UnsafeArchiveError(
+            f"{label} holds two members named {name!r}: which one is meant is ambiguous (zip "
+            "and tar tools take either), so the archive was refused. Re-create it with one "
+            f"{name}."
+        )
+    seen.add(name)
+
+
 class _Guarded(io.RawIOBase):
     """A zip member's stream whose damage (bad CRC, broken deflate data) reads as our error."""
 
@@ -367,6 +391,7 @@ class TarStore(Store):
                 "corrupt; download it again."
             ) from None
         members: dict[str, tarfile.TarInfo] = {}
+        seen: set[str] = set()
         total = 0
         try:
             while (info := self._tar.next()) is not None:
@@ -378,6 +403,7 @@ class TarStore(Store):
                         "was extracted."
                     )
                 if info.isfile():
+                    _check_once(info.name.replace("\\", "/"), seen, self.label)
                     total += info.size
                     READ_LIMITS.check_tar_member(self.label, info.name, info.size, total, packed)
                     members[info.name.replace("\\", "/")] = info
@@ -420,12 +446,19 @@ class DirStore(Store):
         self.label = self.path.name
         root = self.path.resolve()
         names = []
+        #: Files left out: links that lead outside the folder, and pipes, sockets or devices.
+        self.outside: list[str] = []
+        self.special: list[str] = []
         for folder, dirs, files in os.walk(self.path, followlinks=False):
             dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(folder, d)))
             for f in files:
                 full = Path(folder) / f
                 if full.is_symlink() and not full.resolve().is_relative_to(root):
+                    self.outside.append(full.relative_to(self.path).as_posix())
                     continue  # a link out of the download is not part of it
+                if not full.is_file():  # a pipe or device would block its reader
+                    self.special.append(full.relative_to(self.path).as_posix())
+                    continue
                 names.append(full.relative_to(self.path).as_posix())
         self.names = sorted(names)
         self._root = root
@@ -450,6 +483,21 @@ class DirStore(Store):
             return None
 
 
+def not_regular_file(path: str | os.PathLike) -> str:
+    """The message for a path that is neither a regular file nor a folder (a named pipe, a
+    socket, a device): reading it could block forever, so it is never opened.
+
+    Examples
+    --------
+    >>> not_regular_file("stuck.zip").split(":")[0]
+    'stuck.zip is not a regular file (a named pipe, socket or device)'
+    """
+    return (
+        f"{path} is not a regular file (a named pipe, socket or device): reading it could "
+        "wait forever, so it was not opened. Give the path of the download file itself."
+    )
+
+
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
 
@@ -461,6 +509,8 @@ def open_store(path: str | os.PathLike) -> Store:
         return DirStore(path)
     if not path.exists():
         raise PathNotFoundError(f"{path} does not exist: check the path.")
+    if not path.is_file():
+        raise SourceFormatError(not_regular_file(path))
     if path.name.lower().endswith(TAR_SUFFIXES):
         return TarStore(path)
     return ZipStore(path)
@@ -541,6 +591,13 @@ def read_matrix(
         name=name,
         bad_value=lambda: _find_bad_value(store, name, samples),
     )
+    empty = np.flatnonzero(pd.Series(np.asarray(genes, dtype=object)).astype(str).str.strip() == "")
+    if empty.size:
+        raise SourceFormatError(
+            f"{store.label}: {name} has {empty.size} row(s) without a gene id (the first on line "
+            f"{empty[0] + 2}): their values cannot be joined with other samples' genes. Fill in "
+            "the gene ids or remove those rows."
+        )
     return genes, samples, X
 
 
@@ -671,14 +728,64 @@ def check_output(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     return path
 
 
+#: Temporary files being written now, removed if a signal ends the process (see
+#: :func:`_signals_remove_partials`).
+_WRITING: set[Path] = set()
+_WRITING_LOCK = threading.RLock()  # re-entrant: the handler may run inside it
+#: Signals whose default action ends the process without running ``finally`` blocks.
+_ENDING_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+def _remove_partials_and_end(signum: int, frame) -> None:
+    """Remove the temporary files being written, then end the process by the same signal (its
+    default action: the exit status still says "terminated by SIGTERM")."""
+    with _WRITING_LOCK:
+        for tmp in list(_WRITING):
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        _WRITING.clear()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+@contextlib.contextmanager
+def _signals_remove_partials(tmp: Path) -> Iterator[None]:
+    """While ``tmp`` is written, SIGTERM and SIGHUP remove it before the process ends.
+
+    Only signals left at their default action are handled (a server's or the user's own
+    handler is kept), and only from the main thread, where Python runs signal handlers; a
+    write in another thread is still covered when the main thread installed the handler, and
+    the next write to the folder removes what a killed writer left (:func:`clean_stale_partials`).
+    """
+    installed = []
+    with _WRITING_LOCK:
+        _WRITING.add(tmp)
+        if threading.current_thread() is threading.main_thread():
+            for signum in _ENDING_SIGNALS:
+                if signal.getsignal(signum) is signal.SIG_DFL:
+                    signal.signal(signum, _remove_partials_and_end)
+                    installed.append(signum)
+    try:
+        yield
+    finally:
+        with _WRITING_LOCK:
+            _WRITING.discard(tmp)
+            for signum in installed:
+                if signal.getsignal(signum) is _remove_partials_and_end:
+                    signal.signal(signum, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it into place only if the block succeeds.
 
     Without ``overwrite`` the file is claimed atomically (a hard link, which fails if the name
     exists), so of two writers racing for one name exactly one succeeds and the other gets
-    OutputExistsError. The temporary file is removed on every exit path, and those of killed
-    writers are cleaned up by the next write to the folder.
+    OutputExistsError. The temporary file is removed on every exit path, SIGTERM and SIGHUP
+    included (the process then ends by that signal, as it would have), and those of writers
+    killed otherwise (SIGKILL, a crash) are cleaned up by the next write to the folder.
 
     Examples
     --------
@@ -702,6 +809,8 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterat
         ) from None
     os.close(fd)
     tmp = Path(tmp_name)
+    signals = _signals_remove_partials(tmp)
+    signals.__enter__()
     try:
         yield tmp
         umask = os.umask(0)
@@ -720,6 +829,7 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterat
         ) from None
     finally:
         tmp.unlink(missing_ok=True)
+        signals.__exit__(None, None, None)
 
 
 def _claim(tmp: Path, path: Path) -> None:

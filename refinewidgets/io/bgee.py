@@ -508,11 +508,15 @@ class BgeeH5ad(BgeeCounts):
             never together.
         """
         conditions, _ = split_qc(parse_cell_filter(cell_filter))
-        own_names = {name: concept for concept, name in self.column_map.items()}
+        # the file's name of a unified column means that column; a column read for another
+        # purpose (speciesId gives the organism) is filtered under the file's own name
+        tabled = set(self._table.columns)
+        own_names = {name: c for c, name in self.column_map.items() if c in tabled}
+        untabled = [name for c, name in self.column_map.items() if c not in tabled]
         conditions = {own_names.get(c, c): v for c, v in conditions.items()}
         if libraries is not None:
             conditions = {"library": [str(v) for v in _listed(libraries)], **conditions}
-        known = ["library", *self.filter_columns]
+        known = list(dict.fromkeys(["library", *self.filter_columns, *untabled]))
         unknown = [c for c in conditions if c not in known]
         known += [n for n in own_names if n not in known]
         if unknown:
@@ -524,7 +528,11 @@ class BgeeH5ad(BgeeCounts):
             )
         table = pd.DataFrame(  # no obs names: matching needs none (nor hashes them)
             {
-                c: self._table[c].array if c in self._table.columns else self.extra(c)
+                c: self._table[c].array
+                if c in tabled
+                else self.extra(c)
+                if c in self.extra_columns
+                else as_kept(self._obs_column(c))
                 for c in conditions
             },
             index=pd.RangeIndex(self.n_cells),

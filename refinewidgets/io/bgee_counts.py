@@ -84,6 +84,14 @@ class BgeeCounts:
                 self.path,
                 f"X has shape {tuple(shape)} but obs x var is {(self.n_cells, self.n_genes)}",
             )
+        values = x if isinstance(x, h5py.Dataset) else x.get("data")
+        kind = getattr(getattr(values, "dtype", None), "kind", "f")
+        if kind not in "biuf":  # text or objects: numbers written as strings are not counts
+            raise SourceFormatError(
+                f"{self.path}: X holds {values.dtype} values (text), not numbers: counts are "
+                "stored as integers or floats. Write the file again with numeric X "
+                "(e.g. adata.X = adata.X.astype('float32'))."
+            )
         self._x_group = x
         self._stored = None
 

@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from ..errors import SourceFormatError
 from .h5_strings import is_string_array, read_strings
 
 try:  # anndata >= 0.11
@@ -115,6 +116,9 @@ def read_frames(file: h5py.File, path: Path) -> tuple[pd.DataFrame | None, pd.Da
     or later: only the columns used are read). ``encoding`` names the anndata version (and
     writer kind) the file's encoding comes from.
     """
+    if all(_unencoded(file[key]) for key in ("obs", "var")):
+        obs, var = (_plain_frame(file[key], path) for key in ("obs", "var"))
+        return obs, var, "no anndata encoding (plain HDF5 datasets, as h5py writes them)"
     if isinstance(file["obs"], h5py.Group) and isinstance(file["var"], h5py.Group):
         obs_attrs = file["obs"].attrs
         legacy_categories = any(
@@ -141,3 +145,41 @@ def read_frames(file: h5py.File, path: Path) -> tuple[pd.DataFrame | None, pd.Da
     finally:
         adata.file.close()
     return obs, var, "anndata 0.6 (compound obs and var)"
+
+
+def _unencoded(elem) -> bool:
+    """A group of plain datasets, without the attributes anndata writes (a file hand-made with
+    h5py): anndata would read it as a mapping, not a table."""
+    return (
+        isinstance(elem, h5py.Group)
+        and "encoding-type" not in elem.attrs
+        and "_index" not in elem.attrs
+        and all(isinstance(item, h5py.Dataset) for item in elem.values())
+    )
+
+
+def _plain_frame(group: h5py.Group, path: Path) -> pd.DataFrame:
+    """A table of ``group``'s one-dimensional datasets, indexed by its ``_index`` dataset (the
+    index column's name anndata uses) or, without one, by row numbers as anndata does."""
+    columns, lengths = {}, {}
+    for name, item in group.items():
+        values = item[()]
+        if values.ndim != 1:
+            raise SourceFormatError(
+                f"{path}: {group.name}/{name} has {values.ndim} dimensions; a column of a table "
+                "has one. Write the file with anndata (AnnData.write_h5ad)."
+            )
+        if values.dtype.kind in "SO":
+            values = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values])
+        columns[name], lengths[name] = values, len(values)
+    if len(set(lengths.values())) > 1:
+        raise SourceFormatError(
+            f"{path}: the columns of {group.name} differ in length ("
+            + ", ".join(f"{k}: {n}" for k, n in lengths.items())
+            + "). Write the file with anndata (AnnData.write_h5ad)."
+        )
+    index = columns.pop("_index", None)
+    n = next(iter(lengths.values()), 0)
+    frame = pd.DataFrame(columns, index=pd.RangeIndex(n) if index is None else index)
+    frame.index = frame.index.astype(str)
+    return frame

@@ -20,7 +20,7 @@ import pandas as pd
 from ..core.cell_filter import match_cells, parse_cell_filter, qc_values, split_qc
 from ..core.single_cell import CellBlock
 from ..core.spec import LIBRARY_FIELDS
-from ..errors import NotCountsWarning
+from ..errors import NotCountsWarning, SourceFormatError, SourceFormatWarning
 from .bgee import WRITERS, BgeeH5ad, file_name_convention
 
 __all__ = ["BgeeSource"]
@@ -58,8 +58,25 @@ class BgeeSource:
         if counts_file is None:  # a tarball member's counts are checked when first read
             self._check_counts(stacklevel=4)
         f = self._file
+        if f.n_cells == 0 or f.n_genes == 0:
+            self._file.close()
+            raise SourceFormatError(
+                f"{self.path} holds {f.n_cells} cells and {f.n_genes} genes: there is nothing to "
+                "build from it. The download may be incomplete: download it again, or remove it "
+                "from the sources."
+            )
         libs = f.libraries()
         self.experiment = f.experiment
+        if f.experiment == self.path.stem and file_name_convention(self.path.stem) == "other":
+            warnings.warn(
+                f"{self.path.name}: its cells name no single experiment (an obs column such as "
+                "experiment_id) and its file name follows no Bgee convention "
+                "(<Genus_species>_<EXPERIMENT>_droplet_based.h5ad), so the file name "
+                f"{self.experiment!r} is used as its experiment id. Rename the file as Bgee "
+                "names it, or give its cells an experiment_id column.",
+                SourceFormatWarning,
+                stacklevel=4,
+            )
         self.organism = f.organism
         self.samples: dict[str, dict[str, Any]] = {}
         for lib, row in libs.iterrows():
@@ -162,9 +179,28 @@ class BgeeSource:
                 cells[col] = np.asarray(values)[rows]
         cells["total_counts"] = qc["total_counts"].to_numpy()
         cells["n_genes_by_counts"] = qc["n_genes_by_counts"].to_numpy()
+        if not cells.index.is_unique:
+            cells.index = self._unique_cell_names(cells.index)
         return CellBlock(
             cells, counts, genes[["gene_symbol"]], self.organism, self.name, self.provenance
         )
+
+    def _unique_cell_names(self, names: pd.Index) -> pd.Index:
+        """Cell names made unique as anndata's ``obs_names_make_unique`` does (``-1``, ``-2``
+        appended to the repeats), with a warning: a name given to two cells would make the
+        cells of a result, and of the zip it is saved to, ambiguous."""
+        from anndata.utils import make_index_unique
+
+        repeated = names[names.duplicated()].unique()
+        warnings.warn(
+            f"{self.path.name}: {len(repeated)} cell name(s) are given to more than one cell "
+            f"(the first: {repeated[0]!r}); all cells are kept, the repeats renamed as anndata's "
+            f"obs_names_make_unique does ({repeated[0]!r} -> {repeated[0] + '-1'!r}). Their "
+            "barcode and library columns are unchanged.",
+            SourceFormatWarning,
+            stacklevel=4,
+        )
+        return make_index_unique(pd.Index(names.astype(str)), join="-")
 
     @property
     def release_rank(self) -> tuple[int, int]:

@@ -15,8 +15,13 @@ Cache layout (``cache_dir`` defaults to :func:`default_cache_dir`)::
     <cache_dir>/bgee-tarballs/<key>/stubs/<member file>       obs, var, uns of each member
     <cache_dir>/bgee-tarballs/<key>/members/<member file>     extracted members (evictable)
 
-``<key>`` is a hash of the tarball's identity (resolved path, size, modification time in ns):
-a changed or replaced tarball gets a new index. ``<member file>`` is the member's base name
+``<key>`` is a hash of the tarball's identity (resolved path, size, modification and change
+times in ns, inode, a digest of its first and last MiB): a changed or replaced tarball gets a new
+index, also when it was rewritten in place with its size and modification time kept (``touch
+-d`` sets the modification time, never the change time). An extracted member is checked before
+each use: its size, then its inode and change time against those recorded when it was extracted
+(``<member file>.check.json``), and, when they differ, a digest of its bytes against the one
+taken when it was indexed; a member that fails is extracted again. ``<member file>`` is the member's base name
 (checked against a strict pattern), in a numbered subfolder when two members share a base name;
 names from the archive are never used as paths otherwise. Everything is written to a temporary
 name and renamed into place, so an interrupted index or extraction leaves nothing that a later
@@ -93,7 +98,7 @@ DEFAULT_MAX_CACHE_BYTES = 50 << 30
 _INDEX_ROOT = "bgee-tarballs"
 _MANIFEST = "manifest.json"
 _FORMAT = "refinewidgets-bgee-tarball-index"
-_VERSION = 1
+_VERSION = 2  # 2: the tarball's identity has its inode, ctime and edges; members their digest
 _CHUNK = 1 << 20
 _BASENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.(?i:h5ad)")
 _PARTIAL_DIR = re.compile(r"^\..+\.(\d+)\.[A-Za-z0-9_]+\.partial$")
@@ -167,6 +172,60 @@ class TarballMember:
     n_obs: int | None
     n_vars: int | None
     x_encoding: str | None
+    #: BLAKE2b digest of its bytes, taken when indexed: an extracted copy is checked against it.
+    digest: str
+
+
+def _check_file(member: Path) -> Path:
+    """Where an extracted member's check record is kept: beside it."""
+    return member.with_name(member.name + ".check.json")
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK * 4):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _record_check(path: Path, member: TarballMember) -> None:
+    """Note the inode and change time of an extracted member whose bytes were just checked
+    (a failure to write it only costs a digest at the next use)."""
+    with contextlib.suppress(OSError):
+        st = path.stat()
+        record = {"ino": st.st_ino, "ctime_ns": st.st_ctime_ns, "size": st.st_size}
+        _check_file(path).write_text(json.dumps(record | {"digest": member.digest}))
+
+
+def _intact(path: Path, member: TarballMember) -> bool:
+    """Whether the extracted copy of ``member`` at ``path`` holds the member's bytes: its size,
+    then its inode and change time as recorded when its bytes were last checked; if those
+    changed (the file was rewritten, or only touched), the digest of its bytes."""
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    if st.st_size != member.size:
+        return False
+    try:
+        record = json.loads(_check_file(path).read_text())
+    except (OSError, ValueError):
+        record = None
+    if (
+        isinstance(record, dict)
+        and record.get("digest") == member.digest
+        and (record.get("ino"), record.get("ctime_ns"), record.get("size"))
+        == (st.st_ino, st.st_ctime_ns, st.st_size)
+    ):
+        return True
+    try:
+        same = _file_digest(path) == member.digest
+    except OSError:
+        return False
+    if same:
+        _record_check(path, member)
+    return same
 
 
 def _text(value) -> str:
@@ -338,12 +397,10 @@ class BgeeTarball:
         paths = {name: folder / m.file for name, m in wanted.items()}
         missing = {}
         for name, m in wanted.items():
-            try:
-                if paths[name].stat().st_size == m.size:
-                    os.utime(paths[name])  # most recently used
-                    continue
-            except OSError:
-                pass
+            if _intact(paths[name], m):
+                with contextlib.suppress(OSError):
+                    os.utime(_check_file(paths[name]))  # most recently used
+                continue
             missing[name] = m
         if not missing:
             return paths
@@ -380,7 +437,12 @@ class BgeeTarball:
                     "was indexed: the tarball changed; open it again."
                 )
             with atomic_output(paths[info.name], overwrite=True) as tmp:
-                self._copy_member(tar, info, tmp)
+                if self._copy_member(tar, info, tmp) != m.digest:
+                    raise SourceFormatError(
+                        f"{self.path}: {info.name} holds other bytes than when it was indexed: "
+                        "the tarball changed; open it again."
+                    )
+            _record_check(paths[info.name], m)
             del missing[info.name]
             if not missing:
                 return
@@ -400,9 +462,22 @@ class BgeeTarball:
 
     # -- the tarball -----------------------------------------------------------------------
 
-    def _stat(self) -> tuple[str, int, int]:
-        st = self.path.stat()
-        return (str(self.path.resolve()), st.st_size, st.st_mtime_ns)
+    def _stat(self) -> tuple:
+        """The tarball's identity (see :func:`~refinewidgets.io.parsed_cache.file_identity`)."""
+        from .parsed_cache import file_identity
+
+        try:
+            found = file_identity(self.path)
+        except OSError as exc:
+            raise SourceFormatError(f"Cannot read {self.path} ({exc.strerror or exc}).") from None
+        return (
+            found["path"],
+            found["size"],  # second: the packed size the read caps compare with
+            found["mtime_ns"],
+            found["ctime_ns"],
+            *found["inode"],
+            found["edges"],
+        )
 
     def _detect(self) -> str:
         """The tarball's compression, from its first bytes (and those of its first header)."""
@@ -484,8 +559,10 @@ class BgeeTarball:
             "from Bgee (bgee.org), or re-pack it without links."
         )
 
-    def _copy_member(self, tar: tarfile.TarFile, info: tarfile.TarInfo, dest: Path) -> None:
-        """Write member ``info`` to ``dest``: read errors are the tarball's, write errors ours."""
+    def _copy_member(self, tar: tarfile.TarFile, info: tarfile.TarInfo, dest: Path) -> str:
+        """Write member ``info`` to ``dest``: read errors are the tarball's, write errors ours.
+        Returns the digest of the bytes written."""
+        digest = hashlib.blake2b(digest_size=16)
         try:
             src = tar.extractfile(info)
         except _READ_ERRORS as exc:
@@ -503,6 +580,7 @@ class BgeeTarball:
                     raise self._corrupt(exc) from None
                 if not chunk:
                     break
+                digest.update(chunk)
                 try:
                     out.write(chunk)
                 except OSError as exc:
@@ -514,6 +592,7 @@ class BgeeTarball:
                 written += len(chunk)
         if written != info.size:
             raise self._corrupt(EOFError(f"{info.name}: {written:,} of {info.size:,} bytes"))
+        return digest.hexdigest()
 
     # -- the index -------------------------------------------------------------------------
 
@@ -644,7 +723,7 @@ class BgeeTarball:
             n += 1
             file = f"{n}/{base}"
         used.add(file.lower())
-        self._copy_member(tar, info, tmp)
+        digest = self._copy_member(tar, info, tmp)
         stub = stubs / file
         stub.parent.mkdir(parents=True, exist_ok=True)
         x = self._write_stub(info, tmp, stub)
@@ -661,6 +740,7 @@ class BgeeTarball:
                 n_obs=shape[0] if len(shape) == 2 else None,
                 n_vars=shape[1] if len(shape) == 2 else None,
                 x_encoding=x.get("encoding"),
+                digest=digest,
             )
         )
 
@@ -728,7 +808,10 @@ class BgeeTarball:
                         continue
                     with contextlib.suppress(OSError):
                         st = path.stat()
-                        found.append((st.st_mtime, st.st_size, path))
+                        used = st.st_mtime
+                        with contextlib.suppress(OSError):
+                            used = max(used, _check_file(path).stat().st_mtime)
+                        found.append((used, st.st_size, path))
         return found
 
     def _evict(self, keep: set[Path], room: int) -> None:
@@ -745,3 +828,5 @@ class BgeeTarball:
             with contextlib.suppress(OSError):
                 path.unlink()
                 total -= size
+            with contextlib.suppress(OSError):
+                _check_file(path).unlink()

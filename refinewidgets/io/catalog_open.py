@@ -8,7 +8,13 @@ from importlib import resources
 from pathlib import Path
 
 from ..core.catalog import Catalog
-from ..errors import DuplicateSourceWarning, PathNotFoundError, SourceFormatError
+from ..errors import (
+    DuplicateSourceWarning,
+    PathNotFoundError,
+    SourceFormatError,
+    SourceFormatWarning,
+)
+from .archive import not_regular_file
 from .sources import QN_TARGET_PATTERN, QnTargetSource, RefinebioSource
 
 __all__ = ["demo_path", "drop_duplicate_files", "find_sources", "open_catalog"]
@@ -89,6 +95,8 @@ def find_sources(path: str | os.PathLike, *, tx2gene=None, cache_dir=None, _seen
         raise PathNotFoundError(f"{path} does not exist: check the path.")
     if path.is_file():
         return _open_file(path, tx2gene, cache_dir)
+    if not path.is_dir():
+        raise SourceFormatError(not_regular_file(path))
     if (path / AGGREGATED).exists():
         return [RefinebioSource(path, tx2gene=tx2gene)]
     found = []
@@ -103,6 +111,14 @@ def find_sources(path: str | os.PathLike, *, tx2gene=None, cache_dir=None, _seen
             or child.name.lower().endswith(TARBALL_SUFFIXES)
             or QN_TARGET_PATTERN.match(child.name)
         ):
+            if not child.is_file():  # a pipe or device would block the reader: never opened
+                if child.exists():
+                    warnings.warn(
+                        not_regular_file(child) + " It was skipped.",
+                        SourceFormatWarning,
+                        stacklevel=2,
+                    )
+                continue
             found.extend(_open_file(child, tx2gene, cache_dir))
     return found
 

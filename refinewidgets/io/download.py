@@ -24,7 +24,7 @@ import pandas as pd
 
 from .._version import FORMAT_VERSION
 from ..core.metadata import ACCESSION, metadata_frame
-from ..errors import MetadataMismatchWarning, SourceFormatError
+from ..errors import MetadataMismatchWarning, SourceFormatError, UnsafeArchiveError
 from .archive import Store
 
 __all__ = [
@@ -149,6 +149,7 @@ class DownloadLayout:
 
     @classmethod
     def scan(cls, store: Store) -> DownloadLayout:
+        _check_left_out(store)
         if AGGREGATED not in store.names:
             raise SourceFormatError(
                 f"{store.label} has no {AGGREGATED} at its root, so it is not a refine.bio download "
@@ -170,19 +171,14 @@ class DownloadLayout:
         metadata: dict[str, str] = {}
         quant: dict[str, dict[str, str]] = {}
         for name in store.names:
-            parts = name.split("/")
-            if len(parts) == 2 and parts[1] in (f"{parts[0]}.tsv", f"{parts[0]}.h5ad"):
-                matrices[parts[0]] = name
-            elif len(parts) == 2 and parts[1] == f"metadata_{parts[0]}.tsv":
-                metadata[parts[0]] = name
-            elif len(parts) == 2 and parts[1].endswith(QUANT_SUFFIX):
-                quant.setdefault(parts[0], {})[parts[1][: -len(QUANT_SUFFIX)]] = name
-            elif len(parts) == 1 and name.endswith(".tsv"):
-                stem = name[: -len(".tsv")]
-                if stem.startswith("metadata_"):
-                    metadata.setdefault(stem[len("metadata_") :], name)
-                elif not stem.startswith(("filtered_", "qn_target")):
-                    matrices.setdefault(stem, name)  # a species compendium: matrix at the root
+            kind, key, sample = _member_kind(name)
+            nested = "/" in name  # a group's folder wins over the root (species compendia)
+            if kind == "matrix":
+                matrices[key] = name if nested else matrices.get(key, name)
+            elif kind == "metadata":
+                metadata[key] = name if nested else metadata.get(key, name)
+            elif kind == "quant":
+                quant.setdefault(key, {})[sample] = name
         for key in list(quant):
             if key in matrices:
                 del quant[key]  # a matrix is the group's values; its quant.sf files are extras
@@ -286,6 +282,48 @@ class DownloadLayout:
                 filler[col] = filler[col].map(_as_text)
             rows.iloc[missing] = filler.reindex(columns=rows.columns, fill_value="").to_numpy()
         return rows, align
+
+
+def _member_kind(name: str) -> tuple[str | None, str, str]:
+    """``(kind, key, sample)`` of a member name: ``"matrix"``, ``"metadata"``, ``"quant"`` or
+    None for a part that is not a group's (README, JSON files, QN targets)."""
+    parts = name.split("/")
+    if len(parts) == 2 and parts[1] in (f"{parts[0]}.tsv", f"{parts[0]}.h5ad"):
+        return "matrix", parts[0], ""
+    if len(parts) == 2 and parts[1] == f"metadata_{parts[0]}.tsv":
+        return "metadata", parts[0], ""
+    if len(parts) == 2 and parts[1].endswith(QUANT_SUFFIX):
+        return "quant", parts[0], parts[1][: -len(QUANT_SUFFIX)]
+    if len(parts) == 1 and name.endswith(".tsv"):
+        stem = name[: -len(".tsv")]
+        if stem.startswith("metadata_"):
+            return "metadata", stem[len("metadata_") :], ""
+        if not stem.startswith(("filtered_", "qn_target")):
+            return "matrix", stem, ""
+    return None, "", ""
+
+
+def _check_left_out(store: Store) -> None:
+    """Refuse a folder whose values or metadata are files it does not read: a symbolic link
+    out of the folder, a pipe or a device (its group would otherwise lose its values)."""
+    for names, why, fix in (
+        (
+            getattr(store, "outside", ()),
+            "a symbolic link to a file outside the download folder, which is never read",
+            "copy the file into the folder in place of the link",
+        ),
+        (
+            getattr(store, "special", ()),
+            "not a regular file (a named pipe, socket or device): reading it could wait forever",
+            "replace it with the file itself",
+        ),
+    ):
+        for name in names:
+            if name == AGGREGATED or _member_kind(name)[0] is not None:
+                raise UnsafeArchiveError(
+                    f"{store.label}: {name} is {why}, so the download was refused (its samples "
+                    f"would have no values or metadata). To read it, {fix}."
+                )
 
 
 def _as_text(value: Any) -> str:

@@ -77,22 +77,46 @@ _EDGE = 2**20
 
 
 def file_identity(path: Path) -> dict:
-    """What says a file is unchanged: resolved path, size, modification time, and a hash of its
-    first and last MiB."""
+    """What says a file is unchanged: resolved path, size, modification and change times,
+    inode, and a hash of its bytes (all of them up to 8 MiB, else its first and last MiB).
+
+    The change time (``st_ctime``) moves on every write and cannot be set back (``touch -d``
+    sets the modification time only), so a file rewritten in place with its size and
+    modification time kept gets a new identity; so does a file replaced by another (inode).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "m.tsv"
+    >>> _ = path.write_text("Gene\\tS1\\nG1\\t1.111\\n")
+    >>> before = file_identity(path)
+    >>> _ = path.write_text("Gene\\tS1\\nG1\\t9.999\\n")
+    >>> file_identity(path) == before
+    False
+    """
     path = Path(path).resolve()
-    stat = path.stat()
     digest = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as fh:
-        digest.update(fh.read(_EDGE))
-        if stat.st_size > _EDGE:
-            fh.seek(max(_EDGE, stat.st_size - _EDGE))
+        stat = os.fstat(fh.fileno())
+        if stat.st_size <= _WHOLE_HASH:
+            while chunk := fh.read(_EDGE):
+                digest.update(chunk)
+        else:
+            digest.update(fh.read(_EDGE))
+            fh.seek(stat.st_size - _EDGE)
             digest.update(fh.read(_EDGE))
     return {
         "path": str(path),
         "size": stat.st_size,
         "mtime_ns": stat.st_mtime_ns,
+        "ctime_ns": stat.st_ctime_ns,
+        "inode": [stat.st_dev, stat.st_ino],
         "edges": digest.hexdigest(),
     }
+
+
+#: Files up to this size are hashed whole (a few ms); larger ones by their first and last MiB.
+_WHOLE_HASH = 8 << 20
 
 
 def _max_bytes() -> int:

@@ -228,9 +228,22 @@ def _read_cell_group(store: Store, layout: DownloadLayout, key: str, name: str):
             ) from None
     # The H5AD's own obs describes its cells; the metadata file repeats it, in any order.
     if key in layout.metadata:
-        cells = pd.read_csv(
-            io.BytesIO(store.read_bytes(layout.metadata[key])), sep="\t", usecols=[0], dtype=str
-        ).iloc[:, 0]
+        try:
+            cells = pd.read_csv(
+                io.BytesIO(store.read_bytes(layout.metadata[key])),
+                sep="\t",
+                usecols=[0],
+                dtype=str,
+                keep_default_na=False,
+                encoding="utf-8-sig",
+            ).iloc[:, 0]
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+            raise SourceFormatError(
+                f"{store.label}: cannot read the cells of {layout.metadata[key]} ({exc}). Its "
+                "cell metadata is UTF-8 text with a header and one tab-separated row per cell, "
+                f"the cell's name first; write it again (Result.write_zip), or remove it to "
+                f"read {name} alone."
+            ) from None
         align_samples(
             list(adata.obs_names),
             cells.tolist(),

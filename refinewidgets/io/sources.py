@@ -267,11 +267,18 @@ class QnTargetSource:
                 f"{self.path.name} is not named like a QN target file: expected qn_target_<ORGANISM>.tsv."
             )
         try:
-            values = pd.read_csv(self.path, header=None, sep="\t").iloc[:, 0].to_numpy(dtype=float)
+            table = pd.read_csv(self.path, header=None, sep="\t")
+            values = table.iloc[:, 0].to_numpy(dtype=float)
         except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             raise SourceFormatError(
                 f"{self.path}: a QN target must be one column of numbers without a header ({exc})."
             ) from None
+        if table.shape[1] != 1:
+            raise SourceFormatError(
+                f"{self.path}: the QN target has {table.shape[1]} tab-separated columns; "
+                "refine.bio's target is one column of numbers (one value per line, no header), "
+                "so it is unclear which column is the target. Keep only the target's column."
+            )
         values = np.sort(values[~np.isnan(values)])
         if values.size == 0:
             raise SourceFormatError(f"{self.path}: the QN target holds no number.")
