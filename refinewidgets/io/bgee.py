@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.cell_filter import QC_COLUMNS, match_cells, parse_cell_filter, split_qc
+from ..core.cell_vocabulary import UNIFIED_TERM_COLUMNS, UNKNOWN, unify_not_known
 from ..core.spec import LIBRARY_SUMMARY, UNIFIED_CELL_COLUMNS
 from ..errors import DatasetSpecError, SourceFormatError
 from .bgee_counts import BgeeCounts, unreadable
@@ -190,8 +191,9 @@ class BgeeH5ad(BgeeCounts):
         ``NCBITAXON_<id>`` for a taxon we do not name, ``UNKNOWN`` when nothing tells.
     cells
         One row per cell indexed by obs names: :data:`UNIFIED_COLUMNS` plus ``experiment``, all
-        strings (categorical except ``barcode``); ``""`` where the file lacks a concept; ``sex``
-        lower-cased. ``column_map`` says which obs column fed each unified column.
+        strings (categorical except ``barcode``); ``sex`` lower-cased; every writer's "not known"
+        (and a concept the file lacks) is ``unknown`` (:mod:`~refinewidgets.core.cell_vocabulary`),
+        the file's own values staying in its own column (:attr:`placeholder_columns`). ``column_map`` says which obs column fed each unified column.
     genes
         Indexed by gene id (``var_names``): ``gene_symbol`` (``""`` when the file has none) and
         ``intergenic`` (ids starting ``upstream_``/``downstream_``).
@@ -282,6 +284,9 @@ class BgeeH5ad(BgeeCounts):
             self.obs_columns = [str(c) for c in obs.columns]
             obs.columns = self.obs_columns
         self.column_map = {}
+        #: The file's columns whose "not known" values were unified to ``unknown``
+        #: (:mod:`~refinewidgets.core.cell_vocabulary`); kept as extra columns.
+        self.placeholder_columns: list[str] = []
         columns = {}
         #: Where barcodes come from: their values, the path of their string array, or None
         #: (from the obs names, ``<barcode>_<library>``).
@@ -303,6 +308,10 @@ class BgeeH5ad(BgeeCounts):
                 self._barcodes = np.asarray(as_categorical(values), dtype=object)
             else:
                 columns[concept] = as_categorical(values, lower=concept == "sex")
+                if concept in UNIFIED_TERM_COLUMNS:
+                    columns[concept], changed = unify_not_known(columns[concept])
+                    if changed:  # the file's own words stay in the file's own column
+                        self.placeholder_columns.append(found)
         if "library" not in columns:
             raise SourceFormatError(
                 f"{self.path} has no library column: obs columns found: {self.obs_columns}; "
@@ -314,8 +323,10 @@ class BgeeH5ad(BgeeCounts):
         cells = pd.DataFrame(index=pd.RangeIndex(n))
         for concept in UNIFIED_COLUMNS:
             if concept != "barcode":
+                absent = UNKNOWN if concept in UNIFIED_TERM_COLUMNS else ""
                 cells[concept] = columns.get(
-                    concept, pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[""])
+                    concept,
+                    pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[absent]),
                 )
         self._obs_read.clear()  # the unified columns live in ``cells`` now
         experiment = columns.get("experiment")
@@ -329,7 +340,7 @@ class BgeeH5ad(BgeeCounts):
         #: The cell table without obs names (a RangeIndex) and barcodes: see ``cells``.
         self._table = cells
         # the file's other obs columns, under their own names (author annotations, QC values)
-        used = set(self.column_map.values())
+        used = set(self.column_map.values()) - set(self.placeholder_columns)
         #: The file's other obs columns: our name (``obs_<name>`` where ours would clash) ->
         #: the file's name; read when a filter or a build uses them.
         self.extra_columns = {
@@ -508,7 +519,11 @@ class BgeeH5ad(BgeeCounts):
             never together.
         """
         conditions, _ = split_qc(parse_cell_filter(cell_filter))
-        own_names = {name: concept for concept, name in self.column_map.items()}
+        own_names = {  # a column with placeholders unified keeps its own values
+            name: concept
+            for concept, name in self.column_map.items()
+            if name not in self.placeholder_columns
+        }
         conditions = {own_names.get(c, c): v for c, v in conditions.items()}
         if libraries is not None:
             conditions = {"library": [str(v) for v in _listed(libraries)], **conditions}

@@ -118,6 +118,9 @@ _CELL_TYPE_IDS = {
     "neuron": "CL:0000540",
     "hepatocyte": "CL:0000182",
     "epithelial cell": "CL:0000066",
+    # Bgee's older writers' placeholder for cells without a cell type: the root term of GO's
+    # cellular component branch
+    "cellular_component": "GO:0005575",
 }
 _TISSUES = [
     ("UBERON:0000178", "blood"),
