@@ -499,7 +499,7 @@ def pseudobulk_frames(blocks: Sequence[CellBlock], catalog: Any, dataset: Any):
 def cell_group(blocks: Sequence[CellBlock], dataset: Any):
     """Join the cell blocks of a group, normalize and scale:
     ``((X, cells, genes, layers), libraries, info)``; ``layers["counts"]`` holds the raw counts
-    when X is normalized or scaled."""
+    (a copy of X when X is not normalized nor scaled: scanpy changes X in place)."""
     counts, cells, genes = merge_cells(blocks, join=dataset.join)
     if counts.shape[1] == 0:
         raise GeneOverlapError(
@@ -523,7 +523,9 @@ def cell_group(blocks: Sequence[CellBlock], dataset: Any):
         X, raw, genes = X[:, keep], raw[:, keep], genes.iloc[keep]
     if dataset.scale_by != "NONE":
         X = scale_cells(X, dataset.scale_by)
-    layers = {"counts": raw} if transformed else {}
+    # scanpy's convention: the raw counts in layers["counts"] whenever the result holds them;
+    # a copy when X is the counts too, since scanpy normalizes X in place
+    layers = {"counts": raw if transformed else raw.copy()}
     organisms = sorted({b.organism for b in blocks})
     cells = cells.copy()
     cells["organism"] = pd.Categorical.from_codes(
@@ -548,8 +550,7 @@ def cell_group(blocks: Sequence[CellBlock], dataset: Any):
         "keep_intergenic": bool(dataset.keep_intergenic),
         "files": {b.label: b.provenance for b in blocks if b.provenance},
     }
-    if layers:
-        info["layers"] = {"counts": f"raw {' and '.join(units)}, before any normalization"}
+    info["layers"] = {"counts": f"raw {' and '.join(units)}, before any normalization"}
     if keep is not None:
         info["genes_selected"] = list(genes.index.astype(str))
     return (X, cells, genes, layers), libraries, info
