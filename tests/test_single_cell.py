@@ -539,3 +539,24 @@ def normalize_counts_reference(counts):
     """CPM computed the plain way (scanpy's normalize_total to 1e6)."""
     totals = counts.sum(axis=1, keepdims=True)
     return np.divide(counts * 1e6, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
+def test_a_symbol_shared_by_two_ids_warns_and_names_them(tmp_path):
+    """Two genes with one symbol (as Ensembl has): both come back, and the warning names the
+    symbol and both ids."""
+    path = _write(tmp_path, "newest", "ERP000003", seed=3)
+    with h5py.File(path, "r+") as f:
+        codes = f["var/feature_name/codes"][...]
+        categories = f["var/feature_name/categories"].asstr()[...]
+        genes = f["var/_index"].asstr()[...]
+        codes[1] = codes[0]  # gene 2 takes gene 1's symbol
+        f["var/feature_name/codes"][...] = codes
+    symbol = categories[codes[0]]
+    cat = rw.open_catalog(path)
+    ds = rw.Dataset({"ERP000003": ["ALL"]}, quantile_normalize=False, genes=[symbol, genes[5]])
+    with pytest.warns(rw.GeneSelectionWarning) as caught:
+        adata = rw.build(ds, cat)["ERP000003"]
+    message = str(caught[0].message)
+    assert f"{symbol} -> {genes[0]}, {genes[1]}" in message and "Ask by gene id" in message
+    assert set(adata.var_names) == {genes[0], genes[1], genes[5]}
+    assert set(adata.var.loc[[genes[0], genes[1]], "gene_symbol"]) == {symbol}

@@ -172,7 +172,8 @@ def _filled(cells: pd.DataFrame) -> pd.DataFrame:
 
 def select_genes(genes: pd.DataFrame, wanted: Sequence[str]) -> tuple[np.ndarray, list[str]]:
     """Positions of the asked genes in ``genes`` (by id, else by symbol, exact then ignoring
-    case), in the order asked, and the names found nowhere.
+    case), in the order asked, and the names found nowhere. A symbol shared by several ids
+    returns them all, with a :class:`GeneSelectionWarning` naming the ids.
 
     Examples
     --------
@@ -192,6 +193,7 @@ def select_genes(genes: pd.DataFrame, wanted: Sequence[str]) -> tuple[np.ndarray
     lookup = {name: i for i, name in enumerate(ids)}
     found: list[int] = []
     missing: list[str] = []
+    shared: list[str] = []
     for name in wanted:
         hits = (
             [lookup[name]]
@@ -200,7 +202,17 @@ def select_genes(genes: pd.DataFrame, wanted: Sequence[str]) -> tuple[np.ndarray
         )
         if not hits:
             missing.append(name)
+        if len(hits) > 1:
+            shared.append(f"{name} -> {', '.join(ids[h] for h in hits)}")
         found += [h for h in hits if h not in found]
+    if shared:
+        warnings.warn(
+            f"{len(shared)} gene symbol(s) asked for name several gene ids, and every one of "
+            f"them is returned: {'; '.join(shared[:10])}{' ...' if len(shared) > 10 else ''}. "
+            "Ask by gene id to take one.",
+            GeneSelectionWarning,
+            stacklevel=5,
+        )
     return np.asarray(found, dtype=np.int64), missing
 
 
