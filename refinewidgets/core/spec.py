@@ -117,7 +117,9 @@ class Dataset:
         ``library`` and the ``*_id`` columns), any column of the file's own ``obs`` (author
         annotations), or a QC value (``total_counts``, ``n_genes_by_counts``); a condition is a
         list of values, ``{"not_in": [...]}`` or a numeric range ``{"min": a, "max": b}``. See
-        :mod:`refinewidgets.core.cell_filter`.
+        :mod:`refinewidgets.core.cell_filter`. Or a text in CELLxGENE Census' syntax, such as
+        ``"cell_type == 'B cell' or tissue in ['spleen']"`` (``and``, ``or``, ``not``, ``in``,
+        comparisons on QC values): see :mod:`refinewidgets.core.cell_query`.
     counts_normalization
         Single-cell only: ``"NONE"`` (raw UMI counts), ``"CPM"`` or ``"LOG1P_CPM"``.
     pseudobulk
@@ -147,7 +149,7 @@ class Dataset:
     scale_by: str = "NONE"
     quantile_normalize: bool = True
     join: str = "inner"
-    cell_filter: dict[str, Any] | None = None
+    cell_filter: dict[str, Any] | str | None = None
     counts_normalization: str = "NONE"
     pseudobulk: str | None = None
     keep_intergenic: bool = False

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.cell_filter import QC_COLUMNS, match_cells, parse_cell_filter, split_qc
+from ..core.cell_query import parse_query
 from ..core.cell_vocabulary import UNIFIED_TERM_COLUMNS, UNKNOWN, unify_not_known
 from ..core.spec import LIBRARY_SUMMARY, UNIFIED_CELL_COLUMNS
 from ..errors import DatasetSpecError, SourceFormatError
@@ -518,17 +520,61 @@ class BgeeH5ad(BgeeCounts):
             (the message lists the values that exist), or conditions that each match but
             never together.
         """
-        conditions, _ = split_qc(parse_cell_filter(cell_filter))
-        own_names = {  # a column with placeholders unified keeps its own values
+        cell_filter = parse_cell_filter(cell_filter)
+        own_names = self._own_names
+        query = (
+            parse_query(cell_filter).renamed(own_names) if isinstance(cell_filter, str) else None
+        )
+        if query is None:
+            conditions, _ = split_qc(cell_filter)
+            conditions = {own_names.get(c, c): v for c, v in conditions.items()}
+            used = list(conditions)
+        else:
+            conditions = {}
+            used = [c for c in query.columns if c not in QC_COLUMNS]
+        if libraries is not None:
+            conditions = {"library": [str(v) for v in _listed(libraries)], **conditions}
+            used = ["library", *used]
+        self._check_filter_columns(used, own_names)
+        table = self.filter_table(used)
+        mask = match_cells(table, conditions, self.path.name)
+        if query is not None:
+            mask &= query.possible(table, self.path.name, unknown=QC_COLUMNS)
+            if not mask.any():
+                kept = table.loc[match_cells(table, conditions, self.path.name)]
+                raise DatasetSpecError(query.no_match_message(kept, self.path.name))
+        return np.flatnonzero(mask).astype(np.int64)
+
+    @property
+    def _own_names(self) -> dict[str, str]:
+        """The file's own column names a filter may use for a unified column (a column with
+        placeholders unified keeps its own values under its own name)."""
+        return {
             name: concept
             for concept, name in self.column_map.items()
             if name not in self.placeholder_columns
         }
-        conditions = {own_names.get(c, c): v for c, v in conditions.items()}
-        if libraries is not None:
-            conditions = {"library": [str(v) for v in _listed(libraries)], **conditions}
+
+    def qc_keep(self, cell_filter, rows: np.ndarray, qc: pd.DataFrame, where: str):
+        """Which of the cells at ``rows`` (chosen by :meth:`select`) meet the filter once their
+        QC values ``qc`` are known: a boolean mask, or None when the filter uses no QC value."""
+        cell_filter = parse_cell_filter(cell_filter)
+        if isinstance(cell_filter, str):
+            query = parse_query(cell_filter).renamed(self._own_names)
+            if not set(query.columns) & set(QC_COLUMNS):
+                return None
+            table = self.filter_table([c for c in query.columns if c not in QC_COLUMNS], rows)
+            for column in QC_COLUMNS:
+                table[column] = qc[column].to_numpy()
+            return query.mask(table, where)
+        _, qc_filter = split_qc(cell_filter)
+        if not qc_filter:
+            return None
+        return match_cells(qc.reset_index(drop=True), qc_filter, where)
+
+    def _check_filter_columns(self, used: list[str], own_names: dict[str, str]) -> None:
         known = ["library", *self.filter_columns]
-        unknown = [c for c in conditions if c not in known]
+        unknown = [c for c in used if c not in known]
         known += [n for n in own_names if n not in known]
         if unknown:
             close = difflib.get_close_matches(unknown[0], known, n=3, cutoff=0.6)
@@ -537,14 +583,18 @@ class BgeeH5ad(BgeeCounts):
                 f"{' (did you mean ' + ', '.join(close) + '?)' if close else ''} is not in "
                 f"{self.path.name}; its columns: {known} (and the QC values {list(QC_COLUMNS)})"
             )
-        table = pd.DataFrame(  # no obs names: matching needs none (nor hashes them)
+
+    def filter_table(self, columns: Sequence[str], rows: np.ndarray | None = None) -> pd.DataFrame:
+        """The values of ``columns`` (unified or the file's own) for every cell, or for the
+        cells at ``rows``; no obs names (matching needs none, nor hashes them)."""
+        table = pd.DataFrame(
             {
                 c: self._table[c].array if c in self._table.columns else self.extra(c)
-                for c in conditions
+                for c in dict.fromkeys(columns)
             },
             index=pd.RangeIndex(self.n_cells),
         )
-        return np.flatnonzero(match_cells(table, conditions, self.path.name)).astype(np.int64)
+        return table if rows is None else table.iloc[rows].reset_index(drop=True)
 
 
 def _listed(values) -> list:

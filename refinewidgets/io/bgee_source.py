@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..core.cell_filter import match_cells, parse_cell_filter, qc_values, split_qc
+from ..core.cell_filter import qc_values
 from ..core.single_cell import CellBlock
 from ..core.spec import LIBRARY_FIELDS
 from ..errors import NotCountsWarning
@@ -123,7 +123,7 @@ class BgeeSource:
         self,
         matrix_id: str,
         libraries: Sequence[str],
-        cell_filter: Mapping[str, Any] | None,
+        cell_filter: Mapping[str, Any] | str | None,
         *,
         keep_intergenic: bool = False,
     ) -> CellBlock:
@@ -145,10 +145,8 @@ class BgeeSource:
             counts, genes = counts[:, genic], genes.loc[genic]
         qc = qc_values(counts)
         cells = self._file.cell_rows(rows)  # only these cells' names and barcodes are read
-        _, qc_filter = split_qc(parse_cell_filter(cell_filter))
-        if qc_filter:
-            qc.index = cells.index
-            keep = match_cells(qc, qc_filter, self.name)
+        keep = self._file.qc_keep(cell_filter, rows, qc, self.name)
+        if keep is not None:
             rows, counts, qc = rows[keep], counts[keep], qc.loc[keep]
             cells = cells.iloc[keep].copy()
         for col in cells.columns:
