@@ -341,3 +341,148 @@ def test_build_with_a_text_keeps_the_cells_pandas_keeps_qc_values_included(bgee_
     assert as_text.uns["refinewidgets"]["cell_filter"] == (
         f"cell_type == 'B cell' and total_counts >= {cut}"
     )
+
+
+# --- the var filter and the obs columns ---------------------------------------------------
+
+NEWEST = "tests/data/bgee/Homo_sapiens_ERP400001_droplet_based.h5ad"  # the newest writer
+
+
+def test_var_filter_on_the_files_gene_columns_keeps_the_genes_pandas_keeps():
+    import anndata
+
+    var = anndata.read_h5ad(NEWEST, backed="r").var
+    cut = int(var["feature_length"].median())
+    text = f"feature_chromosome in ['1', '3'] and feature_length >= {cut} or gene_symbol == 'RWG2'"
+    expected = var.assign(gene_symbol=var["feature_name"]).eval(text, engine="python")
+    assert 0 < expected.sum() < len(var)
+    cat = rw.open_catalog(NEWEST)
+    options = dict(quantile_normalize=False, counts_normalization="CPM")
+    everything = rw.build(rw.Dataset({"ERP400001": ["ALL"]}, **options), cat)["ERP400001"]
+    res = rw.build(rw.Dataset({"ERP400001": ["ALL"]}, var_filter=text, **options), cat)["ERP400001"]
+    assert sorted(res.var_names) == sorted(var.index[expected.to_numpy(dtype=bool)])
+    # the file's gene columns come with the genes, and CPM is over all genes (as with genes=)
+    assert (res.var["feature_biotype"] == "gene").all()
+    assert res.var["feature_length"].dtype.kind in "if"  # numbers stay numbers
+    assert res.var.loc["ENSG90000000002", "gene_symbol"] == "RWG2"
+    kept = everything[:, res.var_names]
+    np.testing.assert_allclose(res.X.toarray(), kept.X.toarray())
+    # with genes= too: both hold
+    both = rw.build(
+        rw.Dataset(
+            {"ERP400001": ["ALL"]}, var_filter=text, genes=["RWG2", "RWG4", "RWG5"], **options
+        ),
+        cat,
+    )["ERP400001"]
+    assert list(both.var_names) == [
+        g for g in ["ENSG90000000002", "ENSG90000000004", "ENSG90000000005"] if expected[g]
+    ]
+
+
+def test_var_filter_errors_name_the_gene_columns():
+    cat = rw.open_catalog(NEWEST)
+    with pytest.raises(DatasetSpecError) as info:
+        rw.build(
+            rw.Dataset(
+                {"ERP400001": ["ALL"]}, quantile_normalize=False, var_filter="biotype == 'x'"
+            ),
+            cat,
+        )
+    message = str(info.value)
+    assert "'biotype' (did you mean" in message and "feature_biotype" in message
+    with pytest.raises(DatasetSpecError, match="no gene of .* meets the filter"):
+        rw.build(
+            rw.Dataset(
+                {"ERP400001": ["ALL"]},
+                quantile_normalize=False,
+                var_filter="feature_biotype == 'lncRNA'",
+            ),
+            cat,
+        )
+    with pytest.raises(DatasetSpecError, match="The var filter .* at character 17"):
+        rw.Dataset({"E": ["ALL"]}, var_filter="feature_biotype = 'x'")
+
+
+def test_obs_columns_choose_the_cell_columns_returned(bgee_file):
+    cat = rw.open_catalog(bgee_file)
+    res = rw.build(
+        rw.Dataset(
+            {"ERP5": ["ALL"]},
+            quantile_normalize=False,
+            cell_filter="cell_type == 'B cell'",
+            obs_columns=["cell_type", "total_counts"],
+        ),
+        cat,
+    )["ERP5"]
+    assert list(res.obs.columns) == ["library", "cell_type", "total_counts"]
+    assert set(res.obs["cell_type"]) == {"B cell"}
+    with pytest.raises(DatasetSpecError, match=r"'celltype' \(did you mean cell_type"):
+        rw.build(
+            rw.Dataset({"ERP5": ["ALL"]}, quantile_normalize=False, obs_columns=["celltype"]),
+            cat,
+        )
+    with pytest.raises(DatasetSpecError, match="pseudobulk returns samples"):
+        rw.Dataset({"ERP5": ["ALL"]}, pseudobulk="sample", obs_columns=["cell_type"])
+    ds = rw.Dataset({"ERP5": ["ALL"]}, obs_columns="cell_type", var_filter="gene_id != 'x'")
+    assert ds.obs_columns == ["library", "cell_type"]
+    assert rw.Dataset.from_dict(ds.to_dict()) == ds
+
+
+# --- a whole organism ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def species_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("species")
+    for name, variant, experiment, organism, seed in (
+        ("Homo_sapiens_ERP11_droplet_based.h5ad", "bgee15_1", "ERP11", "HOMO_SAPIENS", 1),
+        ("Homo_sapiens_ERP12_droplet_based.h5ad", "newest", "ERP12", "HOMO_SAPIENS", 2),
+        ("Mus_musculus_ERP12_droplet_based.h5ad", "bgee15_2", "ERP12", "MUS_MUSCULUS", 3),
+        ("Mus_musculus_SRP13_droplet_based.h5ad", "bgee15_0", "SRP13", "MUS_MUSCULUS", 4),
+    ):
+        write_bgee_h5ad(
+            folder / name,
+            variant=variant,
+            experiment=experiment,
+            organism=organism,
+            n_cells=150,
+            n_genes=80,
+            n_libraries=3,
+            seed=seed,
+        )
+    return folder
+
+
+def test_a_whole_organism_takes_its_libraries_of_every_experiment(species_folder):
+    cat = rw.open_catalog(species_folder)
+    text = "cell_type in ['B cell', 'T cell'] and sex != 'unknown'"
+    ds = rw.organism_dataset(cat, "Homo sapiens", cell_filter=text, join="outer")
+    human = {
+        e: [
+            s
+            for s in cat.experiment_samples(e)
+            if cat.sample_record(s)["refinebio_organism"] == "HOMO_SAPIENS"
+        ]
+        for e in ("ERP11", "ERP12")
+    }
+    assert ds.data == {"ERP11": ["ALL"], "ERP12": human["ERP12"]}
+    assert len(human["ERP12"]) < len(cat.experiment_samples("ERP12"))  # mouse libraries left out
+    assert (ds.aggregate_by, ds.quantile_normalize, ds.cell_filter) == ("SPECIES", False, text)
+    res = rw.build(ds, cat)
+    assert list(res.keys()) == ["HOMO_SAPIENS"]
+    obs = res["HOMO_SAPIENS"].obs
+    expected = []
+    for experiment, libraries in human.items():
+        cells = cat.cells(experiment)
+        cells = cells[cells["library"].astype(str).isin(libraries)]
+        expected += list(cells.index[cells.eval(text, engine="python").to_numpy(dtype=bool)])
+    assert sorted(obs.index) == sorted(expected)
+    assert set(obs["organism"]) == {"HOMO_SAPIENS"}
+    assert rw.organism_dataset(cat, "mus_musculus").data == {
+        "ERP12": [s for s in cat.experiment_samples("ERP12") if s not in human["ERP12"]],
+        "SRP13": ["ALL"],
+    }
+    with pytest.raises(DatasetSpecError) as info:
+        rw.organism_dataset(cat, "Homo sapien")
+    assert "(did you mean HOMO_SAPIENS?)" in str(info.value)
+    assert "HOMO_SAPIENS, MUS_MUSCULUS" in str(info.value)

@@ -225,9 +225,10 @@ def _tree(node: ast.AST):
     raise _Error(f"{_kind(node)} is not part of the filter language", node)
 
 
-def parse_query(text: str, *, what: str = "cell filter") -> Query:
+def parse_query(text: str, *, what: str = "cell filter", unit: str = "cell") -> Query:
     """Read a filter text into a :class:`Query`, never evaluating it.
 
+    ``what`` names the filter in messages, ``unit`` its rows (``"gene"`` for a var filter).
     Raises :class:`DatasetSpecError` naming the problem and the character it is at.
 
     >>> parse_query("cell_type == 'B cell' and total_counts >= 500").columns
@@ -262,7 +263,7 @@ def parse_query(text: str, *, what: str = "cell filter") -> Query:
         ) from None
     except RecursionError:
         raise DatasetSpecError(f"The {what} {shown!r} is too deeply nested.") from None
-    return Query(flat, tree)
+    return Query(flat, tree, unit)
 
 
 def _leaves(node) -> Iterable[Compare]:
@@ -286,6 +287,8 @@ class Query:
 
     text: str
     tree: object
+    #: What a row is, for messages (``"cell"``, ``"gene"``).
+    unit: str = "cell"
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -302,7 +305,7 @@ class Query:
                 return Not(walk(node.item))
             return type(node)(tuple(walk(i) for i in node.items))
 
-        return Query(self.text, walk(self.tree))
+        return Query(self.text, walk(self.tree), self.unit)
 
     def mask(self, table: pd.DataFrame, where: str) -> np.ndarray:
         """The rows of ``table`` meeting the filter (a boolean array).
@@ -354,7 +357,7 @@ class Query:
                         f"{_present(table[leaf.column])})"
                     )
         hint = f"; {'; '.join(absent)}" if absent else ": loosen it"
-        return f"no cell of {where} meets the filter {self.text!r}{hint}"
+        return f"no {self.unit} of {where} meets the filter {self.text!r}{hint}"
 
 
 def _series(table: pd.DataFrame, column: str, where: str) -> pd.Series:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import DatasetSpecError, UnknownAccessionError
 from .cell_filter import parse_cell_filter
+from .cell_query import parse_query
 
 __all__ = [
     "AGGREGATE_BY",
@@ -133,6 +134,15 @@ class Dataset:
     genes
         Single-cell only: gene ids or symbols; only these genes' columns are returned (CPM and
         QC values are still computed over all genes). None: every gene.
+    var_filter
+        Single-cell only: which genes to return, a filter text on the gene columns as Census'
+        ``var_value_filter`` takes it: ``gene_id``, ``gene_symbol`` and the file's own var
+        columns (the newest Bgee writer's ``feature_biotype``, ``feature_length``...), e.g.
+        ``"feature_biotype == 'protein_coding'"``. Like ``genes`` (both may be given), it
+        chooses returned columns only: CPM and QC values are computed over all genes.
+    obs_columns
+        Single-cell only: the cell columns to return (Census' ``column_names={"obs": [...]}``);
+        ``library`` is always kept (it ties each cell to its sample). None: every column.
 
     Examples
     --------
@@ -154,6 +164,8 @@ class Dataset:
     pseudobulk: str | None = None
     keep_intergenic: bool = False
     genes: list[str] | None = None
+    var_filter: str | None = None
+    obs_columns: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.data = self._check_data(self.data)
@@ -172,6 +184,31 @@ class Dataset:
                     f"`{name}` must be True or False, got {getattr(self, name)!r}."
                 )
         self.genes = self._check_genes(self.genes)
+        if self.var_filter is not None:
+            self.var_filter = parse_query(self.var_filter, what="var filter", unit="gene").text
+        self.obs_columns = self._check_obs_columns(self.obs_columns, self.pseudobulk)
+
+    @staticmethod
+    def _check_obs_columns(columns: Any, pseudobulk: str | None) -> list[str] | None:
+        if columns is None:
+            return None
+        if isinstance(columns, str):
+            columns = [columns]
+        if (
+            not isinstance(columns, (list, tuple))
+            or not columns
+            or not all(isinstance(c, str) and c.strip() for c in columns)
+        ):
+            raise DatasetSpecError(
+                f"`obs_columns` must be a non-empty list of cell column names, got {columns!r}."
+            )
+        if pseudobulk is not None:
+            raise DatasetSpecError(
+                "`obs_columns` chooses the columns of cells, but pseudobulk returns samples: "
+                "drop obs_columns, or set pseudobulk=None."
+            )
+        columns = [c.strip() for c in columns]
+        return list(dict.fromkeys(["library", *columns]))
 
     @staticmethod
     def _check_genes(genes: Any) -> list[str] | None:

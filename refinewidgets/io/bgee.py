@@ -77,6 +77,8 @@ _SOURCE_COLUMNS = {
     "taxon": ("speciesId",),
 }
 _SYMBOL_COLUMNS = ("feature_name", "gene_symbol", "gene_name")
+#: Our names in a gene table; a file's var column of the same name is kept as ``var_<name>``.
+_GENE_RESERVED = ("gene_id", "gene_symbol", "intergenic")
 #: Bgee's file names, newest first: ``<Genus_species>_<EXP>_droplet_based`` (15.2 and after),
 #: ``<Genus_species>_SC_RNA-Seq_read_counts_CPM_<EXP>`` (15.1), ``<EXP>_sc_droplet_based``
 #: (BgeeDB's saves, no species).
@@ -362,6 +364,18 @@ class BgeeH5ad(BgeeCounts):
         intergenic = var_names.str.startswith(("upstream_", "downstream_"))
         self.genes = pd.DataFrame(
             {"gene_symbol": symbols, "intergenic": intergenic}, index=var_names.rename("gene_id")
+        )
+        #: The file's other var columns under their own names (``obs``-style ``var_<name>``
+        #: where ours would clash), e.g. the newest writer's ``feature_biotype``: a var filter
+        #: may use them, and a build hands them on with the genes.
+        self.gene_columns = pd.DataFrame(
+            {
+                (c if c not in _GENE_RESERVED else f"var_{c}"): as_kept(var[c].array)
+                for c in var_columns
+                if c != symbol
+                and not (c == "gene_id" and np.array_equal(var[c].astype(str), var_names))
+            },
+            index=self.genes.index,
         )
         self.assay, self.unit = _assay(self.path.stem, self._file)
         if not self.stub:

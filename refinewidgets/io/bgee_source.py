@@ -133,7 +133,8 @@ class BgeeSource:
         left out unless ``keep_intergenic``: they are not genes, and would count in CPM totals,
         QC values and pseudobulk sums. Each cell gets its QC values (``total_counts``,
         ``n_genes_by_counts``) over the features kept; QC conditions of the filter apply to them.
-        The file's other obs columns (author annotations...) come along under their own names.
+        The file's other obs columns (author annotations...) come along under their own names,
+        and its other var columns (``feature_biotype``...) with the genes.
         """
         rows = self._file.select(cell_filter=cell_filter, libraries=list(libraries))
         if self.count_warnings is None:
@@ -160,9 +161,8 @@ class BgeeSource:
                 cells[col] = np.asarray(values)[rows]
         cells["total_counts"] = qc["total_counts"].to_numpy()
         cells["n_genes_by_counts"] = qc["n_genes_by_counts"].to_numpy()
-        return CellBlock(
-            cells, counts, genes[["gene_symbol"]], self.organism, self.name, self.provenance
-        )
+        genes = genes[["gene_symbol"]].join(self._file.gene_columns)
+        return CellBlock(cells, counts, genes, self.organism, self.name, self.provenance)
 
     @property
     def release_rank(self) -> tuple[int, int]:
