@@ -46,6 +46,7 @@ from .cell_query import Query, parse_query
 __all__ = [
     "QC_COLUMNS",
     "describe_filter",
+    "filter_columns",
     "freeze_cell_filter",
     "match_cells",
     "parse_cell_filter",
@@ -183,6 +184,18 @@ def split_qc(cell_filter: CellFilter | None) -> tuple[CellFilter, CellFilter]:
     )
 
 
+def filter_columns(cell_filter) -> list[str]:
+    """The columns a filter (dict or text) uses.
+
+    >>> filter_columns("cell_type == 'B' or total_counts > 5"), filter_columns({"sex": ["f"]})
+    (['cell_type', 'total_counts'], ['sex'])
+    """
+    cell_filter = parse_cell_filter(cell_filter)
+    if isinstance(cell_filter, str):
+        return list(parse_query(cell_filter).columns)
+    return list(cell_filter or {})
+
+
 def describe_filter(cell_filter: CellFilter | None) -> str:
     """One line for messages, e.g. ``cell_type in ['B cell']; total_counts >= 500``."""
     if isinstance(cell_filter, str):
@@ -220,7 +233,11 @@ def _column(table: pd.DataFrame, column: str, where: str) -> pd.Series:
 
 
 def match_cells(
-    table: pd.DataFrame, cell_filter: Mapping[str, Any] | str | Query | None, where: str
+    table: pd.DataFrame,
+    cell_filter: Mapping[str, Any] | str | Query | None,
+    where: str,
+    *,
+    terms: Any = None,
 ) -> np.ndarray:
     """A boolean mask of the rows of ``table`` meeting every condition of ``cell_filter``
     (or meeting a filter text).
@@ -228,11 +245,13 @@ def match_cells(
     Raises :class:`DatasetSpecError` for a column ``table`` lacks (listing its columns), a value
     list matching no row (listing the values present), a range on a non-numeric column, or
     conditions that each match but never together. ``where`` names the table in messages.
+    ``terms`` (a :class:`~refinewidgets.core.ontology.TermMatcher`) matches cell types and
+    tissues with their descendants (the table then needs their ``*_id`` columns).
     """
     if isinstance(cell_filter, str):
         cell_filter = parse_query(cell_filter)
     if isinstance(cell_filter, Query):
-        return cell_filter.mask(table, where)
+        return cell_filter.mask(table, where, terms=terms)
     mask = np.ones(len(table), dtype=bool)
     conditions = parse_cell_filter(dict(cell_filter or {})) or {}
     for column, cond in conditions.items():
@@ -265,9 +284,10 @@ def match_cells(
         if column in CASELESS:
             text = text.str.lower()
         hit = np.ones(len(table), dtype=bool)
+        by_term = terms is not None and terms.handles(column)
         if "in" in cond:
             wanted = [v.lower() if column in CASELESS else v for v in cond["in"]]
-            hit &= text.isin(wanted).to_numpy()
+            hit &= terms.mask(table, column, wanted) if by_term else text.isin(wanted).to_numpy()
             if not hit.any():
                 raise DatasetSpecError(
                     f"cell filter {column!r}: no cell of {where} has {cond['in']}; values "
@@ -275,7 +295,9 @@ def match_cells(
                 )
         if "not_in" in cond:
             dropped = [v.lower() if column in CASELESS else v for v in cond["not_in"]]
-            hit &= ~text.isin(dropped).to_numpy()
+            hit &= ~(
+                terms.mask(table, column, dropped) if by_term else text.isin(dropped).to_numpy()
+            )
             if not hit.any():
                 raise DatasetSpecError(
                     f"cell filter {column!r}: every cell of {where} has one of {cond['not_in']}"

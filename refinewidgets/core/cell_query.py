@@ -307,24 +307,28 @@ class Query:
 
         return Query(self.text, walk(self.tree), self.unit)
 
-    def mask(self, table: pd.DataFrame, where: str) -> np.ndarray:
+    def mask(self, table: pd.DataFrame, where: str, *, terms=None) -> np.ndarray:
         """The rows of ``table`` meeting the filter (a boolean array).
 
         Raises :class:`DatasetSpecError` for a column ``table`` lacks (listing its columns), an
         order comparison on a column holding no number, or no row meeting the filter (naming
-        the values asked for that no row has).
+        the values asked for that no row has). ``terms`` (a
+        :class:`~refinewidgets.core.ontology.TermMatcher`) matches cell types and tissues with
+        their descendants.
         """
-        mask = self._mask(table, where, unknown=())[0]
+        mask = self._mask(table, where, unknown=(), terms=terms)[0]
         if not mask.any() and len(table):
-            raise DatasetSpecError(self.no_match_message(table, where))
+            raise DatasetSpecError(self.no_match_message(table, where, terms=terms))
         return mask
 
-    def possible(self, table: pd.DataFrame, where: str, unknown: Iterable[str]) -> np.ndarray:
+    def possible(
+        self, table: pd.DataFrame, where: str, unknown: Iterable[str], *, terms=None
+    ) -> np.ndarray:
         """The rows that may meet the filter once the ``unknown`` columns are known (they are
         not in ``table``): each comparison on them counts as maybe (three-valued logic)."""
-        return self._mask(table, where, unknown=tuple(unknown))[1]
+        return self._mask(table, where, unknown=tuple(unknown), terms=terms)[1]
 
-    def _mask(self, table, where, unknown) -> tuple[np.ndarray, np.ndarray]:
+    def _mask(self, table, where, unknown, terms=None) -> tuple[np.ndarray, np.ndarray]:
         """``(rows sure to match, rows that may match)``."""
         n = len(table)
 
@@ -332,7 +336,7 @@ class Query:
             if isinstance(node, Compare):
                 if node.column in unknown:
                     return np.zeros(n, dtype=bool), np.ones(n, dtype=bool)
-                hit = _compare(table, node, where)
+                hit = _compare(table, node, where, terms)
                 return hit, hit
             if isinstance(node, Not):
                 sure, maybe = walk(node.item)
@@ -346,12 +350,12 @@ class Query:
 
         return walk(self.tree)
 
-    def no_match_message(self, table: pd.DataFrame, where: str) -> str:
+    def no_match_message(self, table: pd.DataFrame, where: str, *, terms=None) -> str:
         """Why no row of ``table`` meets the filter: the values asked for that no row has."""
         absent = []
         for leaf in _leaves(self.tree):
             if leaf.op in ("==", "in") and leaf.column in table.columns:
-                if not _compare(table, leaf, where).any():
+                if not _compare(table, leaf, where, terms).any():
                     absent.append(
                         f"{leaf.column} {leaf.op} {leaf.value!r} matches none (values present: "
                         f"{_present(table[leaf.column])})"
@@ -385,8 +389,12 @@ def _numbers(series: pd.Series, leaf: Compare, where: str, *, strict: bool) -> n
     return numbers.to_numpy(dtype=float)
 
 
-def _compare(table: pd.DataFrame, leaf: Compare, where: str) -> np.ndarray:
+def _compare(table: pd.DataFrame, leaf: Compare, where: str, terms=None) -> np.ndarray:
     series = _series(table, leaf.column, where)
+    if terms is not None and leaf.op not in _ORDER and terms.handles(leaf.column):
+        values = leaf.value if isinstance(leaf.value, tuple) else (leaf.value,)
+        hit = terms.mask(table, leaf.column, [_text(v) for v in values])
+        return ~hit if leaf.op in ("!=", "not in") else hit
     values = leaf.value if isinstance(leaf.value, tuple) else (leaf.value,)
     numeric = all(isinstance(v, (int, float)) for v in values)
     if leaf.op in _ORDER or numeric:

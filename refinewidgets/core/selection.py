@@ -43,6 +43,7 @@ SINGLE_CELL_OPTIONS = (
     "pseudobulk",
     "keep_intergenic",
     "genes",
+    "exact",
     "var_filter",
     "obs_columns",
 )

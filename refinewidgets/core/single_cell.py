@@ -460,7 +460,11 @@ def _read_one(source, matrix_id, libraries, dataset, by=None):
     :class:`DatasetSpecError` saying why none could be taken."""
     try:
         block = source.read_cells(
-            matrix_id, libraries, dataset.cell_filter, keep_intergenic=dataset.keep_intergenic
+            matrix_id,
+            libraries,
+            dataset.cell_filter,
+            keep_intergenic=dataset.keep_intergenic,
+            exact=dataset.exact,
         )
     except DatasetSpecError as exc:
         return exc
@@ -608,6 +612,9 @@ def cell_group(blocks: Sequence[CellBlock], dataset: Any):
         "keep_intergenic": bool(dataset.keep_intergenic),
         "files": {b.label: b.provenance for b in blocks if b.provenance},
     }
+    ontology = {k: v for b in blocks for k, v in (b.provenance or {}).get("ontology", {}).items()}
+    if ontology:  # the releases cell types and tissues were matched in, with descendants
+        info["ontology"] = ontology
     info["layers"] = {"counts": f"raw {' and '.join(units)}, before any normalization"}
     if keep is not None:
         info["genes_selected"] = list(genes.index.astype(str))

@@ -134,6 +134,11 @@ class Dataset:
     genes
         Single-cell only: gene ids or symbols; only these genes' columns are returned (CPM and
         QC values are still computed over all genes). None: every gene.
+    exact
+        Single-cell only: match the ``cell_type`` and ``tissue`` values of ``cell_filter`` by
+        label only. By default a value (a label or an id such as ``CL:0000084``) also matches
+        its descendants in the Cell Ontology / UBERON ("T cell" keeps "CD4-positive,
+        alpha-beta T cell"); see :mod:`refinewidgets.core.ontology`.
     var_filter
         Single-cell only: which genes to return, a filter text on the gene columns as Census'
         ``var_value_filter`` takes it: ``gene_id``, ``gene_symbol`` and the file's own var
@@ -164,6 +169,7 @@ class Dataset:
     pseudobulk: str | None = None
     keep_intergenic: bool = False
     genes: list[str] | None = None
+    exact: bool = False
     var_filter: str | None = None
     obs_columns: list[str] | None = None
 
@@ -178,7 +184,7 @@ class Dataset:
         if self.pseudobulk is not None:
             self.pseudobulk = _choice("pseudobulk", self.pseudobulk, PSEUDOBULK, upper=False)
         self.cell_filter = parse_cell_filter(self.cell_filter)
-        for name in ("quantile_normalize", "keep_intergenic"):
+        for name in ("quantile_normalize", "keep_intergenic", "exact"):
             if not isinstance(getattr(self, name), bool):
                 raise DatasetSpecError(
                     f"`{name}` must be True or False, got {getattr(self, name)!r}."

@@ -37,6 +37,7 @@ import pandas as pd
 from ..core.cell_filter import QC_COLUMNS, match_cells, parse_cell_filter, split_qc
 from ..core.cell_query import parse_query
 from ..core.cell_vocabulary import UNIFIED_TERM_COLUMNS, UNKNOWN, unify_not_known
+from ..core.ontology import TERM_COLUMNS
 from ..core.spec import LIBRARY_SUMMARY, UNIFIED_CELL_COLUMNS
 from ..errors import DatasetSpecError, SourceFormatError
 from .bgee_counts import BgeeCounts, unreadable
@@ -51,6 +52,7 @@ from .bgee_obs import (
 )
 from .bgee_species import ORGANISM_BY_TAXON, organism_of_taxon
 from .h5_strings import is_string_array, read_strings, stripped
+from .ontology_tables import term_matcher
 
 try:  # anndata >= 0.11
     from anndata.io import read_elem
@@ -515,7 +517,7 @@ class BgeeH5ad(BgeeCounts):
         """The extra columns a build hands on with the cells (not per-cell free text)."""
         return [name for name, column in self.extra_columns.items() if self._kept_extra(column)]
 
-    def select(self, cell_filter=None, libraries=None) -> np.ndarray:
+    def select(self, cell_filter=None, libraries=None, *, exact: bool = False) -> np.ndarray:
         """Positions (sorted ``int64``) of the cells matching a filter.
 
         Parameters
@@ -526,6 +528,9 @@ class BgeeH5ad(BgeeCounts):
             here: they need the counts (see :meth:`BgeeSource.read_cells`).
         libraries
             Library ids to keep (all when None).
+        exact
+            Match cell types and tissues by label only; by default a term matches its
+            descendants too (Cell Ontology, UBERON: see :mod:`refinewidgets.core.ontology`).
 
         Raises
         ------
@@ -550,14 +555,24 @@ class BgeeH5ad(BgeeCounts):
             conditions = {"library": [str(v) for v in _listed(libraries)], **conditions}
             used = ["library", *used]
         self._check_filter_columns(used, own_names)
-        table = self.filter_table(used)
-        mask = match_cells(table, conditions, self.path.name)
+        terms = None if exact else self.term_matcher(used)
+        table = self.filter_table(used + (terms.id_columns(used) if terms else []))
+        where = self.path.name
+        mask = match_cells(table, conditions, where, terms=terms)
         if query is not None:
-            mask &= query.possible(table, self.path.name, unknown=QC_COLUMNS)
+            mask &= query.possible(table, where, unknown=QC_COLUMNS, terms=terms)
             if not mask.any():
-                kept = table.loc[match_cells(table, conditions, self.path.name)]
-                raise DatasetSpecError(query.no_match_message(kept, self.path.name))
+                kept = table.loc[match_cells(table, conditions, where, terms=terms)]
+                raise DatasetSpecError(query.no_match_message(kept, where, terms=terms))
         return np.flatnonzero(mask).astype(np.int64)
+
+    @staticmethod
+    def term_matcher(columns) -> Any:
+        """The ontology matcher when ``columns`` hold a cell type or tissue (else None): the
+        shipped tables are read only then."""
+        if not any(c in TERM_COLUMNS for c in columns):
+            return None
+        return term_matcher()
 
     @property
     def _own_names(self) -> dict[str, str]:
@@ -569,7 +584,9 @@ class BgeeH5ad(BgeeCounts):
             if name not in self.placeholder_columns
         }
 
-    def qc_keep(self, cell_filter, rows: np.ndarray, qc: pd.DataFrame, where: str):
+    def qc_keep(
+        self, cell_filter, rows: np.ndarray, qc: pd.DataFrame, where: str, *, exact: bool = False
+    ):
         """Which of the cells at ``rows`` (chosen by :meth:`select`) meet the filter once their
         QC values ``qc`` are known: a boolean mask, or None when the filter uses no QC value."""
         cell_filter = parse_cell_filter(cell_filter)
@@ -577,10 +594,12 @@ class BgeeH5ad(BgeeCounts):
             query = parse_query(cell_filter).renamed(self._own_names)
             if not set(query.columns) & set(QC_COLUMNS):
                 return None
-            table = self.filter_table([c for c in query.columns if c not in QC_COLUMNS], rows)
+            used = [c for c in query.columns if c not in QC_COLUMNS]
+            terms = None if exact else self.term_matcher(used)
+            table = self.filter_table(used + (terms.id_columns(used) if terms else []), rows)
             for column in QC_COLUMNS:
                 table[column] = qc[column].to_numpy()
-            return query.mask(table, where)
+            return query.mask(table, where, terms=terms)
         _, qc_filter = split_qc(cell_filter)
         if not qc_filter:
             return None

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..core.cell_filter import qc_values
+from ..core.cell_filter import filter_columns, qc_values
 from ..core.single_cell import CellBlock
 from ..core.spec import LIBRARY_FIELDS
 from ..errors import NotCountsWarning
@@ -126,6 +126,7 @@ class BgeeSource:
         cell_filter: Mapping[str, Any] | str | None,
         *,
         keep_intergenic: bool = False,
+        exact: bool = False,
     ) -> CellBlock:
         """The counts of the cells of ``libraries`` that pass ``cell_filter``.
 
@@ -134,9 +135,11 @@ class BgeeSource:
         QC values and pseudobulk sums. Each cell gets its QC values (``total_counts``,
         ``n_genes_by_counts``) over the features kept; QC conditions of the filter apply to them.
         The file's other obs columns (author annotations...) come along under their own names,
-        and its other var columns (``feature_biotype``...) with the genes.
+        and its other var columns (``feature_biotype``...) with the genes. Cell types and
+        tissues match their ontology descendants unless ``exact``; the block's provenance then
+        records the ontology releases used.
         """
-        rows = self._file.select(cell_filter=cell_filter, libraries=list(libraries))
+        rows = self._file.select(cell_filter=cell_filter, libraries=list(libraries), exact=exact)
         if self.count_warnings is None:
             self._check_counts(stacklevel=5)
         counts = self._file.read_counts(rows)
@@ -146,7 +149,7 @@ class BgeeSource:
             counts, genes = counts[:, genic], genes.loc[genic]
         qc = qc_values(counts)
         cells = self._file.cell_rows(rows)  # only these cells' names and barcodes are read
-        keep = self._file.qc_keep(cell_filter, rows, qc, self.name)
+        keep = self._file.qc_keep(cell_filter, rows, qc, self.name, exact=exact)
         if keep is not None:
             rows, counts, qc = rows[keep], counts[keep], qc.loc[keep]
             cells = cells.iloc[keep].copy()
@@ -162,7 +165,11 @@ class BgeeSource:
         cells["total_counts"] = qc["total_counts"].to_numpy()
         cells["n_genes_by_counts"] = qc["n_genes_by_counts"].to_numpy()
         genes = genes[["gene_symbol"]].join(self._file.gene_columns)
-        return CellBlock(cells, counts, genes, self.organism, self.name, self.provenance)
+        provenance = self.provenance
+        terms = None if exact else self._file.term_matcher(filter_columns(cell_filter))
+        if terms is not None:
+            provenance["ontology"] = terms.versions
+        return CellBlock(cells, counts, genes, self.organism, self.name, provenance)
 
     @property
     def release_rank(self) -> tuple[int, int]:
