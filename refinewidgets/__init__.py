@@ -12,6 +12,7 @@ from .core.build import build
 from .core.catalog import Catalog
 from .core.quantile import quantile_normalize
 from .core.result import Result
+from .core.single_cell import organism_dataset
 from .core.spec import Dataset
 from .errors import (
     BuildCancelled,
@@ -74,6 +75,7 @@ __all__ = [
     "__version__",
     "build",
     "open_catalog",
+    "organism_dataset",
     "quantile_normalize",
     "read_zip",
 ]

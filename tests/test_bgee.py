@@ -44,7 +44,7 @@ CELL_TYPE = {
     "newest": "cell_type",
 }
 SEXES = {
-    "bgee15_0": ["male", "female", "not annotated", "na", "mixed"],
+    "bgee15_0": ["male", "female", "unknown", "unknown", "mixed"],
     "newest": ["male", "female", "unknown", "male", "female"],
 }
 TISSUES = ["blood", "spleen", "bone marrow", "liver", "blood"]
@@ -124,7 +124,19 @@ def test_cells_table_every_variant(variant_file):
     }
     assert set(cells["stage"]) == {"human adult stage"}
     assert set(cells["stage_id"]) == {"HsapDv:0000087"}
-    assert set(cells["sex"]) == set(SEXES.get(variant, SEXES["bgee15_0"]))
+    # one vocabulary: the older writers' "not annotated" and "NA" are "unknown" here, and
+    # their own words stay in their own column (``sex`` is ours: ``obs_sex``)
+    assert set(cells["sex"]) == {"male", "female", "unknown"} | (
+        {"mixed"} if variant != "newest" else set()
+    )
+    if variant != "newest":
+        assert bgee.placeholder_columns == ["sex"]
+        with BgeeH5ad(path) as again:
+            own = pd.Series(np.asarray(again.extra("obs_sex")), index=cells.index)
+        assert set(own) == {"male", "female", "not annotated", "NA", "mixed"}
+        assert set(own[cells["sex"] == "unknown"]) == {"not annotated", "NA"}
+        raw = pd.Series(obs["sex"].astype(str).to_numpy(), index=obs.index)
+        pd.testing.assert_series_equal(own.loc[raw.index], raw, check_names=False)
     assert set(cells["strain"]) == {"wild-type"}
     for column in ("library", "cell_type", "tissue", "sex", "experiment"):
         assert cells[column].dtype == "category"
@@ -704,3 +716,49 @@ def test_the_same_experiment_twice_adds_no_cell_twice(tmp_path):
     # equal copies: the path found first is used
     assert f"Using {first} only" in str(caught[0].message)
     assert [src.path for src in both.sources] == [first]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_writers_not_known_is_unknown_and_kept_in_its_own_column(tmp_path, variant):
+    """Bgee's older writers' cell type ``cellular_component`` (``GO:0005575``) and sex ``NA`` /
+    ``not annotated`` are ``unknown`` in the unified columns, so one filter means the same on
+    every layout; the file's own words stay in the file's own columns."""
+    path = _write(
+        tmp_path, variant, cell_types=("B cell", "cellular_component", "T cell"), n_libraries=5
+    )
+    raw = ad.read_h5ad(path).obs
+    with BgeeH5ad(path) as bgee:
+        cells = bgee.cells
+        ours = {own: name for name, own in bgee.extra_columns.items()}  # cell_type: obs_...
+        own_type = pd.Series(np.asarray(bgee.extra(ours[CELL_TYPE[variant]])), index=cells.index)
+        own_id = pd.Series(
+            np.asarray(bgee.extra(ours[bgee.column_map["cell_type_id"]])), index=cells.index
+        )
+        kept = bgee.select({"sex": {"not_in": ["unknown"]}, "cell_type": {"not_in": ["unknown"]}})
+    placeholder_type = raw[CELL_TYPE[variant]].astype(str) == "cellular_component"
+    assert placeholder_type.any()
+    expected_type = np.where(placeholder_type, "unknown", raw[CELL_TYPE[variant]].astype(str))
+    np.testing.assert_array_equal(cells.loc[raw.index, "cell_type"].astype(str), expected_type)
+    assert set(cells.loc[placeholder_type.to_numpy(), "cell_type_id"]) == {"unknown"}
+    # the file's own values, by cell name
+    pd.testing.assert_series_equal(
+        own_type.loc[raw.index], raw[CELL_TYPE[variant]].astype(str), check_names=False
+    )
+    assert set(own_id[placeholder_type.to_numpy()]) == {"GO:0005575"}
+    # the filter drops the same cells on every layout: those whose own words say "not known"
+    sex = raw["sex"].astype(str).str.lower()
+    expected = ~placeholder_type.to_numpy() & ~sex.isin(["na", "not annotated", "unknown"])
+    positions = pd.Series(np.arange(len(cells)), index=cells.index).loc[raw.index]
+    np.testing.assert_array_equal(np.sort(positions[expected].to_numpy()), kept)
+    assert 0 < kept.size < len(cells)
+
+
+def test_the_files_own_column_selects_its_own_words(tmp_path):
+    path = _write(tmp_path, "bgee15_1", cell_types=("B cell", "cellular_component"))
+    with BgeeH5ad(path) as bgee:
+        own = bgee.select({"cellTypeName": ["cellular_component"]})
+        unified = bgee.select({"cell_type": ["unknown"]})
+        np.testing.assert_array_equal(own, unified)
+        assert "cellTypeName" in bgee.filter_columns and "cellTypeId" in bgee.filter_columns
+        with pytest.raises(DatasetSpecError, match=r"values present: \['B cell', 'unknown'\]"):
+            bgee.select({"cell_type": ["cellular_component"]})  # the values present are named

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import anndata
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 
@@ -362,3 +363,51 @@ def test_info_on_a_species_tarball_lists_experiments_cells_and_cell_types(tmp_pa
         )
         for cell_type, count in expected["cells_per_cell_type"].items():
             assert f"{cell_type} {count}" in line
+
+
+SEX_COLUMNS = ("sex",)
+STRAIN_COLUMNS = ("strain", "strain_or_genetic_background")
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_every_fixtures_not_known_reads_unknown(name):
+    """Each writer's own "not known" (sex ``NA`` / ``not annotated``, strain ``NA``) is
+    ``unknown`` in the unified columns, cell by cell (checked against anndata's read of the
+    file's own column), and the file's own words stay in its own column."""
+    path = DATA / name
+    raw = anndata.read_h5ad(path, backed="r").obs.copy()
+    with BgeeH5ad(path) as bgee:
+        cells = bgee.cells
+        own = {bgee.extra_columns[n]: np.asarray(bgee.extra(n)) for n in bgee.extra_columns}
+    for concept, names in (("sex", SEX_COLUMNS), ("strain", STRAIN_COLUMNS)):
+        column = next(c for c in names if c in raw.columns)
+        values = raw[column].astype(str)
+        placeholder = values.str.strip().str.lower().isin(["na", "not annotated", "unknown"])
+        unified = cells.loc[raw.index, concept].astype(str)
+        np.testing.assert_array_equal(unified == "unknown", placeholder.to_numpy())
+        if placeholder.any() and not (values[placeholder] == "unknown").all():
+            kept = pd.Series(own[column], index=cells.index).loc[raw.index]
+            np.testing.assert_array_equal(kept.astype(str), values)
+
+
+def test_one_filter_means_the_same_on_a_group_mixing_writers():
+    """A species group of the 15.1 layout (sex ``NA`` / ``not annotated``) and the newest
+    (``unknown``): ``sex not in ['unknown']`` keeps exactly the annotated cells of both."""
+    files = [
+        DATA / "duplicates" / "Homo_sapiens_SC_RNA-Seq_read_counts_CPM_ERP132576.h5ad",
+        DATA / "Homo_sapiens_ERP400001_droplet_based.h5ad",
+    ]
+    cat = rw.open_catalog(*files)
+    ds = rw.Dataset(
+        {"ERP132576": ["ALL"], "ERP400001": ["ALL"]},
+        aggregate_by="SPECIES",
+        quantile_normalize=False,
+        cell_filter={"sex": {"not_in": ["unknown"]}},
+    )
+    adata = rw.build(ds, cat)["HOMO_SAPIENS"]
+    expected = 0
+    for path in files:
+        obs = anndata.read_h5ad(path, backed="r").obs
+        expected += int((~obs["sex"].astype(str).isin(["NA", "not annotated", "unknown"])).sum())
+    assert adata.n_obs == expected
+    assert set(adata.obs["sex"].astype(str)) == {"male"}

@@ -69,7 +69,11 @@ def test_other_keys_are_kept_and_ours_replaced():
         ("exp=GSE1&scale_by=LOUD", "`scale_by` must be one of"),
         ("exp=GSE1&quantile_normalize=maybe", "use quantile_normalize=1 or quantile_normalize=0"),
         ("exp=GSE1&aggregate_by=ALL&aggregate_by=SPECIES", "sets aggregate_by twice"),
-        ("exp=GSE1&cell_filter=B", "write it as cell_filter.COLUMN=VALUE"),
+        ("exp=GSE1&cell_filter.=B", "write it as cell_filter.COLUMN=VALUE"),
+        (  # cell_filter=TEXT is a filter text (Census' syntax), read as such
+            "exp=GSE1&cell_filter=B",
+            "The cell filter 'B' cannot be read: a condition is expected here",
+        ),
         ("exp=GSE1&scale_by.x=1", "scale_by takes no sub-key"),
         # experiments still to fetch: names checked as RemoteExperiment checks them
         ("remote=geo:GSE1", "remote='geo:GSE1', which names no service we fetch from"),

@@ -14,6 +14,10 @@ A condition is one of:
 
 Values are compared as text (``sex`` case-insensitively); ranges need a numeric column.
 
+A filter can also be a text in CELLxGENE Census' syntax, such as
+``"cell_type == 'B cell' or tissue in ['spleen']"`` (``and``, ``or``, ``not``, ``in``,
+comparisons on QC values): see :mod:`refinewidgets.core.cell_query`. It is kept as its text.
+
 Examples
 --------
 >>> import pandas as pd
@@ -37,10 +41,12 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DatasetSpecError
+from .cell_query import Query, parse_query
 
 __all__ = [
     "QC_COLUMNS",
     "describe_filter",
+    "filter_columns",
     "freeze_cell_filter",
     "match_cells",
     "parse_cell_filter",
@@ -58,7 +64,8 @@ _RANGE_KEYS = ("min", "max")
 #: Columns compared case-insensitively.
 CASELESS = ("sex",)
 
-CellFilter = dict[str, Any]
+#: A filter's normal form: a dict of conditions, or a filter text (see :mod:`.cell_query`).
+CellFilter = dict[str, Any] | str
 
 
 def _texts(column: str, key: str, values: Any) -> list[str]:
@@ -86,13 +93,17 @@ def _bound(column: str, key: str, value: Any) -> float:
 
 def parse_cell_filter(cell_filter: Any) -> CellFilter | None:
     """The filter in its normal form (lists of strings, ``in``/``not_in`` lists, float
-    bounds), or None for no filter; a :class:`DatasetSpecError` naming what is wrong."""
+    bounds; a filter text on one line), or None for no filter; a :class:`DatasetSpecError`
+    naming what is wrong (for a text, the character it is at)."""
     if cell_filter is None or (isinstance(cell_filter, Mapping) and not cell_filter):
         return None
+    if isinstance(cell_filter, str):
+        return None if not cell_filter.strip() else parse_query(cell_filter).text
     if not isinstance(cell_filter, Mapping):
         raise DatasetSpecError(
             "`cell_filter` must be a dict such as {'cell_type': ['B cell']}, "
-            f"{{'sex': {{'not_in': ['unknown']}}}} or {{'total_counts': {{'min': 500}}}}; got {cell_filter!r}."
+            f"{{'sex': {{'not_in': ['unknown']}}}} or {{'total_counts': {{'min': 500}}}}, or a "
+            f"text such as \"cell_type == 'B cell' or tissue in ['spleen']\"; got {cell_filter!r}."
         )
     clean: CellFilter = {}
     for column, condition in cell_filter.items():
@@ -134,6 +145,8 @@ def freeze_cell_filter(cell_filter: CellFilter | None):
     """A hashable form of a normal-form filter (for immutable selections)."""
     if not cell_filter:
         return None
+    if isinstance(cell_filter, str):
+        return cell_filter
     frozen = []
     for column, cond in cell_filter.items():
         if isinstance(cond, Mapping):
@@ -148,6 +161,8 @@ def thaw_cell_filter(frozen) -> CellFilter | None:
     """The filter back from :func:`freeze_cell_filter`."""
     if not frozen:
         return None
+    if isinstance(frozen, str):
+        return frozen
     out: CellFilter = {}
     for column, cond in frozen:
         if len(cond) == 2 and cond[0] == "" and isinstance(cond[1], tuple):
@@ -158,7 +173,10 @@ def thaw_cell_filter(frozen) -> CellFilter | None:
 
 
 def split_qc(cell_filter: CellFilter | None) -> tuple[CellFilter, CellFilter]:
-    """``(conditions on the cell table, conditions on QC values)``."""
+    """``(conditions on the cell table, conditions on QC values)`` of a dict filter (a filter
+    text is not split: see :meth:`~refinewidgets.core.cell_query.Query.possible`)."""
+    if isinstance(cell_filter, str):
+        raise TypeError("a filter text is not split; use cell_query.Query.possible")
     cf = cell_filter or {}
     return (
         {k: v for k, v in cf.items() if k not in QC_COLUMNS},
@@ -166,8 +184,22 @@ def split_qc(cell_filter: CellFilter | None) -> tuple[CellFilter, CellFilter]:
     )
 
 
+def filter_columns(cell_filter) -> list[str]:
+    """The columns a filter (dict or text) uses.
+
+    >>> filter_columns("cell_type == 'B' or total_counts > 5"), filter_columns({"sex": ["f"]})
+    (['cell_type', 'total_counts'], ['sex'])
+    """
+    cell_filter = parse_cell_filter(cell_filter)
+    if isinstance(cell_filter, str):
+        return list(parse_query(cell_filter).columns)
+    return list(cell_filter or {})
+
+
 def describe_filter(cell_filter: CellFilter | None) -> str:
     """One line for messages, e.g. ``cell_type in ['B cell']; total_counts >= 500``."""
+    if isinstance(cell_filter, str):
+        return cell_filter
     parts = []
     for column, cond in (cell_filter or {}).items():
         if not isinstance(cond, Mapping):
@@ -201,14 +233,25 @@ def _column(table: pd.DataFrame, column: str, where: str) -> pd.Series:
 
 
 def match_cells(
-    table: pd.DataFrame, cell_filter: Mapping[str, Any] | None, where: str
+    table: pd.DataFrame,
+    cell_filter: Mapping[str, Any] | str | Query | None,
+    where: str,
+    *,
+    terms: Any = None,
 ) -> np.ndarray:
-    """A boolean mask of the rows of ``table`` meeting every condition of ``cell_filter``.
+    """A boolean mask of the rows of ``table`` meeting every condition of ``cell_filter``
+    (or meeting a filter text).
 
     Raises :class:`DatasetSpecError` for a column ``table`` lacks (listing its columns), a value
     list matching no row (listing the values present), a range on a non-numeric column, or
     conditions that each match but never together. ``where`` names the table in messages.
+    ``terms`` (a :class:`~refinewidgets.core.ontology.TermMatcher`) matches cell types and
+    tissues with their descendants (the table then needs their ``*_id`` columns).
     """
+    if isinstance(cell_filter, str):
+        cell_filter = parse_query(cell_filter)
+    if isinstance(cell_filter, Query):
+        return cell_filter.mask(table, where, terms=terms)
     mask = np.ones(len(table), dtype=bool)
     conditions = parse_cell_filter(dict(cell_filter or {})) or {}
     for column, cond in conditions.items():
@@ -241,9 +284,10 @@ def match_cells(
         if column in CASELESS:
             text = text.str.lower()
         hit = np.ones(len(table), dtype=bool)
+        by_term = terms is not None and terms.handles(column)
         if "in" in cond:
             wanted = [v.lower() if column in CASELESS else v for v in cond["in"]]
-            hit &= text.isin(wanted).to_numpy()
+            hit &= terms.mask(table, column, wanted) if by_term else text.isin(wanted).to_numpy()
             if not hit.any():
                 raise DatasetSpecError(
                     f"cell filter {column!r}: no cell of {where} has {cond['in']}; values "
@@ -251,7 +295,9 @@ def match_cells(
                 )
         if "not_in" in cond:
             dropped = [v.lower() if column in CASELESS else v for v in cond["not_in"]]
-            hit &= ~text.isin(dropped).to_numpy()
+            hit &= ~(
+                terms.mask(table, column, dropped) if by_term else text.isin(dropped).to_numpy()
+            )
             if not hit.any():
                 raise DatasetSpecError(
                     f"cell filter {column!r}: every cell of {where} has one of {cond['not_in']}"

@@ -47,8 +47,14 @@ def make_cell_group(
     uns: Mapping[str, Any],
 ) -> anndata.AnnData:
     """An AnnData for a single-cell group: ``obs`` one row per cell, ``var`` genes (and symbols),
-    ``layers`` (raw ``counts`` when X is normalized)."""
+    ``layers`` (raw ``counts``). X log1p'd (``counts_normalization="LOG1P_CPM"``) gets scanpy's
+    mark, ``uns["log1p"] = {"base": None}`` (natural log), so ``sc.pp.log1p`` does not log it
+    again."""
     import anndata
+
+    scverse: dict[str, Any] = {}
+    if uns.get("counts_normalization") == "LOG1P_CPM":
+        scverse["log1p"] = {"base": None}
 
     obs = cells.copy()
     obs.index = pd.Index(obs.index.astype(str), dtype=object)
@@ -59,7 +65,7 @@ def make_cell_group(
         obs=obs,
         var=var,
         layers=dict(layers or {}),
-        uns={UNS_KEY: {"kind": "cells", **dict(uns)}},
+        uns={UNS_KEY: {"kind": "cells", **dict(uns)}, **scverse},
     )
 
 

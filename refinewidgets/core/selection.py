@@ -43,6 +43,9 @@ SINGLE_CELL_OPTIONS = (
     "pseudobulk",
     "keep_intergenic",
     "genes",
+    "exact",
+    "var_filter",
+    "obs_columns",
 )
 NOTHING_SELECTED = (
     'Nothing selected: choose experiments, tick samples and press "Add to dataset" '
@@ -299,8 +302,9 @@ class Selection:
         """The options as :class:`Dataset` keywords."""
         out = dict(self.options)
         out["cell_filter"] = thaw_cell_filter(out["cell_filter"])
-        if isinstance(out.get("genes"), tuple):
-            out["genes"] = list(out["genes"])
+        for name in ("genes", "obs_columns"):
+            if isinstance(out.get(name), tuple):
+                out[name] = list(out[name])
         return out
 
     @property

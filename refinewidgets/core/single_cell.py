@@ -16,6 +16,7 @@ Statistics, as scanpy documents its own:
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import warnings
@@ -28,6 +29,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import DatasetSpecError, GeneOverlapError, GeneSelectionWarning, MemoryBudgetError
+from .cell_query import parse_query
 
 __all__ = [
     "CellBlock",
@@ -38,6 +40,7 @@ __all__ = [
     "describe_values",
     "merge_cells",
     "normalize_counts",
+    "organism_dataset",
     "pseudobulk",
     "scale_cells",
 ]
@@ -142,17 +145,36 @@ def merge_cells(
         cells.index = pd.Index(
             [f"{b.label}:{c}" for b in blocks for c in b.cells.index], dtype=object
         )
-    symbols = pd.Series("", index=genes, dtype=object)
-    for b in reversed(blocks):
-        if "gene_symbol" in b.genes:
-            s = b.genes["gene_symbol"].astype(str)
-            s = s[s != ""]
-            symbols.loc[s.index.intersection(genes)] = s.loc[s.index.intersection(genes)]
-    return (
-        counts,
-        cells,
-        pd.DataFrame({"gene_symbol": symbols}, index=pd.Index(genes, dtype=object)),
-    )
+    return counts, cells, _gene_table(blocks, pd.Index(genes, dtype=object))
+
+
+def _gene_table(blocks: Sequence[CellBlock], genes: pd.Index) -> pd.DataFrame:
+    """The genes' columns over the blocks: each gene's value from the first file that has one
+    (``gene_symbol`` ``""`` where none has; other columns categorical text, or numbers, missing
+    where no file of the group has them)."""
+    table = pd.DataFrame(index=genes)
+    columns = dict.fromkeys(["gene_symbol", *(c for b in blocks for c in b.genes.columns)])
+    for column in columns:
+        values = pd.Series(np.nan if column != "gene_symbol" else "", index=genes, dtype=object)
+        numeric = True
+        for b in reversed(blocks):
+            if column not in b.genes:
+                continue
+            s = b.genes[column]
+            numeric &= pd.api.types.is_numeric_dtype(s) and not isinstance(
+                s.dtype, pd.CategoricalDtype
+            )
+            s = s.astype(object) if numeric else s.astype(str)
+            s = s[s.notna() & (s.astype(str) != "")]
+            common = s.index.intersection(genes)
+            values.loc[common] = s.loc[common]
+        if column == "gene_symbol":
+            table[column] = values.astype(str)
+        elif numeric:
+            table[column] = pd.to_numeric(values)
+        else:
+            table[column] = pd.Categorical(values.where(values.notna(), "").astype(str))
+    return table
 
 
 def _filled(cells: pd.DataFrame) -> pd.DataFrame:
@@ -172,7 +194,8 @@ def _filled(cells: pd.DataFrame) -> pd.DataFrame:
 
 def select_genes(genes: pd.DataFrame, wanted: Sequence[str]) -> tuple[np.ndarray, list[str]]:
     """Positions of the asked genes in ``genes`` (by id, else by symbol, exact then ignoring
-    case), in the order asked, and the names found nowhere.
+    case), in the order asked, and the names found nowhere. A symbol shared by several ids
+    returns them all, with a :class:`GeneSelectionWarning` naming the ids.
 
     Examples
     --------
@@ -192,6 +215,7 @@ def select_genes(genes: pd.DataFrame, wanted: Sequence[str]) -> tuple[np.ndarray
     lookup = {name: i for i, name in enumerate(ids)}
     found: list[int] = []
     missing: list[str] = []
+    shared: list[str] = []
     for name in wanted:
         hits = (
             [lookup[name]]
@@ -200,29 +224,45 @@ def select_genes(genes: pd.DataFrame, wanted: Sequence[str]) -> tuple[np.ndarray
         )
         if not hits:
             missing.append(name)
+        if len(hits) > 1:
+            shared.append(f"{name} -> {', '.join(ids[h] for h in hits)}")
         found += [h for h in hits if h not in found]
+    if shared:
+        warnings.warn(
+            f"{len(shared)} gene symbol(s) asked for name several gene ids, and every one of "
+            f"them is returned: {'; '.join(shared[:10])}{' ...' if len(shared) > 10 else ''}. "
+            "Ask by gene id to take one.",
+            GeneSelectionWarning,
+            stacklevel=5,
+        )
     return np.asarray(found, dtype=np.int64), missing
 
 
 def _gene_subset(genes: pd.DataFrame, dataset: Any, where: str) -> np.ndarray | None:
-    """The positions ``dataset.genes`` keeps (None: all); a warning names genes found nowhere,
-    an error when none is found."""
-    if not getattr(dataset, "genes", None):
-        return None
-    positions, missing = select_genes(genes, dataset.genes)
-    if positions.size == 0:
-        raise DatasetSpecError(
-            f"None of the genes asked for ({', '.join(dataset.genes[:10])}) is in {where}; "
-            f"give gene ids such as {', '.join(map(str, genes.index[:3]))} or their symbols."
-        )
-    if missing:
-        warnings.warn(
-            f"{len(missing)} of the {len(dataset.genes)} genes asked for are not in {where} "
-            f"(neither as ids nor as symbols): {', '.join(missing[:10])}"
-            f"{' ...' if len(missing) > 10 else ''}. The other {positions.size} are returned.",
-            GeneSelectionWarning,
-            stacklevel=4,
-        )
+    """The positions ``dataset.genes`` and ``dataset.var_filter`` keep (None: all); a warning
+    names genes found nowhere, an error when none is kept."""
+    positions = None
+    if getattr(dataset, "genes", None):
+        positions, missing = select_genes(genes, dataset.genes)
+        if positions.size == 0:
+            raise DatasetSpecError(
+                f"None of the genes asked for ({', '.join(dataset.genes[:10])}) is in {where}; "
+                f"give gene ids such as {', '.join(map(str, genes.index[:3]))} or their symbols."
+            )
+        if missing:
+            warnings.warn(
+                f"{len(missing)} of the {len(dataset.genes)} genes asked for are not in {where} "
+                f"(neither as ids nor as symbols): {', '.join(missing[:10])}"
+                f"{' ...' if len(missing) > 10 else ''}. The other {positions.size} are returned.",
+                GeneSelectionWarning,
+                stacklevel=4,
+            )
+    if getattr(dataset, "var_filter", None):
+        query = parse_query(dataset.var_filter, what="var filter", unit="gene")
+        table = genes.assign(gene_id=np.asarray(genes.index, dtype=object))
+        table.index = pd.RangeIndex(len(table))
+        kept = query.mask(table if positions is None else table.iloc[positions], where)
+        positions = np.flatnonzero(kept) if positions is None else positions[kept]
     return positions
 
 
@@ -420,7 +460,11 @@ def _read_one(source, matrix_id, libraries, dataset, by=None):
     :class:`DatasetSpecError` saying why none could be taken."""
     try:
         block = source.read_cells(
-            matrix_id, libraries, dataset.cell_filter, keep_intergenic=dataset.keep_intergenic
+            matrix_id,
+            libraries,
+            dataset.cell_filter,
+            keep_intergenic=dataset.keep_intergenic,
+            exact=dataset.exact,
         )
     except DatasetSpecError as exc:
         return exc
@@ -477,6 +521,22 @@ def read_cells(members: Sequence[Any], catalog: Any, dataset: Any, client: Any =
     return blocks, filtered, errors
 
 
+def _chosen_columns(cells: pd.DataFrame, columns: Sequence[str], blocks) -> pd.DataFrame:
+    """The ``obs_columns`` of the cells, or an error naming those missing and what exists."""
+    missing = [c for c in columns if c not in cells.columns]
+    if missing:
+        close = {c: difflib.get_close_matches(c, list(cells.columns), n=2) for c in missing}
+        hints = ", ".join(
+            f"{c!r}" + (f" (did you mean {', '.join(close[c])}?)" if close[c] else "")
+            for c in missing
+        )
+        raise DatasetSpecError(
+            f"obs_columns names {hints}, not a cell column of "
+            f"{', '.join(b.label for b in blocks)}; its columns: {list(map(str, cells.columns))}"
+        )
+    return cells[list(columns)]
+
+
 def pseudobulk_frames(blocks: Sequence[CellBlock], catalog: Any, dataset: Any):
     """Pseudo-samples of the cell blocks as bulk frames, with their records."""
     frames, records, library_of = [], {}, {}
@@ -499,7 +559,7 @@ def pseudobulk_frames(blocks: Sequence[CellBlock], catalog: Any, dataset: Any):
 def cell_group(blocks: Sequence[CellBlock], dataset: Any):
     """Join the cell blocks of a group, normalize and scale:
     ``((X, cells, genes, layers), libraries, info)``; ``layers["counts"]`` holds the raw counts
-    when X is normalized or scaled."""
+    (a copy of X when X is not normalized nor scaled: scanpy changes X in place)."""
     counts, cells, genes = merge_cells(blocks, join=dataset.join)
     if counts.shape[1] == 0:
         raise GeneOverlapError(
@@ -523,7 +583,9 @@ def cell_group(blocks: Sequence[CellBlock], dataset: Any):
         X, raw, genes = X[:, keep], raw[:, keep], genes.iloc[keep]
     if dataset.scale_by != "NONE":
         X = scale_cells(X, dataset.scale_by)
-    layers = {"counts": raw} if transformed else {}
+    # scanpy's convention: the raw counts in layers["counts"] whenever the result holds them;
+    # a copy when X is the counts too, since scanpy normalizes X in place
+    layers = {"counts": raw if transformed else raw.copy()}
     organisms = sorted({b.organism for b in blocks})
     cells = cells.copy()
     cells["organism"] = pd.Categorical.from_codes(
@@ -533,6 +595,8 @@ def cell_group(blocks: Sequence[CellBlock], dataset: Any):
         categories=organisms,  # sorted, as pd.Categorical makes them
     )
     libraries = list(dict.fromkeys(cells["library"].astype(str)))
+    if getattr(dataset, "obs_columns", None):
+        cells = _chosen_columns(cells, dataset.obs_columns, blocks)
     units = sorted({b.provenance.get("unit", "UMI counts") for b in blocks})
     info = {
         "kind": "cells",
@@ -548,8 +612,79 @@ def cell_group(blocks: Sequence[CellBlock], dataset: Any):
         "keep_intergenic": bool(dataset.keep_intergenic),
         "files": {b.label: b.provenance for b in blocks if b.provenance},
     }
-    if layers:
-        info["layers"] = {"counts": f"raw {' and '.join(units)}, before any normalization"}
+    ontology = {k: v for b in blocks for k, v in (b.provenance or {}).get("ontology", {}).items()}
+    if ontology:  # the releases cell types and tissues were matched in, with descendants
+        info["ontology"] = ontology
+    info["layers"] = {"counts": f"raw {' and '.join(units)}, before any normalization"}
     if keep is not None:
         info["genes_selected"] = list(genes.index.astype(str))
     return (X, cells, genes, layers), libraries, info
+
+
+def organism_dataset(catalog: Any, organism: str, **options: Any):
+    """A :class:`~refinewidgets.core.spec.Dataset` of every single-cell library of one species
+    in ``catalog``: a query over a whole organism, as Census' ``get_anndata(census, organism,
+    obs_value_filter=...)`` makes one.
+
+    Parameters
+    ----------
+    catalog
+        The catalog to take the experiments from (every single-cell experiment holding
+        libraries of ``organism``; of an experiment with several species, only its libraries of
+        this one).
+    organism
+        ``HOMO_SAPIENS``, ``Homo sapiens`` or ``Homo_sapiens``.
+    **options
+        Options of the Dataset (``cell_filter``, ``var_filter``, ``obs_columns``,
+        ``counts_normalization``...). By default the experiments form one group
+        (``aggregate_by="SPECIES"``) and ``quantile_normalize=False`` (cells are not
+        quantile-normalized).
+
+    Returns
+    -------
+    The Dataset, listing the experiments and libraries it found (so it can be saved, read back
+    and built again with the same members); build it with :func:`refinewidgets.build`.
+
+    Raises
+    ------
+    DatasetSpecError
+        No single-cell library of that organism: the message lists the organisms there are.
+
+    Examples
+    --------
+    >>> from refinewidgets.core.catalog import Catalog
+    >>> organism_dataset(Catalog([]), "Homo sapiens")
+    Traceback (most recent call last):
+    ...
+    refinewidgets.errors.DatasetSpecError: No single-cell library of HOMO_SAPIENS in the catalog; its single-cell organisms: none...
+    """
+    from .spec import Dataset
+
+    if not isinstance(organism, str) or not organism.strip():
+        raise DatasetSpecError(
+            f"`organism` must be a species name such as 'Homo sapiens', got {organism!r}."
+        )
+    wanted = "_".join(organism.replace("_", " ").split()).upper()
+    data: dict[str, list[str]] = {}
+    present: set[str] = set()
+    for experiment in catalog.experiment_ids:
+        if not catalog.is_single_cell(experiment):
+            continue
+        members = catalog.experiment_samples(experiment)
+        organisms = [
+            str(catalog.sample_record(s).get("refinebio_organism") or "").upper() for s in members
+        ]
+        present.update(o for o in organisms if o)
+        chosen = [s for s, o in zip(members, organisms) if o == wanted]
+        if chosen:
+            data[experiment] = ["ALL"] if len(chosen) == len(members) else chosen
+    if not data:
+        close = difflib.get_close_matches(wanted, sorted(present), n=2)
+        raise DatasetSpecError(
+            f"No single-cell library of {wanted} in the catalog"
+            f"{' (did you mean ' + ', '.join(close) + '?)' if close else ''}; its single-cell "
+            f"organisms: {', '.join(sorted(present)) or 'none'}. Open the files of that species "
+            "with rw.open_catalog(...)."
+        )
+    options = {"aggregate_by": "SPECIES", "quantile_normalize": False, **options}
+    return Dataset(data, **options)

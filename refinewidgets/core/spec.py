@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import DatasetSpecError, UnknownAccessionError
 from .cell_filter import parse_cell_filter
+from .cell_query import parse_query
 
 __all__ = [
     "AGGREGATE_BY",
@@ -117,7 +118,9 @@ class Dataset:
         ``library`` and the ``*_id`` columns), any column of the file's own ``obs`` (author
         annotations), or a QC value (``total_counts``, ``n_genes_by_counts``); a condition is a
         list of values, ``{"not_in": [...]}`` or a numeric range ``{"min": a, "max": b}``. See
-        :mod:`refinewidgets.core.cell_filter`.
+        :mod:`refinewidgets.core.cell_filter`. Or a text in CELLxGENE Census' syntax, such as
+        ``"cell_type == 'B cell' or tissue in ['spleen']"`` (``and``, ``or``, ``not``, ``in``,
+        comparisons on QC values): see :mod:`refinewidgets.core.cell_query`.
     counts_normalization
         Single-cell only: ``"NONE"`` (raw UMI counts), ``"CPM"`` or ``"LOG1P_CPM"``.
     pseudobulk
@@ -131,6 +134,20 @@ class Dataset:
     genes
         Single-cell only: gene ids or symbols; only these genes' columns are returned (CPM and
         QC values are still computed over all genes). None: every gene.
+    exact
+        Single-cell only: match the ``cell_type`` and ``tissue`` values of ``cell_filter`` by
+        label only. By default a value (a label or an id such as ``CL:0000084``) also matches
+        its descendants in the Cell Ontology / UBERON ("T cell" keeps "CD4-positive,
+        alpha-beta T cell"); see :mod:`refinewidgets.core.ontology`.
+    var_filter
+        Single-cell only: which genes to return, a filter text on the gene columns as Census'
+        ``var_value_filter`` takes it: ``gene_id``, ``gene_symbol`` and the file's own var
+        columns (the newest Bgee writer's ``feature_biotype``, ``feature_length``...), e.g.
+        ``"feature_biotype == 'protein_coding'"``. Like ``genes`` (both may be given), it
+        chooses returned columns only: CPM and QC values are computed over all genes.
+    obs_columns
+        Single-cell only: the cell columns to return (Census' ``column_names={"obs": [...]}``);
+        ``library`` is always kept (it ties each cell to its sample). None: every column.
 
     Examples
     --------
@@ -147,11 +164,14 @@ class Dataset:
     scale_by: str = "NONE"
     quantile_normalize: bool = True
     join: str = "inner"
-    cell_filter: dict[str, Any] | None = None
+    cell_filter: dict[str, Any] | str | None = None
     counts_normalization: str = "NONE"
     pseudobulk: str | None = None
     keep_intergenic: bool = False
     genes: list[str] | None = None
+    exact: bool = False
+    var_filter: str | None = None
+    obs_columns: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.data = self._check_data(self.data)
@@ -164,12 +184,37 @@ class Dataset:
         if self.pseudobulk is not None:
             self.pseudobulk = _choice("pseudobulk", self.pseudobulk, PSEUDOBULK, upper=False)
         self.cell_filter = parse_cell_filter(self.cell_filter)
-        for name in ("quantile_normalize", "keep_intergenic"):
+        for name in ("quantile_normalize", "keep_intergenic", "exact"):
             if not isinstance(getattr(self, name), bool):
                 raise DatasetSpecError(
                     f"`{name}` must be True or False, got {getattr(self, name)!r}."
                 )
         self.genes = self._check_genes(self.genes)
+        if self.var_filter is not None:
+            self.var_filter = parse_query(self.var_filter, what="var filter", unit="gene").text
+        self.obs_columns = self._check_obs_columns(self.obs_columns, self.pseudobulk)
+
+    @staticmethod
+    def _check_obs_columns(columns: Any, pseudobulk: str | None) -> list[str] | None:
+        if columns is None:
+            return None
+        if isinstance(columns, str):
+            columns = [columns]
+        if (
+            not isinstance(columns, (list, tuple))
+            or not columns
+            or not all(isinstance(c, str) and c.strip() for c in columns)
+        ):
+            raise DatasetSpecError(
+                f"`obs_columns` must be a non-empty list of cell column names, got {columns!r}."
+            )
+        if pseudobulk is not None:
+            raise DatasetSpecError(
+                "`obs_columns` chooses the columns of cells, but pseudobulk returns samples: "
+                "drop obs_columns, or set pseudobulk=None."
+            )
+        columns = [c.strip() for c in columns]
+        return list(dict.fromkeys(["library", *columns]))
 
     @staticmethod
     def _check_genes(genes: Any) -> list[str] | None:

@@ -15,7 +15,8 @@ a copied link opens the same dataset. The form is readable and short:
   ``aggregate_by=SPECIES``, ``quantile_normalize=0``, ``pseudobulk=sample``; a dict option
   (``cell_filter``) as ``cell_filter.cell_type=B cell`` (repeated for several values; an
   exclusion as ``cell_filter.sex.not_in=unknown``, a range as
-  ``cell_filter.total_counts.min=500.0``), a list option as the name repeated.
+  ``cell_filter.total_counts.min=500.0``; a filter text as ``cell_filter=<text>``), a list
+  option as the name repeated.
 
 :class:`Link` is what a link holds (the local experiments, those to fetch, the options);
 :func:`link_query` and :func:`link_from_query` turn it into query pairs and back;
@@ -339,7 +340,11 @@ def link_from_query(query: str | None) -> Link | None:
         kind = kinds[name]
         if dot and kind != "dict":
             raise DatasetSpecError(f"The link has {key!r}, but {name} takes no sub-key.")
-        if kind == "dict":
+        if kind == "dict" and not dot and name == "cell_filter":  # a filter text
+            if name in options:
+                raise DatasetSpecError(f"The link sets {name} twice: keep one {name}=...")
+            options[name] = value or None
+        elif kind == "dict":
             if not dot or not sub:
                 raise DatasetSpecError(
                     f"The link has {key!r}: write it as {name}.COLUMN=VALUE (such as "

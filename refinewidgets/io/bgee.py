@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,9 @@ import numpy as np
 import pandas as pd
 
 from ..core.cell_filter import QC_COLUMNS, match_cells, parse_cell_filter, split_qc
+from ..core.cell_query import parse_query
+from ..core.cell_vocabulary import UNIFIED_TERM_COLUMNS, UNKNOWN, unify_not_known
+from ..core.ontology import TERM_COLUMNS
 from ..core.spec import LIBRARY_SUMMARY, UNIFIED_CELL_COLUMNS
 from ..errors import DatasetSpecError, SourceFormatError
 from .bgee_counts import BgeeCounts, unreadable
@@ -48,6 +52,7 @@ from .bgee_obs import (
 )
 from .bgee_species import ORGANISM_BY_TAXON, organism_of_taxon
 from .h5_strings import is_string_array, read_strings, stripped
+from .ontology_tables import term_matcher
 
 try:  # anndata >= 0.11
     from anndata.io import read_elem
@@ -74,6 +79,8 @@ _SOURCE_COLUMNS = {
     "taxon": ("speciesId",),
 }
 _SYMBOL_COLUMNS = ("feature_name", "gene_symbol", "gene_name")
+#: Our names in a gene table; a file's var column of the same name is kept as ``var_<name>``.
+_GENE_RESERVED = ("gene_id", "gene_symbol", "intergenic")
 #: Bgee's file names, newest first: ``<Genus_species>_<EXP>_droplet_based`` (15.2 and after),
 #: ``<Genus_species>_SC_RNA-Seq_read_counts_CPM_<EXP>`` (15.1), ``<EXP>_sc_droplet_based``
 #: (BgeeDB's saves, no species).
@@ -190,8 +197,9 @@ class BgeeH5ad(BgeeCounts):
         ``NCBITAXON_<id>`` for a taxon we do not name, ``UNKNOWN`` when nothing tells.
     cells
         One row per cell indexed by obs names: :data:`UNIFIED_COLUMNS` plus ``experiment``, all
-        strings (categorical except ``barcode``); ``""`` where the file lacks a concept; ``sex``
-        lower-cased. ``column_map`` says which obs column fed each unified column.
+        strings (categorical except ``barcode``); ``sex`` lower-cased; every writer's "not known"
+        (and a concept the file lacks) is ``unknown`` (:mod:`~refinewidgets.core.cell_vocabulary`),
+        the file's own values staying in its own column (:attr:`placeholder_columns`). ``column_map`` says which obs column fed each unified column.
     genes
         Indexed by gene id (``var_names``): ``gene_symbol`` (``""`` when the file has none) and
         ``intergenic`` (ids starting ``upstream_``/``downstream_``).
@@ -282,6 +290,9 @@ class BgeeH5ad(BgeeCounts):
             self.obs_columns = [str(c) for c in obs.columns]
             obs.columns = self.obs_columns
         self.column_map = {}
+        #: The file's columns whose "not known" values were unified to ``unknown``
+        #: (:mod:`~refinewidgets.core.cell_vocabulary`); kept as extra columns.
+        self.placeholder_columns: list[str] = []
         columns = {}
         #: Where barcodes come from: their values, the path of their string array, or None
         #: (from the obs names, ``<barcode>_<library>``).
@@ -303,6 +314,10 @@ class BgeeH5ad(BgeeCounts):
                 self._barcodes = np.asarray(as_categorical(values), dtype=object)
             else:
                 columns[concept] = as_categorical(values, lower=concept == "sex")
+                if concept in UNIFIED_TERM_COLUMNS:
+                    columns[concept], changed = unify_not_known(columns[concept])
+                    if changed:  # the file's own words stay in the file's own column
+                        self.placeholder_columns.append(found)
         if "library" not in columns:
             raise SourceFormatError(
                 f"{self.path} has no library column: obs columns found: {self.obs_columns}; "
@@ -314,8 +329,10 @@ class BgeeH5ad(BgeeCounts):
         cells = pd.DataFrame(index=pd.RangeIndex(n))
         for concept in UNIFIED_COLUMNS:
             if concept != "barcode":
+                absent = UNKNOWN if concept in UNIFIED_TERM_COLUMNS else ""
                 cells[concept] = columns.get(
-                    concept, pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[""])
+                    concept,
+                    pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[absent]),
                 )
         self._obs_read.clear()  # the unified columns live in ``cells`` now
         experiment = columns.get("experiment")
@@ -329,7 +346,7 @@ class BgeeH5ad(BgeeCounts):
         #: The cell table without obs names (a RangeIndex) and barcodes: see ``cells``.
         self._table = cells
         # the file's other obs columns, under their own names (author annotations, QC values)
-        used = set(self.column_map.values())
+        used = set(self.column_map.values()) - set(self.placeholder_columns)
         #: The file's other obs columns: our name (``obs_<name>`` where ours would clash) ->
         #: the file's name; read when a filter or a build uses them.
         self.extra_columns = {
@@ -349,6 +366,18 @@ class BgeeH5ad(BgeeCounts):
         intergenic = var_names.str.startswith(("upstream_", "downstream_"))
         self.genes = pd.DataFrame(
             {"gene_symbol": symbols, "intergenic": intergenic}, index=var_names.rename("gene_id")
+        )
+        #: The file's other var columns under their own names (``obs``-style ``var_<name>``
+        #: where ours would clash), e.g. the newest writer's ``feature_biotype``: a var filter
+        #: may use them, and a build hands them on with the genes.
+        self.gene_columns = pd.DataFrame(
+            {
+                (c if c not in _GENE_RESERVED else f"var_{c}"): as_kept(var[c].array)
+                for c in var_columns
+                if c != symbol
+                and not (c == "gene_id" and np.array_equal(var[c].astype(str), var_names))
+            },
+            index=self.genes.index,
         )
         self.assay, self.unit = _assay(self.path.stem, self._file)
         if not self.stub:
@@ -488,7 +517,7 @@ class BgeeH5ad(BgeeCounts):
         """The extra columns a build hands on with the cells (not per-cell free text)."""
         return [name for name, column in self.extra_columns.items() if self._kept_extra(column)]
 
-    def select(self, cell_filter=None, libraries=None) -> np.ndarray:
+    def select(self, cell_filter=None, libraries=None, *, exact: bool = False) -> np.ndarray:
         """Positions (sorted ``int64``) of the cells matching a filter.
 
         Parameters
@@ -499,6 +528,9 @@ class BgeeH5ad(BgeeCounts):
             here: they need the counts (see :meth:`BgeeSource.read_cells`).
         libraries
             Library ids to keep (all when None).
+        exact
+            Match cell types and tissues by label only; by default a term matches its
+            descendants too (Cell Ontology, UBERON: see :mod:`refinewidgets.core.ontology`).
 
         Raises
         ------
@@ -507,17 +539,80 @@ class BgeeH5ad(BgeeCounts):
             (the message lists the values that exist), or conditions that each match but
             never together.
         """
-        conditions, _ = split_qc(parse_cell_filter(cell_filter))
-        # the file's name of a unified column means that column; a column read for another
-        # purpose (speciesId gives the organism) is filtered under the file's own name
-        tabled = set(self._table.columns)
-        own_names = {name: c for c, name in self.column_map.items() if c in tabled}
-        untabled = [name for c, name in self.column_map.items() if c not in tabled]
-        conditions = {own_names.get(c, c): v for c, v in conditions.items()}
+        cell_filter = parse_cell_filter(cell_filter)
+        own_names = self._own_names
+        query = (
+            parse_query(cell_filter).renamed(own_names) if isinstance(cell_filter, str) else None
+        )
+        if query is None:
+            conditions, _ = split_qc(cell_filter)
+            conditions = {own_names.get(c, c): v for c, v in conditions.items()}
+            used = list(conditions)
+        else:
+            conditions = {}
+            used = [c for c in query.columns if c not in QC_COLUMNS]
         if libraries is not None:
             conditions = {"library": [str(v) for v in _listed(libraries)], **conditions}
+            used = ["library", *used]
+        self._check_filter_columns(used, own_names)
+        terms = None if exact else self.term_matcher(used)
+        table = self.filter_table(used + (terms.id_columns(used) if terms else []))
+        where = self.path.name
+        mask = match_cells(table, conditions, where, terms=terms)
+        if query is not None:
+            mask &= query.possible(table, where, unknown=QC_COLUMNS, terms=terms)
+            if not mask.any():
+                kept = table.loc[match_cells(table, conditions, where, terms=terms)]
+                raise DatasetSpecError(query.no_match_message(kept, where, terms=terms))
+        return np.flatnonzero(mask).astype(np.int64)
+
+    @staticmethod
+    def term_matcher(columns) -> Any:
+        """The ontology matcher when ``columns`` hold a cell type or tissue (else None): the
+        shipped tables are read only then."""
+        if not any(c in TERM_COLUMNS for c in columns):
+            return None
+        return term_matcher()
+
+    @property
+    def _own_names(self) -> dict[str, str]:
+        """The file's own column names a filter may use for a unified column (a column with
+        placeholders unified keeps its own values under its own name)."""
+        # a column read for another purpose (speciesId gives the organism) is not in the table:
+        # it is filtered under the file's own name
+        tabled = set(self._table.columns)
+        return {
+            name: concept
+            for concept, name in self.column_map.items()
+            if name not in self.placeholder_columns and concept in tabled
+        }
+
+    def qc_keep(
+        self, cell_filter, rows: np.ndarray, qc: pd.DataFrame, where: str, *, exact: bool = False
+    ):
+        """Which of the cells at ``rows`` (chosen by :meth:`select`) meet the filter once their
+        QC values ``qc`` are known: a boolean mask, or None when the filter uses no QC value."""
+        cell_filter = parse_cell_filter(cell_filter)
+        if isinstance(cell_filter, str):
+            query = parse_query(cell_filter).renamed(self._own_names)
+            if not set(query.columns) & set(QC_COLUMNS):
+                return None
+            used = [c for c in query.columns if c not in QC_COLUMNS]
+            terms = None if exact else self.term_matcher(used)
+            table = self.filter_table(used + (terms.id_columns(used) if terms else []), rows)
+            for column in QC_COLUMNS:
+                table[column] = qc[column].to_numpy()
+            return query.mask(table, where, terms=terms)
+        _, qc_filter = split_qc(cell_filter)
+        if not qc_filter:
+            return None
+        return match_cells(qc.reset_index(drop=True), qc_filter, where)
+
+    def _check_filter_columns(self, used: list[str], own_names: dict[str, str]) -> None:
+        tabled = set(self._table.columns)
+        untabled = [name for c, name in self.column_map.items() if c not in tabled]
         known = list(dict.fromkeys(["library", *self.filter_columns, *untabled]))
-        unknown = [c for c in conditions if c not in known]
+        unknown = [c for c in used if c not in known]
         known += [n for n in own_names if n not in known]
         if unknown:
             close = difflib.get_close_matches(unknown[0], known, n=3, cutoff=0.6)
@@ -526,18 +621,22 @@ class BgeeH5ad(BgeeCounts):
                 f"{' (did you mean ' + ', '.join(close) + '?)' if close else ''} is not in "
                 f"{self.path.name}; its columns: {known} (and the QC values {list(QC_COLUMNS)})"
             )
-        table = pd.DataFrame(  # no obs names: matching needs none (nor hashes them)
+
+    def filter_table(self, columns: Sequence[str], rows: np.ndarray | None = None) -> pd.DataFrame:
+        """The values of ``columns`` (unified or the file's own) for every cell, or for the
+        cells at ``rows``; no obs names (matching needs none, nor hashes them)."""
+        table = pd.DataFrame(
             {
                 c: self._table[c].array
-                if c in tabled
+                if c in self._table.columns
                 else self.extra(c)
                 if c in self.extra_columns
                 else as_kept(self._obs_column(c))
-                for c in conditions
+                for c in dict.fromkeys(columns)
             },
             index=pd.RangeIndex(self.n_cells),
         )
-        return np.flatnonzero(match_cells(table, conditions, self.path.name)).astype(np.int64)
+        return table if rows is None else table.iloc[rows].reset_index(drop=True)
 
 
 def _listed(values) -> list:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..core.cell_filter import match_cells, parse_cell_filter, qc_values, split_qc
+from ..core.cell_filter import filter_columns, qc_values
 from ..core.single_cell import CellBlock
 from ..core.spec import LIBRARY_FIELDS
 from ..errors import NotCountsWarning, SourceFormatError, SourceFormatWarning
@@ -140,9 +140,10 @@ class BgeeSource:
         self,
         matrix_id: str,
         libraries: Sequence[str],
-        cell_filter: Mapping[str, Any] | None,
+        cell_filter: Mapping[str, Any] | str | None,
         *,
         keep_intergenic: bool = False,
+        exact: bool = False,
     ) -> CellBlock:
         """The counts of the cells of ``libraries`` that pass ``cell_filter``.
 
@@ -150,9 +151,12 @@ class BgeeSource:
         left out unless ``keep_intergenic``: they are not genes, and would count in CPM totals,
         QC values and pseudobulk sums. Each cell gets its QC values (``total_counts``,
         ``n_genes_by_counts``) over the features kept; QC conditions of the filter apply to them.
-        The file's other obs columns (author annotations...) come along under their own names.
+        The file's other obs columns (author annotations...) come along under their own names,
+        and its other var columns (``feature_biotype``...) with the genes. Cell types and
+        tissues match their ontology descendants unless ``exact``; the block's provenance then
+        records the ontology releases used.
         """
-        rows = self._file.select(cell_filter=cell_filter, libraries=list(libraries))
+        rows = self._file.select(cell_filter=cell_filter, libraries=list(libraries), exact=exact)
         if self.count_warnings is None:
             self._check_counts(stacklevel=5)
         counts = self._file.read_counts(rows)
@@ -162,10 +166,8 @@ class BgeeSource:
             counts, genes = counts[:, genic], genes.loc[genic]
         qc = qc_values(counts)
         cells = self._file.cell_rows(rows)  # only these cells' names and barcodes are read
-        _, qc_filter = split_qc(parse_cell_filter(cell_filter))
-        if qc_filter:
-            qc.index = cells.index
-            keep = match_cells(qc, qc_filter, self.name)
+        keep = self._file.qc_keep(cell_filter, rows, qc, self.name, exact=exact)
+        if keep is not None:
             rows, counts, qc = rows[keep], counts[keep], qc.loc[keep]
             cells = cells.iloc[keep].copy()
         for col in cells.columns:
@@ -181,9 +183,12 @@ class BgeeSource:
         cells["n_genes_by_counts"] = qc["n_genes_by_counts"].to_numpy()
         if not cells.index.is_unique:
             cells.index = self._unique_cell_names(cells.index)
-        return CellBlock(
-            cells, counts, genes[["gene_symbol"]], self.organism, self.name, self.provenance
-        )
+        genes = genes[["gene_symbol"]].join(self._file.gene_columns)
+        provenance = self.provenance
+        terms = None if exact else self._file.term_matcher(filter_columns(cell_filter))
+        if terms is not None:
+            provenance["ontology"] = terms.versions
+        return CellBlock(cells, counts, genes, self.organism, self.name, provenance)
 
     def _unique_cell_names(self, names: pd.Index) -> pd.Index:
         """Cell names made unique as anndata's ``obs_names_make_unique`` does (``-1``, ``-2``

@@ -118,6 +118,13 @@ _CELL_TYPE_IDS = {
     "neuron": "CL:0000540",
     "hepatocyte": "CL:0000182",
     "epithelial cell": "CL:0000066",
+    # descendants (Cell Ontology), for tests of ontology-aware filters
+    "CD4-positive, alpha-beta T cell": "CL:0000624",
+    "regulatory T cell": "CL:0000815",
+    "naive B cell": "CL:0000788",
+    # Bgee's older writers' placeholder for cells without a cell type: the root term of GO's
+    # cellular component branch
+    "cellular_component": "GO:0005575",
 }
 _TISSUES = [
     ("UBERON:0000178", "blood"),

@@ -376,7 +376,13 @@ class DatasetBuilder(RemoteSources, w.VBox):
         }
         if not cells or not chosen:
             return
-        merged = {**(self.state.selection.option_values["cell_filter"] or {}), **chosen}
+        current = self.state.selection.option_values["cell_filter"] or {}
+        if isinstance(current, str):  # a filter text: the facets' choices are added to it
+            merged = " and ".join(
+                [f"({current})", *(f"{c} in {list(v)!r}" for c, v in chosen.items())]
+            )
+        else:
+            merged = {**current, **chosen}
         self.state.selection = self.state.selection.with_options(cell_filter=merged)
         said = "; ".join(f"{c.replace('_', ' ')}: {', '.join(v)}" for c, v in chosen.items())
         self.cart_view.status.show(

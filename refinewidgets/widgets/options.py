@@ -146,6 +146,8 @@ class OptionsPanel(w.VBox):
     @guarded
     def _on_cell_filter(self, change) -> None:
         current = self.state.selection.option_values["cell_filter"] or {}
+        if isinstance(current, str):  # a filter text: the lists are disabled
+            return
         # conditions the lists cannot show (exclusions, ranges, other columns) are kept as set
         chosen = {
             c: v for c, v in current.items() if c not in self.cell_filters or isinstance(v, dict)
@@ -189,12 +191,15 @@ class OptionsPanel(w.VBox):
             else ""
         )
         self.single_cell_box.layout.display = None if selection.has_single_cell else "none"
-        self._render_cell_filters(selection.cell_filter_choices(), values["cell_filter"] or {})
+        self._render_cell_filters(selection.cell_filter_choices(), values["cell_filter"])
         self.options = values
 
-    def _render_cell_filters(self, choices: Mapping[str, list[str]], chosen: Mapping) -> None:
+    def _render_cell_filters(self, choices: Mapping[str, list[str]], chosen) -> None:
         """One list per cell-filter column; a list whose choices changed is made anew, so that
-        changing its options never shows a half-updated value."""
+        changing its options never shows a half-updated value. A filter text (set from code or
+        a link) is not shown as lists: they are disabled, so that no click replaces it."""
+        text = chosen if isinstance(chosen, str) else None
+        chosen = {} if text is not None else chosen or {}
         for column in CELL_FILTER_SOURCES:
             condition = chosen.get(column, ())
             wanted = () if isinstance(condition, Mapping) else tuple(condition)
@@ -203,6 +208,7 @@ class OptionsPanel(w.VBox):
             box = self.cell_filters.get(column)
             if box is not None and list(box.options) == options:
                 box.value = wanted
+                box.disabled = text is not None
                 continue
             if box is not None:
                 box.close()
@@ -214,6 +220,7 @@ class OptionsPanel(w.VBox):
                 style=STYLE,
                 layout=w.Layout(width="420px"),
             )
+            box.disabled = text is not None
             box.add_class(f"rw-cell-filter-{column.replace('_', '-')}")
             box.observe(self._on_cell_filter, names="value")
             self.cell_filters[column] = box
