@@ -77,14 +77,10 @@ try:
 except ImportError:  # running from a checkout without PYTHONPATH
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import refinewidgets as rw
+from refinewidgets.io.anndata_elems import read_elem
 from refinewidgets.testing.bgee_files import write_bgee_h5ad
 
 from _measure import format_mb, measure
-
-try:  # anndata >= 0.11
-    from anndata.io import read_elem
-except ImportError:  # pragma: no cover - anndata 0.10
-    from anndata.experimental import read_elem
 
 EXPERIMENT = "ERP000001"
 FILE_NAME = f"Homo_sapiens_{EXPERIMENT}_droplet_based.h5ad"

@@ -19,6 +19,7 @@ import pytest
 from refinewidgets.errors import OutputError, SourceFormatError, UnsafeArchiveError
 from refinewidgets.io import archive
 from refinewidgets.io import bgee_tarball as bt
+from refinewidgets.io.anndata_elems import read_elem
 from refinewidgets.io.bgee_tarball import (
     BgeeTarball,
     default_cache_dir,
@@ -26,11 +27,6 @@ from refinewidgets.io.bgee_tarball import (
     tar_compression,
 )
 from refinewidgets.testing.bgee_files import write_bgee_h5ad
-
-try:  # anndata >= 0.11
-    from anndata.io import read_elem
-except ImportError:  # pragma: no cover - anndata 0.10
-    from anndata.experimental import read_elem
 
 DATA = Path(__file__).parent / "data" / "bgee"
 

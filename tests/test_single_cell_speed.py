@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from anndata.io import read_elem, write_elem
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import refinewidgets as rw
 from refinewidgets.errors import SourceFormatError
+from refinewidgets.io.anndata_elems import read_elem, write_elem
 from refinewidgets.io.bgee import BgeeH5ad
 from refinewidgets.io.csr_rows import (
     DamagedIndicesError,

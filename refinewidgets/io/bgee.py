@@ -40,6 +40,7 @@ from ..core.cell_vocabulary import UNIFIED_TERM_COLUMNS, UNKNOWN, unify_not_know
 from ..core.ontology import TERM_COLUMNS
 from ..core.spec import LIBRARY_SUMMARY, UNIFIED_CELL_COLUMNS
 from ..errors import DatasetSpecError, SourceFormatError
+from .anndata_elems import read_elem
 from .bgee_counts import BgeeCounts, unreadable
 from .bgee_obs import (
     as_categorical,
@@ -53,11 +54,6 @@ from .bgee_obs import (
 from .bgee_species import ORGANISM_BY_TAXON, organism_of_taxon
 from .h5_strings import is_string_array, read_strings, stripped
 from .ontology_tables import term_matcher
-
-try:  # anndata >= 0.11
-    from anndata.io import read_elem
-except ImportError:  # pragma: no cover - anndata 0.10
-    from anndata.experimental import read_elem
 
 __all__ = ["ORGANISM_BY_TAXON", "UNIFIED_COLUMNS", "BgeeH5ad", "find_bgee_files"]
 

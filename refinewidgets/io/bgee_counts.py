@@ -25,11 +25,7 @@ import scipy.sparse as sp
 
 from ..errors import NotCountsWarning, SourceFormatError
 from . import csr_rows
-
-try:  # anndata >= 0.11
-    from anndata.io import sparse_dataset
-except ImportError:  # pragma: no cover - anndata 0.10
-    from anndata.experimental import sparse_dataset
+from .anndata_elems import sparse_dataset
 
 __all__ = ["BgeeCounts", "unreadable"]
 

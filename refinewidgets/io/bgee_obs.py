@@ -20,12 +20,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import SourceFormatError
+from .anndata_elems import read_elem
 from .h5_strings import is_string_array, read_strings
-
-try:  # anndata >= 0.11
-    from anndata.io import read_elem
-except ImportError:  # pragma: no cover - anndata 0.10
-    from anndata.experimental import read_elem
 
 __all__ = [
     "as_categorical",

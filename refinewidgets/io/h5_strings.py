@@ -49,7 +49,7 @@ def read_strings(elem: h5py.Dataset, rows: np.ndarray | None = None) -> np.ndarr
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from anndata.io import write_elem
+    >>> from refinewidgets.io.anndata_elems import write_elem
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "s.h5"
     >>> with h5py.File(path, "w") as f:
     ...     write_elem(f, "names", np.array(["a", "b", "c", "d"], dtype=object))

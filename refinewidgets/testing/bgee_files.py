@@ -38,12 +38,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import OutputExistsError
+from ..io.anndata_elems import write_elem
 from ..io.bgee import ORGANISM_BY_TAXON
-
-try:  # anndata >= 0.11
-    from anndata.io import write_elem
-except ImportError:  # pragma: no cover - anndata 0.10
-    from anndata.experimental import write_elem
 
 __all__ = ["VARIANTS", "write_bgee_h5ad"]
 
