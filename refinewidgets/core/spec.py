@@ -18,6 +18,7 @@ from .cell_filter import parse_cell_filter
 
 __all__ = [
     "AGGREGATE_BY",
+    "BATCH_CORRECTION",
     "CELL_FILTER_COLUMNS",
     "COUNTS_NORMALIZATION",
     "JOIN",
@@ -35,6 +36,8 @@ SCALE_BY = ("NONE", "MINMAX", "STANDARD", "ROBUST")
 JOIN = ("inner", "outer")
 COUNTS_NORMALIZATION = ("NONE", "CPM", "LOG1P_CPM")
 PSEUDOBULK = ("sample", "sample_cell_type")
+#: Batch corrections (see :mod:`refinewidgets.core.batch`).
+BATCH_CORRECTION = ("combat", "harmony")
 #: The unified columns of a single-cell table (what every reader maps its files' columns onto).
 UNIFIED_CELL_COLUMNS = (
     "barcode",
@@ -131,6 +134,16 @@ class Dataset:
     genes
         Single-cell only: gene ids or symbols; only these genes' columns are returned (CPM and
         QC values are still computed over all genes). None: every gene.
+    batch_correction
+        ``None`` (default), ``"combat"`` or ``"harmony"``. ComBat (as Bioconductor's
+        ``sva::ComBat``) adjusts each group's values after quantile normalization and before
+        scaling; samples only (pseudobulk single cells). Harmony corrects the PCA embedding of
+        each group's final values into ``obsm["X_pca_harmony"]`` (``obsm["X_pca"]`` beside it),
+        leaving ``X`` as it is; samples and cells. See :mod:`refinewidgets.core.batch`.
+    batch_key
+        The metadata column naming each sample's batch (default ``"experiment_accession"``).
+    batch_covariates
+        ComBat only: metadata columns whose effect is kept (e.g. ``["refinebio_disease"]``).
 
     Examples
     --------
@@ -152,6 +165,9 @@ class Dataset:
     pseudobulk: str | None = None
     keep_intergenic: bool = False
     genes: list[str] | None = None
+    batch_correction: str | None = None
+    batch_key: str = "experiment_accession"
+    batch_covariates: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.data = self._check_data(self.data)
@@ -170,6 +186,40 @@ class Dataset:
                     f"`{name}` must be True or False, got {getattr(self, name)!r}."
                 )
         self.genes = self._check_genes(self.genes)
+        self._check_batch()
+
+    def _check_batch(self) -> None:
+        if self.batch_correction is not None:
+            self.batch_correction = _choice(
+                "batch_correction", self.batch_correction, BATCH_CORRECTION, upper=False
+            )
+        if not isinstance(self.batch_key, str) or not self.batch_key.strip():
+            raise DatasetSpecError(
+                f"`batch_key` must be a metadata column name, got {self.batch_key!r}."
+            )
+        self.batch_key = self.batch_key.strip()
+        covs = self.batch_covariates
+        if covs is not None:
+            if isinstance(covs, str):
+                covs = [covs]
+            if not isinstance(covs, (list, tuple)) or any(
+                not isinstance(c, str) or not c.strip() for c in covs
+            ):
+                raise DatasetSpecError(
+                    f"`batch_covariates` must be a list of metadata column names, got {covs!r}."
+                )
+            covs = list(dict.fromkeys(c.strip() for c in covs)) or None
+        self.batch_covariates = covs
+        if covs and self.batch_correction != "combat":
+            raise DatasetSpecError(
+                f"`batch_covariates` {covs} are kept by ComBat only; set "
+                'batch_correction="combat" or remove them.'
+            )
+        if covs and self.batch_key in covs:
+            raise DatasetSpecError(
+                f"The batch key {self.batch_key!r} is also a covariate: a covariate's effect is "
+                "kept, the batch's removed. Remove it from batch_covariates."
+            )
 
     @staticmethod
     def _check_genes(genes: Any) -> list[str] | None:
