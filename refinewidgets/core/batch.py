@@ -11,6 +11,11 @@ with no variance within one batch is left as it is, and missing values are handl
 sva's ``rowVars``). Where sva quietly switches to the mean-only model (a batch of one sample)
 we refuse instead: one sample gives no variance to adjust.
 
+Why not scanpy's ``pp.combat``: on the demo's two breast-cancer experiments (after quantile
+normalization) it differed from ``sva::ComBat`` by up to 1.3e-3 without covariates (this module:
+below 1e-4, tested against R), failed with a singular matrix given a categorical covariate, and
+takes no missing values (an outer join has them).
+
 Covariates are columns of the samples' metadata whose effect must be kept: a text column
 becomes indicator columns (its first level, in sorted order, the baseline, as R's
 ``model.matrix``), a numeric column is used as it is.
@@ -233,22 +238,37 @@ def _it_sol(sdat, g_hat, d_hat, g_bar, t2, a, b):
 
 
 def unadjustable_genes(X: np.ndarray, design: BatchDesign) -> np.ndarray:
-    """Which genes ComBat leaves as they are: those with no variance within some batch.
+    """Which genes ComBat leaves as they are.
 
-    A missing value does not make a batch's variance zero (as in sva, where it is NA).
+    As sva: genes with no variance within some batch (a batch with a missing value does not
+    count as without variance: sva's variance is then NA). Where sva fails (an error, or NaN
+    for every gene): genes with fewer than 2 values in some batch, and genes whose present
+    values cannot separate the design's columns (e.g. every value of one covariate level
+    missing), both of which only happen with missing values (an outer join).
 
     Examples
     --------
     >>> obs = pd.DataFrame({"b": ["x", "x", "y", "y"]})
-    >>> unadjustable_genes(np.array([[1.0, 1], [1, 2], [3, 5], [4, 6]]), batch_design(obs, "b"))
-    array([ True, False])
+    >>> X = np.array([[1.0, 1, 1], [1, 2, np.nan], [3, 5, 2], [4, 6, 3]])
+    >>> unadjustable_genes(X, batch_design(obs, "b"))
+    array([ True, False,  True])
     """
     X = np.asarray(X, dtype=float)
-    zero = np.zeros(X.shape[1], dtype=bool)
+    missing = np.isnan(X)
+    out = np.zeros(X.shape[1], dtype=bool)
     for b in design.levels:
-        part = X[design.batches == b]
-        zero |= part.max(axis=0) == part.min(axis=0)  # NaN compares unequal
-    return zero
+        rows = design.batches == b
+        part = X[rows]
+        out |= part.max(axis=0) == part.min(axis=0)  # NaN compares unequal
+        out |= (~missing[rows]).sum(axis=0) < 2
+    gaps = np.flatnonzero(missing.any(axis=0) & ~out)
+    if gaps.size:
+        patterns, inverse = np.unique(missing[:, gaps].T, axis=0, return_inverse=True)
+        for i, pattern in enumerate(patterns):
+            d = design.matrix[~pattern]
+            if np.linalg.matrix_rank(d) < d.shape[1]:
+                out[gaps[inverse.ravel() == i]] = True
+    return out
 
 
 def combat(X: np.ndarray, design: BatchDesign) -> np.ndarray:
