@@ -109,8 +109,8 @@ def value_histograms(
 
 
 def unnormalized(dataset: Dataset) -> Dataset | None:
-    """The same dataset without quantile normalization, scaling or counts normalization, or
-    None when ``dataset`` already has none of them (its values are the "before").
+    """The same dataset without quantile normalization, scaling, counts normalization or batch
+    correction, or None when ``dataset`` already has none of them (its values are the "before").
 
     Examples
     --------
@@ -123,9 +123,17 @@ def unnormalized(dataset: Dataset) -> Dataset | None:
         not dataset.quantile_normalize
         and dataset.scale_by == "NONE"
         and dataset.counts_normalization == "NONE"
+        and dataset.batch_correction is None
     ):
         return None
-    return replace(dataset, quantile_normalize=False, scale_by="NONE", counts_normalization="NONE")
+    return replace(
+        dataset,
+        quantile_normalize=False,
+        scale_by="NONE",
+        counts_normalization="NONE",
+        batch_correction=None,
+        batch_covariates=None,
+    )
 
 
 @dataclass

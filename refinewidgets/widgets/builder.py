@@ -71,13 +71,16 @@ Every message area has ``rw-message``; one showing an error also has ``rw-error`
   (each row's button, tooltip "Remove <accession>"), ``rw-cart-totals``, ``rw-cart-clear``,
   ``rw-cart-status``;
 - options: ``rw-aggregate``, ``rw-transformation``, ``rw-quantile-normalize``, ``rw-qn-reason``,
+  ``rw-batch-correction``, ``rw-batch-covariates`` (shown with ComBat),
   ``rw-single-cell-options``, ``rw-cell-filter-cell-type``, ``rw-cell-filter-tissue``,
   ``rw-cell-filter-stage``, ``rw-cell-filter-sex``, ``rw-counts-normalization``,
   ``rw-pseudobulk``, ``rw-join``, ``rw-options-status``;
 - results: ``rw-result-group``, ``rw-result-summary``, ``rw-filtered-samples``, ``rw-preview``,
   ``rw-plot-distributions``, ``rw-before-after``, ``rw-pca-color``, ``rw-plot-pca``,
-  ``rw-plot-cell-types``, ``rw-plot-img`` (each plot), ``rw-plots`` (the accordion holding
-  them; a plot is drawn when its panel opens), ``rw-results-status``;
+  ``rw-plot-cell-types``, ``rw-batch-color``, ``rw-batch-scores`` (holding
+  ``table.rw-batch-score-table``), ``rw-plot-batch``, ``rw-batch-before``, ``rw-plot-img``
+  (each plot), ``rw-plots`` (the accordion holding them; a plot is drawn when its panel opens),
+  ``rw-results-status``;
 - save: ``rw-save-path``, ``rw-save-format``, ``rw-save-folder``, ``rw-save-overwrite``,
   ``rw-save``, ``rw-prepare-download``, ``rw-download`` (holds the link
   ``a.rw-download-link``), ``rw-save-status``.
