@@ -269,18 +269,25 @@ def cells_per_cell_type(adata) -> pd.Series:
 
 
 def preview(adata, n_genes: int = 8, n_samples: int = 6) -> pd.DataFrame:
-    """The first genes x samples of a group, in refine.bio's orientation (genes as rows).
+    """The first genes x samples of a group, in refine.bio's orientation (genes as rows), with
+    the genes' symbols first when the group has them (``var["gene_symbol"]``).
 
     Examples
     --------
     >>> import anndata
     >>> preview(anndata.AnnData(np.arange(6.0).reshape(2, 3)), n_genes=2).shape
     (2, 2)
+    >>> a = anndata.AnnData(np.ones((2, 2)), var=pd.DataFrame({"gene_symbol": ["TP53", ""]},
+    ...                     index=["ENSG00000141510", "G2"]))
+    >>> preview(a)["Symbol"].tolist()
+    ['TP53', '']
     """
     part = adata[:n_samples, :n_genes]
     frame = pd.DataFrame(
         _dense(part.X).T, index=part.var_names.copy(), columns=part.obs_names.copy()
     )
+    if "gene_symbol" in part.var.columns:
+        frame.insert(0, "Symbol", part.var["gene_symbol"].astype(str).to_numpy())
     frame.index.name = "Gene"
     return frame
 
