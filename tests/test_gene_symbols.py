@@ -182,3 +182,30 @@ def test_names_become_ids_and_a_shared_symbol_warns_naming_its_ids():
     )
     with pytest.warns(GeneSelectionWarning, match="DUP1: ENSG00000001, ENSG00000002"):
         assert two.ids_for(["DUP1"]) == ["ENSG00000001", "ENSG00000002"]
+
+
+def test_the_app_shows_symbols_offline_and_cached_ones_after_a_fetch(
+    demo_cat, tmp_path, monkeypatch
+):
+    pytest.importorskip("ipywidgets")
+    from refinewidgets.widgets import DatasetBuilder
+
+    monkeypatch.setenv("REFINEWIDGETS_CACHE", str(tmp_path))
+    builder = DatasetBuilder(demo_cat)
+    builder.dataset = rw.Dataset({"SRP091833": ["ALL"], "SRP132945": ["ALL"]})
+    builder.build()
+    human = builder.result["SRP091833"]
+    expected = symbols_for("HOMO_SAPIENS", list(human.var_names))
+    assert (human.var["gene_symbol"] == expected.symbols).all()
+    summary = builder.results.summary.value
+    assert f"gene symbols: {expected.record()['with_symbol']:,} of 2,850 ids" in summary
+    assert "Symbol" in builder.results.preview.value
+    mouse = builder.result["SRP132945"]
+    assert "gene_symbol" not in mouse.var  # never fetched: the app does not go online for them
+    builder.results.group = "SRP132945"
+    assert "not fetched yet" in builder.results.summary.value
+    ids = list(mouse.var_names)
+    with FakeEnsembl({g: (f"Sym{i}", "mus_musculus") for i, g in enumerate(ids)}) as fake:
+        add_gene_symbols(builder.result, server=fake.url)  # once, from code
+    builder.build()  # the next build finds them in the cache, offline
+    assert builder.result["SRP132945"].var["gene_symbol"].tolist()[:2] == ["Sym0", "Sym1"]

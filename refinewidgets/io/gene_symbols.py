@@ -21,6 +21,7 @@ into ids, warning when a symbol names several ids.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import os
@@ -153,6 +154,7 @@ def _read_table(text: str) -> tuple[dict[str, str], list[str]]:
     return dict(zip(frame["ensembl_id"], frame["symbol"])), releases
 
 
+@functools.lru_cache(maxsize=4)
 def _shipped(organism: str) -> tuple[dict[str, str], str]:
     path = resources.files("refinewidgets") / "data" / "gene_symbols" / _SHIPPED[organism]
     with path.open("rb") as raw:
@@ -279,13 +281,16 @@ def add_gene_symbols(
     cache_dir: str | os.PathLike | None = None,
     offline: bool = False,
     server: str | None = None,
+    skip_missing: bool = False,
 ) -> Result:
     """Put ``var["gene_symbol"]`` in each sample group of ``result`` (in place; returned).
 
     Each group's genes are looked up for its organism (recorded by the build, else the samples'
     ``refinebio_organism``) with :func:`symbols_for` (a group of several organisms is left as it is, as are groups of cells, which have their file's
     symbols); what was used is recorded in ``uns["refinewidgets"]["gene_symbols"]`` (release,
-    source, how many genes have a symbol).
+    source, how many genes have a symbol). With ``offline=True`` and ``skip_missing=True`` (the
+    app: it never goes to the network for symbols), a group whose ids are not all in the cache
+    gets no symbols, and the record says why and how to fetch them.
 
     Examples
     --------
@@ -304,9 +309,23 @@ def add_gene_symbols(
             organisms = sorted(set(adata.obs["refinebio_organism"].astype(str)) - {""})
         if is_cell_group(adata) or len(organisms) != 1:
             continue
-        found = symbols_for(
-            organisms[0], list(adata.var_names), cache_dir=cache_dir, offline=offline, server=server
-        )
+        try:
+            found = symbols_for(
+                organisms[0],
+                list(adata.var_names),
+                cache_dir=cache_dir,
+                offline=offline,
+                server=server,
+            )
+        except DatasetSpecError:
+            if not (offline and skip_missing):
+                raise
+            ours["gene_symbols"] = {
+                "organism": organisms[0],
+                "missing": "not fetched yet: refinewidgets.io.gene_symbols.add_gene_symbols("
+                "result) fetches them once from Ensembl",
+            }
+            continue
         adata.var["gene_symbol"] = found.symbols.to_numpy()
         ours["gene_symbols"] = found.record()
     return result

@@ -104,6 +104,7 @@ from ..core.selection import Selection, rebuild_code
 from ..core.spec import Dataset
 from ..core.url_state import MAX_QUERY_LENGTH, Link, link_from_query, replace_query
 from ..errors import BuildCancelled, DatasetSpecError, RefineWidgetsError
+from ..io.gene_symbols import add_gene_symbols
 from ._progress import WidgetProgress
 from ._status import THEME_CSS, StatusArea, catalog_or_demo, describe, guarded, in_app_words
 from ._url import UrlWriter
@@ -512,6 +513,8 @@ class DatasetBuilder(RemoteSources, w.VBox):
                 client=self.client,
                 workdir=self.workdir,
             )
+            # symbols for the preview: human from the shipped table, others if cached (offline)
+            add_gene_symbols(result, offline=True, skip_missing=True)
         except BuildCancelled as exc:
             self.progress.fail("cancelled")
             self.status.show(f"The build was cancelled: {exc}", "info")

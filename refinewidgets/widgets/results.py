@@ -339,6 +339,14 @@ class ResultsView(w.VBox):
                 + (f", keeping {html.escape(', '.join(map(str, kept)))}" if kept else "")
             )
         info = adata.uns.get("refinewidgets", {})
+        symbols = info.get("gene_symbols") or {}
+        if symbols.get("release"):
+            parts.append(
+                f"gene symbols: {int(symbols.get('with_symbol', 0)):,} of "
+                f"{int(symbols.get('genes', 0)):,} ids ({html.escape(str(symbols['release']))})"
+            )
+        elif symbols.get("missing"):
+            parts.append(f"gene symbols: {html.escape(str(symbols['missing']))}")
         report = info.get("gene_report") or {}
         if report:
             parts.append(
