@@ -209,3 +209,39 @@ def test_the_app_shows_symbols_offline_and_cached_ones_after_a_fetch(
         add_gene_symbols(builder.result, server=fake.url)  # once, from code
     builder.build()  # the next build finds them in the cache, offline
     assert builder.result["SRP132945"].var["gene_symbol"].tolist()[:2] == ["Sym0", "Sym1"]
+
+
+# -- genes= by symbol for bulk --------------------------------------------------------------
+def test_bulk_genes_by_symbol_id_or_any_case_after_normalization(demo_cat):
+    full = rw.build(rw.Dataset({"SRP091833": ["ALL"]}, scale_by="STANDARD"), demo_cat)["SRP091833"]
+    symbols = symbols_for("HOMO_SAPIENS", list(full.var_names)).symbols
+    named = symbols[symbols != ""]
+    asked = [named.iloc[0], named.index[1], named.iloc[2].lower(), "NOTAGENE"]
+    with pytest.warns(GeneSelectionWarning, match="1 of the 4 genes.*NOTAGENE.*org.Hs.eg.db"):
+        res = rw.build(
+            rw.Dataset({"SRP091833": ["ALL"]}, scale_by="STANDARD", genes=asked), demo_cat
+        )
+    part = res["SRP091833"]
+    assert list(part.var_names) == list(named.index[:3])
+    # normalized and scaled over every gene, then selected: the full build's columns, by id
+    assert np.array_equal(part.X, full[:, list(named.index[:3])].X)
+    assert part.uns["refinewidgets"]["genes_selected"]["kept"] == 3
+    with pytest.raises(DatasetSpecError, match="None of the genes asked for .*NOTAGENE"):
+        rw.build(rw.Dataset({"SRP091833": ["ALL"]}, genes=["NOTAGENE"]), demo_cat)
+
+
+def test_bulk_symbols_of_other_organisms_come_from_the_cache_and_shared_ones_warn(
+    demo_cat, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("REFINEWIDGETS_CACHE", str(tmp_path))
+    ids = list(rw.build(rw.Dataset({"SRP132945": ["ALL"]}), demo_cat)["SRP132945"].var_names)
+    # not fetched yet: the build never goes online, and says how to fetch them
+    with pytest.raises(DatasetSpecError, match="MUS_MUSCULUS symbols are not in the cache"):
+        rw.build(rw.Dataset({"SRP132945": ["ALL"]}, genes=["Dup"]), demo_cat)
+    genes = {g: (f"Sym{i}", "mus_musculus") for i, g in enumerate(ids)}
+    genes[ids[3]] = genes[ids[8]] = ("Dup", "mus_musculus")  # one symbol, two ids
+    with FakeEnsembl(genes) as fake:
+        symbols_for("MUS_MUSCULUS", ids, server=fake.url)  # fetched once
+    with pytest.warns(GeneSelectionWarning, match=f"Dup \\({ids[3]}, {ids[8]}\\)"):
+        res = rw.build(rw.Dataset({"SRP132945": ["ALL"]}, genes=["Dup", "sym5"]), demo_cat)
+    assert list(res["SRP132945"].var_names) == [ids[3], ids[8], ids[5]]

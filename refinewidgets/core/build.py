@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import BuildError, DatasetSpecError, LowGeneOverlapWarning
+from ..errors import BuildError, DatasetSpecError, GeneSelectionWarning, LowGeneOverlapWarning
 from .batch import (
     batch_design,
     combat,
@@ -51,6 +51,7 @@ from .single_cell import (
     normalize_counts,
     pseudobulk_frames,
     read_cells,
+    select_genes,
 )
 from .spec import Dataset, ResolvedSample
 from .threads import ordered_map, thread_count
@@ -251,7 +252,77 @@ def _build_group(plan: _Plan, key: str, members: list[ResolvedSample], prog) -> 
     if dataset.batch_correction == "harmony":
         obsm, info["batch_correction"] = _harmony_samples(gm, plan, key)
         prog.advance()
+    if dataset.genes and not cells:  # cells' genes are chosen when they are read
+        if out_of_core:
+            raise DatasetSpecError(
+                f"Group {key} is built out of core (on a Dask cluster), where genes= is not "
+                "available yet: build it in memory (fewer samples, or no client), or select "
+                "the genes from the result (res[key][:, genes])."
+            )
+        info["genes_selected"] = _select_bulk_genes(gm, dataset.genes, info["organisms"], key)
     return GroupBuild(key, gm.samples, info, matrix=gm, obsm=obsm)
+
+
+def _symbols_offline(organism: str, ids: list[str]) -> tuple[pd.Series, str]:
+    """The symbols of ``ids`` without the network: human from the table the package ships,
+    other organisms from the download cache (empty, with the reason, when not fetched yet).
+
+    Like :meth:`Result.write_zip`, this imports its reader (io) only when called.
+    """
+    from ..io.gene_symbols import symbols_for
+
+    try:
+        found = symbols_for(organism, ids, offline=True)
+    except DatasetSpecError:
+        return pd.Series("", index=pd.Index(ids, dtype=object)), (
+            f"the {organism} symbols are not in the cache yet: fetch them once with "
+            "refinewidgets.io.gene_symbols.symbols_for"
+        )
+    return found.symbols, found.release
+
+
+def _select_bulk_genes(gm: GroupMatrix, names: list[str], organisms: list[str], key: str):
+    """Keep the genes ``names`` stands for (ids, else symbols), after normalization and batch
+    correction (both use every gene); a warning names the names found nowhere and the symbols
+    shared by several ids. Returns what was done, for the provenance."""
+    ids = pd.Index(np.asarray(gm.genes, dtype=object).astype(str), dtype=object)
+    genes = pd.DataFrame(index=ids)
+    release = ""
+    if any(n not in ids for n in names) and len(organisms) == 1:
+        genes["gene_symbol"], release = _symbols_offline(organisms[0], list(ids))
+    positions, missing = select_genes(genes, names)
+    if positions.size == 0:
+        raise DatasetSpecError(
+            f"None of the genes asked for ({', '.join(names[:10])}) is in group {key}; give "
+            f"gene ids such as {', '.join(ids[:3])} or their symbols"
+            + (f" ({release})." if release else ".")
+        )
+    shared = []
+    if "gene_symbol" in genes:
+        by_symbol = genes.index.to_series().groupby(genes["gene_symbol"].str.upper()).agg(list)
+        for name in names:
+            hits = by_symbol.get(name.upper(), []) if name not in ids else []
+            if len(hits) > 1:
+                shared.append(f"{name} ({', '.join(hits)})")
+    if missing or shared:
+        parts = []
+        if missing:
+            parts.append(
+                f"{len(missing)} of the {len(names)} genes asked for are not in group {key} "
+                f"(neither as ids nor as symbols): {', '.join(missing[:10])}"
+                f"{' ...' if len(missing) > 10 else ''}"
+            )
+        if shared:
+            parts.append(f"symbols naming several ids, all kept: {'; '.join(shared)}")
+        warnings.warn(
+            f"{'. '.join(parts)}. {positions.size} gene(s) are returned"
+            + (f" (symbols: {release})." if release else "."),
+            GeneSelectionWarning,
+            stacklevel=5,
+        )
+    gm.X = gm.X[:, positions]
+    gm.genes = ids[positions]
+    return {"asked": list(names), "kept": int(positions.size), "symbols": release}
 
 
 def _transforms(gm: GroupMatrix) -> dict[str, int]:

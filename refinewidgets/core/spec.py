@@ -132,8 +132,11 @@ class Dataset:
         one of Bgee's writers stores beside genes. Off by default: they are not genes, and
         would count in CPM totals, QC values and pseudobulk sums.
     genes
-        Single-cell only: gene ids or symbols; only these genes' columns are returned (CPM and
-        QC values are still computed over all genes). None: every gene.
+        Gene ids or symbols; only these genes' columns are returned (CPM and QC values, quantile
+        normalization and batch correction still use every gene). None: every gene. Bulk
+        symbols come from :mod:`refinewidgets.io.gene_symbols` (human offline; other
+        organisms once fetched into the cache); a symbol naming several ids keeps them all,
+        with a warning naming them.
     batch_correction
         ``None`` (default), ``"combat"`` or ``"harmony"``. ComBat (as Bioconductor's
         ``sva::ComBat``) adjusts each group's values after quantile normalization and before
