@@ -21,6 +21,13 @@ from refinewidgets.errors import DatasetSpecError
 # the demo's breast-cancer experiments, as refine.bio lays them out: a microarray series and an
 # RNA-seq project of tumours and normal tissue, with a batch effect between them
 BREAST = {"GSE71102": ["ALL"], "SRP091833": ["ALL"]}
+#: ComBat across the two experiments, keeping the disease's effect
+COMBAT_DISEASE = rw.Dataset(
+    BREAST,
+    aggregate_by="SPECIES",
+    batch_correction="combat",
+    batch_covariates=["refinebio_disease"],
+)
 
 
 def _sva_or_skip() -> None:
@@ -100,12 +107,7 @@ def test_combat_equals_sva_on_two_real_layout_experiments(breast, tmp_path):
 
 
 def test_the_build_corrects_after_qn_before_scaling_and_keeps_the_covariate(demo_cat, breast):
-    ds = rw.Dataset(
-        BREAST,
-        aggregate_by="SPECIES",
-        batch_correction="combat",
-        batch_covariates=["refinebio_disease"],
-    )
+    ds = COMBAT_DISEASE
     res = rw.build(ds, demo_cat)
     a = res["HOMO_SAPIENS"]
     assert list(a.obs_names) == list(breast.obs_names)
@@ -143,12 +145,7 @@ def test_the_build_corrects_after_qn_before_scaling_and_keeps_the_covariate(demo
 
 
 def test_the_correction_is_recorded_everywhere(demo_cat, tmp_path):
-    ds = rw.Dataset(
-        BREAST,
-        aggregate_by="SPECIES",
-        batch_correction="combat",
-        batch_covariates=["refinebio_disease"],
-    )
+    ds = COMBAT_DISEASE
     res = rw.build(ds, demo_cat)
     ours = res.aggregated_metadata["refinewidgets"]
     info = ours["groups"]["HOMO_SAPIENS"]["batch_correction"]

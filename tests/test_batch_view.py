@@ -15,6 +15,13 @@ from refinewidgets.widgets import DatasetBuilder, ResultsView
 from refinewidgets.widgets.results import PANEL_BATCH
 
 BREAST = {"GSE71102": ["ALL"], "SRP091833": ["ALL"]}
+#: ComBat across the two experiments, keeping the disease's effect
+COMBAT_DISEASE = rw.Dataset(
+    BREAST,
+    aggregate_by="SPECIES",
+    batch_correction="combat",
+    batch_covariates=["refinebio_disease"],
+)
 
 
 def _text(value: str) -> str:
@@ -47,12 +54,7 @@ def test_the_options_choose_combat_with_covariates_and_harmony_without(demo_cat)
 
 
 def test_combat_panel_shows_before_and_after_with_the_scores(demo_cat):
-    ds = rw.Dataset(
-        BREAST,
-        aggregate_by="SPECIES",
-        batch_correction="combat",
-        batch_covariates=["refinebio_disease"],
-    )
+    ds = COMBAT_DISEASE
     res = rw.build(ds, demo_cat)
     view = ResultsView(demo_cat)
     view.result = res
