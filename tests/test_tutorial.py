@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -21,6 +22,11 @@ def test_tutorial_notebook_executes(tmp_path, kernel_name):
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "breast cancer" in text and "log1p CPM" in text
     assert "ds = rw.Dataset(" in text
+    # the batch section prints what it measured, and the refusal of an empty covariate
+    assert re.search(r"before: silhouette [-\d.]+, variance explained by the experiment", text)
+    assert re.search(r"after: silhouette [-\d.]+, variance explained by the experiment", text)
+    assert "the covariate 'refinebio_disease' is empty for 6 sample(s)" in text
+    assert "org.Hs.eg.db" in text  # the gene symbols' release, from the h5ad read back
 
 
 def _requirement_names(extra: str, seen: set[str] | None = None) -> set[str]:

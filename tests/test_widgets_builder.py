@@ -259,6 +259,19 @@ def test_save_zip_refuse_overwrite_h5ad_and_download(builder, tmp_path):
     assert save.status.kind == "error" and "exists" in save.status.text
     assert not list(tmp_path.glob("*.partial"))
 
+    # the download follows the format: "AnnData (.h5ad)" gives the group's file, read back
+    assert dict(save.format.options)["AnnData (.h5ad) of GSE71102"] == "h5ad:GSE71102"
+    link = save.download.value
+    assert 'download="GSE71102.h5ad"' in link
+    data = re.search(r'href="data:application/x-hdf5;base64,([^"]+)"', link).group(1)
+    (tmp_path / "down.h5ad").write_bytes(base64.b64decode(data))
+    down = anndata.read_h5ad(tmp_path / "down.h5ad")
+    built = builder.result["GSE71102"]
+    assert list(down.obs_names) == list(built.obs_names)
+    assert np.array_equal(down.X, built.X) and list(down.var_names) == list(built.var_names)
+    assert down.uns["refinewidgets"]["format_version"] == 1
+
+    save.format.value = "zip"
     link = save.download.value
     assert 'class="rw-download-link"' in link
     data = re.search(r'href="data:application/zip;base64,([^"]+)"', link).group(1)

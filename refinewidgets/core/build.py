@@ -8,10 +8,10 @@ A build is a short list of named steps:
    :mod:`.single_cell` (read the selected cells, join, normalize counts, or pseudobulk them);
    samples are read (only the needed columns of the needed matrices), sanitised and joined on
    genes (:mod:`.merge`) with a gene report (:mod:`.gene_report`), then :func:`_normalize`:
-   quantile normalization against the group's organism target (:mod:`.quantile`) and per-gene
-   scaling (:mod:`.scale`);
-3. :func:`_assemble`: one AnnData per group with refine.bio's metadata, and the provenance
-   (:mod:`.provenance`).
+   quantile normalization against the group's organism target (:mod:`.quantile`), ComBat if
+   asked (:mod:`.batch`) and per-gene scaling (:mod:`.scale`);
+3. :func:`_assemble`: one AnnData per group with refine.bio's metadata (and Harmony's
+   embedding if asked), and the provenance (:mod:`.provenance`).
 
 Every requested sample ends as a matrix column with a metadata row, or as a
 :class:`FilteredSample` with a reason.
@@ -27,7 +27,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import BuildError, LowGeneOverlapWarning
+from ..errors import BuildError, DatasetSpecError, GeneSelectionWarning, LowGeneOverlapWarning
+from .batch import (
+    batch_design,
+    combat,
+    harmony_embedding,
+    pca_embedding,
+    unadjustable_genes,
+)
 from .catalog import Catalog
 from .gene_report import gene_report, low_overlap_message
 from .merge import GroupMatrix, merge_group
@@ -41,8 +48,10 @@ from .single_cell import (
     cell_group,
     check_cells,
     describe_values,
+    normalize_counts,
     pseudobulk_frames,
     read_cells,
+    select_genes,
 )
 from .spec import Dataset, ResolvedSample
 from .threads import ordered_map, thread_count
@@ -71,6 +80,7 @@ class GroupBuild:
     info: dict[str, Any]
     matrix: GroupMatrix | None = None
     cells: tuple[Any, pd.DataFrame, pd.DataFrame] | None = None
+    obsm: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -101,7 +111,12 @@ class _Plan:
     @property
     def steps_per_group(self) -> int:
         ds = self.dataset
-        return 1 + int(ds.quantile_normalize) + int(ds.scale_by != "NONE")
+        return (
+            1
+            + int(ds.quantile_normalize)
+            + int(ds.scale_by != "NONE")
+            + int(ds.batch_correction is not None)
+        )
 
 
 def _plan(dataset: Dataset, catalog: Catalog) -> _Plan:
@@ -133,7 +148,36 @@ def _plan(dataset: Dataset, catalog: Catalog) -> _Plan:
         seen[key].add(item.accession)
         plan.groups.setdefault(key, []).append(item)
     check_cells(plan.groups, catalog, dataset)
+    _check_batch_correction(plan)
     return plan
+
+
+def _check_batch_correction(plan: _Plan) -> None:
+    """Refuse, before reading anything, a batch correction that cannot be done."""
+    ds = plan.dataset
+    if ds.batch_correction is None:
+        return
+    if ds.aggregate_by == "EXPERIMENT" and ds.batch_key == "experiment_accession":
+        raise DatasetSpecError(
+            f'batch_correction="{ds.batch_correction}" with aggregate_by="EXPERIMENT": each '
+            "group holds one experiment, so there is one batch per group and nothing to correct. "
+            'Use aggregate_by="SPECIES" or "ALL" to combine experiments in a group, or choose '
+            "a batch_key that varies inside an experiment."
+        )
+    if ds.batch_correction == "combat" and ds.pseudobulk is None:
+        cells = [
+            m.experiment
+            for members in plan.groups.values()
+            for m in members
+            if plan.catalog.is_single_cell(m.experiment)
+        ]
+        if cells:
+            raise DatasetSpecError(
+                f"ComBat adjusts samples' values, not single cells (experiment(s) "
+                f'{", ".join(dict.fromkeys(cells))}): use batch_correction="harmony" for '
+                'cells (their PCA embedding is corrected), or pseudobulk="sample" to correct '
+                "pseudo-samples with ComBat."
+            )
 
 
 def _build_group(plan: _Plan, key: str, members: list[ResolvedSample], prog) -> GroupBuild | None:
@@ -153,7 +197,10 @@ def _build_group(plan: _Plan, key: str, members: list[ResolvedSample], prog) -> 
             if not blocks:
                 return None
             matrix, libraries, info = cell_group(blocks, dataset)
-            return GroupBuild(key, libraries, info, cells=matrix)
+            obsm = {}
+            if dataset.batch_correction == "harmony":
+                obsm, info["batch_correction"] = _harmony_cells(matrix, dataset, key)
+            return GroupBuild(key, libraries, info, cells=matrix, obsm=obsm)
         pseudo, records, library_of = pseudobulk_frames(blocks, catalog, dataset)
         plan.pseudo_records.update(records)
         for acc, lib in library_of.items():
@@ -161,6 +208,12 @@ def _build_group(plan: _Plan, key: str, members: list[ResolvedSample], prog) -> 
             plan.experiment_of.setdefault(acc, exp_by_acc[lib])
             plan.pseudo_of.setdefault(lib, []).append(acc)
     out_of_core = plan.client is not None and not pseudo and bulk
+    if out_of_core and dataset.batch_correction is not None:
+        raise DatasetSpecError(
+            f"Group {key} is built out of core (on a Dask cluster), where batch correction is "
+            "not available yet: build it in memory (fewer samples, or no client) or set "
+            "batch_correction=None."
+        )
     if out_of_core:
         dg = _dask_group(plan, key, bulk, prog)
         gm = dg.gm
@@ -195,7 +248,81 @@ def _build_group(plan: _Plan, key: str, members: list[ResolvedSample], prog) -> 
         prog.advance(n=plan.steps_per_group - 1)
     else:
         _normalize(gm, info, plan, key, prog)
-    return GroupBuild(key, gm.samples, info, matrix=gm)
+    obsm = {}
+    if dataset.batch_correction == "harmony":
+        obsm, info["batch_correction"] = _harmony_samples(gm, plan, key)
+        prog.advance()
+    if dataset.genes and not cells:  # cells' genes are chosen when they are read
+        if out_of_core:
+            raise DatasetSpecError(
+                f"Group {key} is built out of core (on a Dask cluster), where genes= is not "
+                "available yet: build it in memory (fewer samples, or no client), or select "
+                "the genes from the result (res[key][:, genes])."
+            )
+        info["genes_selected"] = _select_bulk_genes(gm, dataset.genes, info["organisms"], key)
+    return GroupBuild(key, gm.samples, info, matrix=gm, obsm=obsm)
+
+
+def _symbols_offline(organism: str, ids: list[str]) -> tuple[pd.Series, str]:
+    """The symbols of ``ids`` without the network: human from the table the package ships,
+    other organisms from the download cache (empty, with the reason, when not fetched yet).
+
+    Like :meth:`Result.write_zip`, this imports its reader (io) only when called.
+    """
+    from ..io.gene_symbols import symbols_for
+
+    try:
+        found = symbols_for(organism, ids, offline=True)
+    except DatasetSpecError:
+        return pd.Series("", index=pd.Index(ids, dtype=object)), (
+            f"the {organism} symbols are not in the cache yet: fetch them once with "
+            "refinewidgets.io.gene_symbols.symbols_for"
+        )
+    return found.symbols, found.release
+
+
+def _select_bulk_genes(gm: GroupMatrix, names: list[str], organisms: list[str], key: str):
+    """Keep the genes ``names`` stands for (ids, else symbols), after normalization and batch
+    correction (both use every gene); a warning names the names found nowhere and the symbols
+    shared by several ids. Returns what was done, for the provenance."""
+    ids = pd.Index(np.asarray(gm.genes, dtype=object).astype(str), dtype=object)
+    genes = pd.DataFrame(index=ids)
+    release = ""
+    if any(n not in ids for n in names) and len(organisms) == 1:
+        genes["gene_symbol"], release = _symbols_offline(organisms[0], list(ids))
+    positions, missing = select_genes(genes, names)
+    if positions.size == 0:
+        raise DatasetSpecError(
+            f"None of the genes asked for ({', '.join(names[:10])}) is in group {key}; give "
+            f"gene ids such as {', '.join(ids[:3])} or their symbols"
+            + (f" ({release})." if release else ".")
+        )
+    shared = []
+    if "gene_symbol" in genes:
+        by_symbol = genes.index.to_series().groupby(genes["gene_symbol"].str.upper()).agg(list)
+        for name in names:
+            hits = by_symbol.get(name.upper(), []) if name not in ids else []
+            if len(hits) > 1:
+                shared.append(f"{name} ({', '.join(hits)})")
+    if missing or shared:
+        parts = []
+        if missing:
+            parts.append(
+                f"{len(missing)} of the {len(names)} genes asked for are not in group {key} "
+                f"(neither as ids nor as symbols): {', '.join(missing[:10])}"
+                f"{' ...' if len(missing) > 10 else ''}"
+            )
+        if shared:
+            parts.append(f"symbols naming several ids, all kept: {'; '.join(shared)}")
+        warnings.warn(
+            f"{'. '.join(parts)}. {positions.size} gene(s) are returned"
+            + (f" (symbols: {release})." if release else "."),
+            GeneSelectionWarning,
+            stacklevel=5,
+        )
+    gm.X = gm.X[:, positions]
+    gm.genes = ids[positions]
+    return {"asked": list(names), "kept": int(positions.size), "symbols": release}
 
 
 def _transforms(gm: GroupMatrix) -> dict[str, int]:
@@ -213,6 +340,9 @@ def _normalize(gm: GroupMatrix, info: dict[str, Any], plan: _Plan, key: str, pro
             gm, plan.catalog, info["organisms"], plan.threads
         )
         prog.advance(f"{key}: scaling")
+    if plan.dataset.batch_correction == "combat":
+        info["batch_correction"] = _combat_group(gm, plan, key)
+        prog.advance()
     if plan.dataset.scale_by != "NONE":
         scale_rows(gm.X, plan.dataset.scale_by, threads=plan.threads)
         prog.advance()
@@ -245,6 +375,8 @@ def _assemble(plan: _Plan, builds: list[GroupBuild]) -> Result:
             groups[g.key] = make_group(g.matrix.X, obs, g.matrix.genes, uns=uns)
         else:
             groups[g.key] = make_cell_group(*g.cells, uns=uns)
+        for name, value in g.obsm.items():
+            groups[g.key].obsm[name] = value
     filtered = pd.DataFrame(
         [(f.accession, f.experiment, f.reason) for f in plan.filtered],
         columns=["accession", "experiment", "reason"],
@@ -444,6 +576,74 @@ def _quantile_normalize(
     quantile_normalize_rows(gm.X, target, out=gm.X, threads=threads)
     ks = ks_check(gm.X, names=gm.samples)
     return {"target": kind, "target_description": how, **ks}
+
+
+def _group_obs(plan: _Plan, samples: list[str]) -> pd.DataFrame:
+    """The refine.bio metadata of a group's samples, indexed by accession (as ``obs`` will be)."""
+    records = {s: plan.record(s) for s in samples}
+    obs = metadata_frame(samples, plan.experiment_of, records, metadata_columns(records.values()))
+    obs.index = pd.Index(samples, dtype=object)
+    return obs
+
+
+def _batches(design) -> dict[str, int]:
+    return {b: int((design.batches == b).sum()) for b in design.levels}
+
+
+def _combat_group(gm: GroupMatrix, plan: _Plan, key: str) -> dict[str, Any]:
+    """ComBat on the group's values (after QN, before scaling); what was done, for provenance."""
+    ds = plan.dataset
+    obs = _group_obs(plan, gm.samples)  # rows by accession, in the values' row order
+    design = batch_design(obs, ds.batch_key, ds.batch_covariates or (), group=key)
+    unadjusted = int(unadjustable_genes(gm.X, design).sum())
+    gm.X = combat(gm.X, design).astype(gm.X.dtype, copy=False)
+    return {
+        "method": "combat",
+        "description": "parametric empirical Bayes ComBat (as sva::ComBat, par.prior=TRUE), "
+        "after quantile normalization and before scaling",
+        "batch_key": ds.batch_key,
+        "batches": _batches(design),
+        "covariates": list(ds.batch_covariates or []),
+        "design_columns": design.columns,
+        "genes_unadjusted": unadjusted,
+    }
+
+
+def _harmony_info(method_values: str, batch_key: str, batches: dict[str, int], n_comps: int):
+    return {
+        "method": "harmony",
+        "description": f"Harmony (harmonypy) on the first {n_comps} principal components of "
+        f"{method_values}; X is not changed",
+        "batch_key": batch_key,
+        "batches": batches,
+        "n_comps": n_comps,
+        "obsm": ["X_pca", "X_pca_harmony"],
+    }
+
+
+def _harmony_samples(gm: GroupMatrix, plan: _Plan, key: str):
+    """PCA of the group's final values and its Harmony correction, as ``obsm`` entries."""
+    ds = plan.dataset
+    obs = _group_obs(plan, gm.samples)
+    design = batch_design(obs, ds.batch_key, group=key)  # the same refusals as ComBat's
+    emb, _ = pca_embedding(gm.X)
+    corrected = harmony_embedding(emb, obs, ds.batch_key)
+    info = _harmony_info("the group's values", ds.batch_key, _batches(design), emb.shape[1])
+    return {"X_pca": emb, "X_pca_harmony": corrected}, info
+
+
+def _harmony_cells(matrix, dataset: Dataset, key: str):
+    """PCA of the cells' log1p CPM (from their counts) and its Harmony correction."""
+    X, cells, _genes, layers = matrix
+    counts = layers.get("counts", X)
+    batch_key = dataset.batch_key
+    if batch_key not in cells.columns and batch_key == "experiment_accession":
+        batch_key = "experiment"  # a cell's experiment column
+    design = batch_design(cells, batch_key, group=key)
+    emb, _ = pca_embedding(normalize_counts(counts, "LOG1P_CPM", copy=True))
+    corrected = harmony_embedding(emb, cells, batch_key)
+    info = _harmony_info("the cells' log1p CPM", batch_key, _batches(design), emb.shape[1])
+    return {"X_pca": emb, "X_pca_harmony": corrected}, info
 
 
 def _report_genes(key: str, gm: GroupMatrix, join: str, label_of) -> dict[str, Any]:

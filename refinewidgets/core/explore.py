@@ -11,6 +11,11 @@ plain numpy / pandas objects.
   matrix; genes with a NaN in any sample are dropped), with the explained variance ratios.
 - :func:`cells_per_cell_type`: cell counts per cell type (cells, or pseudobulk samples that
   record how many cells they sum).
+- :func:`batch_scores` and :func:`batch_views`: how strongly rows group by batch, before and
+  after a batch correction: the silhouette of the batch labels on the first principal
+  components (scikit-learn's ``silhouette_score``: near 1 when batches form their own
+  clusters, near 0 or below when they are mixed) and the fraction of the variance that the
+  batch means explain; :func:`uncorrected` is the dataset to build for the "before" of ComBat.
 """
 
 from __future__ import annotations
@@ -27,12 +32,16 @@ from .spec import Dataset
 __all__ = [
     "PCA",
     "QUANTILES",
+    "BatchView",
+    "batch_scores",
+    "batch_views",
     "cells_per_cell_type",
     "color_columns",
     "color_labels",
     "pca",
     "preview",
     "sample_quantiles",
+    "uncorrected",
     "unnormalized",
     "value_histograms",
 ]
@@ -100,8 +109,8 @@ def value_histograms(
 
 
 def unnormalized(dataset: Dataset) -> Dataset | None:
-    """The same dataset without quantile normalization, scaling or counts normalization, or
-    None when ``dataset`` already has none of them (its values are the "before").
+    """The same dataset without quantile normalization, scaling, counts normalization or batch
+    correction, or None when ``dataset`` already has none of them (its values are the "before").
 
     Examples
     --------
@@ -114,9 +123,17 @@ def unnormalized(dataset: Dataset) -> Dataset | None:
         not dataset.quantile_normalize
         and dataset.scale_by == "NONE"
         and dataset.counts_normalization == "NONE"
+        and dataset.batch_correction is None
     ):
         return None
-    return replace(dataset, quantile_normalize=False, scale_by="NONE", counts_normalization="NONE")
+    return replace(
+        dataset,
+        quantile_normalize=False,
+        scale_by="NONE",
+        counts_normalization="NONE",
+        batch_correction=None,
+        batch_covariates=None,
+    )
 
 
 @dataclass
@@ -252,17 +269,158 @@ def cells_per_cell_type(adata) -> pd.Series:
 
 
 def preview(adata, n_genes: int = 8, n_samples: int = 6) -> pd.DataFrame:
-    """The first genes x samples of a group, in refine.bio's orientation (genes as rows).
+    """The first genes x samples of a group, in refine.bio's orientation (genes as rows), with
+    the genes' symbols first when the group has them (``var["gene_symbol"]``).
 
     Examples
     --------
     >>> import anndata
     >>> preview(anndata.AnnData(np.arange(6.0).reshape(2, 3)), n_genes=2).shape
     (2, 2)
+    >>> a = anndata.AnnData(np.ones((2, 2)), var=pd.DataFrame({"gene_symbol": ["TP53", ""]},
+    ...                     index=["ENSG00000141510", "G2"]))
+    >>> preview(a)["Symbol"].tolist()
+    ['TP53', '']
     """
     part = adata[:n_samples, :n_genes]
     frame = pd.DataFrame(
         _dense(part.X).T, index=part.var_names.copy(), columns=part.obs_names.copy()
     )
+    if "gene_symbol" in part.var.columns:
+        frame.insert(0, "Symbol", part.var["gene_symbol"].astype(str).to_numpy())
     frame.index.name = "Gene"
     return frame
+
+
+#: Principal components the batch silhouette is computed on.
+BATCH_PCS = 10
+
+
+def uncorrected(dataset: Dataset) -> Dataset | None:
+    """The same dataset without batch correction (what ComBat started from), or None when it
+    has no ComBat (Harmony keeps its "before" in ``obsm["X_pca"]``).
+
+    Examples
+    --------
+    >>> ds = Dataset({"GSE1": ["ALL"]}, aggregate_by="ALL", batch_correction="combat")
+    >>> uncorrected(ds).batch_correction, uncorrected(uncorrected(ds))
+    (None, None)
+    """
+    if dataset.batch_correction != "combat":
+        return None
+    return replace(dataset, batch_correction=None, batch_covariates=None)
+
+
+def batch_scores(
+    values: np.ndarray, labels: Sequence[str], embedding: np.ndarray | None = None
+) -> dict[str, float]:
+    """How much rows group by batch: ``silhouette`` and ``variance_explained``.
+
+    ``silhouette`` is scikit-learn's silhouette score of ``labels`` on the first
+    :data:`BATCH_PCS` columns of ``embedding`` (a PCA; computed from ``values`` when None; up to
+    5,000 rows, a seeded subset beyond). ``variance_explained`` is the share of the total
+    variance of ``values`` (columns with a NaN left out) that the batch means explain: the
+    between-batch sum of squares over the total.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(20, 30)) + np.r_[[0.0] * 10, [5.0] * 10][:, None]
+    >>> s = batch_scores(X, ["a"] * 10 + ["b"] * 10)
+    >>> bool(s["silhouette"] > 0.5), bool(s["variance_explained"] > 0.8)
+    (True, True)
+    """
+    from sklearn.metrics import silhouette_score
+
+    labels = np.asarray(labels, dtype=str)
+    X = _dense(values)
+    X = X[:, ~np.isnan(X).any(axis=0)]
+    centred = X - X.mean(axis=0)
+    total = float(np.square(centred).sum())
+    between = 0.0
+    for b in np.unique(labels):
+        rows = labels == b
+        between += rows.sum() * float(np.square(centred[rows].mean(axis=0)).sum())
+    if embedding is None:
+        embedding = pca(_Plain(X), n_components=BATCH_PCS, max_rows=None).coordinates.to_numpy()
+    emb = np.asarray(embedding, dtype=float)[:, :BATCH_PCS]
+    n_labels = len(np.unique(labels))
+    if not 2 <= n_labels < len(labels):
+        raise DatasetSpecError(
+            f"A batch score needs 2 or more batches and fewer batches than rows; got {n_labels} "
+            f"batch(es) for {len(labels)} row(s)."
+        )
+    silhouette = silhouette_score(emb, labels, sample_size=min(5000, len(labels)), random_state=0)
+    return {
+        "silhouette": float(silhouette),
+        "variance_explained": float(between / total) if total > 0 else 0.0,
+    }
+
+
+class _Plain:
+    """The bits of an AnnData :func:`pca` reads, over a bare matrix."""
+
+    def __init__(self, X: np.ndarray) -> None:
+        self.X = X
+        self.n_obs = X.shape[0]
+        self.obs_names = pd.Index([str(i) for i in range(X.shape[0])])
+
+
+@dataclass
+class BatchView:
+    """One side of the before/after view: the PCA coordinates and the batch scores."""
+
+    #: ``"before"`` or ``"after"``.
+    label: str
+    #: One row per sample (or cell), columns ``PC1``, ``PC2``; indexed like ``obs``.
+    coordinates: pd.DataFrame
+    #: :func:`batch_scores` of this side.
+    scores: dict[str, float]
+    #: What the coordinates are (e.g. ``"PCA of the values"``, ``"Harmony embedding"``).
+    what: str
+
+
+def batch_views(adata, before=None, *, batch_key: str | None = None) -> list[BatchView]:
+    """The before and after of a group's batch correction, as PCA coordinates and scores.
+
+    For Harmony, both sides come from ``adata.obsm`` (``X_pca``, ``X_pca_harmony``; the
+    variance share is of the embeddings). For ComBat, ``before`` is the same group built
+    without correction (:func:`uncorrected`); the sides are PCAs of the values. ``batch_key``
+    defaults to the one the build recorded.
+
+    Examples
+    --------
+    >>> import anndata
+    >>> rng = np.random.default_rng(0)
+    >>> a = anndata.AnnData(rng.normal(size=(8, 5)),
+    ...                     obs=pd.DataFrame({"b": list("aaaabbbb")}, index=list("ABCDEFGH")))
+    >>> a.obsm["X_pca"] = a.X + np.r_[[0.0] * 4, [9.0] * 4][:, None]
+    >>> a.obsm["X_pca_harmony"] = a.X
+    >>> [round(v.scores["silhouette"], 1) > 0.5 for v in batch_views(a, batch_key="b")]
+    [True, False]
+    """
+    info = adata.uns.get("refinewidgets", {}).get("batch_correction", {})
+    batch_key = batch_key or info.get("batch_key") or "experiment_accession"
+    labels = adata.obs[batch_key].astype(str).to_numpy()
+    if "X_pca_harmony" in adata.obsm and before is None:
+        views = []
+        for label, name, what in (
+            ("before", "X_pca", "PCA"),
+            ("after", "X_pca_harmony", "Harmony embedding"),
+        ):
+            emb = np.asarray(adata.obsm[name], dtype=float)
+            coords = pd.DataFrame(emb[:, :2], index=adata.obs_names.copy(), columns=["PC1", "PC2"])
+            views.append(BatchView(label, coords, batch_scores(emb, labels, emb), what))
+        return views
+    if before is None:
+        raise DatasetSpecError(
+            "No batch correction to show: pass the group built without it (before=...), or "
+            'build with batch_correction="harmony".'
+        )
+    views = []
+    for label, group in (("before", before), ("after", adata)):
+        group = group[adata.obs_names]  # the same samples, aligned by accession
+        p = pca(group, n_components=BATCH_PCS, max_rows=None)
+        scores = batch_scores(group.X, labels, p.coordinates.to_numpy())
+        views.append(BatchView(label, p.coordinates.iloc[:, :2], scores, "PCA of the values"))
+    return views

@@ -3,7 +3,8 @@
 ``res[key]`` is an AnnData with ``obs`` = one row per sample in refine.bio's metadata column
 order, ``var`` = genes, ``X`` = the values (samples x genes), and ``uns["refinewidgets"]`` =
 what was built and how. :meth:`Result.expression` and :meth:`Result.metadata` give the same data
-in refine.bio's orientation; :meth:`Result.write_zip` writes the standard download.
+in refine.bio's orientation; :meth:`Result.write_zip` writes the standard download and
+:meth:`Result.write_h5ad` one AnnData file per group.
 """
 
 from __future__ import annotations
@@ -227,3 +228,37 @@ class Result(Mapping):
         from ..io.refinebio_zip import write_zip
 
         return write_zip(self, path, overwrite=overwrite, progress=progress, float32=float32)
+
+    def write_h5ad(
+        self,
+        path: Any,
+        *,
+        group: str | None = None,
+        overwrite: bool = False,
+        compression: str | None = "gzip",
+    ) -> dict[str, Any]:
+        """Write one AnnData ``.h5ad`` file per group; returns ``{key: path written}``.
+
+        One file per group, as a group is one AnnData (groups differ in genes or in what a row
+        is). A result of one group, or ``group=key``, is written to ``path`` itself; several
+        groups go beside it with their key before the suffix (``d.h5ad`` ->
+        ``d_HOMO_SAPIENS.h5ad``). Each file keeps ``obs``, ``var``, ``obsm`` (e.g. Harmony's
+        ``X_pca_harmony``) and ``layers``, and records in ``uns["refinewidgets"]`` how the group
+        was built, ``format_version`` and the result's ``aggregated_metadata.json`` (as a
+        JSON string). Atomic, and never over an existing file unless ``overwrite=True``; a
+        failed call leaves none of its files behind.
+
+        Examples
+        --------
+        >>> import anndata, tempfile, pathlib, refinewidgets as rw
+        >>> res = rw.build(rw.Dataset({"GSE71102": ["ALL"], "SRP091833": ["ALL"]}),
+        ...                rw.open_catalog())
+        >>> written = res.write_h5ad(pathlib.Path(tempfile.mkdtemp()) / "d.h5ad")
+        >>> sorted(p.name for p in written.values())
+        ['d_GSE71102.h5ad', 'd_SRP091833.h5ad']
+        >>> anndata.read_h5ad(written["GSE71102"]).shape == res["GSE71102"].shape
+        True
+        """
+        from ..io.h5ad_out import write_h5ad
+
+        return write_h5ad(self, path, group=group, overwrite=overwrite, compression=compression)

@@ -19,6 +19,7 @@ from .cell_query import parse_query
 
 __all__ = [
     "AGGREGATE_BY",
+    "BATCH_CORRECTION",
     "CELL_FILTER_COLUMNS",
     "COUNTS_NORMALIZATION",
     "JOIN",
@@ -36,6 +37,8 @@ SCALE_BY = ("NONE", "MINMAX", "STANDARD", "ROBUST")
 JOIN = ("inner", "outer")
 COUNTS_NORMALIZATION = ("NONE", "CPM", "LOG1P_CPM")
 PSEUDOBULK = ("sample", "sample_cell_type")
+#: Batch corrections (see :mod:`refinewidgets.core.batch`).
+BATCH_CORRECTION = ("combat", "harmony")
 #: The unified columns of a single-cell table (what every reader maps its files' columns onto).
 UNIFIED_CELL_COLUMNS = (
     "barcode",
@@ -132,8 +135,11 @@ class Dataset:
         one of Bgee's writers stores beside genes. Off by default: they are not genes, and
         would count in CPM totals, QC values and pseudobulk sums.
     genes
-        Single-cell only: gene ids or symbols; only these genes' columns are returned (CPM and
-        QC values are still computed over all genes). None: every gene.
+        Gene ids or symbols; only these genes' columns are returned (CPM and QC values, quantile
+        normalization and batch correction still use every gene). None: every gene. Bulk
+        symbols come from :mod:`refinewidgets.io.gene_symbols` (human offline; other
+        organisms once fetched into the cache); a symbol naming several ids keeps them all,
+        with a warning naming them.
     exact
         Single-cell only: match the ``cell_type`` and ``tissue`` values of ``cell_filter`` by
         label only. By default a value (a label or an id such as ``CL:0000084``) also matches
@@ -148,6 +154,16 @@ class Dataset:
     obs_columns
         Single-cell only: the cell columns to return (Census' ``column_names={"obs": [...]}``);
         ``library`` is always kept (it ties each cell to its sample). None: every column.
+    batch_correction
+        ``None`` (default), ``"combat"`` or ``"harmony"``. ComBat (as Bioconductor's
+        ``sva::ComBat``) adjusts each group's values after quantile normalization and before
+        scaling; samples only (pseudobulk single cells). Harmony corrects the PCA embedding of
+        each group's final values into ``obsm["X_pca_harmony"]`` (``obsm["X_pca"]`` beside it),
+        leaving ``X`` as it is; samples and cells. See :mod:`refinewidgets.core.batch`.
+    batch_key
+        The metadata column naming each sample's batch (default ``"experiment_accession"``).
+    batch_covariates
+        ComBat only: metadata columns whose effect is kept (e.g. ``["refinebio_disease"]``).
 
     Examples
     --------
@@ -172,6 +188,9 @@ class Dataset:
     exact: bool = False
     var_filter: str | None = None
     obs_columns: list[str] | None = None
+    batch_correction: str | None = None
+    batch_key: str = "experiment_accession"
+    batch_covariates: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.data = self._check_data(self.data)
@@ -193,6 +212,7 @@ class Dataset:
         if self.var_filter is not None:
             self.var_filter = parse_query(self.var_filter, what="var filter", unit="gene").text
         self.obs_columns = self._check_obs_columns(self.obs_columns, self.pseudobulk)
+        self._check_batch()
 
     @staticmethod
     def _check_obs_columns(columns: Any, pseudobulk: str | None) -> list[str] | None:
@@ -215,6 +235,39 @@ class Dataset:
             )
         columns = [c.strip() for c in columns]
         return list(dict.fromkeys(["library", *columns]))
+
+    def _check_batch(self) -> None:
+        if self.batch_correction is not None:
+            self.batch_correction = _choice(
+                "batch_correction", self.batch_correction, BATCH_CORRECTION, upper=False
+            )
+        if not isinstance(self.batch_key, str) or not self.batch_key.strip():
+            raise DatasetSpecError(
+                f"`batch_key` must be a metadata column name, got {self.batch_key!r}."
+            )
+        self.batch_key = self.batch_key.strip()
+        covs = self.batch_covariates
+        if covs is not None:
+            if isinstance(covs, str):
+                covs = [covs]
+            if not isinstance(covs, (list, tuple)) or any(
+                not isinstance(c, str) or not c.strip() for c in covs
+            ):
+                raise DatasetSpecError(
+                    f"`batch_covariates` must be a list of metadata column names, got {covs!r}."
+                )
+            covs = list(dict.fromkeys(c.strip() for c in covs)) or None
+        self.batch_covariates = covs
+        if covs and self.batch_correction != "combat":
+            raise DatasetSpecError(
+                f"`batch_covariates` {covs} are kept by ComBat only; set "
+                'batch_correction="combat" or remove them.'
+            )
+        if covs and self.batch_key in covs:
+            raise DatasetSpecError(
+                f"The batch key {self.batch_key!r} is also a covariate: a covariate's effect is "
+                "kept, the batch's removed. Remove it from batch_covariates."
+            )
 
     @staticmethod
     def _check_genes(genes: Any) -> list[str] | None:

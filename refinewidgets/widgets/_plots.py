@@ -21,9 +21,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ..core.explore import PCA
+from ..core.explore import PCA, BatchView
 
-__all__ = ["bar_img", "distributions_img", "pca_img"]
+__all__ = ["bar_img", "batch_pair_img", "distributions_img", "pca_img"]
 
 MAX_BOXES = 120
 #: Scatters with more points than this are rasterized inside the SVG.
@@ -170,14 +170,8 @@ def _patch(color):
     return Patch(facecolor=color)
 
 
-@_themed
-def pca_img(
-    result: PCA, labels: pd.Series, *, title: str, css_class: str, unit: str = "samples"
-) -> str:
-    """A scatter of PC1 against PC2 coloured by ``labels``."""
-    fig = _figure(7, 4.6)
-    ax = fig.add_subplot()
-    coords = result.coordinates
+def _scatter(ax, coords: pd.DataFrame, labels: pd.Series) -> dict[str, tuple]:
+    """PC1 against PC2 of ``coords`` coloured by ``labels`` (aligned by row name)."""
     x = coords.iloc[:, 0].to_numpy()
     y = coords.iloc[:, 1].to_numpy() if coords.shape[1] > 1 else np.zeros(len(coords))
     labels = labels.reindex(coords.index).astype(str)
@@ -193,6 +187,48 @@ def pca_img(
             alpha=0.85,
             rasterized=len(x) > RASTER_POINTS,
         )
+    return colors
+
+
+@_themed
+def batch_pair_img(
+    views: Sequence[BatchView], labels: pd.Series, *, batch_key: str, css_class: str
+) -> str:
+    """The before and after of a batch correction side by side, each titled with its batch
+    scores (silhouette of the ``batch_key`` labels, share of variance the batches explain)."""
+    fig = _figure(11, 4.4)
+    axes = fig.subplots(1, len(views), squeeze=False)[0]
+    colors: dict[str, tuple] = {}
+    alt = []
+    for ax, view in zip(axes, views):
+        colors = _scatter(ax, view.coordinates, labels)
+        s = view.scores
+        ax.set_title(
+            f"{view.label.capitalize()}: {view.what}\n{batch_key} silhouette "
+            f"{s['silhouette']:.2f}, {s['variance_explained']:.0%} of variance",
+            fontsize=9,
+        )
+        axis = "Harmony" if "Harmony" in view.what else "PC"
+        ax.set_xlabel(f"{axis} 1")
+        ax.set_ylabel(f"{axis} 2")
+        alt.append(
+            f"{view.label}: silhouette {s['silhouette']:.2f}, "
+            f"{s['variance_explained']:.0%} of variance by {batch_key}"
+        )
+    if len(colors) <= 20:
+        axes[-1].legend(fontsize=7, title=labels.name, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return _img(fig, css_class, "batch correction, before and after: " + "; ".join(alt))
+
+
+@_themed
+def pca_img(
+    result: PCA, labels: pd.Series, *, title: str, css_class: str, unit: str = "samples"
+) -> str:
+    """A scatter of PC1 against PC2 coloured by ``labels``."""
+    fig = _figure(7, 4.6)
+    ax = fig.add_subplot()
+    coords = result.coordinates
+    colors = _scatter(ax, coords, labels)
     ratio = result.explained_variance_ratio
     ax.set_xlabel(f"PC1 ({ratio[0]:.0%} of variance)")
     ax.set_ylabel(f"PC2 ({ratio[1]:.0%} of variance)" if len(ratio) > 1 else "")

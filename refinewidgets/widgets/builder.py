@@ -71,13 +71,16 @@ Every message area has ``rw-message``; one showing an error also has ``rw-error`
   (each row's button, tooltip "Remove <accession>"), ``rw-cart-totals``, ``rw-cart-clear``,
   ``rw-cart-status``;
 - options: ``rw-aggregate``, ``rw-transformation``, ``rw-quantile-normalize``, ``rw-qn-reason``,
+  ``rw-batch-correction``, ``rw-batch-covariates`` (shown with ComBat),
   ``rw-single-cell-options``, ``rw-cell-filter-cell-type``, ``rw-cell-filter-tissue``,
   ``rw-cell-filter-stage``, ``rw-cell-filter-sex``, ``rw-counts-normalization``,
   ``rw-pseudobulk``, ``rw-join``, ``rw-options-status``;
 - results: ``rw-result-group``, ``rw-result-summary``, ``rw-filtered-samples``, ``rw-preview``,
   ``rw-plot-distributions``, ``rw-before-after``, ``rw-pca-color``, ``rw-plot-pca``,
-  ``rw-plot-cell-types``, ``rw-plot-img`` (each plot), ``rw-plots`` (the accordion holding
-  them; a plot is drawn when its panel opens), ``rw-results-status``;
+  ``rw-plot-cell-types``, ``rw-batch-color``, ``rw-batch-scores`` (holding
+  ``table.rw-batch-score-table``), ``rw-plot-batch``, ``rw-batch-before``, ``rw-plot-img``
+  (each plot), ``rw-plots`` (the accordion holding them; a plot is drawn when its panel opens),
+  ``rw-results-status``;
 - save: ``rw-save-path``, ``rw-save-format``, ``rw-save-folder``, ``rw-save-overwrite``,
   ``rw-save``, ``rw-prepare-download``, ``rw-download`` (holds the link
   ``a.rw-download-link``), ``rw-save-status``.
@@ -101,6 +104,7 @@ from ..core.selection import Selection, rebuild_code
 from ..core.spec import Dataset
 from ..core.url_state import MAX_QUERY_LENGTH, Link, link_from_query, replace_query
 from ..errors import BuildCancelled, DatasetSpecError, RefineWidgetsError
+from ..io.gene_symbols import add_gene_symbols
 from ._progress import WidgetProgress
 from ._status import THEME_CSS, StatusArea, catalog_or_demo, describe, guarded, in_app_words
 from ._url import UrlWriter
@@ -515,6 +519,8 @@ class DatasetBuilder(RemoteSources, w.VBox):
                 client=self.client,
                 workdir=self.workdir,
             )
+            # symbols for the preview: human from the shipped table, others if cached (offline)
+            add_gene_symbols(result, offline=True, skip_missing=True)
         except BuildCancelled as exc:
             self.progress.fail("cancelled")
             self.status.show(f"The build was cancelled: {exc}", "info")

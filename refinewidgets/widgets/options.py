@@ -1,4 +1,5 @@
-"""The dataset options: aggregation, transformation, quantile normalization, single-cell options.
+"""The dataset options: aggregation, transformation, quantile normalization, batch correction,
+single-cell options.
 
 A view of the app's :class:`~refinewidgets.widgets.state.AppState`: the controls show the
 selection's options, and changing one assigns ``selection.with_options(...)``. The rules live in
@@ -7,7 +8,8 @@ follows :func:`~refinewidgets.core.selection.quantile_rule` (refine.bio's page r
 skipped only for RNA-seq aggregated by experiment; single cells are never quantile-normalized);
 when the rule fixes the value, the box is disabled and the reason is shown under it. The
 single-cell options (cell filters, counts normalization, pseudobulk, join) show only when the
-selection holds single-cell libraries.
+selection holds single-cell libraries. The batch correction (ComBat or Harmony, see
+:mod:`refinewidgets.core.batch`) shows the covariates to keep when ComBat is chosen.
 """
 
 from __future__ import annotations
@@ -35,6 +37,25 @@ PSEUDOBULK = [
     ("Per library and cell type", "sample_cell_type"),
 ]
 JOIN = [("Genes in every sample (inner)", "inner"), ("Every gene (outer)", "outer")]
+BATCH = [
+    ("None", ""),
+    ("ComBat (adjusts the values)", "combat"),
+    ("Harmony (corrects the PCA embedding)", "harmony"),
+]
+#: refine.bio's harmonized sample columns, offered as ComBat covariates (effects to keep).
+COVARIATES = (
+    "refinebio_disease",
+    "refinebio_disease_stage",
+    "refinebio_sex",
+    "refinebio_age",
+    "refinebio_specimen_part",
+    "refinebio_cell_line",
+    "refinebio_genetic_information",
+    "refinebio_treatment",
+    "refinebio_compound",
+    "refinebio_time",
+    "refinebio_race",
+)
 STYLE = {"description_width": "170px"}
 
 
@@ -88,6 +109,19 @@ class OptionsPanel(w.VBox):
         self.quantile_normalize.add_class("rw-quantile-normalize")
         self.qn_reason = w.HTML()
         self.qn_reason.add_class("rw-qn-reason")
+        self.batch_correction = w.Dropdown(
+            options=BATCH, value="", description="Batch correction", style=STYLE
+        )
+        self.batch_correction.add_class("rw-batch-correction")
+        self.batch_covariates = w.SelectMultiple(
+            options=list(COVARIATES),
+            value=(),
+            rows=4,
+            description="Keep the effect of",
+            style=STYLE,
+            layout=w.Layout(width="420px", display="none"),
+        )
+        self.batch_covariates.add_class("rw-batch-covariates")
         self.cell_filters: dict[str, w.SelectMultiple] = {}
         self.cell_filter_box = w.VBox()
         self.counts_normalization = w.Dropdown(
@@ -118,6 +152,8 @@ class OptionsPanel(w.VBox):
             "counts_normalization": self.counts_normalization,
             "pseudobulk": self.pseudobulk,
             "join": self.join,
+            "batch_correction": self.batch_correction,
+            "batch_covariates": self.batch_covariates,
         }
         for name, control in self._controls.items():
             control.observe(lambda change, name=name: self._on_control(name, change), names="value")
@@ -127,6 +163,8 @@ class OptionsPanel(w.VBox):
             self.transformation,
             self.quantile_normalize,
             self.qn_reason,
+            self.batch_correction,
+            self.batch_covariates,
             self.single_cell_box,
             self.status,
         ]
@@ -137,11 +175,17 @@ class OptionsPanel(w.VBox):
     @guarded
     def _on_control(self, name: str, change) -> None:
         value = change["new"]
-        if name == "pseudobulk":
+        if name in ("pseudobulk", "batch_correction"):
             value = value or None
-        if value == self.state.selection.option_values[name]:
+        if name == "batch_covariates":
+            value = list(value) or None
+        current = self.state.selection.option_values[name]
+        if value == (list(current) if isinstance(current, tuple) else current):
             return  # the control shows the selection: nothing changed
-        self.state.selection = self.state.selection.with_options(**{name: value})
+        changes = {name: value}
+        if name == "batch_correction" and value != "combat":
+            changes["batch_covariates"] = None  # covariates are ComBat's only
+        self.state.selection = self.state.selection.with_options(**changes)
 
     @guarded
     def _on_cell_filter(self, change) -> None:
@@ -174,12 +218,19 @@ class OptionsPanel(w.VBox):
     def _render(self, change=None) -> None:
         selection = self.state.selection
         values = selection.option_values
+        covariates = tuple(values["batch_covariates"] or ())
+        extra = [c for c in covariates if c not in COVARIATES]
+        if list(self.batch_covariates.options) != [*COVARIATES, *extra]:
+            self.batch_covariates.options = [*COVARIATES, *extra]  # set from code or a link
         for name, control in self._controls.items():
-            control.value = (
-                ("" if values[name] is None else values[name])
-                if name == "pseudobulk"
-                else values[name]
-            )
+            if name in ("pseudobulk", "batch_correction"):
+                control.value = "" if values[name] is None else values[name]
+            elif name == "batch_covariates":
+                control.value = covariates
+            else:
+                control.value = values[name]
+        combat = values["batch_correction"] == "combat"
+        self.batch_covariates.layout.display = None if combat else "none"
         rule = selection.quantile_rule()
         self.quantile_normalize.disabled = rule.required is not None
         note = ""

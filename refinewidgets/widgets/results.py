@@ -5,7 +5,13 @@ Plots, each in its own panel of an accordion (``plots``) and drawn only when its
 coloured by experiment or any metadata column (open first); per-sample value distributions after
 normalization, and before it when the same dataset built without normalization is at hand
 (:meth:`ResultsView.compute_before`, run on its own for small results when the panel opens); for
-single cells (or pseudobulk per cell type), the cells per cell type. The numbers come from
+single cells (or pseudobulk per cell type), the cells per cell type; for a batch-corrected
+group, the PCA before and after the correction side by side, coloured by the batch (or any
+column), each with its batch scores (:func:`~refinewidgets.core.explore.batch_views`: the
+silhouette of the batch labels on the first PCs and the share of variance the batches explain),
+so the user sees whether the correction helped. ComBat's "before" is the same dataset built
+without it (:meth:`ResultsView.compute_uncorrected`, run on its own for small results); Harmony
+keeps its "before" in ``obsm["X_pca"]``. The numbers come from
 :mod:`refinewidgets.core.explore`; this module only draws them.
 """
 
@@ -22,13 +28,13 @@ from ..core.build import build
 from ..core.metadata import organism_label
 from ..core.result import Result, is_cell_group
 from ..core.scale import SCALE_LABELS
-from ._plots import bar_img, distributions_img, pca_img
+from ._plots import bar_img, batch_pair_img, distributions_img, pca_img
 from ._status import StatusArea, describe, guarded
 from ._table import frame_html
 
 __all__ = ["ResultsView"]
 
-PANEL_PCA, PANEL_DISTRIBUTIONS, PANEL_CELL_TYPES = range(3)
+PANEL_PCA, PANEL_DISTRIBUTIONS, PANEL_CELL_TYPES, PANEL_BATCH = range(4)
 
 #: Results with at most this many values get their "before normalization" build on their own.
 AUTO_BEFORE_VALUES = 20_000_000
@@ -55,6 +61,11 @@ class ResultsView(w.VBox):
     result = Instance(Result, allow_none=True, help="The result shown.")
     before = Instance(
         Result, allow_none=True, help="The same dataset built without normalization, or None."
+    )
+    uncorrected = Instance(
+        Result,
+        allow_none=True,
+        help="The same dataset built without its ComBat correction (the 'before'), or None.",
     )
     group = Unicode(None, allow_none=True, help="The key of the group shown.")
     color_by = Unicode("experiment_accession", help="The metadata column colouring the PCA.")
@@ -89,14 +100,29 @@ class ResultsView(w.VBox):
         self.pca.add_class("rw-plot-pca")
         self.cell_types = w.HTML()
         self.cell_types.add_class("rw-plot-cell-types")
+        self.batch_color = w.Dropdown(options=[], description="Colour by")
+        self.batch_color.add_class("rw-batch-color")
+        self.batch_color.observe(self._on_batch_color, names="value")
+        self.batch_plot = w.HTML()
+        self.batch_plot.add_class("rw-plot-batch")
+        self.batch_scores = w.HTML()
+        self.batch_scores.add_class("rw-batch-scores")
+        self.batch_button = w.Button(
+            description="Compare with values before batch correction",
+            icon="chart-bar",
+            layout=w.Layout(width="360px", display="none"),
+        )
+        self.batch_button.add_class("rw-batch-before")
+        self.batch_button.on_click(lambda _: self.compute_uncorrected())
         self._drawn: set[int] = set()
         self.plots = w.Accordion(
             children=[
                 w.VBox([self.color_box, self.pca]),
                 w.VBox([self.distributions, self.before_button]),
                 w.VBox([self.cell_types]),
+                w.VBox([self.batch_color, self.batch_scores, self.batch_plot, self.batch_button]),
             ],
-            titles=["PCA", "Value distributions", "Cells per cell type"],
+            titles=["PCA", "Value distributions", "Cells per cell type", "Batch correction"],
             selected_index=PANEL_PCA,
         )
         self.plots.add_class("rw-plots")
@@ -120,6 +146,7 @@ class ResultsView(w.VBox):
         self._hold = True
         try:
             self.before = None
+            self.uncorrected = None
             self.group_box.options = [(self._label(k), k) for k in keys]
             self.group = keys[0] if keys else None
             self.group_box.value = self.group
@@ -139,6 +166,15 @@ class ResultsView(w.VBox):
     def _before_changed(self, change) -> None:
         if not self._hold and PANEL_DISTRIBUTIONS in self._drawn:
             self._render_distributions()
+
+    @observe("uncorrected")
+    def _uncorrected_changed(self, change) -> None:
+        if not self._hold and PANEL_BATCH in self._drawn:
+            self._render_batch()
+
+    def _on_batch_color(self, change) -> None:
+        if change["new"] and not self._hold and PANEL_BATCH in self._drawn:
+            self._render_batch()
 
     def _on_color(self, change) -> None:
         if change["new"] and not self._hold:
@@ -171,6 +207,19 @@ class ResultsView(w.VBox):
                 self.compute_before()  # draws the distributions (see _before_changed)
             else:
                 self._render_distributions()
+        elif panel == PANEL_BATCH:
+            res = self.result
+            small = sum(a.n_obs * a.n_vars for a in res.values()) <= AUTO_BEFORE_VALUES
+            if (
+                self.uncorrected is None
+                and self._batch_info().get("method") == "combat"
+                and small
+                and res.dataset is not None
+                and self.catalog is not None
+            ):
+                self.compute_uncorrected()  # draws the panel (see _uncorrected_changed)
+            else:
+                self._render_batch()
         else:
             self._render_cell_types(self._adata())
 
@@ -183,6 +232,23 @@ class ResultsView(w.VBox):
             raise ValueError("there is no built result (with its catalog) to compare with")
         raw = explore.unnormalized(res.dataset)
         self.before = res if raw is None else build(raw, self.catalog)
+
+    @guarded
+    def compute_uncorrected(self) -> None:
+        """Build the same dataset without its ComBat correction, for the batch panel's before."""
+        res = self.result
+        if res is None or res.dataset is None or self.catalog is None:
+            raise ValueError("there is no built result (with its catalog) to compare with")
+        raw = explore.uncorrected(res.dataset)
+        if raw is None:
+            raise ValueError("this result has no ComBat correction to compare with")
+        self.uncorrected = build(raw, self.catalog)
+
+    def _batch_info(self) -> dict:
+        adata = self._adata()
+        if adata is None:
+            return {}
+        return dict(adata.uns.get("refinewidgets", {}).get("batch_correction", {}) or {})
 
     def _label(self, key: str) -> str:
         """A group's name for people: the species' name when grouped by species."""
@@ -200,10 +266,19 @@ class ResultsView(w.VBox):
     @guarded
     def _render(self) -> None:
         adata = self._adata()
-        for widget in (self.summary, self.preview, self.distributions, self.pca, self.cell_types):
+        for widget in (
+            self.summary,
+            self.preview,
+            self.distributions,
+            self.pca,
+            self.cell_types,
+            self.batch_plot,
+            self.batch_scores,
+        ):
             widget.value = ""
         self._drawn = set()
         self.before_button.layout.display = "none"
+        self.batch_button.layout.display = "none"
         self.color_box.layout.display = "none"
         self.plots.layout.display = "none" if adata is None else None
         if adata is None:
@@ -225,9 +300,16 @@ class ResultsView(w.VBox):
         try:
             self.color_box.options = columns
             self.color_box.value = self.color_by if self.color_by in columns else default
+            batch_key = self._batch_info().get("batch_key")
+            batch_columns = ([batch_key] if batch_key in adata.obs else []) + [
+                c for c in columns if c != batch_key
+            ]
+            self.batch_color.options = batch_columns
+            self.batch_color.value = batch_columns[0] if batch_columns else None
         finally:
             self._hold = False
         self.color_box.layout.display = None if columns else "none"
+        self.batch_color.layout.display = None if self._batch_info() else "none"
         self._draw_open_panel()
 
     def _render_summary(self, adata) -> None:
@@ -248,7 +330,23 @@ class ResultsView(w.VBox):
         )
         if row.get("values"):
             parts.append(f"values: {html.escape(str(row['values']))}")
+        batch = self._batch_info()
+        if batch:
+            method = {"combat": "ComBat", "harmony": "Harmony"}.get(batch.get("method"), "")
+            kept = batch.get("covariates") or []
+            parts.append(
+                f"batch correction: {method} by {html.escape(str(batch.get('batch_key')))}"
+                + (f", keeping {html.escape(', '.join(map(str, kept)))}" if kept else "")
+            )
         info = adata.uns.get("refinewidgets", {})
+        symbols = info.get("gene_symbols") or {}
+        if symbols.get("release"):
+            parts.append(
+                f"gene symbols: {int(symbols.get('with_symbol', 0)):,} of "
+                f"{int(symbols.get('genes', 0)):,} ids ({html.escape(str(symbols['release']))})"
+            )
+        elif symbols.get("missing"):
+            parts.append(f"gene symbols: {html.escape(str(symbols['missing']))}")
         report = info.get("gene_report") or {}
         if report:
             parts.append(
@@ -354,3 +452,59 @@ class ResultsView(w.VBox):
             if len(counts)
             else "No cell types to count: this group holds bulk samples."
         )
+
+    def _render_batch(self) -> None:
+        adata = self._adata()
+        if adata is None:
+            return
+        info = self._batch_info()
+        self.batch_button.layout.display = "none"
+        if not info:
+            self.batch_scores.value = (
+                "No batch correction in this group: choose ComBat or Harmony in the options "
+                "and build again to see it here."
+            )
+            self.batch_plot.value = ""
+            return
+        before = None
+        if info.get("method") == "combat":
+            if self.uncorrected is None or self.group not in self.uncorrected:
+                self.batch_scores.value = (
+                    "The comparison needs the same dataset built without ComBat."
+                )
+                self.batch_plot.value = ""
+                self.batch_button.layout.display = None
+                return
+            before = self.uncorrected[self.group]
+        batch_key = str(info.get("batch_key"))
+        try:
+            views = explore.batch_views(adata, before, batch_key=batch_key)
+            column = self.batch_color.value or batch_key
+            labels = explore.color_labels(adata.obs, column)
+            labels.name = column
+            self.batch_scores.value = _scores_table(views, batch_key)
+            self.batch_plot.value = batch_pair_img(
+                views, labels, batch_key=batch_key, css_class="rw-plot-img"
+            )
+        except Exception as exc:
+            self.batch_scores.value = ""
+            self.batch_plot.value = (
+                f"<i>Batch comparison not shown: {html.escape(describe(exc))}</i>"
+            )
+
+
+def _scores_table(views, batch_key: str) -> str:
+    """The batch scores before and after, as a small table."""
+    rows = "".join(
+        f'<tr><th scope="row">{html.escape(v.label.capitalize())}</th>'
+        f"<td>{v.scores['silhouette']:.2f}</td><td>{v.scores['variance_explained']:.1%}</td></tr>"
+        for v in views
+    )
+    key = html.escape(batch_key)
+    return (
+        f'<table class="rw-batch-score-table"><caption>How much the rows group by {key} '
+        f"(silhouette of the {key} labels on the first {explore.BATCH_PCS} PCs: near 1 apart, "
+        "near 0 mixed)</caption>"
+        f'<tr><td></td><th scope="col">Silhouette</th>'
+        f'<th scope="col">Variance explained by {key}</th></tr>{rows}</table>'
+    )

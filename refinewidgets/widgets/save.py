@@ -1,14 +1,15 @@
 """Saving a result: to a path in the kernel's file system, or as a download for the browser.
 
-"Save" writes the standard refine.bio zip (:meth:`~refinewidgets.Result.write_zip`) or one
-group as ``.h5ad``, atomically and never over an existing file unless "Overwrite" is ticked.
+"Save" and "Download" write the chosen format: the standard refine.bio zip
+(:meth:`~refinewidgets.Result.write_zip`) or one group as AnnData ``.h5ad``
+(:meth:`~refinewidgets.Result.write_h5ad`, for scanpy users), atomically and never over an existing file unless "Overwrite" is ticked.
 Given an ``output_dir`` (the web app always gives one), the panel takes a file *name* only and
 writes inside that folder, never elsewhere (:func:`resolve_save_name`); without one, any path
 the kernel can write is accepted, as a notebook user expects.
-In the app (``refinewidgets app``), "Download" writes the zip into the folder the app's server
+In the app (``refinewidgets app``), "Download" writes the file into the folder the app's server
 serves (:data:`DOWNLOADS_ENV`) and links to it: a real file, of any size. Elsewhere (a notebook,
-Binder) the link's ``href`` is a ``data:`` URI holding the zip, which needs no file server;
-zips above :data:`DOWNLOAD_LIMIT` bytes are then refused with a message.
+Binder) the link's ``href`` is a ``data:`` URI holding the file, which needs no file server;
+files above :data:`DOWNLOAD_LIMIT` bytes are then refused with a message.
 """
 
 from __future__ import annotations
@@ -29,12 +30,11 @@ from traitlets import Bool, Instance, Unicode, observe
 
 from ..core.result import Result
 from ..errors import OutputExistsError, RefineWidgetsError, SaveNameError
-from ..io.archive import atomic_output
 from ._status import StatusArea, guarded
 
 __all__ = ["DOWNLOADS_ENV", "DOWNLOAD_LIMIT", "SaveNameError", "SavePanel", "resolve_save_name"]
 
-#: The largest zip offered as a data-URI download (it travels inside the page).
+#: The largest file offered as a data-URI download (it travels inside the page).
 DOWNLOAD_LIMIT = 200 * 2**20
 #: Set by ``refinewidgets app``: the folder where downloads are prepared, served by the app's
 #: own server at ``/refinewidgets/download/<key>/<name>`` (a real file, no size limit).
@@ -180,11 +180,15 @@ class SavePanel(w.VBox):
         self.download.value = ""
         options = [("refine.bio zip (every group)", "zip")]
         if res is not None:
-            options += [(f"H5AD of {key}", f"h5ad:{key}") for key in res]
+            options += [(f"AnnData (.h5ad) of {key}", f"h5ad:{key}") for key in res]
         self.format.options = options
         self.format.value = "zip"
         for button in (self.save_button, self.prepare_button):
             button.disabled = res is None or self.stale
+        self._auto_download()
+
+    def _auto_download(self) -> None:
+        res = self.result
         if (
             res is not None
             and not self.stale
@@ -202,6 +206,8 @@ class SavePanel(w.VBox):
         elif new == "zip" and self.result is not None and stem in self.result:
             stem = "dataset"
         self.path.value = str(current.with_name(stem + suffix))
+        self.download.value = ""  # the link was of the other format
+        self._auto_download()
 
     def _nothing(self, what: str) -> str:
         if self.stale:
@@ -229,9 +235,8 @@ class SavePanel(w.VBox):
                 written = Path(self.result.write_zip(path, overwrite=self.overwrite.value))
             else:
                 key = self.format.value.split(":", 1)[1]
-                with atomic_output(path, overwrite=self.overwrite.value) as tmp:
-                    self.result[key].write_h5ad(tmp)
-                written = path
+                written = self.result.write_h5ad(path, group=key, overwrite=self.overwrite.value)
+                written = Path(written[key])
         except OutputExistsError:
             self.status.show(
                 f'{path} exists: choose another name, or tick "Overwrite" to replace it.', "error"
@@ -253,41 +258,53 @@ class SavePanel(w.VBox):
 
     @guarded
     def prepare_download(self) -> None:
-        """Put a download link of the zip in :attr:`download` (or say why not)."""
+        """Put a download link of the chosen format in :attr:`download` (or say why not)."""
         if self.result is None or self.stale:
             self.status.show(self._nothing("download"), "info")
             return
-        name = Path(self.path.value.strip() or "dataset.zip").name
-        name = name if name.endswith(".zip") else "dataset.zip"
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.zip", name):
-            name = "dataset.zip"
+        fmt = self.format.value or "zip"
+        suffix = ".zip" if fmt == "zip" else ".h5ad"
+        default = "dataset.zip" if fmt == "zip" else fmt.split(":", 1)[1] + suffix
+        name = Path(self.path.value.strip() or default).name
+        name = name if name.endswith(suffix) else default
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,120}", name):
+            name = default  # group keys are checked names (core/names.py)
         served = os.environ.get(DOWNLOADS_ENV)
         if served and Path(served).is_dir():
-            self._serve_download(Path(served), name)
+            self._serve_download(Path(served), name, fmt)
             return
+        mime = "application/zip" if fmt == "zip" else "application/x-hdf5"
         with tempfile.TemporaryDirectory(prefix="refinewidgets-") as folder:
             target = Path(folder) / name
-            self.result.write_zip(target)
+            self._write(target, fmt)
             size = target.stat().st_size
             if size > DOWNLOAD_LIMIT:
                 self.download.value = ""
                 self.status.show(
-                    f"The zip is {size / 2**20:,.0f} MB, too big for a browser download (limit "
-                    f"{DOWNLOAD_LIMIT / 2**20:,.0f} MB): save it to a path instead.",
+                    f"The {name} file is {size / 2**20:,.0f} MB, too big for a browser download "
+                    f"(limit {DOWNLOAD_LIMIT / 2**20:,.0f} MB): save it to a path instead.",
                     "warning",
                 )
                 return
             data = base64.b64encode(target.read_bytes()).decode("ascii")
-        self._link(f"data:application/zip;base64,{data}", name, size)
+        self._link(f"data:{mime};base64,{data}", name, size)
 
-    def _serve_download(self, folder: Path, name: str) -> None:
-        """Write the zip where the app's server serves it; the link fetches a real file."""
+    def _write(self, target: Path, fmt: str) -> None:
+        """Write the result in ``fmt`` (``zip`` or ``h5ad:<group>``) to a new ``target``."""
+        if fmt == "zip":
+            self.result.write_zip(target)
+        else:
+            self.result.write_h5ad(target, group=fmt.split(":", 1)[1])
+
+    def _serve_download(self, folder: Path, name: str, fmt: str) -> None:
+        """Write the file where the app's server serves it; the link fetches a real file."""
         if self._served is not None:
             shutil.rmtree(self._served, ignore_errors=True)  # one prepared download at a time
         key = secrets.token_urlsafe(24)
         self._served = folder / key
         self._served.mkdir()
-        target = Path(self.result.write_zip(self._served / name))
+        target = self._served / name
+        self._write(target, fmt)
         self._link(f"/refinewidgets/download/{key}/{name}", name, target.stat().st_size)
 
     def _link(self, href: str, name: str, size: int) -> None:
