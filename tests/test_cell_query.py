@@ -486,3 +486,24 @@ def test_a_whole_organism_takes_its_libraries_of_every_experiment(species_folder
         rw.organism_dataset(cat, "Homo sapien")
     assert "(did you mean HOMO_SAPIENS?)" in str(info.value)
     assert "HOMO_SAPIENS, MUS_MUSCULUS" in str(info.value)
+
+
+def test_the_new_options_travel_in_a_link_and_a_selection(sc_catalog):
+    from urllib.parse import urlencode
+
+    from refinewidgets.core.selection import Selection
+
+    options = {
+        "quantile_normalize": False,
+        "cell_filter": "tissue in ['blood'] or not cell_type == 'B cell'",
+        "var_filter": "feature_biotype == 'protein_coding' and feature_length > 500",
+        "obs_columns": ["library", "cell_type"],
+        "exact": True,
+    }
+    ds = rw.Dataset({"SC1": ["ALL"]}, **options)
+    query = urlencode(link_query(Link(ds.data, (), options)))
+    assert dataset_from_query(query) == ds
+    sel = Selection(sc_catalog).add({"SC1": None}).with_options(**options)
+    assert sel.dataset == ds
+    # the single-cell options go back to their defaults when no single cell is left
+    assert sel.remove("SC1").option_values["var_filter"] is None
