@@ -114,6 +114,8 @@ def test_the_tree_of_census_example():
         ("cell_type = 'B cell'", "invalid syntax (compare with ==, not =)", 11),
         ("cell_type == B_cell", "'B_cell' is taken as a column, but a value is expected", 14),
         ("cell_type == 'B' and", "invalid syntax", None),
+        ("cell_type != 'B' tissue", "invalid syntax", None),
+        ("tissue == 'a\x00'", "NUL character", None),
         ("(cell_type == 'B'", "'(' was never closed", 1),
         ("tissue in 'blood'", "'in' takes a list of values", 11),
         ("tissue in []", "'in' takes a non-empty list", 11),
@@ -144,6 +146,7 @@ def test_malformed_texts_say_what_and_where(text, problem, at):
         parse_query(text)
     message = str(info.value)
     assert problem in message
+    assert ("compare with ==, not =" in message) == (text == "cell_type = 'B cell'")
     if at is not None:
         assert f"at character {at}:" in message
         caret = message.splitlines()[-1]

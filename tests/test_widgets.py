@@ -292,6 +292,9 @@ def test_transformation_labels_and_options(demo_cat):
         "pseudobulk": None,
         "keep_intergenic": False,
         "genes": None,
+        "exact": False,
+        "var_filter": None,
+        "obs_columns": None,
     }
 
 

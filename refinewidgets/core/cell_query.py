@@ -34,6 +34,7 @@ from __future__ import annotations
 import ast
 import difflib
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -61,6 +62,8 @@ _OPS = {
 #: An operator with the value on the left turned round: ``500 < x`` is ``x > 500``.
 _FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 _ORDER = ("<", "<=", ">", ">=")
+#: A single ``=`` (not part of ``==``, ``!=``, ``<=``, ``>=``): a comparison written as SQL does.
+_LONE_EQUALS = re.compile(r"(?<![=!<>])=(?!=)")
 
 
 @dataclass(frozen=True)
@@ -244,6 +247,8 @@ def parse_query(text: str, *, what: str = "cell filter", unit: str = "cell") -> 
         raise DatasetSpecError(
             f"The {what} text is {len(text)} characters long; at most {MAX_LENGTH} are read."
         )
+    if "\x00" in text:
+        raise DatasetSpecError(f"The {what} text holds a NUL character; remove it.")
     flat = " ".join(text.split("\n")).replace("\r", " ").replace("\t", " ").strip()
     shown = flat if len(flat) <= 60 else flat[:57] + "..."
     try:
@@ -251,7 +256,7 @@ def parse_query(text: str, *, what: str = "cell filter", unit: str = "cell") -> 
             body = ast.parse(flat, mode="eval").body
         except SyntaxError as exc:
             problem = (exc.msg or "invalid syntax").replace("invalid syntax. ", "")
-            if "=" in flat and "==" not in flat:
+            if _LONE_EQUALS.search(flat):
                 problem += " (compare with ==, not =)"
             raise _Error(problem, chars=None if exc.offset is None else exc.offset - 1) from None
         except (RecursionError, MemoryError, ValueError):
