@@ -114,6 +114,8 @@ def test_the_tree_of_census_example():
         ("cell_type = 'B cell'", "invalid syntax (compare with ==, not =)", 11),
         ("cell_type == B_cell", "'B_cell' is taken as a column, but a value is expected", 14),
         ("cell_type == 'B' and", "invalid syntax", None),
+        ("cell_type != 'B' tissue", "invalid syntax", None),
+        ("tissue == 'a\x00'", "NUL character", None),
         ("(cell_type == 'B'", "'(' was never closed", 1),
         ("tissue in 'blood'", "'in' takes a list of values", 11),
         ("tissue in []", "'in' takes a non-empty list", 11),
@@ -144,6 +146,7 @@ def test_malformed_texts_say_what_and_where(text, problem, at):
         parse_query(text)
     message = str(info.value)
     assert problem in message
+    assert ("compare with ==, not =" in message) == (text == "cell_type = 'B cell'")
     if at is not None:
         assert f"at character {at}:" in message
         caret = message.splitlines()[-1]
@@ -486,3 +489,24 @@ def test_a_whole_organism_takes_its_libraries_of_every_experiment(species_folder
         rw.organism_dataset(cat, "Homo sapien")
     assert "(did you mean HOMO_SAPIENS?)" in str(info.value)
     assert "HOMO_SAPIENS, MUS_MUSCULUS" in str(info.value)
+
+
+def test_the_new_options_travel_in_a_link_and_a_selection(sc_catalog):
+    from urllib.parse import urlencode
+
+    from refinewidgets.core.selection import Selection
+
+    options = {
+        "quantile_normalize": False,
+        "cell_filter": "tissue in ['blood'] or not cell_type == 'B cell'",
+        "var_filter": "feature_biotype == 'protein_coding' and feature_length > 500",
+        "obs_columns": ["library", "cell_type"],
+        "exact": True,
+    }
+    ds = rw.Dataset({"SC1": ["ALL"]}, **options)
+    query = urlencode(link_query(Link(ds.data, (), options)))
+    assert dataset_from_query(query) == ds
+    sel = Selection(sc_catalog).add({"SC1": None}).with_options(**options)
+    assert sel.dataset == ds
+    # the single-cell options go back to their defaults when no single cell is left
+    assert sel.remove("SC1").option_values["var_filter"] is None

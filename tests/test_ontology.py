@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -170,3 +171,37 @@ def test_a_filter_without_terms_records_no_ontology(catalog):
     res = _build(catalog, {"sex": {"not_in": ["unknown"]}})
     assert "ontology" not in res.uns["refinewidgets"]
     assert np.isin(res.obs["cell_type"].astype(str), TYPES).all()
+
+
+# --- on the real writers' layouts (tests/data/bgee) -------------------------------------------
+
+REAL = sorted(p for p in (Path(__file__).parent / "data" / "bgee").glob("*.h5ad"))
+
+
+@pytest.mark.parametrize("path", REAL, ids=[p.name for p in REAL])
+def test_every_writers_cells_match_by_term(path):
+    """Each real layout's cell type and anatomy ids (CL, UBERON) give descendant matching:
+    "lymphocyte" keeps B, T and NK cells, "leukocyte" monocytes and macrophages too, and
+    "abdomen" the spleen and liver (UBERON's part_of) but not blood."""
+    catalog = rw.open_catalog(path)
+    (experiment,) = [e for e in catalog.experiment_ids if catalog.is_single_cell(e)]
+    cells = catalog.cells(experiment)
+    for cell_filter, kept in (
+        ("cell_type == 'lymphocyte'", {"B cell", "T cell", "natural killer cell"}),
+        (
+            "cell_type in ['leukocyte']",
+            {"B cell", "T cell", "natural killer cell", "monocyte", "macrophage"},
+        ),
+        ({"tissue": ["abdomen"]}, None),
+    ):
+        if kept is None:
+            expected = cells.index[cells["tissue"].isin(["spleen", "liver"])]
+        else:
+            expected = cells.index[cells["cell_type"].isin(kept)]
+        ds = rw.Dataset({experiment: ["ALL"]}, quantile_normalize=False, cell_filter=cell_filter)
+        if len(expected) == 0:
+            with pytest.raises(rw.DatasetSpecError):
+                rw.build(ds, catalog)
+            continue
+        obs = rw.build(ds, catalog)[experiment].obs
+        assert sorted(obs.index) == sorted(expected)

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DatasetSpecError
-from .cell_query import Query, parse_query
+from .cell_query import Query, parse_query, text_isin
 
 __all__ = [
     "QC_COLUMNS",
@@ -280,23 +280,27 @@ def match_cells(
                 )
             mask &= hit
             continue
-        text = series.astype(str)
-        if column in CASELESS:
-            text = text.str.lower()
+        caseless = column in CASELESS
         hit = np.ones(len(table), dtype=bool)
         by_term = terms is not None and terms.handles(column)
         if "in" in cond:
-            wanted = [v.lower() if column in CASELESS else v for v in cond["in"]]
-            hit &= terms.mask(table, column, wanted) if by_term else text.isin(wanted).to_numpy()
+            wanted = cond["in"]
+            hit &= (
+                terms.mask(table, column, wanted)
+                if by_term
+                else text_isin(series, wanted, caseless=caseless)
+            )
             if not hit.any():
                 raise DatasetSpecError(
                     f"cell filter {column!r}: no cell of {where} has {cond['in']}; values "
                     f"present: {_present(series)}"
                 )
         if "not_in" in cond:
-            dropped = [v.lower() if column in CASELESS else v for v in cond["not_in"]]
+            dropped = cond["not_in"]
             hit &= ~(
-                terms.mask(table, column, dropped) if by_term else text.isin(dropped).to_numpy()
+                terms.mask(table, column, dropped)
+                if by_term
+                else text_isin(series, dropped, caseless=caseless)
             )
             if not hit.any():
                 raise DatasetSpecError(

@@ -34,6 +34,7 @@ from __future__ import annotations
 import ast
 import difflib
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -42,7 +43,7 @@ import pandas as pd
 
 from ..errors import DatasetSpecError
 
-__all__ = ["And", "Compare", "Not", "Or", "Query", "parse_query"]
+__all__ = ["And", "Compare", "Not", "Or", "Query", "parse_query", "text_isin"]
 
 #: The longest filter text read (a guard against pathological input, far above any real one).
 MAX_LENGTH = 10_000
@@ -61,6 +62,8 @@ _OPS = {
 #: An operator with the value on the left turned round: ``500 < x`` is ``x > 500``.
 _FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 _ORDER = ("<", "<=", ">", ">=")
+#: A single ``=`` (not part of ``==``, ``!=``, ``<=``, ``>=``): a comparison written as SQL does.
+_LONE_EQUALS = re.compile(r"(?<![=!<>])=(?!=)")
 
 
 @dataclass(frozen=True)
@@ -244,6 +247,8 @@ def parse_query(text: str, *, what: str = "cell filter", unit: str = "cell") -> 
         raise DatasetSpecError(
             f"The {what} text is {len(text)} characters long; at most {MAX_LENGTH} are read."
         )
+    if "\x00" in text:
+        raise DatasetSpecError(f"The {what} text holds a NUL character; remove it.")
     flat = " ".join(text.split("\n")).replace("\r", " ").replace("\t", " ").strip()
     shown = flat if len(flat) <= 60 else flat[:57] + "..."
     try:
@@ -251,7 +256,7 @@ def parse_query(text: str, *, what: str = "cell filter", unit: str = "cell") -> 
             body = ast.parse(flat, mode="eval").body
         except SyntaxError as exc:
             problem = (exc.msg or "invalid syntax").replace("invalid syntax. ", "")
-            if "=" in flat and "==" not in flat:
+            if _LONE_EQUALS.search(flat):
                 problem += " (compare with ==, not =)"
             raise _Error(problem, chars=None if exc.offset is None else exc.offset - 1) from None
         except (RecursionError, MemoryError, ValueError):
@@ -410,12 +415,33 @@ def _compare(table: pd.DataFrame, leaf: Compare, where: str, terms=None) -> np.n
                     }[leaf.op](numbers, leaf.value)
             hit = np.isin(numbers, np.asarray(values, dtype=float))
             return ~hit if leaf.op in ("!=", "not in") else hit
-    text = series.astype(str)
-    wanted = [_text(v) for v in values]
-    if leaf.column in CASELESS:
-        text, wanted = text.str.lower(), [v.lower() for v in wanted]
-    hit = text.isin(wanted).to_numpy()
+    hit = text_isin(series, [_text(v) for v in values], caseless=leaf.column in CASELESS)
     return ~hit if leaf.op in ("!=", "not in") else hit
+
+
+def text_isin(series, wanted, *, caseless: bool = False, strip: bool = False) -> np.ndarray:
+    """Which values of ``series``, as text, are among ``wanted``: worked out once per distinct
+    value (a categorical's categories), not per cell.
+
+    >>> text_isin(pd.Series(pd.Categorical(["Male", "female", "male"])), ["male"], caseless=True)
+    array([ True, False,  True])
+    """
+    if isinstance(getattr(series, "dtype", None), pd.CategoricalDtype):
+        codes = np.asarray(series.cat.codes if hasattr(series, "cat") else series.codes)
+        uniques = series.cat.categories if hasattr(series, "cat") else series.categories
+    else:
+        codes, uniques = pd.factorize(pd.Series(np.asarray(series, dtype=object)))
+    labels = pd.Index(uniques).astype(str)
+    wanted = [str(w) for w in wanted]
+    if strip:
+        labels, wanted = labels.str.strip(), [w.strip() for w in wanted]
+    if caseless:
+        labels, wanted = labels.str.lower(), [w.lower() for w in wanted]
+    chosen = np.asarray(labels.isin(wanted), dtype=bool)
+    missing = "nan" in wanted  # a missing value reads "nan" as text, as pandas writes it
+    if not len(chosen):
+        return np.full(len(codes), missing, dtype=bool)
+    return np.where(codes >= 0, chosen[np.maximum(codes, 0)], missing)
 
 
 def _text(value) -> str:

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .cell_query import text_isin
+
 __all__ = ["TERM_COLUMNS", "Ontology", "TermMatcher", "normal_id"]
 
 #: Unified column -> (the column of its term ids, the ontology of its terms).
@@ -146,8 +148,7 @@ class TermMatcher:
         for value in values:
             for term in ontology.resolve(value):
                 wanted |= ontology.descendants(term)
-        texts = {str(v).strip() for v in values}
-        hit = table[column].astype(str).str.strip().isin(texts).to_numpy()
+        hit = text_isin(table[column], values, strip=True)
         if wanted and id_column in table.columns:
             ids = table[id_column]
             if isinstance(ids.dtype, pd.CategoricalDtype):  # per category, not per cell
