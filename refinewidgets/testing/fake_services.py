@@ -5,9 +5,28 @@ paginated JSON ``{count, next, previous, results}`` (search adds ``facets``), DR
 ``{"detail": ...}`` 404s and refine.bio's ``{error_type, message, details}`` 400s, tokens that
 must be activated, datasets moving from created to processing to processed (or failed, with a
 ``failure_reason``) with ``download_url``/``size_in_bytes``/``sha1``; and Bgee-style Apache
-index pages over a folder tree. Files are served with ``Range`` support. Failures are injected
-per path prefix: an HTTP status for the next N requests, a delay, a download cut after some
-bytes, a wrong checksum or size, a failed dataset. Every request is logged in ``requests``.
+index pages over a folder tree. Files are served with ``ETag``/``Last-Modified`` and ``Range``
+with ``If-Range`` support (as S3 and Apache do). Failures are injected per path prefix: an HTTP
+status for the next N requests, a delay, a download cut after some bytes, a wrong checksum or
+size, a failed dataset. Every request is logged in ``requests``.
+
+As refine.bio does (AlexsLemonade/refinebio commit 288d43cad259daecc95d6a3d43f74fd92ccbf57d):
+
+- ``next`` links are absolute and, like DRF's behind refine.bio's TLS proxy, need not point back
+  here (``link_host``, default ``http://api.refine.bio``: a client that follows them leaves the
+  test server); the client must compute its offsets (api/pagination.py);
+- a dataset's ``["ALL"]`` becomes the processed samples of organisms with a QN target
+  (api/views/dataset.py ``convert_ALL_to_accessions``), and its download holds only those
+  (``unprocessed`` samples, ``qn_organisms``);
+- search documents have ``ExperimentDocumentSerializer``'s fields, samples
+  ``DetailedSampleSerializer``'s, experiments ``DetailedExperimentSerializer``'s, datasets
+  ``DatasetSerializer``'s, QN targets ``QNTargetSerializer``'s (the files of api/views/).
+
+Hostile modes: :meth:`FakeServices.redirect` (to another host, to ``file://``),
+``self_next`` (a ``next`` link pointing at its own page), :meth:`FakeServices.trickle` (any reply
+a few bytes at a time), :meth:`FakeServices.answer` (wrong JSON types, a huge page, HTML instead
+of an archive), content changed between two attempts (replace a file; ``etags=False`` serves no
+validators).
 
 >>> with FakeServices() as fake:
 ...     fake.api.startswith("http://127.0.0.1:")
@@ -136,6 +155,16 @@ class FakeServices:
     processing_polls: int = 2
     compendia: list = field(default_factory=list)
     qn_targets: dict[str, str] = field(default_factory=dict)  # organism -> url path
+    #: Organisms refine.bio has a QN target for, for ``["ALL"]`` (None: every organism).
+    qn_organisms: set[str] | None = None
+    #: Samples refine.bio lists but has not processed (``is_processed`` false).
+    unprocessed: set[str] = field(default_factory=set)
+    #: Where ``next`` links point (refine.bio's are built behind a proxy: ``http://``).
+    link_host: str | None = "http://api.refine.bio"
+    #: A ``next`` link pointing at the page itself (a server in a loop).
+    self_next: bool = False
+    #: Serve ``ETag`` and ``Last-Modified`` with files (False: no validators to resume with).
+    etags: bool = True
 
     def __post_init__(self) -> None:
         self.tokens: dict[str, bool] = {}
@@ -144,7 +173,7 @@ class FakeServices:
         self.bad_sha1: set[str] = set()  # experiments whose announced sha1 is wrong
         self.bad_size: set[str] = set()
         self.rules: list[_Rule] = []
-        self.link_host: str | None = None  # another host for "next" links (a hostile server)
+        self.answers: list[list] = []  # [prefix, status, body bytes, content type, headers, times]
         self.requests: list[tuple[str, str, dict]] = []
         self.bodies: list[tuple[str, str, dict, bytes]] = []
         self._lock = threading.Lock()
@@ -205,6 +234,31 @@ class FakeServices:
         (a slow download, to cancel in the middle)."""
         self.rules.append(_Rule(prefix, pause=pause, chunk=max(1, int(chunk)), times=times))
 
+    def redirect(self, prefix: str, location: str, *, status: int = 302, times: int = 10**9):
+        """Answer requests under ``prefix`` with a redirect to ``location`` (``{path}`` in it
+        is replaced by the path asked for, query included)."""
+        headers = {"Location": location}
+        self.answers.append([prefix, status, b"", "text/html", headers, times])
+
+    def answer(
+        self,
+        prefix: str,
+        body,
+        *,
+        status: int = 200,
+        content_type: str = "application/json",
+        times: int = 10**9,
+    ) -> None:
+        """Answer requests under ``prefix`` with ``body`` (bytes as they are; anything else as
+        JSON): wrong types, a huge page, an HTML page where an archive was expected."""
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.answers.append([prefix, status, data, content_type, {}, times])
+
+    def trickle(self, prefix: str, chunk: int = 1, pause: float = 0.05, times: int = 10**9):
+        """Send every reply under ``prefix`` (JSON, pages, files) ``chunk`` bytes at a time,
+        ``pause`` seconds apart: a reply that never stalls long enough for a read timeout."""
+        self.throttle(prefix, chunk, pause, times)
+
     def activated_token(self) -> str:
         token = str(uuid.uuid4())
         self.tokens[token] = True
@@ -220,6 +274,14 @@ class FakeServices:
                 if rule.times > 0 and path.startswith(rule.prefix) and bool(getattr(rule, kind)):
                     rule.times -= 1
                     return rule
+        return None
+
+    def _answer(self, path: str) -> list | None:
+        with self._lock:
+            for canned in self.answers:
+                if canned[5] > 0 and path.startswith(canned[0]):
+                    canned[5] -= 1
+                    return canned
         return None
 
     def _file_bytes(self, where: str) -> bytes:
@@ -256,8 +318,8 @@ class FakeServices:
             "downloadable_organism_names": exp.get("organisms", []),
             "pubmed_id": exp.get("pubmed_id", ""),
             "num_total_samples": len(samples),
-            "num_processed_samples": len(samples),
-            "num_downloadable_samples": len(samples),
+            "num_processed_samples": len(set(samples) - self.unprocessed),
+            "num_downloadable_samples": len(set(samples) - self.unprocessed),
             "source_first_published": exp.get("source_first_published", ""),
         }
 
@@ -276,11 +338,52 @@ class FakeServices:
                     "sex": v.get("refinebio_sex", ""),
                     "specimen_part": v.get("refinebio_specimen_part", ""),
                     "disease": v.get("refinebio_disease", ""),
-                    "is_processed": True,
+                    "is_processed": s not in self.unprocessed,
                     "experiment_accession_codes": [acc],
                 }
             )
         return rows
+
+    def expand_all(self, acc: str) -> list[str]:
+        """refine.bio's ``["ALL"]``: the processed samples of organisms with a QN target."""
+        return [
+            r["accession_code"]
+            for r in self.sample_records(acc)
+            if r["is_processed"]
+            and (self.qn_organisms is None or r["organism"]["name"] in self.qn_organisms)
+        ]
+
+    def download_of(self, acc: str, samples: list[str]) -> bytes:
+        """The experiment's download holding ``samples`` only (the others' columns and rows
+        dropped; the experiment still lists every sample, as refine.bio's
+        ``Experiment.to_metadata_dict`` does)."""
+        body = self.experiments[acc]
+        if set(samples) >= set(self._meta(acc)["samples"]):
+            return body
+        keep = set(samples)
+        out = io.BytesIO()
+        with zipfile.ZipFile(io.BytesIO(body)) as src, zipfile.ZipFile(out, "w") as dst:
+            for info in src.infolist():
+                data = src.read(info.filename)
+                name = info.filename
+                if name == f"{acc}/{acc}.tsv":
+                    rows = [line.split("\t") for line in data.decode().split("\n")]
+                    cols = [i for i, c in enumerate(rows[0]) if i == 0 or c in keep]
+                    data = "\n".join(
+                        "\t".join(r[i] for i in cols) if len(r) > 1 else "\t".join(r) for r in rows
+                    ).encode()
+                elif name == f"{acc}/metadata_{acc}.tsv":
+                    lines = data.decode().split("\n")
+                    data = "\n".join(
+                        [lines[0]] + [x for x in lines[1:] if not x or x.split("\t")[0] in keep]
+                    ).encode()
+                elif name == "aggregated_metadata.json":
+                    meta = json.loads(data)
+                    meta["samples"] = {k: v for k, v in meta["samples"].items() if k in keep}
+                    meta["num_samples"] = len(meta["samples"])
+                    data = json.dumps(meta, indent=4, sort_keys=True).encode()
+                dst.writestr(info, data)
+        return out.getvalue()
 
     def dataset_json(self, ds: _Dataset, token_ok: bool) -> dict:
         acc = next(iter(ds.data))
@@ -315,7 +418,7 @@ class FakeServices:
                 if acc in self.failed:
                     state["success"], state["failure_reason"] = False, self.failed[acc]
                 else:
-                    body = self.experiments[acc]
+                    body = self.download_of(acc, ds.data[acc])
                     sha1 = hashlib.sha1(body).hexdigest()
                     if acc in self.bad_sha1:
                         sha1 = "0" * 40
@@ -344,14 +447,16 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def _page(results: list, params: dict, base: str, extra: dict | None = None) -> dict:
-    limit = int(params.get("limit", ["25"])[0])
+def _page(
+    results: list, params: dict, base: str, extra: dict | None = None, *, self_next: bool = False
+) -> dict:
+    limit = min(int(params.get("limit", ["25"])[0]), 1000)  # settings.py PAGE_SIZE, max_limit
     offset = int(params.get("offset", ["0"])[0])
     chunk = results[offset : offset + limit]
 
     def link(off):
         query = {k: v for k, v in params.items() if k not in ("limit", "offset")}
-        query.update(limit=[str(limit)], offset=[str(off)])
+        query.update(limit=[str(limit)], offset=[str(offset if self_next else off)])
         return f"{base}?{urlencode(query, doseq=True)}"
 
     return {
@@ -387,8 +492,16 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        if self.command != "HEAD":
+        if self.command == "HEAD":
+            return
+        slow = self.fake._rule(self._path, "pause")
+        if slow is None:
             self.wfile.write(body)
+            return
+        for i in range(0, len(body), slow.chunk):
+            self.wfile.write(body[i : i + slow.chunk])
+            self.wfile.flush()
+            time.sleep(slow.pause)
 
     def _json(self, status: int, data, headers: dict | None = None) -> None:
         self._send(status, json.dumps(data).encode(), "application/json", headers)
@@ -408,7 +521,14 @@ class _Handler(BaseHTTPRequestHandler):
         start = 0
         status = 200
         headers = {"Accept-Ranges": "bytes"}
+        etag = f'"{hashlib.md5(data).hexdigest()}"'  # S3's ETag of a single-part object
+        if self.fake.etags:
+            headers["ETag"] = etag
+            headers["Last-Modified"] = "Tue, 14 Nov 2023 22:13:00 GMT"
         rng = self.headers.get("Range", "")
+        if_range = self.headers.get("If-Range")
+        if if_range is not None and (not self.fake.etags or if_range != etag):
+            rng = ""  # RFC 9110 13.1.5: the validator does not match: the whole (new) file
         if rng.startswith("bytes="):
             first = rng[len("bytes=") :].split("-")[0]
             start = int(first or 0)
@@ -446,6 +566,14 @@ class _Handler(BaseHTTPRequestHandler):
         fake.requests.append((self.command, path, dict(self.headers)))
         self._raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         fake.bodies.append((self.command, path, dict(self.headers), self._raw))
+        self._path = path
+        canned = fake._answer(path)
+        if canned is not None:
+            _, status, body, ctype, headers, _ = canned
+            if "Location" in headers:
+                headers = {"Location": headers["Location"].replace("{path}", self.path)}
+            self._send(status, body, ctype, headers)
+            return
         rule = fake._rule(path, "delay")
         if rule is not None:
             time.sleep(rule.delay)
@@ -514,14 +642,21 @@ class _Handler(BaseHTTPRequestHandler):
                 ):
                     for v in values:
                         facets[key][v] = facets[key].get(v, 0) + n
-            self._json(200, _page(docs, params, base, {"facets": facets}))
+            self._json(200, _page(docs, params, base, {"facets": facets}, self_next=fake.self_next))
         elif len(parts) == 2 and parts[0] == "experiments":
             if parts[1] not in fake.experiments:
                 self._json(404, {"detail": "Not found."})
             else:
                 doc = fake.experiment_document(parts[1])
-                doc["samples"] = [
-                    {"accession_code": s["accession_code"], "is_processed": True}
+                doc["samples"] = [  # DetailedExperimentSampleSerializer
+                    {
+                        "accession_code": s["accession_code"],
+                        "platform_name": s["platform_name"],
+                        "pretty_platform": s["platform_name"],
+                        "technology": s["technology"],
+                        "is_processed": s["is_processed"],
+                        "is_unable_to_be_processed": False,
+                    }
                     for s in fake.sample_records(parts[1])
                 ]
                 self._json(200, doc)
@@ -532,7 +667,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             accs = [acc] if acc else sorted(fake.experiments)
             rows = [r for a in accs for r in fake.sample_records(a)]
-            self._json(200, _page(rows, params, base))
+            self._json(200, _page(rows, params, base, self_next=fake.self_next))
         elif len(parts) == 2 and parts[0] == "samples":
             rows = [r for a in fake.experiments for r in fake.sample_records(a)]
             found = [r for r in rows if r["accession_code"] == parts[1]]
@@ -632,6 +767,7 @@ class _Handler(BaseHTTPRequestHandler):
                     unknown,
                 )
                 return
+            data = {k: fake.expand_all(k) if v == ["ALL"] else v for k, v in data.items()}
             ds = _Dataset(
                 str(uuid.uuid4()),
                 data,
@@ -674,7 +810,8 @@ class _Handler(BaseHTTPRequestHandler):
             if ds is None or not ds.started:
                 self._json(404, {"detail": "Not found."})
                 return
-            self._serve_bytes(fake.experiments[next(iter(ds.data))], "application/zip", path)
+            acc = next(iter(ds.data))
+            self._serve_bytes(fake.download_of(acc, ds.data[acc]), "application/zip", path)
         elif path in fake.files:
             self._serve_bytes(fake._file_bytes(path), "application/octet-stream", path)
         else:

@@ -13,7 +13,10 @@ from .errors import (
     RemoteDatasetError,
     RemoteError,
     RemoteNotFoundError,
+    ResponseFormatError,
+    SamplesLeftOutWarning,
     ServiceUnavailableError,
+    ServiceUnreachableError,
     TokenError,
 )
 
@@ -22,6 +25,9 @@ __all__ = [
     "RemoteDatasetError",
     "RemoteError",
     "RemoteNotFoundError",
+    "ResponseFormatError",
+    "SamplesLeftOutWarning",
     "ServiceUnavailableError",
+    "ServiceUnreachableError",
     "TokenError",
 ]

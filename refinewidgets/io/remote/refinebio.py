@@ -16,11 +16,26 @@ The unit fetched is **one experiment**: a dataset ``{acc: ["ALL"]}`` aggregated 
 without quantile normalization or scaling. refinewidgets aggregates and normalizes locally, so
 changing an option never needs the server again, and each experiment's zip is cached once.
 
-Configuration (pyrefinebio's, so one token serves both): the token is the ``token=`` argument,
-else ``$REFINEBIO_TOKEN``, else ``token:`` in the YAML file ``$REFINEBIO_CONFIG_FILE`` (default
-``~/.refinebio.yaml``). The API address is ``$REFINEWIDGETS_REFINEBIO_API`` (default
-``https://api.refine.bio/v1/``). refine.bio needs an e-mail address to process a dataset:
+Configuration (pyrefinebio's, so one token serves both; AlexsLemonade/refinebio-py
+``pyrefinebio/config.py``, commit 770d3f6efcc82c47a1b2ba885c564388403f340e: the environment first,
+then the YAML file ``$REFINEBIO_CONFIG_FILE`` or ``~/.refinebio.yaml``, then the default): the
+token is the ``token=`` argument, else ``$REFINEBIO_TOKEN``, else ``token:`` in the file. The API
+address is the ``api=`` argument, else ``$REFINEWIDGETS_REFINEBIO_API`` (ours, for tests and the
+app), else ``$REFINEBIO_BASE_URL``, else ``base_url:`` in the file, else
+``https://api.refine.bio/v1/``. refine.bio needs an e-mail address to process a dataset:
 ``email=``, else ``$REFINEBIO_EMAIL``, else ``email:`` in the same YAML file.
+
+Sources, all at AlexsLemonade/refinebio commit 288d43cad259daecc95d6a3d43f74fd92ccbf57d unless
+said otherwise (``api/data_refinery_api/`` abbreviated ``api/``): the routes are
+``api/urls.py``; search is ``api/views/experiment_document.py`` (filters ``filter_fields``,
+facets ``faceted_search_fields``, fields ``ExperimentDocumentSerializer``); pages are
+limit/offset (``api/pagination.py``: at most 1000 a page; ``settings.py``: 25 by default), and
+the client computes each page's offset as pyrefinebio's ``util.py`` ``PaginatedList`` does,
+never following the ``next`` link (DRF builds it from the request behind a TLS proxy, so it may
+read ``http://``); experiments ``api/views/experiment.py`` (``DetailedExperimentSerializer``);
+samples ``api/views/sample.py`` (``DetailedSampleSerializer``, ``SampleListView``); QN targets
+``api/views/qn_targets.py``; tokens ``api/views/api_token.py``; datasets
+``api/views/dataset.py`` (``DatasetSerializer``, ``DatasetView.convert_ALL_to_accessions``).
 """
 
 from __future__ import annotations
@@ -32,6 +47,7 @@ import re
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,14 +59,23 @@ import pandas as pd
 from ...core.names import check_accession, check_organism
 from ...errors import BuildCancelled, DatasetSpecError, SourceFormatError
 from .cache import DownloadCache, safe_name
-from .errors import RemoteDatasetError, RemoteError, ServiceUnavailableError, TokenError
-from .http import Http
+from .errors import (
+    RemoteDatasetError,
+    RemoteError,
+    ResponseFormatError,
+    SamplesLeftOutWarning,
+    ServiceUnavailableError,
+    TokenError,
+)
+from .http import Http, expect
 
 __all__ = [
     "API_ENV",
+    "BASE_URL_ENV",
     "DEFAULT_API",
     "RefineBio",
     "SearchResult",
+    "api_address",
     "compendia",
     "create_token",
     "experiment",
@@ -64,6 +89,8 @@ __all__ = [
 ]
 
 API_ENV = "REFINEWIDGETS_REFINEBIO_API"
+# refinebio-py config.py (770d3f6e): REFINEBIO_BASE_URL, else base_url in the file, else this
+BASE_URL_ENV = "REFINEBIO_BASE_URL"
 DEFAULT_API = "https://api.refine.bio/v1/"
 TOKEN_ENV = "REFINEBIO_TOKEN"
 EMAIL_ENV = "REFINEBIO_EMAIL"
@@ -71,7 +98,12 @@ CONFIG_ENV = "REFINEBIO_CONFIG_FILE"
 TERMS_URL = "https://www.refine.bio/terms"
 PRIVACY_URL = "https://www.refine.bio/privacy"
 _ID = re.compile(r"[0-9a-fA-F][0-9a-fA-F-]{7,63}")
-_PAGE = 100  # results per request (refine.bio allows up to 1000)
+_PAGE = 100  # results per request
+_MAX_PAGE = 1000  # api/pagination.py: LimitedLimitOffsetPagination.max_limit
+# api/views/experiment_document.py: filter_fields "technology" on the document's technology,
+# a TextField lowercased by its analyzer (common/data_refinery_common/models/documents.py,
+# html_strip_no_stop); the view's own example: ?technology=microarray&technology=rna-seq
+_TECHNOLOGIES = {"microarray": "microarray", "rna-seq": "rna-seq", "rnaseq": "rna-seq"}
 _HOW_TO_TOKEN = (
     "Get one once with `refinewidgets fetch refinebio --accept-terms ...` or, in Python, "
     "`rw.remote.refinebio.create_token(accept_terms=True)` (this accepts refine.bio's terms of "
@@ -83,6 +115,35 @@ _HOW_TO_TOKEN = (
 def config_path() -> Path:
     """pyrefinebio's configuration file: ``$REFINEBIO_CONFIG_FILE`` or ``~/.refinebio.yaml``."""
     return Path(os.environ.get(CONFIG_ENV) or Path.home() / ".refinebio.yaml").expanduser()
+
+
+def api_address(api: str | None = None) -> tuple[str, str]:
+    """``(address, where it came from)`` of refine.bio's API, in the order the module says.
+
+    Examples
+    --------
+    >>> api_address("http://127.0.0.1:9/v1/")
+    ('http://127.0.0.1:9/v1/', 'the api= argument')
+    """
+    if api:
+        return api, "the api= argument"
+    for name in (API_ENV, BASE_URL_ENV):
+        if os.environ.get(name):
+            return os.environ[name], f"${name}"
+    url = _read_config().get("base_url")
+    if url:
+        return str(url), f"base_url in {config_path()}"
+    return DEFAULT_API, f"the default (set ${BASE_URL_ENV} to change it)"
+
+
+def _technology(value: object) -> str:
+    key = str(value).strip().lower().replace("_", "-").replace(" ", "-")
+    if key not in _TECHNOLOGIES:
+        raise DatasetSpecError(
+            f"technology {value!r} is not one refine.bio's search knows: use 'microarray' or "
+            "'rna-seq'."
+        )
+    return _TECHNOLOGIES[key]
 
 
 def _read_config() -> dict:
@@ -181,15 +242,17 @@ class RefineBio:
         retries: int | None = None,
         backoff: float | None = None,
     ) -> None:
+        address, where = api_address(api)
         self.http = Http(
-            api or os.environ.get(API_ENV) or DEFAULT_API,
+            address,
             service="refine.bio",
-            hint=f"the address in ${API_ENV}",
+            hint=f"the address in {where}",
             timeout=timeout,
             retries=retries,
             backoff=backoff,
         )
         self._token = token
+        self.http.add_secret(token)
         self._email = email
         self.cache = DownloadCache(cache_dir)
 
@@ -202,30 +265,47 @@ class RefineBio:
     def _pages(
         self, path: str, params: dict, max_results: int | None, *, what: str = ""
     ) -> tuple[int, list, dict]:
-        params = {"limit": min(_PAGE, max_results or _PAGE), "offset": 0, **params}
-        page = self.http.json(path, params=params, what=what)
-        if not isinstance(page, Mapping) or "results" not in page:
-            raise ServiceUnavailableError(
-                f"refine.bio answered {path} without a 'results' list: is {self.api} its API?"
-            )
-        count, results, facets = (
-            int(page.get("count") or 0),
-            list(page["results"]),
-            page.get("facets"),
-        )
-        base = urlsplit(self.api)
-        while page.get("next") and (max_results is None or len(results) < max_results):
-            nxt = urlsplit(page["next"])
-            if (nxt.scheme, nxt.netloc) != (base.scheme, base.netloc):
-                raise ServiceUnavailableError(
-                    f"refine.bio's next page {page['next']!r} is on another host than {self.api}; "
-                    "refused."
+        """``(count, results, facets)`` of a paginated list, the offsets computed here.
+
+        Pages are asked by ``limit``/``offset`` until ``count`` (or ``max_results``) results
+        came, as pyrefinebio's ``util.PaginatedList`` does; the ``next`` link is never
+        followed (it may point elsewhere, or at itself).
+        """
+        params = dict(params)
+        size = _count(params.pop("limit", _PAGE), "limit")
+        offset = _count(params.pop("offset", 0), "offset")
+        size = max(1, min(size, _MAX_PAGE, max_results or _MAX_PAGE))
+        where = path.rstrip("/") + "/"
+
+        def page_at(off: int) -> tuple[int, list, object]:
+            page = self.http.json(path, params={**params, "limit": size, "offset": off}, what=what)
+            expect(page, dict, f"the page of {where}")
+            if "results" not in page or "count" not in page:
+                raise ResponseFormatError(
+                    f"refine.bio answered {where} without 'count' and 'results' (its "
+                    f"paginated lists have both): is {self.api} its API?"
                 )
-            page = self.http.json(page["next"])
-            results.extend(page.get("results") or [])
+            count = expect(page["count"], int, f"'count' of {where}")
+            results = expect(page["results"], list, f"'results' of {where}")
+            for i, row in enumerate(results):
+                expect(row, dict, f"results[{i}] of {where}")
+            return count, results, page.get("facets")
+
+        count, results, facets = page_at(offset)
+        wanted = max(count - offset, 0)
         if max_results is not None:
-            results = results[:max_results]
-        return count, results, facets if isinstance(facets, dict) else {}
+            wanted = min(wanted, max_results)
+        while len(results) < wanted:
+            again, more, _ = page_at(offset + len(results))
+            if again != count:
+                raise ServiceUnavailableError(
+                    f"refine.bio's list {where} changed while it was read ({count} then {again} "
+                    "results). Try again."
+                )
+            if not more:  # fewer than it counted: what there is
+                break
+            results.extend(more)
+        return count, results[:wanted], facets if isinstance(facets, dict) else {}
 
     def search(
         self,
@@ -248,6 +328,9 @@ class RefineBio:
         params: dict[str, Any] = dict(filters or {})
         if text:
             params["search"] = text
+        # api/views/experiment_document.py filter_fields: organism -> organism_names.raw (the
+        # names as stored, HOMO_SAPIENS), technology -> technology (lowercased terms),
+        # platform -> platform_accession_codes, has_publication, num_downloadable_samples__gt
         for name, value in (
             ("organism", organism),
             ("technology", technology),
@@ -257,11 +340,20 @@ class RefineBio:
                 params[name] = [value] if isinstance(value, str) else list(value)
         if organism is not None:
             params["organism"] = [_check_organism(o) for o in params["organism"]]
+        if technology is not None:
+            params["technology"] = list(dict.fromkeys(_technology(t) for t in params["technology"]))
         if has_publication is not None:
             params["has_publication"] = "true" if has_publication else "false"
         if downloadable_only:
             params.setdefault("num_downloadable_samples__gt", 0)
         count, results, facets = self._pages("search/", params, max_results)
+        for i, row in enumerate(results):  # ExperimentDocumentSerializer's fields
+            expect(row.get("accession_code"), str, f"'accession_code' of search result {i}")
+            for key in ("organism_names", "platform_names", "platform_accession_codes"):
+                if row.get(key) is not None:
+                    expect(row[key], list, f"{key!r} of search result {i}")
+            if row.get("num_downloadable_samples") is not None:
+                expect(row["num_downloadable_samples"], int, f"'num_downloadable_samples' of {i}")
         frame = pd.DataFrame(results)
         if len(frame):
             frame["accession_code"] = [
@@ -270,17 +362,30 @@ class RefineBio:
             ]
             frame = frame.set_index("accession_code", drop=False)
             frame.index.name = None
-        clean = {
-            str(k): {str(v): int(n) for v, n in (c or {}).items()}
-            for k, c in facets.items()
-            if isinstance(c, Mapping)
-        }
+        clean = {}
+        for key, counts in facets.items():  # {field: {value: number of samples}}
+            expect(counts, dict, f"the facet {key!r} of search/")
+            clean[str(key)] = {
+                str(v): expect(n, int, f"the count of {v!r} in the facet {key!r}")
+                for v, n in counts.items()
+            }
         return SearchResult(count, frame, clean)
 
     def experiment(self, accession: str) -> dict:
-        """An experiment's metadata (``/v1/experiments/<accession>/``)."""
+        """An experiment's metadata (``/v1/experiments/<accession>/``,
+        ``DetailedExperimentSerializer``: ``samples`` lists ``{accession_code, is_processed,
+        ...}``, plus ``num_downloadable_samples``)."""
         acc = check_accession(accession, "experiment", "your request")
-        return self.http.json(f"experiments/{acc}/", what=f"the experiment {acc!r}")
+        body = self.http.json(f"experiments/{acc}/", what=f"the experiment {acc!r}")
+        where = f"experiments/{acc}/"
+        expect(body, dict, f"the answer of {where}")
+        if body.get("samples") is not None:
+            for i, row in enumerate(expect(body["samples"], list, f"'samples' of {where}")):
+                expect(row, dict, f"samples[{i}] of {where}")
+                expect(row.get("accession_code"), str, f"'accession_code' of samples[{i}]")
+        if body.get("num_downloadable_samples") is not None:
+            expect(body["num_downloadable_samples"], int, f"'num_downloadable_samples' of {where}")
+        return body
 
     def sample(self, accession: str) -> dict:
         """A sample's metadata (``/v1/samples/<accession>/``)."""
@@ -313,13 +418,62 @@ class RefineBio:
     def organisms(self) -> list[str]:
         """The organism names refine.bio knows (``/v1/organisms/``)."""
         _, results, _ = self._pages("organisms/", {}, None)
-        return [str(r.get("name")) for r in results]
+        return [
+            expect(r.get("name"), str, f"'name' of organisms/ result {i}")
+            for i, r in enumerate(results)
+        ]
 
     def qn_targets(self) -> list[str]:
-        """The organisms that have a quantile-normalization target (``/v1/qn_targets/``)."""
+        """The organisms that have a quantile-normalization target (``/v1/qn_targets/``).
+
+        api/views/qn_targets.py ``QNTargetsAvailable``: a plain list (``paginator = None``) of
+        ``OrganismRelationSerializer`` objects ``{name, taxonomy_id}``.
+        """
         body = self.http.json("qn_targets/")
         results = body.get("results", body) if isinstance(body, Mapping) else body
-        return [str(r.get("name")) for r in results or []]
+        expect(results, list, "the answer of qn_targets/")
+        return [
+            expect(expect(r, dict, f"qn_targets/ item {i}").get("name"), str, f"'name' of {i}")
+            for i, r in enumerate(results)
+        ]
+
+    def included_samples(self, experiment: str) -> pd.DataFrame:
+        """What refine.bio will put in a download of ``{experiment: ["ALL"]}``, before asking.
+
+        refine.bio replaces ``["ALL"]`` by the experiment's samples that are processed **and**
+        whose organism has a quantile-normalization target, even when quantile normalization is
+        off (api/views/dataset.py ``DatasetView.convert_ALL_to_accessions``:
+        ``experiment.samples.filter(is_processed=True, organism__in=qn_organisms)``, refinebio
+        commit 288d43ca). One row per sample of the experiment (indexed by accession) with
+        ``organism``, ``is_processed``, ``included`` and ``reason`` (empty when included).
+
+        Examples
+        --------
+        >>> rb = RefineBio()  # doctest: +SKIP
+        >>> rb.included_samples("GSE1").query("not included")["reason"]  # doctest: +SKIP
+        """
+        table = self.samples(experiment)
+        targets = set(self.qn_targets())
+        rows = []
+        for acc, rec in zip(table.index, table.to_dict("records")):
+            organism = rec.get("organism")
+            name = organism.get("name") if isinstance(organism, Mapping) else organism
+            name = expect(name, str, f"the organism of the sample {acc!r}")
+            processed = rec.get("is_processed") is True
+            rows.append((acc, name, processed, *_left_out_reason(processed, name, targets)))
+        frame = pd.DataFrame(
+            rows, columns=["accession_code", "organism", "is_processed", "included", "reason"]
+        ).set_index("accession_code", drop=False)
+        frame.index.name = None
+        return frame
+
+    def left_out(self, experiment: str) -> dict[str, str]:
+        """``{sample: reason}`` of the samples refine.bio left out of the cached download of
+        ``experiment`` (recorded when it was fetched; empty when none or not fetched)."""
+        acc = check_accession(experiment, "experiment", "your request")
+        record = self.cache.record(self.cache.path_for("refinebio", "experiments", f"{acc}.zip"))
+        left = (record or {}).get("left_out") or {}
+        return {str(k): str(v) for k, v in left.items()} if isinstance(left, dict) else {}
 
     def qn_target(self, organism: str) -> dict:
         """The description of an organism's QN target file (``/v1/qn_targets/<ORGANISM>``)."""
@@ -433,7 +587,11 @@ class RefineBio:
         if token:
             token = str(token).strip()
             if not _ID.fullmatch(token):
-                raise TokenError(f"The refine.bio token {token!r} is not a token id (a UUID).")
+                raise TokenError(
+                    f"The refine.bio token {_masked(token)} is not a token id (a UUID): check "
+                    f"${TOKEN_ENV}, the token= argument or 'token:' in {config_path()}."
+                )
+            self.http.add_secret(token)
             return token
         if required:
             raise TokenError(
@@ -454,9 +612,11 @@ class RefineBio:
         body = self.http.json("token/", method="POST", json={})
         token = str(body.get("id", "")) if isinstance(body, Mapping) else ""
         if not _ID.fullmatch(token):
-            raise ServiceUnavailableError(
-                f"refine.bio answered POST token/ without a token id: {body!r}"
+            raise ResponseFormatError(
+                "refine.bio answered POST token/ without a token id (its APITokenSerializer "
+                f"writes 'id'); the answer had {sorted(body) if isinstance(body, dict) else body!r:.200}."
             )
+        self.http.add_secret(token)
         self.http.json(f"token/{token}/", method="PUT", json={"is_activated": True})
         self._token = token
         if save:
@@ -466,19 +626,21 @@ class RefineBio:
     def check_token(self) -> str:
         """The token, checked with refine.bio (``/v1/token/<id>/``): it must exist and be activated."""
         token = self.token()
+        # api/views/api_token.py: GET token/<id>/ -> {id, is_activated, terms_and_conditions}
         try:
-            body = self.http.json(f"token/{token}/", what=f"the token {token}")
+            body = self.http.json(f"token/{token}/", what="the token")
         except RemoteError as exc:
             if "HTTP 404" in str(exc):
                 raise TokenError(
-                    f"refine.bio does not know the token {token}. "
+                    f"refine.bio does not know the token {_masked(token)}. "
                     + _HOW_TO_TOKEN.format(config=config_path())
                 ) from None
             raise
-        if not body.get("is_activated"):
+        expect(body, dict, "the answer of token/<id>/")
+        if body.get("is_activated") is not True:
             raise TokenError(
-                f"The refine.bio token {token} exists but its terms of use were not accepted "
-                "(is_activated is false). " + _HOW_TO_TOKEN.format(config=config_path())
+                f"The refine.bio token {_masked(token)} exists but its terms of use were not "
+                "accepted (is_activated is false). " + _HOW_TO_TOKEN.format(config=config_path())
             )
         return token
 
@@ -528,11 +690,26 @@ class RefineBio:
     def dataset(self, dataset_id: str) -> dict:
         """A dataset's state; with a token it includes ``download_url`` once processed."""
         token = self.token(required=False)
-        return self.http.json(
+        state = self.http.json(
             f"dataset/{_check_id(dataset_id)}/",
             what=f"the dataset {dataset_id}",
             headers={"API-KEY": token} if token else {},
         )
+        # DatasetSerializer: is_processing/is_processed booleans, success null until done,
+        # failure_reason, size_in_bytes, sha1, download_url (only with a token)
+        expect(state, dict, "the answer of dataset/<id>/")
+        for key, kinds in (
+            ("is_processing", bool),
+            ("is_processed", bool),
+            ("success", (bool, type(None))),
+            ("failure_reason", (str, type(None))),
+            ("size_in_bytes", (int, type(None))),
+            ("sha1", (str, type(None))),
+            ("download_url", (str, type(None))),
+        ):
+            if key in state:
+                expect(state[key], kinds, f"{key!r} of the dataset {dataset_id}")
+        return state
 
     def wait(
         self,
@@ -611,9 +788,31 @@ class RefineBio:
             result = [self.cache.copy_to(p, out) for p in result]
         return result
 
+    def _left_out(self, acc: str, info: Mapping, state: Mapping) -> dict[str, str]:
+        """``{sample: reason}`` of the experiment's samples missing from the dataset's ``data``
+        (refine.bio expands ``["ALL"]`` when the dataset is created; see
+        :meth:`included_samples`)."""
+        included = _included(acc, state)
+        listed = [row["accession_code"] for row in info.get("samples") or ()]
+        if included is None or not listed:
+            return {}
+        missing = [s for s in listed if s not in set(included)]
+        if not missing:
+            return {}
+        try:
+            known = self.included_samples(acc)["reason"].to_dict()
+        except RemoteError:
+            known = {}
+        fallback = (
+            "refine.bio left it out of the download (unprocessed, or its organism has no "
+            "quantile-normalization target on refine.bio)"
+        )
+        return {s: known.get(s) or fallback for s in missing}
+
     def _fetch_missing(self, accs, paths, poll_interval, timeout, progress, cancel) -> None:
+        infos = {}
         for acc in accs:  # a 404 names the experiment before anything is created
-            info = self.experiment(acc)
+            info = infos[acc] = self.experiment(acc)
             if info.get("num_downloadable_samples") == 0:
                 raise RemoteDatasetError(
                     f"refine.bio has no processed sample of {acc} to download "
@@ -649,6 +848,7 @@ class RefineBio:
                     f"refine.bio processed {acc} (dataset {ids[acc]}) but gave no download URL: "
                     "the token is not activated. " + _HOW_TO_TOKEN.format(config=config_path())
                 )
+            left_out = self._left_out(acc, infos[acc], state)
             self.cache.download(
                 self.http,
                 _http_url(url),
@@ -658,9 +858,33 @@ class RefineBio:
                 progress=progress,
                 refresh=True,
                 what=f"the download of {acc}",
+                extra={"left_out": left_out},
             )
+            if left_out:
+                shown = "; ".join(f"{k}: {v}" for k, v in list(left_out.items())[:3])
+                warnings.warn(
+                    f"refine.bio's download of {acc} holds {len(infos[acc]['samples']) - len(left_out)} "
+                    f"of its {len(infos[acc]['samples'])} samples; {len(left_out)} were left out "
+                    f"({shown}{' ...' if len(left_out) > 3 else ''}). A build lists them in "
+                    f"filtered_samples; `RefineBio().left_out({acc!r})` lists them all.",
+                    SamplesLeftOutWarning,
+                    stacklevel=4,
+                )
             with contextlib.suppress(FileNotFoundError):
                 _pending_path(paths[acc]).unlink()
+
+
+def _included(acc: str, state: Mapping) -> list[str] | None:
+    """The samples refine.bio put in a dataset for ``acc`` (its ``data`` once ALL is expanded)."""
+    data = state.get("data")
+    if data is None:
+        return None
+    expect(data, dict, "'data' of the dataset")
+    codes = data.get(acc)
+    if codes is None or codes == ["ALL"]:
+        return None
+    expect(codes, list, f"the samples of {acc} in the dataset's 'data'")
+    return [expect(c, str, f"a sample of {acc} in the dataset's 'data'") for c in codes]
 
 
 def _bar(progress, total: int, desc: str, unit: str):
@@ -703,8 +927,8 @@ def _check_id(dataset_id: str) -> str:
 def _dataset_id(answer) -> str:
     ds_id = answer.get("id") if isinstance(answer, Mapping) else None
     if not isinstance(ds_id, str) or not _ID.fullmatch(ds_id):
-        raise ServiceUnavailableError(
-            f"refine.bio answered a new dataset without an id: {answer!r}"
+        raise ResponseFormatError(
+            f"refine.bio answered a new dataset without an id: {str(answer)[:200]!r}"
         )
     return ds_id
 
@@ -723,6 +947,34 @@ def _sha1(info: Mapping) -> str | None:
         if isinstance(value, str) and re.fullmatch(r"[0-9a-fA-F]{40}", value)
         else None
     )
+
+
+def _masked(token: str) -> str:
+    """A token shown without its secret part: ``'…' + its last 4 characters``."""
+    return f"ending in ...{str(token)[-4:]}" if len(str(token)) > 8 else "(hidden)"
+
+
+def _left_out_reason(processed: bool, organism: str, targets: set[str]) -> tuple[bool, str]:
+    """``(included, reason)`` of a sample in refine.bio's ``["ALL"]`` (convert_ALL_to_accessions)."""
+    if not processed:
+        return False, "refine.bio left it out of the download: it has not processed it"
+    if organism not in targets:
+        return False, (
+            f"refine.bio left it out of the download: its organism {organism} has no "
+            "quantile-normalization target on refine.bio (refine.bio includes only organisms "
+            "that have one when it expands ALL)"
+        )
+    return True, ""
+
+
+def _count(value, name: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise DatasetSpecError(f"{name} {value!r} is not a whole number.") from None
+    if number < 0:
+        raise DatasetSpecError(f"{name} {value!r} must not be negative.")
+    return number
 
 
 def _int(value) -> int | None:
