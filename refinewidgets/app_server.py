@@ -14,7 +14,8 @@ application with five additions, all made just before Voila starts listening:
   another program on the same port.
 - the page sets the ``_xsrf`` cookie, so the shutdown beacon Voila's page sends when it closes
   is accepted and the page's kernel stops (:class:`_VoilaPage`);
-- the access log hides the token and ``_xsrf`` values of every URL (:func:`scrub_uri`);
+- the access log hides the token and ``_xsrf`` values of every URL (:func:`scrub_uri`), and so do
+  tornado's own lines, such as Voila's 403 "File not allowlisted" (:func:`hide_secrets_in_logs`);
 - the token comes from ``REFINEWIDGETS_SERVER_TOKEN`` (not the command line, which other users of
   the machine can read); ``""`` means no token. Both variables are removed from the environment
   before any kernel starts.
@@ -25,6 +26,7 @@ Voila's own identity provider (jupyter_server's ``PasswordIdentityProvider``) ch
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -42,7 +44,9 @@ __all__ = [
     "READY_PATH",
     "TOKEN_ENV",
     "RefineWidgetsVoila",
+    "SecretScrubber",
     "allowed_hosts",
+    "hide_secrets_in_logs",
     "log_request",
     "refusal",
     "scrub_uri",
@@ -152,7 +156,7 @@ class _Download(JupyterHandler):
         self.finish()
 
 
-_SECRET_PARAMETER = re.compile(r"(?i)([?&](?:token|_xsrf)=)[^&#]*")
+_SECRET_PARAMETER = re.compile(r"(?i)([?&](?:token|_xsrf)=)[^&#\s]*")
 
 
 def scrub_uri(uri: str) -> str:
@@ -189,6 +193,44 @@ def log_request(handler) -> None:
         request.remote_ip,
         1000.0 * request.request_time(),
     )
+
+
+class SecretScrubber(logging.Filter):
+    """A logging filter that hides ``token``/``_xsrf`` values in a record's message.
+
+    Tornado writes its own lines too: a refused static file (Voila's "403 GET
+    /voila/files/x?token=...: File not allowlisted") and uncaught errors name the request's URL,
+    token included; :func:`hide_secrets_in_logs` puts this filter on those loggers.
+
+    Examples
+    --------
+    >>> import logging
+    >>> record = logging.LogRecord("tornado.general", 30, "", 0, "%d %s: %s", None, None)
+    >>> record.args = (403, "GET /voila/files/a.py?token=abc (::1)", "File not allowlisted")
+    >>> SecretScrubber().filter(record), record.getMessage()
+    (True, '403 GET /voila/files/a.py?token=[secret] (::1): File not allowlisted')
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: leave it to logging's own error report
+            return True
+        clean = scrub_uri(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        return True
+
+
+#: Tornado's loggers that can write a request's URL (access lines are :func:`log_request`'s).
+SCRUBBED_LOGGERS = ("tornado.access", "tornado.application", "tornado.general")
+
+
+def hide_secrets_in_logs(*loggers: logging.Logger) -> None:
+    """Put :class:`SecretScrubber` on tornado's loggers (and on ``loggers``), once each."""
+    for logger in [*(logging.getLogger(n) for n in SCRUBBED_LOGGERS), *loggers]:
+        if not any(isinstance(f, SecretScrubber) for f in logger.filters):
+            logger.addFilter(SecretScrubber())
 
 
 class RefineWidgetsVoila(Voila):
@@ -229,6 +271,7 @@ class RefineWidgetsVoila(Voila):
 
         app.find_handler = guarded_find_handler  # tornado routes every request through it
         app.settings["log_function"] = log_request  # the token never reaches the log
+        hide_secrets_in_logs(self.log)  # nor tornado's own lines (403 "File not allowlisted")
         super().listen()
 
 

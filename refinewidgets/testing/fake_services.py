@@ -175,6 +175,8 @@ class FakeServices:
         self.rules: list[_Rule] = []
         self.answers: list[list] = []  # [prefix, status, body bytes, content type, headers, times]
         self.requests: list[tuple[str, str, dict]] = []
+        #: ``(method, path, {parameter: [values]})`` of every request (the query asked for).
+        self.queries: list[tuple[str, str, dict]] = []
         self.bodies: list[tuple[str, str, dict, bytes]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -344,13 +346,20 @@ class FakeServices:
             )
         return rows
 
+    def qn_organism_names(self) -> set[str]:
+        """The organisms ``/v1/qn_targets/`` lists: ``qn_organisms``, or (when None) those of
+        ``qn_targets`` and of every sample served."""
+        if self.qn_organisms is not None:
+            return set(self.qn_organisms)
+        samples = {r["organism"]["name"] for a in self.experiments for r in self.sample_records(a)}
+        return set(self.qn_targets) | samples
+
     def expand_all(self, acc: str) -> list[str]:
         """refine.bio's ``["ALL"]``: the processed samples of organisms with a QN target."""
         return [
             r["accession_code"]
             for r in self.sample_records(acc)
-            if r["is_processed"]
-            and (self.qn_organisms is None or r["organism"]["name"] in self.qn_organisms)
+            if r["is_processed"] and r["organism"]["name"] in self.qn_organism_names()
         ]
 
     def download_of(self, acc: str, samples: list[str]) -> bytes:
@@ -564,6 +573,7 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         path, params = split.path, parse_qs(split.query)
         fake.requests.append((self.command, path, dict(self.headers)))
+        fake.queries.append((self.command, path, params))
         self._raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         fake.bodies.append((self.command, path, dict(self.headers), self._raw))
         self._path = path
@@ -678,7 +688,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
             self._json(200, _page([{"name": n, "taxonomy_id": 0} for n in names], params, base))
         elif parts == ["qn_targets"]:
-            self._json(200, [{"name": n, "taxonomy_id": 0} for n in sorted(fake.qn_targets)])
+            names = sorted(fake.qn_organism_names())
+            self._json(200, [{"name": n, "taxonomy_id": 0} for n in names])
         elif len(parts) == 2 and parts[0] == "qn_targets":
             where = fake.qn_targets.get(parts[1].upper())
             if where is None:

@@ -286,7 +286,14 @@ class DownloadCache:
         again = "It was discarded: the next call downloads it again from the start."
         for label, want in (("the server announced", size), ("the reply's length was", total)):
             if want is not None and got != want:
+                problem = check_structure(part, path.name)  # an error page says more than sizes
                 self._drop_part(part)
+                if problem is not None:
+                    raise DownloadIntegrityError(
+                        f"The download of {shown} is not usable: {problem} ({got:,} bytes where "
+                        f"{label} {want:,}). The server answered with an error page or a damaged "
+                        f"file. {again}"
+                    )
                 raise DownloadIntegrityError(
                     f"The download of {shown} has {got:,} bytes but {label} {want:,}: the "
                     f"transfer was damaged or the file changed on the server. {again}"
@@ -337,7 +344,7 @@ class DownloadCache:
         where the part ends and has the total length of the first reply.
         """
         interruptions = 0
-        source = _without_query(url)
+        source = _without_query(http.url(url))
         while True:
             have = part.stat().st_size if part.exists() else 0
             saved = _read_validators(self.validators_path(part)) if have else None

@@ -59,6 +59,17 @@ import pandas as pd
 from ...core.names import check_accession, check_organism
 from ...errors import BuildCancelled, DatasetSpecError, SourceFormatError
 from .cache import DownloadCache, safe_name
+from .config import (
+    API_ENV,
+    BASE_URL_ENV,
+    DEFAULT_API,
+    EMAIL_ENV,
+    TOKEN_ENV,
+    api_address,
+    config_path,
+)
+from .config import read_config as _read_config
+from .config import write_config as _write_config
 from .errors import (
     RemoteDatasetError,
     RemoteError,
@@ -88,13 +99,6 @@ __all__ = [
     "search",
 ]
 
-API_ENV = "REFINEWIDGETS_REFINEBIO_API"
-# refinebio-py config.py (770d3f6e): REFINEBIO_BASE_URL, else base_url in the file, else this
-BASE_URL_ENV = "REFINEBIO_BASE_URL"
-DEFAULT_API = "https://api.refine.bio/v1/"
-TOKEN_ENV = "REFINEBIO_TOKEN"
-EMAIL_ENV = "REFINEBIO_EMAIL"
-CONFIG_ENV = "REFINEBIO_CONFIG_FILE"
 TERMS_URL = "https://www.refine.bio/terms"
 PRIVACY_URL = "https://www.refine.bio/privacy"
 _ID = re.compile(r"[0-9a-fA-F][0-9a-fA-F-]{7,63}")
@@ -112,30 +116,6 @@ _HOW_TO_TOKEN = (
 )
 
 
-def config_path() -> Path:
-    """pyrefinebio's configuration file: ``$REFINEBIO_CONFIG_FILE`` or ``~/.refinebio.yaml``."""
-    return Path(os.environ.get(CONFIG_ENV) or Path.home() / ".refinebio.yaml").expanduser()
-
-
-def api_address(api: str | None = None) -> tuple[str, str]:
-    """``(address, where it came from)`` of refine.bio's API, in the order the module says.
-
-    Examples
-    --------
-    >>> api_address("http://127.0.0.1:9/v1/")
-    ('http://127.0.0.1:9/v1/', 'the api= argument')
-    """
-    if api:
-        return api, "the api= argument"
-    for name in (API_ENV, BASE_URL_ENV):
-        if os.environ.get(name):
-            return os.environ[name], f"${name}"
-    url = _read_config().get("base_url")
-    if url:
-        return str(url), f"base_url in {config_path()}"
-    return DEFAULT_API, f"the default (set ${BASE_URL_ENV} to change it)"
-
-
 def _technology(value: object) -> str:
     key = str(value).strip().lower().replace("_", "-").replace(" ", "-")
     if key not in _TECHNOLOGIES:
@@ -144,34 +124,6 @@ def _technology(value: object) -> str:
             "'rna-seq'."
         )
     return _TECHNOLOGIES[key]
-
-
-def _read_config() -> dict:
-    path = config_path()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (FileNotFoundError, IsADirectoryError):
-        return {}
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise TokenError(f"{path} is not valid YAML ({exc}); fix or remove it.") from None
-    return data if isinstance(data, dict) else {}
-
-
-def _write_config(updates: Mapping[str, str]) -> Path:
-    import yaml
-
-    path = config_path()
-    data = {**_read_config(), **updates}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        yaml.safe_dump(data, f, default_flow_style=False)
-    os.replace(tmp, path)
-    return path
 
 
 def save_email(email: str) -> Path:
