@@ -235,6 +235,8 @@ def _cmd_fetch(args) -> int:
             print(f"created and saved a refine.bio token (terms accepted) in {_config_path()}")
         if not args.names:
             raise RefineWidgetsError("Give at least one experiment accession to fetch.")
+        if not args.quiet:
+            _say_what_refinebio_includes(client, args.names, args.refresh)
         paths = client.fetch(
             args.names,
             out=args.out,
@@ -266,6 +268,23 @@ def _cmd_fetch(args) -> int:
     for path in paths:
         print(path)
     return 0
+
+
+def _say_what_refinebio_includes(client, names, refresh: bool) -> None:
+    """Before a fetch: the samples refine.bio will leave out of each download to come (its
+    ``["ALL"]`` holds only processed samples of organisms with a QN target)."""
+    for acc in dict.fromkeys(names):
+        if not refresh and client.cached_download(acc) is not None:
+            continue
+        table = client.included_samples(acc)
+        left = table[~table["included"]]
+        if len(left):
+            shown = "; ".join(f"{s}: {r}" for s, r in list(left["reason"].items())[:3])
+            more = f" (and {len(left) - 3} more)" if len(left) > 3 else ""
+            _say(
+                f"refine.bio will put {len(table) - len(left)} of the {len(table)} samples of "
+                f"{acc} in its download; left out: {shown}{more}."
+            )
 
 
 def _config_path():

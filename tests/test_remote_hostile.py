@@ -522,3 +522,23 @@ def test_gzip_check_reads_to_the_end(tmp_path):
     bad = tmp_path / "b.gz"
     bad.write_bytes(gzip.compress(b"x" * 10000)[:-6])
     assert "cannot be read to the end" in check_structure(bad)
+
+
+def test_the_command_says_which_samples_refinebio_will_leave_out_before_fetching(
+    client, fake, env, capsys
+):
+    fake.unprocessed = {"ERS1430216"}
+    args = ["fetch", "refinebio", "E-MTAB-4001", "--token", client.token(), "--email", EMAIL]
+    assert main([*args, "--poll-interval", "0.01"]) == 0
+    err = capsys.readouterr().err
+    said = (
+        "refine.bio will put 3 of the 4 samples of E-MTAB-4001 in its download; left out: "
+        "ERS1430216: refine.bio left it out of the download: it has not processed it."
+    )
+    assert said in err
+    # said before the dataset was asked for, and accounted for after the download
+    assert err.index(said) < err.index("holds 3 of its 4 samples")
+    assert client.cached_download("E-MTAB-4001") is not None
+    assert main([*args, "--poll-interval", "0.01"]) == 0  # cached: nothing to predict or ask
+    assert "will put" not in capsys.readouterr().err
+    assert len(fake.seen("POST", "/v1/dataset/")) == 1

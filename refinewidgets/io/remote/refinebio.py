@@ -419,6 +419,13 @@ class RefineBio:
         frame.index.name = None
         return frame
 
+    def cached_download(self, experiment: str) -> Path | None:
+        """The cached, checked download of ``experiment``, or None when :meth:`fetch` would ask
+        refine.bio for it (needs no network)."""
+        acc = check_accession(experiment, "experiment", "your request")
+        path = self.cache.path_for("refinebio", "experiments", f"{acc}.zip")
+        return path if self.cache.record(path) is not None else None
+
     def left_out(self, experiment: str) -> dict[str, str]:
         """``{sample: reason}`` of the samples refine.bio left out of the cached download of
         ``experiment`` (recorded when it was fetched; empty when none or not fetched)."""
