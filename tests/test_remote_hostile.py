@@ -220,6 +220,18 @@ def test_a_huge_json_page_is_refused_before_it_is_read(fake, monkeypatch):
     assert "REFINEWIDGETS_JSON_MAX_MB=<megabytes>" in str(info.value)
 
 
+def test_a_huge_json_page_without_a_length_is_cut_at_the_cap(fake, monkeypatch):
+    monkeypatch.setenv("REFINEWIDGETS_JSON_MAX_MB", "1")
+    page = {"count": 1, "results": [{"accession_code": "GSE1", "title": "x" * 3_000_000}]}
+    fake.answer("/v1/search/", page, length=False)
+    with pytest.raises(rw.remote.ResponseFormatError) as info:
+        RefineBio().search("kidney")
+    assert "refine.bio sent more than 1 MB for the answer" in str(info.value)
+    # under the cap, the same close-delimited answer is read whole
+    monkeypatch.setenv("REFINEWIDGETS_JSON_MAX_MB", "8")
+    assert RefineBio().search("kidney").experiments.loc["GSE1", "title"] == "x" * 3_000_000
+
+
 @pytest.mark.parametrize(
     "body, said",
     [

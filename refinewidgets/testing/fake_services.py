@@ -50,6 +50,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 __all__ = ["FakeServices", "retitled", "split_experiment_download"]
 
+_NO_LENGTH = "X-Fake-No-Length"  # internal marker of FakeServices.answer(length=False)
 _TERMS = "By activating this token you agree to refine.bio's terms of use (test server)."
 
 
@@ -250,11 +251,15 @@ class FakeServices:
         status: int = 200,
         content_type: str = "application/json",
         times: int = 10**9,
+        length: bool = True,
     ) -> None:
         """Answer requests under ``prefix`` with ``body`` (bytes as they are; anything else as
-        JSON): wrong types, a huge page, an HTML page where an archive was expected."""
+        JSON): wrong types, a huge page, an HTML page where an archive was expected.
+        ``length=False`` sends no ``Content-Length``: the body ends when the connection closes
+        (a size cap must then count what arrives)."""
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.answers.append([prefix, status, data, content_type, {}, times])
+        headers = {} if length else {_NO_LENGTH: "1"}
+        self.answers.append([prefix, status, data, content_type, headers, times])
 
     def trickle(self, prefix: str, chunk: int = 1, pause: float = 0.05, times: int = 10**9):
         """Send every reply under ``prefix`` (JSON, pages, files) ``chunk`` bytes at a time,
@@ -495,10 +500,15 @@ class _Handler(BaseHTTPRequestHandler):
     # -- plumbing --------------------------------------------------------------------------
 
     def _send(self, status: int, body: bytes, ctype: str, headers: dict | None = None) -> None:
+        headers = dict(headers or {})
         self.send_response(status)
         self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
+        if headers.pop(_NO_LENGTH, None):  # the body ends with the connection (HTTP/1.1 allows)
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        else:
+            self.send_header("Content-Length", str(len(body)))
+        for k, v in headers.items():
             self.send_header(k, v)
         self.end_headers()
         if self.command == "HEAD":
