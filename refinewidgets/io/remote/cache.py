@@ -1,6 +1,6 @@
 """The download cache: resumable, checked, atomic, reused offline; listed and pruned.
 
-Layout (``cache_dir`` defaults to :func:`~refinewidgets.io.bgee_tarball.default_cache_dir`,
+Layout (``cache_dir`` defaults to :func:`~refinewidgets.core.cache_dir.default_cache_dir`,
 which honours ``$REFINEWIDGETS_CACHE``)::
 
     <cache_dir>/downloads/<service>/<folder>/<file>     a complete, checked download
@@ -48,9 +48,9 @@ import pandas as pd
 import requests
 import urllib3
 
+from ...core.cache_dir import default_cache_dir
 from ...errors import OutputError, SourceFormatError
 from ..archive import check_name_part
-from ..bgee_tarball import default_cache_dir
 from .errors import DownloadIntegrityError, ServiceUnavailableError
 from .http import Http
 from .integrity import check_structure, kind_of
