@@ -12,8 +12,10 @@ under ``droplet_based/<species>/``, commit cdb2d2ec26152f3270834b0d772050e5cb44b
 human about 4.4 GB) and, where Bgee publishes them, per-experiment files and ``<file>.md5``
 checksums. We read those index pages (Apache's and nginx's layouts), so nothing is hard-coded but
 the folder. When a species folder answers 404, the other published layout
-(``processed_expr_values/sc_rnaseq/``, linked from Bgee's documentation pages) is tried, and the
-error names every address tried; ``folder=`` pins one folder.
+(``processed_expr_values/sc_rnaseq/``: bgee.properties,
+``org.bgee.webapp.downloadSingleCellRNASeqProcExprValueFilesRootDirectory``, same commit; also
+linked from Bgee's documentation pages) is tried, and the error names every address tried;
+``folder=`` pins one folder.
 
 The base address is ``$REFINEWIDGETS_BGEE_FTP`` (default the download root above).
 Bgee's REST API (which BgeeDB uses) is not used: the FTP listing is all we need and is stable
@@ -57,8 +59,8 @@ DEFAULT_FTP = "https://www.bgee.org/ftp/current/download/"
 #: The folder of droplet-based H5AD files under the download root (bgee_apps
 #: DownloadFileService.java, fea9f741: "h5ad/" + "droplet_based/" + <Genus_species> + "/").
 DROPLET_FOLDER = "h5ad/droplet_based/"
-#: The other published layout, tried when a species folder of the first answers 404 (the
-#: processed single-cell values linked from Bgee's documentation pages).
+#: The other published layout, tried when a species folder of the first answers 404 (bgee_apps
+#: bgee.properties, fea9f741: downloadSingleCellRNASeqProcExprValueFilesRootDirectory).
 FALLBACK_FOLDER = "processed_expr_values/sc_rnaseq/"
 _SPECIES = re.compile(r"[A-Z][a-z]+(?:_[a-z]+){1,2}")
 _SIZE = re.compile(r"(\d+(?:\.\d+)?[KMGTP]?)\s*$")
