@@ -328,6 +328,10 @@ class RefineBio:
         ``DetailedExperimentSerializer``: ``samples`` lists ``{accession_code, is_processed,
         ...}``, plus ``num_downloadable_samples``)."""
         acc = check_accession(accession, "experiment", "your request")
+        # api/urls.py (288d43ca): ^experiments/(?P<accession_code>.+)/$; api/views/experiment.py
+        # DetailedExperimentSerializer: samples (views/relation_serializers.py
+        # DetailedExperimentSampleSerializer: accession_code, is_processed, ...),
+        # num_downloadable_samples
         body = self.http.json(f"experiments/{acc}/", what=f"the experiment {acc!r}")
         where = f"experiments/{acc}/"
         expect(body, dict, f"the answer of {where}")
@@ -342,6 +346,8 @@ class RefineBio:
     def sample(self, accession: str) -> dict:
         """A sample's metadata (``/v1/samples/<accession>/``)."""
         acc = check_accession(accession, "sample", "your request")
+        # api/urls.py (288d43ca): ^samples/(?P<accession_code>.+)/$ (views/sample.py
+        # DetailedSampleSerializer)
         return self.http.json(f"samples/{acc}/", what=f"the sample {acc!r}")
 
     def samples(
@@ -356,6 +362,8 @@ class RefineBio:
         params = dict(filters or {})
         what = "the samples"
         if experiment is not None:
+            # api/views/sample.py (288d43ca) SampleListView: ?experiment_accession_code=; rows are
+            # DetailedSampleSerializer's (organism {name, taxonomy_id}, is_processed, ...)
             params["experiment_accession_code"] = check_accession(
                 experiment, "experiment", "your request"
             )
@@ -369,6 +377,7 @@ class RefineBio:
 
     def organisms(self) -> list[str]:
         """The organism names refine.bio knows (``/v1/organisms/``)."""
+        # api/urls.py (288d43ca): ^organisms/$ (OrganismListView, paginated; name, taxonomy_id)
         _, results, _ = self._pages("organisms/", {}, None)
         return [
             expect(r.get("name"), str, f"'name' of organisms/ result {i}")
@@ -381,7 +390,7 @@ class RefineBio:
         api/views/qn_targets.py ``QNTargetsAvailable``: a plain list (``paginator = None``) of
         ``OrganismRelationSerializer`` objects ``{name, taxonomy_id}``.
         """
-        body = self.http.json("qn_targets/")
+        body = self.http.json("qn_targets/")  # api/urls.py (288d43ca): ^qn_targets/$
         results = body.get("results", body) if isinstance(body, Mapping) else body
         expect(results, list, "the answer of qn_targets/")
         return [
@@ -437,6 +446,8 @@ class RefineBio:
     def qn_target(self, organism: str) -> dict:
         """The description of an organism's QN target file (``/v1/qn_targets/<ORGANISM>``)."""
         name = _check_organism(organism)
+        # api/urls.py (288d43ca): ^qn_targets/(?P<organism_name>.+)$ (no trailing slash);
+        # api/views/qn_targets.py QNTargetSerializer: filename, size_in_bytes, sha1, s3_url
         return self.http.json(f"qn_targets/{name}", what=f"a QN target for {name}")
 
     def fetch_qn_target(self, organism: str, *, progress=None, refresh: bool = False) -> Path:
@@ -465,6 +476,10 @@ class RefineBio:
     ) -> pd.DataFrame:
         """Species compendia (``quant_sf_only=False``) and RNA-seq quantpendia (True): one row
         each with organism, version, file name, size and, with a token, its download URL."""
+        # api/views/compendium_result.py (288d43ca) CompendiumResultListView: filterset_fields
+        # primary_organism__name, quant_sf_only; latest_version=true; rows have
+        # primary_organism_name, compendium_version, quant_sf_only and computed_file
+        # {filename, size_in_bytes, sha1, download_url (only with a valid token)}
         params: dict[str, Any] = {}
         if organism is not None:
             params["primary_organism__name"] = _check_organism(organism)
@@ -473,6 +488,8 @@ class RefineBio:
         if latest:
             params["latest_version"] = "true"
         token = self.token(required=False)
+        # the token goes in the API-KEY header (api/views/api_token.py, 288d43ca; read as
+        # request.META["HTTP_API_KEY"] in api/views/compendium_result.py)
         headers = {"API-KEY": token} if token else {}
         page = self.http.json("compendia/", params={"limit": 1000, **params}, headers=headers)
         results = page.get("results", []) if isinstance(page, Mapping) else page
@@ -568,6 +585,9 @@ class RefineBio:
                 f"({TERMS_URL}) and privacy policy ({PRIVACY_URL}). Read them, then call "
                 "create_token(accept_terms=True) (command line: --accept-terms)."
             )
+        # api/urls.py (288d43ca): ^token/$ (POST creates) and ^token/(?P<id>[0-9a-f-]+)/$;
+        # api/views/api_token.py APITokenSerializer: id, is_activated (writable),
+        # terms_and_conditions
         body = self.http.json("token/", method="POST", json={})
         token = str(body.get("id", "")) if isinstance(body, Mapping) else ""
         if not _ID.fullmatch(token):
@@ -624,6 +644,8 @@ class RefineBio:
         quantile_normalize: bool = False,
     ) -> str:
         """Create a dataset (not started); returns its id."""
+        # api/urls.py (288d43ca): ^dataset/$ (POST creates); api/views/dataset.py
+        # DatasetSerializer fields data, aggregate_by, scale_by, quantile_normalize
         body = {
             "data": {
                 check_accession(k, "experiment", "the dataset"): list(v) for k, v in data.items()
@@ -638,6 +660,8 @@ class RefineBio:
     def start_dataset(self, dataset_id: str) -> dict:
         """Start processing a dataset (needs an activated token and an e-mail address)."""
         ds = self.dataset(dataset_id)
+        # api/views/dataset.py (288d43ca): a PUT with data (required), start (not a model field),
+        # email_address (write-only); the token in the API-KEY header
         body = {"data": ds.get("data"), "start": True, "email_address": self.email()}
         return self.http.json(
             f"dataset/{_check_id(dataset_id)}/",
