@@ -461,6 +461,11 @@ def test_technology_is_sent_as_the_index_holds_it(fake):
     assert asked[1]["technology"] == ["rna-seq"]
     with pytest.raises(DatasetSpecError, match="use 'microarray' or 'rna-seq'"):
         RefineBio().search(technology="nanopore")
+    # organism_names.raw holds refine.bio's names as stored: HOMO_SAPIENS
+    found = RefineBio().search(organism="Homo sapiens")
+    assert [q for m, p, q in fake.queries if p == "/v1/search/"][-1]["organism"] == ["HOMO_SAPIENS"]
+    assert found.count == 2
+    assert RefineBio().search(organism="mus_musculus").count == 0
 
 
 # ---- Bgee's layouts ------------------------------------------------------------------------

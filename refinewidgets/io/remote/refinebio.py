@@ -169,7 +169,7 @@ class RefineBio:
     Parameters
     ----------
     api
-        The API root (default ``$REFINEWIDGETS_REFINEBIO_API`` or https://api.refine.bio/v1/).
+        The API root (default: :func:`~.config.api_address`, read as pyrefinebio reads it).
     token, email
         The API token and e-mail address (default: the environment, then the config file).
     cache_dir
