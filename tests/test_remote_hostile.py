@@ -26,7 +26,11 @@ from refinewidgets.io.remote.bgee import Bgee
 from refinewidgets.io.remote.cache import DownloadCache
 from refinewidgets.io.remote.http import Http
 from refinewidgets.io.remote.refinebio import RefineBio
-from refinewidgets.testing.fake_services import FakeServices, split_experiment_download
+from refinewidgets.testing.fake_services import (
+    FakeServices,
+    isolate_remote_settings,
+    split_experiment_download,
+)
 
 DATA = Path(__file__).parent / "data" / "refinebio"
 EMAIL = "someone@example.org"
@@ -34,22 +38,7 @@ EMAIL = "someone@example.org"
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("REFINEWIDGETS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("REFINEBIO_CONFIG_FILE", str(tmp_path / "refinebio.yaml"))
-    for name in (
-        "REFINEBIO_TOKEN",
-        "REFINEBIO_EMAIL",
-        "REFINEBIO_BASE_URL",
-        "REFINEWIDGETS_REFINEBIO_API",
-        "REFINEWIDGETS_HTTP_DEADLINE",
-        "REFINEWIDGETS_JSON_MAX_MB",
-        "REFINEWIDGETS_HTTP_MIN_RATE",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("REFINEWIDGETS_HTTP_RETRIES", "1")
-    monkeypatch.setenv("REFINEWIDGETS_HTTP_BACKOFF", "0.01")
-    monkeypatch.setenv("REFINEWIDGETS_HTTP_TIMEOUT", "10")
-    return tmp_path
+    return isolate_remote_settings(monkeypatch, tmp_path, retries=1)
 
 
 @pytest.fixture

@@ -21,7 +21,11 @@ import refinewidgets as rw
 from refinewidgets.cli import main
 from refinewidgets.errors import MetadataMismatchWarning, SourceFormatError
 from refinewidgets.io.remote.refinebio import RefineBio
-from refinewidgets.testing.fake_services import FakeServices, split_experiment_download
+from refinewidgets.testing.fake_services import (
+    FakeServices,
+    isolate_remote_settings,
+    split_experiment_download,
+)
 
 DATA = Path(__file__).parent / "data" / "refinebio"
 EMAIL = "someone@example.org"
@@ -30,14 +34,7 @@ EMAIL = "someone@example.org"
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     """A cache and config file of the test's own; no token or e-mail from the user's setup."""
-    monkeypatch.setenv("REFINEWIDGETS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("REFINEBIO_CONFIG_FILE", str(tmp_path / "refinebio.yaml"))
-    for name in ("REFINEBIO_TOKEN", "REFINEBIO_EMAIL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("REFINEWIDGETS_HTTP_RETRIES", "2")
-    monkeypatch.setenv("REFINEWIDGETS_HTTP_BACKOFF", "0.01")
-    monkeypatch.setenv("REFINEWIDGETS_HTTP_TIMEOUT", "10")
-    return tmp_path
+    return isolate_remote_settings(monkeypatch, tmp_path, retries=2)
 
 
 @pytest.fixture

@@ -48,10 +48,56 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
-__all__ = ["FakeServices", "retitled", "split_experiment_download"]
+__all__ = [
+    "USER_SETTINGS",
+    "FakeServices",
+    "isolate_remote_settings",
+    "retitled",
+    "split_experiment_download",
+]
 
 _NO_LENGTH = "X-Fake-No-Length"  # internal marker of FakeServices.answer(length=False)
 _TERMS = "By activating this token you agree to refine.bio's terms of use (test server)."
+
+
+#: The variables a test of ``rw.remote`` must not take from the user's environment.
+USER_SETTINGS = (
+    "REFINEBIO_TOKEN",
+    "REFINEBIO_EMAIL",
+    "REFINEBIO_BASE_URL",
+    "REFINEWIDGETS_REFINEBIO_API",
+    "REFINEWIDGETS_BGEE_FTP",
+    "REFINEWIDGETS_HTTP_CONNECT_TIMEOUT",
+    "REFINEWIDGETS_HTTP_DEADLINE",
+    "REFINEWIDGETS_JSON_MAX_MB",
+    "REFINEWIDGETS_HTTP_MIN_RATE",
+)
+
+
+def isolate_remote_settings(monkeypatch, folder: str | Path, *, retries: int = 1) -> Path:
+    """Give a test its own download cache and pyrefinebio config file under ``folder``, none of
+    the user's token, e-mail, addresses or limits (:data:`USER_SETTINGS`), ``retries`` quick
+    retries and a 10 s read timeout; ``monkeypatch`` is pytest's. Returns ``folder``.
+
+    Examples
+    --------
+    >>> class Patch(dict):  # records what pytest's monkeypatch would set (None: removed)
+    ...     def setenv(self, k, v): self[k] = v
+    ...     def delenv(self, k, raising=True): self[k] = None
+    >>> patch = Patch()
+    >>> folder = isolate_remote_settings(patch, "/tmp/t")
+    >>> patch["REFINEWIDGETS_CACHE"], patch["REFINEBIO_TOKEN"], patch["REFINEWIDGETS_HTTP_RETRIES"]
+    ('/tmp/t/cache', None, '1')
+    """
+    folder = Path(folder)
+    monkeypatch.setenv("REFINEWIDGETS_CACHE", str(folder / "cache"))
+    monkeypatch.setenv("REFINEBIO_CONFIG_FILE", str(folder / "refinebio.yaml"))
+    for name in USER_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REFINEWIDGETS_HTTP_RETRIES", str(retries))
+    monkeypatch.setenv("REFINEWIDGETS_HTTP_BACKOFF", "0.01")
+    monkeypatch.setenv("REFINEWIDGETS_HTTP_TIMEOUT", "10")
+    return folder
 
 
 def split_experiment_download(path: str | Path) -> dict[str, bytes]:
