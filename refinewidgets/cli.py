@@ -273,10 +273,16 @@ def _cmd_fetch(args) -> int:
 def _say_what_refinebio_includes(client, names, refresh: bool) -> None:
     """Before a fetch: the samples refine.bio will leave out of each download to come (its
     ``["ALL"]`` holds only processed samples of organisms with a QN target)."""
+    from .io.remote.errors import ResponseFormatError
+
     for acc in dict.fromkeys(names):
         if not refresh and client.cached_download(acc) is not None:
             continue
-        table = client.included_samples(acc)
+        try:
+            table = client.included_samples(acc)
+        except ResponseFormatError as exc:  # the fetch itself may still work: say and go on
+            _say(f"Cannot tell in advance which samples of {acc} refine.bio will include: {exc}")
+            continue
         left = table[~table["included"]]
         if len(left):
             shown = "; ".join(f"{s}: {r}" for s, r in list(left["reason"].items())[:3])

@@ -548,3 +548,15 @@ def test_the_command_says_which_samples_refinebio_will_leave_out_before_fetching
     assert main([*args, "--poll-interval", "0.01"]) == 0  # cached: nothing to predict or ask
     assert "will put" not in capsys.readouterr().err
     assert len(fake.seen("POST", "/v1/dataset/")) == 1
+
+
+def test_a_prediction_refinebio_answers_oddly_does_not_stop_the_fetch(client, fake, env, capsys):
+    fake.answer("/v1/qn_targets/", {"results": "HOMO_SAPIENS"}, times=1)  # not a list
+    args = ["fetch", "refinebio", "E-MTAB-4001", "--token", client.token(), "--email", EMAIL]
+    assert main([*args, "--poll-interval", "0.01"]) == 0
+    err = capsys.readouterr().err
+    assert "Cannot tell in advance which samples of E-MTAB-4001 refine.bio will include" in err
+    assert (
+        "the answer of qn_targets/ as a string ('HOMO_SAPIENS'); its API writes a list there" in err
+    )
+    assert client.cached_download("E-MTAB-4001") is not None
