@@ -209,6 +209,7 @@ class FakeServices:
         self.bad_sha1: set[str] = set()  # experiments whose announced sha1 is wrong
         self.bad_size: set[str] = set()
         self.rules: list[_Rule] = []
+        self.gates: list[tuple[str, threading.Event]] = []
         self.answers: list[list] = []  # [prefix, status, body bytes, content type, headers, times]
         self.requests: list[tuple[str, str, dict]] = []
         #: ``(method, path, {parameter: [values]})`` of every request (the query asked for).
@@ -262,6 +263,13 @@ class FakeServices:
     def delay(self, prefix: str, seconds: float, times: int = 10**9) -> None:
         """Wait ``seconds`` before answering requests under ``prefix``."""
         self.rules.append(_Rule(prefix, delay=seconds, times=times))
+
+    def hold(self, prefix: str) -> threading.Event:
+        """Keep every answer under ``prefix`` waiting until the returned event is set (at most
+        60 s): what a client does while a service has not answered yet."""
+        gate = threading.Event()
+        self.gates.append((prefix, gate))
+        return gate
 
     def cut(self, prefix: str, after: int, times: int = 1) -> None:
         """Close the connection after ``after`` body bytes of the next file downloads."""
@@ -608,6 +616,9 @@ class _Handler(RefineBioRoutes, BaseHTTPRequestHandler):
                 headers = {"Location": headers["Location"].replace("{path}", self.path)}
             self._send(status, body, ctype, headers)
             return
+        for prefix, gate in list(fake.gates):
+            if path.startswith(prefix):
+                gate.wait(60)
         rule = fake._rule(path, "delay")
         if rule is not None:
             time.sleep(rule.delay)
