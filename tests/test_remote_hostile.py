@@ -181,6 +181,21 @@ def test_a_trickling_reply_is_cut_at_the_deadline(fake, monkeypatch):
     assert "within the deadline (0.5 s;" in message and "REFINEWIDGETS_HTTP_DEADLINE" in message
 
 
+def test_trickling_headers_are_cut_at_the_deadline(fake, monkeypatch):
+    monkeypatch.setenv("REFINEWIDGETS_HTTP_DEADLINE", "0.5")
+    fake.trickle_headers("/v1/search/", pause=0.02)
+    began = time.monotonic()
+    with pytest.raises(rw.remote.ServiceUnavailableError) as info:
+        RefineBio(retries=2).search("kidney")  # the deadline covers the retries too
+    assert time.monotonic() - began < 3
+    message = str(info.value)
+    assert "refine.bio did not finish answering" in message and "/v1/search/" in message
+    assert "within the deadline (0.5 s; 0 bytes received)" in message
+    # the same server answers normally once it stops trickling
+    fake.rules.clear()
+    assert RefineBio().search("kidney").count == 1
+
+
 def test_a_trickling_download_is_an_interruption_said_as_such(env, monkeypatch):
     monkeypatch.setenv("REFINEWIDGETS_HTTP_MIN_RATE", "100000")
     blob = _zip(b"x" * 20000)

@@ -24,9 +24,10 @@ As refine.bio does (AlexsLemonade/refinebio commit 288d43cad259daecc95d6a3d43f74
 
 Hostile modes: :meth:`FakeServices.redirect` (to another host, to ``file://``),
 ``self_next`` (a ``next`` link pointing at its own page), :meth:`FakeServices.trickle` (any reply
-a few bytes at a time), :meth:`FakeServices.answer` (wrong JSON types, a huge page, HTML instead
-of an archive), content changed between two attempts (replace a file; ``etags=False`` serves no
-validators).
+a few bytes at a time), :meth:`FakeServices.trickle_headers` (headers that never end),
+:meth:`FakeServices.answer` (wrong JSON types, a huge page with or without a length, HTML
+instead of an archive), :meth:`FakeServices.hold` (no answer until released), content changed
+between two attempts (replace a file; ``etags=False`` serves no validators).
 
 >>> with FakeServices() as fake:
 ...     fake.api.startswith("http://127.0.0.1:")
@@ -167,6 +168,7 @@ class _Rule:
     retry_after: str | None = "0"
     pause: float = 0.0
     chunk: int = 0
+    header_pause: float = 0.0
 
 
 @dataclass
@@ -308,6 +310,11 @@ class FakeServices:
         """Send every reply under ``prefix`` (JSON, pages, files) ``chunk`` bytes at a time,
         ``pause`` seconds apart: a reply that never stalls long enough for a read timeout."""
         self.throttle(prefix, chunk, pause, times)
+
+    def trickle_headers(self, prefix: str, pause: float = 0.05, times: int = 10**9) -> None:
+        """Answer requests under ``prefix`` with a status line and headers that never end, one
+        byte every ``pause`` seconds: a client's read timeout never fires, only a deadline."""
+        self.rules.append(_Rule(prefix, header_pause=pause, times=times))
 
     def activated_token(self) -> str:
         token = str(uuid.uuid4())
@@ -544,6 +551,17 @@ class _Handler(RefineBioRoutes, BaseHTTPRequestHandler):
             self.wfile.flush()
             time.sleep(slow.pause)
 
+    def _endless_headers(self, pause: float) -> None:
+        self.close_connection = True
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: "
+        try:
+            for i in range(10**6):  # until the client gives up (at most ~14 h at 50 ms)
+                self.wfile.write(head[i : i + 1] if i < len(head) else b"a")
+                self.wfile.flush()
+                time.sleep(pause)
+        except OSError:  # the client hung up
+            return
+
     def _json(self, status: int, data, headers: dict | None = None) -> None:
         self._send(status, json.dumps(data).encode(), "application/json", headers)
 
@@ -615,6 +633,10 @@ class _Handler(RefineBioRoutes, BaseHTTPRequestHandler):
             if "Location" in headers:
                 headers = {"Location": headers["Location"].replace("{path}", self.path)}
             self._send(status, body, ctype, headers)
+            return
+        rule = fake._rule(path, "header_pause")
+        if rule is not None:
+            self._endless_headers(rule.header_pause)
             return
         for prefix, gate in list(fake.gates):
             if path.startswith(prefix):

@@ -7,8 +7,9 @@ all (a name that does not resolve, a refused connection) is **not** retried, so 
 said at once. What still fails becomes one of :mod:`.errors`, naming the service, the address,
 what happened and what to do.
 
-- Every answer is read against an overall deadline (a reply trickling a byte a second is cut),
-  and JSON and index pages against a size cap, then parsed (invalid JSON, or JSON nested too
+- Every API answer and index page is read against an overall deadline, its status line and
+  headers included (a reply trickling a byte a second is cut; the sockets of a request past its
+  deadline are shut down), and against a size cap, then parsed (invalid JSON, or JSON nested too
   deep, is a :class:`~.errors.ResponseFormatError`).
 - Redirects are followed by hand, at most five: never to anything but ``http(s)://``, and a
   credential header (``API-KEY``, ``Authorization``, ``Cookie``) is dropped as soon as the
@@ -30,6 +31,8 @@ from __future__ import annotations
 import json as _json
 import os
 import re
+import socket
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -38,6 +41,8 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
     MaxRetryError,
@@ -180,6 +185,83 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
+_WATCH = threading.local()  # the _Watch of the request this thread is sending, if any
+
+
+class _Watch:
+    """An overall deadline for the part of a request ``requests`` reads itself (the status line
+    and headers): when it passes, the sockets in use are shut down, so a server trickling its
+    headers cannot hold the request past it."""
+
+    def __init__(self, seconds: float) -> None:
+        self.sockets: list[socket.socket] = []
+        self.expired = False
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(seconds, 0.0), self._expire)
+        self._timer.daemon = True
+
+    def watch(self, sock) -> None:
+        with self._lock:
+            self.sockets.append(sock)
+            expired = self.expired
+        if expired:
+            _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self.sockets)
+        for sock in sockets:
+            _shut(sock)
+
+    def __enter__(self) -> _Watch:
+        _WATCH.current = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+        _WATCH.current = None
+
+
+def _shut(sock) -> None:
+    try:  # the plain socket's shutdown (an SSL socket's own would tear its state down under
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the reading thread)
+    except OSError:
+        pass
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def getresponse(self, *args, **kwargs):
+        watch = getattr(_WATCH, "current", None)
+        if watch is not None and self.sock is not None:
+            watch.watch(self.sock)
+        return super().getresponse(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    getresponse = _WatchedHTTPConnection.getresponse
+
+
+class _WatchedPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _Adapter(HTTPAdapter):
+    """``requests``' adapter whose connections a :class:`_Watch` can cut."""
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _WatchedPool,
+            "https": _WatchedHTTPSPool,
+        }
+
+
 class Http:
     """A ``requests`` session for one service, with retries, deadlines, caps and our errors.
 
@@ -249,7 +331,7 @@ class Http:
             raise_on_redirect=False,
         )
         self.session = requests.Session()
-        adapter = HTTPAdapter(max_retries=retry)
+        adapter = _Adapter(max_retries=retry)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = f"refinewidgets/{__version__}"
@@ -274,13 +356,15 @@ class Http:
         *,
         what: str = "",
         ok: tuple[int, ...] = (200, 201, 202, 204, 206),
+        deadline: float | None = None,
         **kwargs: Any,
     ) -> requests.Response:
         """Send a request; return a response whose status is in ``ok``, else raise our error.
 
         The body is not read yet (read it with :meth:`read_body`, or iterate it). ``what`` names
         the thing asked for ("the experiment 'GSE1'"), for a 404's message. Redirects are
-        followed as the module says.
+        followed as the module says. ``deadline`` (``time.monotonic``) bounds the wait for the
+        status line and headers, retries included (downloads pass none: a rate floor guards them).
         """
         url = self.url(path)
         kwargs.setdefault("timeout", (self.connect_timeout, self.timeout))
@@ -290,8 +374,17 @@ class Http:
         for _ in range(_MAX_REDIRECTS + 1):
             self._check_scheme(url)
             try:
-                response = self.session.request(method, url, headers=headers, **kwargs)
+                if deadline is None:
+                    response = self.session.request(method, url, headers=headers, **kwargs)
+                else:
+                    with _Watch(deadline - time.monotonic()) as watch:
+                        response = self.session.request(method, url, headers=headers, **kwargs)
+                    if watch.expired:  # cut short: what was read is not the answer
+                        response.close()
+                        raise self.past_deadline(url, 0)
             except requests.exceptions.RequestException as exc:
+                if deadline is not None and watch.expired:
+                    raise self.past_deadline(url, 0) from None
                 raise self.unreachable(url, exc) from None
             if not response.is_redirect:
                 break
@@ -374,14 +467,7 @@ class Http:
                     raise ResponseFormatError(self.scrub(too_big))
                 parts.append(chunk)
                 if time.monotonic() > deadline:
-                    raise ServiceUnavailableError(
-                        self.scrub(
-                            f"{self.service} did not finish answering {response.url} within the "
-                            f"deadline ({self.deadline:g} s; {size:,} bytes received). It may be "
-                            f"overloaded or the network very slow: try again later, or allow "
-                            f"longer with {DEADLINE_ENV}=<seconds>."
-                        )
-                    )
+                    raise self.past_deadline(response.url, size)
         except RemoteError:
             raise
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
@@ -390,17 +476,28 @@ class Http:
             response.close()
         return b"".join(parts)
 
+    def past_deadline(self, url: str, size: int) -> ServiceUnavailableError:
+        """The error for an answer not finished within the overall deadline."""
+        return ServiceUnavailableError(
+            self.scrub(
+                f"{self.service} did not finish answering {url} within the deadline "
+                f"({self.deadline:g} s; {size:,} bytes received). It may be overloaded or the "
+                f"network very slow: try again later, or allow longer with "
+                f"{DEADLINE_ENV}=<seconds>."
+            )
+        )
+
     def text(self, path: str, *, what: str = "", **kwargs: Any) -> str:
         """The body of a GET as text (an index page, a checksum file), capped and on time."""
         deadline = time.monotonic() + self.deadline
-        response = self.request("GET", path, what=what, **kwargs)
+        response = self.request("GET", path, what=what, deadline=deadline, **kwargs)
         body = self.read_body(response, deadline=deadline, what=what or "the page")
         return body.decode(response.encoding or "utf-8", errors="replace")
 
     def json(self, path: str, *, what: str = "", method: str = "GET", **kwargs: Any) -> Any:
         """The JSON body of a request (see :meth:`request`), capped, on time and parsed."""
         deadline = time.monotonic() + self.deadline
-        response = self.request(method, path, what=what, **kwargs)
+        response = self.request(method, path, what=what, deadline=deadline, **kwargs)
         ctype = response.headers.get("Content-Type", "unknown")
         body = self.read_body(response, deadline=deadline, what=what or "the answer")
         try:
