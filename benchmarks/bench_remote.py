@@ -13,6 +13,8 @@ the table says a setting was lowered to keep the run short:
   ``search(max_results=None)`` one result a page: requests made and seconds.
 - **trickle**: a search answer sent 1 byte every 50 ms with the overall deadline lowered to
   ``--deadline`` seconds (the default is 120 s); seconds until the error.
+- **endless headers**: a status line and headers sent 1 byte every 50 ms, never ending, with
+  the default retries and the deadline lowered to ``--deadline`` seconds.
 - **huge page**: a ``--huge-mb`` MB JSON search page, with and without ``Content-Length``,
   under the default cap (64 MB); wall time and peak memory of the client process above its
   baseline (``_measure.measure``: a fresh process per way).
@@ -121,6 +123,23 @@ def main(argv: list[str] | None = None) -> int:
             (
                 "trickle, 1 byte / 50 ms",
                 f"deadline {args.deadline:g} s",
+                f"{seconds:.2f} s",
+                error,
+                seconds < args.deadline + 1,
+            )
+        )
+
+    with FakeServices(experiments=experiments) as fake:
+        fake.trickle_headers("/v1/search/", pause=0.05)
+        os.environ["REFINEWIDGETS_HTTP_DEADLINE"] = str(args.deadline)
+        try:
+            seconds, error = _error_after(lambda: RefineBio(fake.api).search("x"))
+        finally:
+            del os.environ["REFINEWIDGETS_HTTP_DEADLINE"]
+        rows.append(
+            (
+                "endless headers, 1 byte / 50 ms",
+                f"deadline {args.deadline:g} s, 5 retries",
                 f"{seconds:.2f} s",
                 error,
                 seconds < args.deadline + 1,
