@@ -14,7 +14,8 @@ application with five additions, all made just before Voila starts listening:
   another program on the same port.
 - the page sets the ``_xsrf`` cookie, so the shutdown beacon Voila's page sends when it closes
   is accepted and the page's kernel stops (:class:`_VoilaPage`);
-- the access log hides the token and ``_xsrf`` values of every URL (:func:`scrub_uri`);
+- the access log hides the token and ``_xsrf`` values of every URL (:func:`scrub_uri`), and so do
+  tornado's own lines, such as Voila's 403 "File not allowlisted" (:func:`hide_secrets_in_logs`);
 - at most ``max_pages`` pages hold a kernel at once (``--RefineWidgetsVoila.max_pages``): a page
   asked for beyond it first shuts down the kernels no page has been connected to for
   ``reclaim_after_seconds`` (least recently active first), else it is answered ``503`` with a
@@ -31,6 +32,7 @@ Voila's own identity provider (jupyter_server's ``PasswordIdentityProvider``) ch
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import re
 from collections.abc import Iterable
@@ -51,7 +53,9 @@ __all__ = [
     "READY_PATH",
     "TOKEN_ENV",
     "RefineWidgetsVoila",
+    "SecretScrubber",
     "allowed_hosts",
+    "hide_secrets_in_logs",
     "log_request",
     "page_room",
     "refusal",
@@ -263,7 +267,7 @@ class _Download(JupyterHandler):
         self.finish()
 
 
-_SECRET_PARAMETER = re.compile(r"(?i)([?&](?:token|_xsrf)=)[^&#]*")
+_SECRET_PARAMETER = re.compile(r"(?i)([?&](?:token|_xsrf)=)[^&#\s]*")
 
 
 def scrub_uri(uri: str) -> str:
@@ -300,6 +304,44 @@ def log_request(handler) -> None:
         request.remote_ip,
         1000.0 * request.request_time(),
     )
+
+
+class SecretScrubber(logging.Filter):
+    """A logging filter that hides ``token``/``_xsrf`` values in a record's message.
+
+    Tornado writes its own lines too: a refused static file (Voila's "403 GET
+    /voila/files/x?token=...: File not allowlisted") and uncaught errors name the request's URL,
+    token included; :func:`hide_secrets_in_logs` puts this filter on those loggers.
+
+    Examples
+    --------
+    >>> import logging
+    >>> record = logging.LogRecord("tornado.general", 30, "", 0, "%d %s: %s", None, None)
+    >>> record.args = (403, "GET /voila/files/a.py?token=abc (::1)", "File not allowlisted")
+    >>> SecretScrubber().filter(record), record.getMessage()
+    (True, '403 GET /voila/files/a.py?token=[secret] (::1): File not allowlisted')
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: leave it to logging's own error report
+            return True
+        clean = scrub_uri(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        return True
+
+
+#: Tornado's loggers that can write a request's URL (access lines are :func:`log_request`'s).
+SCRUBBED_LOGGERS = ("tornado.access", "tornado.application", "tornado.general")
+
+
+def hide_secrets_in_logs(*loggers: logging.Logger) -> None:
+    """Put :class:`SecretScrubber` on tornado's loggers (and on ``loggers``), once each."""
+    for logger in [*(logging.getLogger(n) for n in SCRUBBED_LOGGERS), *loggers]:
+        if not any(isinstance(f, SecretScrubber) for f in logger.filters):
+            logger.addFilter(SecretScrubber())
 
 
 class RefineWidgetsVoila(Voila):
@@ -352,6 +394,7 @@ class RefineWidgetsVoila(Voila):
         app.settings["log_function"] = log_request  # the token never reaches the log
         app.settings["refinewidgets_max_pages"] = self.max_pages
         app.settings["refinewidgets_reclaim_after"] = self.reclaim_after_seconds
+        hide_secrets_in_logs(self.log)  # nor tornado's own lines (403 "File not allowlisted")
         super().listen()
 
 

@@ -216,7 +216,15 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _say(text: str) -> None:
+    """A line on stderr saying what the command is doing (before it waits for a service)."""
+    print(text, file=sys.stderr, flush=True)
+
+
 def _cmd_search(args) -> int:
+    from .io.remote.config import api_address
+
+    _say(f"Searching refine.bio ({api_address()[0]}) ...")  # before the client's imports
     from .io.remote.refinebio import RefineBio
 
     found = RefineBio().search(
@@ -242,6 +250,14 @@ def _cmd_search(args) -> int:
 
 def _cmd_fetch(args) -> int:
     if args.service == "refinebio":
+        from .io.remote.config import api_address
+
+        if not args.quiet:
+            shown = ", ".join(args.names) or "a token"
+            _say(
+                f"Asking refine.bio ({api_address()[0]}) for {shown} (files already in the "
+                "cache are reused) ..."
+            )
         from .io.remote.refinebio import RefineBio
 
         client = RefineBio(token=args.token, email=args.email)
@@ -250,6 +266,8 @@ def _cmd_fetch(args) -> int:
             print(f"created and saved a refine.bio token (terms accepted) in {_config_path()}")
         if not args.names:
             raise RefineWidgetsError("Give at least one experiment accession to fetch.")
+        if not args.quiet:
+            _say_what_refinebio_includes(client, args.names, args.refresh)
         paths = client.fetch(
             args.names,
             out=args.out,
@@ -259,10 +277,12 @@ def _cmd_fetch(args) -> int:
             progress=not args.quiet,
         )
     else:
-        from .io.remote.bgee import Bgee
-
         if not args.names:
             raise RefineWidgetsError("Give a species (such as Danio_rerio) to fetch from Bgee.")
+        if not args.quiet:
+            _say(f"Asking Bgee for {' '.join(args.names)} ...")  # before the client's imports
+        from .io.remote.bgee import Bgee
+
         client = Bgee()
         species, experiments = args.names[0], args.names[1:]
         if args.list:
@@ -281,8 +301,31 @@ def _cmd_fetch(args) -> int:
     return 0
 
 
+def _say_what_refinebio_includes(client, names, refresh: bool) -> None:
+    """Before a fetch: the samples refine.bio will leave out of each download to come (its
+    ``["ALL"]`` holds only processed samples of organisms with a QN target)."""
+    from .io.remote.errors import ResponseFormatError
+
+    for acc in dict.fromkeys(names):
+        if not refresh and client.cached_download(acc) is not None:
+            continue
+        try:
+            table = client.included_samples(acc)
+        except ResponseFormatError as exc:  # the fetch itself may still work: say and go on
+            _say(f"Cannot tell in advance which samples of {acc} refine.bio will include: {exc}")
+            continue
+        left = table[~table["included"]]
+        if len(left):
+            shown = "; ".join(f"{s}: {r}" for s, r in list(left["reason"].items())[:3])
+            more = f" (and {len(left) - 3} more)" if len(left) > 3 else ""
+            _say(
+                f"refine.bio will put {len(table) - len(left)} of the {len(table)} samples of "
+                f"{acc} in its download; left out: {shown}{more}."
+            )
+
+
 def _config_path():
-    from .io.remote.refinebio import config_path
+    from .io.remote.config import config_path
 
     return config_path()
 
@@ -498,6 +541,25 @@ def os_error_message(exc: OSError) -> str:
     return f"{' -> '.join(str(n) for n in names)}: {what}" if names else what
 
 
+def _scrubbed(text: str, args) -> str:
+    """``text`` without the refine.bio token (the argument, the environment, the config file):
+    error lines are pasted into issues and chats."""
+    import os
+
+    secrets = [getattr(args, "token", None), os.environ.get("REFINEBIO_TOKEN")]
+    if "token" in text.lower() or any(s and s in text for s in secrets):
+        try:
+            from .io.remote.config import read_config
+
+            secrets.append(read_config().get("token"))
+        except (RefineWidgetsError, OSError):
+            pass
+    for secret in secrets:
+        if isinstance(secret, str) and len(secret.strip()) >= 4:
+            text = text.replace(secret.strip(), "[token]")
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for an error it reports in one line)."""
     args = _parser().parse_args(argv)
@@ -508,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
         except RefineWidgetsError as exc:
             if args.debug:
                 traceback.print_exc()
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {_scrubbed(str(exc), args)}", file=sys.stderr)
             status = 2
         except OSError as exc:  # read-only or full disk, permission denied, a folder...
             if args.debug:
@@ -518,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for w in caught:  # ours as one line each; anything else as Python shows it
                 if issubclass(w.category, RefineWidgetsWarning):
-                    print(f"warning: {w.message}", file=sys.stderr)
+                    print(f"warning: {_scrubbed(str(w.message), args)}", file=sys.stderr)
                 else:
                     warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     return status

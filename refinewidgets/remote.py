@@ -30,7 +30,10 @@ from .io.remote.errors import (
     RemoteDatasetError,
     RemoteError,
     RemoteNotFoundError,
+    ResponseFormatError,
+    SamplesLeftOutWarning,
     ServiceUnavailableError,
+    ServiceUnreachableError,
     TokenError,
 )
 
@@ -42,7 +45,10 @@ __all__ = [
     "RemoteDatasetError",
     "RemoteError",
     "RemoteNotFoundError",
+    "ResponseFormatError",
+    "SamplesLeftOutWarning",
     "ServiceUnavailableError",
+    "ServiceUnreachableError",
     "TokenError",
     "bgee",
     "cache",

@@ -130,7 +130,10 @@ def test_no_network(tmp_path, monkeypatch):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with pytest.raises(rw.remote.ServiceUnavailableError, match="Cannot reach Bgee at 127.0.0.1"):
+    with pytest.raises(
+        rw.remote.ServiceUnreachableError,
+        match=r"Bgee cannot be reached from this computer \(connection refused at 127.0.0.1",
+    ):
         Bgee(f"http://127.0.0.1:{port}/ftp/current/", retries=0).list_species()
 
 

@@ -11,6 +11,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -20,7 +21,11 @@ import refinewidgets as rw
 from refinewidgets.cli import main
 from refinewidgets.errors import MetadataMismatchWarning, SourceFormatError
 from refinewidgets.io.remote.refinebio import RefineBio
-from refinewidgets.testing.fake_services import FakeServices, split_experiment_download
+from refinewidgets.testing.fake_services import (
+    FakeServices,
+    isolate_remote_settings,
+    split_experiment_download,
+)
 
 DATA = Path(__file__).parent / "data" / "refinebio"
 EMAIL = "someone@example.org"
@@ -29,14 +34,7 @@ EMAIL = "someone@example.org"
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     """A cache and config file of the test's own; no token or e-mail from the user's setup."""
-    monkeypatch.setenv("REFINEWIDGETS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("REFINEBIO_CONFIG_FILE", str(tmp_path / "refinebio.yaml"))
-    for name in ("REFINEBIO_TOKEN", "REFINEBIO_EMAIL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("REFINEWIDGETS_HTTP_RETRIES", "2")
-    monkeypatch.setenv("REFINEWIDGETS_HTTP_BACKOFF", "0.01")
-    monkeypatch.setenv("REFINEWIDGETS_HTTP_TIMEOUT", "10")
-    return tmp_path
+    return isolate_remote_settings(monkeypatch, tmp_path, retries=2)
 
 
 @pytest.fixture
@@ -204,17 +202,32 @@ def _posted(fake, prefix):
 # ---- failures, each with its message -----------------------------------------------------
 
 
-def test_no_network_says_so(env):
+def test_no_network_says_so_at_once_without_retrying(env):
     port = _free_port()
-    client = RefineBio(f"http://127.0.0.1:{port}/v1/", retries=1, backoff=0.01)
-    with pytest.raises(rw.remote.ServiceUnavailableError) as info:
+    client = RefineBio(f"http://127.0.0.1:{port}/v1/", retries=5, backoff=1)
+    began = time.monotonic()
+    with pytest.raises(rw.remote.ServiceUnreachableError) as info:
         client.search("x")
+    assert time.monotonic() - began < 2  # a refused connection is not retried with backoff
     message = str(info.value)
-    assert (
-        f"Cannot reach refine.bio at 127.0.0.1:{port} (connection refused; 2 attempt(s))" in message
+    assert message.startswith(
+        f"refine.bio cannot be reached from this computer (connection refused at 127.0.0.1:{port})"
     )
-    assert "Check your network connection" in message
+    assert "Check your network connection and the address in the api= argument" in message
+    assert info.value.service == "refine.bio" and "/v1/search/" in info.value.detail
+    assert isinstance(info.value, rw.remote.ServiceUnavailableError)
     assert isinstance(info.value, ConnectionError)
+
+
+def test_a_name_that_does_not_resolve_fails_at_once(env):
+    client = RefineBio("http://no-such-host.invalid/v1/", retries=5, backoff=1)
+    began = time.monotonic()
+    with pytest.raises(rw.remote.ServiceUnreachableError) as info:
+        client.experiment("GSE1")
+    assert time.monotonic() - began < 2
+    assert "(the host name does not resolve (no network?) at no-such-host.invalid)" in str(
+        info.value
+    )
 
 
 def test_timeout_says_how_long_it_waited(fake):
@@ -412,11 +425,25 @@ def test_refinebios_validation_message_is_shown(client):
     assert "(details: GSE0)" in message
 
 
-def test_a_next_page_on_another_host_is_refused(fake):
-    client = RefineBio(retries=0)
-    fake.link_host = "http://elsewhere.example"
-    with pytest.raises(rw.remote.ServiceUnavailableError, match="is on another host"):
-        client.search(filters={"limit": 1}, max_results=None)
+def test_pages_are_computed_never_followed(fake):
+    """refine.bio's next links may read http:// behind its proxy (the fake's point to
+    http://api.refine.bio): the client asks limit/offset itself, bounded by count."""
+    first = RefineBio().http.json("search/", params={"limit": 1})
+    assert first["next"].startswith("http://api.refine.bio/v1/search/")
+    found = RefineBio().search(filters={"limit": 1}, max_results=None)
+    assert sorted(found.experiments.index) == ["E-MTAB-4001", "GSE100001"]
+    offsets = [p for m, p, h in fake.requests if p == "/v1/search/"]
+    assert len(offsets) == 3  # the page above, then two pages of one, nothing more
+    table = RefineBio().samples("GSE100001", filters={"limit": 3})
+    assert sorted(table.index) == ["GSM3170190", "GSM3170327", "GSM3170545", "GSM3170811"]
+    assert len(fake.seen("GET", "/v1/samples/")) == 2
+
+
+def test_a_self_pointing_next_link_does_not_loop(fake):
+    fake.self_next = True
+    found = RefineBio().search(filters={"limit": 1}, max_results=None)
+    assert sorted(found.experiments.index) == ["E-MTAB-4001", "GSE100001"]
+    assert len(fake.seen("GET", "/v1/search/")) == 2
 
 
 @pytest.mark.slow

@@ -5,9 +5,29 @@ paginated JSON ``{count, next, previous, results}`` (search adds ``facets``), DR
 ``{"detail": ...}`` 404s and refine.bio's ``{error_type, message, details}`` 400s, tokens that
 must be activated, datasets moving from created to processing to processed (or failed, with a
 ``failure_reason``) with ``download_url``/``size_in_bytes``/``sha1``; and Bgee-style Apache
-index pages over a folder tree. Files are served with ``Range`` support. Failures are injected
-per path prefix: an HTTP status for the next N requests, a delay, a download cut after some
-bytes, a wrong checksum or size, a failed dataset. Every request is logged in ``requests``.
+index pages over a folder tree. Files are served with ``ETag``/``Last-Modified`` and ``Range``
+with ``If-Range`` support (as S3 and Apache do). Failures are injected per path prefix: an HTTP
+status for the next N requests, a delay, a download cut after some bytes, a wrong checksum or
+size, a failed dataset. Every request is logged in ``requests``.
+
+As refine.bio does (AlexsLemonade/refinebio commit 288d43cad259daecc95d6a3d43f74fd92ccbf57d):
+
+- ``next`` links are absolute and, like DRF's behind refine.bio's TLS proxy, need not point back
+  here (``link_host``, default ``http://api.refine.bio``: a client that follows them leaves the
+  test server); the client must compute its offsets (api/pagination.py);
+- a dataset's ``["ALL"]`` becomes the processed samples of organisms with a QN target
+  (api/views/dataset.py ``convert_ALL_to_accessions``), and its download holds only those
+  (``unprocessed`` samples, ``qn_organisms``);
+- search documents have ``ExperimentDocumentSerializer``'s fields, samples
+  ``DetailedSampleSerializer``'s, experiments ``DetailedExperimentSerializer``'s, datasets
+  ``DatasetSerializer``'s, QN targets ``QNTargetSerializer``'s (the files of api/views/).
+
+Hostile modes: :meth:`FakeServices.redirect` (to another host, to ``file://``),
+``self_next`` (a ``next`` link pointing at its own page), :meth:`FakeServices.trickle` (any reply
+a few bytes at a time), :meth:`FakeServices.trickle_headers` (headers that never end),
+:meth:`FakeServices.answer` (wrong JSON types, a huge page with or without a length, HTML
+instead of an archive), :meth:`FakeServices.hold` (no answer until released), content changed
+between two attempts (replace a file; ``etags=False`` serves no validators).
 
 >>> with FakeServices() as fake:
 ...     fake.api.startswith("http://127.0.0.1:")
@@ -27,11 +47,59 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, quote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
-__all__ = ["FakeServices", "retitled", "split_experiment_download"]
+from .fake_refinebio import RefineBioRoutes, _Dataset
 
-_TERMS = "By activating this token you agree to refine.bio's terms of use (test server)."
+__all__ = [
+    "USER_SETTINGS",
+    "FakeServices",
+    "isolate_remote_settings",
+    "retitled",
+    "split_experiment_download",
+]
+
+_NO_LENGTH = "X-Fake-No-Length"  # internal marker of FakeServices.answer(length=False)
+
+
+#: The variables a test of ``rw.remote`` must not take from the user's environment.
+USER_SETTINGS = (
+    "REFINEBIO_TOKEN",
+    "REFINEBIO_EMAIL",
+    "REFINEBIO_BASE_URL",
+    "REFINEWIDGETS_REFINEBIO_API",
+    "REFINEWIDGETS_BGEE_FTP",
+    "REFINEWIDGETS_HTTP_CONNECT_TIMEOUT",
+    "REFINEWIDGETS_HTTP_DEADLINE",
+    "REFINEWIDGETS_JSON_MAX_MB",
+    "REFINEWIDGETS_HTTP_MIN_RATE",
+)
+
+
+def isolate_remote_settings(monkeypatch, folder: str | Path, *, retries: int = 1) -> Path:
+    """Give a test its own download cache and pyrefinebio config file under ``folder``, none of
+    the user's token, e-mail, addresses or limits (:data:`USER_SETTINGS`), ``retries`` quick
+    retries and a 10 s read timeout; ``monkeypatch`` is pytest's. Returns ``folder``.
+
+    Examples
+    --------
+    >>> class Patch(dict):  # records what pytest's monkeypatch would set (None: removed)
+    ...     def setenv(self, k, v): self[k] = v
+    ...     def delenv(self, k, raising=True): self[k] = None
+    >>> patch = Patch()
+    >>> folder = isolate_remote_settings(patch, "/tmp/t")
+    >>> patch["REFINEWIDGETS_CACHE"], patch["REFINEBIO_TOKEN"], patch["REFINEWIDGETS_HTTP_RETRIES"]
+    ('/tmp/t/cache', None, '1')
+    """
+    folder = Path(folder)
+    monkeypatch.setenv("REFINEWIDGETS_CACHE", str(folder / "cache"))
+    monkeypatch.setenv("REFINEBIO_CONFIG_FILE", str(folder / "refinebio.yaml"))
+    for name in USER_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REFINEWIDGETS_HTTP_RETRIES", str(retries))
+    monkeypatch.setenv("REFINEWIDGETS_HTTP_BACKOFF", "0.01")
+    monkeypatch.setenv("REFINEWIDGETS_HTTP_TIMEOUT", "10")
+    return folder
 
 
 def split_experiment_download(path: str | Path) -> dict[str, bytes]:
@@ -91,18 +159,6 @@ def retitled(download: bytes, accession: str, title: str) -> bytes:
 
 
 @dataclass
-class _Dataset:
-    id: str
-    data: dict
-    aggregate_by: str
-    scale_by: str
-    quantile_normalize: bool
-    started: bool = False
-    polls: int = 0
-    email: str = ""
-
-
-@dataclass
 class _Rule:
     prefix: str
     status: int = 0
@@ -112,6 +168,7 @@ class _Rule:
     retry_after: str | None = "0"
     pause: float = 0.0
     chunk: int = 0
+    header_pause: float = 0.0
 
 
 @dataclass
@@ -136,6 +193,16 @@ class FakeServices:
     processing_polls: int = 2
     compendia: list = field(default_factory=list)
     qn_targets: dict[str, str] = field(default_factory=dict)  # organism -> url path
+    #: Organisms refine.bio has a QN target for, for ``["ALL"]`` (None: every organism).
+    qn_organisms: set[str] | None = None
+    #: Samples refine.bio lists but has not processed (``is_processed`` false).
+    unprocessed: set[str] = field(default_factory=set)
+    #: Where ``next`` links point (refine.bio's are built behind a proxy: ``http://``).
+    link_host: str | None = "http://api.refine.bio"
+    #: A ``next`` link pointing at the page itself (a server in a loop).
+    self_next: bool = False
+    #: Serve ``ETag`` and ``Last-Modified`` with files (False: no validators to resume with).
+    etags: bool = True
 
     def __post_init__(self) -> None:
         self.tokens: dict[str, bool] = {}
@@ -144,8 +211,11 @@ class FakeServices:
         self.bad_sha1: set[str] = set()  # experiments whose announced sha1 is wrong
         self.bad_size: set[str] = set()
         self.rules: list[_Rule] = []
-        self.link_host: str | None = None  # another host for "next" links (a hostile server)
+        self.gates: list[tuple[str, threading.Event]] = []
+        self.answers: list[list] = []  # [prefix, status, body bytes, content type, headers, times]
         self.requests: list[tuple[str, str, dict]] = []
+        #: ``(method, path, {parameter: [values]})`` of every request (the query asked for).
+        self.queries: list[tuple[str, str, dict]] = []
         self.bodies: list[tuple[str, str, dict, bytes]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -196,6 +266,13 @@ class FakeServices:
         """Wait ``seconds`` before answering requests under ``prefix``."""
         self.rules.append(_Rule(prefix, delay=seconds, times=times))
 
+    def hold(self, prefix: str) -> threading.Event:
+        """Keep every answer under ``prefix`` waiting until the returned event is set (at most
+        60 s): what a client does while a service has not answered yet."""
+        gate = threading.Event()
+        self.gates.append((prefix, gate))
+        return gate
+
     def cut(self, prefix: str, after: int, times: int = 1) -> None:
         """Close the connection after ``after`` body bytes of the next file downloads."""
         self.rules.append(_Rule(prefix, cut_after=after, times=times))
@@ -204,6 +281,40 @@ class FakeServices:
         """Send the files under ``prefix`` ``chunk`` bytes at a time, ``pause`` seconds apart
         (a slow download, to cancel in the middle)."""
         self.rules.append(_Rule(prefix, pause=pause, chunk=max(1, int(chunk)), times=times))
+
+    def redirect(self, prefix: str, location: str, *, status: int = 302, times: int = 10**9):
+        """Answer requests under ``prefix`` with a redirect to ``location`` (``{path}`` in it
+        is replaced by the path asked for, query included)."""
+        headers = {"Location": location}
+        self.answers.append([prefix, status, b"", "text/html", headers, times])
+
+    def answer(
+        self,
+        prefix: str,
+        body,
+        *,
+        status: int = 200,
+        content_type: str = "application/json",
+        times: int = 10**9,
+        length: bool = True,
+    ) -> None:
+        """Answer requests under ``prefix`` with ``body`` (bytes as they are; anything else as
+        JSON): wrong types, a huge page, an HTML page where an archive was expected.
+        ``length=False`` sends no ``Content-Length``: the body ends when the connection closes
+        (a size cap must then count what arrives)."""
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        headers = {} if length else {_NO_LENGTH: "1"}
+        self.answers.append([prefix, status, data, content_type, headers, times])
+
+    def trickle(self, prefix: str, chunk: int = 1, pause: float = 0.05, times: int = 10**9):
+        """Send every reply under ``prefix`` (JSON, pages, files) ``chunk`` bytes at a time,
+        ``pause`` seconds apart: a reply that never stalls long enough for a read timeout."""
+        self.throttle(prefix, chunk, pause, times)
+
+    def trickle_headers(self, prefix: str, pause: float = 0.05, times: int = 10**9) -> None:
+        """Answer requests under ``prefix`` with a status line and headers that never end, one
+        byte every ``pause`` seconds: a client's read timeout never fires, only a deadline."""
+        self.rules.append(_Rule(prefix, header_pause=pause, times=times))
 
     def activated_token(self) -> str:
         token = str(uuid.uuid4())
@@ -220,6 +331,14 @@ class FakeServices:
                 if rule.times > 0 and path.startswith(rule.prefix) and bool(getattr(rule, kind)):
                     rule.times -= 1
                     return rule
+        return None
+
+    def _answer(self, path: str) -> list | None:
+        with self._lock:
+            for canned in self.answers:
+                if canned[5] > 0 and path.startswith(canned[0]):
+                    canned[5] -= 1
+                    return canned
         return None
 
     def _file_bytes(self, where: str) -> bytes:
@@ -256,8 +375,8 @@ class FakeServices:
             "downloadable_organism_names": exp.get("organisms", []),
             "pubmed_id": exp.get("pubmed_id", ""),
             "num_total_samples": len(samples),
-            "num_processed_samples": len(samples),
-            "num_downloadable_samples": len(samples),
+            "num_processed_samples": len(set(samples) - self.unprocessed),
+            "num_downloadable_samples": len(set(samples) - self.unprocessed),
             "source_first_published": exp.get("source_first_published", ""),
         }
 
@@ -276,11 +395,59 @@ class FakeServices:
                     "sex": v.get("refinebio_sex", ""),
                     "specimen_part": v.get("refinebio_specimen_part", ""),
                     "disease": v.get("refinebio_disease", ""),
-                    "is_processed": True,
+                    "is_processed": s not in self.unprocessed,
                     "experiment_accession_codes": [acc],
                 }
             )
         return rows
+
+    def qn_organism_names(self) -> set[str]:
+        """The organisms ``/v1/qn_targets/`` lists: ``qn_organisms``, or (when None) those of
+        ``qn_targets`` and of every sample served."""
+        if self.qn_organisms is not None:
+            return set(self.qn_organisms)
+        samples = {r["organism"]["name"] for a in self.experiments for r in self.sample_records(a)}
+        return set(self.qn_targets) | samples
+
+    def expand_all(self, acc: str) -> list[str]:
+        """refine.bio's ``["ALL"]``: the processed samples of organisms with a QN target."""
+        return [
+            r["accession_code"]
+            for r in self.sample_records(acc)
+            if r["is_processed"] and r["organism"]["name"] in self.qn_organism_names()
+        ]
+
+    def download_of(self, acc: str, samples: list[str]) -> bytes:
+        """The experiment's download holding ``samples`` only (the others' columns and rows
+        dropped; the experiment still lists every sample, as refine.bio's
+        ``Experiment.to_metadata_dict`` does)."""
+        body = self.experiments[acc]
+        if set(samples) >= set(self._meta(acc)["samples"]):
+            return body
+        keep = set(samples)
+        out = io.BytesIO()
+        with zipfile.ZipFile(io.BytesIO(body)) as src, zipfile.ZipFile(out, "w") as dst:
+            for info in src.infolist():
+                data = src.read(info.filename)
+                name = info.filename
+                if name == f"{acc}/{acc}.tsv":
+                    rows = [line.split("\t") for line in data.decode().split("\n")]
+                    cols = [i for i, c in enumerate(rows[0]) if i == 0 or c in keep]
+                    data = "\n".join(
+                        "\t".join(r[i] for i in cols) if len(r) > 1 else "\t".join(r) for r in rows
+                    ).encode()
+                elif name == f"{acc}/metadata_{acc}.tsv":
+                    lines = data.decode().split("\n")
+                    data = "\n".join(
+                        [lines[0]] + [x for x in lines[1:] if not x or x.split("\t")[0] in keep]
+                    ).encode()
+                elif name == "aggregated_metadata.json":
+                    meta = json.loads(data)
+                    meta["samples"] = {k: v for k, v in meta["samples"].items() if k in keep}
+                    meta["num_samples"] = len(meta["samples"])
+                    data = json.dumps(meta, indent=4, sort_keys=True).encode()
+                dst.writestr(info, data)
+        return out.getvalue()
 
     def dataset_json(self, ds: _Dataset, token_ok: bool) -> dict:
         acc = next(iter(ds.data))
@@ -315,7 +482,7 @@ class FakeServices:
                 if acc in self.failed:
                     state["success"], state["failure_reason"] = False, self.failed[acc]
                 else:
-                    body = self.experiments[acc]
+                    body = self.download_of(acc, ds.data[acc])
                     sha1 = hashlib.sha1(body).hexdigest()
                     if acc in self.bad_sha1:
                         sha1 = "0" * 40
@@ -344,25 +511,6 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def _page(results: list, params: dict, base: str, extra: dict | None = None) -> dict:
-    limit = int(params.get("limit", ["25"])[0])
-    offset = int(params.get("offset", ["0"])[0])
-    chunk = results[offset : offset + limit]
-
-    def link(off):
-        query = {k: v for k, v in params.items() if k not in ("limit", "offset")}
-        query.update(limit=[str(limit)], offset=[str(off)])
-        return f"{base}?{urlencode(query, doseq=True)}"
-
-    return {
-        "count": len(results),
-        "next": link(offset + limit) if offset + limit < len(results) else None,
-        "previous": link(max(offset - limit, 0)) if offset else None,
-        "results": chunk,
-        **(extra or {}),
-    }
-
-
 def _human(size: int) -> str:
     for unit in ("", "K", "M", "G"):
         if size < 1024 or unit == "G":
@@ -371,7 +519,7 @@ def _human(size: int) -> str:
     return str(size)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(RefineBioRoutes, BaseHTTPRequestHandler):
     fake: FakeServices
     protocol_version = "HTTP/1.1"
 
@@ -381,14 +529,38 @@ class _Handler(BaseHTTPRequestHandler):
     # -- plumbing --------------------------------------------------------------------------
 
     def _send(self, status: int, body: bytes, ctype: str, headers: dict | None = None) -> None:
+        headers = dict(headers or {})
         self.send_response(status)
         self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
+        if headers.pop(_NO_LENGTH, None):  # the body ends with the connection (HTTP/1.1 allows)
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        else:
+            self.send_header("Content-Length", str(len(body)))
+        for k, v in headers.items():
             self.send_header(k, v)
         self.end_headers()
-        if self.command != "HEAD":
+        if self.command == "HEAD":
+            return
+        slow = self.fake._rule(self._path, "pause")
+        if slow is None:
             self.wfile.write(body)
+            return
+        for i in range(0, len(body), slow.chunk):
+            self.wfile.write(body[i : i + slow.chunk])
+            self.wfile.flush()
+            time.sleep(slow.pause)
+
+    def _endless_headers(self, pause: float) -> None:
+        self.close_connection = True
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: "
+        try:
+            for i in range(10**6):  # until the client gives up (at most ~14 h at 50 ms)
+                self.wfile.write(head[i : i + 1] if i < len(head) else b"a")
+                self.wfile.flush()
+                time.sleep(pause)
+        except OSError:  # the client hung up
+            return
 
     def _json(self, status: int, data, headers: dict | None = None) -> None:
         self._send(status, json.dumps(data).encode(), "application/json", headers)
@@ -408,7 +580,14 @@ class _Handler(BaseHTTPRequestHandler):
         start = 0
         status = 200
         headers = {"Accept-Ranges": "bytes"}
+        etag = f'"{hashlib.md5(data).hexdigest()}"'  # S3's ETag of a single-part object
+        if self.fake.etags:
+            headers["ETag"] = etag
+            headers["Last-Modified"] = "Tue, 14 Nov 2023 22:13:00 GMT"
         rng = self.headers.get("Range", "")
+        if_range = self.headers.get("If-Range")
+        if if_range is not None and (not self.fake.etags or if_range != etag):
+            rng = ""  # RFC 9110 13.1.5: the validator does not match: the whole (new) file
         if rng.startswith("bytes="):
             first = rng[len("bytes=") :].split("-")[0]
             start = int(first or 0)
@@ -444,8 +623,24 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         path, params = split.path, parse_qs(split.query)
         fake.requests.append((self.command, path, dict(self.headers)))
+        fake.queries.append((self.command, path, params))
         self._raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         fake.bodies.append((self.command, path, dict(self.headers), self._raw))
+        self._path = path
+        canned = fake._answer(path)
+        if canned is not None:
+            _, status, body, ctype, headers, _ = canned
+            if "Location" in headers:
+                headers = {"Location": headers["Location"].replace("{path}", self.path)}
+            self._send(status, body, ctype, headers)
+            return
+        rule = fake._rule(path, "header_pause")
+        if rule is not None:
+            self._endless_headers(rule.header_pause)
+            return
+        for prefix, gate in list(fake.gates):
+            if path.startswith(prefix):
+                gate.wait(60)
         rule = fake._rule(path, "delay")
         if rule is not None:
             time.sleep(rule.delay)
@@ -466,205 +661,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_HEAD = _handle
 
-    # -- refine.bio ------------------------------------------------------------------------
-
-    def _refinebio(self, route: str, params: dict) -> None:
-        fake = self.fake
-        parts = [p for p in route.split("/") if p]
-        method = self.command
-        base = (fake.link_host or fake.url) + "/v1/" + route
-        if parts == ["search"]:
-            docs = [fake.experiment_document(a) for a in sorted(fake.experiments)]
-            text = (params.get("search") or [""])[0].lower()
-            if text:
-                docs = [
-                    d
-                    for d in docs
-                    if text in f"{d['title']} {d['description']} {d['accession_code']}".lower()
-                ]
-            for key, field_ in (
-                ("technology", "technology"),
-                ("organism", "organism_names"),
-                ("platform", "platform_accession_codes"),
-            ):
-                wanted = params.get(key)
-                if wanted:
-                    docs = [
-                        d
-                        for d in docs
-                        if set(wanted)
-                        & set(d[field_] if isinstance(d[field_], list) else [d[field_]])
-                    ]
-            if "has_publication" in params:
-                flag = params["has_publication"][0] == "true"
-                docs = [d for d in docs if d["has_publication"] == flag]
-            facets: dict[str, dict] = {
-                "technology": {},
-                "downloadable_organism_names": {},
-                "platform_accession_codes": {},
-                "has_publication": {},
-            }
-            for d in docs:
-                n = d["num_downloadable_samples"]
-                for key, values in (
-                    ("technology", [d["technology"]]),
-                    ("downloadable_organism_names", d["downloadable_organism_names"]),
-                    ("platform_accession_codes", d["platform_accession_codes"]),
-                    ("has_publication", [str(d["has_publication"]).lower()]),
-                ):
-                    for v in values:
-                        facets[key][v] = facets[key].get(v, 0) + n
-            self._json(200, _page(docs, params, base, {"facets": facets}))
-        elif len(parts) == 2 and parts[0] == "experiments":
-            if parts[1] not in fake.experiments:
-                self._json(404, {"detail": "Not found."})
-            else:
-                doc = fake.experiment_document(parts[1])
-                doc["samples"] = [
-                    {"accession_code": s["accession_code"], "is_processed": True}
-                    for s in fake.sample_records(parts[1])
-                ]
-                self._json(200, doc)
-        elif parts == ["samples"]:
-            acc = (params.get("experiment_accession_code") or [None])[0]
-            if acc is not None and acc not in fake.experiments:
-                self._json(404, {"detail": "Not found."})
-                return
-            accs = [acc] if acc else sorted(fake.experiments)
-            rows = [r for a in accs for r in fake.sample_records(a)]
-            self._json(200, _page(rows, params, base))
-        elif len(parts) == 2 and parts[0] == "samples":
-            rows = [r for a in fake.experiments for r in fake.sample_records(a)]
-            found = [r for r in rows if r["accession_code"] == parts[1]]
-            self._json(*((200, found[0]) if found else (404, {"detail": "Not found."})))
-        elif parts == ["organisms"]:
-            names = sorted(
-                {o for a in fake.experiments for o in fake._meta(a)["experiments"][a]["organisms"]}
-            )
-            self._json(200, _page([{"name": n, "taxonomy_id": 0} for n in names], params, base))
-        elif parts == ["qn_targets"]:
-            self._json(200, [{"name": n, "taxonomy_id": 0} for n in sorted(fake.qn_targets)])
-        elif len(parts) == 2 and parts[0] == "qn_targets":
-            where = fake.qn_targets.get(parts[1].upper())
-            if where is None:
-                self._json(404, {"detail": "Don't have a target for that organism!"})
-                return
-            data = fake._file_bytes(where)
-            self._json(
-                200,
-                {
-                    "id": 1,
-                    "filename": f"{parts[1].lower()}_target.tsv",
-                    "size_in_bytes": len(data),
-                    "is_qn_target": True,
-                    "sha1": hashlib.sha1(data).hexdigest(),
-                    "s3_bucket": "data-refinery-s3-test",
-                    "s3_key": "target.tsv",
-                    "s3_url": fake.url + where,
-                    "created_at": "2026-01-01T00:00:00Z",
-                    "last_modified": "2026-01-01T00:00:00Z",
-                    "result": {"id": 1},
-                },
-            )
-        elif parts == ["compendia"]:
-            rows = []
-            for c in fake.compendia:
-                org = (params.get("primary_organism__name") or [c["organism"]])[0]
-                qsf = (params.get("quant_sf_only") or [str(c["quant_sf_only"]).lower()])[0]
-                if org != c["organism"] or qsf != str(c["quant_sf_only"]).lower():
-                    continue
-                data = fake._file_bytes(c["path"])
-                cf = {
-                    "id": c["id"],
-                    "filename": c["filename"],
-                    "size_in_bytes": len(data),
-                    "is_smashable": False,
-                    "is_qc": False,
-                    "sha1": hashlib.sha1(data).hexdigest(),
-                    "s3_bucket": "data-refinery-s3-test",
-                    "s3_key": c["filename"],
-                    "created_at": "2026-01-01T00:00:00Z",
-                    "last_modified": "2026-01-01T00:00:00Z",
-                }
-                if self._token_ok():
-                    cf["download_url"] = fake.url + c["path"]
-                rows.append(
-                    {
-                        "id": c["id"],
-                        "primary_organism_name": c["organism"],
-                        "organism_names": [c["organism"]],
-                        "svd_algorithm": "ARPACK",
-                        "quant_sf_only": c["quant_sf_only"],
-                        "compendium_version": c.get("version", 1),
-                        "computed_file": cf,
-                    }
-                )
-            self._json(200, _page(rows, params, base))
-        elif parts == ["token"] and method == "POST":
-            token = str(uuid.uuid4())
-            fake.tokens[token] = False
-            self._json(201, {"id": token, "is_activated": False, "terms_and_conditions": _TERMS})
-        elif len(parts) == 2 and parts[0] == "token":
-            if parts[1] not in fake.tokens:
-                self._json(404, {"detail": "Not found."})
-                return
-            if method == "PUT":
-                fake.tokens[parts[1]] = bool(self._body().get("is_activated"))
-            self._json(
-                200,
-                {
-                    "id": parts[1],
-                    "is_activated": fake.tokens[parts[1]],
-                    "terms_and_conditions": _TERMS,
-                },
-            )
-        elif parts == ["dataset"] and method == "POST":
-            body = self._body()
-            data = body.get("data")
-            if not isinstance(data, dict):
-                self._invalid("`data` must be a dict of lists.")
-                return
-            unknown = [k for k, v in data.items() if v == ["ALL"] and k not in fake.experiments]
-            if unknown:
-                self._invalid(
-                    "Experiment(s) in dataset have zero downloadable samples. See `details` "
-                    "for a full list",
-                    unknown,
-                )
-                return
-            ds = _Dataset(
-                str(uuid.uuid4()),
-                data,
-                body.get("aggregate_by", "EXPERIMENT"),
-                body.get("scale_by", "NONE"),
-                bool(body.get("quantile_normalize", True)),
-            )
-            fake.datasets[ds.id] = ds
-            self._json(201, fake.dataset_json(ds, False))
-        elif len(parts) == 2 and parts[0] == "dataset":
-            ds = fake.datasets.get(parts[1])
-            if ds is None:
-                self._json(404, {"detail": "Not found."})
-                return
-            if method == "PUT":
-                body = self._body()
-                if body.get("start"):
-                    if not self._token_ok():
-                        self._invalid(
-                            "You must provide an active API token ID", "", "invalid_token"
-                        )
-                        return
-                    if not body.get("email_address"):
-                        self._invalid("You must provide an email address.", "", "invalid_email")
-                        return
-                    ds.started, ds.email = True, body["email_address"]
-            self._json(200, fake.dataset_json(ds, self._token_ok()))
-        else:
-            self._json(404, {"detail": "Not found."})
-
-    def _invalid(self, message: str, details="", error_type: str = "invalid_data") -> None:
-        self._json(400, {"error_type": error_type, "message": message, "details": details})
-
     # -- files and FTP ---------------------------------------------------------------------
 
     def _file(self, path: str) -> None:
@@ -674,7 +670,8 @@ class _Handler(BaseHTTPRequestHandler):
             if ds is None or not ds.started:
                 self._json(404, {"detail": "Not found."})
                 return
-            self._serve_bytes(fake.experiments[next(iter(ds.data))], "application/zip", path)
+            acc = next(iter(ds.data))
+            self._serve_bytes(fake.download_of(acc, ds.data[acc]), "application/zip", path)
         elif path in fake.files:
             self._serve_bytes(fake._file_bytes(path), "application/octet-stream", path)
         else:

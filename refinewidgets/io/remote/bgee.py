@@ -1,15 +1,23 @@
 """Bgee's droplet single-cell files, listed and fetched from its FTP site over HTTPS.
 
-Bgee publishes its processed single-cell data as plain folders with HTML index pages
-(``https://www.bgee.org/ftp/current/``): ``h5ad/droplet_based/`` holds one folder per species
-(``Homo_sapiens/``), and each species folder the species tarball
-``<Genus_species>_droplet_based_h5ad.tar.gz`` (Bgee 15.2: one per species, human about 4.4 GB)
-and, where Bgee publishes them, per-experiment files ``<Genus_species>_<EXP>_droplet_based.h5ad``
-(and ``<file>.md5`` checksums). We read those index pages (Apache's and nginx's layouts), so
-nothing is hard-coded but the folder, which can be changed (``folder=``): Bgee's documentation
-and code disagree on it.
+Bgee publishes its processed single-cell data as plain folders with HTML index pages under its
+download root, ``https://www.bgee.org/ftp/current/download/`` (BgeeDB/bgee_apps,
+``bgee-webapp/src/main/resources/bgee.properties``, ``org.bgee.webapp.downloadRootDirectory``,
+commit fea9f741a2e2972988b7b4236f0c710b9f0d838b). ``h5ad/droplet_based/`` holds one folder per
+species (``Homo_sapiens/``; ``DownloadFileService.java``, same commit, builds
+``<root>h5ad/droplet_based/<Genus_species>/<Genus_species>_<EXP>_droplet_based.h5ad``), and each
+species folder the species tarball ``<Genus_species>_droplet_based_h5ad.tar.gz`` (BgeeDB/
+bgee_pipeline, ``pipeline/download_files/insert_download_file_info.pl``, suffix ``_h5ad.tar.gz``
+under ``droplet_based/<species>/``, commit cdb2d2ec26152f3270834b0d772050e5cb44bb95; Bgee 15.2:
+human about 4.4 GB) and, where Bgee publishes them, per-experiment files and ``<file>.md5``
+checksums. We read those index pages (Apache's and nginx's layouts), so nothing is hard-coded but
+the folder. When a species folder answers 404, the other published layout
+(``processed_expr_values/sc_rnaseq/``: bgee.properties,
+``org.bgee.webapp.downloadSingleCellRNASeqProcExprValueFilesRootDirectory``, same commit; also
+linked from Bgee's documentation pages) is tried, and the error names every address tried;
+``folder=`` pins one folder.
 
-The base address is ``$REFINEWIDGETS_BGEE_FTP`` (default https://www.bgee.org/ftp/current/).
+The base address is ``$REFINEWIDGETS_BGEE_FTP`` (default the download root above).
 Bgee's REST API (which BgeeDB uses) is not used: the FTP listing is all we need and is stable
 across releases.
 
@@ -36,6 +44,7 @@ from .http import Http
 __all__ = [
     "DEFAULT_FTP",
     "DROPLET_FOLDER",
+    "FALLBACK_FOLDER",
     "FTP_ENV",
     "Bgee",
     "fetch",
@@ -45,11 +54,18 @@ __all__ = [
 ]
 
 FTP_ENV = "REFINEWIDGETS_BGEE_FTP"
-DEFAULT_FTP = "https://www.bgee.org/ftp/current/"
-#: The folder of droplet-based H5AD files under the FTP root.
+# bgee_apps bgee.properties (fea9f741): org.bgee.webapp.downloadRootDirectory
+DEFAULT_FTP = "https://www.bgee.org/ftp/current/download/"
+#: The folder of droplet-based H5AD files under the download root (bgee_apps
+#: DownloadFileService.java, fea9f741: "h5ad/" + "droplet_based/" + <Genus_species> + "/").
 DROPLET_FOLDER = "h5ad/droplet_based/"
+#: The other published layout, tried when a species folder of the first answers 404 (bgee_apps
+#: bgee.properties, fea9f741: downloadSingleCellRNASeqProcExprValueFilesRootDirectory).
+FALLBACK_FOLDER = "processed_expr_values/sc_rnaseq/"
 _SPECIES = re.compile(r"[A-Z][a-z]+(?:_[a-z]+){1,2}")
 _SIZE = re.compile(r"(\d+(?:\.\d+)?[KMGTP]?)\s*$")
+# bgee_pipeline insert_download_file_info.pl (cdb2d2ec): $h5ad_suffix = "_h5ad.tar.gz" under
+# droplet_based/<species>/
 _TARBALL = "_droplet_based_h5ad.tar.gz"
 _FILE_COLUMNS = ["name", "kind", "experiment", "size", "url"]
 
@@ -130,23 +146,26 @@ class Bgee:
     Parameters
     ----------
     ftp
-        The FTP root over HTTPS (default ``$REFINEWIDGETS_BGEE_FTP`` or Bgee's current release).
+        The download root over HTTPS (default ``$REFINEWIDGETS_BGEE_FTP`` or Bgee's current
+        release, https://www.bgee.org/ftp/current/download/).
     folder
-        The folder of droplet H5AD files under the root.
+        The folder of droplet H5AD files under the root; by default Bgee's
+        ``h5ad/droplet_based/``, then ``processed_expr_values/sc_rnaseq/`` for a species the
+        first does not have.
     cache_dir, timeout, retries, backoff
         As for :class:`~refinewidgets.io.remote.refinebio.RefineBio`.
 
     Examples
     --------
-    >>> Bgee("http://127.0.0.1:9/ftp/current/").droplet_url
-    'http://127.0.0.1:9/ftp/current/h5ad/droplet_based/'
+    >>> Bgee("http://127.0.0.1:9/ftp/current/download/").droplet_url
+    'http://127.0.0.1:9/ftp/current/download/h5ad/droplet_based/'
     """
 
     def __init__(
         self,
         ftp: str | None = None,
         *,
-        folder: str = DROPLET_FOLDER,
+        folder: str | None = None,
         cache_dir: str | os.PathLike | None = None,
         timeout: float | None = None,
         retries: int | None = None,
@@ -160,30 +179,48 @@ class Bgee:
             retries=retries,
             backoff=backoff,
         )
-        self.droplet_url = self.http.url(folder if folder.endswith("/") else folder + "/")
+        folders = (DROPLET_FOLDER, FALLBACK_FOLDER) if folder is None else (folder,)
+        #: The folder URLs tried in turn, Bgee's own layout first.
+        self.folder_urls = [self.http.url(f if f.endswith("/") else f + "/") for f in folders]
+        self.droplet_url = self.folder_urls[0]
         self.cache = DownloadCache(cache_dir)
 
     def _index(self, url: str, what: str) -> list[tuple[str, bool, str]]:
-        response = self.http.request("GET", url, what=what)
-        return parse_index(response.text)
+        return parse_index(self.http.text(url, what=what))
+
+    def _first_index(self, urls: list[str], what: str, missing: str):
+        """``(url, entries)`` of the first of ``urls`` that is not a 404; else a
+        RemoteNotFoundError listing every address tried."""
+        for url in urls:
+            try:
+                return url, self._index(url, what)
+            except RemoteNotFoundError:
+                continue
+        tried = ", ".join(urls)
+        raise RemoteNotFoundError(
+            f"{missing} (Bgee answered 404 for every address tried: {tried})."
+        )
 
     def list_species(self) -> list[str]:
         """The species with droplet single-cell files (folder names, ``Genus_species``)."""
-        entries = self._index(self.droplet_url, "Bgee's droplet folder")
+        _, entries = self._first_index(
+            self.folder_urls,
+            "Bgee's droplet folder",
+            f"Bgee has no droplet single-cell folder at {self.http.base_url}; is "
+            f"${FTP_ENV} its download root?",
+        )
         return [name for name, folder, _ in entries if folder and _SPECIES.fullmatch(name)]
 
     def list_files(self, species: str) -> pd.DataFrame:
         """The files of a species' folder: name, kind (``tarball``, ``h5ad``, ``md5``, ``other``),
         experiment (for an H5AD file), size (as the index page shows it) and url."""
         sp = species_name(species)
-        url = self.http.url(f"{self.droplet_url}{sp}/")
-        try:
-            entries = self._index(url, f"the species {sp}")
-        except RemoteNotFoundError:
-            raise RemoteNotFoundError(
-                f"Bgee has no droplet single-cell folder for {sp} ({url}). "
-                "`rw.remote.bgee.list_species()` lists the species that have one."
-            ) from None
+        url, entries = self._first_index(
+            [f"{folder}{sp}/" for folder in self.folder_urls],
+            f"the species {sp}",
+            f"Bgee has no droplet single-cell folder for {sp}. "
+            "`rw.remote.bgee.list_species()` lists the species that have one",
+        )
         rows = []
         for name, folder, size in entries:
             if folder:
@@ -322,7 +359,7 @@ class Bgee:
             return path
         checksum = None
         if name in md5:
-            text = self.http.request("GET", md5[name], what=f"the checksum of {name}").text
+            text = self.http.text(md5[name], what=f"the checksum of {name}")
             value = text.split()[0] if text.split() else ""
             if not re.fullmatch(r"[0-9a-fA-F]{32}", value):
                 raise RemoteError(

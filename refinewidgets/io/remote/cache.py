@@ -1,6 +1,6 @@
 """The download cache: resumable, checked, atomic, reused offline; listed and pruned.
 
-Layout (``cache_dir`` defaults to :func:`~refinewidgets.io.bgee_tarball.default_cache_dir`,
+Layout (``cache_dir`` defaults to :func:`~refinewidgets.core.cache_dir.default_cache_dir`,
 which honours ``$REFINEWIDGETS_CACHE``)::
 
     <cache_dir>/downloads/<service>/<folder>/<file>     a complete, checked download
@@ -42,23 +42,25 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 import requests
 import urllib3
 
+from ...core.cache_dir import default_cache_dir
 from ...errors import OutputError, SourceFormatError
 from ..archive import check_name_part
-from ..bgee_tarball import default_cache_dir
 from .errors import DownloadIntegrityError, ServiceUnavailableError
 from .http import Http
+from .integrity import check_structure, kind_of
 
 __all__ = ["DOWNLOADS", "DownloadCache", "Entry", "checksum_of", "safe_name"]
 
 #: The subfolder of the cache folder that holds downloads.
 DOWNLOADS = "downloads"
 _FORMAT = "refinewidgets-download"
-_VERSION = 1
+_VERSION = 2
 _CHUNK = 1 << 20
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 _ALGORITHMS = ("sha1", "sha256", "md5")
@@ -183,8 +185,18 @@ class DownloadCache:
     def part_path(path: Path) -> Path:
         return path.with_name(f".{path.name}.part")
 
+    @staticmethod
+    def validators_path(path: Path) -> Path:
+        """Where the ``ETag``/``Last-Modified`` of an unfinished download are kept."""
+        return path.with_name(f".{path.name}.part.json")
+
     def record(self, path: str | os.PathLike) -> dict | None:
-        """The record of a complete cached file, or None when it is not (completely) cached."""
+        """The record of a complete cached file, or None when it is not (completely) cached.
+
+        A file recorded by an older version (before structure checks) is checked once now; a
+        file that fails, or whose size changed, is set aside (:meth:`set_aside`), so the next
+        download fetches it again.
+        """
         path = Path(path)
         try:
             record = json.loads(self.record_path(path).read_text(encoding="utf-8"))
@@ -194,8 +206,37 @@ class DownloadCache:
         if not isinstance(record, dict) or record.get("format") != _FORMAT:
             return None
         if record.get("size") != size:
-            return None  # changed behind our back: download again
+            self.set_aside(path, "its size changed since it was downloaded")
+            return None
+        if record.get("version", 1) < 2:
+            problem = check_structure(path)
+            if problem is not None:
+                self.set_aside(path, problem)
+                return None
+            record.update(version=_VERSION, structure=kind_of(path.name))
+            self._write_record(path, record)
         return record
+
+    def set_aside(self, path: str | os.PathLike, reason: str) -> Path:
+        """Move a bad cached file out of the way (``.<file>.bad``, its record removed), so that
+        the next download of it starts afresh; returns where it went.
+
+        For a reader that finds a cached file damaged: say "set aside; the next fetch downloads
+        it again", which is then true without ``--refresh``.
+        """
+        path = Path(path)
+        aside = path.with_name(f".{path.name}.bad")
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(path, aside)
+        _discard(self.record_path(path))
+        with contextlib.suppress(OSError):
+            aside.with_name(aside.name + ".txt").write_text(reason + "\n", encoding="utf-8")
+        return aside
+
+    def _write_record(self, path: Path, record: dict) -> None:
+        tmp = path.with_name(f".{path.name}.json.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
+        os.replace(tmp, self.record_path(path))
 
     def download(
         self,
@@ -209,6 +250,7 @@ class DownloadCache:
         progress=None,
         refresh: bool = False,
         what: str = "",
+        extra: dict | None = None,
     ) -> Path:
         """Download ``url`` to ``path`` (a path from :meth:`path_for`), or reuse the cached copy.
 
@@ -216,7 +258,7 @@ class DownloadCache:
         kept only when it matches them (and the ``Content-Length`` of the reply). An interrupted
         transfer is resumed with ``Range`` up to ``http.retries`` times; a later call resumes it
         too. ``progress``: True for a text bar, or any object with ``reset(total)``/``update(n)``/
-        ``close()`` (tqdm's protocol).
+        ``close()`` (tqdm's protocol). ``extra``: more fields for the file's record.
         """
         path = Path(path)
         expected = _parse_checksum(checksum)
@@ -231,87 +273,133 @@ class DownloadCache:
             ) from None
         part = self.part_path(path)
         if refresh:
-            with contextlib.suppress(FileNotFoundError):
-                part.unlink()
+            _discard(part)
+            _discard(self.validators_path(part))
         bar = _progress_bar(progress, path.name)
+        shown = http.scrub(_without_query(url))
         try:
-            total = self._transfer(http, url, part, size, headers or {}, bar, what or url)
+            total = self._transfer(http, url, part, size, headers or {}, bar, what or shown)
         finally:
             if bar is not None and hasattr(bar, "close"):
                 bar.close()
         got = part.stat().st_size
+        again = "It was discarded: the next call downloads it again from the start."
         for label, want in (("the server announced", size), ("the reply's length was", total)):
             if want is not None and got != want:
-                part.unlink()
+                problem = check_structure(part, path.name)  # an error page says more than sizes
+                self._drop_part(part)
+                if problem is not None:
+                    raise DownloadIntegrityError(
+                        f"The download of {shown} is not usable: {problem} ({got:,} bytes where "
+                        f"{label} {want:,}). The server answered with an error page or a damaged "
+                        f"file. {again}"
+                    )
                 raise DownloadIntegrityError(
-                    f"The download of {url} has {got:,} bytes but {label} {want:,}: the transfer "
-                    "was damaged or the file changed on the server. The file was discarded; run "
-                    "the same command again to download it afresh."
+                    f"The download of {shown} has {got:,} bytes but {label} {want:,}: the "
+                    f"transfer was damaged or the file changed on the server. {again}"
                 )
         if expected is not None:
             algorithm, value = expected
             actual = checksum_of(part, algorithm)
             if actual != value:
-                part.unlink()
+                self._drop_part(part)
                 raise DownloadIntegrityError(
-                    f"The download of {url} has {algorithm.upper()} {actual}, but the server "
-                    f"announced {value}: the file is damaged (or changed on the server). It was "
-                    "discarded; run the same command again to download it afresh."
+                    f"The download of {shown} has {algorithm.upper()} {actual}, but the server "
+                    f"announced {value}: the file is damaged (or changed on the server). {again}"
                 )
+        problem = check_structure(part, path.name)
+        if problem is not None:
+            self._drop_part(part)
+            raise DownloadIntegrityError(
+                f"The download of {shown} is not usable: {problem}. The server may have answered "
+                f"with an error page or a damaged file. {again} If it keeps happening, the "
+                "service has a problem: try again later."
+            )
         os.replace(part, path)
+        _discard(self.validators_path(part))
         record = {
             "format": _FORMAT,
             "version": _VERSION,
-            "url": url,
+            "url": _without_query(url),
             "size": got,
             "checksum": f"{expected[0]}:{expected[1]}" if expected else "",
+            "structure": kind_of(path.name),
             "downloaded_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            **(extra or {}),
         }
-        tmp = path.with_name(f".{path.name}.json.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
-        os.replace(tmp, self.record_path(path))
+        self._write_record(path, record)
         return path
 
+    def _drop_part(self, part: Path) -> None:
+        _discard(part)
+        _discard(self.validators_path(part))
+
     def _transfer(self, http: Http, url, part: Path, size, headers, bar, what) -> int | None:
-        """Fill ``part`` from ``url``, resuming after interruptions; returns the total length."""
+        """Fill ``part`` from ``url``, resuming after interruptions; returns the total length.
+
+        A resume asks ``Range: bytes=<have>-`` with ``If-Range`` (the ``ETag``, else the
+        ``Last-Modified``, of the reply that began the part): a server whose file changed since
+        answers with the whole new file (200), which replaces the part. A part without such a
+        validator is never resumed, and a 206 is kept only when its ``Content-Range`` starts
+        where the part ends and has the total length of the first reply.
+        """
         interruptions = 0
+        source = _without_query(http.url(url))
         while True:
             have = part.stat().st_size if part.exists() else 0
+            saved = _read_validators(self.validators_path(part)) if have else None
+            if have and (saved is None or saved.get("source") != source):
+                self._drop_part(part)  # no way to tell that its bytes are still the server's
+                have, saved = 0, None
             ask = {"Accept-Encoding": "identity", **headers}  # the bytes as stored
             if have:
                 ask["Range"] = f"bytes={have}-"
-            response = http.request(
-                "GET", url, stream=True, headers=ask, ok=(200, 206, 416), what=what
-            )
+                ask["If-Range"] = saved["validator"]
+            response = http.request("GET", url, headers=ask, ok=(200, 206, 416), what=what)
             with response:
                 if response.status_code == 416:  # asked beyond the end: the part is stale
-                    part.unlink()
+                    self._drop_part(part)
                     interruptions += 1
                     if interruptions > http.retries:
                         raise DownloadIntegrityError(
-                            f"{url}: the server refuses to send the rest of a partial download "
-                            "(HTTP 416). The partial file was discarded; run the command again."
+                            f"{what}: the server refuses to send the rest of a partial download "
+                            "(HTTP 416). The partial file was discarded; the next call downloads "
+                            "it again from the start."
                         )
                     continue
-                start = _range_start(response) if response.status_code == 206 else 0
-                if start != have:
-                    if start:  # a range we did not ask for: start over
-                        _discard(part)
+                if response.status_code == 206:
+                    first, last, whole = _content_range(response)
+                    expected_total = saved.get("total") if saved else None
+                    if (
+                        not have
+                        or first != have
+                        or whole is None
+                        or (last is not None and last != whole - 1)
+                        or (expected_total is not None and whole != expected_total)
+                    ):  # not the rest of our part: start over
+                        self._drop_part(part)
                         interruptions += 1
                         if interruptions > http.retries:
                             raise DownloadIntegrityError(
-                                f"{url}: the server answers range requests with the wrong "
-                                "range. Nothing was kept; try again later."
+                                f"{what}: the server answers range requests with another range "
+                                "or length than asked. Nothing was kept; try again later."
                             )
                         continue
-                    have = 0  # the whole file came: write it from the start
-                total = _total_length(response, start)
+                    total = whole
+                else:  # the whole file (first request, or the file changed): from the start
+                    have = 0
+                    total = _total_length(response, 0)
+                    _write_validators(
+                        self.validators_path(part), source, _validator(response), total
+                    )
                 if bar is not None:
                     bar.reset(total=total)
                     if have:
                         bar.update(have)
                 try:
-                    self._write(response, part, append=have > 0, bar=bar, total=total)
+                    self._write(
+                        response, part, append=have > 0, bar=bar, total=total, min_rate=http
+                    )
                     if total is not None and part.stat().st_size < total:
                         raise _ShortRead(f"the connection closed before byte {total:,}")
                     return total
@@ -325,20 +413,38 @@ class DownloadCache:
                     interruptions += 1
                     got = part.stat().st_size if part.exists() else 0
                     if interruptions > http.retries:
+                        resumable = _read_validators(self.validators_path(part)) is not None
+                        nxt = (
+                            "the next call resumes where it stopped"
+                            if resumable
+                            else "the server gives no ETag or Last-Modified to resume safely "
+                            "with, so the next call starts it again"
+                        )
                         raise ServiceUnavailableError(
-                            f"The download of {url} was interrupted {interruptions} times "
-                            f"({type(exc).__name__}); {got:,} bytes are kept in {part}. Run the "
-                            "same command again to resume where it stopped."
+                            f"The download of {what} was interrupted {interruptions} times "
+                            f"({_why(exc)}); {got:,} bytes are kept in {part}: {nxt}."
                         ) from None
                     time.sleep(min(http.backoff * 2 ** (interruptions - 1), 30))
 
     @staticmethod
-    def _write(response, part: Path, *, append: bool, bar, total) -> None:
+    def _write(response, part: Path, *, append: bool, bar, total, min_rate: Http) -> None:
         flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
         flags |= getattr(os, "O_BINARY", 0)
         fd = os.open(part, flags, 0o644)
+        window = max(min_rate.timeout, 0.05)
+        rate = _min_rate()
+        began, received = time.monotonic(), 0
         try:
             for chunk in _chunks(response):
+                received += len(chunk)
+                elapsed = time.monotonic() - began
+                if elapsed >= window:  # a trickle is an interruption, resumed like one
+                    if received / elapsed < rate:
+                        raise _ShortRead(
+                            f"slower than {rate:,.0f} bytes/s for {elapsed:.0f} s; set "
+                            f"{MIN_RATE_ENV} to accept a slower line"
+                        )
+                    began, received = time.monotonic(), 0
                 view = memoryview(chunk)
                 while view:
                     try:
@@ -436,6 +542,66 @@ class DownloadCache:
         return target
 
 
+MIN_RATE_ENV = "REFINEWIDGETS_HTTP_MIN_RATE"
+
+
+def _min_rate() -> float:
+    """The slowest download accepted, bytes a second over a read timeout (default 1024)."""
+    text = os.environ.get(MIN_RATE_ENV) or "1024"
+    try:
+        return max(float(text), 0.0)
+    except ValueError:
+        raise OutputError(f"${MIN_RATE_ENV} is {text!r}; it must be a number.") from None
+
+
+def _without_query(url: str) -> str:
+    """A URL without its query: a presigned URL's signature is not kept or shown."""
+    parts = urlsplit(str(url))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def _validator(response) -> str | None:
+    """What ``If-Range`` can use: a strong ``ETag``, else ``Last-Modified``."""
+    etag = response.headers.get("ETag", "").strip()
+    if etag and not etag.startswith("W/"):
+        return etag
+    return response.headers.get("Last-Modified", "").strip() or None
+
+
+def _write_validators(where: Path, source: str, validator: str | None, total) -> None:
+    if validator is None:
+        _discard(where)
+        return
+    where.parent.mkdir(parents=True, exist_ok=True)
+    where.write_text(
+        json.dumps({"source": source, "validator": validator, "total": total}), encoding="utf-8"
+    )
+
+
+def _read_validators(where: Path) -> dict | None:
+    try:
+        saved = json.loads(where.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(saved, dict) and isinstance(saved.get("validator"), str)
+    return saved if ok and saved["validator"] else None
+
+
+def _content_range(response) -> tuple[int | None, int | None, int | None]:
+    """``(first, last, total)`` of ``Content-Range: bytes first-last/total`` (None if absent)."""
+    match = re.fullmatch(
+        r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", response.headers.get("Content-Range", "")
+    )
+    if not match:
+        return None, None, None
+    whole = None if match.group(3) == "*" else int(match.group(3))
+    return int(match.group(1)), int(match.group(2)), whole
+
+
+def _why(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, _ShortRead) else type(exc).__name__
+
+
 class _ShortRead(Exception):
     """The reply ended cleanly but before its announced length."""
 
@@ -467,11 +633,6 @@ def _write_error(exc: OSError, path: Path, total: int | None) -> OutputError:
             "download cache) or set $REFINEWIDGETS_CACHE to a folder on a bigger disk."
         )
     return OutputError(f"Cannot write {path} ({exc.strerror or exc}).")
-
-
-def _range_start(response) -> int:
-    match = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
-    return int(match.group(1)) if match else -1
 
 
 def _total_length(response, start: int) -> int | None:
