@@ -575,13 +575,20 @@ def test_a_signal_handler_of_the_program_is_kept(tmp_path):
     assert signal.getsignal(signal.SIGTERM) is previous
 
 
-@pytest.mark.parametrize("other", [" GSE1", "GSE1 ", "\tGSE1\n"])
-def test_two_experiment_keys_equal_once_stripped_are_refused(other):
-    data = {"GSE1": ["GSM1", "GSM2"], other: ["GSM1836403"]}
+_BLANK = st.text(alphabet=" \t\n\r\x0b\x0c\u00a0\u2003", max_size=3)
+
+
+@settings(max_examples=50, deadline=None)
+@given(before=_BLANK, after=_BLANK, first=_BLANK, last=_BLANK)
+def test_two_experiment_keys_equal_once_stripped_are_refused(before, after, first, last):
+    one, other = f"{first}GSE1{last}", f"{before}GSE1{after}"
+    if one == other:
+        return  # one key: a dict cannot hold it twice
+    data = {one: ["GSM1", "GSM2"], other: ["GSM1836403"]}
     with pytest.raises(rw.DatasetSpecError) as info:
         rw.Dataset(data)
     assert str(info.value) == (
-        f"`data` lists the experiment 'GSE1' twice ('GSE1' and {other!r}): list all of its "
+        f"`data` lists the experiment 'GSE1' twice ({one!r} and {other!r}): list all of its "
         "samples under one key."
     )
     with pytest.raises(rw.DatasetSpecError, match="lists the experiment 'GSE1' twice"):
