@@ -1014,9 +1014,9 @@ def test_a_bad_page_bound_is_named_before_anything_starts(monkeypatch, tmp_path,
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc for the kernels")
 def test_the_app_holds_at_most_max_pages_kernels(tmp_path):
-    """Page loads that never connect (a script, a crashed tab) cannot pile up kernels: beyond
-    ``--max-pages`` a page takes the kernel of a page gone (never one still connected or just
-    loaded), else it is told to close a page."""
+    """Page loads that never connect (a script) or pages closed without Voila's shutdown
+    request cannot pile up kernels: beyond ``--max-pages`` a page takes the kernel of a page
+    gone (never one still connected or just loaded), else it is told to close a page."""
     from refinewidgets.app import free_port
 
     from .browser.server import alive, cmdline, start_app, wait_for
@@ -1064,9 +1064,15 @@ def test_the_app_holds_at_most_max_pages_kernels(tmp_path):
             wait_for(lambda: not alive(pids[second]), 60, "the unconnected kernel to stop")
             assert alive(pids[first])  # the page still connected keeps its kernel
             assert sorted(app.kernels()) == sorted([pids[first], process(third)])
-            assert f"shutting down kernel {second}: no page connected" in app.log.read_text()
+            assert f"shutting down kernel {second}: no page is connected" in app.log.read_text()
             status, _, _, fourth = page()  # the third page has just loaded: not taken
             assert status == 503 and fourth is None
+        # the first page goes (closed without Voila's shutdown request): its kernel at once
+        time.sleep(1)
+        status, _, _, fifth = page()
+        assert status == 200 and fifth not in (None, first, second, third)
+        wait_for(lambda: not alive(pids[first]), 60, "the kernel of the page gone to stop")
+        assert f"shutting down kernel {first}: no page is connected" in app.log.read_text()
     finally:
         app.stop()
 
