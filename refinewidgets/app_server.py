@@ -17,10 +17,11 @@ application with five additions, all made just before Voila starts listening:
 - the access log hides the token and ``_xsrf`` values of every URL (:func:`scrub_uri`), and so do
   tornado's own lines, such as Voila's 403 "File not allowlisted" (:func:`hide_secrets_in_logs`);
 - at most ``max_pages`` pages hold a kernel at once (``--RefineWidgetsVoila.max_pages``): a page
-  asked for beyond it first shuts down the kernels no page has been connected to for
-  ``reclaim_after_seconds`` (least recently active first), else it is answered ``503`` with a
-  message saying to close a page (:func:`page_room`). With Voila's ready pool and the idle
-  culling (:func:`refinewidgets.app.voila_command`) this bounds the server's kernels;
+  asked for beyond it first shuts down the kernels of pages gone (their websocket closed) and
+  of pages that never connected within ``reclaim_after_seconds`` (least recently active
+  first), else it is answered ``503`` with a message saying to close a page
+  (:func:`page_room`). With Voila's ready pool and the idle culling
+  (:func:`refinewidgets.app.voila_command`) this bounds the server's kernels;
 - the token comes from ``REFINEWIDGETS_SERVER_TOKEN`` (not the command line, which other users of
   the machine can read); ``""`` means no token. Both variables are removed from the environment
   before any kernel starts.
@@ -148,13 +149,13 @@ class _VoilaPage(TornadoVoilaHandler):
             return True
         km = self.kernel_manager
         reclaim, full = page_room(
-            _page_kernels(km),
+            _page_kernels(km, self.settings.get("refinewidgets_connected", set())),
             max_pages,
             self.settings.get("refinewidgets_reclaim_after", RECLAIM_AFTER_SECONDS),
         )
         for kernel_id in reclaim:
             self.log.warning(
-                "shutting down kernel %s: no page connected to it, and %d pages are open "
+                "shutting down kernel %s: no page is connected to it, and %d pages are open "
                 "(--RefineWidgetsVoila.max_pages)",
                 kernel_id,
                 max_pages,
@@ -178,9 +179,10 @@ class _VoilaPage(TornadoVoilaHandler):
         return False
 
 
-def _page_kernels(km) -> list[tuple[str, int, float]]:
-    """``(kernel id, connected pages, seconds since its last activity)`` of the kernels that
-    serve pages: every kernel but those waiting, ready, in Voila's pool."""
+def _page_kernels(km, connected: set[str]) -> list[tuple[str, int, float, bool]]:
+    """``(kernel id, connected pages, seconds since its last activity, whether a page has
+    connected to it)`` of the kernels that serve pages: every kernel but those waiting, ready,
+    in Voila's pool. ``connected`` (kernels a page has connected to) loses the kernels gone."""
     pooled: set[str] = set()
     starting = 0
     for pool in getattr(km, "_pools", {}).values():  # Voila's preheated kernels
@@ -200,27 +202,31 @@ def _page_kernels(km) -> list[tuple[str, int, float]]:
         except (KeyError, AttributeError):
             continue
         idle = (now - last).total_seconds() if isinstance(last, datetime.datetime) else 0.0
-        found.append((kernel_id, int(model.get("connections", 0)), idle))
+        found.append((kernel_id, int(model.get("connections", 0)), idle, kernel_id in connected))
+    connected.intersection_update(km.list_kernel_ids())
     found.sort(key=lambda k: k[2])  # the most recently active first
     return found[starting:] if starting else found
 
 
 def page_room(
-    kernels: Iterable[tuple[str, int, float]], max_pages: int, reclaim_after: float
+    kernels: Iterable[tuple[str, int, float, bool]], max_pages: int, reclaim_after: float
 ) -> tuple[list[str], bool]:
     """Which page kernels to shut down so that one more page fits, and whether it still does
     not fit.
 
-    ``kernels`` are ``(kernel id, connected pages, idle seconds)``. A kernel no page is
-    connected to and idle for ``reclaim_after`` seconds or more is one whose page is gone (a
-    page connects within seconds of loading): those go first, the longest idle first.
+    ``kernels`` are ``(kernel id, connected pages, idle seconds, whether a page has connected)``.
+    A kernel no page is connected to any more is one whose page is gone (closed without
+    Voila's shutdown request, or crashed): those go first, the longest idle first. A kernel no
+    page has connected to yet may be a page still loading (a page connects within seconds):
+    it goes only once idle for ``reclaim_after`` seconds (a page fetched by a script).
 
     Examples
     --------
-    >>> kernels = [("a", 1, 900.0), ("b", 0, 45.0), ("c", 0, 5.0), ("d", 0, 300.0)]
-    >>> page_room(kernels, 4, 30.0)  # 4 open: the longest idle unconnected one goes
+    >>> kernels = [("a", 1, 900.0, True), ("b", 0, 45.0, False), ("c", 0, 5.0, False),
+    ...            ("d", 0, 2.0, True)]
+    >>> page_room(kernels, 4, 30.0)  # d's page has left
     (['d'], False)
-    >>> page_room(kernels, 2, 30.0)  # c is a page still loading, a is connected: full
+    >>> page_room(kernels, 2, 30.0)  # then b, unconnected for long; c is still loading
     (['d', 'b'], True)
     >>> page_room(kernels, 8, 30.0)
     ([], False)
@@ -229,10 +235,12 @@ def page_room(
     excess = len(kernels) - max_pages + 1
     if excess <= 0:
         return [], False
-    unused = sorted(
-        (k for k in kernels if k[1] == 0 and k[2] >= reclaim_after), key=lambda k: -k[2]
+    left = sorted((k for k in kernels if k[1] == 0 and k[3]), key=lambda k: -k[2])
+    never = sorted(
+        (k for k in kernels if k[1] == 0 and not k[3] and k[2] >= reclaim_after),
+        key=lambda k: -k[2],
     )
-    reclaim = [k[0] for k in unused[:excess]]
+    reclaim = [k[0] for k in [*left, *never][:excess]]
     return reclaim, len(reclaim) < excess
 
 
@@ -377,6 +385,20 @@ class RefineWidgetsVoila(Voila):
         ]
         return [ready, download, *handlers]
 
+    def _track_connections(self) -> set[str]:
+        """The kernels a page has connected to (its websocket), kept up to date by the kernel
+        manager's ``notify_connect``: one of them with no connection left lost its page."""
+        connected: set[str] = set()
+        km = self.kernel_manager
+        notify_connect = km.notify_connect
+
+        def noted(kernel_id):
+            connected.add(kernel_id)
+            return notify_connect(kernel_id)
+
+        km.notify_connect = noted
+        return connected
+
     def listen(self):
         self.port_retries = 0  # a taken port is an error, never another port
         hosts = allowed_hosts(self.port)
@@ -393,6 +415,7 @@ class RefineWidgetsVoila(Voila):
         app.find_handler = guarded_find_handler  # tornado routes every request through it
         app.settings["log_function"] = log_request  # the token never reaches the log
         app.settings["refinewidgets_max_pages"] = self.max_pages
+        app.settings["refinewidgets_connected"] = self._track_connections()
         app.settings["refinewidgets_reclaim_after"] = self.reclaim_after_seconds
         hide_secrets_in_logs(self.log)  # nor tornado's own lines (403 "File not allowlisted")
         super().listen()

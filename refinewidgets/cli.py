@@ -1,7 +1,7 @@
 """The ``refinewidgets`` command: serve the app, build a dataset headless, describe a file.
 
 ``refinewidgets app [PATH ...] [--port N] [--no-browser] [--no-token] [--output-dir DIR]
-[--cull-idle-seconds S]``
+[--cull-idle-seconds S] [--max-pages N]``
 ``refinewidgets build SPEC.json [--source PATH ...] -o dataset.zip``
 ``refinewidgets info PATH``
 ``refinewidgets demo [-o demo_dataset.zip]``

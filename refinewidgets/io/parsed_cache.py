@@ -83,6 +83,8 @@ def file_identity(path: Path) -> dict:
     The change time (``st_ctime``) moves on every write and cannot be set back (``touch -d``
     sets the modification time only), so a file rewritten in place with its size and
     modification time kept gets a new identity; so does a file replaced by another (inode).
+    (Where the kernel keeps coarse timestamps, the change time moves by clock ticks of a few ms:
+    a rewrite within the tick the identity was taken in keeps it, and only the hash can tell.)
 
     Examples
     --------
