@@ -20,8 +20,10 @@ reached, a build goes on with what is at hand and lists the experiments it could
 
 from __future__ import annotations
 
+import contextlib
 import html
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -220,7 +222,7 @@ class RemoteSources:
                     log.debug("Bgee said nothing of %s", species, exc_info=True)
                     continue
                 files.update({str(e): str(f) for e, f in zip(frame["experiment"], frame["file"])})
-            self._show_described(files)
+            _on_kernel_loop(lambda: self._show_described(files))
         except Exception:  # a description is a courtesy: the accession stays shown
             log.debug("describing the experiments to fetch failed", exc_info=True)
         if self._describe_again:
@@ -480,6 +482,29 @@ class RemoteSources:
         )
         self.offline_button.disabled = not n
         self.offline_box.layout.display = None
+
+
+def _on_kernel_loop(change: Callable[[], Any]) -> None:
+    """Run ``change()`` (a change of widgets made for a background thread) on the kernel's main
+    loop, after the cell running now: in the web app, the page being served may still be
+    rendering the widgets (restored from its link), and a thread changing them meanwhile leaves
+    the page blank. Outside a kernel (scripts, tests) it runs at once."""
+    loop = None
+    with contextlib.suppress(ImportError):
+        from IPython import get_ipython
+
+        loop = getattr(getattr(get_ipython(), "kernel", None), "io_loop", None)
+    if loop is None:
+        change()
+        return
+
+    def run() -> None:
+        try:
+            change()
+        except Exception:  # a courtesy (titles): the accession stays shown
+            log.debug("showing what the services said failed", exc_info=True)
+
+    loop.add_callback(run)
 
 
 def _shown(p: RemoteExperiment) -> tuple:
