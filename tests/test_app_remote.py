@@ -438,6 +438,74 @@ def test_a_link_mixing_remote_and_local_experiments_builds_the_local_part_offlin
     assert "GSE100001" not in set(result.filtered_samples["accession"])
 
 
+def test_bgee_unreachable_by_name_is_said_in_the_users_words_at_once(builder, fake, monkeypatch):
+    # a host name that does not resolve: the name lookup fails, no connection is tried
+    monkeypatch.setenv("REFINEWIDGETS_BGEE_FTP", "http://ftp.nonexistent.invalid/ftp/current/")
+    started = time.monotonic()
+    builder.source.value = "bgee"
+    panel = builder.remote_panels["bgee"]
+    panel.wait()
+    assert time.monotonic() - started < 10
+    assert panel.status.kind == "error"
+    assert panel.status.text == (
+        "Bgee cannot be reached from this computer. Listing Bgee's species failed: check this "
+        "computer's network connection and try again. Nothing from Bgee is in the download "
+        "cache yet."
+    )
+    assert "nonexistent.invalid" not in panel.status.text and "$" not in panel.status.text
+    assert panel.details.text.startswith("Cannot reach Bgee at ftp.nonexistent.invalid")
+    assert "$REFINEWIDGETS_BGEE_FTP" in panel.details.text
+    assert panel.details.selected_index is None  # folded
+    assert panel.open_cache_button.disabled  # the cache holds nothing of Bgee
+    assert panel.table.prev.disabled and panel.table.next.disabled
+    assert not panel.busy and panel.busy_box.layout.display == "none"
+    assert fake.seen("GET", "/ftp/") == []
+
+
+def test_a_build_fetches_from_the_service_that_answers_and_lists_the_other_as_not_fetched(
+    fake, demo_cat, monkeypatch
+):
+    from refinewidgets.core.pending import not_fetched
+
+    monkeypatch.setenv("REFINEWIDGETS_BGEE_FTP", f"http://127.0.0.1:{free_port()}/ftp/current/")
+    builder = DatasetBuilder(
+        demo_cat, page_query="remote=refinebio:GSE100001&remote=bgee:Homo_sapiens/ERP132576"
+    )
+    builder.poll_interval = 0.01
+    builder.wait_described()
+    refinebio, bgee = builder.state.selection.pending
+    assert refinebio.title == "Lung transcriptomes of COPD patients" and bgee.title == ""
+    result = _build(builder)
+    assert list(result) == ["GSE100001"]
+    with pytest.warns(rw.MetadataMismatchWarning, match="GSM3170190"):  # not processed
+        downloaded = rw.open_catalog(*rw.remote.cached(service="refinebio"))
+    expected = rw.build(rw.Dataset({"GSE100001": ["ALL"]}), downloaded)["GSE100001"]
+    assert sorted(result["GSE100001"].obs_names) == sorted(expected.obs_names)
+    filtered = result.filtered_samples
+    assert filtered[filtered["experiment"] == "ERP132576"].values.tolist() == [
+        ["ERP132576", "ERP132576", not_fetched("Bgee")]
+    ]
+    assert builder.status.kind == "warning"
+    shape = f"{expected.n_obs:,} x {expected.n_vars:,}"
+    assert builder.status.text == (
+        f"Built 1 group(s) (GSE100001: {shape}); {len(filtered) - 1} sample(s) filtered. Bgee "
+        "cannot be reached from this computer: ERP132576 not fetched (listed in the filtered "
+        "samples; still in the dataset, to fetch when you build again)."
+    )
+    assert builder.fetch_details.text.startswith("Cannot reach Bgee at 127.0.0.1:")
+    # refine.bio's experiment is at hand now; Bgee's is still to fetch, in the link too
+    assert [p.key for p in builder.state.selection.pending] == ["ERP132576"]
+    assert "GSE100001" in builder.dataset.data
+    assert "remote=bgee%3AHomo_sapiens%2FERP132576" in builder.link_query
+    # Bgee answers again: the next build fetches it and nothing is left out
+    monkeypatch.setenv("REFINEWIDGETS_BGEE_FTP", fake.ftp)
+    result = _build(builder)
+    assert builder.status.kind == "success", builder.status.text
+    assert sorted(result) == ["ERP132576", "GSE100001"]
+    assert builder.state.selection.pending == ()
+    assert not any(result.filtered_samples["reason"].str.startswith("not fetched"))
+
+
 def test_experiments_restored_from_a_link_get_their_titles(fake, demo_cat):
     builder = DatasetBuilder(
         demo_cat,
