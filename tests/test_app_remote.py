@@ -569,6 +569,9 @@ def test_what_refinebio_leaves_out_is_said_before_and_filtered_after_the_fetch(
     ]
     left_out = left_out_by_refinebio(records + others, client.qn_targets())
     assert left_out == {"GSM9000001": NOT_PROCESSED, "GSM9000002": no_qn_target("SUS_SCROFA")}
+    # downloaded earlier (as refine.bio sent it then): the build reads the cache, and what
+    # refine.bio says now of the experiment accounts for what the download lacks
+    rw.remote.refinebio.fetch(["GSE100001"], poll_interval=0.01)
     _add_from_refinebio(builder, "GSE100001")
     builder.wait_described()
     builder.refinebio_plans["GSE100001"] = RefineBioPlan(
@@ -602,6 +605,33 @@ def test_what_refinebio_leaves_out_is_said_before_and_filtered_after_the_fetch(
     kept = again.filtered_samples.set_index("accession")
     assert kept.loc["GSM9000002", "reason"] == no_qn_target("SUS_SCROFA")
     assert again.filtered_records["GSM9000002"]["refinebio_specimen_part"] == "lung"
+
+
+def test_after_a_download_refinebio_is_asked_again_what_it_holds(builder, fake):
+    from refinewidgets.core.pending import NOT_PROCESSED
+    from refinewidgets.widgets.remote_fetch import RefineBioPlan
+
+    fake.qn_targets["HOMO_SAPIENS"] = "/files/qn/homo_sapiens.tsv"
+    _add_from_refinebio(builder, "GSE100001")
+    builder.wait_described()
+    # what refine.bio said before the fetch (one sample not processed yet) ...
+    builder.refinebio_plans["GSE100001"] = RefineBioPlan(
+        "GSE100001", total=4, included=3, left_out={"GSM3170811": NOT_PROCESSED}
+    )
+    builder._mark_remote()
+    assert "GSE100001: refine.bio will include 3 of 4 samples" in builder.includes_note.value
+    asked = len(fake.seen("GET", "/v1/samples/"))
+    result = _build(builder)
+    assert builder.status.kind == "success", builder.status.text
+    # ... is replaced by what it says once the download is made: every sample it lists is in
+    # the download (GSM3170190 in its metadata only), so nothing is said to be left out
+    plan = builder.refinebio_plans["GSE100001"]
+    assert sorted(plan.listed) == ["GSM3170190", "GSM3170327", "GSM3170545", "GSM3170811"]
+    assert plan.left_out == {} and len(fake.seen("GET", "/v1/samples/")) > asked
+    assert "GSM3170811" in result["GSE100001"].obs_names
+    reasons = dict(zip(result.filtered_samples["accession"], result.filtered_samples["reason"]))
+    assert reasons["GSM3170190"] == "listed in the metadata, no values in the matrix"
+    assert not any("left out by refine.bio" in r for r in reasons.values())
 
 
 @pytest.mark.parametrize(

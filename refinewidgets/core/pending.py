@@ -45,6 +45,7 @@ from .metadata import ACCESSION, organism_label
 from .names import check_accession, check_organism
 
 __all__ = [
+    "NOT_IN_DOWNLOAD",
     "NOT_PROCESSED",
     "SERVICES",
     "SPECIES_PATTERN",
@@ -154,6 +155,13 @@ def fetch_code(pending: Iterable[RemoteExperiment]) -> str:
 NOT_PROCESSED = (
     "not processed by refine.bio: its downloads hold processed samples only (left out by "
     "refine.bio)"
+)
+
+
+#: Why a sample refine.bio lists for an experiment is missing from its download, when neither
+#: of refine.bio's rules explains it (the sample changed on refine.bio after the download).
+NOT_IN_DOWNLOAD = (
+    "listed by refine.bio for the experiment but not in its download (left out by refine.bio)"
 )
 
 
@@ -282,7 +290,7 @@ def _sample_record(acc: str, api: Mapping[str, Any]) -> dict[str, Any]:
         record["refinebio_organism"] = _organism(api, "refine.bio's samples")
     for field_ in ("title", "source_database", "sex", "specimen_part", "disease", "cell_line"):
         value = api.get(field_)
-        if isinstance(value, (str, int, float)) and value != "":
+        if isinstance(value, (str, int, float)) and value == value and value != "":  # not NaN
             record[f"refinebio_{field_}"] = value
     if isinstance(api.get("platform_name"), str):
         record["refinebio_platform"] = api["platform_name"]

@@ -41,7 +41,7 @@ import ipywidgets as w
 
 from ..core.catalog import Catalog
 from ..core.pending import RemoteExperiment
-from ..errors import BuildCancelled
+from ..errors import BuildCancelled, RefineWidgetsWarning
 
 __all__ = [
     "Details",
@@ -211,6 +211,17 @@ class RefineBioPlan:
     included: int | None = None
     left_out: dict[str, str] = field(default_factory=dict)
     records: dict[str, dict] = field(default_factory=dict)
+    #: Every sample refine.bio lists for the experiment, when it was asked for them.
+    listed: list[str] = field(default_factory=list)
+
+    def lacking(self, has_sample) -> dict[str, str]:
+        """``{sample: reason}`` of the samples refine.bio lists (or left out) that a download
+        lacks (``has_sample(accession)`` false)."""
+        from ..core.pending import NOT_IN_DOWNLOAD
+
+        reasons = {s: self.left_out.get(s, NOT_IN_DOWNLOAD) for s in self.listed}
+        reasons.update({s: r for s, r in self.left_out.items() if s not in reasons})
+        return {s: r for s, r in reasons.items() if not has_sample(s)}
 
     def describe(self) -> str:
         """``GSE1: refine.bio will include 3 of 4 samples; it leaves out GSM2 (...)``."""
@@ -233,9 +244,16 @@ class RefineBioPlan:
         return f"{head}; it leaves out {why}{more}."
 
 
-def ask_refinebio(client, accessions: Sequence[str], qn_organisms: list[str] | None = None):
+def ask_refinebio(
+    client,
+    accessions: Sequence[str],
+    qn_organisms: list[str] | None = None,
+    *,
+    every_sample: bool = False,
+):
     """``{accession: RefineBioPlan}`` from refine.bio (``experiments/<acc>/``; its samples and
-    QN targets only when it lists more samples than a download would hold)."""
+    QN targets only when it lists more samples than a download would hold, or always with
+    ``every_sample``: after a download, to account for every sample it lacks)."""
     from ..core.pending import left_out_by_refinebio
 
     plans = {}
@@ -255,15 +273,14 @@ def ask_refinebio(client, accessions: Sequence[str], qn_organisms: list[str] | N
             total=total,
             included=included,
         )
-        if total is not None and included is not None and included < total:
+        if every_sample or (total is not None and included is not None and included < total):
             if qn_organisms is None:
                 qn_organisms = client.qn_targets()
             frame = client.samples(acc)
             records = frame.to_dict("records") if len(frame) else []
             plan.left_out = left_out_by_refinebio(records, qn_organisms)
-            plan.records = {
-                r["accession_code"]: r for r in records if r["accession_code"] in plan.left_out
-            }
+            plan.listed = [str(r["accession_code"]) for r in records]
+            plan.records = {str(r["accession_code"]): r for r in records}
         plans[acc] = plan
     return plans
 
@@ -424,6 +441,8 @@ class FetchJob:
         #: ``{service: error}`` of the services that could not be reached (their experiments
         #: are not fetched; the others are).
         self.unreachable: dict[str, BaseException] = {}
+        #: The warnings the clients gave while fetching (the app shows them).
+        self.warnings: list[warnings.WarningMessage] = []
         self._thread = threading.Thread(target=self._run, name="refinewidgets-fetch", daemon=True)
 
     def describe(self) -> str:
@@ -457,6 +476,18 @@ class FetchJob:
         if self._error is not None:
             raise self._error
         return self._paths
+
+    def messages(self) -> list[str]:
+        """The clients' warnings, in the app's words; those about samples refine.bio left out
+        are not repeated (the app lists those samples in the result's filtered samples)."""
+        from ..io.remote import errors
+
+        left_out = getattr(errors, "SamplesLeftOutWarning", None)  # a client that has one
+        return [
+            remote_words(str(w.message))
+            for w in self.warnings
+            if left_out is None or not issubclass(w.category, left_out)
+        ]
 
     @property
     def not_fetched(self) -> list[RemoteExperiment]:
@@ -509,17 +540,22 @@ class FetchJob:
         rounds += [("download", f"downloading {a} from refine.bio") for a in missing]
         self.progress.expect(rounds)
         self.progress._check()
-        paths = client.fetch(
-            accs, poll_interval=self.poll_interval, progress=self.progress, cancel=self.cancel_event
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RefineWidgetsWarning)
+            paths = client.fetch(
+                accs,
+                poll_interval=self.poll_interval,
+                progress=self.progress,
+                cancel=self.cancel_event,
+            )
+        self.warnings.extend(caught)
         for acc, path in zip(accs, paths):
             self._paths[acc] = [path]
-        unknown = [a for a in missing if a not in self.plans]
-        if unknown:  # refine.bio answered a moment ago: ask what its downloads left out
+        if missing:  # just downloaded: ask which listed samples the downloads lack, and why
             from ..io.remote.errors import RemoteError
 
             with contextlib.suppress(RemoteError):
-                self.plans.update(ask_refinebio(client, unknown))
+                self.plans.update(ask_refinebio(client, missing, every_sample=True))
 
     def _fetch_bgee(self, species: str, wanted: list[RemoteExperiment]) -> None:
         from ..io.remote.bgee import Bgee
@@ -531,7 +567,10 @@ class FetchJob:
         self.to_download += 1
         self.progress.expect([("download", f"downloading {name} from Bgee")] * (len(accs) + 1))
         self.progress._check()
-        paths = client.fetch(species, accs, progress=self.progress)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RefineWidgetsWarning)
+            paths = client.fetch(species, accs, progress=self.progress)
+        self.warnings.extend(caught)
         for p in wanted:
             self._paths[p.key] = list(paths)
 

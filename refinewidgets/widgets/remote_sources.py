@@ -287,7 +287,7 @@ class RemoteSources:
             plan = self.refinebio_plans.get(acc)
             if plan is None or acc not in catalog.experiment_ids:
                 continue
-            lacking = {s: r for s, r in plan.left_out.items() if not catalog.has_sample(s)}
+            lacking = plan.lacking(catalog.has_sample)
             if lacking:
                 reasons[acc] = lacking
                 records.update({s: plan.records.get(s) or {} for s in lacking})
@@ -411,6 +411,9 @@ class RemoteSources:
         self._use_catalog(catalog, selection.with_fetched(catalog, found), code)
         for panel in self.remote_panels.values():
             panel.refresh_cache_button()
+        said = job.messages()
+        if said:
+            self.cart_view.status.show("Fetching: " + " ".join(said), "warning")
         if warned:
             self.cart_view.status.show("Opening the downloads: " + " ".join(warned), "warning")
         if job.unreachable:
