@@ -465,6 +465,8 @@ def test_bgee_unreachable_by_name_is_said_in_the_users_words_at_once(builder, fa
     assert "$REFINEWIDGETS_BGEE_FTP" in detail
     assert panel.details.selected_index is None  # folded
     assert panel.open_cache_button.disabled  # the cache holds nothing of Bgee
+    assert panel.add_button.disabled and panel.add_species_button.disabled  # nothing to add
+    assert not panel.species.options
     assert panel.table.prev.disabled and panel.table.next.disabled
     assert not panel.busy and panel.busy_box.layout.display == "none"
     assert fake.seen("GET", "/ftp/") == []

@@ -135,7 +135,8 @@ def test_search_refinebio_add_build_and_see_the_results(page, remote_app, demo_c
     expect(page.locator(".rw-cart-pending")).to_contain_text("Lung transcriptomes of COPD patients")
     expect(page.locator(".rw-cart-pending")).to_contain_text("4 to fetch")
     page.locator(".rw-build").click()
-    expect(page.locator(".rw-status")).to_contain_text("Built 1 group(s)")
+    # fetching (refine.bio prepares, sends, is asked what it left out), then building
+    expect(page.locator(".rw-status")).to_contain_text("Built 1 group(s)", timeout=120_000)
     summary = page.locator(".rw-result-summary")
     with warnings.catch_warnings():  # refine.bio listed a sample it could not process
         warnings.simplefilter("ignore", rw.MetadataMismatchWarning)
