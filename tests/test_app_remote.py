@@ -234,10 +234,15 @@ def test_cancel_stops_the_fetch_at_once_and_keeps_no_file(builder, fake, tmp_pat
         assert time.monotonic() < deadline, builder.progress.label.value
         time.sleep(0.02)
     assert "downloading GSE100001 from refine.bio" in builder.progress.label.value
+    # a spinner says what the build waits for, beside the Cancel it can use
+    spinner = builder.fetch_spinner
+    assert spinner.layout.display is None and not builder.cancel_button.disabled
+    assert "Fetching 1 experiment(s) from refine.bio (Cancel stops it)..." in spinner.value
     builder.cancel_button.click()
     started = time.monotonic()
     builder.wait(30)
     assert time.monotonic() - started < 5  # promptly, not after the whole file
+    assert spinner.layout.display == "none" and spinner.value == ""
     assert builder.status.text == (
         "The build was cancelled: Cancelled while fetching 1 experiment(s) from refine.bio."
     )
