@@ -477,6 +477,32 @@ def test_bgee_unreachable_by_name_is_said_in_the_users_words_at_once(builder, fa
     assert fake.seen("GET", "/ftp/") == []
 
 
+def test_a_service_that_answers_with_its_own_failure_is_not_blamed_on_the_network(builder, fake):
+    fake.fail("/v1/search/", 503, times=2)  # the first try and its one retry
+    panel = _refinebio(builder)
+    assert panel.status.kind == "error"
+    assert panel.status.text == (
+        "refine.bio is not available right now: try again later. Searching refine.bio failed: "
+        "the service has a problem of its own, not this computer. Nothing from refine.bio is in "
+        "the download cache yet."
+    )
+    assert "503" in panel.details.text and panel.details.selected_index is None
+    assert len(fake.seen("GET", "/v1/search/")) == 2
+    panel.search_button.click()  # refine.bio is back
+    panel.wait()
+    assert panel.status.text.startswith("refine.bio has 2 matching experiment(s)")
+    assert panel.details.text == "" and panel.details.layout.display == "none"
+    # a build's fetch the same
+    fake.fail("/v1/experiments/", 503, times=2)
+    _to_fetch(builder, "GSE100001")
+    assert _build(builder) is None
+    assert builder.status.text == (
+        "refine.bio is not available right now: try again later. Nothing was fetched "
+        "(GSE100001): try again later."
+    )
+    assert "503" in builder.fetch_details.text
+
+
 def test_a_build_fetches_from_the_service_that_answers_and_lists_the_other_as_not_fetched(
     fake, demo_cat, monkeypatch
 ):

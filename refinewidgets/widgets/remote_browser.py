@@ -42,7 +42,7 @@ from ._faceted import show_facet
 from ._status import StatusArea, guarded
 from ._table import PagedTable
 from .refinebio_account import RefineBioAccount
-from .remote_fetch import Details, Spinner, cached_paths, trouble
+from .remote_fetch import Details, Spinner, cached_paths, cannot_reach, trouble
 
 __all__ = ["RefineBioBrowser", "RemotePanel"]
 
@@ -277,11 +277,12 @@ class RemotePanel(w.VBox):
                 else f" Nothing from {self.service_name} is in the download cache yet."
             )
             self.open_cache_button.button_style = "warning" if n else ""
-            self.status.show(
-                f"{headline} {what} failed: check this computer's network connection and try "
-                f"again.{offer}",
-                "error",
+            advice = (
+                "check this computer's network connection and try again."
+                if cannot_reach(exc)
+                else "the service has a problem of its own, not this computer."
             )
+            self.status.show(f"{headline} {what} failed: {advice}{offer}", "error")
         else:
             self.status.show(f"{what} failed: {headline}", "error")
         self.details.show(detail)

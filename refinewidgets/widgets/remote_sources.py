@@ -471,7 +471,12 @@ class RemoteSources:
             )
             kind = "warning"
         else:
-            what = f"Nothing was fetched ({', '.join(keys)}): check this computer's network."
+            check = (
+                "check this computer's network"
+                if all(cannot_reach(e) for e in errors.values())
+                else "try again later"
+            )
+            what = f"Nothing was fetched ({', '.join(keys)}): {check}."
             kind = "error"
         self.status.show(" ".join(lines) + " " + what, kind)
         self.fetch_details.show("\n\n".join(d for d in details if d))
