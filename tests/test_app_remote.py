@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -101,6 +102,13 @@ def _build(builder):
     builder.build_button.click()
     builder.wait(120)
     return builder.result
+
+
+def _says_refused(detail, url, setting):
+    """The client's technical message (folded away in the app) names the refused address and
+    the setting that points there."""
+    assert "connection refused" in detail and urlsplit(url).netloc in detail, detail
+    assert setting in detail, detail
 
 
 def _cache_files(tmp_path):
@@ -226,10 +234,15 @@ def test_cancel_stops_the_fetch_at_once_and_keeps_no_file(builder, fake, tmp_pat
         assert time.monotonic() < deadline, builder.progress.label.value
         time.sleep(0.02)
     assert "downloading GSE100001 from refine.bio" in builder.progress.label.value
+    # a spinner says what the build waits for, beside the Cancel it can use
+    spinner = builder.fetch_spinner
+    assert spinner.layout.display is None and not builder.cancel_button.disabled
+    assert "Fetching 1 experiment(s) from refine.bio (Cancel stops it)..." in spinner.value
     builder.cancel_button.click()
     started = time.monotonic()
     builder.wait(30)
     assert time.monotonic() - started < 5  # promptly, not after the whole file
+    assert spinner.layout.display == "none" and spinner.value == ""
     assert builder.status.text == (
         "The build was cancelled: Cancelled while fetching 1 experiment(s) from refine.bio."
     )
@@ -283,23 +296,28 @@ def test_cancel_while_refinebio_processes_stops_the_polling_too(builder, fake, t
     assert _cache_files(tmp_path) == ["GSE100001.zip"]
 
 
-def test_without_network_the_app_says_so_and_opens_the_cache(fake, demo_cat, monkeypatch):
+def test_without_network_the_app_says_so_in_the_users_words_and_opens_the_cache(
+    fake, demo_cat, monkeypatch
+):
     rw.remote.refinebio.fetch(["GSE100001"], poll_interval=0.01)  # downloaded earlier
     dead = f"http://127.0.0.1:{free_port()}/v1/"
     monkeypatch.setenv("REFINEWIDGETS_REFINEBIO_API", dead)
     builder = DatasetBuilder(demo_cat)
     panel = _refinebio(builder)
     assert panel.status.kind == "error"
-    text = panel.status.text
-    assert text.startswith("refine.bio cannot be reached (searching refine.bio failed): ")
-    assert (
-        f"refine.bio cannot be reached from this computer (connection refused at {dead[7:-4]}"
-        in text
+    assert panel.status.text == (
+        "refine.bio cannot be reached from this computer. Searching refine.bio failed: check "
+        'this computer\'s network connection and try again. "Open downloaded files" opens the 1 '
+        "file(s) from refine.bio already in the download cache."
     )
-    assert text.endswith(
-        '"Open downloaded files" opens the 1 file(s) from refine.bio already in the download cache.'
-    )
-    assert "Traceback" not in text and "Unexpected" not in text
+    # the client's technical message is there, folded away; the headline names no setting
+    assert "$" not in panel.status.text and "127.0.0.1" not in panel.status.text
+    assert panel.details.layout.display is None and panel.details.selected_index is None
+    _says_refused(panel.details.text, dead, "$REFINEWIDGETS_REFINEBIO_API")
+    # nothing to page through, nothing waited for
+    assert panel.table.prev.disabled and panel.table.next.disabled
+    assert not panel.busy and panel.busy_box.layout.display == "none"
+    assert not panel.open_cache_button.disabled  # the cache holds GSE100001
     panel.open_cache_button.click()
     assert panel.status.kind == "success", panel.status.text
     assert "GSE100001" in builder.catalog.experiments.index
@@ -313,12 +331,14 @@ def test_without_network_the_app_says_so_and_opens_the_cache(fake, demo_cat, mon
     # a build needing the network says so too, and offers the cache
     builder2 = DatasetBuilder(demo_cat)
     _to_fetch(builder2, "GSE100001", "E-MTAB-4001")
-    _build(builder2)
+    assert _build(builder2) is None
     assert builder2.status.kind == "error"
-    assert builder2.status.text.startswith(
-        "Fetching from refine.bio failed: refine.bio cannot be reached from this computer "
-        f"(connection refused at {dead[7:-4]}"
+    assert builder2.status.text == (
+        "refine.bio cannot be reached from this computer. Nothing was fetched (GSE100001, "
+        "E-MTAB-4001): check this computer's network."
     )
+    _says_refused(builder2.fetch_details.text, dead, "$REFINEWIDGETS_REFINEBIO_API")
+    assert builder2.fetch_details.selected_index is None
     assert builder2.offline_box.layout.display is None
     assert "1 file(s) from refine.bio are already in the download cache" in (
         builder2.offline_note.value
@@ -330,6 +350,321 @@ def test_without_network_the_app_says_so_and_opens_the_cache(fake, demo_cat, mon
     assert "E-MTAB-4001 (remove them to build the rest)" in builder2.status.text
     builder2.cart_view.remove("E-MTAB-4001")
     assert _build(builder2) is not None and builder2.status.kind == "success"
+
+
+def test_a_spinner_and_cancel_while_refinebio_is_asked(builder, fake):
+    fake.delay("/v1/search/", 2.0, times=1)  # refine.bio takes its time, once
+    builder.source.value = "refinebio"
+    panel = builder.remote_panels["refinebio"]
+    assert panel.busy and panel.busy_box.layout.display is None
+    assert "Searching refine.bio..." in panel.spinner.value
+    assert 'role="status"' in panel.spinner.value and not panel.cancel_button.disabled
+    assert panel.status.text == "Searching refine.bio..."
+    started = time.monotonic()
+    panel.cancel_button.click()
+    assert time.monotonic() - started < 1
+    assert not panel.busy and panel.busy_box.layout.display == "none"
+    assert panel.spinner.value == ""
+    cancelled = (
+        "Cancelled: searching refine.bio stopped. Ask again when you want; files already "
+        'downloaded from refine.bio open without the network ("Open downloaded files").'
+    )
+    assert panel.status.text == cancelled and panel.status.kind == "info"
+    panel.wait()  # the answer comes after Cancel: ignored
+    assert len(fake.seen("GET", "/v1/search/")) == 1
+    assert panel.table.row_keys == [] and panel.status.text == cancelled
+    assert panel.table.prev.disabled and panel.table.next.disabled
+    panel.search_button.click()  # asked again: answered
+    panel.wait()
+    assert sorted(panel.table.row_keys) == ["E-MTAB-4001", "GSE100001"]
+    assert panel.status.text.startswith("refine.bio has 2 matching experiment(s)")
+
+
+def test_open_downloaded_files_is_disabled_while_the_cache_holds_nothing(builder, fake):
+    panel = _refinebio(builder)
+    assert panel.open_cache_button.disabled
+    assert panel.open_cache_button.tooltip == "Nothing from refine.bio is in the download cache yet"
+    builder.source.value = "bgee"
+    bgee = builder.remote_panels["bgee"]
+    bgee.wait()
+    assert bgee.open_cache_button.disabled
+    assert bgee.table.prev.disabled and bgee.table.next.disabled  # no species chosen yet
+    panel.table.tick("GSE100001")
+    panel.add_button.click()
+    assert _build(builder) is not None, builder.status.text
+    assert not panel.open_cache_button.disabled and bgee.open_cache_button.disabled
+    assert panel.open_cache_button.tooltip.startswith("Open the 1 refine.bio file(s)")
+
+
+def test_a_link_mixing_remote_and_local_experiments_builds_the_local_part_offline(
+    fake, demo_cat, monkeypatch
+):
+    from refinewidgets.core.pending import not_fetched
+
+    dead = f"http://127.0.0.1:{free_port()}/v1/"
+    monkeypatch.setenv("REFINEWIDGETS_REFINEBIO_API", dead)
+    builder = DatasetBuilder(demo_cat, page_query="exp=SRP091833&remote=refinebio:GSE100001")
+    builder.poll_interval = 0.01
+    builder.wait_described()
+    (pending,) = builder.state.selection.pending
+    assert (pending.key, pending.title, pending.samples) == ("GSE100001", "", None)
+    started = time.monotonic()
+    result = _build(builder)
+    assert time.monotonic() - started < 30
+    assert list(result) == ["SRP091833"] and result["SRP091833"].n_obs == 20
+    filtered = result.filtered_samples
+    assert filtered[filtered["accession"] == "GSE100001"].values.tolist() == [
+        ["GSE100001", "GSE100001", not_fetched("refine.bio")]
+    ]
+    shape = f"{result['SRP091833'].n_obs:,} x {result['SRP091833'].n_vars:,}"
+    assert builder.status.kind == "warning"
+    assert builder.status.text == (
+        f"Built 1 group(s) (SRP091833: {shape}); {len(filtered) - 1} sample(s) filtered. "
+        "refine.bio cannot be reached from this computer: GSE100001 not fetched (listed in the "
+        "filtered samples; still in the dataset, to fetch when you build again)."
+    )
+    assert "not fetched: refine.bio cannot be reached" in builder.results.filtered.value
+    _says_refused(builder.fetch_details.text, dead, "$REFINEWIDGETS_REFINEBIO_API")
+    assert builder.offline_box.layout.display is None
+    # still to fetch: in the dataset and its link
+    assert [p.key for p in builder.state.selection.pending] == ["GSE100001"]
+    assert "remote=refinebio%3AGSE100001" in builder.link_query
+    assert "exp=SRP091833" in builder.link_query
+    # refine.bio answers again (a search): the experiment gets its title and sample count
+    monkeypatch.setenv("REFINEWIDGETS_REFINEBIO_API", fake.api)
+    _refinebio(builder)
+    builder.wait_described()
+    (pending,) = builder.state.selection.pending
+    assert (pending.title, pending.organism, pending.samples) == (
+        "Lung transcriptomes of COPD patients",
+        "HOMO_SAPIENS",
+        4,
+    )
+    (row,) = [r for r in builder.cart_view.rows.children[1:] if "rw-cart-pending" in r._dom_classes]
+    assert "Lung transcriptomes of COPD patients" in row.children[0].value
+    assert "4 to fetch" in row.children[0].value
+    # and the next build fetches it
+    result = _build(builder)
+    assert builder.status.kind == "success", builder.status.text
+    assert sorted(result) == ["GSE100001", "SRP091833"]
+    assert "GSE100001" not in set(result.filtered_samples["accession"])
+
+
+def test_bgee_unreachable_by_name_is_said_in_the_users_words_at_once(builder, fake, monkeypatch):
+    # a host name that does not resolve: the name lookup fails, no connection is tried
+    monkeypatch.setenv("REFINEWIDGETS_BGEE_FTP", "http://ftp.nonexistent.invalid/ftp/current/")
+    started = time.monotonic()
+    builder.source.value = "bgee"
+    panel = builder.remote_panels["bgee"]
+    panel.wait()
+    assert time.monotonic() - started < 10
+    assert panel.status.kind == "error"
+    assert panel.status.text == (
+        "Bgee cannot be reached from this computer. Listing Bgee's species failed: check this "
+        "computer's network connection and try again. Nothing from Bgee is in the download "
+        "cache yet."
+    )
+    assert "nonexistent.invalid" not in panel.status.text and "$" not in panel.status.text
+    detail = panel.details.text
+    assert "the host name does not resolve" in detail and "ftp.nonexistent.invalid" in detail
+    assert "$REFINEWIDGETS_BGEE_FTP" in detail
+    assert panel.details.selected_index is None  # folded
+    assert panel.open_cache_button.disabled  # the cache holds nothing of Bgee
+    assert panel.add_button.disabled and panel.add_species_button.disabled  # nothing to add
+    assert not panel.species.options
+    assert panel.table.prev.disabled and panel.table.next.disabled
+    assert not panel.busy and panel.busy_box.layout.display == "none"
+    assert fake.seen("GET", "/ftp/") == []
+
+
+def test_a_service_that_answers_with_its_own_failure_is_not_blamed_on_the_network(builder, fake):
+    fake.fail("/v1/search/", 503, times=2)  # the first try and its one retry
+    panel = _refinebio(builder)
+    assert panel.status.kind == "error"
+    assert panel.status.text == (
+        "refine.bio is not available right now: try again later. Searching refine.bio failed: "
+        "the service has a problem of its own, not this computer. Nothing from refine.bio is in "
+        "the download cache yet."
+    )
+    assert "503" in panel.details.text and panel.details.selected_index is None
+    assert len(fake.seen("GET", "/v1/search/")) == 2
+    panel.search_button.click()  # refine.bio is back
+    panel.wait()
+    assert panel.status.text.startswith("refine.bio has 2 matching experiment(s)")
+    assert panel.details.text == "" and panel.details.layout.display == "none"
+    # a build's fetch the same
+    fake.fail("/v1/experiments/", 503, times=2)
+    _to_fetch(builder, "GSE100001")
+    assert _build(builder) is None
+    assert builder.status.text == (
+        "refine.bio is not available right now: try again later. Nothing was fetched "
+        "(GSE100001): try again later."
+    )
+    assert "503" in builder.fetch_details.text
+
+
+def test_a_build_fetches_from_the_service_that_answers_and_lists_the_other_as_not_fetched(
+    fake, demo_cat, monkeypatch
+):
+    from refinewidgets.core.pending import not_fetched
+
+    dead = f"http://127.0.0.1:{free_port()}/ftp/current/"
+    monkeypatch.setenv("REFINEWIDGETS_BGEE_FTP", dead)
+    builder = DatasetBuilder(
+        demo_cat, page_query="remote=refinebio:GSE100001&remote=bgee:Homo_sapiens/ERP132576"
+    )
+    builder.poll_interval = 0.01
+    builder.wait_described()
+    refinebio, bgee = builder.state.selection.pending
+    assert refinebio.title == "Lung transcriptomes of COPD patients" and bgee.title == ""
+    result = _build(builder)
+    assert list(result) == ["GSE100001"]
+    with pytest.warns(rw.MetadataMismatchWarning, match="GSM3170190"):  # not processed
+        downloaded = rw.open_catalog(*rw.remote.cached(service="refinebio"))
+    expected = rw.build(rw.Dataset({"GSE100001": ["ALL"]}), downloaded)["GSE100001"]
+    assert sorted(result["GSE100001"].obs_names) == sorted(expected.obs_names)
+    filtered = result.filtered_samples
+    assert filtered[filtered["experiment"] == "ERP132576"].values.tolist() == [
+        ["ERP132576", "ERP132576", not_fetched("Bgee")]
+    ]
+    assert builder.status.kind == "warning"
+    shape = f"{expected.n_obs:,} x {expected.n_vars:,}"
+    assert builder.status.text == (
+        f"Built 1 group(s) (GSE100001: {shape}); {len(filtered) - 1} sample(s) filtered. Bgee "
+        "cannot be reached from this computer: ERP132576 not fetched (listed in the filtered "
+        "samples; still in the dataset, to fetch when you build again)."
+    )
+    _says_refused(builder.fetch_details.text, dead, "$REFINEWIDGETS_BGEE_FTP")
+    # refine.bio's experiment is at hand now; Bgee's is still to fetch, in the link too
+    assert [p.key for p in builder.state.selection.pending] == ["ERP132576"]
+    assert "GSE100001" in builder.dataset.data
+    assert "remote=bgee%3AHomo_sapiens%2FERP132576" in builder.link_query
+    # Bgee answers again: the next build fetches it and nothing is left out
+    monkeypatch.setenv("REFINEWIDGETS_BGEE_FTP", fake.ftp)
+    result = _build(builder)
+    assert builder.status.kind == "success", builder.status.text
+    assert sorted(result) == ["ERP132576", "GSE100001"]
+    assert builder.state.selection.pending == ()
+    assert not any(result.filtered_samples["reason"].str.startswith("not fetched"))
+
+
+def test_experiments_restored_from_a_link_get_their_titles(fake, demo_cat):
+    builder = DatasetBuilder(
+        demo_cat,
+        page_query="remote=refinebio:E-MTAB-4001&remote=bgee:Homo_sapiens/ERP132576",
+    )
+    assert [p.title for p in builder.state.selection.pending] == ["", ""]
+    builder.wait_described()
+    refinebio, bgee = builder.state.selection.pending
+    assert refinebio.title == HOSTILE and refinebio.samples == 4
+    assert refinebio.technology == "MICROARRAY"
+    assert bgee.title == HUMAN
+    cells = " ".join(r.children[0].value for r in builder.cart_view.rows.children[1:])
+    assert "&lt;img src=x onerror=alert(1)&gt; kidney" in cells and "<img" not in cells
+    assert HUMAN in cells
+    # refine.bio lists no more samples than its download holds: nothing said
+    assert builder.includes_note.value == ""
+    assert len(fake.seen("GET", "/v1/experiments/E-MTAB-4001/")) == 1
+    assert fake.seen("GET", "/v1/samples/") == []  # asked only when some would be left out
+
+
+def test_what_refinebio_leaves_out_is_said_before_and_filtered_after_the_fetch(
+    builder, fake, tmp_path
+):
+    from refinewidgets.core.pending import NOT_PROCESSED, left_out_by_refinebio, no_qn_target
+    from refinewidgets.io.remote.refinebio import RefineBio
+    from refinewidgets.widgets.remote_fetch import RefineBioPlan, ask_refinebio
+
+    fake.qn_targets["HOMO_SAPIENS"] = "/files/qn/homo_sapiens.tsv"
+    client = RefineBio()
+    # refine.bio's own sample records: all four processed, of an organism with a QN target
+    records = client.samples("GSE100001").to_dict("records")
+    assert left_out_by_refinebio(records, client.qn_targets()) == {}
+    reasons = left_out_by_refinebio(records, [])  # were Homo sapiens without a target
+    assert sorted(reasons) == ["GSM3170190", "GSM3170327", "GSM3170545", "GSM3170811"]
+    assert set(reasons.values()) == {no_qn_target("HOMO_SAPIENS")}
+    (plan,) = ask_refinebio(client, ["GSE100001"]).values()
+    assert (plan.total, plan.included, plan.left_out) == (4, 4, {})
+    # an experiment whose download lacks two of the samples refine.bio lists
+    others = [
+        {
+            "accession_code": "GSM9000001",
+            "is_processed": False,
+            "organism": {"name": "HOMO_SAPIENS"},
+        },
+        {
+            "accession_code": "GSM9000002",
+            "is_processed": True,
+            "organism": {"name": "SUS_SCROFA"},
+            "title": "pig lung",
+            "specimen_part": "lung",
+        },
+    ]
+    left_out = left_out_by_refinebio(records + others, client.qn_targets())
+    assert left_out == {"GSM9000001": NOT_PROCESSED, "GSM9000002": no_qn_target("SUS_SCROFA")}
+    # downloaded earlier (as refine.bio sent it then): the build reads the cache, and what
+    # refine.bio says now of the experiment accounts for what the download lacks
+    rw.remote.refinebio.fetch(["GSE100001"], poll_interval=0.01)
+    _add_from_refinebio(builder, "GSE100001")
+    builder.wait_described()
+    builder.refinebio_plans["GSE100001"] = RefineBioPlan(
+        "GSE100001",
+        title="Lung transcriptomes of COPD patients",
+        organisms=["HOMO_SAPIENS", "SUS_SCROFA"],
+        total=6,
+        included=4,
+        left_out=left_out,
+        records={r["accession_code"]: r for r in others},
+    )
+    builder._mark_remote()
+    note = builder.includes_note.value
+    assert (
+        "GSE100001: refine.bio will include 4 of 6 samples; it leaves out GSM9000001 (not "
+        "processed by refine.bio: its downloads hold processed samples only); GSM9000002 "
+        "(refine.bio has no quantile-normalization target for Sus scrofa: a download of the "
+        "whole experiment leaves its samples out)." in note
+    )
+    result = _build(builder)
+    assert builder.status.kind == "success", builder.status.text
+    filtered = result.filtered_samples.set_index("accession")
+    assert filtered.loc["GSM9000001", "reason"] == NOT_PROCESSED
+    assert filtered.loc["GSM9000002", "reason"] == no_qn_target("SUS_SCROFA")
+    assert set(filtered.loc[["GSM9000001", "GSM9000002"], "experiment"]) == {"GSE100001"}
+    assert sorted(result["GSE100001"].obs_names) == ["GSM3170327", "GSM3170545", "GSM3170811"]
+    assert builder.includes_note.value == ""  # nothing is to fetch any more
+    # written into the download's filtered samples, with refine.bio's record of them
+    out = result.write_zip(tmp_path / "out.zip")
+    again = rw.read_zip(out)
+    kept = again.filtered_samples.set_index("accession")
+    assert kept.loc["GSM9000002", "reason"] == no_qn_target("SUS_SCROFA")
+    assert again.filtered_records["GSM9000002"]["refinebio_specimen_part"] == "lung"
+
+
+def test_after_a_download_refinebio_is_asked_again_what_it_holds(builder, fake):
+    from refinewidgets.core.pending import NOT_PROCESSED
+    from refinewidgets.widgets.remote_fetch import RefineBioPlan
+
+    fake.qn_targets["HOMO_SAPIENS"] = "/files/qn/homo_sapiens.tsv"
+    _add_from_refinebio(builder, "GSE100001")
+    builder.wait_described()
+    # what refine.bio said before the fetch (one sample not processed yet) ...
+    builder.refinebio_plans["GSE100001"] = RefineBioPlan(
+        "GSE100001", total=4, included=3, left_out={"GSM3170811": NOT_PROCESSED}
+    )
+    builder._mark_remote()
+    assert "GSE100001: refine.bio will include 3 of 4 samples" in builder.includes_note.value
+    asked = len(fake.seen("GET", "/v1/samples/"))
+    result = _build(builder)
+    assert builder.status.kind == "success", builder.status.text
+    # ... is replaced by what it says once the download is made: every sample it lists is in
+    # the download (GSM3170190 in its metadata only), so nothing is said to be left out
+    plan = builder.refinebio_plans["GSE100001"]
+    assert sorted(plan.listed) == ["GSM3170190", "GSM3170327", "GSM3170545", "GSM3170811"]
+    assert plan.left_out == {} and len(fake.seen("GET", "/v1/samples/")) > asked
+    assert "GSM3170811" in result["GSE100001"].obs_names
+    reasons = dict(zip(result.filtered_samples["accession"], result.filtered_samples["reason"]))
+    assert reasons["GSM3170190"] == "listed in the metadata, no values in the matrix"
+    assert not any("left out by refine.bio" in r for r in reasons.values())
 
 
 @pytest.mark.parametrize(

@@ -76,7 +76,9 @@ class BgeeBrowser(RemotePanel):
                 [self.add_button, self.add_species_button, self.open_cache_button],
                 layout=w.Layout(flex_flow="row wrap"),
             ),
+            self.busy_box,
             self.status,
+            self.details,
         ]
 
     def _load(self) -> None:

@@ -272,8 +272,7 @@ class DatasetBuilder(RemoteSources, w.VBox):
                             ],
                             layout=w.Layout(flex_flow="row wrap"),
                         ),
-                        self.offline_box,
-                        self.account_button,
+                        self.remote_box,
                         self.show_code,
                         self.code,
                     ]
@@ -332,6 +331,7 @@ class DatasetBuilder(RemoteSources, w.VBox):
             )
             return False
         self.state.selection = selection
+        self.describe_pending()  # titles and sample counts, once the services answer
         pending = selection.pending
         to_fetch = (
             f", and {len(pending)} experiment(s) to fetch from "
@@ -495,6 +495,7 @@ class DatasetBuilder(RemoteSources, w.VBox):
         selection = self.state.selection
         started = time.perf_counter()
         result = None
+        self.not_fetched = []
         try:
             if selection.pending:
                 self.build_button.disabled = True
@@ -508,7 +509,8 @@ class DatasetBuilder(RemoteSources, w.VBox):
                 except RefineWidgetsError as exc:
                     self._fetch_failed(exc)
                     return None
-            dataset = selection.to_dataset()  # exactly the state's spec
+            # exactly the state's spec (its local part when a service could not be reached)
+            dataset = selection.dataset if self.not_fetched else selection.to_dataset()
             self.status.show(f"Building {selection.n_samples:,} samples...", "info")
             self.build_button.disabled = True
             self.cancel_button.disabled = False
@@ -536,6 +538,7 @@ class DatasetBuilder(RemoteSources, w.VBox):
                 self.build_button.disabled = False
         try:
             built = time.perf_counter()
+            self._account_not_fetched(result)
             self.result = result
             shown = time.perf_counter()
         finally:
@@ -546,10 +549,18 @@ class DatasetBuilder(RemoteSources, w.VBox):
             f"results shown {shown - built:.1f} s later)"
         )
         shapes = "; ".join(f"{k}: {a.n_obs:,} x {a.n_vars:,}" for k, a in result.items())
-        filtered = len(result.filtered_samples)
-        self.status.show(
-            f"Built {len(result)} group(s) ({shapes}); {filtered} sample(s) filtered.", "success"
-        )
+        filtered = len(result.filtered_samples) - len(self.not_fetched)
+        built_text = f"Built {len(result)} group(s) ({shapes}); {filtered} sample(s) filtered."
+        if self.not_fetched:
+            services = " and ".join(dict.fromkeys(p.service_name for p in self.not_fetched))
+            self.status.show(
+                f"{built_text} {services} cannot be reached from this computer: "
+                f"{', '.join(p.label for p in self.not_fetched)} not fetched (listed in the "
+                "filtered samples; still in the dataset, to fetch when you build again).",
+                "warning",
+            )
+        else:
+            self.status.show(built_text, "success")
         return result
 
     @observe("result")

@@ -114,8 +114,7 @@ class DatasetCartView(w.VBox):
     def _render(self, change=None) -> None:
         selection = self.state.selection
         table = selection.table()
-        for button in self.remove_buttons.values():
-            button.close()
+        old_rows = self.rows.children
         self.remove_buttons = {}
         header = w.HTML(
             "<b>"
@@ -132,6 +131,13 @@ class DatasetCartView(w.VBox):
             rows.append(header)
         rows.extend(self._pending_row(exp) for exp in selection.pending)
         self.rows.children = rows
+        # the old rows go whole (row, cells, button): a row left open holding a closed button
+        # keeps the page from loading when the cart changes before the page has asked for its
+        # widgets (a title arriving from refine.bio right after a link is opened)
+        for row in old_rows:
+            for part in getattr(row, "children", ()):
+                part.close()
+            row.close()
         n = selection.n_samples
         to_fetch = self._to_fetch_text()
         if len(table):

@@ -8,11 +8,14 @@ experiments to their listeners (:meth:`~RemotePanel.on_add`) as
 :class:`~refinewidgets.core.pending.RemoteExperiment` values: the app's state keeps them as
 "to fetch", and a build fetches them.
 
-Network calls run in a thread (a search never freezes the page; "Searching refine.bio..." shows
-meanwhile); :meth:`RemotePanel.wait` waits for the last one. A failure is a message in the
-panel's status area: when the service cannot be reached, it says which and what failed, and
-"Open downloaded files" opens what is already in the cache (listeners of
-:meth:`~RemotePanel.on_open`) as local sources.
+Network calls run in a thread (a search never freezes the page): a spinner says what is
+asked meanwhile, and Cancel stops waiting for the answer (it is then ignored);
+:meth:`RemotePanel.wait` waits for the last call. A failure is a message in the panel's status
+area, in the user's words ("refine.bio cannot be reached from this computer"), the client's
+technical message folded away under "Technical details"; "Open downloaded files" opens what is
+already in the cache (listeners of :meth:`~RemotePanel.on_open`) as local sources, and is
+disabled while the cache holds nothing of the service. Previous and Next stay disabled until
+there are results to page through.
 
 Names from the services (titles, accessions, species) are shown as text: the table escapes
 them, and accessions were checked by the clients before they got here.
@@ -21,6 +24,7 @@ them, and accessions were checked by the clients before they got here.
 from __future__ import annotations
 
 import html
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -35,10 +39,10 @@ from ..core.browse import Page
 from ..core.metadata import organism_label
 from ..core.pending import RemoteExperiment
 from ._faceted import show_facet
-from ._status import StatusArea, describe, guarded
+from ._status import StatusArea, guarded
 from ._table import PagedTable
 from .refinebio_account import RefineBioAccount
-from .remote_fetch import cached_paths, remote_words
+from .remote_fetch import Details, Spinner, cached_paths, cannot_reach, trouble
 
 __all__ = ["RefineBioBrowser", "RemotePanel"]
 
@@ -83,6 +87,7 @@ class RemotePanel(w.VBox):
         self.prefix = prefix
         self.status = StatusArea(f"{prefix}-status")
         self._add_listeners: list[Callable[[list[RemoteExperiment]], Any]] = []
+        self._reached_listeners: list[Callable[[], Any]] = []
         self._open_listeners: list[Callable[[list[Path]], Any]] = []
         self._thread: threading.Thread | None = None
         self._generation = 0
@@ -96,8 +101,27 @@ class RemotePanel(w.VBox):
             "(no network needed)",
             "open-cache",
             self.open_cache,
+        )
+        self.refresh_cache_button()
+        #: While the service is asked: a spinner saying what, and Cancel.
+        self.spinner = Spinner(f"{prefix}-spinner")
+        self.cancel_button = self._button(
+            "Cancel",
+            "stop",
+            110,
+            f"Stop waiting for {self.service_name}",
+            "cancel",
+            self.cancel,
             disabled=False,
         )
+        self.busy_box = w.HBox(
+            [self.spinner, self.cancel_button],
+            layout=w.Layout(display="none", align_items="center", flex_flow="row wrap"),
+        )
+        self.busy_box.add_class(f"{prefix}-busy")
+        #: The technical detail of the last failure, folded away.
+        self.details = Details(f"{prefix}-details")
+        self._what = ""
         self.add_class(f"{prefix}-panel")
 
     def _button(
@@ -135,6 +159,7 @@ class RemotePanel(w.VBox):
         """The experiments table (CSS prefix ``<prefix>-experiments``), its ticks kept in
         :attr:`chosen`, and "Add to dataset" (adding every ``what`` of the ticked ones)."""
         self.table = PagedTable(columns, prefix=f"{self.prefix}-experiments", caption=caption)
+        self.table.prev.disabled = self.table.next.disabled = True  # no results yet
         self.table.observe(lambda c: setattr(self, "chosen", list(c["new"])), names="selected")
         self.add_button = self._button(
             "Add to dataset",
@@ -160,6 +185,10 @@ class RemotePanel(w.VBox):
         """Call ``callback([path, ...])`` to open cached downloads as local sources."""
         self._open_listeners.append(callback)
 
+    def on_reached(self, callback: Callable[[], Any]) -> None:
+        """Call ``callback()`` (in the call's thread) each time the service answers."""
+        self._reached_listeners.append(callback)
+
     def _hand_over(self, experiments: list[RemoteExperiment], message: str) -> None:
         """Give ``experiments`` to the listeners, untick the rows, say ``message``."""
         for callback in self._add_listeners:
@@ -168,11 +197,24 @@ class RemotePanel(w.VBox):
         self.status.show(message, "success")
 
     # -- background calls -----------------------------------------------------------------------
+    @observe("busy")
+    def _busy_changed(self, change) -> None:
+        if self.busy:
+            self.spinner.start(self._what)
+            self.busy_box.layout.display = None
+        else:
+            self.spinner.stop()
+            self.busy_box.layout.display = "none"
+
     def _run(self, what: str, work: Callable[[], Any], done: Callable[[Any], None]) -> None:
-        """Run ``work()`` in a thread, showing ``what...``; then ``done(result)``, unless a
-        newer call started meanwhile; a failure becomes a message."""
+        """Run ``work()`` in a thread, showing ``what...`` with a spinner and Cancel; then
+        ``done(result)``, unless a newer call started or Cancel was pressed meanwhile; a
+        failure becomes a message."""
         self._generation += 1
         generation = self._generation
+        self._what = what
+        self.details.clear()
+        self.busy = False  # a newer call: the spinner says what it asks
         self.busy = True
         self.status.show(f"{what}...", "info")
 
@@ -184,6 +226,13 @@ class RemotePanel(w.VBox):
                     self.busy = False
                     self._failed(what, exc)
                 return
+            for callback in self._reached_listeners:
+                try:
+                    callback()
+                except Exception:  # a listener's failure is its own; the answer is shown
+                    logging.getLogger("refinewidgets.widgets").debug(
+                        "a listener of %s failed", self.service_name, exc_info=True
+                    )
             if generation != self._generation:
                 return
             self.busy = False
@@ -201,12 +250,26 @@ class RemotePanel(w.VBox):
         if thread is not None:
             thread.join(timeout)
 
+    @guarded
+    def cancel(self) -> None:
+        """Stop waiting for the service: its answer, when it comes, is ignored."""
+        if not self.busy:
+            return
+        self._generation += 1
+        self.busy = False
+        self.status.show(
+            f"Cancelled: {self._what[:1].lower() + self._what[1:]} stopped. Ask again when you "
+            f"want; files already downloaded from {self.service_name} open without the network "
+            '("Open downloaded files").',
+            "info",
+        )
+
     def _failed(self, what: str, exc: BaseException) -> None:
         from ..io.remote.errors import ServiceUnavailableError
 
-        message = remote_words(describe(exc))
+        headline, detail = trouble(self.service_name, exc)
         if isinstance(exc, ServiceUnavailableError):
-            n = len(cached_paths(self.service))
+            n = self.refresh_cache_button()
             offer = (
                 f' "Open downloaded files" opens the {n} file(s) from {self.service_name} '
                 "already in the download cache."
@@ -214,14 +277,30 @@ class RemotePanel(w.VBox):
                 else f" Nothing from {self.service_name} is in the download cache yet."
             )
             self.open_cache_button.button_style = "warning" if n else ""
-            self.status.show(
-                f"{self.service_name} cannot be reached ({what.lower()} failed): {message}" + offer,
-                "error",
+            advice = (
+                "check this computer's network connection and try again."
+                if cannot_reach(exc)
+                else "the service has a problem of its own, not this computer."
             )
+            self.status.show(f"{headline} {what} failed: {advice}{offer}", "error")
         else:
-            self.status.show(f"{what} failed: {message}", "error")
+            self.status.show(f"{what} failed: {headline}", "error")
+        self.details.show(detail)
 
     # -- the cache ------------------------------------------------------------------------------
+    def refresh_cache_button(self) -> int:
+        """Enable "Open downloaded files" when the cache holds files of the service; returns
+        how many."""
+        n = len(cached_paths(self.service))
+        self.open_cache_button.disabled = not n
+        self.open_cache_button.tooltip = (
+            f"Open the {n} {self.service_name} file(s) already in the download cache as local "
+            "sources (no network needed)"
+            if n
+            else f"Nothing from {self.service_name} is in the download cache yet"
+        )
+        return n
+
     @guarded
     def open_cache(self) -> None:
         """Open every complete download of this service in the cache as local sources."""
@@ -244,6 +323,7 @@ class RemotePanel(w.VBox):
     def activate(self) -> None:
         """Called when the panel is shown: the first time, load what it lists (:meth:`_load`);
         later, bring the "In the cache" column up to date (no network)."""
+        self.refresh_cache_button()
         if not self.activated:
             self.activated = True
             self._load()
@@ -340,7 +420,9 @@ class RefineBioBrowser(RemotePanel):
             w.HBox(
                 [self.add_button, self.open_cache_button], layout=w.Layout(flex_flow="row wrap")
             ),
+            self.busy_box,
             self.status,
+            self.details,
             self.account_box,
         ]
 

@@ -63,6 +63,32 @@ def choose_source(page, label):
     page.locator(".rw-source button", has_text=label).click()
 
 
+def test_a_spinner_and_cancel_while_refinebio_is_asked(page, remote_app):
+    app, fake, cache = remote_app
+    fake.delay("/v1/search/", 20.0, times=1)  # the first search waits long
+    open_app(page, app.url)
+    choose_source(page, "refine.bio")
+    spinner = page.locator(".rw-remote-spinner")
+    expect(spinner).to_be_visible()
+    expect(spinner).to_contain_text("Searching refine.bio...")
+    expect(spinner.locator(".rw-spinner-ring")).to_be_visible()
+    cancel = page.locator(".rw-remote-cancel")
+    expect(cancel).to_be_visible()
+    expect(cancel).to_be_enabled()
+    # no results yet: nothing to page through
+    expect(page.locator(".rw-remote-experiments-prev")).to_be_disabled()
+    expect(page.locator(".rw-remote-experiments-next")).to_be_disabled()
+    cancel.click()
+    status = page.locator(".rw-remote-status")
+    expect(status).to_contain_text("Cancelled: searching refine.bio stopped.")
+    expect(spinner).to_be_hidden()
+    expect(cancel).to_be_hidden()
+    page.locator(".rw-remote-search-button").click()  # asked again: answered at once
+    expect(status).to_contain_text("refine.bio has 2 matching experiment(s)")
+    expect(page.locator(".rw-remote-experiments-row")).to_have_count(2)
+    expect(spinner).to_be_hidden()
+
+
 def test_search_refinebio_add_build_and_see_the_results(page, remote_app, demo_cat):
     app, fake, cache = remote_app
     created = len(fake.seen("POST", "/v1/dataset/"))
@@ -105,8 +131,12 @@ def test_search_refinebio_add_build_and_see_the_results(page, remote_app, demo_c
 
     tab(page, "My dataset")
     expect(page.locator(".rw-cart-pending")).to_contain_text("to fetch from refine.bio")
+    # restored from the link by accession only, it gets its title once refine.bio answers
+    expect(page.locator(".rw-cart-pending")).to_contain_text("Lung transcriptomes of COPD patients")
+    expect(page.locator(".rw-cart-pending")).to_contain_text("4 to fetch")
     page.locator(".rw-build").click()
-    expect(page.locator(".rw-status")).to_contain_text("Built 1 group(s)")
+    # fetching (refine.bio prepares, sends, is asked what it left out), then building
+    expect(page.locator(".rw-status")).to_contain_text("Built 1 group(s)", timeout=120_000)
     summary = page.locator(".rw-result-summary")
     with warnings.catch_warnings():  # refine.bio listed a sample it could not process
         warnings.simplefilter("ignore", rw.MetadataMismatchWarning)
@@ -133,13 +163,26 @@ def test_without_the_service_the_app_says_so_and_opens_the_cache(page, remote_ap
     open_app(page, app.url)
     choose_source(page, "refine.bio")
     status = page.locator(".rw-remote-status")
-    expect(status).to_contain_text("refine.bio cannot be reached (searching refine.bio failed)")
-    expect(status).to_contain_text("connection refused")
+    expect(status).to_contain_text(
+        "refine.bio cannot be reached from this computer. Searching refine.bio failed: check "
+        "this computer's network connection and try again."
+    )
     expect(status).to_contain_text(
         f'"Open downloaded files" opens the {n} file(s) from refine.bio already in the download '
         "cache."
     )
     expect(page.locator(".rw-remote-status.rw-error")).to_have_count(1)
+    assert "REFINEWIDGETS" not in status.inner_text()
+    # the client's own words are folded away under "Technical details"
+    details = page.locator(".rw-remote-details")
+    refused = details.get_by_text(re.compile("connection refused"))
+    expect(details).to_be_visible()
+    expect(refused).to_be_hidden()
+    details.get_by_text("Technical details").click()
+    expect(refused).to_be_visible()
+    expect(refused).to_contain_text("$REFINEWIDGETS_REFINEBIO_API")
+    expect(page.locator(".rw-remote-experiments-next")).to_be_disabled()
+    expect(page.locator(".rw-remote-spinner")).to_be_hidden()
     page.locator(".rw-remote-open-cache").click()
     expect(status).to_contain_text(f"Opened {n} downloaded file(s) from refine.bio")
     choose_source(page, "This computer")
