@@ -1,6 +1,5 @@
-"""anndata's element-level API (``read_elem``, ``write_elem``, ``sparse_dataset``), from where
-the installed anndata keeps it: ``anndata.io`` since 0.11, ``anndata.experimental`` in 0.10 (the
-lowest anndata we support and test, see ``.ci/constraints-lowest.txt``).
+"""anndata's element-level API (``read_elem``, ``write_elem``, ``sparse_dataset``), imported in
+one place: ``anndata.io`` (anndata 0.11 and later; we require 0.12.5, see pyproject.toml).
 
 Examples
 --------
@@ -14,9 +13,6 @@ Examples
 
 from __future__ import annotations
 
-try:  # anndata >= 0.11
-    from anndata.io import read_elem, sparse_dataset, write_elem
-except ImportError:  # anndata 0.10 (exercised by CI's lowest-versions run)
-    from anndata.experimental import read_elem, sparse_dataset, write_elem
+from anndata.io import read_elem, sparse_dataset, write_elem
 
 __all__ = ["read_elem", "sparse_dataset", "write_elem"]
