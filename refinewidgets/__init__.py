@@ -41,6 +41,7 @@ from .errors import (
     UnsafeArchiveError,
 )
 from .io.catalog_open import open_catalog
+from .io.gene_symbols import add_gene_symbols, symbols_for
 from .io.refinebio_zip import read_zip
 
 __all__ = [
@@ -73,11 +74,13 @@ __all__ = [
     "UnknownAccessionError",
     "UnsafeArchiveError",
     "__version__",
+    "add_gene_symbols",
     "build",
     "open_catalog",
     "organism_dataset",
     "quantile_normalize",
     "read_zip",
+    "symbols_for",
 ]
 
 
