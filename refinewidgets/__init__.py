@@ -8,12 +8,6 @@
 
 from . import remote as remote  # rw.remote: refine.bio and Bgee clients (imported lazily)
 from ._version import __version__
-from .core.build import build
-from .core.catalog import Catalog
-from .core.quantile import quantile_normalize
-from .core.result import Result
-from .core.single_cell import organism_dataset
-from .core.spec import Dataset
 from .errors import (
     BuildCancelled,
     BuildError,
@@ -40,9 +34,24 @@ from .errors import (
     UnknownAccessionError,
     UnsafeArchiveError,
 )
-from .io.catalog_open import open_catalog
-from .io.gene_symbols import add_gene_symbols, symbols_for
-from .io.refinebio_zip import read_zip
+
+#: What ``rw.<name>`` imports on first use, and from where. Importing ``refinewidgets`` loads
+#: only the errors (no pandas, numpy or anndata), so ``refinewidgets search`` says what it is
+#: doing at once; ``from refinewidgets import build`` works the same way.
+_LAZY = {
+    "build": ".core.build",
+    "Catalog": ".core.catalog",
+    "quantile_normalize": ".core.quantile",
+    "Result": ".core.result",
+    "organism_dataset": ".core.single_cell",
+    "Dataset": ".core.spec",
+    "open_catalog": ".io.catalog_open",
+    "add_gene_symbols": ".io.gene_symbols",
+    "symbols_for": ".io.gene_symbols",
+    "read_zip": ".io.refinebio_zip",
+    # the widget app: the core works without ipywidgets
+    "DatasetBuilder": ".widgets.builder",
+}
 
 __all__ = [
     "BuildCancelled",
@@ -85,9 +94,15 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # The widget app is imported on first use, so the core works without ipywidgets.
-    if name == "DatasetBuilder":
-        from .widgets.builder import DatasetBuilder
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'refinewidgets' has no attribute {name!r}")
+    from importlib import import_module
 
-        return DatasetBuilder
-    raise AttributeError(f"module 'refinewidgets' has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value  # the next access is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -45,3 +45,20 @@ def test_every_error_and_warning_class_is_exported():
         if issubclass(cls, rw.RefineWidgetsError) and cls is not rw.RefineWidgetsError:
             builtin = [b for b in cls.__mro__ if b.__module__ == "builtins" and b is not object]
             assert builtin[0] is not Exception, f"{name} also subclasses a specific builtin"
+
+
+def test_importing_the_package_loads_no_numerical_library():
+    """``import refinewidgets`` (and the command line's module) loads only the errors: pandas,
+    numpy and anndata come with the first ``rw.<name>`` that needs them, so ``refinewidgets
+    search`` prints what it is doing before they load."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, refinewidgets, refinewidgets.cli as cli; "
+        "print(sorted(m for m in ('pandas', 'numpy', 'anndata', 'polars') if m in sys.modules)); "
+        "import refinewidgets as rw; rw.Dataset; "
+        "print('pandas' in sys.modules, sorted(set(rw.__all__) - set(dir(rw))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == ["[]", "True []"], out.stdout + out.stderr
