@@ -133,6 +133,7 @@ def _cmd_build(args) -> int:
 
 def _cmd_info(args) -> int:
     from .io.catalog_open import TARBALL_SUFFIXES, open_catalog
+    from .io.download import AGGREGATED
     from .io.refinebio_zip import read_zip
 
     path = Path(args.path)
@@ -141,7 +142,7 @@ def _cmd_info(args) -> int:
         print(cat)
         _describe_cells(cat)
         return 0
-    if path.is_file() or (path / "aggregated_metadata.json").exists():
+    if path.is_file() or (path / AGGREGATED).exists():
         res = read_zip(path)
         print(f"{path}: a refine.bio download")
         _describe_result(res)
@@ -189,7 +190,7 @@ def _cmd_app(args) -> int:
 
 def _cmd_demo(args) -> int:
     from .core.build import build
-    from .core.spec import Dataset
+    from .core.spec import SINGLE_CELL, Dataset
     from .io.catalog_open import open_catalog
 
     _check_output(args.output, args.overwrite)
@@ -203,7 +204,7 @@ def _cmd_demo(args) -> int:
         {
             acc: ["ALL"]
             for acc in experiments.index
-            if experiments.loc[acc, "technology"] != "SINGLE-CELL"
+            if experiments.loc[acc, "technology"] != SINGLE_CELL
         },
         aggregate_by="SPECIES",
         scale_by="STANDARD",

@@ -21,7 +21,7 @@ from refinewidgets.errors import (
     OutputExistsError,
     SourceFormatError,
 )
-from refinewidgets.io.bgee import UNIFIED_COLUMNS, BgeeH5ad, find_bgee_files
+from refinewidgets.io.bgee import UNIFIED_COLUMNS, BgeeH5ad
 from refinewidgets.testing.bgee_files import VARIANTS, write_bgee_h5ad
 
 # obs column of each concept, per variant, as the generator writes it
@@ -544,29 +544,6 @@ def test_integer_counts_do_not_warn(tmp_path):
     with BgeeH5ad(path) as bgee, warnings.catch_warnings():
         warnings.simplefilter("error", NotCountsWarning)
         bgee.check_counts()
-
-
-# --- find_bgee_files ----------------------------------------------------------------------
-
-
-def test_find_bgee_files(tmp_path):
-    layout = [
-        "h5ad/droplet_based/Homo_sapiens/Homo_sapiens_ERP1_droplet_based.h5ad",
-        "processed_expr_values/sc_rnaseq/Mus_musculus_SRP2_droplet_based.H5AD",
-        "loose.h5ad",
-    ]
-    for name in layout + ["notes.txt", ".ipynb_checkpoints/loose-checkpoint.h5ad"]:
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).touch()
-    assert find_bgee_files(tmp_path) == sorted(tmp_path / name for name in layout)
-    assert find_bgee_files(tmp_path / "loose.h5ad") == [tmp_path / "loose.h5ad"]
-    with pytest.raises(SourceFormatError, match="notes.txt"):
-        find_bgee_files(tmp_path / "notes.txt")
-    with pytest.raises(FileNotFoundError):
-        find_bgee_files(tmp_path / "absent")
-    assert find_bgee_files(tmp_path / "h5ad" / "droplet_based" / "Homo_sapiens") == [
-        tmp_path / layout[0]
-    ]
 
 
 # --- the generator ------------------------------------------------------------------------

@@ -242,6 +242,6 @@ def test_bulk_symbols_of_other_organisms_come_from_the_cache_and_shared_ones_war
     genes[ids[3]] = genes[ids[8]] = ("Dup", "mus_musculus")  # one symbol, two ids
     with FakeEnsembl(genes) as fake:
         symbols_for("MUS_MUSCULUS", ids, server=fake.url)  # fetched once
-    with pytest.warns(GeneSelectionWarning, match=f"Dup \\({ids[3]}, {ids[8]}\\)"):
+    with pytest.warns(GeneSelectionWarning, match=f"Dup -> {ids[3]}, {ids[8]}"):
         res = rw.build(rw.Dataset({"SRP132945": ["ALL"]}, genes=["Dup", "sym5"]), demo_cat)
     assert list(res["SRP132945"].var_names) == [ids[3], ids[8], ids[5]]

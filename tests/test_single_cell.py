@@ -557,6 +557,6 @@ def test_a_symbol_shared_by_two_ids_warns_and_names_them(tmp_path):
     with pytest.warns(rw.GeneSelectionWarning) as caught:
         adata = rw.build(ds, cat)["ERP000003"]
     message = str(caught[0].message)
-    assert f"{symbol} -> {genes[0]}, {genes[1]}" in message and "Ask by gene id" in message
+    assert f"{symbol} -> {genes[0]}, {genes[1]}" in message and "ask by gene id" in message
     assert set(adata.var_names) == {genes[0], genes[1], genes[5]}
     assert set(adata.var.loc[[genes[0], genes[1]], "gene_symbol"]) == {symbol}

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import BuildError, DatasetSpecError, GeneSelectionWarning, LowGeneOverlapWarning
+from ..errors import BuildError, DatasetSpecError, LowGeneOverlapWarning
 from .batch import (
     batch_design,
     combat,
@@ -52,6 +52,7 @@ from .single_cell import (
     pseudobulk_frames,
     read_cells,
     select_genes,
+    warn_gene_selection,
 )
 from .spec import Dataset, ResolvedSample
 from .threads import ordered_map, thread_count
@@ -290,36 +291,16 @@ def _select_bulk_genes(gm: GroupMatrix, names: list[str], organisms: list[str], 
     release = ""
     if any(n not in ids for n in names) and len(organisms) == 1:
         genes["gene_symbol"], release = _symbols_offline(organisms[0], list(ids))
-    positions, missing = select_genes(genes, names)
+    positions, missing, shared = select_genes(genes, names)
     if positions.size == 0:
         raise DatasetSpecError(
             f"None of the genes asked for ({', '.join(names[:10])}) is in group {key}; give "
             f"gene ids such as {', '.join(ids[:3])} or their symbols"
             + (f" ({release})." if release else ".")
         )
-    shared = []
-    if "gene_symbol" in genes:
-        by_symbol = genes.index.to_series().groupby(genes["gene_symbol"].str.upper()).agg(list)
-        for name in names:
-            hits = by_symbol.get(name.upper(), []) if name not in ids else []
-            if len(hits) > 1:
-                shared.append(f"{name} ({', '.join(hits)})")
-    if missing or shared:
-        parts = []
-        if missing:
-            parts.append(
-                f"{len(missing)} of the {len(names)} genes asked for are not in group {key} "
-                f"(neither as ids nor as symbols): {', '.join(missing[:10])}"
-                f"{' ...' if len(missing) > 10 else ''}"
-            )
-        if shared:
-            parts.append(f"symbols naming several ids, all kept: {'; '.join(shared)}")
-        warnings.warn(
-            f"{'. '.join(parts)}. {positions.size} gene(s) are returned"
-            + (f" (symbols: {release})." if release else "."),
-            GeneSelectionWarning,
-            stacklevel=5,
-        )
+    warn_gene_selection(
+        missing, shared, len(names), positions.size, f"group {key}", symbols=release, stacklevel=6
+    )
     gm.X = gm.X[:, positions]
     gm.genes = ids[positions]
     return {"asked": list(names), "kept": int(positions.size), "symbols": release}

@@ -24,7 +24,7 @@ from .browse import MEMBER_TEXT, TableIndex
 from .metadata import ACCESSION, ANNOTATIONS, HARMONIZED_FIELDS, typed_metadata
 from .names import check_accession, check_organism
 from .sources import Source
-from .spec import LIBRARY_FIELDS
+from .spec import LIBRARY_FIELDS, SINGLE_CELL
 
 __all__ = ["Catalog"]
 
@@ -103,7 +103,7 @@ class Catalog:
             if organism:
                 check_organism(str(organism).upper(), where)
         for acc, rec in src.experiments.items():
-            cells = str(rec.get("technology") or "").upper() == "SINGLE-CELL"
+            cells = str(rec.get("technology") or "").upper() == SINGLE_CELL
             for s in rec.get("sample_accession_codes") or ():
                 known = self._sample_exps.get(s)
                 if known and self.is_single_cell(known[0]) != cells:
@@ -273,7 +273,7 @@ class Catalog:
 
     def is_single_cell(self, experiment: str) -> bool:
         """Whether the experiment holds single cells (its samples are libraries of cells)."""
-        return self.technology(experiment) == "SINGLE-CELL"
+        return self.technology(experiment) == SINGLE_CELL
 
     def cells(self, experiment: str) -> pd.DataFrame:
         """The cell table of a single-cell experiment, with unified column names

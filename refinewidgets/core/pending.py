@@ -43,6 +43,7 @@ import pandas as pd
 from ..errors import DatasetSpecError
 from .metadata import ACCESSION, organism_label
 from .names import check_accession, check_organism
+from .spec import SINGLE_CELL
 
 __all__ = [
     "NOT_IN_DOWNLOAD",
@@ -105,7 +106,7 @@ class RemoteExperiment:
                     f"A Bgee experiment needs its species folder (such as Homo_sapiens), got "
                     f"{self.species!r}."
                 )
-            object.__setattr__(self, "technology", "SINGLE-CELL")
+            object.__setattr__(self, "technology", SINGLE_CELL)
         elif not self.accession:
             raise DatasetSpecError("A refine.bio experiment needs its accession.")
         else:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UnknownAccessionError
+from .provenance import UNS_KEY
 
 if TYPE_CHECKING:  # pragma: no cover
     import anndata
@@ -24,7 +25,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["Result", "is_cell_group", "make_cell_group", "make_group"]
 
-UNS_KEY = "refinewidgets"
 
 
 def make_group(

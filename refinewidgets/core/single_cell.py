@@ -192,17 +192,19 @@ def _filled(cells: pd.DataFrame) -> pd.DataFrame:
     return cells
 
 
-def select_genes(genes: pd.DataFrame, wanted: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+def select_genes(
+    genes: pd.DataFrame, wanted: Sequence[str]
+) -> tuple[np.ndarray, list[str], dict[str, list[str]]]:
     """Positions of the asked genes in ``genes`` (by id, else by symbol, exact then ignoring
-    case), in the order asked, and the names found nowhere. A symbol shared by several ids
-    returns them all, with a :class:`GeneSelectionWarning` naming the ids.
+    case), in the order asked; the names found nowhere; and ``{symbol: ids}`` of the symbols
+    that name several ids (all of them are returned; :func:`warn_gene_selection` says so).
 
     Examples
     --------
-    >>> g = pd.DataFrame({"gene_symbol": ["CD19", "MS4A1", ""]}, index=["G1", "G2", "G3"])
-    >>> pos, missing = select_genes(g, ["ms4a1", "G3", "NOPE"])
-    >>> pos.tolist(), missing
-    ([1, 2], ['NOPE'])
+    >>> g = pd.DataFrame({"gene_symbol": ["CD19", "MS4A1", "CD19"]}, index=["G1", "G2", "G3"])
+    >>> pos, missing, shared = select_genes(g, ["ms4a1", "cd19", "NOPE"])
+    >>> pos.tolist(), missing, shared
+    ([1, 0, 2], ['NOPE'], {'cd19': ['G1', 'G3']})
     """
     ids = pd.Index(genes.index.astype(str))
     symbols = genes["gene_symbol"].astype(str) if "gene_symbol" in genes else pd.Series("", ids)
@@ -215,7 +217,7 @@ def select_genes(genes: pd.DataFrame, wanted: Sequence[str]) -> tuple[np.ndarray
     lookup = {name: i for i, name in enumerate(ids)}
     found: list[int] = []
     missing: list[str] = []
-    shared: list[str] = []
+    shared: dict[str, list[str]] = {}
     for name in wanted:
         hits = (
             [lookup[name]]
@@ -225,17 +227,57 @@ def select_genes(genes: pd.DataFrame, wanted: Sequence[str]) -> tuple[np.ndarray
         if not hits:
             missing.append(name)
         if len(hits) > 1:
-            shared.append(f"{name} -> {', '.join(ids[h] for h in hits)}")
+            shared[name] = [str(ids[h]) for h in hits]
         found += [h for h in hits if h not in found]
-    if shared:
-        warnings.warn(
-            f"{len(shared)} gene symbol(s) asked for name several gene ids, and every one of "
-            f"them is returned: {'; '.join(shared[:10])}{' ...' if len(shared) > 10 else ''}. "
-            "Ask by gene id to take one.",
-            GeneSelectionWarning,
-            stacklevel=5,
+    return np.asarray(found, dtype=np.int64), missing, shared
+
+
+def warn_gene_selection(
+    missing: Sequence[str],
+    shared: Mapping[str, Sequence[str]],
+    n_asked: int,
+    n_kept: int,
+    where: str,
+    *,
+    symbols: str = "",
+    stacklevel: int = 5,
+) -> None:
+    """The one :class:`GeneSelectionWarning` of a ``genes=`` selection (bulk and cells): the
+    names found nowhere, the symbols that name several ids (all returned), how many genes are
+    returned, and where the symbols come from (``symbols``). Nothing when all is plain.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     warn_gene_selection(["NOPE"], {"CD19": ["G1", "G3"]}, 3, 2, "group X")
+    >>> print(w[0].message)  # doctest: +NORMALIZE_WHITESPACE
+    1 of the 3 genes asked for are not in group X (neither as ids nor as symbols): NOPE. 1 gene
+    symbol(s) name several gene ids, and every one of them is returned: CD19 -> G1, G3; ask by
+    gene id to take one. 2 gene(s) are returned.
+    """
+    parts = []
+    if missing:
+        parts.append(
+            f"{len(missing)} of the {n_asked} genes asked for are not in {where} (neither as "
+            f"ids nor as symbols): {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}"
         )
-    return np.asarray(found, dtype=np.int64), missing
+    if shared:
+        listed = [f"{name} -> {', '.join(ids)}" for name, ids in list(shared.items())[:10]]
+        parts.append(
+            f"{len(shared)} gene symbol(s) name several gene ids, and every one of them is "
+            f"returned: {'; '.join(listed)}{' ...' if len(shared) > 10 else ''}; ask by gene "
+            "id to take one"
+        )
+    if not parts:
+        return
+    warnings.warn(
+        f"{'. '.join(parts)}. {n_kept} gene(s) are returned"
+        + (f" (symbols: {symbols})." if symbols else "."),
+        GeneSelectionWarning,
+        stacklevel=stacklevel,
+    )
 
 
 def _gene_subset(genes: pd.DataFrame, dataset: Any, where: str) -> np.ndarray | None:
@@ -243,20 +285,15 @@ def _gene_subset(genes: pd.DataFrame, dataset: Any, where: str) -> np.ndarray | 
     names genes found nowhere, an error when none is kept."""
     positions = None
     if getattr(dataset, "genes", None):
-        positions, missing = select_genes(genes, dataset.genes)
+        positions, missing, shared = select_genes(genes, dataset.genes)
         if positions.size == 0:
             raise DatasetSpecError(
                 f"None of the genes asked for ({', '.join(dataset.genes[:10])}) is in {where}; "
                 f"give gene ids such as {', '.join(map(str, genes.index[:3]))} or their symbols."
             )
-        if missing:
-            warnings.warn(
-                f"{len(missing)} of the {len(dataset.genes)} genes asked for are not in {where} "
-                f"(neither as ids nor as symbols): {', '.join(missing[:10])}"
-                f"{' ...' if len(missing) > 10 else ''}. The other {positions.size} are returned.",
-                GeneSelectionWarning,
-                stacklevel=4,
-            )
+        warn_gene_selection(
+            missing, shared, len(dataset.genes), positions.size, where, stacklevel=5
+        )
     if getattr(dataset, "var_filter", None):
         query = parse_query(dataset.var_filter, what="var filter", unit="gene")
         table = genes.assign(gene_id=np.asarray(genes.index, dtype=object))

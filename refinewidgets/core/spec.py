@@ -20,19 +20,22 @@ from .cell_query import parse_query
 __all__ = [
     "AGGREGATE_BY",
     "BATCH_CORRECTION",
-    "CELL_FILTER_COLUMNS",
     "COUNTS_NORMALIZATION",
     "JOIN",
     "LIBRARY_FIELDS",
     "LIBRARY_SUMMARY",
     "PSEUDOBULK",
     "SCALE_BY",
+    "SINGLE_CELL",
     "UNIFIED_CELL_COLUMNS",
     "Dataset",
     "ResolvedSample",
 ]
 
 AGGREGATE_BY = ("EXPERIMENT", "SPECIES", "ALL")
+#: The technology of droplet single-cell experiments (Bgee's files), beside refine.bio's
+#: MICROARRAY and RNA-SEQ.
+SINGLE_CELL = "SINGLE-CELL"
 SCALE_BY = ("NONE", "MINMAX", "STANDARD", "ROBUST")
 JOIN = ("inner", "outer")
 COUNTS_NORMALIZATION = ("NONE", "CPM", "LOG1P_CPM")
@@ -52,8 +55,6 @@ UNIFIED_CELL_COLUMNS = (
     "sex",
     "strain",
 )
-#: The unified single-cell columns a cell filter may use (all but the barcode).
-CELL_FILTER_COLUMNS = tuple(c for c in UNIFIED_CELL_COLUMNS if c != "barcode")
 #: A single-cell library's summary, as a sample record carries it: cell column -> the record's
 #: field listing the distinct values of the library's cells (joined with "; ").
 LIBRARY_SUMMARY = {

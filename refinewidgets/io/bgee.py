@@ -55,7 +55,7 @@ from .bgee_species import ORGANISM_BY_TAXON, organism_of_taxon
 from .h5_strings import is_string_array, read_strings, stripped
 from .ontology_tables import term_matcher
 
-__all__ = ["ORGANISM_BY_TAXON", "UNIFIED_COLUMNS", "BgeeH5ad", "find_bgee_files"]
+__all__ = ["ORGANISM_BY_TAXON", "UNIFIED_COLUMNS", "BgeeH5ad"]
 
 UNIFIED_COLUMNS = UNIFIED_CELL_COLUMNS
 LIBRARY_COLUMNS = ("libID", "library_id", "rnaSeqLibraryId", "SampleId")
@@ -639,35 +639,3 @@ def _listed(values) -> list:
     if isinstance(values, (str, bytes, int, np.integer)) or not np.iterable(values):
         return [values]
     return list(values)
-
-
-def find_bgee_files(path) -> list[Path]:
-    """The ``.h5ad`` files at ``path``: the file itself, or a folder searched recursively.
-
-    Hidden files and folders (names starting with ``.``, e.g. ``.ipynb_checkpoints``) are
-    skipped. No folder name is assumed: Bgee's FTP layout has changed over time.
-
-    >>> import tempfile, pathlib
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> (folder / "Mus_musculus").mkdir()
-    >>> (folder / "Mus_musculus" / "Mus_musculus_SRP1_droplet_based.h5ad").touch()
-    >>> [p.name for p in find_bgee_files(folder)]
-    ['Mus_musculus_SRP1_droplet_based.h5ad']
-    """
-    path = Path(path)
-    if path.is_file():
-        if path.suffix.lower() != ".h5ad":
-            raise SourceFormatError(
-                f"{path} is not an .h5ad file; give a Bgee .h5ad file or a folder holding some"
-            )
-        return [path]
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path} does not exist")
-    found = [
-        p
-        for p in path.rglob("*")
-        if p.suffix.lower() == ".h5ad"
-        and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(path).parts)
-    ]
-    return sorted(found)

@@ -19,13 +19,12 @@ import pandas as pd
 
 from ..core.cell_filter import filter_columns, qc_values
 from ..core.single_cell import CellBlock
-from ..core.spec import LIBRARY_FIELDS
+from ..core.spec import LIBRARY_FIELDS, SINGLE_CELL
 from ..errors import NotCountsWarning, SourceFormatError, SourceFormatWarning
 from .bgee import WRITERS, BgeeH5ad, file_name_convention
 
 __all__ = ["BgeeSource"]
 
-SINGLE_CELL = "SINGLE-CELL"
 
 
 class BgeeSource:

@@ -33,11 +33,6 @@ class Species(NamedTuple):
         """refine.bio's form: ``HOMO_SAPIENS``."""
         return self.scientific_name.upper().replace(" ", "_")
 
-    @property
-    def file_prefix(self) -> str:
-        """Bgee's form in file names: ``Homo_sapiens``."""
-        return self.scientific_name.replace(" ", "_")
-
 
 BGEE_SPECIES = tuple(
     Species(*row)

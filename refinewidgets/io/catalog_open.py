@@ -15,11 +15,11 @@ from ..errors import (
     SourceFormatWarning,
 )
 from .archive import not_regular_file
+from .download import AGGREGATED
 from .sources import QN_TARGET_PATTERN, QnTargetSource, RefinebioSource
 
 __all__ = ["demo_path", "drop_duplicate_files", "find_sources", "open_catalog"]
 
-AGGREGATED = "aggregated_metadata.json"
 
 
 def demo_path() -> Path:

@@ -300,7 +300,8 @@ def add_gene_symbols(
     >>> info["organism"], info["genes"] == res["SRP091833"].n_vars
     ('HOMO_SAPIENS', True)
     """
-    from ..core.result import UNS_KEY, is_cell_group
+    from ..core.provenance import UNS_KEY
+    from ..core.result import is_cell_group
 
     for adata in result.values():
         ours = adata.uns.setdefault(UNS_KEY, {})
