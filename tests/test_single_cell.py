@@ -560,3 +560,31 @@ def test_a_symbol_shared_by_two_ids_warns_and_names_them(tmp_path):
     assert f"{symbol} -> {genes[0]}, {genes[1]}" in message and "ask by gene id" in message
     assert set(adata.var_names) == {genes[0], genes[1], genes[5]}
     assert set(adata.var.loc[[genes[0], genes[1]], "gene_symbol"]) == {symbol}
+
+
+def test_older_writers_get_gene_symbols_from_the_shipped_table(tmp_path):
+    """bgee15_0 files store no symbols: the human table the bulk path uses fills them (offline),
+    ``genes=`` takes them, and the release is recorded; a newest-writer file keeps its own."""
+    ids = [f"ENSG9{i:010d}" for i in range(40)]
+    ids[0], ids[1], ids[2] = "ENSG00000141510", "ENSG00000012048", "ENSG00000146648"
+    folder = tmp_path / "bgee"
+    folder.mkdir()
+    _write(folder, "bgee15_0", "ERP000001", n_genes=40, gene_ids=ids)
+    cat = rw.open_catalog(folder)
+    ds = rw.Dataset({"ERP000001": ["ALL"]}, quantile_normalize=False, genes=["tp53", "EGFR"])
+    (adata,) = rw.build(ds, cat).values()
+    assert adata.var["gene_symbol"].to_dict() == {
+        "ENSG00000141510": "TP53",
+        "ENSG00000146648": "EGFR",
+    }
+    release = adata.uns["refinewidgets"]["gene_symbols"]
+    assert release.startswith("org.Hs.eg.db"), release
+    # a file with its own symbols keeps them, with no table release recorded
+    other = tmp_path / "newest"
+    other.mkdir()
+    _write(other, "newest", "ERP000002", n_genes=40, gene_ids=ids)
+    (own,) = rw.build(
+        rw.Dataset({"ERP000002": ["ALL"]}, quantile_normalize=False), rw.open_catalog(other)
+    ).values()
+    assert "gene_symbols" not in own.uns["refinewidgets"]
+    assert own.var.loc["ENSG00000141510", "gene_symbol"] != "TP53"

@@ -652,6 +652,11 @@ def cell_group(blocks: Sequence[CellBlock], dataset: Any):
     ontology = {k: v for b in blocks for k, v in (b.provenance or {}).get("ontology", {}).items()}
     if ontology:  # the releases cell types and tissues were matched in, with descendants
         info["ontology"] = ontology
+    tables = sorted(
+        {str(b.provenance["gene_symbols"]) for b in blocks if b.provenance.get("gene_symbols")}
+    )
+    if tables:  # files without symbols of their own got them from these tables
+        info["gene_symbols"] = "; ".join(tables)
     info["layers"] = {"counts": f"raw {' and '.join(units)}, before any normalization"}
     if keep is not None:
         info["genes_selected"] = list(genes.index.astype(str))

@@ -26,7 +26,6 @@ from .bgee import WRITERS, BgeeH5ad, file_name_convention
 __all__ = ["BgeeSource"]
 
 
-
 class BgeeSource:
     """One Bgee droplet-based H5AD file.
 
@@ -184,10 +183,32 @@ class BgeeSource:
             cells.index = self._unique_cell_names(cells.index)
         genes = genes[["gene_symbol"]].join(self._file.gene_columns)
         provenance = self.provenance
+        genes, release = self._symbols_from_table(genes)
+        if release:
+            provenance["gene_symbols"] = release
         terms = None if exact else self._file.term_matcher(filter_columns(cell_filter))
         if terms is not None:
             provenance["ontology"] = terms.versions
         return CellBlock(cells, counts, genes, self.organism, self.name, provenance)
+
+    def _symbols_from_table(self, genes: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+        """Bgee's older writers store no gene symbols: the bulk path's tables fill them (human
+        from the table the package ships; another organism when its symbols are already in the
+        download cache), never the network. ``(genes, release used or "")``."""
+        if (genes["gene_symbol"].astype(str) != "").any():
+            return genes, ""
+        from ..errors import DatasetSpecError
+        from .gene_symbols import symbols_for
+
+        try:
+            found = symbols_for(self.organism, list(genes.index), offline=True)
+        except (DatasetSpecError, SourceFormatError):  # not cached, or no organism name
+            return genes, ""
+        if not (found.symbols != "").any():
+            return genes, ""
+        genes = genes.copy()
+        genes["gene_symbol"] = found.symbols.to_numpy(dtype=object)
+        return genes, found.release
 
     def _unique_cell_names(self, names: pd.Index) -> pd.Index:
         """Cell names made unique as anndata's ``obs_names_make_unique`` does (``-1``, ``-2``
