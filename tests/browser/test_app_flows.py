@@ -57,7 +57,8 @@ def add_whole(page, accession: str) -> None:
     page.locator(".rw-search input").fill(accession)
     tick(page, "experiments", accession)
     page.locator(".rw-add-experiments").click()
-    expect(page.locator(".rw-cart-row", has_text=accession)).to_have_count(1)
+    # the cart is drawn by the kernel: on a loaded machine that takes more than 5 s
+    expect(page.locator(".rw-cart-row", has_text=accession)).to_have_count(1, timeout=30_000)
 
 
 def query_of(page) -> list[tuple[str, str]]:
