@@ -147,7 +147,7 @@ def test_the_builder_in_jupyterlab_with_the_sidebar_open(browser, lab):
         page.locator(".rw-builder .lm-TabBar-tab", has_text="My dataset").first.click()
         expect(page.locator(".rw-cart-row")).to_have_count(2)
         page.locator(".rw-build").click()
-        expect(page.locator(".rw-progress-label")).to_contain_text("done in")
+        expect(page.locator(".rw-progress-label")).to_contain_text("done in", timeout=120_000)
         page.locator(".rw-plot-pca .rw-plot-img svg").wait_for()
 
         output = page.locator(".jp-OutputArea-output").first.bounding_box()
