@@ -114,3 +114,34 @@ def test_a_single_cell_dataset_set_from_code_is_adapted_and_says_so(builder, dem
         f'Dataset restored: 1 experiment(s), {n} samples. "Quantile normalize" is off: the '
         "dataset has single cells, which are never quantile-normalized."
     )
+
+
+def test_the_search_arrives_at_the_sample_list(builder, demo_cat):
+    builder.browser.search.value = "breast cancer"
+    builder.browser.table.tick("GSE71102")
+    picker = builder.picker
+    cancer = _breast_cancer_samples(demo_cat)
+    assert picker.text == "breast cancer" and picker.total == 16
+    assert set(picker.index.keys(picker.text)) == set(cancer)
+    assert picker.search_note.value == 'Showing 16 of 24 samples: those matching "breast cancer".'
+    assert picker.show_all_button.layout.display is None
+    assert picker.show_all_button.description == "Show all 24 samples"
+    picker.select_all_button.click()  # takes what is shown
+    assert sorted(picker.selected) == sorted(cancer)
+    picker.show_all_button.click()
+    assert picker.text == "" and picker.total == 24 and picker.search_note.value == ""
+    assert picker.show_all_button.layout.display == "none"
+    assert sorted(picker.selected) == sorted(cancer)  # ticks stay
+
+
+def test_the_sample_search_counts_what_the_experiment_search_counted(demo_cat):
+    from refinewidgets.core.browse import MATCHING, experiment_index, sample_index
+
+    experiments = experiment_index(demo_cat)
+    for words in ("breast cancer", "lung", "normal", "B cell", "liver", "GSE7", "homo"):
+        page = experiments.query(words, page_size=1000)
+        assert len(page.rows), words
+        for exp, count in page.rows[MATCHING].items():
+            listed = sample_index(demo_cat, [exp]).keys(words)
+            assert len(listed) == count, (words, exp)
+            assert set(listed) <= set(demo_cat.experiment_samples(exp))

@@ -63,8 +63,9 @@ Every message area has ``rw-message``; one showing an error also has ``rw-error`
   ``rw-sample-facet-sex``, ``rw-sample-facet-specimen-part``, ``rw-sample-facet-disease``,
   ``rw-sample-facet-cell-type``, ``rw-sample-facet-tissue``, ``rw-sample-facet-stage`` (those
   present); ``rw-select-all``, ``rw-select-none``, ``rw-add-to-dataset``,
-  ``rw-selection-count``, ``rw-picker-status``; its table: ``rw-samples-table``,
-  ``rw-samples-header``, ``rw-samples-row``, ``rw-samples-checkbox`` (each sample's box,
+  ``rw-selection-count``, ``rw-sample-search-note`` (says when the list is narrowed, e.g. by
+  the experiment search carried here), ``rw-show-all-samples``, ``rw-picker-status``; its
+  table: ``rw-samples-table``, ``rw-samples-header``, ``rw-samples-row``, ``rw-samples-checkbox`` (each sample's box,
   labelled with its accession), ``rw-samples-sort``, ``rw-samples-sort-direction``,
   ``rw-samples-prev``, ``rw-samples-next``, ``rw-samples-page-label``, ``rw-samples-page-size``;
 - cart: ``rw-cart-summary``, ``rw-cart-rows``, ``rw-cart-row`` (each row), ``rw-cart-pending``
@@ -300,11 +301,15 @@ class DatasetBuilder(RemoteSources, w.VBox):
             self.link_to_page(page_query)
 
     def _wire_local(self) -> None:
-        self.browser.observe(
-            lambda c: setattr(self.picker, "experiments", list(c["new"])), names="chosen"
-        )
+        self.browser.observe(self._list_samples, names="chosen")
         self.browser.on_add(lambda selection: self.cart_view.add_whole(list(selection)))
         self.picker.on_add(self._add_from_picker)
+
+    def _list_samples(self, change) -> None:
+        """List the samples of the ticked experiments, filtered by the search that found them
+        (the sample list shows what the experiment browser counted as matching)."""
+        self.picker.experiments = list(change["new"])
+        self.picker.text = self.browser.text
 
     # -- the dataset in the page's address ------------------------------------------------------
     def link_to_page(self, query: str) -> None:
