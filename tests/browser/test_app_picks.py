@@ -1,0 +1,115 @@
+"""What you pick is what you build, in a real browser at 1280 and 800 px (issue 24): an "add
+whole experiments" never undoes a sample pick (the cart asks instead), ticks hidden by a later
+search are left out with a message, the search arrives at the sample list, and a link to single
+cells opens with options that build. Saves docs/app-cart-two-searches.png.
+
+Expected values come from the core API on the same data; waits are on selectors and texts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import refinewidgets as rw
+
+from .test_app import open_app, tab, tick
+from .test_app_flows import VIEWPORTS, build_and_wait, link
+
+pytestmark = pytest.mark.browser
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return rw.open_catalog()
+
+
+@pytest.fixture(params=list(VIEWPORTS))
+def sized_page(browser, request):
+    """A page at 1280 px, then at 800 px wide."""
+    context = browser.new_context(viewport=VIEWPORTS[request.param])
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    page.width = request.param
+    yield page
+    context.close()
+
+
+def test_two_searches_keep_the_first_pick_and_the_cart_asks(sized_page, voila_url, demo):
+    page = sized_page
+    n_lung = len(demo.experiment_samples("GSE75037"))
+    cancer = demo.samples.loc[demo.experiment_samples("GSE71102"), "refinebio_disease"]
+    assert (cancer == "breast cancer").sum() == 16  # the counts the page shows below
+    open_app(page, voila_url)
+    page.locator(".rw-search input").fill("breast cancer")
+    tick(page, "experiments", "GSE71102")
+    # the search arrives at the sample list: the 16 matching samples, "Show all 24" beside them
+    note = page.locator(".rw-sample-search-note")
+    expect(note).to_have_text('Showing 16 of 24 samples: those matching "breast cancer".')
+    expect(page.locator(".rw-samples-page-label")).to_contain_text("(16 rows)")
+    expect(page.locator(".rw-show-all-samples")).to_have_text("Show all 24 samples")
+    page.locator(".rw-sample-facet-disease select").select_option(label="breast cancer (16)")
+    page.locator(".rw-select-all").click()
+    expect(page.locator(".rw-selection-count")).to_have_text("16 selected")
+    page.locator(".rw-add-to-dataset").click()
+    expect(page.locator(".lm-TabBar-tab", has_text="My dataset")).to_contain_text("(16)")
+    # the second search hides GSE71102, still ticked
+    page.locator(".rw-search input").fill("lung adenocarcinoma")
+    expect(page.locator(".rw-experiments-row", has_text="GSE71102")).to_have_count(0)
+    tick(page, "experiments", "GSE75037")
+    expect(page.locator(".rw-ticked-count")).to_have_text("2 ticked (1 hidden by the search)")
+    page.locator(".rw-add-experiments").click()
+    expect(page.locator(".rw-browser-status")).to_have_text(
+        f"Added GSE75037 ({n_lung} samples). Left out GSE71102: ticked before, hidden by the "
+        'current search and filters (press "Clear search and filters" to see it, or "Untick all").'
+    )
+    expect(page.locator(".lm-TabBar-tab", has_text="My dataset")).to_contain_text(
+        f"({16 + n_lung})"
+    )
+    # shown again and added whole: the 16 stay, the cart asks
+    page.locator(".rw-experiments-clear-filters").click()
+    expect(page.locator(".rw-experiments-row", has_text="GSE71102")).to_have_count(1)
+    page.locator(".rw-add-experiments").click()
+    expect(page.locator(".rw-browser-status")).to_contain_text(
+        "GSE71102 keeps the 16 of its 24 samples you chose: My dataset asks whether to add the "
+        "other 8."
+    )
+    tab(page, "My dataset")
+    expect(page.locator(".rw-cart-row", has_text="GSE71102")).to_contain_text("16 of 24")
+    question = page.locator(".rw-cart-question")
+    expect(question.locator(".rw-cart-question-text")).to_have_text(
+        "GSE71102: 16 of 24 chosen; add the other 8?"
+    )
+    expect(question.locator(".rw-cart-add-rest")).to_be_visible()
+    if page.width == "1280":
+        DOCS.mkdir(exist_ok=True)
+        page.set_viewport_size({"width": 1280, "height": 1100})
+        page.screenshot(path=str(DOCS / "app-cart-two-searches.png"), full_page=True)
+    question.locator(".rw-cart-add-rest").click()
+    expect(page.locator(".rw-cart-row", has_text="GSE71102")).to_contain_text("24 of 24")
+    expect(page.locator(".rw-cart-question")).to_have_count(0)
+    page.locator(".rw-cart-undo").click()  # an explicit choice, undone
+    expect(page.locator(".rw-cart-row", has_text="GSE71102")).to_contain_text("16 of 24")
+
+
+def test_a_link_to_single_cells_opens_with_options_that_build(sized_page, voila_url):
+    page = sized_page
+    open_app(page, link(voila_url, "exp=ERP900101"))
+    expect(page.locator(".rw-status")).to_contain_text(
+        '"Quantile normalize" is off: the dataset has single cells'
+    )
+    tab(page, "My dataset")
+    box = page.locator(".rw-quantile-normalize input")
+    expect(box).not_to_be_checked()
+    expect(box).to_be_disabled()
+    expect(page.locator(".rw-qn-reason")).to_contain_text(
+        "Off: the dataset has single cells, which are never quantile-normalized"
+    )
+    build_and_wait(page)
+    expect(page.locator(".rw-status")).to_contain_text("Built 1 group(s)")
