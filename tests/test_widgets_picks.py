@@ -145,3 +145,16 @@ def test_the_sample_search_counts_what_the_experiment_search_counted(demo_cat):
             listed = sample_index(demo_cat, [exp]).keys(words)
             assert len(listed) == count, (words, exp)
             assert set(listed) <= set(demo_cat.experiment_samples(exp))
+
+
+def test_add_to_dataset_is_enabled_only_with_samples_ticked(demo_cat):
+    from refinewidgets.widgets import SamplePicker
+
+    picker = SamplePicker(demo_cat)
+    assert picker.add_button.disabled
+    picker.experiments = ["GSE71102"]
+    assert picker.add_button.disabled
+    picker.table.tick(demo_cat.experiment_samples("GSE71102")[0])
+    assert not picker.add_button.disabled
+    picker.select_none()
+    assert picker.add_button.disabled

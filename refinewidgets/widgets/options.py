@@ -89,7 +89,11 @@ class OptionsPanel(w.VBox):
         self.state = state if state is not None else AppState(catalog_or_demo(None))
         self.status = StatusArea("rw-options-status")
         self.aggregate = w.ToggleButtons(
-            options=AGGREGATE, value="EXPERIMENT", description="Aggregate by", style=STYLE
+            options=AGGREGATE,
+            value="EXPERIMENT",
+            description="Aggregate by",
+            style={**STYLE, "button_width": "100px"},
+            layout=w.Layout(width="auto"),  # the label in line with its buttons
         )
         self.aggregate.add_class("rw-aggregate")
         self.transformation = w.Dropdown(

@@ -184,8 +184,8 @@ class SamplePicker(FacetedTable):
         self.select_none_button.add_class("rw-select-none")
         self.select_none_button.on_click(lambda _: self.select_none())
         self.add_button = w.Button(
-            description="Add to dataset", icon="plus", button_style="primary"
-        )
+            description="Add to dataset", icon="plus", button_style="primary", disabled=True
+        )  # enabled while samples are ticked
         self.add_button.add_class("rw-add-to-dataset")
         self.add_button.on_click(lambda _: self.add_selected())
         self.selection_label = w.Label("0 selected")
