@@ -22,12 +22,14 @@ from traitlets import Dict, Int
 from ..core.metadata import organism_label
 from ..core.pending import RemoteExperiment
 from ._status import StatusArea, catalog_or_demo, guarded
-from ._table import _cells
+from ._table import NARROW_STYLE, _cells
 from .state import AppState
 
 __all__ = ["DatasetCartView"]
 
 WIDTHS = [110, 320, 110, 150, 90]
+#: The columns' names, for their narrow widths on a narrow page (``_table.NARROW_WIDTHS``).
+NAMES = ["accession", "title", "technology", "organisms", "num_samples"]
 
 
 class DatasetCartView(w.VBox):
@@ -176,8 +178,11 @@ class DatasetCartView(w.VBox):
             button.close()
         self.remove_buttons = {}
         header = w.HTML(
-            "<b>"
-            + _cells(["Experiment", "Title", "Technology", "Organism", "Samples"], WIDTHS)
+            NARROW_STYLE
+            + "<b>"
+            + _cells(
+                ["Experiment", "Title", "Technology", "Organism", "Samples"], WIDTHS, names=NAMES
+            )
             + "</b>"
         )
         rows: list[w.Widget] = [header] if len(table) else []
@@ -256,7 +261,7 @@ class DatasetCartView(w.VBox):
         button.add_class("rw-cart-remove")
         button.on_click(lambda _: self.remove(key))
         self.remove_buttons[key] = button
-        row = w.HBox([w.HTML(_cells(cells, WIDTHS)), button])
+        row = w.HBox([w.HTML(_cells(cells, WIDTHS, names=NAMES)), button])
         row.add_class("rw-cart-row")
         return row
 

@@ -27,14 +27,14 @@ __all__ = ["ExperimentBrowser"]
 
 COLUMNS = [
     ("accession", "Accession", 110),
-    ("title", "Title", 320),
+    ("title", "Title", 300),
     ("technology", "Technology", 110),
     ("organisms", "Organism", 130),
     ("platforms", "Platform", 200),
     ("num_samples", "Samples", 90),
 ]
 #: The column added while the search has words.
-MATCHING_COLUMN = (MATCHING, "Matching samples", 150)
+MATCHING_COLUMN = (MATCHING, "Matching samples", 130)
 PARTS = Parts(
     title="<b>Experiments</b>",
     columns=COLUMNS,

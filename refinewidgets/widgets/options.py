@@ -57,6 +57,10 @@ COVARIATES = (
     "refinebio_race",
 )
 STYLE = {"description_width": "170px"}
+#: ToggleButtons put their label above the buttons: in line, as the other controls' labels.
+AGGREGATE_CSS = (
+    "<style>.rw-aggregate{display:flex !important;flex-flow:row wrap;align-items:center}</style>"
+)
 
 
 class OptionsPanel(w.VBox):
@@ -162,7 +166,7 @@ class OptionsPanel(w.VBox):
         for name, control in self._controls.items():
             control.observe(lambda change, name=name: self._on_control(name, change), names="value")
         self.children = [
-            w.HTML("<b>Options</b>"),
+            w.HTML(AGGREGATE_CSS + "<b>Options</b>"),
             self.aggregate,
             self.transformation,
             self.quantile_normalize,

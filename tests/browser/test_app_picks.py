@@ -113,3 +113,66 @@ def test_a_link_to_single_cells_opens_with_options_that_build(sized_page, voila_
     )
     build_and_wait(page)
     expect(page.locator(".rw-status")).to_contain_text("Built 1 group(s)")
+
+
+#: Whether every element matching the selector lies inside the page and inside each box that
+#: scrolls sideways around it, unscrolled: reachable without scrolling sideways.
+FITS = """(selector) => {
+    const limit = Math.min(window.innerWidth, document.documentElement.clientWidth);
+    const out = [];
+    for (const el of document.querySelectorAll(selector)) {
+        const r = el.getBoundingClientRect();
+        if (r.width === 0) continue;
+        let right = limit;
+        for (let a = el.parentElement; a; a = a.parentElement) {
+            const o = getComputedStyle(a).overflowX;
+            if (o === 'auto' || o === 'scroll' || o === 'hidden')
+                right = Math.min(right, a.getBoundingClientRect().right);
+        }
+        if (r.right > right + 1) out.push(`${el.className} right=${Math.round(r.right)} > ${Math.round(right)}`);
+    }
+    return out;
+}"""
+
+
+def test_primary_actions_need_no_sideways_scroll(sized_page, voila_url):
+    page = sized_page
+    open_app(page, link(voila_url, "exp=GSE71102"))
+    page.locator(".rw-search input").fill("breast cancer")
+    expect(page.locator(".rw-experiments-header")).to_contain_text("Matching samples")
+    for column in ("platforms", "num_samples"):
+        header = page.locator(f".rw-experiments-table th.rw-col-{column}")
+        expect(header).to_have_count(1)
+        assert page.evaluate(FITS, f".rw-experiments-table th.rw-col-{column}") == [], column
+    tick(page, "experiments", "GSE71102")
+    expect(page.locator(".rw-samples-page-label")).to_contain_text("(16 rows)")
+    for column in ("refinebio_sex", "refinebio_disease"):
+        assert page.evaluate(FITS, f".rw-samples-table th.rw-col-{column}") == [], column
+    # "Add to dataset" waits for ticked samples
+    expect(page.locator(".rw-add-to-dataset")).to_be_disabled()
+    page.locator(".rw-select-all").click()
+    expect(page.locator(".rw-add-to-dataset")).to_be_enabled()
+    tab(page, "My dataset")
+    expect(page.locator(".rw-cart-remove")).to_have_count(1)
+    assert page.evaluate(FITS, ".rw-cart-remove") == []
+    # "Aggregate by" is in line with its buttons
+    label = page.locator(".rw-aggregate .widget-label").bounding_box()
+    button = page.locator(".rw-aggregate button").first.bounding_box()
+    assert abs((label["y"] + label["height"] / 2) - (button["y"] + button["height"] / 2)) < 4
+    assert label["x"] + label["width"] <= button["x"]
+    if page.width == "800":
+        DOCS.mkdir(exist_ok=True)
+        tab(page, "Choose samples")
+        page.set_viewport_size({"width": 800, "height": 2000})
+        page.screenshot(path=str(DOCS / "app-800-choose.png"), full_page=True)
+
+
+def test_a_bad_source_page_leads_back_to_the_app(page, voila_url):
+    page.goto(link(voila_url, "source=nope.zip&exp=GSE71102"))
+    expect(page.locator(".rw-error")).to_contain_text(
+        "source='nope.zip' in the URL does not exist in the app's folder"
+    )
+    page.locator("a.rw-app-link").click()
+    page.locator(".rw-search input").wait_for()
+    assert "source=" not in page.url and "exp=GSE71102" in page.url
+    expect(page.locator(".lm-TabBar-tab", has_text="My dataset")).to_contain_text("(24)")
