@@ -275,7 +275,16 @@ def voila_command(
         "--Voila.port_retries=0",
         "--VoilaConfiguration.show_tracebacks=False",
         f"--theme={theme}",
-        *(["--preheat_kernel=True", f"--pool_size={pool_size}"] if pool_size > 0 else []),
+        *(
+            # a used kernel is replaced at once (Voila waits 1 s by default)
+            [
+                "--preheat_kernel=True",
+                f"--pool_size={pool_size}",
+                "--VoilaKernelManager.fill_delay=0",
+            ]
+            if pool_size > 0
+            else []
+        ),
         f"--MappingKernelManager.cull_idle_timeout={cull_idle_seconds}",
         f"--MappingKernelManager.cull_interval={interval}",
         "--MappingKernelManager.cull_connected=False",

@@ -160,8 +160,10 @@ def test_voila_command_serves_the_packaged_notebook_on_the_port():
 def test_voila_keeps_ready_kernels_and_takes_a_theme():
     cmd = voila_command(9999)
     assert "--preheat_kernel=True" in cmd and "--pool_size=2" in cmd and "--theme=light" in cmd
+    assert "--VoilaKernelManager.fill_delay=0" in cmd  # a kernel taken is replaced at once
     cmd = voila_command(9999, pool_size=0, theme="dark")
-    assert not [c for c in cmd if "preheat" in c or "pool_size" in c] and "--theme=dark" in cmd
+    assert not [c for c in cmd if "preheat" in c or "pool_size" in c or "fill_delay" in c]
+    assert "--theme=dark" in cmd
 
 
 def test_page_query_outside_voila_is_empty_and_inside_is_the_request():

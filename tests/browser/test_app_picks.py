@@ -176,3 +176,33 @@ def test_a_bad_source_page_leads_back_to_the_app(page, voila_url):
     page.locator(".rw-search input").wait_for()
     assert "source=" not in page.url and "exp=GSE71102" in page.url
     expect(page.locator(".lm-TabBar-tab", has_text="My dataset")).to_contain_text("(24)")
+
+
+def test_five_visitors_in_a_row_each_get_a_page(browser, voila_url):
+    """Five visitors, one after the other, each with a fresh browser: the time until the page
+    shows its first control, printed and kept in test-artifacts/visitors.json (measured, never
+    asserted: the numbers depend on the machine)."""
+    import json
+    import time
+
+    from .conftest import ARTIFACTS
+
+    loads = []
+    for visitor in range(6):  # the first comes while the app is starting: not counted
+        context = browser.new_context(viewport=VIEWPORTS["1280"])
+        try:
+            page = context.new_page()
+            page.set_default_timeout(120_000)
+            start = time.perf_counter()
+            page.goto(voila_url)
+            page.locator(".rw-search input").wait_for()
+            if visitor:
+                loads.append(time.perf_counter() - start)
+            expect(page.locator(".rw-experiments-row").first).to_be_visible()  # a working app
+            page.close(run_before_unload=True)  # the visitor leaves: the page's kernel ends
+        finally:
+            context.close()
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "visitors.json").write_text(json.dumps(loads))
+    print("\npage loads of five visitors in a row (s): " + ", ".join(f"{t:.2f}" for t in loads))
+    assert len(loads) == 5
