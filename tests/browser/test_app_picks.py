@@ -38,6 +38,8 @@ def sized_page(browser, request):
     page.set_default_timeout(120_000)
     page.width = request.param
     yield page
+    # the visitor leaves: the page's kernel ends (the app holds at most 4 pages' kernels)
+    page.close(run_before_unload=True)
     context.close()
 
 
