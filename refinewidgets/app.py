@@ -35,7 +35,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path, PurePosixPath
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl, urlencode
 
 __all__ = [
     "MAX_PAGES_ENV",
@@ -47,6 +47,7 @@ __all__ = [
     "serve",
     "show_app",
     "sources_from_environment",
+    "without_sources",
 ]
 
 SOURCES_ENV = "REFINEWIDGETS_SOURCES"
@@ -194,14 +195,36 @@ def show_app():
         else:
             catalog = ready
     except (RefineWidgetsError, ValueError, OSError) as exc:
+        back = ""
+        if builder is not None and parse_qs(query).get("source"):  # the app's own data open
+            href = html.escape("?" + without_sources(query), quote=True)
+            back = (
+                f"<p><a class='rw-app-link' href=\"{href}\">Open the app without the address's "
+                "sources</a> (the app's own data), or correct <code>source=</code> in the "
+                "address.</p>"
+            )
         return widgets.HTML(
-            f"<div class='rw-error'><b>Could not open the data sources:</b> {html.escape(str(exc))}</div>"
+            "<div class='rw-error'><b>Could not open the data sources:</b> "
+            f"{html.escape(str(exc))}</div>{back}"
         )
     if builder is None or catalog is not ready:
         builder = DatasetBuilder(catalog, output_dir=output)
     if in_voila:
         builder.link_to_page(query)  # the dataset lives in the page's address
     return builder
+
+
+def without_sources(query: str) -> str:
+    """``query`` without its ``source`` values (the link back to the app from a page whose
+    sources could not be opened; the token and the dataset stay).
+
+    Examples
+    --------
+    >>> without_sources("token=t&source=../x.zip&exp=GSE1")
+    'token=t&exp=GSE1'
+    """
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return urlencode([(k, v) for k, v in pairs if k != "source"])
 
 
 def free_port() -> int:
@@ -252,7 +275,16 @@ def voila_command(
         "--Voila.port_retries=0",
         "--VoilaConfiguration.show_tracebacks=False",
         f"--theme={theme}",
-        *(["--preheat_kernel=True", f"--pool_size={pool_size}"] if pool_size > 0 else []),
+        *(
+            # a used kernel is replaced at once (Voila waits 1 s by default)
+            [
+                "--preheat_kernel=True",
+                f"--pool_size={pool_size}",
+                "--VoilaKernelManager.fill_delay=0",
+            ]
+            if pool_size > 0
+            else []
+        ),
         f"--MappingKernelManager.cull_idle_timeout={cull_idle_seconds}",
         f"--MappingKernelManager.cull_interval={interval}",
         "--MappingKernelManager.cull_connected=False",

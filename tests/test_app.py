@@ -160,8 +160,10 @@ def test_voila_command_serves_the_packaged_notebook_on_the_port():
 def test_voila_keeps_ready_kernels_and_takes_a_theme():
     cmd = voila_command(9999)
     assert "--preheat_kernel=True" in cmd and "--pool_size=2" in cmd and "--theme=light" in cmd
+    assert "--VoilaKernelManager.fill_delay=0" in cmd  # a kernel taken is replaced at once
     cmd = voila_command(9999, pool_size=0, theme="dark")
-    assert not [c for c in cmd if "preheat" in c or "pool_size" in c] and "--theme=dark" in cmd
+    assert not [c for c in cmd if "preheat" in c or "pool_size" in c or "fill_delay" in c]
+    assert "--theme=dark" in cmd
 
 
 def test_page_query_outside_voila_is_empty_and_inside_is_the_request():
@@ -524,3 +526,23 @@ def test_serve_refuses_an_unknown_theme(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert serve(theme="blue", open_browser=False) == 2
     assert capsys.readouterr().err == "error: theme 'blue' is not 'light' or 'dark'\n"
+
+
+def test_a_bad_url_source_page_links_back_to_the_app(monkeypatch, tmp_path):
+    monkeypatch.setenv("REFINEWIDGETS_SOURCES", "")
+    monkeypatch.setenv("REFINEWIDGETS_BASE", str(tmp_path))
+    monkeypatch.setenv("QUERY_STRING", "token=abc&source=nope.zip&exp=GSE71102&x=<b>")
+    widget = show_app()
+    assert "source=&#x27;nope.zip&#x27; in the URL does not exist" in widget.value
+    assert (
+        "<a class='rw-app-link' href=\"?token=abc&amp;exp=GSE71102&amp;x=%3Cb%3E\">"
+        "Open the app without the address's sources</a>"
+    ) in widget.value
+    # without the page's sources the app opens, with the dataset of the address
+    monkeypatch.setenv("QUERY_STRING", "token=abc&exp=GSE71102")
+    app = show_app()
+    assert type(app).__name__ == "DatasetBuilder" and app.cart_view.data == {"GSE71102": ["ALL"]}
+    # the command line's own sources broken: no link that would fail the same way
+    monkeypatch.setenv("REFINEWIDGETS_SOURCES", str(tmp_path / "missing.zip"))
+    monkeypatch.setenv("QUERY_STRING", "source=nope.zip")
+    assert "rw-app-link" not in show_app().value

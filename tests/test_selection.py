@@ -210,3 +210,23 @@ def test_table_of_a_browse_only_catalog(sc_catalog):
     table = Selection(sc_catalog).add({"SC1": None}).table()
     assert table.loc[0, "title"] == "Blood atlas" and table.loc[0, "technology"] == "SINGLE-CELL"
     assert isinstance(table, pd.DataFrame)
+
+
+def test_restored_options_adapt_only_where_the_build_would_refuse_them(demo_cat):
+    # refine.bio's page would not skip QN for microarrays, the API does: kept as given
+    micro = rw.Dataset({"GSE71102": ["ALL"]}, quantile_normalize=False)
+    assert Selection.from_dataset(micro, demo_cat).dataset == micro
+    # single cells are never quantile-normalized (the build refuses it): adapted
+    cells = rw.Dataset({"ERP900101": ["ALL"]}, quantile_normalize=True)
+    assert Selection.from_dataset(cells, demo_cat).dataset.quantile_normalize is False
+    # with a pseudobulk, per-library sums may be quantile-normalized: kept
+    bulk = rw.Dataset({"ERP900101": ["ALL"]}, quantile_normalize=True, pseudobulk="sample")
+    assert Selection.from_dataset(bulk, demo_cat).dataset == bulk
+
+
+def test_adding_whole_experiments_never_undoes_a_sample_pick(demo_cat):
+    some = demo_cat.experiment_samples("GSE71102")[:16]
+    sel = Selection(demo_cat).add({"GSE71102": some}).add_whole(["GSE71102", "SRP091833"])
+    assert sel.data == {"GSE71102": list(some), "SRP091833": ["ALL"]}
+    assert sel.trimmed() == {"GSE71102": (16, 24)}
+    assert sel.add({"GSE71102": None}).trimmed() == {}

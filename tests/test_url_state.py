@@ -286,12 +286,16 @@ def test_the_builder_keeps_experiments_to_fetch_in_the_link(demo_cat):
     )
     builder = DatasetBuilder(demo_cat, page_query=query)
     selection = builder.state.selection
-    assert builder.dataset == rw.Dataset({"SRP091833": ["ALL"]}, scale_by="STANDARD")
+    # Bgee's single cells are never quantile-normalized: the option adapts, as a build would
+    assert builder.dataset == rw.Dataset(
+        {"SRP091833": ["ALL"]}, scale_by="STANDARD", quantile_normalize=False
+    )
     assert [p.key for p in selection.pending] == ["GSE37382", "ERP132576", "Danio_rerio"]
     assert builder.status.text == (
         "Dataset restored from the link: 1 experiment(s), 20 samples, and 3 experiment(s) to "
         "fetch from refine.bio and Bgee (GSE37382, ERP132576, every experiment of Danio rerio). "
-        "Build it on the My dataset tab."
+        '"Quantile normalize" is off: the dataset has single cells, which are never '
+        "quantile-normalized. Build it on the My dataset tab."
     )
     assert builder.options.transformation.value == "STANDARD"  # the link's options, kept
     assert builder.tabs.get_title(1) == "My dataset (20, +3 to fetch)"

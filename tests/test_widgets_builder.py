@@ -525,12 +525,15 @@ def test_sample_facets_of_single_cell_experiments_are_the_cell_filter(builder, d
 
 
 def test_build_errors_name_the_controls_not_the_api(builder):
-    builder.dataset = rw.Dataset({"ERP900101": ["ALL"]}, quantile_normalize=True)  # from code
+    builder.dataset = rw.Dataset(
+        {"ERP900101": ["ALL"], "SRP091833": ["ALL"]}, aggregate_by="SPECIES"
+    )  # from code: single cells and bulk samples in one group
     builder.build()
     text = builder.status.text
-    assert builder.status.kind == "error" and "Quantile normalization of single cells" in text
-    assert 'Pseudobulk "Per library"' in text and 'unticking "Quantile normalize"' in text
-    assert "pseudobulk='sample'" not in text and "quantile_normalize=False" not in text
+    assert builder.status.kind == "error" and "cells and bulk samples cannot share" in text
+    assert 'Pseudobulk "Per library" (or "Per library and cell type")' in text
+    assert 'or Aggregate by "Experiment" to keep them' in text
+    assert "pseudobulk='sample'" not in text and "aggregate_by=" not in text
 
 
 def test_in_the_app_downloads_are_real_files_served_by_the_app(tmp_path, monkeypatch, demo_cat):

@@ -219,6 +219,8 @@ class TableIndex:
     members, title_column
         The text of each row's members and the row's title, for ranking (:data:`BEST_MATCH`)
         and the :data:`MATCHING` column of a text query's pages.
+    extra_text
+        More searchable text per row (aligned on ``table``'s index), not shown as a column.
 
     Examples
     --------
@@ -241,6 +243,7 @@ class TableIndex:
         multi_valued: Iterable[str] = MULTI_VALUED,
         members: MemberText | None = None,
         title_column: str | None = None,
+        extra_text: pd.Series | None = None,
     ) -> None:
         self.table = table
         self.members = members
@@ -251,6 +254,8 @@ class TableIndex:
         for c in text_columns:
             if c in table.columns:
                 text = text + " | " + table[c].fillna("").astype(str)
+        if extra_text is not None:
+            text = text + " | " + extra_text.reindex(table.index).fillna("").astype(str)
         self._text: list[str] = text.str.lower().tolist()
         multi = set(multi_valued)
         self.facets: dict[str, _Facet] = {
@@ -571,9 +576,12 @@ def sample_index(catalog, experiments: Sequence[str]) -> TableIndex:
     """The sample picker's index over the samples of ``experiments`` (in that order).
 
     Each row's ``experiment_accession`` is the chosen experiment listing it (a sample listed by
-    two chosen experiments appears once, under the first). Text covers the sample accession,
-    title and experiment; facets are sex, specimen part and disease, and for single-cell
-    libraries cell type, tissue and stage.
+    two chosen experiments appears once, under the first). Text covers what the experiment
+    browser's search finds a sample by (:data:`MEMBER_TEXT`: its accession, title, cell line,
+    organism, platform, disease, tissues, cell types; its experiment's accession, title and
+    description), so that the experiment search carried to the sample list shows the samples
+    it counted; facets are sex, specimen part and disease, and for single-cell libraries cell
+    type, tissue and stage.
 
     Examples
     --------
@@ -581,6 +589,8 @@ def sample_index(catalog, experiments: Sequence[str]) -> TableIndex:
     >>> idx = sample_index(rw.open_catalog(), ["GSE71102"])
     >>> idx.n, sorted(idx.facet_counts()["disease"].index)
     (24, ['breast cancer', 'normal'])
+    >>> len(idx.keys("breast cancer"))  # the browser's "Matching samples" of GSE71102
+    16
     """
     samples = catalog.samples
     keys, owners = [], []
@@ -598,9 +608,14 @@ def sample_index(catalog, experiments: Sequence[str]) -> TableIndex:
         for name, col in SAMPLE_FACETS.items()
         if col in table.columns and (table[col].fillna("").astype(str) != "").any()
     }
-    return TableIndex(
-        table, text_columns=("refinebio_title", "experiment_accession"), facets=facets
-    )
+    exps = catalog.experiments
+    own = pd.Series("", index=table.index, dtype=object)
+    for column in ("title", "description"):
+        if column in exps.columns:
+            values = exps[column].reindex(pd.Index(owners, dtype=object)).fillna("").astype(str)
+            own = own + " | " + values.to_numpy()
+    text_columns = ("experiment_accession", *(c for c in MEMBER_TEXT if c in table.columns))
+    return TableIndex(table, text_columns=text_columns, facets=facets, extra_text=own)
 
 
 def shown_columns(table: pd.DataFrame) -> list[str]:

@@ -128,6 +128,31 @@ class Selection:
             items[experiment] = None if set(merged) >= known else merged
         return replace(self, items=tuple(items.items()))._settled(force=True)
 
+    def add_whole(self, experiments: Iterable[str]) -> Selection:
+        """Add every sample of ``experiments``, except those already chosen: an experiment the
+        user trimmed to some samples keeps them (:meth:`trimmed` lists it; adding the rest is an
+        explicit :meth:`add` of ``{experiment: None}``).
+
+        Examples
+        --------
+        >>> import refinewidgets as rw
+        >>> cat = rw.open_catalog()
+        >>> sel = Selection(cat).add({"GSE71102": cat.experiment_samples("GSE71102")[:16]})
+        >>> sel = sel.add_whole(["GSE71102", "SRP091833"])
+        >>> sel.trimmed(), sel.data["SRP091833"]
+        ({'GSE71102': (16, 24)}, ['ALL'])
+        """
+        return self.add({e: None for e in experiments if e not in self})
+
+    def trimmed(self) -> dict[str, tuple[int, int]]:
+        """``{experiment: (chosen, total)}`` for each experiment with some but not all of its
+        samples chosen, in the order added."""
+        out = {}
+        for experiment, samples in self.items:
+            if samples is not None:
+                out[experiment] = (len(samples), len(self.catalog.experiment_samples(experiment)))
+        return out
+
     def remove(self, experiment: str, samples: Iterable[str] | None = None) -> Selection:
         """Remove ``experiment`` (or only some of its samples; an emptied experiment goes).
 
@@ -250,7 +275,8 @@ class Selection:
     @classmethod
     def from_dataset(cls, dataset: Dataset | Mapping[str, Any], catalog) -> Selection:
         """The selection of ``dataset``, checked against ``catalog`` (unknown or misplaced samples
-        raise). Options are kept as given, even where refine.bio's page would not allow them.
+        raise). Options are kept as given, even where refine.bio's page would not allow them,
+        except those the build refuses for these samples (see :meth:`restore_options`).
 
         Examples
         --------
@@ -270,11 +296,22 @@ class Selection:
 
     def restore_options(self, dataset: Dataset | Mapping[str, Any]) -> Selection:
         """The options of ``dataset`` (or ``{option: value}``, checked as :class:`Dataset`
-        checks them), kept as given (no rule applied: a restored spec stays)."""
+        checks them), kept as given where the build accepts them (refine.bio's page rule is not
+        applied: a restored spec stays), adapted to the samples where it would refuse them
+        (quantile normalization off for single cells without a pseudobulk)."""
         if isinstance(dataset, Mapping):
             dataset = Dataset({"_": ["_"]}, **{**Dataset.options(), **dataset})
         options = tuple((k, _frozen(k, getattr(dataset, k))) for k in Dataset.options())
-        return replace(self, options=options)
+        return replace(self, options=options)._buildable()
+
+    def _buildable(self) -> Selection:
+        """The options the build would refuse for these samples set to what it accepts (single
+        cells without a pseudobulk are never quantile-normalized); the others kept as given."""
+        values = dict(self.options)
+        if self.quantile_rule().required is False and values["quantile_normalize"]:
+            values["quantile_normalize"] = False
+            return replace(self, options=tuple(values.items()))
+        return self
 
     def restore_pending(self, experiments: Iterable[RemoteExperiment]) -> Selection:
         """Experiments to fetch, restored as given (from a link): the options stay. One already
@@ -294,7 +331,7 @@ class Selection:
         items = dict(self.items)
         items.update({e: None for e in local if e not in items})
         pending = tuple(p for p in pending if p.key not in items)
-        return replace(self, items=tuple(items.items()), pending=pending)
+        return replace(self, items=tuple(items.items()), pending=pending)._buildable()
 
     # -- reading ----------------------------------------------------------------------------
     @property

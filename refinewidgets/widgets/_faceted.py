@@ -338,10 +338,9 @@ class FacetedTable(w.VBox):
         else:
             self._listeners.append(callback)
 
-    def _hand_over(self, selection: Selection) -> None:
-        """Give ``selection`` to every listener registered with :meth:`on_add`."""
-        for callback in self._listeners:
-            callback(selection)
+    def _hand_over(self, selection: Selection) -> list[Any]:
+        """Give ``selection`` to every listener registered with :meth:`on_add`; their answers."""
+        return [callback(selection) for callback in self._listeners]
 
 
 def show_facet(

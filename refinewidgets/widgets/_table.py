@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,11 +49,72 @@ def format_cell(value: Any) -> str:
     return str(value)
 
 
-def _cells(values: Sequence[Any], widths: Sequence[int], tag: str = "span") -> str:
+#: Pages at most this wide (px) show the wide columns narrower (:data:`NARROW_WIDTHS`).
+NARROW_PX = 900
+#: The width (px) of a column on a narrow page, by column name: the columns users act on
+#: (platform, samples, sex, disease, the cart's Remove) then fit an 800 px page without
+#: scrolling sideways (the experiments' "Matching samples", shown while searching, may need it);
+#: a cell cut short shows its whole text on hover (its ``title``).
+NARROW_WIDTHS = {
+    "title": 95,
+    "refinebio_title": 80,
+    "technology": 95,
+    "organisms": 95,
+    "refinebio_organism": 75,
+    "platforms": 120,
+    "num_samples": 75,
+    "matching_samples": 80,
+    "experiment_accession": 80,
+    "refinebio_sex": 55,
+    "refinebio_specimen_part": 85,
+    "refinebio_disease": 100,
+}
+
+
+def column_class(column: str) -> str:
+    """The CSS class of a table column's cells: ``rw-col-`` and the name, made a CSS word.
+
+    Examples
+    --------
+    >>> column_class("refinebio_title"), column_class("a b/c")
+    ('rw-col-refinebio_title', 'rw-col-a-b-c')
+    """
+    return "rw-col-" + re.sub(r"[^A-Za-z0-9_-]", "-", str(column))
+
+
+def narrow_width(columns: Sequence[tuple[str, str, int]]) -> int:
+    """The total width of ``columns`` on a narrow page."""
+    return sum(min(wd, NARROW_WIDTHS.get(c, wd)) for c, _, wd in columns)
+
+
+#: The narrow widths as CSS (in each table and cart, so that it works anywhere).
+NARROW_STYLE = (
+    f"<style>@media (max-width:{NARROW_PX}px){{"
+    ".rw-page-table{width:var(--rw-narrow-width) !important}"
+    + "".join(
+        f".rw-page-table th.{column_class(c)},span.{column_class(c)}{{width:{wd}px !important}}"
+        for c, wd in NARROW_WIDTHS.items()
+    )
+    + "}</style>"
+)
+
+
+def _cells(
+    values: Sequence[Any],
+    widths: Sequence[int],
+    tag: str = "span",
+    names: Sequence[str] | None = None,
+) -> str:
+    """Cells of fixed widths in a row; with ``names`` (column names) each gets its column's
+    class, and its narrow width on a narrow page (:data:`NARROW_WIDTHS`)."""
     out = []
-    for value, width in zip(values, widths):
+    names = names if names is not None else [""] * len(widths)
+    for value, width, name in zip(values, widths, names):
         text = html.escape(format_cell(value))
-        out.append(f'<{tag} title="{text}" style="{CELL_STYLE};width:{width}px">{text}</{tag}>')
+        css = f' class="{column_class(name)}"' if name else ""
+        out.append(
+            f'<{tag}{css} title="{text}" style="{CELL_STYLE};width:{width}px">{text}</{tag}>'
+        )
     return '<div style="display:flex;align-items:center">' + "".join(out) + "</div>"
 
 
@@ -146,7 +208,10 @@ def page_table(
         if col == sort_by:
             sort = f' aria-sort="{"ascending" if ascending else "descending"}"'
             label = label + (" ▲" if ascending else " ▼")
-        heads.append(f'<th scope="col"{sort} style="width:{width}px">{html.escape(label)}</th>')
+        heads.append(
+            f'<th scope="col"{sort} class="{column_class(col)}" style="width:{width}px">'
+            f"{html.escape(label)}</th>"
+        )
     names = [c for c, _, _ in columns]
     keys = [str(k) for k in frame.index]
     values = frame.reindex(columns=names[1:] if row_header else names)
@@ -164,8 +229,9 @@ def page_table(
     # focusable, so that a keyboard can scroll the table sideways (arrow keys)
     name = html.escape(f"{caption} table", quote=True)
     return (
-        f'{PAGE_TABLE_STYLE}<div class="rw-page-table-region" role="region" tabindex="0" '
-        f'aria-label="{name}"><table class="rw-page-table" style="width:{width}px">'
+        f'{PAGE_TABLE_STYLE}{NARROW_STYLE}<div class="rw-page-table-region" role="region" '
+        f'tabindex="0" aria-label="{name}"><table class="rw-page-table" '
+        f'style="width:{width}px;--rw-narrow-width:{narrow_width(columns)}px">'
         f"<caption>{html.escape(caption)}</caption>"
         f"<thead><tr>{''.join(heads)}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
     )

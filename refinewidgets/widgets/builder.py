@@ -53,7 +53,8 @@ Every message area has ``rw-message``; one showing an error also has ``rw-error`
   ``rw-bgee-experiments``;
 - experiment browser: ``rw-search``, ``rw-facet`` (on each facet list) with
   ``rw-facet-organism``, ``rw-facet-technology``, ``rw-facet-platform``; ``rw-add-experiments``,
-  ``rw-untick-experiments``, ``rw-browser-status``; its table: ``rw-experiments-table``,
+  ``rw-untick-experiments``, ``rw-ticked-count`` (how many are ticked, and hidden by the
+  search), ``rw-browser-status``; its table: ``rw-experiments-table``,
   ``rw-experiments-header``, ``rw-experiments-row`` (each row), ``rw-experiments-checkbox``
   (each row's box, labelled with the accession), ``rw-experiments-sort``,
   ``rw-experiments-sort-direction``, ``rw-experiments-prev``, ``rw-experiments-next``,
@@ -62,13 +63,17 @@ Every message area has ``rw-message``; one showing an error also has ``rw-error`
   ``rw-sample-facet-sex``, ``rw-sample-facet-specimen-part``, ``rw-sample-facet-disease``,
   ``rw-sample-facet-cell-type``, ``rw-sample-facet-tissue``, ``rw-sample-facet-stage`` (those
   present); ``rw-select-all``, ``rw-select-none``, ``rw-add-to-dataset``,
-  ``rw-selection-count``, ``rw-picker-status``; its table: ``rw-samples-table``,
-  ``rw-samples-header``, ``rw-samples-row``, ``rw-samples-checkbox`` (each sample's box,
+  ``rw-selection-count``, ``rw-sample-search-note`` (says when the list is narrowed, e.g. by
+  the experiment search carried here), ``rw-show-all-samples``, ``rw-picker-status``; its
+  table: ``rw-samples-table``, ``rw-samples-header``, ``rw-samples-row``, ``rw-samples-checkbox`` (each sample's box,
   labelled with its accession), ``rw-samples-sort``, ``rw-samples-sort-direction``,
   ``rw-samples-prev``, ``rw-samples-next``, ``rw-samples-page-label``, ``rw-samples-page-size``;
 - cart: ``rw-cart-summary``, ``rw-cart-rows``, ``rw-cart-row`` (each row), ``rw-cart-pending``
   (also on each row of an experiment still to fetch from refine.bio or Bgee), ``rw-cart-remove``
-  (each row's button, tooltip "Remove <accession>"), ``rw-cart-totals``, ``rw-cart-clear``,
+  (each row's button, tooltip "Remove <accession>"), ``rw-cart-questions`` holding a
+  ``rw-cart-question`` per experiment an "add whole experiments" kept trimmed (its text
+  ``rw-cart-question-text``, its buttons ``rw-cart-add-rest`` and ``rw-cart-keep``),
+  ``rw-cart-totals``, ``rw-cart-clear``,
   ``rw-cart-status``;
 - options: ``rw-aggregate``, ``rw-transformation``, ``rw-quantile-normalize``, ``rw-qn-reason``,
   ``rw-batch-correction``, ``rw-batch-covariates`` (shown with ComBat),
@@ -295,11 +300,15 @@ class DatasetBuilder(RemoteSources, w.VBox):
             self.link_to_page(page_query)
 
     def _wire_local(self) -> None:
-        self.browser.observe(
-            lambda c: setattr(self.picker, "experiments", list(c["new"])), names="chosen"
-        )
-        self.browser.on_add(self.cart_view.add)
+        self.browser.observe(self._list_samples, names="chosen")
+        self.browser.on_add(lambda selection: self.cart_view.add_whole(list(selection)))
         self.picker.on_add(self._add_from_picker)
+
+    def _list_samples(self, change) -> None:
+        """List the samples of the ticked experiments, filtered by the search that found them
+        (the sample list shows what the experiment browser counted as matching)."""
+        self.picker.experiments = list(change["new"])
+        self.picker.text = self.browser.text
 
     # -- the dataset in the page's address ------------------------------------------------------
     def link_to_page(self, query: str) -> None:
@@ -342,9 +351,22 @@ class DatasetBuilder(RemoteSources, w.VBox):
         )
         self.status.show(
             f"Dataset restored from the link: {len(selection)} experiment(s), "
-            f"{selection.n_samples:,} samples{to_fetch}. Build it on the My dataset tab.",
+            f"{selection.n_samples:,} samples{to_fetch}.{self._adapted_note(link.options)} "
+            "Build it on the My dataset tab.",
             "info",
         )
+
+    def _adapted_note(self, options) -> str:
+        """What the restored selection changed of ``options`` for the build to accept it."""
+        if (
+            options["quantile_normalize"]
+            and not self.state.selection.option_values["quantile_normalize"]
+        ):
+            return (
+                ' "Quantile normalize" is off: the dataset has single cells, which are never '
+                "quantile-normalized."
+            )
+        return ""
         return True
 
     def _write_link(self) -> None:
@@ -454,8 +476,11 @@ class DatasetBuilder(RemoteSources, w.VBox):
             else Selection.from_dataset(self.dataset, self.catalog)
         )
         selection = self.state.selection
+        given = change["new"]
+        options = {k: getattr(given, k, v) for k, v in Dataset.options().items()}
         self.status.show(
-            f"Dataset restored: {len(selection)} experiment(s), {selection.n_samples:,} samples.",
+            f"Dataset restored: {len(selection)} experiment(s), {selection.n_samples:,} samples."
+            + self._adapted_note(options),
             "info",
         )
 

@@ -1,7 +1,9 @@
 """The dataset cart ("My dataset"): chosen experiments, their sample counts, totals.
 
 A view of the app's :class:`~refinewidgets.widgets.state.AppState`: one row per experiment with
-its selected / total samples and a "Remove" button, the totals per species and per technology,
+its selected / total samples and a "Remove" button, the questions an "add whole experiments"
+leaves ("GSE71102: 16 of 24 chosen; add the other 8?", with "Add the other 8" and "Keep 16": an
+experiment trimmed to some samples is never made whole without that choice), the totals per species and per technology,
 and "Clear all". Experiments chosen from refine.bio or Bgee and not downloaded yet (the
 selection's ``pending``) have rows of their own, "to fetch from refine.bio" (or Bgee), removable
 like the others; Remove, Clear all and Undo treat both alike. It renders from the state's
@@ -20,12 +22,14 @@ from traitlets import Dict, Int
 from ..core.metadata import organism_label
 from ..core.pending import RemoteExperiment
 from ._status import StatusArea, catalog_or_demo, guarded
-from ._table import _cells
+from ._table import NARROW_STYLE, _cells
 from .state import AppState
 
 __all__ = ["DatasetCartView"]
 
 WIDTHS = [110, 320, 110, 150, 90]
+#: The columns' names, for their narrow widths on a narrow page (``_table.NARROW_WIDTHS``).
+NAMES = ["accession", "title", "technology", "organisms", "num_samples"]
 
 
 class DatasetCartView(w.VBox):
@@ -70,9 +74,15 @@ class DatasetCartView(w.VBox):
         self.undo_button.add_class("rw-cart-undo")
         self.undo_button.on_click(lambda _: self.undo())
         self.remove_buttons: dict[str, w.Button] = {}
+        #: Per experiment kept trimmed by an "add whole experiments", its "Add the other N".
+        self.add_rest_buttons: dict[str, w.Button] = {}
+        self._asking: list[str] = []  # the experiments the questions are about
+        self.questions = w.VBox()
+        self.questions.add_class("rw-cart-questions")
         self.children = [
             w.HTML("<b>My dataset</b>"),
             self.summary,
+            self.questions,
             self.rows,
             self.totals,
             w.HBox([self.clear_button, self.undo_button]),
@@ -86,6 +96,56 @@ class DatasetCartView(w.VBox):
     def add(self, selection: Mapping[str, Sequence[str] | None]) -> None:
         """Add ``{experiment: [samples] or None (every sample)}``."""
         self.state.selection = self.state.selection.add(selection)
+
+    @guarded
+    def add_whole(self, experiments: Sequence[str]) -> str:
+        """Add every sample of ``experiments``; one already trimmed to some samples keeps them,
+        and the cart asks whether to add the others ("GSE71102: 16 of 24 chosen; add the other
+        8?"). Returns what was done, in words.
+
+        Examples
+        --------
+        >>> import refinewidgets as rw
+        >>> cat = rw.open_catalog()
+        >>> view = DatasetCartView(cat)
+        >>> view.add({"GSE71102": cat.experiment_samples("GSE71102")[:16]})
+        >>> print(view.add_whole(["GSE71102", "SRP091833"]))
+        Added SRP091833 (20 samples). GSE71102 keeps the 16 of its 24 samples you chose: My dataset asks whether to add the other 8.
+        >>> view.questions.children[0].children[0].value
+        'GSE71102: 16 of 24 chosen; add the other 8?'
+        """
+        before = self.state.selection
+        new = [e for e in dict.fromkeys(experiments) if e not in before]
+        self.state.selection = before.add_whole(experiments)
+        trimmed = self.state.selection.trimmed()
+        kept = [e for e in dict.fromkeys(experiments) if e in trimmed]
+        self._asking = list(dict.fromkeys([*self._asking, *kept]))
+        self._render()
+        n = sum(len(self.catalog.experiment_samples(e)) for e in new)
+        words = [f"Added {', '.join(new)} ({n:,} samples)."] if new else []
+        for e in kept:
+            chosen, total = trimmed[e]
+            words.append(
+                f"{e} keeps the {chosen:,} of its {total:,} samples you chose: My dataset asks "
+                f"whether to add the other {total - chosen:,}."
+            )
+        done = [e for e in dict.fromkeys(experiments) if e not in new and e not in kept]
+        if done:
+            words.append(f"{', '.join(done)}: every sample was already in the dataset.")
+        return " ".join(words)
+
+    @guarded
+    def add_rest(self, experiment: str) -> None:
+        """Add the samples of ``experiment`` not chosen yet (the answer "yes" to the cart's
+        question)."""
+        self._asking = [e for e in self._asking if e != experiment]
+        self.state.edit(self.state.selection.add({experiment: None}))
+        self.status.show(f"Added every sample of {experiment} (Undo takes them out).", "info")
+
+    def keep_trimmed(self, experiment: str) -> None:
+        """Keep ``experiment`` as chosen (the answer "no"): the question goes."""
+        self._asking = [e for e in self._asking if e != experiment]
+        self._render()
 
     @guarded
     def add_remote(self, experiments: list[RemoteExperiment]) -> None:
@@ -117,8 +177,11 @@ class DatasetCartView(w.VBox):
         old_rows = self.rows.children
         self.remove_buttons = {}
         header = w.HTML(
-            "<b>"
-            + _cells(["Experiment", "Title", "Technology", "Organism", "Samples"], WIDTHS)
+            NARROW_STYLE
+            + "<b>"
+            + _cells(
+                ["Experiment", "Title", "Technology", "Organism", "Samples"], WIDTHS, names=NAMES
+            )
             + "</b>"
         )
         rows: list[w.Widget] = [header] if len(table) else []
@@ -138,6 +201,7 @@ class DatasetCartView(w.VBox):
             for part in getattr(row, "children", ()):
                 part.close()
             row.close()
+        self._render_questions(selection.trimmed())
         n = selection.n_samples
         to_fetch = self._to_fetch_text()
         if len(table):
@@ -154,6 +218,44 @@ class DatasetCartView(w.VBox):
         self.n_samples = n
         self.data = selection.data
 
+    def _render_questions(self, trimmed: Mapping[str, tuple[int, int]]) -> None:
+        """One question per experiment an "add whole experiments" kept trimmed, while it is."""
+        for row in self.questions.children:
+            for child in row.children:
+                child.close()
+        self.add_rest_buttons = {}
+        self._asking = [e for e in self._asking if e in trimmed]
+        questions = []
+        for e in self._asking:
+            chosen, total = trimmed[e]
+            rest = total - chosen
+            text = w.HTML(
+                html.escape(f"{e}: {chosen:,} of {total:,} chosen; add the other {rest:,}?")
+            )
+            text.add_class("rw-cart-question-text")
+            add = w.Button(
+                description=f"Add the other {rest:,}",
+                icon="plus",
+                tooltip=f"Add the other {rest:,} samples of {e}",
+                layout=w.Layout(width="auto"),
+            )
+            add.add_class("rw-cart-add-rest")
+            add.on_click(lambda _, e=e: self.add_rest(e))
+            keep = w.Button(
+                description=f"Keep {chosen:,}",
+                tooltip=f"Keep the {chosen:,} samples of {e} you chose",
+                layout=w.Layout(width="auto"),
+            )
+            keep.add_class("rw-cart-keep")
+            keep.on_click(lambda _, e=e: self.keep_trimmed(e))
+            self.add_rest_buttons[e] = add
+            row = w.HBox(
+                [text, add, keep], layout=w.Layout(flex_flow="row wrap", align_items="center")
+            )
+            row.add_class("rw-cart-question")
+            questions.append(row)
+        self.questions.children = questions
+
     def _row(self, key: str, cells: list[str]) -> w.HBox:
         """One row: its cells (escaped) and a "Remove" button removing ``key``."""
         button = w.Button(
@@ -165,7 +267,7 @@ class DatasetCartView(w.VBox):
         button.add_class("rw-cart-remove")
         button.on_click(lambda _: self.remove(key))
         self.remove_buttons[key] = button
-        row = w.HBox([w.HTML(_cells(cells, WIDTHS)), button])
+        row = w.HBox([w.HTML(_cells(cells, WIDTHS, names=NAMES)), button])
         row.add_class("rw-cart-row")
         return row
 

@@ -27,14 +27,14 @@ __all__ = ["ExperimentBrowser"]
 
 COLUMNS = [
     ("accession", "Accession", 110),
-    ("title", "Title", 320),
+    ("title", "Title", 300),
     ("technology", "Technology", 110),
     ("organisms", "Organism", 130),
     ("platforms", "Platform", 200),
     ("num_samples", "Samples", 90),
 ]
 #: The column added while the search has words.
-MATCHING_COLUMN = (MATCHING, "Matching samples", 150)
+MATCHING_COLUMN = (MATCHING, "Matching samples", 130)
 PARTS = Parts(
     title="<b>Experiments</b>",
     columns=COLUMNS,
@@ -111,10 +111,19 @@ class ExperimentBrowser(FacetedTable):
         self.clear_button = w.Button(description="Untick all", layout=w.Layout(width="120px"))
         self.clear_button.add_class("rw-untick-experiments")
         self.clear_button.on_click(lambda _: setattr(self, "chosen", []))
-        return [self.add_button, self.clear_button]
+        self.ticked_label = w.Label("")
+        self.ticked_label.add_class("rw-ticked-count")
+        return [self.add_button, self.clear_button, self.ticked_label]
 
     def _update_buttons(self, ticked: list[str]) -> None:
-        self.add_button.disabled = not ticked
+        hidden = self.hidden() if ticked else []
+        self.add_button.disabled = len(hidden) == len(ticked)
+        self.ticked_label.value = (
+            f"{len(ticked):,} ticked"
+            + (f" ({len(hidden):,} hidden by the search)" if hidden else "")
+            if ticked
+            else ""
+        )
 
     def refresh(self) -> None:
         """Show the "Matching samples" column while the search has words; run the query."""
@@ -124,18 +133,46 @@ class ExperimentBrowser(FacetedTable):
         super().refresh()
 
     def _page_shown(self, page: Page) -> None:
+        self._update_buttons(list(self.chosen))
         if self.status.kind == "error":  # the query works again
             self.status.clear()
 
+    def hidden(self) -> list[str]:
+        """The ticked experiments the current search and filters hide (ticked by an earlier
+        search): "Add whole experiments" leaves them out and says so."""
+        if not self.chosen:
+            return []
+        shown = self.index.mask(self.text, self.filters)
+        where = self.index.table.index.astype(str).get_indexer(list(self.chosen))
+        return [e for e, i in zip(self.chosen, where) if i < 0 or not shown[i]]
+
     @guarded
     def add_chosen(self) -> None:
-        """Hand every ticked experiment, whole, to the listeners."""
-        if not self.chosen:
-            self.status.show("Tick one or more experiments first.", "warning")
+        """Hand every ticked experiment the search shows, whole, to the listeners; ticked ones
+        hidden by the search are left out, with a message naming them.
+
+        A listener may say what it did (an experiment already trimmed to some samples is kept
+        as chosen, see :meth:`~refinewidgets.widgets.cart.DatasetCartView.add_whole`) by
+        returning a text, shown instead of the count of samples handed over.
+        """
+        hidden = self.hidden()
+        shown = [e for e in self.chosen if e not in set(hidden)]
+        left_out = (
+            f" Left out {', '.join(hidden)}: ticked before, hidden by the current search and "
+            'filters (press "Clear search and filters" to see it, or "Untick all").'
+            if hidden
+            else ""
+        )
+        if not shown:
+            self.status.show(("Tick one or more experiments first." + left_out).strip(), "warning")
             return
-        selection: dict[str, list[str] | None] = {exp: None for exp in self.chosen}
-        self._hand_over(selection)
+        selection: dict[str, list[str] | None] = {exp: None for exp in shown}
+        said = [text for text in self._hand_over(selection) if isinstance(text, str)]
+        if said:
+            self.status.show(" ".join(said) + left_out, "success")
+            return
         n = sum(len(self.catalog.experiment_samples(e)) for e in selection)
         self.status.show(
-            f"Added {len(selection)} experiment(s), {n:,} samples, to the dataset.", "success"
+            f"Added {len(selection)} experiment(s), {n:,} samples, to the dataset.{left_out}",
+            "success",
         )

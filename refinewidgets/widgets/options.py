@@ -57,6 +57,10 @@ COVARIATES = (
     "refinebio_race",
 )
 STYLE = {"description_width": "170px"}
+#: ToggleButtons put their label above the buttons: in line, as the other controls' labels.
+AGGREGATE_CSS = (
+    "<style>.rw-aggregate{display:flex !important;flex-flow:row wrap;align-items:center}</style>"
+)
 
 
 class OptionsPanel(w.VBox):
@@ -89,7 +93,11 @@ class OptionsPanel(w.VBox):
         self.state = state if state is not None else AppState(catalog_or_demo(None))
         self.status = StatusArea("rw-options-status")
         self.aggregate = w.ToggleButtons(
-            options=AGGREGATE, value="EXPERIMENT", description="Aggregate by", style=STYLE
+            options=AGGREGATE,
+            value="EXPERIMENT",
+            description="Aggregate by",
+            style={**STYLE, "button_width": "100px"},
+            layout=w.Layout(width="auto"),  # the label in line with its buttons
         )
         self.aggregate.add_class("rw-aggregate")
         self.transformation = w.Dropdown(
@@ -158,7 +166,7 @@ class OptionsPanel(w.VBox):
         for name, control in self._controls.items():
             control.observe(lambda change, name=name: self._on_control(name, change), names="value")
         self.children = [
-            w.HTML("<b>Options</b>"),
+            w.HTML(AGGREGATE_CSS + "<b>Options</b>"),
             self.aggregate,
             self.transformation,
             self.quantile_normalize,

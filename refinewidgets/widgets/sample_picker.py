@@ -2,7 +2,10 @@
 
 Facet lists on metadata columns (sex, specimen part, disease; for single-cell libraries also
 cell type, tissue and stage) narrow the table; samples are ticked one by one, or all the
-matching ones at once ("Select all" / "Select none"). "Add to dataset" hands
+matching ones at once ("Select all" / "Select none": what the list shows). The experiment
+search that found the ticked experiments is carried to :attr:`SamplePicker.text` (by the
+builder), so the list shows the samples the search matched; a note says so, with "Show all N
+samples" beside it. "Add to dataset" hands
 ``{experiment: [samples]}`` to the listeners registered with :meth:`SamplePicker.on_add`.
 The "Columns" list (``rw-sample-columns``) chooses which metadata columns the table shows, among
 those of the listed samples that hold a value (:attr:`SamplePicker.shown`).
@@ -13,6 +16,7 @@ The search, facets, table and status area are those of
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import ipywidgets as w
@@ -58,7 +62,7 @@ PARTS = Parts(
     columns=COLUMNS,
     prefix="rw-samples",
     search="rw-sample-search",
-    placeholder="Search sample accession or title",
+    placeholder="Search samples: accession, title, disease, tissue, cell type",
     search_width="400px",
     facet="rw-sample-facet",
     facet_rows=4,
@@ -88,7 +92,11 @@ class SamplePicker(FacetedTable):
     """
 
     experiments = List(Unicode(), help="The experiments whose samples are listed.")
-    text = Unicode("", help="Search text over the sample accession, title and experiment.")
+    text = Unicode(
+        "",
+        help="Search text over the samples' accession, title, disease, tissue, cell type and "
+        "experiment (the experiment browser's search, carried here when experiments are ticked).",
+    )
     filters = Dict(help="The chosen facet values: {facet: [values]}.")
     selected = List(Unicode(), help="The ticked samples (across pages and filters).")
     total = Int(0, help="How many listed samples match the search and filters.")
@@ -105,6 +113,16 @@ class SamplePicker(FacetedTable):
         self._offer_columns(single_cell=False)
 
     def _make_controls(self) -> list[w.Widget]:
+        self.search_note = w.HTML()
+        self.search_note.add_class("rw-sample-search-note")
+        self.show_all_button = w.Button(
+            description="Show all samples",
+            icon="list",
+            tooltip="Clear the search and filters: list every sample of the ticked experiments",
+            layout=w.Layout(width="auto", display="none"),
+        )
+        self.show_all_button.add_class("rw-show-all-samples")
+        self.show_all_button.on_click(lambda _: self.clear_filters())
         self.column_picker = w.SelectMultiple(
             options=[],
             rows=5,
@@ -115,7 +133,28 @@ class SamplePicker(FacetedTable):
         )
         self.column_picker.add_class("rw-sample-columns")
         self.column_picker.observe(self._on_column_picker, names="value")
-        return [self.column_picker]
+        note = w.HBox(
+            [self.search_note, self.show_all_button],
+            layout=w.Layout(flex_flow="row wrap", align_items="center"),
+        )
+        return [note, self.column_picker]
+
+    def _page_shown(self, page) -> None:
+        """Say when the list is narrowed (the experiment search carried here, or the picker's own
+        search and filters), with "Show all N samples" beside it."""
+        narrowed = bool(self.text.split() or self.filters) and page.total < self.index.n
+        self.show_all_button.layout.display = None if narrowed else "none"
+        if not narrowed:
+            self.search_note.value = ""
+            return
+        what = [f'matching "{html.escape(self.text.strip())}"'] if self.text.split() else []
+        what += [
+            f"{html.escape(name)} = {html.escape(', '.join(v))}" for name, v in self.filters.items()
+        ]
+        self.search_note.value = (
+            f"Showing {page.total:,} of {self.index.n:,} samples: those {' and '.join(what)}."
+        )
+        self.show_all_button.description = f"Show all {self.index.n:,} samples"
 
     def _on_column_picker(self, change) -> None:
         if not self._quiet:
@@ -145,8 +184,8 @@ class SamplePicker(FacetedTable):
         self.select_none_button.add_class("rw-select-none")
         self.select_none_button.on_click(lambda _: self.select_none())
         self.add_button = w.Button(
-            description="Add to dataset", icon="plus", button_style="primary"
-        )
+            description="Add to dataset", icon="plus", button_style="primary", disabled=True
+        )  # enabled while samples are ticked
         self.add_button.add_class("rw-add-to-dataset")
         self.add_button.on_click(lambda _: self.add_selected())
         self.selection_label = w.Label("0 selected")
