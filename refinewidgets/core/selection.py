@@ -22,7 +22,7 @@ import pandas as pd
 from ..errors import DatasetSpecError, UnknownAccessionError
 from .cell_filter import freeze_cell_filter, parse_cell_filter, thaw_cell_filter
 from .pending import RemoteExperiment, fetch_code
-from .spec import ALL_SAMPLES, LIBRARY_SUMMARY, Dataset
+from .spec import ALL_SAMPLES, LIBRARY_SUMMARY, SINGLE_CELL, Dataset
 
 __all__ = [
     "CELL_FILTER_SOURCES",
@@ -33,7 +33,6 @@ __all__ = [
     "rebuild_code",
 ]
 
-SINGLE_CELL = "SINGLE-CELL"
 #: Cell-filter column -> the samples column listing a library's distinct values.
 CELL_FILTER_SOURCES = LIBRARY_SUMMARY
 #: The options that only apply to single cells (reset when no single cell is selected).

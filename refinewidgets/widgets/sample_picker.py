@@ -23,6 +23,7 @@ import ipywidgets as w
 from traitlets import Dict, Int, List, Unicode, observe
 
 from ..core.browse import sample_index, shown_columns
+from ..core.spec import SINGLE_CELL
 from ._faceted import FacetedTable, Parts
 from ._status import guarded
 
@@ -211,7 +212,7 @@ class SamplePicker(FacetedTable):
         self.index = sample_index(self.catalog, self.experiments)
         self._make_facets()
         table = self.index.table
-        sc = "technology" in table.columns and bool((table["technology"] == "SINGLE-CELL").any())
+        sc = "technology" in table.columns and bool((table["technology"] == SINGLE_CELL).any())
         # reset the filters first: they may name facets the new experiments do not have
         self._quiet = True
         self.filters = {}
