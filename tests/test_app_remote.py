@@ -902,8 +902,9 @@ def test_remote_experiments_check_their_names():
 def test_what_refinebio_leaves_out_end_to_end_through_the_real_client(builder, fake):
     """Nothing told by hand: the fake refine.bio leaves a sample unprocessed, the app asks the
     real client what a download of ["ALL"] will hold, says it before the fetch and lists the
-    sample as filtered after the build (the download lists it without values: that is the
-    reason given, refine.bio's own is in the note before the fetch)."""
+    sample with refine.bio's reason after the build (the download lists it without values)."""
+    from refinewidgets.core.pending import NOT_PROCESSED
+
     fake.unprocessed = {"GSM3170545"}
     fake.qn_organisms = {"HOMO_SAPIENS"}
     _add_from_refinebio(builder, "GSE100001")
@@ -917,5 +918,5 @@ def test_what_refinebio_leaves_out_end_to_end_through_the_real_client(builder, f
     assert builder.status.kind == "success", builder.status.text
     assert "GSM3170545" not in result["GSE100001"].obs_names
     reasons = dict(zip(result.filtered_samples["accession"], result.filtered_samples["reason"]))
-    assert reasons["GSM3170545"] == "no processed expression values in the source"
+    assert reasons["GSM3170545"] == NOT_PROCESSED
     assert builder.includes_note.value == ""

@@ -118,10 +118,11 @@ class Catalog:
 
     def _add(self, i: int, src: Source) -> None:
         self._check_names(src)
-        shared = [  # the same samples twice; an experiment's other files (species) are not
-            acc
+        shared = [  # the same samples twice; an experiment's other files (species) are not,
+            acc  # nor a source that only says why samples lack values (accounts_only)
             for acc, rec in src.experiments.items()
             if acc in self._exp_records
+            and not getattr(src, "accounts_only", False)
             and set(rec.get("sample_accession_codes") or ()) & set(self._members[acc])
         ]
         if shared:
@@ -232,6 +233,11 @@ class Catalog:
             f"Experiment {experiment!r} is not in the catalog ({hint}). Use one of "
             "cat.experiment_ids, or open the file that holds it."
         )
+
+    def has_values(self, accession: str) -> bool:
+        """Whether some source holds expression values of the sample (a sample an experiment
+        lists without values is known to the catalog but has none)."""
+        return accession in self._location
 
     def usable_samples(self, experiment: str) -> set[str]:
         """The samples of ``experiment`` that have expression values in some source."""

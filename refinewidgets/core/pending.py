@@ -253,6 +253,9 @@ class LeftOutSamples:
     """
 
     log_scale = False
+    #: It holds no values, only the reasons samples lack them: listing samples another source
+    #: lists too is its purpose, not an overlap to warn of (a reason that source gives wins).
+    accounts_only = True
 
     def __init__(
         self,

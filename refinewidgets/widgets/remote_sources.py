@@ -287,7 +287,9 @@ class RemoteSources:
             plan = self.refinebio_plans.get(acc)
             if plan is None or acc not in catalog.experiment_ids:
                 continue
-            lacking = plan.lacking(catalog.has_sample)
+            # a sample the download lists without values is lacking too: refine.bio's reason
+            # is the one to give (a reason the download itself gives comes first)
+            lacking = plan.lacking(catalog.has_values)
             if lacking:
                 reasons[acc] = lacking
                 records.update({s: plan.records.get(s) or {} for s in lacking})
