@@ -121,7 +121,8 @@ def test_color_labels_and_columns():
     labels = explore.color_labels(obs, "tissue", max_levels=3)
     assert labels.tolist() == ["a", "b", "other", "other", "other", "other"]
     assert explore.color_labels(obs, "sex").tolist() == ["f", "m", "(missing)", "f", "f", "m"]
-    assert explore.color_columns(obs, max_levels=5) == ["experiment_accession", "sex"]
+    # a constant experiment goes last: a PCA coloured by it would be one colour
+    assert explore.color_columns(obs, max_levels=5) == ["sex", "experiment_accession"]
     with pytest.raises(DatasetSpecError, match="colour"):
         explore.color_labels(obs, "nope")
 

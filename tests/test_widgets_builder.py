@@ -578,3 +578,25 @@ def test_plots_follow_the_pages_theme_and_fit_its_width(demo_cat):
     assert ids(one) and not ids(one) & ids(two)
     for ref in re.findall(r'(?:href="#|url\(#)([^")]+)', one):
         assert ref in ids(one)  # every reference points inside its own plot
+
+
+def test_a_ready_link_takes_the_prepare_buttons_place(builder):
+    builder.dataset = rw.Dataset({"SRP091833": ["ALL"]}, quantile_normalize=False)
+    builder.build()
+    save = builder.save
+    assert "rw-download-link" in save.download.value  # small: the link is made on its own
+    assert save.prepare_button.layout.display == "none"
+    builder.dataset = rw.Dataset({"SRP105872": ["ALL"]}, quantile_normalize=False)
+    assert save.download.value == "" and save.prepare_button.layout.display is None
+    builder.build()
+    assert "rw-download-link" in save.download.value
+    assert save.prepare_button.layout.display == "none"
+
+
+def test_a_one_experiment_pca_is_coloured_by_something_that_varies(builder):
+    builder.dataset = rw.Dataset({"GSE71102": ["ALL"]})
+    builder.build()
+    box = builder.results.color_box
+    assert box.value != "experiment_accession"
+    assert builder.result["GSE71102"].obs[box.value].astype(str).nunique() > 1
+    assert box.options[-1] == "experiment_accession"  # still offered, last

@@ -223,24 +223,25 @@ def color_labels(obs: pd.DataFrame, column: str, max_levels: int = 10) -> pd.Ser
 
 
 def color_columns(obs: pd.DataFrame, max_levels: int = 30) -> list[str]:
-    """Columns worth colouring by: the experiment and the cell type first (when present), then
-    every column with 2 to ``max_levels`` distinct values.
+    """Columns worth colouring by: the experiment and the cell type first when they vary, then
+    every column with 2 to ``max_levels`` distinct values, then the experiment and cell type
+    when they do not vary (a one-experiment PCA coloured by its one experiment is one colour).
 
     Examples
     --------
     >>> obs = pd.DataFrame({"experiment_accession": ["E1", "E2"], "sex": ["f", "f"], "age": [1, 2]})
     >>> color_columns(obs)
     ['experiment_accession', 'age']
+    >>> color_columns(obs.assign(experiment_accession="E1"))
+    ['age', 'experiment_accession']
     """
     first = [
         c for c in ("experiment_accession", "cell_type", "pseudobulk_cell_type") if c in obs.columns
     ]
-    out = []
-    for column in [*first, *(c for c in obs.columns if c not in first)]:
-        n = obs[column].astype(str).nunique()
-        if column in first or 2 <= n <= max_levels:
-            out.append(str(column))
-    return out
+    levels = {c: obs[c].astype(str).nunique() for c in obs.columns}
+    varying = [c for c in first if levels[c] >= 2]
+    out = varying + [str(c) for c in obs.columns if c not in first and 2 <= levels[c] <= max_levels]
+    return out + [c for c in first if c not in varying]
 
 
 def cells_per_cell_type(adata) -> pd.Series:

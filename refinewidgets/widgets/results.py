@@ -299,7 +299,8 @@ class ResultsView(w.VBox):
         self._hold = True
         try:
             self.color_box.options = columns
-            self.color_box.value = self.color_by if self.color_by in columns else default
+            varies = self.color_by in columns and adata.obs[self.color_by].astype(str).nunique() > 1
+            self.color_box.value = self.color_by if varies else default
             batch_key = self._batch_info().get("batch_key")
             batch_columns = ([batch_key] if batch_key in adata.obs else []) + [
                 c for c in columns if c != batch_key

@@ -149,6 +149,8 @@ class SavePanel(w.VBox):
         self.prepare_button.on_click(lambda _: self.prepare_download())
         self.download = w.HTML()
         self.download.add_class("rw-download")
+        # a ready link takes the button's place; it comes back when the link goes
+        self.download.observe(self._link_changed, names="value")
         self.children = [
             w.HTML("<b>Download or save</b>"),
             w.HBox([self.download, self.prepare_button], layout=w.Layout(flex_flow="row wrap")),
@@ -159,6 +161,9 @@ class SavePanel(w.VBox):
             self.status,
         ]
         self._result_changed(None)
+
+    def _link_changed(self, change=None) -> None:
+        self.prepare_button.layout.display = "none" if self.download.value else None
 
     @observe("stale")
     def _stale_changed(self, change) -> None:
