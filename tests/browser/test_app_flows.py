@@ -153,6 +153,7 @@ def test_a_changed_option_marks_the_result_out_of_date(sized_page, voila_url):
     build_and_wait(page)
     download = page.locator(".rw-download a.rw-download-link")
     expect(download).to_have_count(1)
+    expect(page.locator(".rw-prepare-download")).to_be_hidden()  # the link took its place
     expect(page.locator(".rw-save")).to_be_enabled()
     expect(page.locator(".rw-stale")).to_have_text("")
 
