@@ -32,7 +32,6 @@ Examples
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -41,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DatasetSpecError
-from .cell_query import Query, parse_query, text_isin
+from .cell_query import Query, parse_query, table_column, text_isin
 
 __all__ = [
     "QC_COLUMNS",
@@ -221,17 +220,6 @@ def _present(series: pd.Series) -> list[str]:
     return values[:30] + ([f"... ({len(values)} in all)"] if len(values) > 30 else [])
 
 
-def _column(table: pd.DataFrame, column: str, where: str) -> pd.Series:
-    if column in table.columns:
-        return table[column]
-    found = [str(c) for c in table.columns]
-    close = difflib.get_close_matches(column, found, n=3, cutoff=0.6)
-    hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    raise DatasetSpecError(
-        f"cell filter column {column!r}{hint} is not in {where}; its columns: {found}"
-    )
-
-
 def match_cells(
     table: pd.DataFrame,
     cell_filter: Mapping[str, Any] | str | Query | None,
@@ -255,7 +243,7 @@ def match_cells(
     mask = np.ones(len(table), dtype=bool)
     conditions = parse_cell_filter(dict(cell_filter or {})) or {}
     for column, cond in conditions.items():
-        series = _column(table, column, where)
+        series = table_column(table, column, where, "cell filter")
         if not isinstance(cond, Mapping):
             cond = {"in": cond}
         if "min" in cond or "max" in cond:

@@ -43,7 +43,7 @@ import pandas as pd
 
 from ..errors import DatasetSpecError
 
-__all__ = ["And", "Compare", "Not", "Or", "Query", "parse_query", "text_isin"]
+__all__ = ["And", "Compare", "Not", "Or", "Query", "parse_query", "table_column", "text_isin"]
 
 #: The longest filter text read (a guard against pathological input, far above any real one).
 MAX_LENGTH = 10_000
@@ -369,14 +369,16 @@ class Query:
         return f"no {self.unit} of {where} meets the filter {self.text!r}{hint}"
 
 
-def _series(table: pd.DataFrame, column: str, where: str) -> pd.Series:
+def table_column(table: pd.DataFrame, column: str, where: str, what: str = "filter") -> pd.Series:
+    """``table[column]``, or an error naming the columns there are (and the nearest ones);
+    ``what`` names the filter in the message (``"cell filter"``, ``"filter"``)."""
     if column in table.columns:
         return table[column]
     found = [str(c) for c in table.columns]
     close = difflib.get_close_matches(column, found, n=3, cutoff=0.6)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     raise DatasetSpecError(
-        f"filter column {column!r}{hint} is not in {where}; its columns: {found}"
+        f"{what} column {column!r}{hint} is not in {where}; its columns: {found}"
     )
 
 
@@ -395,7 +397,7 @@ def _numbers(series: pd.Series, leaf: Compare, where: str, *, strict: bool) -> n
 
 
 def _compare(table: pd.DataFrame, leaf: Compare, where: str, terms=None) -> np.ndarray:
-    series = _series(table, leaf.column, where)
+    series = table_column(table, leaf.column, where)
     if terms is not None and leaf.op not in _ORDER and terms.handles(leaf.column):
         values = leaf.value if isinstance(leaf.value, tuple) else (leaf.value,)
         hit = terms.mask(table, leaf.column, [_text(v) for v in values])
