@@ -288,6 +288,10 @@ def voila_command(
         f"--MappingKernelManager.cull_idle_timeout={cull_idle_seconds}",
         f"--MappingKernelManager.cull_interval={interval}",
         "--MappingKernelManager.cull_connected=False",
+        # kernels talk over Unix sockets in Voila's private connection folder: no TCP ports a
+        # kernel could lose to another program starting at the same moment, none other users
+        # of the machine can reach
+        "--KernelManager.transport=ipc",
         f"--RefineWidgetsVoila.max_pages={max_pages}",
     ]
 

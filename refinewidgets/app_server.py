@@ -56,6 +56,7 @@ __all__ = [
     "RefineWidgetsVoila",
     "SecretScrubber",
     "allowed_hosts",
+    "drop_failed_ready_kernels",
     "hide_secrets_in_logs",
     "log_request",
     "page_room",
@@ -136,6 +137,7 @@ class _VoilaPage(TornadoVoilaHandler):
 
     @tornado.web.authenticated
     async def get(self, path=None):
+        drop_failed_ready_kernels(self.kernel_manager, self.log)
         if not await self._room_for_a_page():
             return
         self.xsrf_token  # noqa: B018 - reading it sets the cookie (before the page streams)
@@ -177,6 +179,29 @@ class _VoilaPage(TornadoVoilaHandler):
             "reload this one; or start the app with a higher limit.\n"
         )
         return False
+
+
+def drop_failed_ready_kernels(km, log: logging.Logger) -> int:
+    """Take out of Voila's ready pool the kernels that failed to start (and start others).
+
+    Voila hands the next page the first kernel of its pool and awaits it: one whose start
+    failed (a kernel that died while starting) would answer that page ``500``. Dropped here,
+    the page gets the next ready kernel, or a kernel of its own when none is left. Returns how
+    many were dropped; each is logged with its error.
+    """
+    dropped = 0
+    for notebook, pool in getattr(km, "_pools", {}).items():
+        failed = [t for t in pool if t.done() and (t.cancelled() or t.exception() is not None)]
+        for task in failed:
+            pool.remove(task)
+            reason = "cancelled" if task.cancelled() else repr(task.exception())
+            log.error(
+                "a ready kernel for %s failed to start (%s); starting another", notebook, reason
+            )
+        if failed:
+            dropped += len(failed)
+            km.fill_if_needed(notebook_name=notebook)
+    return dropped
 
 
 def _page_kernels(km, connected: set[str]) -> list[tuple[str, int, float, bool]]:

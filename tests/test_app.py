@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import http.client
 import http.server
+import json
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -164,6 +167,54 @@ def test_voila_keeps_ready_kernels_and_takes_a_theme():
     cmd = voila_command(9999, pool_size=0, theme="dark")
     assert not [c for c in cmd if "preheat" in c or "pool_size" in c or "fill_delay" in c]
     assert "--theme=dark" in cmd
+    assert "--KernelManager.transport=ipc" in cmd  # no TCP ports for kernels
+
+
+class _Pool:
+    """The part of Voila's kernel manager that :func:`drop_failed_ready_kernels` uses: its
+    pools of kernel-starting tasks per notebook, and the call that refills them."""
+
+    def __init__(self, pools):
+        self._pools = pools
+        self.refilled = []
+
+    def fill_if_needed(self, notebook_name=None, **kwargs):
+        self.refilled.append(notebook_name)
+
+
+def test_a_ready_kernel_that_failed_to_start_is_dropped_and_replaced(caplog):
+    import asyncio
+    import logging
+
+    from refinewidgets.app_server import drop_failed_ready_kernels
+
+    async def started(kernel_id):
+        return {"kernel_id": kernel_id}
+
+    async def died():
+        raise RuntimeError("Kernel died before replying to kernel_info")
+
+    async def pending():
+        await asyncio.sleep(60)
+
+    async def scenario():
+        ok, dead, waiting = (asyncio.ensure_future(c) for c in (started("k1"), died(), pending()))
+        await asyncio.sleep(0.01)
+        km = _Pool({"app.ipynb": [dead, ok, waiting]})
+        log = logging.getLogger("test-pool")
+        with caplog.at_level(logging.ERROR, logger="test-pool"):
+            assert drop_failed_ready_kernels(km, log) == 1
+            assert drop_failed_ready_kernels(km, log) == 0  # nothing more to drop
+        waiting.cancel()
+        # the page gets the kernel that started; the one starting stays; one more is started
+        return km._pools["app.ipynb"] == [ok, waiting], km.refilled
+
+    kept, refilled = asyncio.run(scenario())
+    assert kept and refilled == ["app.ipynb"]
+    assert caplog.messages == [
+        "a ready kernel for app.ipynb failed to start "
+        "(RuntimeError('Kernel died before replying to kernel_info')); starting another"
+    ]
 
 
 def test_page_query_outside_voila_is_empty_and_inside_is_the_request():
@@ -329,9 +380,18 @@ def test_no_token_serves_everyone_and_says_so(tmp_path):
             f"the app (and save files in {tmp_path.resolve()})"
         ]
         status, _, body = _request(app.port, "/")
-        assert status == 200 and '"kernelId"' in body
+        assert status == 200 and '"kernelId"' in body, (
+            f"{status}: {body[-2000:]}\n{app.log.read_text()}"
+        )
         status, _, _ = _request(app.port, "/", {"Host": f"evil.example:{app.port}"})
         assert status == 403
+        # the kernels listen on Unix sockets in a folder only this user can enter, not on ports
+        kernel = wait_for(app.kernels, 30, "a kernel")[0]
+        connection = Path(re.search(r"-f (\S+\.json)", cmdline(kernel))[1])
+        info = json.loads(connection.read_text())
+        assert info["transport"] == "ipc" and "shell_port" in info
+        assert Path(info["ip"]).parent == connection.parent
+        assert connection.parent.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO) == 0
     finally:
         app.stop()
 
