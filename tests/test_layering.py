@@ -58,11 +58,12 @@ def test_core_imports_neither_io_nor_widgets_nor_ui():
                 # The allowed reaches upward, each imported only when called, so the core
                 # stays importable without io: Result.write_zip and Result.write_h5ad import
                 # their writers (as AnnData.write_h5ad does), and a bulk build given genes= by
-                # symbol reads the symbol table (offline).
+                # symbol reads the symbol table (offline); the browser's indexes read the ontology tables.
                 assert (path.name, name) in {
                     ("result.py", "..io.refinebio_zip"),
                     ("result.py", "..io.h5ad_out"),
                     ("build.py", "..io.gene_symbols"),
+                    ("browse.py", "..io.ontology_tables"),
                 }, (path, name)
 
 

@@ -205,3 +205,69 @@ def test_every_writers_cells_match_by_term(path):
             continue
         obs = rw.build(ds, catalog)[experiment].obs
         assert sorted(obs.index) == sorted(expected)
+
+
+# --- the app's facets -------------------------------------------------------------------------
+
+
+def _expected_facet_counts(table, column, cl):
+    """Per value of ``column`` (``"; "``-joined labels), the rows holding it or a label below
+    it, from the ontology's descendants (the index works upwards, from each label's ancestors)."""
+    held = table[column].fillna("").astype(str).str.split("; ").map(set)
+    values = sorted(set().union(*held) - {""})
+    below = {
+        v: {cl.labels[t] for term in cl.resolve(v) for t in cl.descendants(term)} for v in values
+    }
+    return {v: sum(bool(h & (below[v] | {v})) for h in held) for v in values}
+
+
+@pytest.fixture(scope="module")
+def two_experiments(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("facets")
+    for experiment, types, seed in (
+        ("ERP77", TYPES, 11),
+        ("ERP78", ("naive B cell", "regulatory T cell"), 12),
+    ):
+        write_bgee_h5ad(
+            folder / f"Homo_sapiens_{experiment}_droplet_based.h5ad",
+            variant="bgee15_2",
+            experiment=experiment,
+            n_cells=120,
+            n_genes=40,
+            n_libraries=4,
+            cell_types=types,
+            seed=seed,
+        )
+    return rw.open_catalog(folder)
+
+
+def test_cell_type_facets_count_and_find_rows_by_term(two_experiments):
+    from refinewidgets.core.browse import experiment_index, sample_index
+    from refinewidgets.io.ontology_tables import load_ontology
+
+    cl = load_ontology("CL")
+    catalog = two_experiments
+    experiments = experiment_index(catalog)
+    counts = experiments.facet_counts()["cell type"].to_dict()
+    # "B cell" stands for ERP77's B cells and ERP78's naive B cells: both experiments
+    assert counts["B cell"] == counts["T cell"] == counts["naive B cell"] == 2
+    assert counts == _expected_facet_counts(experiments.table, "cell_types", cl)
+    assert experiments.facets["cell type"].narrower["T cell"] == (
+        "CD4-positive, alpha-beta T cell",
+        "regulatory T cell",
+    )
+    assert sorted(experiments.keys(filters={"cell type": ["B cell"]})) == ["ERP77", "ERP78"]
+    # labels only: ERP78 names no "B cell" nor "T cell" itself
+    labels = experiment_index(catalog, ontologies={})
+    assert labels.facet_counts()["cell type"]["B cell"] == 1
+    assert labels.keys(filters={"cell type": ["T cell"]}) == ["ERP77"]
+
+    libraries = sample_index(catalog, ["ERP77", "ERP78"])
+    got = libraries.facet_counts()["cell type"].to_dict()
+    assert got == _expected_facet_counts(libraries.table, "cell_types", cl)
+    assert got["T cell"] == len(libraries.table) == 8  # every library holds a T cell or below
+    erp78 = libraries.table.index[libraries.table["experiment_accession"] == "ERP78"]
+    assert set(erp78) <= set(libraries.keys(filters={"cell type": ["T cell"]}))
+    assert not set(erp78) & set(
+        libraries.keys(filters={"cell type": ["CD4-positive, alpha-beta T cell"]})
+    )

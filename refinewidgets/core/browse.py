@@ -71,6 +71,9 @@ SAMPLE_FACETS = {
     **{c.replace("_", " "): f for c, f in LIBRARY_SUMMARY.items() if c != "sex"},
 }
 MULTI_VALUED = {"organisms", "platforms", "diseases", *LIBRARY_SUMMARY.values()}
+#: Facets whose values are ontology terms (by label): facet name -> ontology. A row holding a
+#: term also counts for, and is found by, every broader term of that facet (:func:`_with_terms`).
+TERM_FACETS = {"cell type": "CL", "tissue": "UBERON"}
 
 
 @dataclass
@@ -104,6 +107,41 @@ class _Facet:
 
     def counts(self, mask: np.ndarray) -> np.ndarray:
         return np.bincount(self.codes[mask[self.rows]], minlength=len(self.values))
+
+    #: Per value, the narrower values of the facet it also stands for (ontology facets only).
+    narrower: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def _with_terms(facet: _Facet, ontology) -> _Facet:
+    """``facet`` where a row holding a term also holds every broader term among the facet's
+    values: choosing "T cell" finds the rows annotated "CD4-positive, alpha-beta T cell", and
+    the count of "T cell" is that of the rows holding it or any term below it (each row once).
+
+    Values the ontology does not know (``unknown``, an author's label) stay as they are.
+    """
+    broader = ontology.broader([str(v) for v in facet.values])
+    if not broader:
+        return facet
+    up = [(i, j) for i, js in broader.items() for j in js]
+    src, dst = np.array(up, dtype=np.int64).T
+    order = np.argsort(facet.codes, kind="stable")  # the rows of each value, contiguous
+    bounds = np.searchsorted(facet.codes[order], np.arange(len(facet.values) + 1))
+    taken = [order[bounds[i] : bounds[i + 1]] for i in src]
+    n_values = len(facet.values)
+    pairs = np.unique(
+        np.concatenate([facet.rows, *(facet.rows[t] for t in taken)]) * n_values
+        + np.concatenate([facet.codes, *(np.full(len(t), j) for t, j in zip(taken, dst))])
+    )
+    narrower: dict[str, list[str]] = {}
+    for i, j in zip(src, dst):
+        narrower.setdefault(str(facet.values[j]), []).append(str(facet.values[i]))
+    return _Facet(
+        facet.column,
+        facet.values,
+        pairs // n_values,
+        pairs % n_values,
+        narrower={k: tuple(sorted(v)) for k, v in narrower.items()},
+    )
 
 
 def _facet(column: pd.Series, multi: bool) -> _Facet:
@@ -221,6 +259,9 @@ class TableIndex:
         and the :data:`MATCHING` column of a text query's pages.
     extra_text
         More searchable text per row (aligned on ``table``'s index), not shown as a column.
+    ontologies
+        ``{"CL": Ontology, "UBERON": Ontology}``: the facets of :data:`TERM_FACETS` count and
+        find a row under every broader term among their values (:func:`_with_terms`).
 
     Examples
     --------
@@ -244,6 +285,7 @@ class TableIndex:
         members: MemberText | None = None,
         title_column: str | None = None,
         extra_text: pd.Series | None = None,
+        ontologies: Mapping[str, object] | None = None,
     ) -> None:
         self.table = table
         self.members = members
@@ -263,6 +305,9 @@ class TableIndex:
             for name, col in (facets or {}).items()
             if col in table.columns
         }
+        for name, onto in TERM_FACETS.items():
+            if name in self.facets and onto in (ontologies or {}):
+                self.facets[name] = _with_terms(self.facets[name], ontologies[onto])
         self._orders: dict[tuple[str, bool], np.ndarray] = {}
 
     # -- matching ---------------------------------------------------------------------------
@@ -536,11 +581,25 @@ def _experiment_table(catalog) -> pd.DataFrame:
     return exps
 
 
-def experiment_index(catalog) -> TableIndex:
+_SHIPPED = object()
+
+
+def _ontologies(given) -> Mapping[str, object]:
+    """``given``, or the shipped CL and UBERON tables (read by io once per process)."""
+    if given is not _SHIPPED:
+        return given or {}
+    from ..io.ontology_tables import ONTOLOGY_NAMES, load_ontology  # io reads the tables
+
+    return {name: load_ontology(name) for name in ONTOLOGY_NAMES}
+
+
+def experiment_index(catalog, *, ontologies=_SHIPPED) -> TableIndex:
     """The experiment browser's index: text over the experiment (accession, title, description)
     and its samples (accessions, titles, diseases, tissues, cell types, platforms, organisms);
     facets organism, technology, platform, disease, tissue and cell type, with counts over the
-    whole catalog before any experiment is ticked.
+    whole catalog before any experiment is ticked. Cell types and tissues are ontology terms
+    (``ontologies``: the shipped Cell Ontology and UBERON unless given; ``{}`` for labels only):
+    "T cell" counts and finds the experiments with "CD4-positive, alpha-beta T cell" too.
 
     Examples
     --------
@@ -569,10 +628,11 @@ def experiment_index(catalog) -> TableIndex:
         facets=EXPERIMENT_FACETS,
         members=MemberText(owner, columns, own),
         title_column="title",
+        ontologies=_ontologies(ontologies),
     )
 
 
-def sample_index(catalog, experiments: Sequence[str]) -> TableIndex:
+def sample_index(catalog, experiments: Sequence[str], *, ontologies=_SHIPPED) -> TableIndex:
     """The sample picker's index over the samples of ``experiments`` (in that order).
 
     Each row's ``experiment_accession`` is the chosen experiment listing it (a sample listed by
@@ -615,7 +675,13 @@ def sample_index(catalog, experiments: Sequence[str]) -> TableIndex:
             values = exps[column].reindex(pd.Index(owners, dtype=object)).fillna("").astype(str)
             own = own + " | " + values.to_numpy()
     text_columns = ("experiment_accession", *(c for c in MEMBER_TEXT if c in table.columns))
-    return TableIndex(table, text_columns=text_columns, facets=facets, extra_text=own)
+    return TableIndex(
+        table,
+        text_columns=text_columns,
+        facets=facets,
+        extra_text=own,
+        ontologies=_ontologies(ontologies),
+    )
 
 
 def shown_columns(table: pd.DataFrame) -> list[str]:

@@ -106,6 +106,38 @@ class Ontology:
             return [term]
         return list(self._by_label.get(str(value).strip().lower(), ()))
 
+    def ancestors(self, term: str) -> set[str]:
+        """``term`` and every term above it."""
+        seen, todo = {term}, [term]
+        while todo:
+            for parent in self.parents.get(todo.pop(), ()):
+                if parent not in seen:
+                    seen.add(parent)
+                    todo.append(parent)
+        return seen
+
+    def broader(self, values: Sequence[str]) -> dict[int, list[int]]:
+        """For each of ``values`` (labels or ids), the positions of the other ``values`` that
+        name a term above one of its terms: ``{i: [j, ...]}`` for the values that have any.
+
+        >>> cl = Ontology.from_lines("CL", ["id\\tlabel\\tparents", "CL:1\\tcell\\t",
+        ...     "CL:2\\tT cell\\tCL:1", "CL:3\\tCD4-positive T cell\\tCL:2"])
+        >>> cl.broader(["CD4-positive T cell", "T cell", "neuron", "cell"])
+        {0: [1, 3], 1: [3]}
+        """
+        terms = [set(self.resolve(v)) for v in values]
+        named: dict[str, list[int]] = {}
+        for j, ts in enumerate(terms):
+            for t in ts:
+                named.setdefault(t, []).append(j)
+        out: dict[int, list[int]] = {}
+        for i, ts in enumerate(terms):
+            above = set().union(*(self.ancestors(t) for t in ts)) - ts if ts else set()
+            found = sorted({j for t in above for j in named.get(t, ()) if j != i})
+            if found:
+                out[i] = found
+        return out
+
     def descendants(self, term: str) -> set[str]:
         """``term`` and every term below it."""
         seen, todo = {term}, [term]
