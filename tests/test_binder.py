@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -57,7 +58,10 @@ def test_binder_files_install_the_app_and_its_notebook_runs(tmp_path, monkeypatc
         )
     )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    nb = nbformat.read(ROOT / "notebooks" / "app.ipynb", as_version=4)
+    # the notebook Binder's link opens (README): the packaged one, in the repository's tree
+    link = re.search(r"urlpath=voila/render/(\S+?\.ipynb)", (ROOT / "README.md").read_text())[1]
+    assert link == "refinewidgets/notebooks/app.ipynb"
+    nb = nbformat.read(ROOT / link, as_version=4)
     nb = execute_notebook(nb, "binder-env", tmp_path, timeout=300)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]

@@ -199,15 +199,16 @@ def test_a_bad_link_is_a_message_and_leaves_an_empty_dataset(demo_cat):
     assert builder.url_writer.query == "token=t"  # the damaged part leaves the address
 
 
-def test_the_writer_puts_the_query_in_an_attribute_never_in_code(demo_cat):
+def test_the_writer_sends_the_query_as_data_never_as_code(demo_cat):
     from refinewidgets.widgets._url import UrlWriter
 
     writer = UrlWriter()
-    writer.query = "a=1&b=%22%3E%3Cscript%3E"
-    assert 'data-rw-query="a=1&amp;b=%22%3E%3Cscript%3E"' in writer.value
-    assert "<script" not in writer.value
-    writer.query = 'x="><script>'  # even a raw value cannot leave the attribute
-    assert 'data-rw-query="x=&quot;&gt;&lt;script&gt;"' in writer.value
+    script = writer._esm
+    writer.query = 'x="><script>alert(1)</script>'
+    # the front-end code is one constant; the query travels as a string of the model's state
+    assert writer._esm == script and "alert" not in script
+    assert writer.get_state()["query"] == 'x="><script>alert(1)</script>'
+    assert "query" in writer.keys  # synced to the page
 
 
 def test_a_notebook_builder_leaves_the_address_alone(demo_cat):
