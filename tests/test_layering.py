@@ -60,20 +60,42 @@ def test_core_imports_neither_io_nor_widgets_nor_ui():
                 # their writers (as AnnData.write_h5ad does), and a bulk build given genes= by
                 # symbol reads the symbol table (offline).
                 assert (path.name, name) in {
-                    ("result.py", "..io.refinebio_zip"),
+                    ("result.py", "..io.refinebio.zip"),
                     ("result.py", "..io.h5ad_out"),
                     ("build.py", "..io.gene_symbols"),
                 }, (path, name)
 
 
+def _absolute(path: Path, name: str) -> str:
+    """``name`` as imported in ``path``, relative imports resolved (``...errors`` in
+    ``io/bgee/h5ad.py`` is ``refinewidgets.errors``)."""
+    if not name.startswith("."):
+        return name
+    dots = len(name) - len(name.lstrip("."))
+    package = ["refinewidgets", *path.relative_to(PACKAGE).parent.parts]
+    base = package[: len(package) - (dots - 1)]
+    return ".".join(base + ([name[dots:]] if name[dots:] else []))
+
+
 def test_io_does_not_import_widgets():
-    for path in (PACKAGE / "io").glob("*.py"):
+    for path in (PACKAGE / "io").rglob("*.py"):
         for name in _imports(path):
-            assert not name.startswith(("..widgets", "..app", "refinewidgets.widgets")), (
-                path,
-                name,
-            )
+            absolute = _absolute(path, name)
+            assert not absolute.startswith(
+                ("refinewidgets.widgets", "refinewidgets.app", "refinewidgets.cli")
+            ), (path, name)
             assert name.split(".")[0] not in UI_MODULES, (path, name)
+
+
+def test_containers_know_no_file_format():
+    # zip, folder and tar stores, safe names, read caps and atomic output serve every format:
+    # they import none of the format packages (refine.bio, Bgee) nor the remote clients
+    formats = ("refinewidgets.io.refinebio", "refinewidgets.io.bgee", "refinewidgets.io.remote")
+    paths = list((PACKAGE / "io" / "containers").glob("*.py"))
+    assert len(paths) >= 5, paths
+    for path in paths:
+        for name in _imports(path):
+            assert not _absolute(path, name).startswith(formats), (path, name)
 
 
 def test_no_runtime_module_imports_the_testing_package():

@@ -36,7 +36,7 @@ from urllib.parse import unquote, urlsplit
 
 import pandas as pd
 
-from ..bgee import parse_file_name
+from ..bgee.h5ad import parse_file_name
 from .cache import DownloadCache, safe_name
 from .errors import RemoteError, RemoteNotFoundError
 from .http import Http
@@ -252,7 +252,7 @@ class Bgee:
         ]
         tarball = self.cache.path_for("bgee", sp, f"{sp}{_TARBALL}")
         if self.cache.record(tarball) is not None:
-            from ..bgee_tarball import BgeeTarball
+            from ..bgee.tarball import BgeeTarball
 
             known = {r[0] for r in rows}
             for member in BgeeTarball(tarball, self.cache.root.parent).members:
@@ -316,7 +316,7 @@ class Bgee:
             tarball = self._get(name, url, sp, md5, progress, refresh)
             missing = [e for e in wanted if e not in set(files["experiment"])]
             if missing:
-                from ..bgee_tarball import BgeeTarball
+                from ..bgee.tarball import BgeeTarball
 
                 inside = {
                     m.experiment for m in BgeeTarball(tarball, self.cache.root.parent).members
@@ -346,7 +346,7 @@ class Bgee:
         if all(e in files for e in wanted):
             return [files[e] for e in wanted]
         if tarball:  # the species tarball, indexed locally, may hold the others
-            from ..bgee_tarball import BgeeTarball
+            from ..bgee.tarball import BgeeTarball
 
             inside = {m.experiment for m in BgeeTarball(tarball[0], self.cache.root.parent).members}
             if all(e in files or e in inside for e in wanted):

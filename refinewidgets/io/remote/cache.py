@@ -50,7 +50,7 @@ import urllib3
 
 from ...core.cache_dir import default_cache_dir
 from ...errors import OutputError, SourceFormatError
-from ..archive import check_name_part
+from ..containers.names import check_name_part
 from .errors import DownloadIntegrityError, ServiceUnavailableError
 from .http import Http
 from .integrity import check_structure, kind_of

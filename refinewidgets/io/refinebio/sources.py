@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..core.metadata import ACCESSION, ANNOTATIONS, SAMPLE_ATTRIBUTES, flatten_annotations
-from ..errors import DatasetSpecError, ScaledSourceWarning, SourceFormatError
-from .archive import matrix_header, open_store, read_matrix, read_matrix_blocks
+from ...core.metadata import ACCESSION, ANNOTATIONS, SAMPLE_ATTRIBUTES, flatten_annotations
+from ...errors import DatasetSpecError, ScaledSourceWarning, SourceFormatError
+from ..containers.stores import open_store
 from .download import NO_VALUES_REASON, QUANT_SUFFIX, DownloadLayout, align_samples, warn_mismatch
+from .matrix import matrix_header, read_matrix, read_matrix_blocks
 from .parsed_cache import ParsedCache
 from .quant_sf import read_quant_group, read_tx2gene, summarize_to_genes
 

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..core.cell_filter import filter_columns, qc_values
-from ..core.single_cell import CellBlock
-from ..core.spec import LIBRARY_FIELDS, SINGLE_CELL
-from ..errors import NotCountsWarning, SourceFormatError, SourceFormatWarning
-from .bgee import WRITERS, BgeeH5ad, file_name_convention
+from ...core.cell_filter import filter_columns, qc_values
+from ...core.single_cell import CellBlock
+from ...core.spec import LIBRARY_FIELDS, SINGLE_CELL
+from ...errors import NotCountsWarning, SourceFormatError, SourceFormatWarning
+from .h5ad import WRITERS, BgeeH5ad, file_name_convention
 
 __all__ = ["BgeeSource"]
 
@@ -197,8 +197,8 @@ class BgeeSource:
         download cache), never the network. ``(genes, release used or "")``."""
         if (genes["gene_symbol"].astype(str) != "").any():
             return genes, ""
-        from ..errors import DatasetSpecError
-        from .gene_symbols import symbols_for
+        from ...errors import DatasetSpecError
+        from ..gene_symbols import symbols_for
 
         try:
             found = symbols_for(self.organism, list(genes.index), offline=True)

@@ -4,7 +4,7 @@ Bgee's writers changed their obs column names between releases (see ``_SOURCE_CO
 :data:`WRITERS`); :class:`BgeeH5ad` maps them all onto one table with :data:`UNIFIED_COLUMNS`
 and keeps the file's other obs columns under their own names. ``obs`` and ``var`` are read by
 anndata, in every encoding it reads (:mod:`.bgee_obs`); ``X``, the counts, is read by rows and
-checked by :class:`~refinewidgets.io.bgee_counts.BgeeCounts`. Obs names and barcodes, a
+checked by :class:`~refinewidgets.io.bgee.counts.BgeeCounts`. Obs names and barcodes, a
 distinct string per cell, are read for the selected cells only (:meth:`BgeeH5ad.cell_rows`)
 until the whole table is asked for.
 
@@ -34,15 +34,17 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from ..core.cell_filter import QC_COLUMNS, match_cells, parse_cell_filter, split_qc
-from ..core.cell_query import parse_query
-from ..core.cell_vocabulary import UNIFIED_TERM_COLUMNS, UNKNOWN, unify_not_known
-from ..core.ontology import TERM_COLUMNS
-from ..core.spec import LIBRARY_SUMMARY, UNIFIED_CELL_COLUMNS
-from ..errors import DatasetSpecError, SourceFormatError
-from .anndata_elems import read_elem
-from .bgee_counts import BgeeCounts, unreadable
-from .bgee_obs import (
+from ...core.cell_filter import QC_COLUMNS, match_cells, parse_cell_filter, split_qc
+from ...core.cell_query import parse_query
+from ...core.cell_vocabulary import UNIFIED_TERM_COLUMNS, UNKNOWN, unify_not_known
+from ...core.ontology import TERM_COLUMNS
+from ...core.spec import LIBRARY_SUMMARY, UNIFIED_CELL_COLUMNS
+from ...errors import DatasetSpecError, SourceFormatError
+from ..anndata_elems import read_elem
+from ..ontology_tables import term_matcher
+from .counts import BgeeCounts, unreadable
+from .h5_strings import is_string_array, read_strings, stripped
+from .obs import (
     as_categorical,
     as_kept,
     as_names,
@@ -51,9 +53,7 @@ from .bgee_obs import (
     read_column,
     read_frames,
 )
-from .bgee_species import ORGANISM_BY_TAXON, organism_of_taxon
-from .h5_strings import is_string_array, read_strings, stripped
-from .ontology_tables import term_matcher
+from .species import ORGANISM_BY_TAXON, organism_of_taxon
 
 __all__ = ["ORGANISM_BY_TAXON", "UNIFIED_COLUMNS", "BgeeH5ad"]
 
