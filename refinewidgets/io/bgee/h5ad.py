@@ -34,7 +34,14 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from ...core.cell_filter import QC_COLUMNS, match_cells, parse_cell_filter, split_qc
+from ...core.cell_filter import (
+    QC_COLUMNS,
+    match_cells,
+    parse_cell_filter,
+    qc_keep,
+    qc_table_columns,
+    split_qc,
+)
 from ...core.cell_query import parse_query
 from ...core.cell_vocabulary import UNIFIED_TERM_COLUMNS, UNKNOWN, unify_not_known
 from ...core.ontology import TERM_COLUMNS
@@ -587,22 +594,14 @@ class BgeeH5ad(BgeeCounts):
         self, cell_filter, rows: np.ndarray, qc: pd.DataFrame, where: str, *, exact: bool = False
     ):
         """Which of the cells at ``rows`` (chosen by :meth:`select`) meet the filter once their
-        QC values ``qc`` are known: a boolean mask, or None when the filter uses no QC value."""
-        cell_filter = parse_cell_filter(cell_filter)
-        if isinstance(cell_filter, str):
-            query = parse_query(cell_filter).renamed(self._own_names)
-            if not set(query.columns) & set(QC_COLUMNS):
-                return None
-            used = [c for c in query.columns if c not in QC_COLUMNS]
-            terms = None if exact else self.term_matcher(used)
+        QC values ``qc`` are known: a boolean mask, or None when the filter uses no QC value
+        (see :func:`~refinewidgets.core.cell_filter.qc_keep`, which decides)."""
+        used = qc_table_columns(cell_filter, self._own_names)
+        terms = None if exact or not used else self.term_matcher(used)
+        table = None
+        if used:
             table = self.filter_table(used + (terms.id_columns(used) if terms else []), rows)
-            for column in QC_COLUMNS:
-                table[column] = qc[column].to_numpy()
-            return query.mask(table, where, terms=terms)
-        _, qc_filter = split_qc(cell_filter)
-        if not qc_filter:
-            return None
-        return match_cells(qc.reset_index(drop=True), qc_filter, where)
+        return qc_keep(cell_filter, qc, where, table=table, renamed=self._own_names, terms=terms)
 
     def _check_filter_columns(self, used: list[str], own_names: dict[str, str]) -> None:
         tabled = set(self._table.columns)
