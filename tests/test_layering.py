@@ -112,3 +112,29 @@ def test_no_runtime_module_imports_the_testing_package():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _code_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """A function's lines, its docstring left out (a numpydoc docstring is documentation)."""
+    lines = node.end_lineno - node.lineno + 1
+    first = node.body[0]
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+        if isinstance(first.value.value, str):
+            lines -= first.end_lineno - first.lineno + 1
+    return lines
+
+
+def test_io_modules_and_functions_stay_small():
+    # issue 23: io by format, no module over 600 lines, no function over 60 lines of code
+    too_long = []
+    for path in (PACKAGE / "io").rglob("*.py"):
+        text = path.read_text()
+        if text.count("\n") > 600:
+            too_long.append((path.relative_to(PACKAGE).as_posix(), text.count("\n")))
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if _code_lines(node) > 60:
+                    too_long.append(
+                        (f"{path.relative_to(PACKAGE).as_posix()}:{node.name}", _code_lines(node))
+                    )
+    assert too_long == []

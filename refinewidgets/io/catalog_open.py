@@ -31,7 +31,7 @@ TARBALL_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 
 def tarball_sources(path: Path, cache_dir=None) -> list:
     """One source per H5AD member of a Bgee species tarball, read from the tarball's index
-    (see :mod:`.bgee_tarball`); a member's counts are extracted into the cache when first read."""
+    (see :mod:`.bgee.tarball`); a member's counts are extracted into the cache when first read."""
     from .bgee.source import BgeeSource
     from .bgee.tarball import BgeeTarball
 
@@ -127,7 +127,7 @@ def drop_duplicate_files(sources: list) -> list:
 
     The same experiment and species in two files (two releases, or an FTP copy beside a
     BgeeDB copy) would add its cells twice. The rule: the newest Bgee writer wins (newest,
-    after 15.2, 15.2, 15.1; see :data:`~refinewidgets.io.bgee.h5ad.WRITERS`); then a file under
+    after 15.2, 15.2, 15.1; see :data:`~refinewidgets.io.bgee.conventions.WRITERS`); then a file under
     Bgee's own name over a BgeeDB save; then the path found first. A
     :class:`~refinewidgets.errors.DuplicateSourceWarning` names every file and the one used.
     """

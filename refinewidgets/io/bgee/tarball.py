@@ -82,7 +82,7 @@ from ..containers.tarball import (
     tar_compression,
     unwritable,
 )
-from .h5ad import parse_file_name
+from .conventions import parse_file_name
 
 __all__ = [
     "CACHE_ENV",
