@@ -52,9 +52,7 @@ from ..ontology_tables import term_matcher
 from .conventions import (
     LIBRARY_COLUMNS,
     SOURCE_COLUMNS,
-    WRITERS,
     assay_of,
-    file_name_convention,
     parse_file_name,
     writer_of,
 )
@@ -71,14 +69,7 @@ from .obs import (
 )
 from .species import ORGANISM_BY_TAXON, organism_of_taxon
 
-__all__ = [
-    "ORGANISM_BY_TAXON",
-    "UNIFIED_COLUMNS",
-    "WRITERS",
-    "BgeeH5ad",
-    "file_name_convention",
-    "parse_file_name",
-]
+__all__ = ["ORGANISM_BY_TAXON", "UNIFIED_COLUMNS", "BgeeH5ad"]
 
 UNIFIED_COLUMNS = UNIFIED_CELL_COLUMNS
 _SYMBOL_COLUMNS = ("feature_name", "gene_symbol", "gene_name")
