@@ -232,7 +232,7 @@ class ParsedCache:
         float32: bool | None = None,
     ):
         if folder is None:
-            from ..bgee.tarball import default_cache_dir
+            from ...core.cache_dir import default_cache_dir
 
             folder = default_cache_dir() / "parsed"
         self.folder = Path(folder)
