@@ -9,7 +9,7 @@ no metadata row and 1% of the metadata rows have no matrix column (so the mismat
 each side holds ``samples`` accessions). All ways run on the same data, in the same run:
 
 - **refinewidgets align_samples**: ``align_samples(columns, rows, matrix="m", metadata="md")``
-  (``refinewidgets.io.download``), the reference of the ratio column.
+  (``refinewidgets.io.refinebio.download``), the reference of the ratio column.
 - **refinewidgets read_zip, end to end**: ``rw.read_zip(path)`` of a real zip holding
   ``<KEY>/<KEY>.tsv`` (20 genes, so the time is metadata and alignment, not values),
   ``<KEY>/metadata_<KEY>.tsv`` (CRLF line ends, as refine.bio writes them) and
@@ -62,7 +62,7 @@ try:
 except ImportError:  # running from a checkout without PYTHONPATH
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import refinewidgets as rw
-from refinewidgets.io.download import align_samples
+from refinewidgets.io.refinebio.download import align_samples
 
 KEY = "SRP000001"
 ACCESSION = "refinebio_accession_code"

@@ -183,8 +183,8 @@ def steps_refinewidgets(folder: str, experiments: list[str], out: str) -> dict:
     from refinewidgets.core.quantile import ks_check, quantile_normalize_rows
     from refinewidgets.core.scale import scale_rows
     from refinewidgets.core.threads import thread_count
-    from refinewidgets.io.archive import write_matrix
-    from refinewidgets.io.deflate import fast_deflate
+    from refinewidgets.io.containers.deflate import fast_deflate
+    from refinewidgets.io.refinebio.matrix import write_matrix
 
     steps = {}
     threads = thread_count()
@@ -238,7 +238,7 @@ def floors(folder: str, experiments: list[str], out: str) -> dict:
     from bench_read import read_floor
     from isal import isal_zlib
 
-    from refinewidgets.io.deflate import DEFLATE_LEVEL
+    from refinewidgets.io.containers.deflate import DEFLATE_LEVEL
 
     steps = {}
     blocks = []

@@ -11,7 +11,7 @@ experiments, SPECIES + QN), then another selection of *other* samples.
 
 - **first build (parse once)**: ``open_catalog`` + ``build`` with an empty parsed-source cache:
   the member is streamed once, every sample stored as memory-mapped gene blocks
-  (:mod:`refinewidgets.io.parsed_cache`).
+  (:mod:`refinewidgets.io.refinebio.parsed_cache`).
 - **second selection (gathered)**: in a fresh process, ``open_catalog`` + ``build`` of the other
   samples: gathered from the stored blocks, nothing parsed.
 - **no cache (parse each time)**: the second selection with the cache off: inflate the member
@@ -54,8 +54,8 @@ except ImportError:  # running from a checkout without PYTHONPATH
 from bench_read import warm_polars
 from expert_way import inflate_member
 
-from refinewidgets.io.deflate import fast_deflate
-from refinewidgets.io.matrix_tsv import format_matrix
+from refinewidgets.io.containers.deflate import fast_deflate
+from refinewidgets.io.refinebio.matrix_tsv import format_matrix
 
 from _measure import format_mb, load_average, measure, summary
 
@@ -73,7 +73,7 @@ PRELOAD = (
     "anndata",
     "refinewidgets",
     "refinewidgets.io.catalog_open",
-    "refinewidgets.io.sources",
+    "refinewidgets.io.refinebio.sources",
 )
 
 

@@ -113,7 +113,7 @@ def write_chunk(
 
 
 def _zip_folder(root: Path, path: Path) -> None:
-    from refinewidgets.io.deflate import fast_deflate
+    from refinewidgets.io.containers.deflate import fast_deflate
 
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for member in sorted(p for p in root.rglob("*") if p.is_file()):
@@ -136,7 +136,7 @@ def _preload() -> None:
     for name in PRELOAD:
         importlib.import_module(name)
     import refinewidgets.core.out_of_core
-    import refinewidgets.io.sources  # noqa: F401
+    import refinewidgets.io.refinebio.sources  # noqa: F401
 
 
 def _hwm_kb() -> float:

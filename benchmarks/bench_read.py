@@ -48,8 +48,8 @@ try:
 except ImportError:  # running from a checkout without PYTHONPATH
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import refinewidgets as rw
-from refinewidgets.io.archive import write_matrix
-from refinewidgets.io.deflate import fast_deflate
+from refinewidgets.io.containers.deflate import fast_deflate
+from refinewidgets.io.refinebio.matrix import write_matrix
 
 from _measure import exponent, format_mb, interleaved, load_average, measure, summary
 

@@ -8,7 +8,7 @@ first ``aggregate_by="SPECIES"`` with quantile normalization, then the **rebuild
 samples with ``scale_by="STANDARD"`` (what a user does in the app when changing an option).
 
 - **rebuild, warm cache**: the first build parsed the zips and stored the parsed values
-  (:mod:`refinewidgets.io.parsed_cache`); the rebuild, in a fresh process with a fresh
+  (:mod:`refinewidgets.io.refinebio.parsed_cache`); the rebuild, in a fresh process with a fresh
   ``open_catalog``, loads them back.
 - **rebuild, no cache**: the same rebuild with the cache off (what every rebuild cost before):
   inflate and parse every matrix again.
@@ -57,7 +57,7 @@ PRELOAD = (
     "sklearn.preprocessing",
     "anndata",
     "refinewidgets",
-    "refinewidgets.io.sources",
+    "refinewidgets.io.refinebio.sources",
 )
 
 

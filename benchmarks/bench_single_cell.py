@@ -110,7 +110,7 @@ PRELOAD = (
     "scanpy",
     "refinewidgets",
     "refinewidgets.io.catalog_open",
-    "refinewidgets.io.bgee_source",
+    "refinewidgets.io.bgee.source",
 )
 RTOL = ATOL = 1e-5
 #: Cells of the small file each way runs on once before it is measured (the warm-up).

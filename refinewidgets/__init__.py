@@ -48,7 +48,7 @@ _LAZY = {
     "open_catalog": ".io.catalog_open",
     "add_gene_symbols": ".io.gene_symbols",
     "symbols_for": ".io.gene_symbols",
-    "read_zip": ".io.refinebio_zip",
+    "read_zip": ".io.refinebio.zip",
     # the widget app: the core works without ipywidgets
     "DatasetBuilder": ".widgets.builder",
 }

@@ -76,7 +76,7 @@ def _describe_result(res, out=None) -> None:
 
 def _check_output(path: str, overwrite: bool) -> None:
     """Refuse ``-o PATH`` before building, in the command line's words."""
-    from .io.archive import check_output
+    from .io.containers.atomic import check_output
 
     try:
         check_output(path, overwrite=overwrite)
@@ -133,8 +133,8 @@ def _cmd_build(args) -> int:
 
 def _cmd_info(args) -> int:
     from .io.catalog_open import TARBALL_SUFFIXES, open_catalog
-    from .io.download import AGGREGATED
-    from .io.refinebio_zip import read_zip
+    from .io.refinebio.download import AGGREGATED
+    from .io.refinebio.zip import read_zip
 
     path = Path(args.path)
     if path.suffix.lower() == ".h5ad" or path.name.lower().endswith(TARBALL_SUFFIXES):

@@ -1,4 +1,4 @@
-"""Tests of the Bgee droplet H5AD reader (refinewidgets.io.bgee) and its generator."""
+"""Tests of the Bgee droplet H5AD reader (refinewidgets.io.bgee.h5ad) and its generator."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from refinewidgets.errors import (
     OutputExistsError,
     SourceFormatError,
 )
-from refinewidgets.io.bgee import UNIFIED_COLUMNS, BgeeH5ad
+from refinewidgets.io.bgee.h5ad import UNIFIED_COLUMNS, BgeeH5ad
 from refinewidgets.testing.bgee_files import VARIANTS, write_bgee_h5ad
 
 # obs column of each concept, per variant, as the generator writes it
@@ -666,7 +666,7 @@ def test_bgeedb_file_names_give_the_experiment(tmp_path):
 
 
 def test_species_bgee_ships_droplet_data_for_have_names():
-    from refinewidgets.io.bgee import ORGANISM_BY_TAXON
+    from refinewidgets.io.bgee.h5ad import ORGANISM_BY_TAXON
 
     assert ORGANISM_BY_TAXON[9483] == "CALLITHRIX_JACCHUS"
     assert ORGANISM_BY_TAXON[9595] == "GORILLA_GORILLA"

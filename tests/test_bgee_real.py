@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 import refinewidgets as rw
 from refinewidgets.errors import DatasetSpecError, GeneOverlapError, SourceFormatError
-from refinewidgets.io.bgee import BgeeH5ad
+from refinewidgets.io.bgee.h5ad import BgeeH5ad
 
 # anndata's own reads of the old-encoding fixtures (the oracle) warn that they are old
 pytestmark = pytest.mark.filterwarnings("ignore::anndata.OldFormatWarning")

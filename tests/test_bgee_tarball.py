@@ -17,15 +17,14 @@ import pandas.testing as pdt
 import pytest
 
 from refinewidgets.errors import OutputError, SourceFormatError, UnsafeArchiveError
-from refinewidgets.io import archive
-from refinewidgets.io import bgee_tarball as bt
 from refinewidgets.io.anndata_elems import read_elem
-from refinewidgets.io.bgee_tarball import (
+from refinewidgets.io.bgee.tarball import (
     BgeeTarball,
     default_cache_dir,
     is_tarball,
     tar_compression,
 )
+from refinewidgets.io.containers import limits
 from refinewidgets.testing.bgee_files import write_bgee_h5ad
 
 DATA = Path(__file__).parent / "data" / "bgee"
@@ -477,11 +476,10 @@ def test_an_unwritable_cache_is_named(tmp_path, tarball):
 
 
 def test_archive_size_caps_apply(tmp_path, tarball, monkeypatch):
-    monkeypatch.setattr(archive.READ_LIMITS, "max_bytes", 1000)
+    monkeypatch.setattr(limits.READ_LIMITS, "max_bytes", 1000)
     with pytest.raises(UnsafeArchiveError, match="above the cap of 1,000: nothing was read"):
         BgeeTarball(tarball, tmp_path / "cache")
     assert [p.name for p in _cache_entries(tmp_path / "cache")] == ["bgee-tarballs"]
-    assert bt.READ_LIMITS is archive.READ_LIMITS
 
 
 # -- the shared fixtures (tests/data/bgee, made by scripts/make_bgee_fixtures.py) ------------

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import refinewidgets as rw
-from refinewidgets.io import archive
 from refinewidgets.io.catalog_open import demo_path
+from refinewidgets.io.refinebio import matrix
 
 from .conftest import bulk_ids
 
@@ -90,13 +90,13 @@ def test_bad_paths(tmp_path):
 def parses(monkeypatch):
     """Every parse of a matrix member: ``(member, columns)``."""
     calls = []
-    real = archive.read_matrix
+    real = matrix.read_matrix
 
     def spy(store, name, columns=None):
         calls.append((name, None if columns is None else list(columns)))
         return real(store, name, columns)
 
-    monkeypatch.setattr("refinewidgets.io.sources.read_matrix", spy)
+    monkeypatch.setattr("refinewidgets.io.refinebio.sources.read_matrix", spy)
     return calls
 
 

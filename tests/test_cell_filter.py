@@ -11,6 +11,8 @@ from refinewidgets.core.cell_filter import (
     freeze_cell_filter,
     match_cells,
     parse_cell_filter,
+    qc_keep,
+    qc_table_columns,
     thaw_cell_filter,
 )
 from refinewidgets.errors import DatasetSpecError
@@ -115,3 +117,31 @@ def test_options_panel_keeps_conditions_its_lists_cannot_show(sc_catalog):
         "total_counts": {"min": 500.0},
         "cell_type": [box.options[0]],
     }
+
+
+QC = pd.DataFrame(
+    {"total_counts": [900.0, 300.0, 1500.0, 50.0], "n_genes_by_counts": [400, 120, 800, 20]},
+    index=["c1", "c2", "c3", "c4"],  # any index: the mask follows the rows
+)
+
+
+def test_qc_pass_of_a_dict_filter_uses_only_its_qc_conditions():
+    keep = qc_keep(FILTER, QC, "f.h5ad")
+    assert keep.tolist() == [True, True, False, False]
+    assert qc_keep({"cell_type": ["B cell"]}, QC, "f.h5ad") is None
+    assert qc_table_columns(FILTER) == []
+    with pytest.raises(DatasetSpecError, match="f.h5ad"):
+        qc_keep({"n_genes_by_counts": {"min": 10_000}}, QC, "f.h5ad")
+
+
+def test_qc_pass_of_a_filter_text_sees_the_cells_and_their_qc_values():
+    text = "(cell_type == 'B' and total_counts < 1000) or n_genes_by_counts > 700"
+    renamed = {"cell_type": "author_type"}
+    assert qc_table_columns(text, renamed) == ["author_type"]
+    assert qc_table_columns("cell_type == 'B'", renamed) == []
+    cells = pd.DataFrame({"author_type": ["B", "B", "T", "T"]})
+    keep = qc_keep(text, QC, "f.h5ad", table=cells, renamed=renamed)
+    assert keep.tolist() == [True, True, True, False]
+    assert qc_keep("cell_type == 'B'", QC, "f.h5ad", table=cells, renamed=renamed) is None
+    only_qc = qc_keep("total_counts >= 300", QC, "f.h5ad")
+    assert only_qc.tolist() == [True, True, True, False]

@@ -15,7 +15,7 @@ from refinewidgets.core.cell_filter import freeze_cell_filter, match_cells, thaw
 from refinewidgets.core.cell_query import And, Compare, Not, Or, parse_query
 from refinewidgets.core.url_state import Link, dataset_from_query, link_query
 from refinewidgets.errors import DatasetSpecError
-from refinewidgets.io.bgee import BgeeH5ad
+from refinewidgets.io.bgee.h5ad import BgeeH5ad
 from refinewidgets.testing.bgee_files import write_bgee_h5ad
 
 RNG = np.random.default_rng(3)

@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 
 import refinewidgets as rw
-from refinewidgets.io import deflate, matrix_tsv, parsed_cache
-from refinewidgets.io.sources import RefinebioSource
+from refinewidgets.io.containers import deflate
+from refinewidgets.io.refinebio import matrix_tsv, parsed_cache
+from refinewidgets.io.refinebio.sources import RefinebioSource
 
 FIXTURE = Path(__file__).parent / "data" / "refinebio" / "compendium_HOMO_SAPIENS.zip"
 MEMBER = "HOMO_SAPIENS.tsv"
@@ -72,7 +73,7 @@ def streamed(monkeypatch, tmp_path):
     monkeypatch.setattr(matrix_tsv, "MAX_BATCH_BYTES", 4096)
     monkeypatch.setattr(matrix_tsv, "BLOCK_BYTES", 100 * 8 * len(SAMPLES))
     calls = {"columns": [], "stream": 0}
-    from refinewidgets.io import sources
+    from refinewidgets.io.refinebio import sources
 
     real_read, real_blocks = sources.read_matrix, sources.read_matrix_blocks
 
@@ -245,7 +246,8 @@ def test_a_changed_file_is_streamed_again(streamed, tmp_path):
 
 def test_blocks_stream_in_bounded_pieces(streamed, tmp_path):
     """The stream's blocks: consecutive genes, every sample, each about BLOCK_BYTES."""
-    from refinewidgets.io.archive import open_store, read_matrix_blocks
+    from refinewidgets.io.containers.stores import open_store
+    from refinewidgets.io.refinebio.matrix import read_matrix_blocks
 
     with open_store(widened(tmp_path)) as store:
         blocks = list(read_matrix_blocks(store, MEMBER))

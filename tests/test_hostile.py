@@ -31,8 +31,8 @@ from hypothesis import strategies as st
 import refinewidgets as rw
 from refinewidgets.core.result import Result
 from refinewidgets.core.sources import InMemorySource
-from refinewidgets.io import archive
-from refinewidgets.io.archive import atomic_output, clean_stale_partials
+from refinewidgets.io.containers import atomic, limits, stores
+from refinewidgets.io.containers.atomic import atomic_output, clean_stale_partials
 from refinewidgets.testing.bgee_files import write_bgee_h5ad
 
 DATA = Path(__file__).parent / "data" / "refinebio"
@@ -166,23 +166,23 @@ def test_zip_bomb_is_refused_before_reading(tmp_path):
 
 def test_read_caps_can_be_raised_and_the_total_is_capped(tmp_path, monkeypatch):
     path = _download(tmp_path / "d.zip")
-    monkeypatch.setattr(archive.READ_LIMITS, "max_bytes", 50)
+    monkeypatch.setattr(limits.READ_LIMITS, "max_bytes", 50)
     with pytest.raises(rw.UnsafeArchiveError, match="above the cap of 50: nothing was read"):
         rw.read_zip(path)
-    monkeypatch.setattr(archive.READ_LIMITS, "max_bytes", 0)  # 0 turns the cap off
+    monkeypatch.setattr(limits.READ_LIMITS, "max_bytes", 0)  # 0 turns the cap off
     assert rw.read_zip(path)["E1"].X.shape == (2, 2)
 
 
 def test_environment_overrides_the_caps(monkeypatch):
     monkeypatch.setenv("REFINEWIDGETS_MAX_RATIO", "0")
     monkeypatch.setenv("REFINEWIDGETS_MAX_BYTES", "123")
-    limits = archive.ReadLimits.from_environment()
-    assert (limits.max_ratio, limits.max_bytes) == (0.0, 123)
+    caps = limits.ReadLimits.from_environment()
+    assert (caps.max_ratio, caps.max_bytes) == (0.0, 123)
     monkeypatch.setenv("REFINEWIDGETS_MAX_BYTES", "lots")
     with pytest.raises(
         rw.SourceFormatError, match="REFINEWIDGETS_MAX_BYTES='lots' is not a number"
     ):
-        archive.ReadLimits.from_environment()
+        limits.ReadLimits.from_environment()
 
 
 def _corrupt_member(src: Path, dst: Path, member: str) -> None:
@@ -286,7 +286,7 @@ def test_read_only_folder_is_a_clear_error(tmp_path, monkeypatch):
     def read_only(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(archive.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", read_only)
     with pytest.raises(rw.OutputError, match=r"Cannot write in .* \(Permission denied\)"):
         with atomic_output(tmp_path / "d.txt") as tmp:
             tmp.write_text("x")
@@ -877,7 +877,7 @@ def test_the_parsed_cache_notices_a_matrix_changed_in_place(tmp_path, monkeypatc
 
 
 def test_file_identity_sees_a_rewrite_with_size_and_mtime_kept(tmp_path):
-    from refinewidgets.io.parsed_cache import file_identity
+    from refinewidgets.io.refinebio.parsed_cache import file_identity
 
     for size in (100, 6 * 2**20, 20 * 2**20):  # hashed whole; whole; by its edges
         path = tmp_path / f"m{size}.tsv"
@@ -910,7 +910,7 @@ def _bgee_tarball(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_a_tarball_rewritten_in_place_is_indexed_again(tmp_path):
-    from refinewidgets.io.bgee_tarball import BgeeTarball
+    from refinewidgets.io.bgee.tarball import BgeeTarball
 
     tarball, _ = _bgee_tarball(tmp_path)
     first = BgeeTarball(tarball, tmp_path / "cache")
@@ -929,7 +929,7 @@ def test_a_tarball_rewritten_in_place_is_indexed_again(tmp_path):
 
 
 def test_an_extracted_member_overwritten_in_the_cache_is_extracted_again(tmp_path):
-    from refinewidgets.io.bgee_tarball import BgeeTarball
+    from refinewidgets.io.bgee.tarball import BgeeTarball
 
     tarball, h5ad = _bgee_tarball(tmp_path)
     tb = BgeeTarball(tarball, tmp_path / "cache")
@@ -1310,7 +1310,7 @@ def test_tar_bomb_is_refused_at_its_header(tmp_path):
         tf.addfile(info, Zeros())
     assert bomb.stat().st_size < 2 * 2**20
     with _measured() as cost, pytest.raises(rw.UnsafeArchiveError) as caught:
-        archive.open_store(bomb)
+        stores.open_store(bomb)
     peak = cost["peak"]
     message = str(caught.value)
     assert "Homo_sapiens_ERP1_droplet_based.h5ad would expand" in message

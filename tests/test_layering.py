@@ -60,21 +60,43 @@ def test_core_imports_neither_io_nor_widgets_nor_ui():
                 # their writers (as AnnData.write_h5ad does), and a bulk build given genes= by
                 # symbol reads the symbol table (offline); the browser's indexes read the ontology tables.
                 assert (path.name, name) in {
-                    ("result.py", "..io.refinebio_zip"),
+                    ("result.py", "..io.refinebio.zip"),
                     ("result.py", "..io.h5ad_out"),
                     ("build.py", "..io.gene_symbols"),
                     ("browse.py", "..io.ontology_tables"),
                 }, (path, name)
 
 
+def _absolute(path: Path, name: str) -> str:
+    """``name`` as imported in ``path``, relative imports resolved (``...errors`` in
+    ``io/bgee/h5ad.py`` is ``refinewidgets.errors``)."""
+    if not name.startswith("."):
+        return name
+    dots = len(name) - len(name.lstrip("."))
+    package = ["refinewidgets", *path.relative_to(PACKAGE).parent.parts]
+    base = package[: len(package) - (dots - 1)]
+    return ".".join(base + ([name[dots:]] if name[dots:] else []))
+
+
 def test_io_does_not_import_widgets():
-    for path in (PACKAGE / "io").glob("*.py"):
+    for path in (PACKAGE / "io").rglob("*.py"):
         for name in _imports(path):
-            assert not name.startswith(("..widgets", "..app", "refinewidgets.widgets")), (
-                path,
-                name,
-            )
+            absolute = _absolute(path, name)
+            assert not absolute.startswith(
+                ("refinewidgets.widgets", "refinewidgets.app", "refinewidgets.cli")
+            ), (path, name)
             assert name.split(".")[0] not in UI_MODULES, (path, name)
+
+
+def test_containers_know_no_file_format():
+    # zip, folder and tar stores, safe names, read caps and atomic output serve every format:
+    # they import none of the format packages (refine.bio, Bgee) nor the remote clients
+    formats = ("refinewidgets.io.refinebio", "refinewidgets.io.bgee", "refinewidgets.io.remote")
+    paths = list((PACKAGE / "io" / "containers").glob("*.py"))
+    assert len(paths) >= 5, paths
+    for path in paths:
+        for name in _imports(path):
+            assert not _absolute(path, name).startswith(formats), (path, name)
 
 
 def test_no_runtime_module_imports_the_testing_package():
@@ -91,3 +113,29 @@ def test_no_runtime_module_imports_the_testing_package():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _code_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """A function's lines, its docstring left out (a numpydoc docstring is documentation)."""
+    lines = node.end_lineno - node.lineno + 1
+    first = node.body[0]
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+        if isinstance(first.value.value, str):
+            lines -= first.end_lineno - first.lineno + 1
+    return lines
+
+
+def test_io_modules_and_functions_stay_small():
+    # issue 23: io by format, no module over 600 lines, no function over 60 lines of code
+    too_long = []
+    for path in (PACKAGE / "io").rglob("*.py"):
+        text = path.read_text()
+        if text.count("\n") > 600:
+            too_long.append((path.relative_to(PACKAGE).as_posix(), text.count("\n")))
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if _code_lines(node) > 60:
+                    too_long.append(
+                        (f"{path.relative_to(PACKAGE).as_posix()}:{node.name}", _code_lines(node))
+                    )
+    assert too_long == []

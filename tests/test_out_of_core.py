@@ -226,7 +226,7 @@ def test_a_chunked_matrix_is_formatted_one_chunk_of_genes_at_a_time():
     """Each chunk of genes is read once, all samples at a time (slicing by the formatter's
     batches would read a chunk again for every batch that crosses it), and the text is the
     same as from the array in memory."""
-    from refinewidgets.io.matrix_tsv import _text_rows
+    from refinewidgets.io.refinebio.matrix_tsv import _text_rows
 
     values = np.random.default_rng(3).normal(size=(600, 200))  # formatted 87 genes at a time
     values[2, 5] = np.nan

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 import refinewidgets as rw
-from refinewidgets.io.download import NO_VALUES_REASON, align_samples
+from refinewidgets.io.refinebio.download import NO_VALUES_REASON, align_samples
 
 DATA = Path(__file__).parent / "data" / "refinebio"
 REFINEBIO_NO_FILE = "This sample did not have a processed file associated with it in our database."

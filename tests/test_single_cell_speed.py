@@ -1,5 +1,5 @@
-"""The fast single-cell read path: planned reads of X's rows (refinewidgets.io.csr_rows), string
-arrays read in blocks or by rows (refinewidgets.io.h5_strings), and obs names and barcodes read
+"""The fast single-cell read path: planned reads of X's rows (refinewidgets.io.bgee.csr_rows), string
+arrays read in blocks or by rows (refinewidgets.io.bgee.h5_strings), and obs names and barcodes read
 for the selected cells only (BgeeH5ad.cell_rows). Every value must equal the plain ways."""
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from hypothesis import strategies as st
 import refinewidgets as rw
 from refinewidgets.errors import SourceFormatError
 from refinewidgets.io.anndata_elems import read_elem, write_elem
-from refinewidgets.io.bgee import BgeeH5ad
-from refinewidgets.io.csr_rows import (
+from refinewidgets.io.bgee.csr_rows import (
     DamagedIndicesError,
     FileArray,
     plan_reads,
@@ -29,7 +28,8 @@ from refinewidgets.io.csr_rows import (
     read_window,
     without_chunk_cache,
 )
-from refinewidgets.io.h5_strings import is_string_array, read_strings
+from refinewidgets.io.bgee.h5_strings import is_string_array, read_strings
+from refinewidgets.io.bgee.h5ad import BgeeH5ad
 from refinewidgets.testing.bgee_files import VARIANTS, write_bgee_h5ad
 
 DATA = Path(__file__).parent / "data" / "bgee"
@@ -212,7 +212,7 @@ def test_bgee_damaged_indices_are_a_source_format_error(tmp_path):
 
 
 def test_read_strings_blocks_and_rows_equal_read_elem(tmp_path, monkeypatch):
-    monkeypatch.setattr("refinewidgets.io.h5_strings.BLOCK", 7)  # many blocks
+    monkeypatch.setattr("refinewidgets.io.bgee.h5_strings.BLOCK", 7)  # many blocks
     values = np.array([f"cell_{i}_é" for i in range(100)], dtype=object)
     with h5py.File(tmp_path / "s.h5", "w") as f:
         write_elem(f, "names", values)

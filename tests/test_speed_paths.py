@@ -26,8 +26,9 @@ from refinewidgets.core.quantile import (
     _values_same_length,
     quantile_normalize_rows,
 )
-from refinewidgets.io import archive, matrix_tsv
-from refinewidgets.io.deflate import fast_deflate
+from refinewidgets.io.containers import stores
+from refinewidgets.io.containers.deflate import fast_deflate
+from refinewidgets.io.refinebio import matrix, matrix_tsv
 
 _SETTINGS = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -49,13 +50,13 @@ def _write_zip(path, genes, samples, X, member="G/G.tsv", **kw):
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         with zf.open(member, "w", force_zip64=True) as fh:
             assert fast_deflate(fh)
-            archive.write_matrix(fh, genes, samples, X, **kw)
+            matrix.write_matrix(fh, genes, samples, X, **kw)
     return path
 
 
 def _read(path, member="G/G.tsv", columns=None):
-    with archive.open_store(path) as store:
-        return archive.read_matrix(store, member, columns)
+    with stores.open_store(path) as store:
+        return matrix.read_matrix(store, member, columns)
 
 
 # -- values: written, read back, the same float64 -------------------------------------------
@@ -103,7 +104,7 @@ def test_float32_refuses_values_beyond_its_range_and_writes_nothing(species_resu
     key = next(iter(species_result))
     species_result[key].X[0, 0] = 1e300
     target = tmp_path / "f32.zip"
-    from refinewidgets.io.refinebio_zip import write_zip
+    from refinewidgets.io.refinebio.zip import write_zip
 
     with pytest.raises(rw.ExpressionValueError, match="beyond float32's range"):
         write_zip(species_result, target, float32=True)
@@ -117,7 +118,7 @@ def species_result(comp, cat):
 
 
 def test_write_zip_float32_round_trip(species_result, tmp_path):
-    from refinewidgets.io.refinebio_zip import write_zip
+    from refinewidgets.io.refinebio.zip import write_zip
 
     path = write_zip(species_result, tmp_path / "d.zip", float32=True)
     back = rw.read_zip(path)
@@ -254,10 +255,10 @@ def test_tiny_batches_and_wrong_size_hints_give_the_same_array(tmp_path, monkeyp
     monkeypatch.setattr(matrix_tsv, "MIN_BATCH_ROWS", 1)
     monkeypatch.setattr(matrix_tsv, "_MIN_BATCH_BYTES", 4096)
     monkeypatch.setattr(matrix_tsv, "MAX_BATCH_BYTES", 8192)
-    with archive.open_store(path) as store:
+    with stores.open_store(path) as store:
         real = store.size("G/G.tsv")
         monkeypatch.setattr(store, "size", lambda name: int(real * size_factor))
-        got_genes, _, Y = archive.read_matrix(store, "G/G.tsv")
+        got_genes, _, Y = matrix.read_matrix(store, "G/G.tsv")
     assert got_genes == genes
     assert Y.shape == X.shape and Y.flags.c_contiguous
     assert np.array_equal(Y, X, equal_nan=True)
@@ -414,7 +415,7 @@ def test_qn_in_place_equals_a_new_array():
 
 def test_write_matrix_to_a_plain_buffer_without_samples():
     buf = io.BytesIO()
-    archive.write_matrix(buf, ["G1", "G2"], [], np.empty((0, 2)))
+    matrix.write_matrix(buf, ["G1", "G2"], [], np.empty((0, 2)))
     assert buf.getvalue() == b"Gene\t\nG1\nG2\n"
 
 
@@ -437,16 +438,16 @@ def test_sanitize_fast_path_equals_the_rules(ids, monkeypatch):
 def test_inflate_gives_every_byte_whatever_its_output_limit(tmp_path, monkeypatch, out):
     """Output the inflater holds back at its per-call limit after the last input read is
     still given (a member compressing far beyond 8 to 1 ends that way)."""
-    from refinewidgets.io import deflate
+    from refinewidgets.io.containers import deflate
 
     text = b"Gene\tA\tB\n" + b"".join(b"G%d\t0\t%d\n" % (i, i % 3) for i in range(20000))
     path = tmp_path / "z.zip"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("E/E.tsv", text)
     monkeypatch.setattr(deflate, "_OUT", out)
-    with archive.open_store(path) as store:
+    with stores.open_store(path) as store:
         assert b"".join(store.chunks("E/E.tsv")) == text
-        genes, samples, X = archive.read_matrix(store, "E/E.tsv", ["B"])
+        genes, samples, X = matrix.read_matrix(store, "E/E.tsv", ["B"])
     assert len(genes) == 20000 and X[0, :4].tolist() == [0.0, 1.0, 2.0, 0.0]
 
 
@@ -479,7 +480,7 @@ def test_fast_deflate_leaves_a_stored_member_alone(tmp_path):
 def test_float32_input_is_written_as_its_float64_value():
     buf = io.BytesIO()
     X = np.array([[0.1, 3.0]], dtype=np.float32)
-    archive.write_matrix(buf, ["G1", "G2"], ["S"], X)
+    matrix.write_matrix(buf, ["G1", "G2"], ["S"], X)
     lines = buf.getvalue().decode().splitlines()
     assert [float(line.split("\t")[1]) for line in lines[1:]] == [float(np.float32(0.1)), 3.0]
 

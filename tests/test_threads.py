@@ -9,7 +9,7 @@ import pytest
 
 import refinewidgets as rw
 from refinewidgets.core.threads import ordered_map, thread_count
-from refinewidgets.io.sources import RefinebioSource
+from refinewidgets.io.refinebio.sources import RefinebioSource
 
 from .conftest import bulk_ids
 

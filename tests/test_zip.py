@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import refinewidgets as rw
-from refinewidgets.io import archive
+from refinewidgets.io.refinebio import matrix
 
 from .conftest import experiments_of
 
@@ -334,7 +334,7 @@ def test_existing_output_is_not_overwritten(species_result, tmp_path):
 
 def test_interrupted_write_leaves_nothing(species_result, tmp_path, monkeypatch):
     calls = []
-    real = archive.write_matrix
+    real = matrix.write_matrix
 
     def interrupted(*args, **kwargs):
         calls.append(1)
@@ -342,7 +342,7 @@ def test_interrupted_write_leaves_nothing(species_result, tmp_path, monkeypatch)
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("refinewidgets.io.refinebio_zip.write_matrix", interrupted)
+    monkeypatch.setattr("refinewidgets.io.refinebio.zip.write_matrix", interrupted)
     with pytest.raises(KeyboardInterrupt):
         species_result.write_zip(tmp_path / "d.zip")
     assert list(tmp_path.iterdir()) == []

@@ -49,6 +49,8 @@ __all__ = [
     "freeze_cell_filter",
     "match_cells",
     "parse_cell_filter",
+    "qc_keep",
+    "qc_table_columns",
     "qc_values",
     "split_qc",
     "thaw_cell_filter",
@@ -313,3 +315,67 @@ def qc_values(counts) -> pd.DataFrame:
         )
         detected[np.diff(counts.indptr) == 0] = 0
     return pd.DataFrame({"total_counts": totals, "n_genes_by_counts": detected.astype(np.int64)})
+
+
+def qc_table_columns(cell_filter, renamed: Mapping[str, str] | None = None) -> list[str]:
+    """The cell-table columns a QC pass of ``cell_filter`` needs beside the QC values: those of
+    a filter text using a QC value (renamed by ``renamed``, ``{unified: the file's own name}``),
+    else none (a dict filter's QC conditions need only the QC values).
+
+    >>> qc_table_columns("cell_type == 'B cell' and total_counts > 500")
+    ['cell_type']
+    >>> qc_table_columns("cell_type == 'B cell'"), qc_table_columns({"total_counts": {"min": 5}})
+    ([], [])
+    """
+    cell_filter = parse_cell_filter(cell_filter)
+    if not isinstance(cell_filter, str):
+        return []
+    query = parse_query(cell_filter).renamed(dict(renamed or {}))
+    if not set(query.columns) & set(QC_COLUMNS):
+        return []
+    return [c for c in query.columns if c not in QC_COLUMNS]
+
+
+def qc_keep(
+    cell_filter,
+    qc: pd.DataFrame,
+    where: str,
+    *,
+    table: pd.DataFrame | None = None,
+    renamed: Mapping[str, str] | None = None,
+    terms: Any = None,
+) -> np.ndarray | None:
+    """Which cells meet ``cell_filter`` once their QC values are known: a boolean mask over the
+    rows of ``qc`` (:data:`QC_COLUMNS`, from :func:`qc_values`), or None when the filter uses
+    no QC value.
+
+    The cells were chosen on their other columns already; a filter text is evaluated again as a
+    whole, on ``table`` (its :func:`qc_table_columns` for the same cells, in the same order)
+    with the QC values added. ``renamed`` and ``terms`` (an ontology matcher) are those the
+    choice used; ``where`` names the file in messages.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> qc = pd.DataFrame({"total_counts": [100.0, 900.0], "n_genes_by_counts": [50, 300]})
+    >>> qc_keep({"total_counts": {"min": 500}}, qc, "f.h5ad").tolist()
+    [False, True]
+    >>> cells = pd.DataFrame({"cell_type": ["B cell", "T cell"]})
+    >>> qc_keep("cell_type == 'T cell' or total_counts < 200", qc, "f.h5ad", table=cells).tolist()
+    [True, True]
+    >>> qc_keep({"cell_type": ["B cell"]}, qc, "f.h5ad") is None
+    True
+    """
+    cell_filter = parse_cell_filter(cell_filter)
+    if isinstance(cell_filter, str):
+        query = parse_query(cell_filter).renamed(dict(renamed or {}))
+        if not set(query.columns) & set(QC_COLUMNS):
+            return None
+        values = pd.DataFrame(index=pd.RangeIndex(len(qc))) if table is None else table.copy()
+        for column in QC_COLUMNS:
+            values[column] = qc[column].to_numpy()
+        return query.mask(values, where, terms=terms)
+    _, qc_filter = split_qc(cell_filter)
+    if not qc_filter:
+        return None
+    return match_cells(qc.reset_index(drop=True), qc_filter, where)

@@ -7,7 +7,7 @@ branch, used as a placeholder) and sex ``NA`` or ``not annotated``; the newest w
 columns (``cell_type``, ``cell_type_id``, ``tissue``, ``tissue_id``, ``stage``, ``stage_id``,
 ``sex``, ``strain``), so ``{"sex": {"not_in": ["unknown"]}}`` means the same on every file; the
 file's own value stays in the file's own column (see
-:class:`~refinewidgets.io.bgee.BgeeH5ad`). A unified column the file lacks altogether is
+:class:`~refinewidgets.io.bgee.h5ad.BgeeH5ad`). A unified column the file lacks altogether is
 ``unknown`` too.
 
 =================================  ==========================================================

@@ -26,7 +26,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Result", "is_cell_group", "make_cell_group", "make_group"]
 
 
-
 def make_group(
     X: Any, obs: pd.DataFrame, genes: pd.Index, *, uns: Mapping[str, Any]
 ) -> anndata.AnnData:
@@ -225,7 +224,7 @@ class Result(Mapping):
         ``float32=True`` writes each value as the shortest text of its float32 rounding: a
         smaller file, for users who ask for one. Returns the path written.
         """
-        from ..io.refinebio_zip import write_zip
+        from ..io.refinebio.zip import write_zip
 
         return write_zip(self, path, overwrite=overwrite, progress=progress, float32=float32)
 

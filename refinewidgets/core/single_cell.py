@@ -1,6 +1,6 @@
 """Single-cell groups: join cell blocks on genes, normalize counts, pseudobulk, scale.
 
-A cell source (Bgee droplet files, see :mod:`refinewidgets.io.bgee_source`) hands the build
+A cell source (Bgee droplet files, see :mod:`refinewidgets.io.bgee.source`) hands the build
 :class:`CellBlock` objects: the selected cells of one file, their counts (sparse, cells x genes)
 and the file's genes. Cells stay sparse unless scaling is asked for, which needs a dense matrix
 and is refused when that would not fit in memory.

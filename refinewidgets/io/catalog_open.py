@@ -14,12 +14,11 @@ from ..errors import (
     SourceFormatError,
     SourceFormatWarning,
 )
-from .archive import not_regular_file
-from .download import AGGREGATED
-from .sources import QN_TARGET_PATTERN, QnTargetSource, RefinebioSource
+from .containers.stores import not_regular_file
+from .refinebio.download import AGGREGATED
+from .refinebio.sources import QN_TARGET_PATTERN, QnTargetSource, RefinebioSource
 
 __all__ = ["demo_path", "drop_duplicate_files", "find_sources", "open_catalog"]
-
 
 
 def demo_path() -> Path:
@@ -32,9 +31,9 @@ TARBALL_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 
 def tarball_sources(path: Path, cache_dir=None) -> list:
     """One source per H5AD member of a Bgee species tarball, read from the tarball's index
-    (see :mod:`.bgee_tarball`); a member's counts are extracted into the cache when first read."""
-    from .bgee_source import BgeeSource
-    from .bgee_tarball import BgeeTarball
+    (see :mod:`.bgee.tarball`); a member's counts are extracted into the cache when first read."""
+    from .bgee.source import BgeeSource
+    from .bgee.tarball import BgeeTarball
 
     tarball = BgeeTarball(path, cache_dir)
     return [
@@ -57,7 +56,7 @@ class MemberFile:
         self.tarball, self.cache_dir, self.name = tarball, cache_dir, name
 
     def __call__(self) -> Path:
-        from .bgee_tarball import BgeeTarball
+        from .bgee.tarball import BgeeTarball
 
         return BgeeTarball(self.tarball, self.cache_dir).extract(self.name)
 
@@ -69,7 +68,7 @@ def _open_file(path: Path, tx2gene=None, cache_dir=None) -> list:
     if QN_TARGET_PATTERN.match(path.name):
         return [QnTargetSource(path)]
     if name.endswith(".h5ad"):
-        from .bgee_source import BgeeSource
+        from .bgee.source import BgeeSource
 
         return [BgeeSource(path)]
     if name.endswith(TARBALL_SUFFIXES):
@@ -128,7 +127,7 @@ def drop_duplicate_files(sources: list) -> list:
 
     The same experiment and species in two files (two releases, or an FTP copy beside a
     BgeeDB copy) would add its cells twice. The rule: the newest Bgee writer wins (newest,
-    after 15.2, 15.2, 15.1; see :data:`~refinewidgets.io.bgee.WRITERS`); then a file under
+    after 15.2, 15.2, 15.1; see :data:`~refinewidgets.io.bgee.conventions.WRITERS`); then a file under
     Bgee's own name over a BgeeDB save; then the path found first. A
     :class:`~refinewidgets.errors.DuplicateSourceWarning` names every file and the one used.
     """
@@ -165,7 +164,7 @@ def open_catalog(*paths: str | os.PathLike, tx2gene=None, cache_dir=None) -> Cat
     ``tx2gene`` (a two-column transcript-to-gene file, DataFrame or mapping) lets a build sum
     the transcripts of refine.bio's quant.sf-only downloads (RNA-seq quantpendia) into genes.
     Bgee species tarballs are indexed into ``cache_dir`` (default:
-    :func:`~refinewidgets.io.bgee_tarball.default_cache_dir`, or ``$REFINEWIDGETS_CACHE``); a
+    :func:`~refinewidgets.io.bgee.tarball.default_cache_dir`, or ``$REFINEWIDGETS_CACHE``); a
     member's counts are extracted there when a build first reads them.
 
     Examples

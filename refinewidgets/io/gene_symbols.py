@@ -38,7 +38,7 @@ import pandas as pd
 from ..core.cache_dir import default_cache_dir
 from ..core.names import check_organism
 from ..errors import DatasetSpecError, GeneSelectionWarning
-from .archive import atomic_output
+from .containers.atomic import atomic_output
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..core.result import Result

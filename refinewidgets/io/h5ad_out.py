@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from .._version import FORMAT_VERSION
 from ..core.names import ACCESSION_PATTERN
 from ..errors import OutputError, OutputExistsError
-from .archive import atomic_output
+from .containers.atomic import atomic_output
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..core.result import Result

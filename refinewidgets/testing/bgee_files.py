@@ -39,7 +39,7 @@ import pandas as pd
 
 from ..errors import OutputExistsError
 from ..io.anndata_elems import write_elem
-from ..io.bgee import ORGANISM_BY_TAXON
+from ..io.bgee.h5ad import ORGANISM_BY_TAXON
 
 __all__ = ["VARIANTS", "write_bgee_h5ad"]
 

@@ -36,7 +36,7 @@ from urllib.parse import unquote, urlsplit
 
 import pandas as pd
 
-from ..bgee import parse_file_name
+from ..bgee.conventions import parse_file_name
 from .cache import DownloadCache, safe_name
 from .errors import RemoteError, RemoteNotFoundError
 from .http import Http
@@ -252,7 +252,7 @@ class Bgee:
         ]
         tarball = self.cache.path_for("bgee", sp, f"{sp}{_TARBALL}")
         if self.cache.record(tarball) is not None:
-            from ..bgee_tarball import BgeeTarball
+            from ..bgee.tarball import BgeeTarball
 
             known = {r[0] for r in rows}
             for member in BgeeTarball(tarball, self.cache.root.parent).members:
@@ -305,32 +305,37 @@ class Bgee:
                 need_tarball = True
         paths = [self._get(name, url, sp, md5, progress, refresh) for name, url in chosen]
         if need_tarball:
-            tar = files[files["kind"] == "tarball"]
-            if tar.empty:
-                listed = sorted(set(files.loc[files["kind"] == "h5ad", "experiment"]))
-                raise RemoteNotFoundError(
-                    f"Bgee lists no file for {', '.join(wanted) or 'the species'} of {sp} and no "
-                    f"species tarball; it has: {', '.join(listed) or 'nothing'}."
-                )
-            name, url = tar.iloc[0][["name", "url"]]
-            tarball = self._get(name, url, sp, md5, progress, refresh)
-            missing = [e for e in wanted if e not in set(files["experiment"])]
-            if missing:
-                from ..bgee_tarball import BgeeTarball
-
-                inside = {
-                    m.experiment for m in BgeeTarball(tarball, self.cache.root.parent).members
-                }
-                absent = [e for e in missing if e not in inside]
-                if absent:
-                    raise RemoteNotFoundError(
-                        f"Bgee has no droplet experiment {', '.join(absent)} for {sp}: not as a "
-                        f"file, not in {name} (which holds {', '.join(sorted(inside)) or 'none'})."
-                    )
-            paths.append(tarball)
+            paths.append(self._get_tarball(sp, wanted, files, md5, progress, refresh))
         if out is not None:
             paths = [self.cache.copy_to(p, out) for p in paths]
         return paths
+
+    def _get_tarball(
+        self, sp: str, wanted: list[str], files: pd.DataFrame, md5: dict, progress, refresh: bool
+    ) -> Path:
+        """The species tarball, downloaded (or cached), once it is known to hold the experiments
+        of ``wanted`` that have no file of their own."""
+        tar = files[files["kind"] == "tarball"]
+        if tar.empty:
+            listed = sorted(set(files.loc[files["kind"] == "h5ad", "experiment"]))
+            raise RemoteNotFoundError(
+                f"Bgee lists no file for {', '.join(wanted) or 'the species'} of {sp} and no "
+                f"species tarball; it has: {', '.join(listed) or 'nothing'}."
+            )
+        name, url = tar.iloc[0][["name", "url"]]
+        tarball = self._get(name, url, sp, md5, progress, refresh)
+        missing = [e for e in wanted if e not in set(files["experiment"])]
+        if missing:
+            from ..bgee.tarball import BgeeTarball
+
+            inside = {m.experiment for m in BgeeTarball(tarball, self.cache.root.parent).members}
+            absent = [e for e in missing if e not in inside]
+            if absent:
+                raise RemoteNotFoundError(
+                    f"Bgee has no droplet experiment {', '.join(absent)} for {sp}: not as a "
+                    f"file, not in {name} (which holds {', '.join(sorted(inside)) or 'none'})."
+                )
+        return tarball
 
     def _cached(self, sp: str, wanted: list[str]) -> list[Path] | None:
         """The cached files that hold ``wanted`` (the tarball when nothing is named), or None."""
@@ -346,7 +351,7 @@ class Bgee:
         if all(e in files for e in wanted):
             return [files[e] for e in wanted]
         if tarball:  # the species tarball, indexed locally, may hold the others
-            from ..bgee_tarball import BgeeTarball
+            from ..bgee.tarball import BgeeTarball
 
             inside = {m.experiment for m in BgeeTarball(tarball[0], self.cache.root.parent).members}
             if all(e in files or e in inside for e in wanted):

@@ -30,7 +30,6 @@ Decisions (pooch's, plus resuming, which pooch does not do; so we use ``requests
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import os
@@ -42,7 +41,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 import requests
@@ -50,10 +48,25 @@ import urllib3
 
 from ...core.cache_dir import default_cache_dir
 from ...errors import OutputError, SourceFormatError
-from ..archive import check_name_part
+from ..containers.names import check_name_part
 from .errors import DownloadIntegrityError, ServiceUnavailableError
 from .http import Http
 from .integrity import check_structure, kind_of
+from .resume import (
+    MIN_RATE_ENV,
+    ShortRead,
+    content_range,
+    discard,
+    read_validators,
+    response_chunks,
+    slowest_rate,
+    total_length,
+    validator,
+    why,
+    without_query,
+    write_error,
+    write_validators,
+)
 
 __all__ = ["DOWNLOADS", "DownloadCache", "Entry", "checksum_of", "safe_name"]
 
@@ -228,7 +241,7 @@ class DownloadCache:
         aside = path.with_name(f".{path.name}.bad")
         with contextlib.suppress(FileNotFoundError):
             os.replace(path, aside)
-        _discard(self.record_path(path))
+        discard(self.record_path(path))
         with contextlib.suppress(OSError):
             aside.with_name(aside.name + ".txt").write_text(reason + "\n", encoding="utf-8")
         return aside
@@ -264,6 +277,38 @@ class DownloadCache:
         expected = _parse_checksum(checksum)
         if not refresh and self.record(path) is not None:
             return path
+        part = self._prepare(path, refresh)
+        bar = _progress_bar(progress, path.name)
+        shown = http.scrub(without_query(url))
+        try:
+            total = self._transfer(http, url, part, size, headers or {}, bar, what or shown)
+        finally:
+            if bar is not None and hasattr(bar, "close"):
+                bar.close()
+        self._check_part(
+            part,
+            path.name,
+            shown,
+            {"the server announced": size, "the reply's length was": total},
+            expected,
+        )
+        os.replace(part, path)
+        discard(self.validators_path(part))
+        record = {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "url": without_query(url),
+            "size": path.stat().st_size,
+            "checksum": f"{expected[0]}:{expected[1]}" if expected else "",
+            "structure": kind_of(path.name),
+            "downloaded_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            **(extra or {}),
+        }
+        self._write_record(path, record)
+        return path
+
+    def _prepare(self, path: Path, refresh: bool) -> Path:
+        """The partial file of ``path``, its folder made (with ``refresh``, emptied)."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -273,20 +318,20 @@ class DownloadCache:
             ) from None
         part = self.part_path(path)
         if refresh:
-            _discard(part)
-            _discard(self.validators_path(part))
-        bar = _progress_bar(progress, path.name)
-        shown = http.scrub(_without_query(url))
-        try:
-            total = self._transfer(http, url, part, size, headers or {}, bar, what or shown)
-        finally:
-            if bar is not None and hasattr(bar, "close"):
-                bar.close()
+            discard(part)
+            discard(self.validators_path(part))
+        return part
+
+    def _check_part(
+        self, part: Path, name: str, shown: str, sizes: dict, expected: tuple[str, str] | None
+    ) -> None:
+        """Refuse (and drop) a finished part whose size, checksum or structure is not what was
+        announced: ``sizes`` maps how a size was told to the size (None: not told)."""
         got = part.stat().st_size
         again = "It was discarded: the next call downloads it again from the start."
-        for label, want in (("the server announced", size), ("the reply's length was", total)):
+        for label, want in sizes.items():
             if want is not None and got != want:
-                problem = check_structure(part, path.name)  # an error page says more than sizes
+                problem = check_structure(part, name)  # an error page says more than sizes
                 self._drop_part(part)
                 if problem is not None:
                     raise DownloadIntegrityError(
@@ -307,7 +352,7 @@ class DownloadCache:
                     f"The download of {shown} has {algorithm.upper()} {actual}, but the server "
                     f"announced {value}: the file is damaged (or changed on the server). {again}"
                 )
-        problem = check_structure(part, path.name)
+        problem = check_structure(part, name)
         if problem is not None:
             self._drop_part(part)
             raise DownloadIntegrityError(
@@ -315,24 +360,10 @@ class DownloadCache:
                 f"with an error page or a damaged file. {again} If it keeps happening, the "
                 "service has a problem: try again later."
             )
-        os.replace(part, path)
-        _discard(self.validators_path(part))
-        record = {
-            "format": _FORMAT,
-            "version": _VERSION,
-            "url": _without_query(url),
-            "size": got,
-            "checksum": f"{expected[0]}:{expected[1]}" if expected else "",
-            "structure": kind_of(path.name),
-            "downloaded_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            **(extra or {}),
-        }
-        self._write_record(path, record)
-        return path
 
     def _drop_part(self, part: Path) -> None:
-        _discard(part)
-        _discard(self.validators_path(part))
+        discard(part)
+        discard(self.validators_path(part))
 
     def _transfer(self, http: Http, url, part: Path, size, headers, bar, what) -> int | None:
         """Fill ``part`` from ``url``, resuming after interruptions; returns the total length.
@@ -344,54 +375,23 @@ class DownloadCache:
         where the part ends and has the total length of the first reply.
         """
         interruptions = 0
-        source = _without_query(http.url(url))
+        source = without_query(http.url(url))
         while True:
-            have = part.stat().st_size if part.exists() else 0
-            saved = _read_validators(self.validators_path(part)) if have else None
-            if have and (saved is None or saved.get("source") != source):
-                self._drop_part(part)  # no way to tell that its bytes are still the server's
-                have, saved = 0, None
+            have, saved = self._resumable(part, source)
             ask = {"Accept-Encoding": "identity", **headers}  # the bytes as stored
             if have:
                 ask["Range"] = f"bytes={have}-"
                 ask["If-Range"] = saved["validator"]
             response = http.request("GET", url, headers=ask, ok=(200, 206, 416), what=what)
             with response:
-                if response.status_code == 416:  # asked beyond the end: the part is stale
+                usable, total = self._reply_fits(response, part, have, saved, source)
+                if not usable:  # the part is stale, or the reply is not its rest: start over
                     self._drop_part(part)
                     interruptions += 1
                     if interruptions > http.retries:
-                        raise DownloadIntegrityError(
-                            f"{what}: the server refuses to send the rest of a partial download "
-                            "(HTTP 416). The partial file was discarded; the next call downloads "
-                            "it again from the start."
-                        )
+                        raise DownloadIntegrityError(_refused(response.status_code, what))
                     continue
-                if response.status_code == 206:
-                    first, last, whole = _content_range(response)
-                    expected_total = saved.get("total") if saved else None
-                    if (
-                        not have
-                        or first != have
-                        or whole is None
-                        or (last is not None and last != whole - 1)
-                        or (expected_total is not None and whole != expected_total)
-                    ):  # not the rest of our part: start over
-                        self._drop_part(part)
-                        interruptions += 1
-                        if interruptions > http.retries:
-                            raise DownloadIntegrityError(
-                                f"{what}: the server answers range requests with another range "
-                                "or length than asked. Nothing was kept; try again later."
-                            )
-                        continue
-                    total = whole
-                else:  # the whole file (first request, or the file changed): from the start
-                    have = 0
-                    total = _total_length(response, 0)
-                    _write_validators(
-                        self.validators_path(part), source, _validator(response), total
-                    )
+                have = have if response.status_code == 206 else 0
                 if bar is not None:
                     bar.reset(total=total)
                     if have:
@@ -401,30 +401,59 @@ class DownloadCache:
                         response, part, append=have > 0, bar=bar, total=total, min_rate=http
                     )
                     if total is not None and part.stat().st_size < total:
-                        raise _ShortRead(f"the connection closed before byte {total:,}")
+                        raise ShortRead(f"the connection closed before byte {total:,}")
                     return total
-                except (
-                    requests.exceptions.ChunkedEncodingError,
-                    requests.exceptions.ConnectionError,
-                    requests.exceptions.Timeout,
-                    urllib3.exceptions.HTTPError,
-                    _ShortRead,
-                ) as exc:
+                except _INTERRUPTIONS as exc:
                     interruptions += 1
-                    got = part.stat().st_size if part.exists() else 0
                     if interruptions > http.retries:
-                        resumable = _read_validators(self.validators_path(part)) is not None
-                        nxt = (
-                            "the next call resumes where it stopped"
-                            if resumable
-                            else "the server gives no ETag or Last-Modified to resume safely "
-                            "with, so the next call starts it again"
-                        )
-                        raise ServiceUnavailableError(
-                            f"The download of {what} was interrupted {interruptions} times "
-                            f"({_why(exc)}); {got:,} bytes are kept in {part}: {nxt}."
-                        ) from None
+                        raise self._interrupted(part, what, interruptions, exc) from None
                     time.sleep(min(http.backoff * 2 ** (interruptions - 1), 30))
+
+    def _resumable(self, part: Path, source: str) -> tuple[int, dict | None]:
+        """``(bytes of the part, its saved validators)``; a part that cannot be resumed safely
+        (no validator, or one of another address) is dropped: ``(0, None)``."""
+        have = part.stat().st_size if part.exists() else 0
+        saved = read_validators(self.validators_path(part)) if have else None
+        if have and (saved is None or saved.get("source") != source):
+            self._drop_part(part)  # no way to tell that its bytes are still the server's
+            return 0, None
+        return have, saved
+
+    def _reply_fits(self, response, part: Path, have: int, saved, source: str):
+        """``(usable, total length)`` of a reply: a 416 or a 206 that is not the rest of the
+        part is not usable; a 200 (the whole file) is, and its validators are saved."""
+        if response.status_code == 416:  # asked beyond the end: the part is stale
+            return False, None
+        if response.status_code == 206:
+            first, last, whole = content_range(response)
+            expected_total = saved.get("total") if saved else None
+            fits = not (
+                not have
+                or first != have
+                or whole is None
+                or (last is not None and last != whole - 1)
+                or (expected_total is not None and whole != expected_total)
+            )
+            return fits, whole
+        total = total_length(response, 0)  # the whole file (first request, or it changed)
+        write_validators(self.validators_path(part), source, validator(response), total)
+        return True, total
+
+    def _interrupted(
+        self, part: Path, what: str, interruptions: int, exc: BaseException
+    ) -> ServiceUnavailableError:
+        got = part.stat().st_size if part.exists() else 0
+        resumable = read_validators(self.validators_path(part)) is not None
+        nxt = (
+            "the next call resumes where it stopped"
+            if resumable
+            else "the server gives no ETag or Last-Modified to resume safely "
+            "with, so the next call starts it again"
+        )
+        return ServiceUnavailableError(
+            f"The download of {what} was interrupted {interruptions} times "
+            f"({why(exc)}); {got:,} bytes are kept in {part}: {nxt}."
+        )
 
     @staticmethod
     def _write(response, part: Path, *, append: bool, bar, total, min_rate: Http) -> None:
@@ -432,15 +461,15 @@ class DownloadCache:
         flags |= getattr(os, "O_BINARY", 0)
         fd = os.open(part, flags, 0o644)
         window = max(min_rate.timeout, 0.05)
-        rate = _min_rate()
+        rate = slowest_rate()
         began, received = time.monotonic(), 0
         try:
-            for chunk in _chunks(response):
+            for chunk in response_chunks(response):
                 received += len(chunk)
                 elapsed = time.monotonic() - began
                 if elapsed >= window:  # a trickle is an interruption, resumed like one
                     if received / elapsed < rate:
-                        raise _ShortRead(
+                        raise ShortRead(
                             f"slower than {rate:,.0f} bytes/s for {elapsed:.0f} s; set "
                             f"{MIN_RATE_ENV} to accept a slower line"
                         )
@@ -452,9 +481,9 @@ class DownloadCache:
                     except OSError as exc:
                         os.close(fd)
                         fd = -1
-                        _discard(part)
+                        discard(part)
                         final = part.with_name(part.name[1 : -len(".part")])
-                        raise _write_error(exc, final, total) from None
+                        raise write_error(exc, final, total) from None
                     view = view[n:]
                 if bar is not None:
                     bar.update(len(chunk))
@@ -516,11 +545,11 @@ class DownloadCache:
             if everything or not entry.complete or old:
                 removed.append(entry.path)
                 if not dry_run:
-                    _discard(entry.path)
-                    _discard(self.record_path(entry.path))
+                    discard(entry.path)
+                    discard(self.record_path(entry.path))
         if everything and not dry_run and self.root.is_dir():  # records of pending work too
             for path in [p for p in self.root.rglob(".*") if p.is_file()]:
-                _discard(path)
+                discard(path)
         if not dry_run and self.root.is_dir():
             for folder in sorted((p for p in self.root.rglob("*") if p.is_dir()), reverse=True):
                 with contextlib.suppress(OSError):
@@ -537,109 +566,30 @@ class DownloadCache:
             shutil.copyfile(path, tmp)
             os.replace(tmp, target)
         except OSError as exc:
-            _discard(tmp)
-            raise _write_error(exc, target, path.stat().st_size) from None
+            discard(tmp)
+            raise write_error(exc, target, path.stat().st_size) from None
         return target
 
 
-MIN_RATE_ENV = "REFINEWIDGETS_HTTP_MIN_RATE"
+#: What interrupts a transfer that a retry may resume.
+_INTERRUPTIONS = (
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    urllib3.exceptions.HTTPError,
+    ShortRead,
+)
 
 
-def _min_rate() -> float:
-    """The slowest download accepted, bytes a second over a read timeout (default 1024)."""
-    text = os.environ.get(MIN_RATE_ENV) or "1024"
-    try:
-        return max(float(text), 0.0)
-    except ValueError:
-        raise OutputError(f"${MIN_RATE_ENV} is {text!r}; it must be a number.") from None
-
-
-def _without_query(url: str) -> str:
-    """A URL without its query: a presigned URL's signature is not kept or shown."""
-    parts = urlsplit(str(url))
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-
-
-def _validator(response) -> str | None:
-    """What ``If-Range`` can use: a strong ``ETag``, else ``Last-Modified``."""
-    etag = response.headers.get("ETag", "").strip()
-    if etag and not etag.startswith("W/"):
-        return etag
-    return response.headers.get("Last-Modified", "").strip() or None
-
-
-def _write_validators(where: Path, source: str, validator: str | None, total) -> None:
-    if validator is None:
-        _discard(where)
-        return
-    where.parent.mkdir(parents=True, exist_ok=True)
-    where.write_text(
-        json.dumps({"source": source, "validator": validator, "total": total}), encoding="utf-8"
-    )
-
-
-def _read_validators(where: Path) -> dict | None:
-    try:
-        saved = json.loads(where.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    ok = isinstance(saved, dict) and isinstance(saved.get("validator"), str)
-    return saved if ok and saved["validator"] else None
-
-
-def _content_range(response) -> tuple[int | None, int | None, int | None]:
-    """``(first, last, total)`` of ``Content-Range: bytes first-last/total`` (None if absent)."""
-    match = re.fullmatch(
-        r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", response.headers.get("Content-Range", "")
-    )
-    if not match:
-        return None, None, None
-    whole = None if match.group(3) == "*" else int(match.group(3))
-    return int(match.group(1)), int(match.group(2)), whole
-
-
-def _why(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, _ShortRead) else type(exc).__name__
-
-
-class _ShortRead(Exception):
-    """The reply ended cleanly but before its announced length."""
-
-
-def _chunks(response) -> Iterator[bytes]:
-    """The body as it arrives (``read1``), so bytes received before a cut are kept."""
-    read1 = getattr(response.raw, "read1", None)
-    if read1 is None:  # pragma: no cover - urllib3 < 2.3
-        yield from response.iter_content(_CHUNK)
-        return
-    while True:
-        data = read1(_CHUNK, decode_content=False)
-        if not data:
-            return
-        yield data
-
-
-def _discard(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-
-
-def _write_error(exc: OSError, path: Path, total: int | None) -> OutputError:
-    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-        need = f" ({total:,} bytes needed)" if total else ""
-        return OutputError(
-            f"No space left on the disk for {path.name} in {path.parent}{need}. The unfinished "
-            "file was removed. Free some space (`refinewidgets cache prune --all` empties the "
-            "download cache) or set $REFINEWIDGETS_CACHE to a folder on a bigger disk."
+def _refused(status: int, what: str) -> str:
+    """The message when the server keeps answering a resume with what cannot be used."""
+    if status == 416:
+        return (
+            f"{what}: the server refuses to send the rest of a partial download "
+            "(HTTP 416). The partial file was discarded; the next call downloads "
+            "it again from the start."
         )
-    return OutputError(f"Cannot write {path} ({exc.strerror or exc}).")
-
-
-def _total_length(response, start: int) -> int | None:
-    match = re.search(r"/(\d+)$", response.headers.get("Content-Range", ""))
-    if match:
-        return int(match.group(1))
-    length = response.headers.get("Content-Length")
-    if length and length.isdigit() and "Content-Encoding" not in response.headers:
-        return start + int(length)
-    return None
+    return (
+        f"{what}: the server answers range requests with another range "
+        "or length than asked. Nothing was kept; try again later."
+    )

@@ -31,8 +31,6 @@ from __future__ import annotations
 import json as _json
 import os
 import re
-import socket
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -40,9 +38,6 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
     MaxRetryError,
@@ -53,6 +48,7 @@ from urllib3.exceptions import (
 from urllib3.util.retry import Retry
 
 from ..._version import __version__
+from .deadline import Watch, WatchedAdapter
 from .errors import (
     RemoteDatasetError,
     RemoteError,
@@ -185,83 +181,6 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
-_WATCH = threading.local()  # the _Watch of the request this thread is sending, if any
-
-
-class _Watch:
-    """An overall deadline for the part of a request ``requests`` reads itself (the status line
-    and headers): when it passes, the sockets in use are shut down, so a server trickling its
-    headers cannot hold the request past it."""
-
-    def __init__(self, seconds: float) -> None:
-        self.sockets: list[socket.socket] = []
-        self.expired = False
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(max(seconds, 0.0), self._expire)
-        self._timer.daemon = True
-
-    def watch(self, sock) -> None:
-        with self._lock:
-            self.sockets.append(sock)
-            expired = self.expired
-        if expired:
-            _shut(sock)
-
-    def _expire(self) -> None:
-        with self._lock:
-            self.expired = True
-            sockets = list(self.sockets)
-        for sock in sockets:
-            _shut(sock)
-
-    def __enter__(self) -> _Watch:
-        _WATCH.current = self
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._timer.cancel()
-        _WATCH.current = None
-
-
-def _shut(sock) -> None:
-    try:  # the plain socket's shutdown (an SSL socket's own would tear its state down under
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the reading thread)
-    except OSError:
-        pass
-
-
-class _WatchedHTTPConnection(HTTPConnection):
-    def getresponse(self, *args, **kwargs):
-        watch = getattr(_WATCH, "current", None)
-        if watch is not None and self.sock is not None:
-            watch.watch(self.sock)
-        return super().getresponse(*args, **kwargs)
-
-
-class _WatchedHTTPSConnection(HTTPSConnection):
-    getresponse = _WatchedHTTPConnection.getresponse
-
-
-class _WatchedPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-
-class _WatchedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-
-class _Adapter(HTTPAdapter):
-    """``requests``' adapter whose connections a :class:`_Watch` can cut."""
-
-    def init_poolmanager(self, *args, **kwargs) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {
-            "http": _WatchedPool,
-            "https": _WatchedHTTPSPool,
-        }
-
-
 class Http:
     """A ``requests`` session for one service, with retries, deadlines, caps and our errors.
 
@@ -331,7 +250,7 @@ class Http:
             raise_on_redirect=False,
         )
         self.session = requests.Session()
-        adapter = _Adapter(max_retries=retry)
+        adapter = WatchedAdapter(max_retries=retry)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = f"refinewidgets/{__version__}"
@@ -373,19 +292,7 @@ class Http:
         headers = dict(kwargs.pop("headers", None) or {})
         for _ in range(_MAX_REDIRECTS + 1):
             self._check_scheme(url)
-            try:
-                if deadline is None:
-                    response = self.session.request(method, url, headers=headers, **kwargs)
-                else:
-                    with _Watch(deadline - time.monotonic()) as watch:
-                        response = self.session.request(method, url, headers=headers, **kwargs)
-                    if watch.expired:  # cut short: what was read is not the answer
-                        response.close()
-                        raise self.past_deadline(url, 0)
-            except requests.exceptions.RequestException as exc:
-                if deadline is not None and watch.expired:
-                    raise self.past_deadline(url, 0) from None
-                raise self.unreachable(url, exc) from None
+            response = self._send(method, url, headers, deadline, kwargs)
             if not response.is_redirect:
                 break
             target = urljoin(response.url, response.headers.get("Location", ""))
@@ -411,6 +318,24 @@ class Http:
             with response:
                 raise self.status_error(response, what=what)
         return response
+
+    def _send(
+        self, method: str, url: str, headers: dict, deadline: float | None, kwargs: dict
+    ) -> requests.Response:
+        """One request, no redirect followed; ``deadline`` bounds its status line and headers."""
+        try:
+            if deadline is None:
+                return self.session.request(method, url, headers=headers, **kwargs)
+            with Watch(deadline - time.monotonic()) as watch:
+                response = self.session.request(method, url, headers=headers, **kwargs)
+            if watch.expired:  # cut short: what was read is not the answer
+                response.close()
+                raise self.past_deadline(url, 0)
+            return response
+        except requests.exceptions.RequestException as exc:
+            if deadline is not None and watch.expired:
+                raise self.past_deadline(url, 0) from None
+            raise self.unreachable(url, exc) from None
 
     def _check_scheme(self, url: str, redirected_from: str | None = None) -> None:
         if urlsplit(url).scheme in ("http", "https"):

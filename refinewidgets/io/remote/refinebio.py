@@ -48,9 +48,9 @@ from typing import Any
 
 import pandas as pd
 
-from ...core.names import check_accession, check_organism
+from ...core.names import check_accession
 from ...errors import DatasetSpecError
-from .cache import DownloadCache, safe_name
+from .cache import DownloadCache
 from .config import (
     API_ENV,
     BASE_URL_ENV,
@@ -62,20 +62,15 @@ from .config import (
 )
 from .config import write_config as _write_config
 from .errors import (
-    RemoteDatasetError,
     ResponseFormatError,
     ServiceUnavailableError,
-    TokenError,
 )
 from .http import Http, expect
+from .refinebio_compendia import Compendia, check_organism_name
 from .refinebio_datasets import (
-    _HOW_TO_TOKEN,
     PRIVACY_URL,
     TERMS_URL,
     Datasets,
-    _http_url,
-    _int,
-    _sha1,
 )
 
 __all__ = [
@@ -153,11 +148,7 @@ class SearchResult:
         )
 
 
-def _check_organism(value: str) -> str:
-    return check_organism(str(value).upper().replace(" ", "_"), "refine.bio")
-
-
-class RefineBio(Datasets):
+class RefineBio(Compendia, Datasets):
     """A refine.bio API client.
 
     Parameters
@@ -285,7 +276,7 @@ class RefineBio(Datasets):
             if value is not None:
                 params[name] = [value] if isinstance(value, str) else list(value)
         if organism is not None:
-            params["organism"] = [_check_organism(o) for o in params["organism"]]
+            params["organism"] = [check_organism_name(o) for o in params["organism"]]
         if technology is not None:
             params["technology"] = list(dict.fromkeys(_technology(t) for t in params["technology"]))
         if has_publication is not None:
@@ -293,29 +284,7 @@ class RefineBio(Datasets):
         if downloadable_only:
             params.setdefault("num_downloadable_samples__gt", 0)
         count, results, facets = self._pages("search/", params, max_results)
-        for i, row in enumerate(results):  # ExperimentDocumentSerializer's fields
-            expect(row.get("accession_code"), str, f"'accession_code' of search result {i}")
-            for key in ("organism_names", "platform_names", "platform_accession_codes"):
-                if row.get(key) is not None:
-                    expect(row[key], list, f"{key!r} of search result {i}")
-            if row.get("num_downloadable_samples") is not None:
-                expect(row["num_downloadable_samples"], int, f"'num_downloadable_samples' of {i}")
-        frame = pd.DataFrame(results)
-        if len(frame):
-            frame["accession_code"] = [
-                check_accession(a, "experiment", "refine.bio's search")
-                for a in frame["accession_code"]
-            ]
-            frame = frame.set_index("accession_code", drop=False)
-            frame.index.name = None
-        clean = {}
-        for key, counts in facets.items():  # {field: {value: number of samples}}
-            expect(counts, dict, f"the facet {key!r} of search/")
-            clean[str(key)] = {
-                str(v): expect(n, int, f"the count of {v!r} in the facet {key!r}")
-                for v, n in counts.items()
-            }
-        return SearchResult(count, frame, clean)
+        return SearchResult(count, _search_table(results), _facet_counts(facets))
 
     def experiment(self, accession: str) -> dict:
         """An experiment's metadata (``/v1/experiments/<accession>/``,
@@ -378,20 +347,6 @@ class RefineBio(Datasets):
             for i, r in enumerate(results)
         ]
 
-    def qn_targets(self) -> list[str]:
-        """The organisms that have a quantile-normalization target (``/v1/qn_targets/``).
-
-        api/views/qn_targets.py ``QNTargetsAvailable``: a plain list (``paginator = None``) of
-        ``OrganismRelationSerializer`` objects ``{name, taxonomy_id}``.
-        """
-        body = self.http.json("qn_targets/")  # api/urls.py (288d43ca): ^qn_targets/$
-        results = body.get("results", body) if isinstance(body, Mapping) else body
-        expect(results, list, "the answer of qn_targets/")
-        return [
-            expect(expect(r, dict, f"qn_targets/ item {i}").get("name"), str, f"'name' of {i}")
-            for i, r in enumerate(results)
-        ]
-
     def included_samples(self, experiment: str) -> pd.DataFrame:
         """What refine.bio will put in a download of ``{experiment: ["ALL"]}``, before asking.
 
@@ -437,117 +392,6 @@ class RefineBio(Datasets):
         left = (record or {}).get("left_out") or {}
         return {str(k): str(v) for k, v in left.items()} if isinstance(left, dict) else {}
 
-    def qn_target(self, organism: str) -> dict:
-        """The description of an organism's QN target file (``/v1/qn_targets/<ORGANISM>``)."""
-        name = _check_organism(organism)
-        # api/urls.py (288d43ca): ^qn_targets/(?P<organism_name>.+)$ (no trailing slash);
-        # api/views/qn_targets.py QNTargetSerializer: filename, size_in_bytes, sha1, s3_url
-        return self.http.json(f"qn_targets/{name}", what=f"a QN target for {name}")
-
-    def fetch_qn_target(self, organism: str, *, progress=None, refresh: bool = False) -> Path:
-        """Download an organism's QN target as ``qn_target_<ORGANISM>.tsv`` (which
-        ``rw.open_catalog`` uses as that organism's target); cached."""
-        name = _check_organism(organism)
-        path = self.cache.path_for("refinebio", "qn_targets", f"qn_target_{name}.tsv")
-        if not refresh and self.cache.record(path) is not None:
-            return path
-        info = self.qn_target(name)
-        url = info.get("s3_url") or info.get("download_url")
-        if not url:
-            raise RemoteDatasetError(f"refine.bio describes the QN target of {name} without a URL.")
-        return self.cache.download(
-            self.http,
-            _http_url(url),
-            path,
-            size=info.get("size_in_bytes"),
-            checksum=_sha1(info),
-            progress=progress,
-            refresh=refresh,
-        )
-
-    def compendia(
-        self, *, organism: str | None = None, quant_sf_only: bool | None = None, latest: bool = True
-    ) -> pd.DataFrame:
-        """Species compendia (``quant_sf_only=False``) and RNA-seq quantpendia (True): one row
-        each with organism, version, file name, size and, with a token, its download URL."""
-        # api/views/compendium_result.py (288d43ca) CompendiumResultListView: filterset_fields
-        # primary_organism__name, quant_sf_only; latest_version=true; rows have
-        # primary_organism_name, compendium_version, quant_sf_only and computed_file
-        # {filename, size_in_bytes, sha1, download_url (only with a valid token)}
-        params: dict[str, Any] = {}
-        if organism is not None:
-            params["primary_organism__name"] = _check_organism(organism)
-        if quant_sf_only is not None:
-            params["quant_sf_only"] = "true" if quant_sf_only else "false"
-        if latest:
-            params["latest_version"] = "true"
-        token = self.token(required=False)
-        # the token goes in the API-KEY header (api/views/api_token.py, 288d43ca; read as
-        # request.META["HTTP_API_KEY"] in api/views/compendium_result.py)
-        headers = {"API-KEY": token} if token else {}
-        page = self.http.json("compendia/", params={"limit": 1000, **params}, headers=headers)
-        results = page.get("results", []) if isinstance(page, Mapping) else page
-        rows = []
-        for r in results or []:
-            cf = r.get("computed_file") or {}
-            rows.append(
-                {
-                    "id": r.get("id"),
-                    "organism": r.get("primary_organism_name"),
-                    "quant_sf_only": bool(r.get("quant_sf_only")),
-                    "compendium_version": r.get("compendium_version"),
-                    "filename": cf.get("filename"),
-                    "size_in_bytes": cf.get("size_in_bytes"),
-                    "sha1": cf.get("sha1"),
-                    "download_url": cf.get("download_url"),
-                }
-            )
-        return pd.DataFrame(
-            rows,
-            columns=[
-                "id",
-                "organism",
-                "quant_sf_only",
-                "compendium_version",
-                "filename",
-                "size_in_bytes",
-                "sha1",
-                "download_url",
-            ],
-        )
-
-    def fetch_compendium(
-        self, organism: str, *, quant_sf_only: bool = False, progress=None, refresh: bool = False
-    ) -> Path:
-        """Download the latest species compendium (or quantpendium) of ``organism``; cached.
-        Needs an activated token."""
-        name = _check_organism(organism)
-        self.token()
-        table = self.compendia(organism=name, quant_sf_only=quant_sf_only)
-        kind = "quantpendium" if quant_sf_only else "compendium"
-        if table.empty:
-            raise RemoteDatasetError(
-                f"refine.bio lists no {kind} for {name}; `rw.remote.refinebio.compendia()` shows "
-                "the organisms that have one."
-            )
-        row = table.sort_values("compendium_version").iloc[-1]
-        if not row["download_url"]:
-            raise TokenError(
-                f"refine.bio did not give a download URL for the {kind} of {name}: the token is "
-                "not activated. " + _HOW_TO_TOKEN.format(config=config_path())
-            )
-        filename = safe_name(row["filename"] or f"{name}_{kind}.zip", "compendium file name")
-        path = self.cache.path_for("refinebio", "compendia", filename)
-        return self.cache.download(
-            self.http,
-            _http_url(row["download_url"]),
-            path,
-            size=_int(row["size_in_bytes"]),
-            checksum=f"sha1:{row['sha1']}" if row["sha1"] else None,
-            progress=progress,
-            refresh=refresh,
-        )
-
 
 def _left_out_reason(processed: bool, organism: str, targets: set[str]) -> tuple[bool, str]:
     """``(included, reason)`` of a sample in refine.bio's ``["ALL"]`` (convert_ALL_to_accessions)."""
@@ -570,6 +414,37 @@ def _count(value, name: str) -> int:
     if number < 0:
         raise DatasetSpecError(f"{name} {value!r} must not be negative.")
     return number
+
+
+def _search_table(results: list) -> pd.DataFrame:
+    """Search results (ExperimentDocumentSerializer's fields), checked, by accession."""
+    for i, row in enumerate(results):
+        expect(row.get("accession_code"), str, f"'accession_code' of search result {i}")
+        for key in ("organism_names", "platform_names", "platform_accession_codes"):
+            if row.get(key) is not None:
+                expect(row[key], list, f"{key!r} of search result {i}")
+        if row.get("num_downloadable_samples") is not None:
+            expect(row["num_downloadable_samples"], int, f"'num_downloadable_samples' of {i}")
+    frame = pd.DataFrame(results)
+    if len(frame):
+        frame["accession_code"] = [
+            check_accession(a, "experiment", "refine.bio's search") for a in frame["accession_code"]
+        ]
+        frame = frame.set_index("accession_code", drop=False)
+        frame.index.name = None
+    return frame
+
+
+def _facet_counts(facets: Mapping) -> dict[str, dict[str, int]]:
+    """``{field: {value: number of samples}}`` of search/, checked."""
+    clean = {}
+    for key, counts in facets.items():
+        expect(counts, dict, f"the facet {key!r} of search/")
+        clean[str(key)] = {
+            str(v): expect(n, int, f"the count of {v!r} in the facet {key!r}")
+            for v, n in counts.items()
+        }
+    return clean
 
 
 # ---- module-level verbs: a client from the environment per call ---------------------------

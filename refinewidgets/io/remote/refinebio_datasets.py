@@ -303,6 +303,24 @@ class Datasets:
         )
         return {s: known.get(s) or fallback for s in missing}
 
+    def _dataset_of(self, acc: str, path: Path) -> str:
+        """The dataset that downloads ``acc``: the one a previous call started (noted beside
+        ``path``) unless refine.bio says it failed, else a new one, started and noted."""
+        pending = _pending_path(path)
+        ds_id = _read_pending(pending)
+        if ds_id is not None:
+            try:
+                state = self.dataset(ds_id)
+            except RemoteError:
+                state = {"success": False}
+            if state.get("success") is not False:
+                return ds_id
+        ds_id = self.create_dataset({acc: ["ALL"]})
+        self.start_dataset(ds_id)
+        pending.parent.mkdir(parents=True, exist_ok=True)
+        pending.write_text(json.dumps({"dataset_id": ds_id}), encoding="utf-8")
+        return ds_id
+
     def _fetch_missing(self, accs, paths, poll_interval, timeout, progress, cancel) -> None:
         infos = {}
         for acc in accs:  # a 404 names the experiment before anything is created
@@ -314,23 +332,7 @@ class Datasets:
                 )
         self.check_token()
         self.email()
-        ids = {}
-        for acc in accs:
-            pending = _pending_path(paths[acc])
-            ds_id = _read_pending(pending)
-            if ds_id is not None:
-                try:
-                    state = self.dataset(ds_id)
-                except RemoteError:
-                    state = {"success": False}
-                if state.get("success") is False:
-                    ds_id = None
-            if ds_id is None:
-                ds_id = self.create_dataset({acc: ["ALL"]})
-                self.start_dataset(ds_id)
-                pending.parent.mkdir(parents=True, exist_ok=True)
-                pending.write_text(json.dumps({"dataset_id": ds_id}), encoding="utf-8")
-            ids[acc] = ds_id
+        ids = {acc: self._dataset_of(acc, paths[acc]) for acc in accs}
         states = self.wait(
             ids, poll_interval=poll_interval, timeout=timeout, progress=progress, cancel=cancel
         )

@@ -1,6 +1,6 @@
 """The counts matrix ``X`` of a Bgee H5AD file: opened, read by rows, checked.
 
-:class:`BgeeCounts` is the part of :class:`~refinewidgets.io.bgee.BgeeH5ad` that reads ``X``.
+:class:`BgeeCounts` is the part of :class:`~refinewidgets.io.bgee.h5ad.BgeeH5ad` that reads ``X``.
 ``X`` is opened as anndata's backed sparse dataset (its format and shape, legacy
 ``h5sparse_*`` attributes too); :meth:`BgeeCounts.read_counts` reads only the rows asked for,
 and checks ``indptr`` and the column indices it reads, so a damaged file is an error, never
@@ -23,9 +23,9 @@ import h5py
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import NotCountsWarning, SourceFormatError
+from ...errors import NotCountsWarning, SourceFormatError
+from ..anndata_elems import sparse_dataset
 from . import csr_rows
-from .anndata_elems import sparse_dataset
 
 __all__ = ["BgeeCounts", "unreadable"]
 
@@ -46,7 +46,7 @@ def unreadable(path, err) -> SourceFormatError:
 
 class BgeeCounts:
     """Reading the counts matrix ``X`` of an open Bgee file (a base of
-    :class:`~refinewidgets.io.bgee.BgeeH5ad`, which gives ``path``, ``n_cells``, ``n_genes``,
+    :class:`~refinewidgets.io.bgee.h5ad.BgeeH5ad`, which gives ``path``, ``n_cells``, ``n_genes``,
     the open ``_file`` and, for a stub, ``_counts_file``)."""
 
     _x_file: h5py.File | None = None  # a stub's extracted member, opened on first read
@@ -55,7 +55,7 @@ class BgeeCounts:
     _layout: str  # "csr", "csc" or "dense"
     _indptr: np.ndarray | None = None  # checked (see _checked_indptr)
     _stored = None  # X's data and indices as read (csr_rows.FileArray or h5py.Dataset)
-    #: The :class:`~refinewidgets.io.csr_rows.ReadPlan` of the last read of a CSR ``X``
+    #: The :class:`~refinewidgets.io.bgee.csr_rows.ReadPlan` of the last read of a CSR ``X``
     #: (how many reads, how many stored values they covered), for tests and benchmarks.
     last_read = None
 

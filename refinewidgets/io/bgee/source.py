@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..core.cell_filter import filter_columns, qc_values
-from ..core.single_cell import CellBlock
-from ..core.spec import LIBRARY_FIELDS, SINGLE_CELL
-from ..errors import NotCountsWarning, SourceFormatError, SourceFormatWarning
-from .bgee import WRITERS, BgeeH5ad, file_name_convention
+from ...core.cell_filter import filter_columns, qc_values
+from ...core.single_cell import CellBlock
+from ...core.spec import LIBRARY_FIELDS, SINGLE_CELL
+from ...errors import NotCountsWarning, SourceFormatError, SourceFormatWarning
+from .conventions import WRITERS, file_name_convention
+from .h5ad import BgeeH5ad
 
 __all__ = ["BgeeSource"]
 
@@ -76,40 +77,48 @@ class BgeeSource:
                 stacklevel=4,
             )
         self.organism = f.organism
-        self.samples: dict[str, dict[str, Any]] = {}
-        for lib, row in libs.iterrows():
-            self.samples[str(lib)] = {
-                "refinebio_accession_code": str(lib),
-                "refinebio_organism": f.organism,
-                "refinebio_platform": f.assay,
-                "refinebio_processed": True,
-                "refinebio_processor_name": "Bgee",
-                "refinebio_source_database": "BGEE",
-                "refinebio_title": f"library {lib} ({int(row['n_cells'])} cells)",
-                "refinebio_specimen_part": row["tissues"],
-                "refinebio_developmental_stage": row["stages"],
-                "refinebio_sex": row["sexes"],
-                "refinebio_annotations": [{"bgee_file": self.name}],
-                **{f: int(row[f]) if f == "n_cells" else row[f] for f in LIBRARY_FIELDS},
-            }
+        self.samples: dict[str, dict[str, Any]] = {
+            str(lib): self._library_record(str(lib), row) for lib, row in libs.iterrows()
+        }
+        self.experiments = {f.experiment: self._experiment_record()}
+
+    def _library_record(self, lib: str, row: pd.Series) -> dict[str, Any]:
+        """A library as a sample, in refine.bio's metadata fields and the library summary."""
+        f = self._file
+        return {
+            "refinebio_accession_code": lib,
+            "refinebio_organism": f.organism,
+            "refinebio_platform": f.assay,
+            "refinebio_processed": True,
+            "refinebio_processor_name": "Bgee",
+            "refinebio_source_database": "BGEE",
+            "refinebio_title": f"library {lib} ({int(row['n_cells'])} cells)",
+            "refinebio_specimen_part": row["tissues"],
+            "refinebio_developmental_stage": row["stages"],
+            "refinebio_sex": row["sexes"],
+            "refinebio_annotations": [{"bgee_file": self.name}],
+            **{c: int(row[c]) if c == "n_cells" else row[c] for c in LIBRARY_FIELDS},
+        }
+
+    def _experiment_record(self) -> dict[str, Any]:
+        """The file's experiment, in the fields of refine.bio's experiment records."""
+        f = self._file
         genus_species = f.organism.capitalize().replace("_", " ")
         tissues = sorted({t for r in self.samples.values() for t in r["tissues"].split("; ") if t})
-        self.experiments = {
-            f.experiment: {
-                "accession_code": f.experiment,
-                "title": f"{genus_species} {f.assay} {f.experiment} ({', '.join(tissues[:4])})",
-                "description": (
-                    f"Bgee processed {f.assay} ({f.unit}): {f.n_cells} annotated cells in "
-                    f"{len(self.samples)} libraries, {f.n_genes} genes. File {self.name} "
-                    f"({f.release}, {f.encoding})."
-                ),
-                "organisms": [f.organism],
-                "sample_accession_codes": list(self.samples),
-                "technology": SINGLE_CELL,
-                "submitter_institution": "",
-                "has_publication": False,
-                "source_first_published": "",
-            }
+        return {
+            "accession_code": f.experiment,
+            "title": f"{genus_species} {f.assay} {f.experiment} ({', '.join(tissues[:4])})",
+            "description": (
+                f"Bgee processed {f.assay} ({f.unit}): {f.n_cells} annotated cells in "
+                f"{len(self.samples)} libraries, {f.n_genes} genes. File {self.name} "
+                f"({f.release}, {f.encoding})."
+            ),
+            "organisms": [f.organism],
+            "sample_accession_codes": list(self.samples),
+            "technology": SINGLE_CELL,
+            "submitter_institution": "",
+            "has_publication": False,
+            "source_first_published": "",
         }
 
     def matrices(self) -> dict[str, list[str]]:
@@ -197,8 +206,8 @@ class BgeeSource:
         download cache), never the network. ``(genes, release used or "")``."""
         if (genes["gene_symbol"].astype(str) != "").any():
             return genes, ""
-        from ..errors import DatasetSpecError
-        from .gene_symbols import symbols_for
+        from ...errors import DatasetSpecError
+        from ..gene_symbols import symbols_for
 
         try:
             found = symbols_for(self.organism, list(genes.index), offline=True)

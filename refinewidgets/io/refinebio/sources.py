@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..core.metadata import ACCESSION, ANNOTATIONS, SAMPLE_ATTRIBUTES, flatten_annotations
-from ..errors import DatasetSpecError, ScaledSourceWarning, SourceFormatError
-from .archive import matrix_header, open_store, read_matrix, read_matrix_blocks
+from ...core.metadata import ACCESSION, ANNOTATIONS, SAMPLE_ATTRIBUTES, flatten_annotations
+from ...errors import DatasetSpecError, ScaledSourceWarning, SourceFormatError
+from ..containers.stores import open_store
 from .download import NO_VALUES_REASON, QUANT_SUFFIX, DownloadLayout, align_samples, warn_mismatch
+from .matrix import matrix_header, read_matrix, read_matrix_blocks
 from .parsed_cache import ParsedCache
 from .quant_sf import read_quant_group, read_tx2gene, summarize_to_genes
 
@@ -73,22 +74,7 @@ class RefinebioSource:
         #: Built by refinewidgets (not a refine.bio download): its values were processed already.
         self.derived = isinstance(meta.get("refinewidgets"), dict)
         self.log_scale = self.quantile_normalized or self.aggregate_by == "SPECIES"
-        experiments = meta.get("experiments") or {}
-        if not isinstance(experiments, dict) or not all(
-            isinstance(e, dict) for e in experiments.values()
-        ):
-            raise SourceFormatError(
-                f"{self.name}: 'experiments' in its aggregated_metadata.json must map each "
-                "accession to an object of fields."
-            )
-        for acc, exp in experiments.items():
-            codes = exp.get("sample_accession_codes", [])
-            if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
-                raise SourceFormatError(
-                    f"{self.name}: 'sample_accession_codes' of experiment {acc!r} in its "
-                    "aggregated_metadata.json must be a list of accession strings."
-                )
-        self.experiments = {k: dict(v) for k, v in experiments.items()}
+        self.experiments = self._checked_experiments(meta.get("experiments") or {})
         self.samples: dict[str, dict[str, Any]] = {k: dict(v) for k, v in layout.records().items()}
         self.qn_targets: dict[str, np.ndarray] = {}
         self._tx2gene = None if tx2gene is None else read_tx2gene(tx2gene)
@@ -103,6 +89,33 @@ class RefinebioSource:
                 stacklevel=3,
             )
         self._matrices: dict[str, list[str]] = {}
+        tables, no_metadata, no_values = self._align(layout)
+        lost = self._without_values(no_values)
+        self._add_metadata_rows(tables)
+        self._fill_missing_experiments(tables)
+        warn_mismatch(self.name, no_metadata, lost)
+
+    def _checked_experiments(self, experiments: Any) -> dict[str, dict]:
+        """``experiments`` of aggregated_metadata.json, each with a list of sample accessions."""
+        if not isinstance(experiments, dict) or not all(
+            isinstance(e, dict) for e in experiments.values()
+        ):
+            raise SourceFormatError(
+                f"{self.name}: 'experiments' in its aggregated_metadata.json must map each "
+                "accession to an object of fields."
+            )
+        for acc, exp in experiments.items():
+            codes = exp.get("sample_accession_codes", [])
+            if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
+                raise SourceFormatError(
+                    f"{self.name}: 'sample_accession_codes' of experiment {acc!r} in its "
+                    "aggregated_metadata.json must be a list of accession strings."
+                )
+        return {k: dict(v) for k, v in experiments.items()}
+
+    def _align(self, layout: DownloadLayout) -> tuple[list, dict, dict]:
+        """Align each group's values with its metadata by accession; note every matrix's
+        samples. ``(metadata tables, samples without metadata, samples without values)``."""
         no_metadata: dict[str, list[str]] = {}
         no_values: dict[str, list[str]] = {}
         tables = []
@@ -133,6 +146,11 @@ class RefinebioSource:
             self._matrices[member] = header
             for s in header:
                 self.samples.setdefault(s, {ACCESSION: s})
+        return tables, no_metadata, no_values
+
+    def _without_values(self, no_values: dict[str, list[str]]) -> dict[str, list[str]]:
+        """The samples listed in metadata that no matrix holds, by metadata file; each gets its
+        reason in ``missing_values``."""
         with_values = {s for cols in self._matrices.values() for s in cols}
         lost = {}
         for where, accs in no_values.items():
@@ -141,9 +159,7 @@ class RefinebioSource:
                 lost[where] = kept
                 for s in kept:
                     self.missing_values.setdefault(s, NO_VALUES_REASON)
-        self._add_metadata_rows(tables)
-        self._fill_missing_experiments(tables)
-        warn_mismatch(self.name, no_metadata, lost)
+        return lost
 
     def _add_metadata_rows(self, tables: list[tuple[str, pd.DataFrame]]) -> None:
         """Samples known only from a metadata file, and the columns the records do not hold.

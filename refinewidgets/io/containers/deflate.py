@@ -29,8 +29,8 @@ from pathlib import Path
 
 from isal import isal_zlib
 
-from ..core.threads import thread_count
-from ..errors import SourceFormatError
+from ...core.threads import thread_count
+from ...errors import SourceFormatError
 
 __all__ = ["DEFLATE_LEVEL", "fast_deflate", "inflate_member"]
 

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._version import FORMAT_VERSION
-from ..core.metadata import ACCESSION, metadata_frame
-from ..errors import MetadataMismatchWarning, SourceFormatError, UnsafeArchiveError
-from .archive import Store
+from ..._version import FORMAT_VERSION
+from ...core.metadata import ACCESSION, metadata_frame
+from ...errors import MetadataMismatchWarning, SourceFormatError, UnsafeArchiveError
+from ..containers.stores import Store
 
 __all__ = [
     "AGGREGATED",

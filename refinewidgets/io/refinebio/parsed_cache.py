@@ -5,7 +5,7 @@ The first read of a refine.bio matrix member stores its parsed values in the cac
 later read of the same member (the same file, unchanged) takes them from there instead of
 inflating and parsing the TSV again. Every member is stored whole (all its samples), so a later
 selection of *other* samples of it is a gather too. Layout (``<cache>`` is
-:func:`~refinewidgets.io.bgee_tarball.default_cache_dir`, ``$REFINEWIDGETS_CACHE``)::
+:func:`~refinewidgets.io.bgee.tarball.default_cache_dir`, ``$REFINEWIDGETS_CACHE``)::
 
     <cache>/parsed/<key>/values.npy          samples x genes, C order (read back memory-mapped)
     <cache>/parsed/<key>/block00000.npy ...  or: consecutive blocks of genes, samples x genes each
@@ -13,7 +13,7 @@ selection of *other* samples of it is a gather too. Layout (``<cache>`` is
 
 A member whose uncompressed text is at most :data:`WHOLE_MEMBER_BYTES` is parsed in memory and
 stored as one ``values.npy``. A bigger one (a species compendium) is parsed as a stream of gene
-blocks (:data:`~refinewidgets.io.matrix_tsv.BLOCK_BYTES` each), each written as it comes, so
+blocks (:data:`~refinewidgets.io.refinebio.matrix_tsv.BLOCK_BYTES` each), each written as it comes, so
 the memory of the first read stays bounded (the blocks in flight, far under 1 GiB) whatever
 the member's size; a selection then reads each block's rows of the samples asked. In both forms one sample's values
 in a block are contiguous on disk: a selection reads only its samples' pages.
@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import RefineWidgetsError
+from ...errors import RefineWidgetsError
 
 __all__ = [
     "FLOAT32_ENV",
@@ -232,7 +232,7 @@ class ParsedCache:
         float32: bool | None = None,
     ):
         if folder is None:
-            from .bgee_tarball import default_cache_dir
+            from ...core.cache_dir import default_cache_dir
 
             folder = default_cache_dir() / "parsed"
         self.folder = Path(folder)

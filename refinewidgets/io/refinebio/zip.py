@@ -20,27 +20,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._version import __version__
-from ..core.metadata import (
+from ..._version import __version__
+from ...core.metadata import (
     ACCESSION,
     ANNOTATIONS,
     SAMPLE_ATTRIBUTES,
     sample_fields,
     typed_metadata,
 )
-from ..core.progress import as_progress
-from ..core.provenance import dataset_of, recorded_group_info
-from ..core.result import Result, is_cell_group, make_group
-from ..errors import SourceFormatError
-from .archive import (
-    Store,
-    atomic_output,
-    check_name_part,
-    open_store,
-    read_matrix,
-    write_matrix,
-)
-from .deflate import fast_deflate
+from ...core.progress import as_progress
+from ...core.provenance import dataset_of, recorded_group_info
+from ...core.result import Result, is_cell_group, make_group
+from ...errors import SourceFormatError
+from ..containers.atomic import atomic_output
+from ..containers.deflate import fast_deflate
+from ..containers.names import check_name_part
+from ..containers.stores import Store, open_store
 from .download import (
     AGGREGATED,
     FILTERED_JSON,
@@ -52,6 +47,7 @@ from .download import (
     read_filtered,
     warn_mismatch,
 )
+from .matrix import read_matrix, write_matrix
 from .quant_sf import read_quant_group
 
 __all__ = ["read_zip", "write_zip"]

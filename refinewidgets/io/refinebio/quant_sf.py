@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..errors import DatasetSpecError, SourceFormatError
-from .archive import Store
+from ...errors import DatasetSpecError, SourceFormatError
+from ..containers.stores import Store
 
 __all__ = ["QUANT_COLUMNS", "QuantGroup", "read_quant_group", "read_tx2gene", "summarize_to_genes"]
 

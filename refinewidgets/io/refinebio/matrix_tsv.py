@@ -28,7 +28,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from ..errors import ExpressionValueError, SourceFormatError
+from ...errors import ExpressionValueError, SourceFormatError
 
 __all__ = [
     "BATCHES",

@@ -426,29 +426,37 @@ def read_csr_rows(
                 else list(zip(rel[0].tolist(), rel[1].tolist()))
             )
         for k in (0, 1):
-            check = k == 1 and check_each
-            if whole and direct[k] and not check:
-                readers[k](begin, end, outputs[k][o0:o1])
-                continue
-            span = buffers[k][:extent]
-            readers[k](begin, end, span)
-            if whole:
-                kept = span
-            elif isinstance(gather, np.ndarray):  # many short pieces: one take
-                kept = span[gather]
-            elif check:  # the kept values, in their stored type, to check before the cast
-                kept = np.concatenate([span[a:b] for a, b in gather])
-            else:
-                np.concatenate(
-                    [span[a:b] for a, b in gather], out=outputs[k][o0:o1], casting="unsafe"
-                )
-                continue
-            if check:
-                _check(kept, n_columns, columns)
-            outputs[k][o0:o1] = kept
+            check = (n_columns, columns) if k == 1 and check_each else None
+            piece = (begin, end, extent, whole, gather)
+            _keep(readers[k], buffers[k], outputs[k][o0:o1], piece, direct[k], check)
     if not check_each:
         _check(outputs[1], n_columns, columns)
     return sp.csr_matrix((*outputs, plan.indptr), shape=(rows.size, n_columns))
+
+
+def _keep(read, buffer: np.ndarray, target: np.ndarray, piece: tuple, direct: bool, check) -> None:
+    """Read ``piece`` (``begin, end, extent, whole, gather``) of one stored array and keep its
+    chosen values in ``target``: straight into it when all is kept and no cast or check is
+    needed, else through ``buffer``. ``check``: ``(n_columns, columns)`` when the kept values
+    are column indices to check before their cast."""
+    begin, end, extent, whole, gather = piece
+    if whole and direct and check is None:
+        read(begin, end, target)
+        return
+    span = buffer[:extent]
+    read(begin, end, span)
+    if whole:
+        kept = span
+    elif isinstance(gather, np.ndarray):  # many short pieces: one take
+        kept = span[gather]
+    elif check is not None:  # the kept values, in their stored type, to check before the cast
+        kept = np.concatenate([span[a:b] for a, b in gather])
+    else:
+        np.concatenate([span[a:b] for a, b in gather], out=target, casting="unsafe")
+        return
+    if check is not None:
+        _check(kept, *check)
+    target[...] = kept
 
 
 def _check(indices: np.ndarray, bound: int, columns: str) -> None:

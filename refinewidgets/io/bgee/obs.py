@@ -5,7 +5,7 @@ than 0.7), so every encoding anndata reads is read: categoricals as codes plus a
 attribute (0.7), compound datasets (0.6), fixed-length string attributes (R and Julia writers).
 String arrays are read in blocks (:mod:`.h5_strings`). Values are kept as categoricals of
 stripped text (missing values as ``""``), numbers as they are. Used by
-:class:`~refinewidgets.io.bgee.BgeeH5ad`.
+:class:`~refinewidgets.io.bgee.h5ad.BgeeH5ad`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from ..errors import SourceFormatError
-from .anndata_elems import read_elem
+from ...errors import SourceFormatError
+from ..anndata_elems import read_elem
 from .h5_strings import is_string_array, read_strings
 
 __all__ = [

@@ -32,8 +32,8 @@ Decisions:
 - Member names are checked as the stream is read, before anything is written: an absolute name,
   a ``..`` part or a drive letter, a link (symbolic or hard), a device or a FIFO anywhere in the
   tarball refuses the whole tarball (:class:`~refinewidgets.errors.UnsafeArchiveError`), as
-  :class:`~refinewidgets.io.archive.TarStore` does. Sizes are checked against
-  :data:`~refinewidgets.io.archive.READ_LIMITS`.
+  :class:`~refinewidgets.io.containers.stores.TarStore` does. Sizes are checked against
+  :data:`~refinewidgets.io.containers.limits.READ_LIMITS`.
 - A ``.h5ad`` member's base name must match ``[A-Za-z0-9][A-Za-z0-9._-]*\\.h5ad`` (every name
   Bgee writes does; the suffix in any case); another name refuses the tarball with a message
   saying how to fix it. Folder parts are only checked for safety: they never become paths.
@@ -48,36 +48,41 @@ Decisions:
 
 from __future__ import annotations
 
-import bz2
 import contextlib
-import gzip
 import hashlib
 import json
-import lzma
 import os
 import re
 import shutil
 import tarfile
 import tempfile
-import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO
 
 import h5py
 import numpy as np
 
-from ..core.cache_dir import CACHE_ENV, default_cache_dir
-from ..errors import (
-    OutputError,
+from ...core.cache_dir import CACHE_ENV, default_cache_dir
+from ...errors import (
     PathNotFoundError,
     RefineWidgetsError,
     SourceFormatError,
-    UnsafeArchiveError,
 )
-from .archive import READ_LIMITS, atomic_output, check_member_name, check_name_part
-from .bgee import parse_file_name
+from ..containers.atomic import atomic_output
+from ..containers.names import check_name_part
+from ..containers.tarball import (
+    READ_ERRORS,
+    TarStream,
+    check_record,
+    clean_stale_dirs,
+    intact,
+    is_tarball,
+    record_check,
+    tar_compression,
+    unwritable,
+)
+from .conventions import parse_file_name
 
 __all__ = [
     "CACHE_ENV",
@@ -99,46 +104,8 @@ _INDEX_ROOT = "bgee-tarballs"
 _MANIFEST = "manifest.json"
 _FORMAT = "refinewidgets-bgee-tarball-index"
 _VERSION = 2  # 2: the tarball's identity has its inode, ctime and edges; members their digest
-_CHUNK = 1 << 20
 _BASENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.(?i:h5ad)")
-_PARTIAL_DIR = re.compile(r"^\..+\.(\d+)\.[A-Za-z0-9_]+\.partial$")
 _SHOWN = 8  # names listed in an error message
-_MAGIC = (("gzip", b"\x1f\x8b"), ("bzip2", b"BZh"), ("xz", b"\xfd7zXZ\x00"))
-# errors of a damaged archive or compressed stream, while reading (never while writing)
-_READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError, lzma.LZMAError, ValueError)
-
-
-_DECOMPRESS = {
-    "gzip": lambda fh: gzip.GzipFile(fileobj=fh, mode="rb"),
-    "bzip2": lambda fh: bz2.BZ2File(fh, "rb"),
-    "xz": lambda fh: lzma.LZMAFile(fh, "rb"),
-    "none": lambda fh: fh,
-}
-
-
-def tar_compression(path: str | os.PathLike) -> str | None:
-    """``"gzip"``, ``"bzip2"``, ``"xz"`` or ``"none"`` when ``path`` holds a tar archive (read
-    from its first bytes, and those of its first header once decompressed), else None.
-
-    Raises the decompressor's error (``EOFError``, ``OSError``...) for a damaged stream.
-    """
-    with open(path, "rb") as fh:
-        head = fh.read(6)
-        kind = next((k for k, magic in _MAGIC if head.startswith(magic)), "none")
-        fh.seek(0)
-        raw = _DECOMPRESS[kind](fh)
-        block = raw.read(512)
-    if len(block) < 512:
-        return kind if kind != "none" and not block else None  # an empty compressed stream
-    return kind if block[257:262] == b"ustar" or not block.strip(b"\0") else None
-
-
-def is_tarball(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a (possibly compressed) tar archive, judged by its content."""
-    try:
-        return os.path.isfile(path) and tar_compression(path) is not None
-    except _READ_ERRORS:
-        return False
 
 
 def _max_cache_bytes(value: int | None) -> int:
@@ -176,58 +143,6 @@ class TarballMember:
     digest: str
 
 
-def _check_file(member: Path) -> Path:
-    """Where an extracted member's check record is kept: beside it."""
-    return member.with_name(member.name + ".check.json")
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK * 4):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _record_check(path: Path, member: TarballMember) -> None:
-    """Note the inode and change time of an extracted member whose bytes were just checked
-    (a failure to write it only costs a digest at the next use)."""
-    with contextlib.suppress(OSError):
-        st = path.stat()
-        record = {"ino": st.st_ino, "ctime_ns": st.st_ctime_ns, "size": st.st_size}
-        _check_file(path).write_text(json.dumps(record | {"digest": member.digest}))
-
-
-def _intact(path: Path, member: TarballMember) -> bool:
-    """Whether the extracted copy of ``member`` at ``path`` holds the member's bytes: its size,
-    then its inode and change time as recorded when its bytes were last checked; if those
-    changed (the file was rewritten, or only touched), the digest of its bytes."""
-    try:
-        st = path.stat()
-    except OSError:
-        return False
-    if st.st_size != member.size:
-        return False
-    try:
-        record = json.loads(_check_file(path).read_text())
-    except (OSError, ValueError):
-        record = None
-    if (
-        isinstance(record, dict)
-        and record.get("digest") == member.digest
-        and (record.get("ino"), record.get("ctime_ns"), record.get("size"))
-        == (st.st_ino, st.st_ctime_ns, st.st_size)
-    ):
-        return True
-    try:
-        same = _file_digest(path) == member.digest
-    except OSError:
-        return False
-    if same:
-        _record_check(path, member)
-    return same
-
-
 def _text(value) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
@@ -258,33 +173,7 @@ def _x_info(f: h5py.File) -> dict:
     return info
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True
-    return True
-
-
-def _clean_stale_dirs(folder: Path) -> None:
-    """Remove the temporary index folders that killed processes left in ``folder``."""
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(folder):
-            match = _PARTIAL_DIR.match(entry.name)
-            if match and not _alive(int(match.group(1))) and entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
-
-
-def _unwritable(folder: Path, exc: OSError) -> OutputError:
-    return OutputError(
-        f"Cannot write in the cache folder {folder} ({exc.strerror or exc}): set the environment "
-        f"variable {CACHE_ENV} to a folder you can write to (or pass cache_dir=)."
-    )
-
-
-class BgeeTarball:
+class BgeeTarball(TarStream):
     """A Bgee species tarball, indexed in a cache folder; members extracted on demand.
 
     Parameters
@@ -397,9 +286,9 @@ class BgeeTarball:
         paths = {name: folder / m.file for name, m in wanted.items()}
         missing = {}
         for name, m in wanted.items():
-            if _intact(paths[name], m):
+            if intact(paths[name], m):
                 with contextlib.suppress(OSError):
-                    os.utime(_check_file(paths[name]))  # most recently used
+                    os.utime(check_record(paths[name]))  # most recently used
                 continue
             missing[name] = m
         if not missing:
@@ -414,7 +303,7 @@ class BgeeTarball:
             try:
                 target.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise _unwritable(target, exc) from None
+                raise unwritable(target, exc) from None
         stream = contextlib.closing(self._stream(stop_after=set(missing)))
         with stream as members:
             self._extract_from(members, missing, paths)
@@ -442,7 +331,7 @@ class BgeeTarball:
                         f"{self.path}: {info.name} holds other bytes than when it was indexed: "
                         "the tarball changed; open it again."
                     )
-            _record_check(paths[info.name], m)
+            record_check(paths[info.name], m)
             del missing[info.name]
             if not missing:
                 return
@@ -463,8 +352,8 @@ class BgeeTarball:
     # -- the tarball -----------------------------------------------------------------------
 
     def _stat(self) -> tuple:
-        """The tarball's identity (see :func:`~refinewidgets.io.parsed_cache.file_identity`)."""
-        from .parsed_cache import file_identity
+        """The tarball's identity (see :func:`~refinewidgets.io.refinebio.parsed_cache.file_identity`)."""
+        from ..refinebio.parsed_cache import file_identity
 
         try:
             found = file_identity(self.path)
@@ -483,7 +372,7 @@ class BgeeTarball:
         """The tarball's compression, from its first bytes (and those of its first header)."""
         try:
             kind = tar_compression(self.path)
-        except _READ_ERRORS as exc:
+        except READ_ERRORS as exc:
             raise self._corrupt(exc) from None
         if kind is None:
             raise SourceFormatError(
@@ -492,107 +381,6 @@ class BgeeTarball:
                 "based_h5ad.tar.gz. Download it again, or open a single .h5ad file directly."
             )
         return kind
-
-    def _corrupt(self, exc: BaseException) -> SourceFormatError:
-        return SourceFormatError(
-            f"{self.path} is truncated or corrupt ({type(exc).__name__}: {exc}): download it again."
-        )
-
-    def _stream(self, stop_after: set[str] | None = None) -> Iterator[tuple[tarfile.TarInfo, IO]]:
-        """Yield each member of the tarball with the open tar, checking it first.
-
-        Without ``stop_after`` the compressed stream is read to its end, so a truncated file is
-        detected even past the last member.
-        """
-        self.passes += 1
-        packed = self._identity[1]
-        total = 0
-        try:
-            fh = open(self.path, "rb")
-        except OSError as exc:
-            raise SourceFormatError(f"Cannot read {self.path} ({exc.strerror or exc}).") from None
-        raw = _DECOMPRESS[self.compression](fh)
-        try:
-            tar = tarfile.open(fileobj=raw, mode="r|")
-        except _READ_ERRORS as exc:
-            raw.close()
-            fh.close()
-            raise self._corrupt(exc) from None
-        with fh, raw, tar:
-            while True:
-                try:
-                    info = tar.next()
-                except _READ_ERRORS as exc:
-                    raise self._corrupt(exc) from None
-                self._report(fh.tell(), packed)
-                if info is None:
-                    break
-                self._check(info)
-                if info.isfile():
-                    total += info.size
-                    READ_LIMITS.check_tar_member(self.label, info.name, info.size, total, packed)
-                yield info, tar
-            if stop_after is None:
-                try:
-                    while raw.read(_CHUNK):
-                        pass
-                except _READ_ERRORS as exc:
-                    raise self._corrupt(exc) from None
-                self._report(packed, packed)
-
-    def _report(self, done: int, total: int) -> None:
-        if self.progress is not None:
-            self.progress(min(done, total), total)
-
-    def _check(self, info: tarfile.TarInfo) -> None:
-        check_member_name(info.name, self.label)
-        if info.isfile() or info.isdir():
-            return
-        if info.issym() or info.islnk():
-            kind = "symbolic" if info.issym() else "hard"
-            what = f"a {kind} link to {info.linkname!r}"
-        else:
-            what = "a device or FIFO"
-        raise UnsafeArchiveError(
-            f"{self.label} holds {info.name!r}, {what}: only regular files and folders are read "
-            "from a tarball, so it was refused and nothing was extracted. Get the tarball again "
-            "from Bgee (bgee.org), or re-pack it without links."
-        )
-
-    def _copy_member(self, tar: tarfile.TarFile, info: tarfile.TarInfo, dest: Path) -> str:
-        """Write member ``info`` to ``dest``: read errors are the tarball's, write errors ours.
-        Returns the digest of the bytes written."""
-        digest = hashlib.blake2b(digest_size=16)
-        try:
-            src = tar.extractfile(info)
-        except _READ_ERRORS as exc:
-            raise self._corrupt(exc) from None
-        written = 0
-        try:
-            out = open(dest, "wb")
-        except OSError as exc:
-            raise _unwritable(dest.parent, exc) from None
-        with out:
-            while True:
-                try:
-                    chunk = src.read(_CHUNK)
-                except _READ_ERRORS as exc:
-                    raise self._corrupt(exc) from None
-                if not chunk:
-                    break
-                digest.update(chunk)
-                try:
-                    out.write(chunk)
-                except OSError as exc:
-                    raise OutputError(
-                        f"Could not write {info.name} of {self.label} to {dest.parent} "
-                        f"({exc.strerror or exc}): check that the disk has room, or set "
-                        f"{CACHE_ENV} to another folder."
-                    ) from None
-                written += len(chunk)
-        if written != info.size:
-            raise self._corrupt(EOFError(f"{info.name}: {written:,} of {info.size:,} bytes"))
-        return digest.hexdigest()
 
     # -- the index -------------------------------------------------------------------------
 
@@ -627,11 +415,11 @@ class BgeeTarball:
             probe = tempfile.mkdtemp(prefix=".probe.", dir=self._root)
             os.rmdir(probe)
         except OSError as exc:
-            raise _unwritable(self._root, exc) from None
+            raise unwritable(self._root, exc) from None
 
     def _build_index(self) -> dict:
         self._writable_root()
-        _clean_stale_dirs(self._root)
+        clean_stale_dirs(self._root)
         work = Path(
             tempfile.mkdtemp(
                 prefix=f".{self._key}.{os.getpid()}.", suffix=".partial", dir=self._root
@@ -659,7 +447,7 @@ class BgeeTarball:
         except RefineWidgetsError:
             raise
         except OSError as exc:
-            raise _unwritable(self._root, exc) from None
+            raise unwritable(self._root, exc) from None
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return self._load_manifest() or manifest
@@ -792,41 +580,3 @@ class BgeeTarball:
                     ) from None
                 raise
         return x
-
-    # -- the bound on extracted members --------------------------------------------------------
-
-    def _cached_members(self) -> list[tuple[float, int, Path]]:
-        """``(last use, size, path)`` of every extracted member in the cache."""
-        found = []
-        with contextlib.suppress(OSError):
-            for index in self._root.iterdir():
-                folder = index / "members"
-                if index.name.startswith(".") or not folder.is_dir():
-                    continue
-                for path in folder.rglob("*.h5ad"):
-                    if path.name.startswith("."):
-                        continue
-                    with contextlib.suppress(OSError):
-                        st = path.stat()
-                        used = st.st_mtime
-                        with contextlib.suppress(OSError):
-                            used = max(used, _check_file(path).stat().st_mtime)
-                        found.append((used, st.st_size, path))
-        return found
-
-    def _evict(self, keep: set[Path], room: int) -> None:
-        """Remove least recently used members until ``room`` more bytes fit under the bound."""
-        if not self.max_cache_bytes:
-            return
-        cached = sorted(self._cached_members(), key=lambda c: c[0])
-        total = sum(size for _, size, _ in cached)
-        for _, size, path in cached:
-            if total + room <= self.max_cache_bytes:
-                break
-            if path in keep:
-                continue
-            with contextlib.suppress(OSError):
-                path.unlink()
-                total -= size
-            with contextlib.suppress(OSError):
-                _check_file(path).unlink()

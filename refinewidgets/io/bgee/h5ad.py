@@ -1,10 +1,10 @@
 """Read Bgee's single-cell H5AD files (one file per experiment and species).
 
-Bgee's writers changed their obs column names between releases (see ``_SOURCE_COLUMNS`` and
+Bgee's writers changed their obs column names between releases (see ``SOURCE_COLUMNS`` and
 :data:`WRITERS`); :class:`BgeeH5ad` maps them all onto one table with :data:`UNIFIED_COLUMNS`
 and keeps the file's other obs columns under their own names. ``obs`` and ``var`` are read by
-anndata, in every encoding it reads (:mod:`.bgee_obs`); ``X``, the counts, is read by rows and
-checked by :class:`~refinewidgets.io.bgee_counts.BgeeCounts`. Obs names and barcodes, a
+anndata, in every encoding it reads (:mod:`.obs`); ``X``, the counts, is read by rows and
+checked by :class:`~refinewidgets.io.bgee.counts.BgeeCounts`. Obs names and barcodes, a
 distinct string per cell, are read for the selected cells only (:meth:`BgeeH5ad.cell_rows`)
 until the whole table is asked for.
 
@@ -14,8 +14,8 @@ Decisions on points the files leave open:
   files carry both ``SampleId`` and ``libID``; obs names end with ``_<libID>``, so ``libID`` is
   the library a cell came from and ``SampleId`` is used only when nothing else exists.
 - Layout of ``X``: CSR (what Bgee writes) and dense ``X`` are read selectively; a CSC ``X`` is
-  streamed whole (see :mod:`.bgee_counts`).
-- Writer and release are told by the obs columns (:func:`_writer`); a file named
+  streamed whole (see :mod:`.counts`).
+- Writer and release are told by the obs columns (:func:`~.conventions.writer_of`); a file named
   ``*_full_length*`` (or whose ``uns['assay']`` says so) holds read counts of full-length
   protocols, the others droplet UMI counts.
 - ``read_counts`` does not check the values; call :meth:`BgeeH5ad.check_counts` for that.
@@ -34,15 +34,31 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from ..core.cell_filter import QC_COLUMNS, match_cells, parse_cell_filter, split_qc
-from ..core.cell_query import parse_query
-from ..core.cell_vocabulary import UNIFIED_TERM_COLUMNS, UNKNOWN, unify_not_known
-from ..core.ontology import TERM_COLUMNS
-from ..core.spec import LIBRARY_SUMMARY, UNIFIED_CELL_COLUMNS
-from ..errors import DatasetSpecError, SourceFormatError
-from .anndata_elems import read_elem
-from .bgee_counts import BgeeCounts, unreadable
-from .bgee_obs import (
+from ...core.cell_filter import (
+    QC_COLUMNS,
+    match_cells,
+    parse_cell_filter,
+    qc_keep,
+    qc_table_columns,
+    split_qc,
+)
+from ...core.cell_query import parse_query
+from ...core.cell_vocabulary import UNIFIED_TERM_COLUMNS, UNKNOWN, unify_not_known
+from ...core.ontology import TERM_COLUMNS
+from ...core.spec import LIBRARY_SUMMARY, UNIFIED_CELL_COLUMNS
+from ...errors import DatasetSpecError, SourceFormatError
+from ..anndata_elems import read_elem
+from ..ontology_tables import term_matcher
+from .conventions import (
+    LIBRARY_COLUMNS,
+    SOURCE_COLUMNS,
+    assay_of,
+    parse_file_name,
+    writer_of,
+)
+from .counts import BgeeCounts, unreadable
+from .h5_strings import is_string_array, read_strings, stripped
+from .obs import (
     as_categorical,
     as_kept,
     as_names,
@@ -51,76 +67,14 @@ from .bgee_obs import (
     read_column,
     read_frames,
 )
-from .bgee_species import ORGANISM_BY_TAXON, organism_of_taxon
-from .h5_strings import is_string_array, read_strings, stripped
-from .ontology_tables import term_matcher
+from .species import ORGANISM_BY_TAXON, organism_of_taxon
 
 __all__ = ["ORGANISM_BY_TAXON", "UNIFIED_COLUMNS", "BgeeH5ad"]
 
 UNIFIED_COLUMNS = UNIFIED_CELL_COLUMNS
-LIBRARY_COLUMNS = ("libID", "library_id", "rnaSeqLibraryId", "SampleId")
-# unified column -> obs column names of Bgee's writers, in order of preference
-_SOURCE_COLUMNS = {
-    "barcode": ("barcodes", "barcode"),
-    "library": LIBRARY_COLUMNS,
-    "cell_type": ("cellTypeName", "cell_type"),
-    "cell_type_id": ("cellTypeId", "cell_type_ontology_term_id"),
-    "tissue": ("anatEntityName", "tissue"),
-    "tissue_id": ("anatEntityId", "anatId", "tissue_ontology_term_id"),
-    "stage": ("stageName", "development_stage"),
-    "stage_id": ("stageId", "development_stage_ontology_term_id"),
-    "sex": ("sex",),
-    "strain": ("strain", "strain_or_genetic_background"),
-    "experiment": ("experiment_id",),
-    "taxon": ("speciesId",),
-}
 _SYMBOL_COLUMNS = ("feature_name", "gene_symbol", "gene_name")
 #: Our names in a gene table; a file's var column of the same name is kept as ``var_<name>``.
 _GENE_RESERVED = ("gene_id", "gene_symbol", "intergenic")
-#: Bgee's file names, newest first: ``<Genus_species>_<EXP>_droplet_based`` (15.2 and after),
-#: ``<Genus_species>_SC_RNA-Seq_read_counts_CPM_<EXP>`` (15.1), ``<EXP>_sc_droplet_based``
-#: (BgeeDB's saves, no species).
-_FILE_NAMES = (
-    re.compile(
-        r"^(?P<species>[A-Z][a-z]+(?:_[a-z]+)+)_SC_RNA-Seq_read_counts_(?:CPM_)?(?P<exp>[A-Za-z0-9].*)$"
-    ),
-    re.compile(r"^(?P<exp>[A-Za-z0-9][^_]*(?:_[^_]+)*?)_sc_(?:droplet_based|full_length)$"),
-    re.compile(
-        r"^(?P<species>[A-Z][a-z]+(?:_[a-z]+)+)_(?P<exp>[A-Z0-9].*?)(?:_(?:droplet_based|full_length))?$"
-    ),
-)
-
-
-def file_name_convention(stem: str) -> str:
-    """Which naming a Bgee file follows: ``"Bgee 15.2+"``, ``"Bgee 15.1"``, ``"BgeeDB"``,
-    or ``"other"``.
-
-    >>> file_name_convention("ERP132576_sc_droplet_based")
-    'BgeeDB'
-    """
-    for pattern, name in zip(_FILE_NAMES, ("Bgee 15.1", "BgeeDB", "Bgee 15.2+")):
-        if pattern.match(stem):
-            return name
-    return "other"
-
-
-def parse_file_name(stem: str) -> tuple[str | None, str]:
-    """``(Genus_species or None, experiment)`` from the stem of a Bgee file name.
-
-    Examples
-    --------
-    >>> parse_file_name("Homo_sapiens_ERP132576_droplet_based")
-    ('Homo_sapiens', 'ERP132576')
-    >>> parse_file_name("Mus_musculus_SC_RNA-Seq_read_counts_CPM_SRP200614")
-    ('Mus_musculus', 'SRP200614')
-    >>> parse_file_name("ERP132576_sc_droplet_based")
-    (None, 'ERP132576')
-    """
-    for pattern in _FILE_NAMES:
-        match = pattern.match(stem)
-        if match:
-            return match.groupdict().get("species"), match.group("exp")
-    return None, stem
 
 
 def _organism_name(text: str) -> str:
@@ -134,45 +88,6 @@ def _organism_name(text: str) -> str:
 #: Names the cell tables we make use: a file's own obs column with one of these names is kept
 #: as ``obs_<name>``.
 RESERVED_COLUMNS = (*UNIFIED_COLUMNS, "experiment", "organism", *QC_COLUMNS)
-#: Bgee's writers (see shared/spec/bgee-h5ad.md), oldest first: the position is the rank the
-#: duplicates rule uses (a newer writer wins).
-WRITERS = {
-    "unknown": "unknown release",
-    "W1": "Bgee 15.1",
-    "W2": "Bgee 15.2",
-    "W3": "Bgee after 15.2",
-    "W4": "Bgee newest (scFAIR)",
-}
-
-
-def _writer(columns: list[str]) -> tuple[str, str]:
-    """``(writer, release)`` told by a file's obs columns."""
-    cols = set(columns)
-    if "bgeeSex" in cols or {"cell_type", "tissue", "development_stage"} & cols:
-        writer = "W4"
-    elif "rnaSeqLibraryId" in cols:
-        writer = "W3"
-    elif "library_id" in cols:
-        writer = "W2"
-    elif "libID" in cols:
-        writer = "W1"
-    else:
-        writer = "unknown"
-    return writer, WRITERS[writer]
-
-
-def _assay(stem: str, file: h5py.File) -> tuple[str, str]:
-    """``(assay, unit of X)``: droplet files hold UMI counts, full-length files read counts."""
-    text = stem.lower()
-    uns = file.get("uns")
-    if isinstance(uns, h5py.Group) and "assay" in uns:
-        try:
-            text += " " + str(np.ravel(np.asarray(read_elem(uns["assay"]), dtype=object))[0])
-        except (KeyError, ValueError, TypeError, IndexError, OSError):
-            pass
-    if "full_length" in text or "full-length" in text or "smart-seq" in text.lower():
-        return "full-length scRNA-seq", "read counts"
-    return "droplet-based scRNA-seq", "UMI counts"
 
 
 class BgeeH5ad(BgeeCounts):
@@ -260,6 +175,7 @@ class BgeeH5ad(BgeeCounts):
         return kind != "string-array"
 
     def _open(self) -> None:
+        """Read what every use needs: obs and var, the unified cell table, the genes."""
         f = self._file
         needed = ("obs", "var") if self.stub else ("X", "obs", "var")
         missing = [key for key in needed if key not in f]
@@ -270,21 +186,53 @@ class BgeeH5ad(BgeeCounts):
         # obs names and barcodes (a distinct string per cell) are read when asked for: a build
         # needs those of the cells it selects only (see ``cell_rows``); ``cells`` reads them all
         self._full = None
+        n = self._read_names(f, obs)
+        columns = self._unified_columns(f, obs)
+        if "library" not in columns:
+            raise SourceFormatError(
+                f"{self.path} has no library column: obs columns found: {self.obs_columns}; "
+                f"accepted library columns: {list(LIBRARY_COLUMNS)}"
+            )
+        self.writer, self.release = writer_of(self.obs_columns)
+        self.experiment = self._experiment(columns.get("experiment"))
+        self.organism = self._organism(columns.pop("taxon", None))
+        #: The cell table without obs names (a RangeIndex) and barcodes: see ``cells``.
+        self._table = self._cell_table(columns, n)
+        # the file's other obs columns, under their own names (author annotations, QC values)
+        used = set(self.column_map.values()) - set(self.placeholder_columns)
+        #: The file's other obs columns: our name (``obs_<name>`` where ours would clash) ->
+        #: the file's name; read when a filter or a build uses them.
+        self.extra_columns = {
+            (column if column not in RESERVED_COLUMNS else f"obs_{column}"): column
+            for column in self.obs_columns
+            if column not in used
+        }
+        self._read_genes(var)
+        self.assay, self.unit = assay_of(self.path.stem, self._file)
+        if not self.stub:
+            self._open_x(self._file)
+
+    def _read_names(self, f: h5py.File, obs: pd.DataFrame | None) -> int:
+        """Set ``obs_columns`` and where the obs names are (their values, or the path of their
+        string array when obs was not read whole); the number of cells."""
         self._names: pd.Index | str  # the names, or the path of their string array
-        if obs is None:
-            group = f["obs"]
-            index_elem = group[attr_text(group.attrs, "_index")]
-            if is_string_array(index_elem):
-                self._names, n = index_elem.name, index_elem.shape[0]
-            else:
-                self._names = as_names(read_column(index_elem))
-                n = len(self._names)
-            self.obs_columns = [as_text(c) for c in np.ravel(group.attrs.get("column-order", []))]
-        else:
+        if obs is not None:
             self._names = as_names(obs.index)
-            n = len(self._names)
             self.obs_columns = [str(c) for c in obs.columns]
             obs.columns = self.obs_columns
+            return len(self._names)
+        group = f["obs"]
+        index_elem = group[attr_text(group.attrs, "_index")]
+        self.obs_columns = [as_text(c) for c in np.ravel(group.attrs.get("column-order", []))]
+        if is_string_array(index_elem):
+            self._names = index_elem.name
+            return index_elem.shape[0]
+        self._names = as_names(read_column(index_elem))
+        return len(self._names)
+
+    def _unified_columns(self, f: h5py.File, obs: pd.DataFrame | None) -> dict:
+        """The file's columns found for each unified concept (``column_map``), as categoricals
+        with "not known" unified; barcodes set aside (``_barcodes``)."""
         self.column_map = {}
         #: The file's columns whose "not known" values were unified to ``unknown``
         #: (:mod:`~refinewidgets.core.cell_vocabulary`); kept as extra columns.
@@ -293,35 +241,36 @@ class BgeeH5ad(BgeeCounts):
         #: Where barcodes come from: their values, the path of their string array, or None
         #: (from the obs names, ``<barcode>_<library>``).
         self._barcodes: np.ndarray | str | None = None
-        for concept, names in _SOURCE_COLUMNS.items():
+        for concept, names in SOURCE_COLUMNS.items():
             found = next((n for n in names if n in self.obs_columns), None) or next(
                 (c for n in names for c in self.obs_columns if c.lower() == n.lower()), None
             )
             if found is None:
                 continue
             self.column_map[concept] = found
-            if concept == "barcode" and obs is None and is_string_array(f["obs"][found]):
-                self._barcodes = f["obs"][found].name
+            if concept == "barcode":
+                self._barcodes = self._barcode_values(f, obs, found)
                 continue
-            values = self._obs_column(found)
-            if concept == "barcode" and not isinstance(values, pd.Categorical):
-                self._barcodes = stripped(values)
-            elif concept == "barcode":
-                self._barcodes = np.asarray(as_categorical(values), dtype=object)
-            else:
-                columns[concept] = as_categorical(values, lower=concept == "sex")
-                if concept in UNIFIED_TERM_COLUMNS:
-                    columns[concept], changed = unify_not_known(columns[concept])
-                    if changed:  # the file's own words stay in the file's own column
-                        self.placeholder_columns.append(found)
-        if "library" not in columns:
-            raise SourceFormatError(
-                f"{self.path} has no library column: obs columns found: {self.obs_columns}; "
-                f"accepted library columns: {list(LIBRARY_COLUMNS)}"
-            )
-        self.writer, self.release = _writer(self.obs_columns)
-        self.experiment = self._experiment(columns.get("experiment"))
-        self.organism = self._organism(columns.pop("taxon", None))
+            columns[concept] = as_categorical(self._obs_column(found), lower=concept == "sex")
+            if concept in UNIFIED_TERM_COLUMNS:
+                columns[concept], changed = unify_not_known(columns[concept])
+                if changed:  # the file's own words stay in the file's own column
+                    self.placeholder_columns.append(found)
+        return columns
+
+    def _barcode_values(self, f: h5py.File, obs: pd.DataFrame | None, found: str):
+        """The barcodes of the column ``found``: the path of their string array (read when
+        asked for) or their values."""
+        if obs is None and is_string_array(f["obs"][found]):
+            return f["obs"][found].name
+        values = self._obs_column(found)
+        if not isinstance(values, pd.Categorical):
+            return stripped(values)
+        return np.asarray(as_categorical(values), dtype=object)
+
+    def _cell_table(self, columns: dict, n: int) -> pd.DataFrame:
+        """The unified cell table of ``n`` cells (a concept the file lacks: ``unknown`` or
+        empty) and the experiment of each cell (the file's when a cell has none)."""
         cells = pd.DataFrame(index=pd.RangeIndex(n))
         for concept in UNIFIED_COLUMNS:
             if concept != "barcode":
@@ -339,17 +288,10 @@ class BgeeH5ad(BgeeCounts):
                 np.where(np.asarray(experiment, dtype=object) == "", self.experiment, experiment)
             )
         cells["experiment"] = experiment
-        #: The cell table without obs names (a RangeIndex) and barcodes: see ``cells``.
-        self._table = cells
-        # the file's other obs columns, under their own names (author annotations, QC values)
-        used = set(self.column_map.values()) - set(self.placeholder_columns)
-        #: The file's other obs columns: our name (``obs_<name>`` where ours would clash) ->
-        #: the file's name; read when a filter or a build uses them.
-        self.extra_columns = {
-            (column if column not in RESERVED_COLUMNS else f"obs_{column}"): column
-            for column in self.obs_columns
-            if column not in used
-        }
+        return cells
+
+    def _read_genes(self, var: pd.DataFrame) -> None:
+        """``genes`` (symbol, intergenic) and ``gene_columns`` (the file's other var columns)."""
         var_names = pd.Index(np.asarray(var.index, dtype=object)).astype(str)
         var_columns = [str(c) for c in var.columns]
         var.columns = var_columns
@@ -375,9 +317,6 @@ class BgeeH5ad(BgeeCounts):
             },
             index=self.genes.index,
         )
-        self.assay, self.unit = _assay(self.path.stem, self._file)
-        if not self.stub:
-            self._open_x(self._file)
 
     def _experiment(self, column) -> str:
         if column is not None:
@@ -587,22 +526,14 @@ class BgeeH5ad(BgeeCounts):
         self, cell_filter, rows: np.ndarray, qc: pd.DataFrame, where: str, *, exact: bool = False
     ):
         """Which of the cells at ``rows`` (chosen by :meth:`select`) meet the filter once their
-        QC values ``qc`` are known: a boolean mask, or None when the filter uses no QC value."""
-        cell_filter = parse_cell_filter(cell_filter)
-        if isinstance(cell_filter, str):
-            query = parse_query(cell_filter).renamed(self._own_names)
-            if not set(query.columns) & set(QC_COLUMNS):
-                return None
-            used = [c for c in query.columns if c not in QC_COLUMNS]
-            terms = None if exact else self.term_matcher(used)
+        QC values ``qc`` are known: a boolean mask, or None when the filter uses no QC value
+        (see :func:`~refinewidgets.core.cell_filter.qc_keep`, which decides)."""
+        used = qc_table_columns(cell_filter, self._own_names)
+        terms = None if exact or not used else self.term_matcher(used)
+        table = None
+        if used:
             table = self.filter_table(used + (terms.id_columns(used) if terms else []), rows)
-            for column in QC_COLUMNS:
-                table[column] = qc[column].to_numpy()
-            return query.mask(table, where, terms=terms)
-        _, qc_filter = split_qc(cell_filter)
-        if not qc_filter:
-            return None
-        return match_cells(qc.reset_index(drop=True), qc_filter, where)
+        return qc_keep(cell_filter, qc, where, table=table, renamed=self._own_names, terms=terms)
 
     def _check_filter_columns(self, used: list[str], own_names: dict[str, str]) -> None:
         tabled = set(self._table.columns)
