@@ -156,7 +156,7 @@ def test_refinebio_search_facets_and_add_to_the_dataset(builder, fake):
 
 
 def test_pending_experiments_are_removed_undone_and_cleared_like_local_ones(builder):
-    builder.dataset = rw.Dataset({"GSE71102": ["ALL"]})
+    builder.restore(rw.Dataset({"GSE71102": ["ALL"]}))
     _add_from_refinebio(builder, "GSE100001", "E-MTAB-4001")
     cart = builder.cart_view
     assert cart.summary.value.endswith("; 2 experiment(s) to fetch from refine.bio when you build")

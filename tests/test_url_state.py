@@ -214,7 +214,7 @@ def test_a_notebook_builder_leaves_the_address_alone(demo_cat):
     from refinewidgets.widgets import DatasetBuilder
 
     builder = DatasetBuilder(demo_cat)
-    builder.dataset = rw.Dataset({"SRP091833": ["ALL"]})
+    builder.restore(rw.Dataset({"SRP091833": ["ALL"]}))
     assert builder.url_writer is None
     assert builder.link_query == "exp=SRP091833"  # still there, for whoever wants a link
 
