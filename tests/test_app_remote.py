@@ -616,7 +616,7 @@ def test_what_refinebio_leaves_out_is_said_before_and_filtered_after_the_fetch(
         left_out=left_out,
         records={r["accession_code"]: r for r in others},
     )
-    builder._mark_remote()
+    builder._show_includes()
     note = builder.includes_note.value
     assert (
         "GSE100001: refine.bio will include 4 of 6 samples; it leaves out GSM9000001 (not "
@@ -651,7 +651,7 @@ def test_after_a_download_refinebio_is_asked_again_what_it_holds(builder, fake):
     builder.refinebio_plans["GSE100001"] = RefineBioPlan(
         "GSE100001", total=4, included=3, left_out={"GSM3170811": NOT_PROCESSED}
     )
-    builder._mark_remote()
+    builder._show_includes()
     assert "GSE100001: refine.bio will include 3 of 4 samples" in builder.includes_note.value
     asked = len(fake.seen("GET", "/v1/samples/"))
     result = _build(builder)
