@@ -337,8 +337,8 @@ class DatasetBuilder(RemoteSources, w.VBox):
         if self.url_writer is None:
             self.url_writer = UrlWriter()
             self.children = [*self.children, self.url_writer]
-        if not self.restore_query(self._page_query):
-            self._write_link()
+        self.restore_query(self._page_query)
+        self._write_link()  # also when the restored selection is the one shown (no change)
 
     def restore_query(self, query: str) -> bool:
         """Restore the dataset a URL query encodes (the web app's link), experiments still to
@@ -374,6 +374,7 @@ class DatasetBuilder(RemoteSources, w.VBox):
             "Build it on the My dataset tab.",
             "info",
         )
+        return True
 
     def _adapted_note(self, options) -> str:
         """What the restored selection changed of ``options`` for the build to accept it."""
@@ -386,7 +387,6 @@ class DatasetBuilder(RemoteSources, w.VBox):
                 "quantile-normalized."
             )
         return ""
-        return True
 
     def _write_link(self) -> None:
         selection = self.state.selection
