@@ -156,7 +156,7 @@ def test_refinebio_search_facets_and_add_to_the_dataset(builder, fake):
 
 
 def test_pending_experiments_are_removed_undone_and_cleared_like_local_ones(builder):
-    builder.dataset = rw.Dataset({"GSE71102": ["ALL"]})
+    builder.restore(rw.Dataset({"GSE71102": ["ALL"]}))
     _add_from_refinebio(builder, "GSE100001", "E-MTAB-4001")
     cart = builder.cart_view
     assert cart.summary.value.endswith("; 2 experiment(s) to fetch from refine.bio when you build")
@@ -616,7 +616,7 @@ def test_what_refinebio_leaves_out_is_said_before_and_filtered_after_the_fetch(
         left_out=left_out,
         records={r["accession_code"]: r for r in others},
     )
-    builder._mark_remote()
+    builder._show_includes()
     note = builder.includes_note.value
     assert (
         "GSE100001: refine.bio will include 4 of 6 samples; it leaves out GSM9000001 (not "
@@ -651,7 +651,7 @@ def test_after_a_download_refinebio_is_asked_again_what_it_holds(builder, fake):
     builder.refinebio_plans["GSE100001"] = RefineBioPlan(
         "GSE100001", total=4, included=3, left_out={"GSM3170811": NOT_PROCESSED}
     )
-    builder._mark_remote()
+    builder._show_includes()
     assert "GSE100001: refine.bio will include 3 of 4 samples" in builder.includes_note.value
     asked = len(fake.seen("GET", "/v1/samples/"))
     result = _build(builder)

@@ -30,7 +30,7 @@ def _text(value: str) -> str:
 
 def test_the_options_choose_combat_with_covariates_and_harmony_without(demo_cat):
     builder = DatasetBuilder(demo_cat)
-    builder.dataset = rw.Dataset(BREAST, aggregate_by="SPECIES")
+    builder.restore(rw.Dataset(BREAST, aggregate_by="SPECIES"))
     options = builder.options
     assert options.batch_covariates.layout.display == "none"
     options.batch_correction.value = "combat"
@@ -44,8 +44,10 @@ def test_the_options_choose_combat_with_covariates_and_harmony_without(demo_cat)
     assert ds.batch_correction == "harmony" and ds.batch_covariates is None
     assert options.batch_covariates.layout.display == "none"
     # a dataset set from code (or a link) shows in the controls, unknown covariates included
-    builder.dataset = rw.Dataset(
-        BREAST, aggregate_by="SPECIES", batch_correction="combat", batch_covariates=["tissue"]
+    builder.restore(
+        rw.Dataset(
+            BREAST, aggregate_by="SPECIES", batch_correction="combat", batch_covariates=["tissue"]
+        )
     )
     assert options.batch_correction.value == "combat"
     assert options.batch_covariates.value == ("tissue",)

@@ -192,7 +192,7 @@ def test_the_app_shows_symbols_offline_and_cached_ones_after_a_fetch(
 
     monkeypatch.setenv("REFINEWIDGETS_CACHE", str(tmp_path))
     builder = DatasetBuilder(demo_cat)
-    builder.dataset = rw.Dataset({"SRP091833": ["ALL"], "SRP132945": ["ALL"]})
+    builder.restore(rw.Dataset({"SRP091833": ["ALL"], "SRP132945": ["ALL"]}))
     builder.build()
     human = builder.result["SRP091833"]
     expected = symbols_for("HOMO_SAPIENS", list(human.var_names))

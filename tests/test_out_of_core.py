@@ -252,7 +252,7 @@ def test_the_app_builds_on_a_given_cluster_and_links_its_dashboard(client, tmp_p
         and "Dask dashboard" in builder.dashboard.value
     )
     ds = rw.Dataset({e: ["ALL"] for e in bulk_ids(cat)}, aggregate_by="SPECIES")
-    builder.dataset = ds
+    builder.restore(ds)
     result = builder.build()
     assert result is not None, builder.status.text
     key = next(iter(result))

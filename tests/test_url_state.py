@@ -197,6 +197,9 @@ def test_a_bad_link_is_a_message_and_leaves_an_empty_dataset(demo_cat):
     assert "GSE0000" in builder.status.text
     assert "rw.open_catalog" not in builder.status.text  # the app's words, not the API's
     assert builder.url_writer.query == "token=t"  # the damaged part leaves the address
+    assert builder.restore_query("exp=GSE0000") is False and builder.dataset is None
+    assert builder.restore_query("exp=SRP091833") is True
+    assert builder.dataset == rw.Dataset({"SRP091833": ["ALL"]})
 
 
 def test_the_writer_sends_the_query_as_data_never_as_code(demo_cat):
@@ -215,7 +218,7 @@ def test_a_notebook_builder_leaves_the_address_alone(demo_cat):
     from refinewidgets.widgets import DatasetBuilder
 
     builder = DatasetBuilder(demo_cat)
-    builder.dataset = rw.Dataset({"SRP091833": ["ALL"]})
+    builder.restore(rw.Dataset({"SRP091833": ["ALL"]}))
     assert builder.url_writer is None
     assert builder.link_query == "exp=SRP091833"  # still there, for whoever wants a link
 

@@ -113,7 +113,7 @@ def test_choose_add_options_build_and_look(builder, demo_cat):
 
 
 def test_one_group_gives_its_anndata_and_code_rebuilds_the_dataset(builder, demo_cat):
-    builder.dataset = rw.Dataset({"SRP105872": ["ALL"]}, quantile_normalize=False)
+    builder.restore(rw.Dataset({"SRP105872": ["ALL"]}, quantile_normalize=False))
     builder.show_code.value = True
     assert builder.code.layout.display is None
     ns: dict = {}
@@ -133,7 +133,7 @@ def test_setting_the_dataset_restores_cart_and_options_and_round_trips(builder, 
         scale_by="MINMAX",
         join="outer",
     )
-    builder.dataset = ds
+    builder.restore(ds)
     assert builder.dataset == ds
     assert builder.cart_view.data == ds.data
     assert (
@@ -148,24 +148,39 @@ def test_setting_the_dataset_restores_cart_and_options_and_round_trips(builder, 
     assert builder.dataset == rw.Dataset(
         {"GSE75037": part}, aggregate_by="ALL", scale_by="MINMAX", join="outer"
     )
-    builder.dataset = rw.Dataset.from_dict(ds.to_dict())
+    builder.restore(rw.Dataset.from_dict(ds.to_dict()))
     assert builder.dataset == ds and builder.cart_view.data == ds.data
     # an API-only choice (skipping QN for microarray) is kept and explained
     api = rw.Dataset({"GSE75037": part}, quantile_normalize=False)
-    builder.dataset = api
+    builder.restore(api)
     assert builder.dataset == api and builder.options.quantile_normalize.value is False
     assert "set from code" in builder.options.qn_reason.value
-    builder.dataset = None
+    builder.restore(None)
     assert builder.cart_view.data == {}
 
 
-def test_setting_a_bad_dataset_is_refused_with_a_message(builder, demo_cat):
-    from traitlets import TraitError
+def test_restoring_a_bad_dataset_is_refused_with_a_message(builder, demo_cat):
+    builder.restore(rw.Dataset({"SRP091833": ["ALL"]}))
+    with pytest.raises(rw.UnknownAccessionError, match="GSM0"):
+        builder.restore(rw.Dataset({"GSE71102": ["GSM0"]}))
+    assert builder.dataset == rw.Dataset({"SRP091833": ["ALL"]})  # nothing changed
+    assert builder.status.kind == "error"
+    assert builder.status.text == (
+        "The dataset was not restored: Sample(s) in dataset do not exist in the catalog: GSM0. "
+        "Remove them or open the source that holds them."
+    )
+    misplaced = demo_cat.experiment_samples("SRP091833")[0]
+    with pytest.raises(rw.DatasetSpecError, match=f"{misplaced} is listed under GSE71102"):
+        builder.restore({"data": {"GSE71102": [misplaced]}})
+    assert builder.cart_view.data == {"SRP091833": ["ALL"]}
 
-    with pytest.raises(TraitError, match="GSM0"):
-        builder.dataset = rw.Dataset({"GSE71102": ["GSM0"]})
-    assert builder.dataset is None
-    assert builder.status.kind == "error" and "GSM0" in builder.status.text
+
+def test_the_dataset_is_read_only_restore_puts_one_back(builder):
+    with pytest.raises(AttributeError, match=r"read-only: builder\.restore\(dataset\)"):
+        builder.dataset = rw.Dataset({"SRP091833": ["ALL"]})
+    assert builder.dataset is None and builder.cart_view.data == {}
+    builder.restore(rw.Dataset({"SRP091833": ["ALL"]}).to_dict())  # a spec's dict too
+    assert builder.dataset == rw.Dataset({"SRP091833": ["ALL"]})
 
 
 def test_build_with_nothing_selected_shows_a_message(builder):
@@ -182,7 +197,7 @@ def test_build_with_nothing_selected_shows_a_message(builder):
 
 
 def test_incompatible_options_show_the_cores_message(builder):
-    builder.dataset = rw.Dataset({"GSE71102": ["ALL"], "GSE90428": ["ALL"]}, aggregate_by="ALL")
+    builder.restore(rw.Dataset({"GSE71102": ["ALL"], "GSE90428": ["ALL"]}, aggregate_by="ALL"))
     builder.build_button.click()
     builder.wait()
     assert builder.result is None and builder.status.kind == "error"
@@ -196,7 +211,7 @@ def test_a_failing_source_shows_its_error(demo_cat, monkeypatch):
     src = InMemorySource.from_compendium(comp)
     cat = rw.Catalog([src])
     builder = DatasetBuilder(cat)
-    builder.dataset = rw.Dataset({cat.experiment_ids[0]: ["ALL"]})
+    builder.restore(rw.Dataset({cat.experiment_ids[0]: ["ALL"]}))
 
     def broken(*args, **kwargs):
         raise OSError("the disk went away")
@@ -215,7 +230,7 @@ def test_filtered_samples_are_listed(demo_cat):
     dropped = comp.values[exp].columns[1]
     comp.values[exp] = comp.values[exp].drop(columns=[dropped])  # the sample has no values now
     builder = DatasetBuilder(rw.Catalog([InMemorySource.from_compendium(comp)]))
-    builder.dataset = rw.Dataset({exp: ["ALL"]})
+    builder.restore(rw.Dataset({exp: ["ALL"]}))
     builder.build()
     assert builder.status.kind == "success" and "1 sample(s) filtered" in builder.status.text
     assert dropped in builder.results.filtered.value
@@ -225,8 +240,8 @@ def test_filtered_samples_are_listed(demo_cat):
 def test_save_zip_refuse_overwrite_h5ad_and_download(builder, tmp_path):
     import anndata
 
-    builder.dataset = rw.Dataset(
-        {"SRP091833": ["ALL"], "GSE71102": ["ALL"]}, aggregate_by="EXPERIMENT"
+    builder.restore(
+        rw.Dataset({"SRP091833": ["ALL"], "GSE71102": ["ALL"]}, aggregate_by="EXPERIMENT")
     )
     builder.build()
     save = builder.save
@@ -285,7 +300,7 @@ def test_a_download_too_big_is_refused_with_a_message(builder, monkeypatch):
     from refinewidgets.widgets import save as save_module
 
     monkeypatch.setattr(save_module, "DOWNLOAD_LIMIT", 1000)
-    builder.dataset = rw.Dataset({"SRP091833": ["ALL"]})
+    builder.restore(rw.Dataset({"SRP091833": ["ALL"]}))
     builder.build()
     assert builder.save.download.value == ""
     assert "too big for a browser download" in builder.save.status.text
@@ -342,7 +357,7 @@ def _walk(widget):
 def test_css_classes_are_unique_and_documented(builder, demo_cat):
     from refinewidgets.widgets import builder as builder_module
 
-    builder.dataset = rw.Dataset({"GSE71102": ["ALL"]})
+    builder.restore(rw.Dataset({"GSE71102": ["ALL"]}))
     builder.browser.table.tick("GSE71102")
     seen: dict[str, int] = {}
     for widget in _walk(builder):
@@ -385,11 +400,11 @@ def test_results_view_before_after_on_demand(demo_cat, monkeypatch, tmp_path):
 
 def test_results_are_marked_out_of_date_when_the_dataset_changes(builder):
     first = rw.Dataset({"SRP091833": ["ALL"]}, quantile_normalize=False)
-    builder.dataset = first
+    builder.restore(first)
     builder.build()
     assert builder.stale_note.value == "" and not builder.save.save_button.disabled
     both = rw.Dataset({"SRP091833": ["ALL"], "SRP105872": ["ALL"]}, quantile_normalize=False)
-    builder.dataset = both  # restored from code: the results are of the first dataset
+    builder.restore(both)  # restored from code: the results are of the first dataset
     assert builder.state.selection.dataset == both and builder.result.dataset == first
     assert "built from an earlier dataset" in builder.stale_note.value
     assert builder.save.save_button.disabled and builder.save.prepare_button.disabled
@@ -428,7 +443,7 @@ def test_expected_refusals_are_plain_messages_not_bugs():
 
 def test_clear_all_and_remove_can_be_undone(builder):
     ds = rw.Dataset({"SRP091833": ["ALL"], "GSE71102": ["ALL"]}, scale_by="STANDARD")
-    builder.dataset = ds
+    builder.restore(ds)
     cart = builder.cart_view
     assert cart.undo_button.disabled
     cart.clear_button.click()
@@ -479,7 +494,7 @@ def test_build_runs_in_the_background_and_cancel_stops_it():
     comp = synthetic_compendium(n_experiments=2, samples_per_experiment=4, n_genes=60, seed=5)
     src = _BlockingSource(comp.experiments, comp.samples, comp.values, name="slow")
     builder = DatasetBuilder(rw.Catalog([src]))
-    builder.dataset = rw.Dataset({e: ["ALL"] for e in comp.experiments}, aggregate_by="SPECIES")
+    builder.restore(rw.Dataset({e: ["ALL"] for e in comp.experiments}, aggregate_by="SPECIES"))
     builder.build_button.click()
     assert src.reading.wait(30)  # the build is running, in its thread
     assert builder.build_button.disabled and not builder.cancel_button.disabled
@@ -525,8 +540,8 @@ def test_sample_facets_of_single_cell_experiments_are_the_cell_filter(builder, d
 
 
 def test_build_errors_name_the_controls_not_the_api(builder):
-    builder.dataset = rw.Dataset(
-        {"ERP900101": ["ALL"], "SRP091833": ["ALL"]}, aggregate_by="SPECIES"
+    builder.restore(
+        rw.Dataset({"ERP900101": ["ALL"], "SRP091833": ["ALL"]}, aggregate_by="SPECIES")
     )  # from code: single cells and bulk samples in one group
     builder.build()
     text = builder.status.text
@@ -581,12 +596,12 @@ def test_plots_follow_the_pages_theme_and_fit_its_width(demo_cat):
 
 
 def test_a_ready_link_takes_the_prepare_buttons_place(builder):
-    builder.dataset = rw.Dataset({"SRP091833": ["ALL"]}, quantile_normalize=False)
+    builder.restore(rw.Dataset({"SRP091833": ["ALL"]}, quantile_normalize=False))
     builder.build()
     save = builder.save
     assert "rw-download-link" in save.download.value  # small: the link is made on its own
     assert save.prepare_button.layout.display == "none"
-    builder.dataset = rw.Dataset({"SRP105872": ["ALL"]}, quantile_normalize=False)
+    builder.restore(rw.Dataset({"SRP105872": ["ALL"]}, quantile_normalize=False))
     assert save.download.value == "" and save.prepare_button.layout.display is None
     builder.build()
     assert "rw-download-link" in save.download.value
@@ -594,7 +609,7 @@ def test_a_ready_link_takes_the_prepare_buttons_place(builder):
 
 
 def test_a_one_experiment_pca_is_coloured_by_something_that_varies(builder):
-    builder.dataset = rw.Dataset({"GSE71102": ["ALL"]})
+    builder.restore(rw.Dataset({"GSE71102": ["ALL"]}))
     builder.build()
     box = builder.results.color_box
     assert box.value != "experiment_accession"

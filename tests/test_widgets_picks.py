@@ -107,7 +107,7 @@ def test_a_link_to_single_cells_opens_buildable(demo_cat, query):
 
 
 def test_a_single_cell_dataset_set_from_code_is_adapted_and_says_so(builder, demo_cat):
-    builder.dataset = rw.Dataset({"ERP900101": ["ALL"]})  # the Dataset's default: QN on
+    builder.restore(rw.Dataset({"ERP900101": ["ALL"]}))  # the Dataset's default: QN on
     assert builder.dataset.quantile_normalize is False
     n = len(demo_cat.experiment_samples("ERP900101"))
     assert builder.status.text == (

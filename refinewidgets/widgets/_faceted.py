@@ -10,6 +10,11 @@ only the page shown and the facet counts go to the browser.
 Facet lists are sorted by count, then name; a facet with more than :data:`FACET_SEARCH_MIN`
 values gets a small search box that narrows its list (``<facet>-filter`` CSS class).
 
+The table lists the catalog of an :class:`~refinewidgets.widgets.state.AppState` and observes
+it: rows of the state's selection are marked "in dataset" (``_in_dataset`` says which), and when
+the state's catalog changes (downloads opened beside it) the table lists the new one in place,
+keeping the search, the ticks and the filters whose facet is still there.
+
 A subclass gives the texts, CSS classes and sizes of its parts (:class:`Parts`), declares the
 trait holding the ticked keys and names it in ``ticked_trait``, and makes its buttons
 (``_make_buttons``), keeping them up to date with the ticks (``_update_buttons``); it may add
@@ -30,6 +35,7 @@ from ..core.browse import Page, TableIndex
 from ..core.metadata import ORGANISM_COLUMNS, organism_label
 from ._status import StatusArea, catalog_or_demo, guarded
 from ._table import PagedTable
+from .state import AppState, Rendering
 
 __all__ = ["FacetedTable", "Parts"]
 
@@ -89,7 +95,8 @@ class FacetedTable(w.VBox):
     Parameters
     ----------
     catalog
-        A :class:`~refinewidgets.Catalog` (None: the bundled demo).
+        A :class:`~refinewidgets.Catalog` (None: the bundled demo); ignored when ``state`` is
+        given.
     indexer
         Makes the :class:`~refinewidgets.core.browse.TableIndex` shown from the catalog.
     parts
@@ -97,6 +104,9 @@ class FacetedTable(w.VBox):
     facet_limit
         At most this many values per facet list (the most frequent, plus the chosen ones;
         None: all).
+    state
+        The :class:`~refinewidgets.widgets.state.AppState` whose catalog is listed and whose
+        selection is marked (default: a new one over ``catalog``).
 
     Examples
     --------
@@ -129,15 +139,18 @@ class FacetedTable(w.VBox):
         parts: Parts,
         *,
         facet_limit: int | None = None,
+        state: AppState | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.catalog = catalog = catalog_or_demo(catalog)
-        self.index = indexer(catalog)
+        self.state = state if state is not None else AppState(catalog_or_demo(catalog))
+        self._indexer = indexer
+        self.index = indexer(self.state.catalog)
         self.parts = parts
         self.facet_limit = facet_limit
         self._listeners: list[Callable[[Selection], Any]] = []
-        self._quiet = False
+        #: Raised while the view writes its own controls (their observers then do nothing).
+        self._rendering = Rendering()
         self.add_class(f"{parts.prefix}-panel")
         self.status = StatusArea(parts.status)
         self.title = w.HTML(parts.title)
@@ -174,16 +187,38 @@ class FacetedTable(w.VBox):
             w.HBox(self._make_buttons()),
             self.status,
         ]
+        self.state.observe(self._mark, names="selection")
+        self.state.observe(self._catalog_changed, names="catalog")
+        self._mark()
         self.refresh()
+
+    @property
+    def catalog(self):
+        """The catalog listed: the state's."""
+        return self.state.catalog
+
+    def _mark(self, change=None) -> None:
+        self.table.marked = self._in_dataset(self.state.selection)
+
+    @guarded
+    def _catalog_changed(self, change) -> None:
+        """List the state's new catalog, keeping the search, the ticks and the filters whose
+        facet is still there."""
+        self._relist()
+        with self._rendering:
+            self.filters = {k: v for k, v in self.filters.items() if k in self.facets}
+        self._first_page()
+
+    def _relist(self) -> None:
+        """Index the state's catalog and show its facets."""
+        self.index = self._indexer(self.catalog)
+        self._make_facets()
 
     def clear_filters(self) -> None:
         """Empty the search box, every facet list and every facet's search box."""
-        self._quiet = True
-        try:
+        with self._rendering:
             for box in self.facet_search.values():
                 box.value = ""
-        finally:
-            self._quiet = False
         before = (self.filters, self.text)
         self.filters = {}
         self.text = ""
@@ -204,6 +239,10 @@ class FacetedTable(w.VBox):
             self.status.clear()
 
     # -- for subclasses ---------------------------------------------------------------------
+    def _in_dataset(self, selection) -> list[str]:
+        """The keys of the rows that ``selection`` (the state's) holds, marked "in dataset"."""
+        return []
+
     def _make_buttons(self) -> list[w.Widget]:
         """The widgets of the row under the table (called once, by ``__init__``)."""
         return []
@@ -265,11 +304,11 @@ class FacetedTable(w.VBox):
         self.text = change["new"]
 
     def _on_facet_search(self, change) -> None:
-        if not self._quiet:
+        if not self._rendering:
             self.refresh()
 
     def _on_facet(self, change) -> None:
-        if not self._quiet:
+        if not self._rendering:
             self.filters = {name: list(box.value) for name, box in self.facets.items() if box.value}
 
     def _on_table(self, change) -> None:
@@ -291,7 +330,7 @@ class FacetedTable(w.VBox):
     def _query_changed(self, change) -> None:
         if change["name"] == "text" and self.search.value != self.text:
             self.search.value = self.text
-        if not self._quiet:
+        if not self._rendering:
             self._first_page()
 
     # -- work -------------------------------------------------------------------------------
@@ -308,14 +347,11 @@ class FacetedTable(w.VBox):
             facet_limit=self.facet_limit,
             facet_text={n: box.value for n, box in self.facet_search.items() if box.value},
         )
-        self._quiet = True
-        try:
+        with self._rendering:
             for name, box in self.facets.items():
                 counts = page.facets[name]
                 wanted = [v for v in self.filters.get(name, ()) if v in set(counts.index)]
                 show_facet(box, name, counts.items(), wanted)
-        finally:
-            self._quiet = False
         self.table.show(_labelled(page))
         self.total = page.total
         searching = any(box.value for box in self.facet_search.values())

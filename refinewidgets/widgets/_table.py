@@ -26,6 +26,7 @@ import numpy as np
 from traitlets import Bool, Int, List, Unicode, observe
 
 from ..core.browse import BEST_MATCH, Page
+from .state import Rendering
 
 __all__ = ["PagedTable", "format_cell", "frame_html", "page_table"]
 
@@ -298,7 +299,8 @@ class PagedTable(w.VBox):
         self.caption = caption
         self.best_match = best_match
         self.page_size = int(page_size or page_sizes[min(1, len(page_sizes) - 1)])
-        self._quiet = False
+        #: Raised while the table writes its own controls (their observers then do nothing).
+        self._rendering = Rendering()
         self._page: Page | None = None
         self.sort = w.Dropdown(
             options=self._sort_options(),
@@ -382,7 +384,7 @@ class PagedTable(w.VBox):
         return first + [("(source order)", "")] + [(lbl, col) for col, lbl, _ in self.columns]
 
     def _on_sort_widget(self, change) -> None:
-        if not self._quiet:
+        if not self._rendering:
             self.sort_by = change["new"] or None
 
     def _on_direction(self, _button) -> None:
@@ -408,12 +410,9 @@ class PagedTable(w.VBox):
         names = [c for c, _, _ in self.columns]
         if self.sort_by not in names and self.sort_by != BEST_MATCH:
             self.sort_by = BEST_MATCH if self.best_match else None
-        self._quiet = True
-        try:
+        with self._rendering:
             self.sort.options = self._sort_options()
             self.sort.value = self.sort_by or ""
-        finally:
-            self._quiet = False
         self._render_header()
 
     def _render_header(self) -> None:
@@ -485,8 +484,7 @@ class PagedTable(w.VBox):
         chosen = set(self.selected)
         if self.selectable:
             self._ensure_rows(len(keys))
-        self._quiet = True
-        try:
+        with self._rendering:
             for i, key in enumerate(keys if self.selectable else ()):
                 box, row = self._checkboxes[i], self._row_widgets[i]
                 box.description = key
@@ -501,8 +499,6 @@ class PagedTable(w.VBox):
             self.row_keys = keys
             if self.page != page.page:
                 self.page = page.page
-        finally:
-            self._quiet = False
         first = page.page * page.page_size + 1 if page.total else 0
         self.page_label.value = f"Page {page.page + 1} of {page.n_pages} ({page.total:,} rows)"
         self.page_label.tooltip = (
@@ -512,7 +508,7 @@ class PagedTable(w.VBox):
         self.next.disabled = page.page >= page.n_pages - 1
 
     def _on_tick(self, change) -> None:
-        if self._quiet:
+        if self._rendering:
             return
         key = change["owner"].description
         chosen = [k for k in self.selected if k != key]
@@ -523,12 +519,9 @@ class PagedTable(w.VBox):
     @observe("selected")
     def _selected_changed(self, change) -> None:
         chosen = set(self.selected)
-        self._quiet = True
-        try:
+        with self._rendering:
             for key, box in zip(self.row_keys, self._checkboxes):
                 box.value = key in chosen
-        finally:
-            self._quiet = False
 
     def tick(self, key: str, value: bool = True) -> None:
         """Tick (or untick) the row ``key`` on the page shown, as a click on its box would."""

@@ -19,10 +19,14 @@ without a refine.bio token, "Get a refine.bio token" opens the account form of
 the catalog's sources, adds every sample of the fetched experiments, then builds locally; the
 downloads stay in the cache, so a build with other options needs no network. When a service
 cannot be reached, the message says which and why, and "Open downloaded files" opens what the
-cache holds instead. The cart and the options panel render from the state and assign new
-selections; the builder's ``dataset`` trait is the selection's spec of the local experiments
-(setting it restores the selection), and a build uses exactly that spec. Other
-traits: ``result`` (the :class:`~refinewidgets.Result` of the last build; when the dataset
+cache holds instead. The state also holds the catalog (``state.catalog``, and the code
+that opens it): every part reads it from there, and when downloads are opened beside the
+catalog's sources, the browser and the picker list the new catalog in place. The parts observe
+the state and keep no copy of it: the cart and the options panel render from it and assign new
+selections, the browser, the picker and the refine.bio and Bgee tables mark the rows it holds.
+The builder's ``dataset`` (read-only) is the selection's spec of the local experiments;
+:meth:`DatasetBuilder.restore` puts a dataset back, and a build uses exactly that spec.
+Traits: ``result`` (the :class:`~refinewidgets.Result` of the last build; when the dataset
 changes afterwards, the results are marked out of date and saving is off until the next build)
 and ``adata`` (its AnnData when there is one group, else ``{key: AnnData}``).
 
@@ -96,12 +100,13 @@ from __future__ import annotations
 import html
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
 from traitlets import Any as AnyTrait
-from traitlets import Instance, TraitError, Unicode, observe, validate
+from traitlets import Instance, Unicode, observe
 
 from ..core.build import build
 from ..core.result import Result
@@ -178,19 +183,13 @@ class DatasetBuilder(RemoteSources, w.VBox):
     --------
     >>> import refinewidgets as rw
     >>> builder = rw.DatasetBuilder()
-    >>> builder.dataset = rw.Dataset({"SRP091833": ["ALL"]}, scale_by="STANDARD")
+    >>> builder.restore(rw.Dataset({"SRP091833": ["ALL"]}, scale_by="STANDARD"))
     >>> builder.build_button.click()  # builds in the background; the kernel stays free
     >>> _ = builder.wait()
     >>> builder.adata.shape[0], builder.status.kind
     (20, 'success')
     """
 
-    dataset = Instance(
-        Dataset,
-        allow_none=True,
-        help="The dataset spec being assembled (None while the cart "
-        "is empty). Setting it restores the cart and the options.",
-    )
     result = Instance(Result, allow_none=True, help="The result of the last successful build.")
     adata = AnyTrait(
         None,
@@ -218,15 +217,15 @@ class DatasetBuilder(RemoteSources, w.VBox):
         self.client, self.workdir = client, workdir
         self.dashboard = w.HTML(_dashboard_html(client))
         self.dashboard.add_class("rw-dashboard")
-        self.catalog = catalog = catalog_or_demo(catalog)
-        self.catalog_code = _catalog_code(catalog)
-        self.state = AppState(catalog)
+        catalog = catalog_or_demo(catalog)
+        #: The app's one state: the selection, its options, the catalog (read from here only).
+        self.state = AppState(catalog, catalog_code=_catalog_code(catalog))
         self.status = StatusArea("rw-status")
-        self.browser = ExperimentBrowser(catalog)
-        self.picker = SamplePicker(catalog)
+        self.browser = ExperimentBrowser(state=self.state)
+        self.picker = SamplePicker(state=self.state)
         self.cart_view = DatasetCartView(state=self.state)
         self.options = OptionsPanel(state=self.state)
-        self.results = ResultsView(catalog)
+        self.results = ResultsView(state=self.state)
         self.save = SavePanel(output_dir=output_dir)
         self.progress = WidgetProgress()
         self.progress.hold_done = True  # "done" once the results are shown, not before
@@ -293,16 +292,36 @@ class DatasetBuilder(RemoteSources, w.VBox):
             self.tabs,
             self.status,
         ]
-        self._wire_local()
-        self.state.observe(self._on_selection, names="selection")
+        self.browser.observe(self._list_samples, names="chosen")
+        self.browser.on_add(lambda selection: self.cart_view.add_whole(list(selection)))
+        self.picker.on_add(self._add_from_picker)
+        self.state.observe(self._on_selection, names=["selection", "catalog_code"])
         self._on_selection(None)
         if page_query is not None:
             self.link_to_page(page_query)
 
-    def _wire_local(self) -> None:
-        self.browser.observe(self._list_samples, names="chosen")
-        self.browser.on_add(lambda selection: self.cart_view.add_whole(list(selection)))
-        self.picker.on_add(self._add_from_picker)
+    @property
+    def catalog(self):
+        """The catalog the samples come from (the state's; it grows when downloads open)."""
+        return self.state.catalog
+
+    @property
+    def catalog_code(self) -> str:
+        """The expression that opens :attr:`catalog` in code (the state's)."""
+        return self.state.catalog_code
+
+    @property
+    def dataset(self) -> Dataset | None:
+        """The dataset spec being assembled (None while the cart is empty): the state's
+        selection of local experiments. Read-only: :meth:`restore` puts a dataset back."""
+        return self.state.selection.dataset
+
+    @dataset.setter
+    def dataset(self, value) -> None:
+        raise AttributeError(
+            "DatasetBuilder.dataset is read-only: builder.restore(dataset) puts a dataset back "
+            "(its cart and options)."
+        )
 
     def _list_samples(self, change) -> None:
         """List the samples of the ticked experiments, filtered by the search that found them
@@ -318,8 +337,8 @@ class DatasetBuilder(RemoteSources, w.VBox):
         if self.url_writer is None:
             self.url_writer = UrlWriter()
             self.children = [*self.children, self.url_writer]
-        if not self.restore_query(self._page_query):
-            self._write_link()
+        self.restore_query(self._page_query)
+        self._write_link()  # also when the restored selection is the one shown (no change)
 
     def restore_query(self, query: str) -> bool:
         """Restore the dataset a URL query encodes (the web app's link), experiments still to
@@ -355,6 +374,7 @@ class DatasetBuilder(RemoteSources, w.VBox):
             "Build it on the My dataset tab.",
             "info",
         )
+        return True
 
     def _adapted_note(self, options) -> str:
         """What the restored selection changed of ``options`` for the build to accept it."""
@@ -367,7 +387,6 @@ class DatasetBuilder(RemoteSources, w.VBox):
                 "quantile-normalized."
             )
         return ""
-        return True
 
     def _write_link(self) -> None:
         selection = self.state.selection
@@ -427,10 +446,7 @@ class DatasetBuilder(RemoteSources, w.VBox):
         # short enough for the tab's width: the sample count alone (and what is to fetch)
         count = ", ".join(([f"{n:,}"] if n else []) + ([f"+{k} to fetch"] if k else []))
         self.tabs.set_title(TAB_DATASET, f"My dataset ({count})" if count else "My dataset")
-        self.dataset = selection.dataset  # equal to the trait when the change came from it
-        self.browser.table.marked = selection.experiments
-        self.picker.table.marked = selection.samples()
-        self._mark_remote()
+        self._show_includes()
         self._show_code()
         self._show_staleness()
         self._write_link()
@@ -439,7 +455,7 @@ class DatasetBuilder(RemoteSources, w.VBox):
         selection = self.state.selection
         planned = selection.planned_dataset if selection.pending else self.dataset
         self.code.value = (
-            rebuild_code(planned, self.catalog_code, selection.pending)
+            rebuild_code(planned, self.state.catalog_code, selection.pending)
             if planned is not None
             else "# Add samples to the dataset: the code that rebuilds it appears here."
         )
@@ -455,29 +471,36 @@ class DatasetBuilder(RemoteSources, w.VBox):
             else ""
         )
 
-    @validate("dataset")
-    def _valid_dataset(self, proposal) -> Dataset | None:
-        value = proposal["value"]
-        if value is not None and value != self.state.selection.dataset:
-            try:
-                Selection.from_dataset(value, self.catalog)
-            except Exception as exc:
-                self.status.show(describe(exc), "error")
-                raise TraitError(describe(exc)) from exc
-        return value
+    def restore(self, dataset: Dataset | Mapping[str, Any] | None) -> None:
+        """Put ``dataset`` back (a :class:`~refinewidgets.Dataset`, or its ``to_dict()``): the
+        cart and the options show it, and a build builds it; None empties the dataset.
 
-    @observe("dataset")
-    def _dataset_changed(self, change) -> None:
-        if change["new"] == self.state.selection.dataset:
-            return  # it is the selection's own spec
-        self.state.selection = (
-            Selection(self.catalog)
-            if self.dataset is None
-            else Selection.from_dataset(self.dataset, self.catalog)
-        )
-        selection = self.state.selection
-        given = change["new"]
-        options = {k: getattr(given, k, v) for k, v in Dataset.options().items()}
+        A dataset the catalog cannot give (an unknown experiment, a sample of another one)
+        raises the core's error, also shown in the status line, and changes nothing.
+
+        Examples
+        --------
+        >>> import refinewidgets as rw
+        >>> builder = rw.DatasetBuilder()
+        >>> builder.restore(rw.Dataset({"SRP091833": ["ALL"]}, aggregate_by="SPECIES"))
+        >>> builder.cart_view.data, builder.options.aggregate.value
+        ({'SRP091833': ['ALL']}, 'SPECIES')
+        >>> builder.status.text
+        'Dataset restored: 1 experiment(s), 20 samples.'
+        """
+        try:
+            if isinstance(dataset, Mapping):
+                dataset = Dataset.from_dict(dataset)
+            selection = (
+                Selection(self.catalog)
+                if dataset is None
+                else Selection.from_dataset(dataset, self.catalog)  # the catalog's checks
+            )
+        except Exception as exc:
+            self.status.show(f"The dataset was not restored: {describe(exc)}", "error")
+            raise
+        self.state.selection = selection
+        options = {k: getattr(dataset, k, v) for k, v in Dataset.options().items()}
         self.status.show(
             f"Dataset restored: {len(selection)} experiment(s), {selection.n_samples:,} samples."
             + self._adapted_note(options),

@@ -7,7 +7,8 @@ experiment trimmed to some samples is never made whole without that choice), the
 and "Clear all". Experiments chosen from refine.bio or Bgee and not downloaded yet (the
 selection's ``pending``) have rows of their own, "to fetch from refine.bio" (or Bgee), removable
 like the others; Remove, Clear all and Undo treat both alike. It renders from the state's
-selection and changes it only by assigning a new one. :attr:`DatasetCartView.data` and :attr:`DatasetCartView.n_samples` show what it renders.
+selection and changes it only by assigning a new one; it keeps no copy of it
+(:attr:`DatasetCartView.data` and :attr:`DatasetCartView.n_samples` read the state).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ipywidgets as w
-from traitlets import Dict, Int
 
 from ..core.metadata import organism_label
 from ..core.pending import RemoteExperiment
@@ -38,7 +38,8 @@ class DatasetCartView(w.VBox):
     Parameters
     ----------
     catalog
-        A :class:`~refinewidgets.Catalog` (None: the bundled demo).
+        A :class:`~refinewidgets.Catalog` (None: the bundled demo); ignored when ``state`` is
+        given.
     state
         The :class:`AppState` to show and edit (default: a new one over ``catalog``).
 
@@ -51,15 +52,9 @@ class DatasetCartView(w.VBox):
     ({'SRP091833': ['ALL']}, 20)
     """
 
-    data = Dict(
-        help="The selection as the `data` of a dataset spec: {experiment: [samples] or ['ALL']}."
-    )
-    n_samples = Int(0, help="Distinct samples selected.")
-
     def __init__(self, catalog=None, *, state: AppState | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.catalog = catalog = state.catalog if state is not None else catalog_or_demo(catalog)
-        self.state = state if state is not None else AppState(catalog)
+        self.state = state if state is not None else AppState(catalog_or_demo(catalog))
         self.status = StatusArea("rw-cart-status")
         self.summary = w.HTML()
         self.summary.add_class("rw-cart-summary")
@@ -90,6 +85,22 @@ class DatasetCartView(w.VBox):
         ]
         self.state.observe(self._render, names=["selection", "undoable"])
         self._render()
+
+    @property
+    def catalog(self):
+        """The catalog of the samples: the state's."""
+        return self.state.catalog
+
+    @property
+    def data(self) -> dict[str, list[str]]:
+        """The selection as the ``data`` of a dataset spec: ``{experiment: [samples] or
+        ["ALL"]}``."""
+        return self.state.selection.data
+
+    @property
+    def n_samples(self) -> int:
+        """Distinct samples selected."""
+        return self.state.selection.n_samples
 
     # -- editing: each assigns a new selection ------------------------------------------------
     @guarded
@@ -215,8 +226,6 @@ class DatasetCartView(w.VBox):
         self.totals.value = self._totals_html() if len(table) else ""
         self.clear_button.disabled = not (len(table) or selection.pending)
         self.undo_button.disabled = not self.state.can_undo
-        self.n_samples = n
-        self.data = selection.data
 
     def _render_questions(self, trimmed: Mapping[str, tuple[int, int]]) -> None:
         """One question per experiment an "add whole experiments" kept trimmed, while it is."""

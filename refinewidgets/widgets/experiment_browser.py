@@ -58,9 +58,14 @@ class ExperimentBrowser(FacetedTable):
     Parameters
     ----------
     catalog
-        A :class:`~refinewidgets.Catalog` (None: the bundled demo).
+        A :class:`~refinewidgets.Catalog` (None: the bundled demo); ignored when ``state`` is
+        given.
+    state
+        The :class:`~refinewidgets.widgets.state.AppState` whose catalog is listed and whose
+        experiments are marked "in dataset" (default: a new one over ``catalog``).
     index
-        A ready :func:`~refinewidgets.core.browse.experiment_index` of it (built when None).
+        A ready :func:`~refinewidgets.core.browse.experiment_index` of the catalog (built when
+        None; a catalog the state changes to is indexed anew).
     facet_limit
         At most this many values per facet list (the most frequent, plus the chosen ones).
 
@@ -89,15 +94,24 @@ class ExperimentBrowser(FacetedTable):
     ticked_trait = "chosen"
 
     def __init__(
-        self, catalog=None, *, index: TableIndex | None = None, facet_limit: int = 30, **kwargs: Any
+        self,
+        catalog=None,
+        *,
+        state=None,
+        index: TableIndex | None = None,
+        facet_limit: int = 30,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            catalog,
-            lambda catalog: experiment_index(catalog) if index is None else index,
-            PARTS,
-            facet_limit=facet_limit,
-            **kwargs,
-        )
+        given = [index]  # for the first catalog only
+
+        def indexer(catalog) -> TableIndex:
+            ready = given.pop() if given else None
+            return experiment_index(catalog) if ready is None else ready
+
+        super().__init__(catalog, indexer, PARTS, facet_limit=facet_limit, state=state, **kwargs)
+
+    def _in_dataset(self, selection) -> list[str]:
+        return list(selection.experiments)
 
     def _make_buttons(self) -> list[w.Widget]:
         self.add_button = w.Button(

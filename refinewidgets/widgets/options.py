@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import ipywidgets as w
-from traitlets import Dict
 
 from ..core.scale import SCALE_LABELS
 from ..core.selection import CELL_FILTER_SOURCES
@@ -82,11 +81,6 @@ class OptionsPanel(w.VBox):
     >>> panel.quantile_normalize.disabled
     False
     """
-
-    options = Dict(
-        help="The selection's options, as keyword arguments of rw.Dataset besides `data` "
-        "(read-only: it shows what the panel renders)."
-    )
 
     def __init__(self, *, state: AppState | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -251,7 +245,6 @@ class OptionsPanel(w.VBox):
         )
         self.single_cell_box.layout.display = None if selection.has_single_cell else "none"
         self._render_cell_filters(selection.cell_filter_choices(), values["cell_filter"])
-        self.options = values
 
     def _render_cell_filters(self, choices: Mapping[str, list[str]], chosen) -> None:
         """One list per cell-filter column; a list whose choices changed is made anew, so that
@@ -284,6 +277,12 @@ class OptionsPanel(w.VBox):
             box.observe(self._on_cell_filter, names="value")
             self.cell_filters[column] = box
         self.cell_filter_box.children = [self.cell_filters[c] for c in CELL_FILTER_SOURCES]
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The selection's options, as keyword arguments of ``rw.Dataset`` besides ``data``
+        (read from the state)."""
+        return self.state.selection.option_values
 
     @property
     def single_cell_visible(self) -> bool:

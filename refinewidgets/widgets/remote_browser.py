@@ -43,6 +43,7 @@ from ._status import StatusArea, guarded
 from ._table import PagedTable
 from .refinebio_account import RefineBioAccount
 from .remote_fetch import Details, Spinner, cached_paths, cannot_reach, trouble
+from .state import Rendering
 
 __all__ = ["RefineBioBrowser", "RemotePanel"]
 
@@ -339,9 +340,17 @@ class RemotePanel(w.VBox):
     def add_chosen(self) -> None:
         """Hand the ticked experiments to the listeners, to be fetched by the next build."""
 
-    def set_marked(self, keys: list[str]) -> None:
-        """Mark the rows already in the dataset (or to fetch)."""
-        self.table.marked = list(keys)
+    def watch(self, state) -> None:
+        """Mark the rows ``state``'s selection holds (in the dataset, or to fetch), now and
+        each time it changes (``state``: the app's
+        :class:`~refinewidgets.widgets.state.AppState`)."""
+
+        def mark(change=None) -> None:
+            selection = state.selection
+            self.table.marked = [*selection.experiments, *(p.key for p in selection.pending)]
+
+        state.observe(mark, names="selection")
+        mark()
 
 
 def cached_names(service: str) -> set[str]:
@@ -373,7 +382,8 @@ class RefineBioBrowser(RemotePanel):
 
         self._make_title("search the experiments refine.bio has processed", API_ENV, DEFAULT_API)
         self._rows: dict[str, dict] = {}
-        self._quiet = False
+        #: Raised while the view writes its own controls (their observers then do nothing).
+        self._rendering = Rendering()
         self.search = w.Text(
             placeholder="Search refine.bio: disease, tissue, title, accession (Enter)",
             continuous_update=False,
@@ -440,15 +450,15 @@ class RefineBioBrowser(RemotePanel):
     def _query_changed(self, change) -> None:
         if change["name"] == "text" and self.search.value != self.text:
             self.search.value = self.text
-        if not self._quiet:
+        if not self._rendering:
             self.run_search(page=0)
 
     def _on_facet(self, change) -> None:
-        if not self._quiet:
+        if not self._rendering:
             self.filters = {n: list(b.value) for n, b in self.facets.items() if b.value}
 
     def _on_page(self, change) -> None:
-        if not self._quiet:
+        if not self._rendering:
             self.run_search(page=self.table.page if change["name"] == "page" else 0)
 
     # -- work -----------------------------------------------------------------------------------
@@ -497,12 +507,9 @@ class RefineBioBrowser(RemotePanel):
         table.index.name = "accession"
         self.facet_counts = found.facets
         self._show_facets(found.facets)
-        self._quiet = True
-        try:
+        with self._rendering:
             self.table.page_size = size
             self.table.show(Page(table, int(found.count), page, size))
-        finally:
-            self._quiet = False
         self.total = int(found.count)
         if found.count:
             self.status.show(
@@ -519,8 +526,7 @@ class RefineBioBrowser(RemotePanel):
             )
 
     def _show_facets(self, facets: dict) -> None:
-        self._quiet = True
-        try:
+        with self._rendering:
             for name, (field, _) in REFINEBIO_FACETS.items():
                 counts = dict(facets.get(field) or {})
                 chosen = tuple(self.filters.get(name, ()))
@@ -528,8 +534,6 @@ class RefineBioBrowser(RemotePanel):
                     counts.setdefault(value, 0)
                 ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
                 show_facet(self.facets[name], name, ordered, chosen, "samples")
-        finally:
-            self._quiet = False
 
     @guarded
     def add_chosen(self) -> None:

@@ -37,7 +37,6 @@ from ..core.pending import LeftOutSamples, RemoteExperiment, fetch_code, not_fet
 from ..core.selection import Selection
 from ..errors import BuildCancelled
 from ._status import describe, guarded, log
-from .experiment_browser import ExperimentBrowser
 from .remote_fetch import (
     Details,
     FetchJob,
@@ -50,7 +49,6 @@ from .remote_fetch import (
     remote_words,
     trouble,
 )
-from .sample_picker import SamplePicker
 
 __all__ = ["SOURCES", "RemoteSources"]
 
@@ -151,17 +149,10 @@ class RemoteSources:
             panel.on_reached(self.describe_pending)
             code = f"rw.open_catalog(*rw.remote.cached(service={choice!r}))"
             panel.on_open(lambda paths, code=code: self.open_downloads(paths, code=code))
+            panel.watch(self.state)
             self.remote_panels[choice] = panel
-            self._mark_remote()
         self.choose_box.children = [self.source, panel]
         panel.activate()
-
-    def _mark_remote(self) -> None:
-        selection = self.state.selection
-        keys = selection.experiments + [p.key for p in selection.pending]
-        for panel in self.remote_panels.values():
-            panel.set_marked(keys)
-        self._show_includes()
 
     # -- what the services say of the experiments to fetch -------------------------------------
     def _undescribed(self) -> list[RemoteExperiment]:
@@ -356,24 +347,10 @@ class RemoteSources:
         )
 
     def _use_catalog(self, catalog, selection: Selection, code: str) -> None:
-        """Switch the app to ``catalog`` (more sources) and ``selection`` over it."""
-        if catalog is not self.catalog:
-            self.catalog = catalog
-            self.catalog_code = f"rw.Catalog([*{self.catalog_code}.sources, *{code}.sources])"
-            old = (self.browser, self.picker)
-            text, filters = self.browser.text, dict(self.browser.filters)
-            self.browser = ExperimentBrowser(catalog)
-            self.picker = SamplePicker(catalog)
-            self.browser.text = text
-            self.browser.filters = {k: v for k, v in filters.items() if k in self.browser.facets}
-            self._wire_local()
-            self.local_box.children = [self.browser, self.picker]
-            for widget in old:
-                widget.close()
-            self.cart_view.catalog = catalog
-            self.results.catalog = catalog
-        self.state.use_catalog(selection)
-        self._on_selection(None)
+        """Switch the app's state to ``catalog`` (more sources, opened in code by ``code``
+        beside the catalog's) and ``selection`` over it: the views follow the state."""
+        opened = f"rw.Catalog([*{self.state.catalog_code}.sources, *{code}.sources])"
+        self.state.use_catalog(selection, opened if catalog is not self.catalog else None)
 
     def _fetch(self, selection: Selection) -> Selection:
         """Fetch the selection's pending experiments (Cancel stops it at once), open them

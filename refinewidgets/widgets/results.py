@@ -31,6 +31,7 @@ from ..core.scale import SCALE_LABELS
 from ._plots import bar_img, batch_pair_img, distributions_img, pca_img
 from ._status import StatusArea, describe, guarded
 from ._table import frame_html
+from .state import AppState, Rendering
 
 __all__ = ["ResultsView"]
 
@@ -46,7 +47,11 @@ class ResultsView(w.VBox):
     Parameters
     ----------
     catalog
-        The catalog the result was built from (needed for the "before normalization" plot).
+        The catalog the result was built from (needed for the "before normalization" and
+        "before batch correction" builds); ignored when ``state`` is given.
+    state
+        The app's :class:`~refinewidgets.widgets.state.AppState`: its catalog is the one used
+        (default: a new one over ``catalog``, or none when ``catalog`` is None either).
 
     Examples
     --------
@@ -70,10 +75,11 @@ class ResultsView(w.VBox):
     group = Unicode(None, allow_none=True, help="The key of the group shown.")
     color_by = Unicode("experiment_accession", help="The metadata column colouring the PCA.")
 
-    def __init__(self, catalog=None, **kwargs: Any) -> None:
+    def __init__(self, catalog=None, *, state: AppState | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.catalog = catalog
-        self._hold = False
+        self.state = state if state is not None or catalog is None else AppState(catalog)
+        #: Raised while the view writes its own controls (their observers then do nothing).
+        self._rendering = Rendering()
         self.status = StatusArea("rw-results-status")
         self.group_box = w.Dropdown(options=[], description="Group")
         self.group_box.add_class("rw-result-group")
@@ -138,46 +144,48 @@ class ResultsView(w.VBox):
         ]
         self._render()
 
+    @property
+    def catalog(self):
+        """The catalog a result is rebuilt from (the state's; None without a state)."""
+        return self.state.catalog if self.state is not None else None
+
     # -- events ---------------------------------------------------------------------------------
     @observe("result")
     def _result_changed(self, change) -> None:
         res = self.result
         keys = list(res) if res is not None else []
-        self._hold = True
-        try:
+        with self._rendering:
             self.before = None
             self.uncorrected = None
             self.group_box.options = [(self._label(k), k) for k in keys]
             self.group = keys[0] if keys else None
             self.group_box.value = self.group
             self._render_filtered()
-        finally:
-            self._hold = False
         self._render()
 
     @observe("group")
     def _group_changed(self, change) -> None:
         if self.group_box.value != self.group:
             self.group_box.value = self.group
-        if not self._hold:
+        if not self._rendering:
             self._render()
 
     @observe("before")
     def _before_changed(self, change) -> None:
-        if not self._hold and PANEL_DISTRIBUTIONS in self._drawn:
+        if not self._rendering and PANEL_DISTRIBUTIONS in self._drawn:
             self._render_distributions()
 
     @observe("uncorrected")
     def _uncorrected_changed(self, change) -> None:
-        if not self._hold and PANEL_BATCH in self._drawn:
+        if not self._rendering and PANEL_BATCH in self._drawn:
             self._render_batch()
 
     def _on_batch_color(self, change) -> None:
-        if change["new"] and not self._hold and PANEL_BATCH in self._drawn:
+        if change["new"] and not self._rendering and PANEL_BATCH in self._drawn:
             self._render_batch()
 
     def _on_color(self, change) -> None:
-        if change["new"] and not self._hold:
+        if change["new"] and not self._rendering:
             self.color_by = change["new"]
 
     @observe("color_by")
@@ -296,8 +304,7 @@ class ResultsView(w.VBox):
             if columns
             else None
         )
-        self._hold = True
-        try:
+        with self._rendering:
             self.color_box.options = columns
             varies = self.color_by in columns and adata.obs[self.color_by].astype(str).nunique() > 1
             self.color_box.value = self.color_by if varies else default
@@ -307,8 +314,6 @@ class ResultsView(w.VBox):
             ]
             self.batch_color.options = batch_columns
             self.batch_color.value = batch_columns[0] if batch_columns else None
-        finally:
-            self._hold = False
         self.color_box.layout.display = None if columns else "none"
         self.batch_color.layout.display = None if self._batch_info() else "none"
         self._draw_open_panel()

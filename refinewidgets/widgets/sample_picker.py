@@ -80,7 +80,11 @@ class SamplePicker(FacetedTable):
     Parameters
     ----------
     catalog
-        A :class:`~refinewidgets.Catalog` (None: the bundled demo).
+        A :class:`~refinewidgets.Catalog` (None: the bundled demo); ignored when ``state`` is
+        given.
+    state
+        The :class:`~refinewidgets.widgets.state.AppState` whose catalog is listed and whose
+        samples are marked "in dataset" (default: a new one over ``catalog``).
 
     Examples
     --------
@@ -109,9 +113,17 @@ class SamplePicker(FacetedTable):
     ticked_trait = "selected"
     _defaults: list[str] = []  # the default columns last offered
 
-    def __init__(self, catalog=None, **kwargs: Any) -> None:
-        super().__init__(catalog, lambda catalog: sample_index(catalog, []), PARTS, **kwargs)
+    def __init__(self, catalog=None, *, state=None, **kwargs: Any) -> None:
+        super().__init__(
+            catalog, lambda catalog: sample_index(catalog, []), PARTS, state=state, **kwargs
+        )
         self._offer_columns(single_cell=False)
+
+    def _in_dataset(self, selection) -> list[str]:
+        return selection.samples()
+
+    def _catalog_changed(self, change) -> None:
+        self._load()  # the listed experiments' samples, as the new catalog holds them
 
     def _make_controls(self) -> list[w.Widget]:
         self.search_note = w.HTML()
@@ -158,19 +170,16 @@ class SamplePicker(FacetedTable):
         self.show_all_button.description = f"Show all {self.index.n:,} samples"
 
     def _on_column_picker(self, change) -> None:
-        if not self._quiet:
+        if not self._rendering:
             self.shown = list(change["new"])
 
     @observe("shown")
     def _shown_changed(self, change) -> None:
-        self._quiet = True
-        try:
+        with self._rendering:
             offered = {value for _, value in self.column_picker.options}
             value = tuple(c for c in self.shown if c in offered)
             if self.column_picker.value != value:
                 self.column_picker.value = value
-        finally:
-            self._quiet = False
         # columns the listed samples do not have are not shown (nor sortable)
         columns = [COLUMNS[0]] + [(c, column_label(c), _KNOWN.get(c, ("", 150))[1]) for c in value]
         if columns != self.table.columns:
@@ -214,9 +223,8 @@ class SamplePicker(FacetedTable):
         table = self.index.table
         sc = "technology" in table.columns and bool((table["technology"] == SINGLE_CELL).any())
         # reset the filters first: they may name facets the new experiments do not have
-        self._quiet = True
-        self.filters = {}
-        self._quiet = False
+        with self._rendering:
+            self.filters = {}
         self._offer_columns(sc)
         listed = set(self.index.table.index.astype(str))
         self.selected = [s for s in self.selected if s in listed]
@@ -234,11 +242,8 @@ class SamplePicker(FacetedTable):
         if not single_cell:
             present -= {c for c, _, _ in SINGLE_CELL_COLUMNS}
         others = sorted(present - set(defaults), key=lambda c: column_label(c).lower())
-        self._quiet = True
-        try:
+        with self._rendering:
             self.column_picker.options = [(column_label(c), c) for c in defaults + others]
-        finally:
-            self._quiet = False
         kept = [c for c in self.shown if c in present]
         chosen_by_user, self._defaults = list(self.shown) != self._defaults, defaults
         chosen = kept if kept and chosen_by_user else defaults

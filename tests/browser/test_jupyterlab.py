@@ -41,8 +41,8 @@ NOTEBOOK = {
             "source": [
                 "import refinewidgets as rw\n",
                 "builder = rw.DatasetBuilder()\n",
-                'builder.dataset = rw.Dataset({"SRP091833": ["ALL"], "GSE71102": ["ALL"]}, '
-                'aggregate_by="SPECIES")\n',
+                'builder.restore(rw.Dataset({"SRP091833": ["ALL"], "GSE71102": ["ALL"]}, '
+                'aggregate_by="SPECIES"))\n',
                 "builder",
             ],
         }
