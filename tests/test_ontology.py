@@ -271,3 +271,18 @@ def test_cell_type_facets_count_and_find_rows_by_term(two_experiments):
     assert not set(erp78) & set(
         libraries.keys(filters={"cell type": ["CD4-positive, alpha-beta T cell"]})
     )
+
+
+def test_the_browsers_cell_type_list_says_what_a_term_stands_for(two_experiments):
+    from refinewidgets.widgets import ExperimentBrowser
+
+    browser = ExperimentBrowser(two_experiments)
+    box = browser.facets["cell type"]
+    labels = dict((value, text) for text, value in box.options)
+    assert labels["T cell"] == "T cell (2, incl. 2 narrower terms)"
+    assert labels["B cell"] == "B cell (2, incl. 1 narrower term)"
+    assert labels["regulatory T cell"] == "regulatory T cell (2)"
+    box.value = ("T cell",)  # ERP78 holds regulatory T cells only: it is listed too
+    assert sorted(browser.table.row_keys) == ["ERP77", "ERP78"]
+    box.value = ("CD4-positive, alpha-beta T cell",)
+    assert browser.table.row_keys == ["ERP77"]
