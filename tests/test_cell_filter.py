@@ -145,3 +145,33 @@ def test_qc_pass_of_a_filter_text_sees_the_cells_and_their_qc_values():
     assert qc_keep("cell_type == 'B'", QC, "f.h5ad", table=cells, renamed=renamed) is None
     only_qc = qc_keep("total_counts >= 300", QC, "f.h5ad")
     assert only_qc.tolist() == [True, True, True, False]
+
+
+def test_options_panel_takes_a_filter_text_and_shows_where_it_goes_wrong(sc_catalog):
+    from refinewidgets.widgets.options import OptionsPanel
+    from refinewidgets.widgets.state import AppState
+
+    panel = OptionsPanel(state=AppState(sc_catalog))
+    panel.state.selection = panel.state.selection.add({"SC1": None}).with_options(
+        quantile_normalize=False, cell_filter={"cell_type": ["T cell"]}
+    )
+    before = panel.state.selection
+    panel.cell_filter_text.value = "cell_type == 'B cell' and"  # unfinished
+    assert panel.state.selection is before  # nothing changed
+    error = panel.cell_filter_error.value
+    assert "cell filter" in error and "^" in error and "<pre" in error
+    assert panel.cell_filter_text.value == "cell_type == 'B cell' and"  # kept to be fixed
+    panel.cell_filter_text.value = "cell_type == 'B cell' or total_counts >= 500"
+    assert panel.cell_filter_error.value == ""
+    text = panel.state.selection.option_values["cell_filter"]
+    assert text == parse_cell_filter("cell_type == 'B cell' or total_counts >= 500")
+    assert panel.state.selection.dataset.cell_filter == text
+    assert all(box.disabled for box in panel.cell_filters.values())  # the text is used
+    panel.cell_filter_text.value = ""  # emptied: no filter, the lists are back
+    assert panel.state.selection.option_values["cell_filter"] is None
+    assert not any(box.disabled for box in panel.cell_filters.values())
+    # a text set from code or a link shows in the box
+    panel.state.selection = panel.state.selection.with_options(cell_filter="tissue in ['liver']")
+    assert panel.cell_filter_text.value == parse_cell_filter("tissue in ['liver']")
+    panel.cell_filter_text.value = "tissue == '<b>x</b>' and ("
+    assert "<b>x</b>" not in panel.cell_filter_error.value  # shown as text, never as HTML

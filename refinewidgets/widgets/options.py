@@ -20,6 +20,7 @@ from typing import Any
 
 import ipywidgets as w
 
+from ..core.cell_filter import parse_cell_filter
 from ..core.scale import SCALE_LABELS
 from ..core.selection import CELL_FILTER_SOURCES
 from ..core.spec import Dataset
@@ -126,6 +127,19 @@ class OptionsPanel(w.VBox):
         self.batch_covariates.add_class("rw-batch-covariates")
         self.cell_filters: dict[str, w.SelectMultiple] = {}
         self.cell_filter_box = w.VBox()
+        # a filter text in CELLxGENE Census' syntax, used in place of the lists when given
+        self.cell_filter_text = w.Text(
+            value="",
+            placeholder="cell_type == 'T cell' and n_genes_by_counts > 200",
+            description="Or a filter text",
+            continuous_update=False,
+            style=STYLE,
+            layout=w.Layout(width="620px"),
+        )
+        self.cell_filter_text.add_class("rw-cell-filter-text")
+        self.cell_filter_text.observe(self._on_cell_filter_text, names="value")
+        self.cell_filter_error = w.HTML("")
+        self.cell_filter_error.add_class("rw-cell-filter-error")
         self.counts_normalization = w.Dropdown(
             options=COUNTS, value="NONE", description="Counts normalization", style=STYLE
         )
@@ -140,6 +154,8 @@ class OptionsPanel(w.VBox):
             [
                 w.HTML("<b>Single-cell options</b> (empty cell filters keep every cell)"),
                 self.cell_filter_box,
+                self.cell_filter_text,
+                self.cell_filter_error,
                 self.counts_normalization,
                 self.pseudobulk,
                 self.join,
@@ -204,6 +220,27 @@ class OptionsPanel(w.VBox):
         self.state.selection = self.state.selection.with_options(cell_filter=chosen or None)
 
     @guarded
+    def _on_cell_filter_text(self, change) -> None:
+        """A filter text typed (Enter or leaving the box): checked by the core's parser; a
+        wrong one is shown with the place it goes wrong and changes nothing; an empty one gives
+        the lists back."""
+        text = change["new"].strip()
+        current = self.state.selection.option_values["cell_filter"]
+        try:
+            parsed = parse_cell_filter(text) if text else None
+        except ValueError as exc:
+            self.cell_filter_error.value = (
+                f'<pre class="rw-error-text" style="white-space:pre-wrap;margin:2px 0">'
+                f"{html.escape(str(exc))}</pre>"
+            )
+            return
+        self.cell_filter_error.value = ""
+        if parsed is None and not isinstance(current, str):
+            return  # emptied while the lists are in use: they stay as they are
+        if parsed != current:
+            self.state.selection = self.state.selection.with_options(cell_filter=parsed)
+
+    @guarded
     def set_options(self, options: Dataset | Mapping[str, Any]) -> None:
         """Show and use ``options`` (a Dataset, or a dict of its option keywords); unknown keys
         raise. Values are kept as given, even where refine.bio's page would not allow them."""
@@ -252,6 +289,10 @@ class OptionsPanel(w.VBox):
         a link) is not shown as lists: they are disabled, so that no click replaces it."""
         text = chosen if isinstance(chosen, str) else None
         chosen = {} if text is not None else chosen or {}
+        if text is not None and self.cell_filter_text.value.strip() != text:
+            self.cell_filter_text.value = text  # set from code or a link
+        elif text is None and not self.cell_filter_error.value:
+            self.cell_filter_text.value = ""
         for column in CELL_FILTER_SOURCES:
             condition = chosen.get(column, ())
             wanted = () if isinstance(condition, Mapping) else tuple(condition)
