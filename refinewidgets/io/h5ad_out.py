@@ -133,7 +133,7 @@ def write_h5ad(
     written: list[Path] = []
     try:
         for key, target in targets.items():
-            with atomic_output(target, overwrite=overwrite) as tmp:
+            with atomic_output(target, overwrite=overwrite) as tmp, _one_chunk_at_a_time():
                 _group_for_file(result, key).write_h5ad(tmp, compression=compression)
             written.append(target)
     except BaseException:
@@ -177,8 +177,11 @@ def write_zarr(
         for key, target in targets.items():
             adata = _group_for_file(result, key)
             chunks = getattr(adata.X, "chunksize", None)  # a Dask array's: whole chunks
-            with _atomic_folder(target, overwrite) as tmp, _zarr_format():
-                adata.write_zarr(tmp, chunks=tuple(chunks) if chunks else None)
+            with _atomic_folder(target, overwrite) as tmp, _zarr_format() as text:
+                metadata = adata.uns["refinewidgets"].pop("aggregated_metadata_json")
+                with _one_chunk_at_a_time():
+                    adata.write_zarr(tmp, chunks=tuple(chunks) if chunks else None)
+                text(tmp, "uns/refinewidgets", "aggregated_metadata_json", metadata)
             written.append(target)
     except BaseException:
         for done in written:
@@ -187,23 +190,58 @@ def write_zarr(
     return targets
 
 
+def _one_chunk_at_a_time():
+    """anndata stores a Dask array with Dask's threaded scheduler: with one thread, each chunk is
+    read and written before the next is read. With more, a thread reads chunks ahead while the
+    other waits to write (the file takes one write at a time), and read chunks pile up
+    (measured by ``benchmarks/bench_ooc_write.py``: the peak grew past the matrix's size)."""
+    try:
+        import dask
+    except ImportError:  # no Dask: no Dask array to write
+        return contextlib.nullcontext()
+    return dask.config.set(num_workers=1)
+
+
+@contextlib.contextmanager
 def _zarr_format():
     """Stores in zarr's format 3 when zarr 3 is installed (anndata 0.12 still writes format 2
-    by default, with a warning that this will change), unsharded; format 2 with zarr 2."""
+    by default, with a warning that this will change), unsharded; format 2 with zarr 2.
+
+    Yields the writer of a long text into the store (the result's metadata JSON): anndata
+    writes a text scalar as a fixed-width string, and zarr took 290 MB to store a 0.6 MB one
+    (2,000 samples' metadata; measured by ``benchmarks/bench_ooc_write.py``), so in format 3
+    it is stored as a variable-length string, with anndata's encoding attributes."""
     import anndata
     import zarr
 
-    stack = contextlib.ExitStack()
-    if int(zarr.__version__.split(".")[0]) >= 3:
-        # no shards: anndata's automatic ones (1 GB) are held whole in memory before writing
-        stack.enter_context(
-            anndata.settings.override(zarr_write_format=3, auto_shard_zarr_v3=False)
-        )
-        stack.enter_context(warnings.catch_warnings())
-        # anndata consolidates the metadata (its readers use it); zarr 3 warns that the
-        # consolidated file is not in the format 3 specification yet, on every write
-        warnings.filterwarnings("ignore", "Consolidated metadata", category=UserWarning)
-    return stack
+    if int(zarr.__version__.split(".")[0]) < 3:  # pragma: no cover - zarr 2
+        yield _text_by_anndata
+        return
+    # no shards: anndata's automatic ones (1 GB) are held whole in memory before writing
+    with anndata.settings.override(zarr_write_format=3, auto_shard_zarr_v3=False):
+        with warnings.catch_warnings():
+            # anndata consolidates the metadata (its readers use it); zarr 3 warns that the
+            # consolidated file is not in the format 3 specification yet, on every write
+            warnings.filterwarnings("ignore", "Consolidated metadata", category=UserWarning)
+            yield _text_v3
+
+
+def _text_by_anndata(store: Path, group: str, name: str, text: str) -> None:  # pragma: no cover
+    import zarr
+
+    from .anndata_elems import write_elem
+
+    write_elem(zarr.open_group(store, mode="r+", path=group), name, text)
+    zarr.consolidate_metadata(str(store))
+
+
+def _text_v3(store: Path, group: str, name: str, text: str) -> None:
+    import zarr
+
+    array = zarr.open_group(store, mode="r+", path=group).create_array(name, shape=(), dtype=str)
+    array[()] = text
+    array.attrs.update({"encoding-type": "string", "encoding-version": "0.2.0"})
+    zarr.consolidate_metadata(str(store))
 
 
 def _check_store(target: Path, overwrite: bool) -> None:
