@@ -537,16 +537,26 @@ def cell_group(blocks: Sequence[CellBlock], dataset: Any):
     libraries = list(dict.fromkeys(cells["library"].astype(str)))
     if getattr(dataset, "obs_columns", None):
         cells = _chosen_columns(cells, dataset.obs_columns, blocks)
+    dropped = n_union - len(merged_genes)
+    info = _cell_info(blocks, dataset, int(X.shape[0]), libraries, organisms, dropped)
+    if keep is not None:
+        info["genes_selected"] = list(genes.index.astype(str))
+    return (X, cells, genes, layers), libraries, info
+
+
+def _cell_info(blocks, dataset, n_cells: int, libraries, organisms, genes_dropped: int):
+    """What a cell group's ``uns["refinewidgets"]`` records: what X holds, the counts, the
+    filter, the files' provenance (ontology releases, gene-symbol tables), the counts layer."""
     units = sorted({b.provenance.get("unit", "UMI counts") for b in blocks})
     info = {
         "kind": "cells",
         "values": describe_values(
             dataset.counts_normalization, dataset.scale_by, unit=" and ".join(units)
         ),
-        "num_cells": int(X.shape[0]),
+        "num_cells": n_cells,
         "num_libraries": len(libraries),
         "organisms": organisms,
-        "genes_dropped_by_join": n_union - len(merged_genes),
+        "genes_dropped_by_join": genes_dropped,
         "counts_normalization": dataset.counts_normalization,
         "cell_filter": json.loads(json.dumps(dataset.cell_filter or {})),
         "keep_intergenic": bool(dataset.keep_intergenic),
@@ -561,6 +571,4 @@ def cell_group(blocks: Sequence[CellBlock], dataset: Any):
     if tables:  # files without symbols of their own got them from these tables
         info["gene_symbols"] = "; ".join(tables)
     info["layers"] = {"counts": f"raw {' and '.join(units)}, before any normalization"}
-    if keep is not None:
-        info["genes_selected"] = list(genes.index.astype(str))
-    return (X, cells, genes, layers), libraries, info
+    return info
