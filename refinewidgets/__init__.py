@@ -43,7 +43,7 @@ _LAZY = {
     "Catalog": ".core.catalog",
     "quantile_normalize": ".core.quantile",
     "Result": ".core.result",
-    "organism_dataset": ".core.single_cell",
+    "organism_dataset": ".core.organism",
     "Dataset": ".core.spec",
     "open_catalog": ".io.catalog_open",
     "add_gene_symbols": ".io.gene_symbols",

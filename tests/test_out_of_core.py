@@ -260,3 +260,99 @@ def test_the_app_builds_on_a_given_cluster_and_links_its_dashboard(client, tmp_p
     assert str(tmp_path / "work") in result[key].uns["refinewidgets"]["out_of_core"]["workdir"]
     _same(rw.build(ds, cat), result)
     assert rw.DatasetBuilder(cat).dashboard.value == ""  # no cluster, no link
+
+
+def test_the_result_is_written_as_h5ad_and_zarr_equal_to_the_in_memory_build(client, tmp_path):
+    """``Result.write_h5ad`` and ``Result.write_zarr`` of an out-of-core result: the in-memory
+    build's values (1e-12), names and gene symbols, the provenance in ``uns``; X stays on
+    disk."""
+    import json
+
+    import anndata
+
+    cat = rw.open_catalog()
+    ds = rw.Dataset({e: ["ALL"] for e in bulk_ids(cat)}, aggregate_by="SPECIES")
+    symbols = dict(offline=True, skip_missing=True)  # human from the shipped table, no network
+    out = rw.build(ds, cat, client=client, workdir=tmp_path / "work")
+    out = rw.add_gene_symbols(out, **symbols)
+    in_memory = rw.add_gene_symbols(rw.build(ds, cat), **symbols)
+    assert "HOMO_SAPIENS" in in_memory
+    h5ad = out.write_h5ad(tmp_path / "d.h5ad")
+    zarr = out.write_zarr(tmp_path / "d.zarr")
+    assert sorted(h5ad) == sorted(zarr) == sorted(in_memory)
+    for key, built in in_memory.items():
+        assert isinstance(out[key].X, da.Array)  # writing computed nothing into the result
+        for back in (anndata.read_h5ad(h5ad[key]), anndata.read_zarr(zarr[key])):
+            assert isinstance(back.X, np.ndarray) and back.X.dtype == np.float64
+            assert list(back.obs_names) == list(built.obs_names)
+            assert list(back.var_names) == list(built.var_names)
+            np.testing.assert_allclose(back.X, built.X, rtol=1e-12, atol=1e-12)
+            ours = back.uns["refinewidgets"]
+            assert ours["format_version"] == 1
+            assert ours["out_of_core"]["blocks"] >= 1
+            assert (
+                ours["quantile_normalization"]["target"]
+                == built.uns["refinewidgets"]["quantile_normalization"]["target"]
+            )
+            if key == "HOMO_SAPIENS":
+                assert back.var["gene_symbol"].tolist() == built.var["gene_symbol"].tolist()
+                assert (back.var["gene_symbol"] != "").sum() > 0
+                assert ours["gene_symbols"]["organism"] == "HOMO_SAPIENS"
+            meta = json.loads(ours["aggregated_metadata_json"])
+            assert sorted(meta["samples"]) == sorted(out.aggregated_metadata["samples"])
+            assert list(back.obs.columns) == list(built.obs.columns)
+            for column in ("refinebio_accession_code", "experiment_accession"):
+                assert back.obs[column].astype(str).tolist() == built.obs[column].tolist()
+
+
+def test_a_dask_backed_matrix_is_read_one_chunk_at_a_time_by_the_writers(tmp_path):
+    """Neither writer computes the whole matrix: each reads every chunk of X once, and the zarr
+    store gets X's chunks."""
+    import anndata
+    import zarr
+
+    cat = rw.open_catalog()
+    exp = bulk_ids(cat)[0]
+    res = rw.build(rw.Dataset({exp: ["ALL"]}, quantile_normalize=False), cat)
+    values = np.asarray(res[exp].X).copy()
+    n, g = values.shape
+    chunks = (max(1, n // 3), max(1, g // 4))
+    for write, name in ((res.write_h5ad, "d.h5ad"), (res.write_zarr, "d.zarr")):
+        source = _CountedReads(values)
+        res[exp].X = da.from_array(source, chunks=chunks, asarray=True)
+        path = write(tmp_path / name)[exp]
+        reads = Counter(
+            tuple((k.start, k.stop) for k in key)
+            for key in source.reads
+            if key != (slice(0, 0),) * 2
+        )
+        expected = {
+            ((r, min(r + chunks[0], n)), (c, min(c + chunks[1], g))): 1
+            for r in range(0, n, chunks[0])
+            for c in range(0, g, chunks[1])
+        }
+        assert dict(reads) == expected, name
+        back = anndata.read_h5ad(path) if name.endswith("h5ad") else anndata.read_zarr(path)
+        np.testing.assert_array_equal(back.X, values)
+    assert zarr.open_group(tmp_path / "d.zarr", mode="r")["X"].chunks == chunks
+
+
+def test_write_zarr_checks_every_target_and_leaves_nothing_on_failure(tmp_path):
+    import anndata
+
+    cat = rw.open_catalog()
+    first, second = bulk_ids(cat)[:2]
+    res = rw.build(rw.Dataset({first: ["ALL"], second: ["ALL"]}), cat)
+    (tmp_path / f"d_{second}.zarr").mkdir()
+    with pytest.raises(rw.OutputExistsError, match=rf"d_{second}.zarr exists.*overwrite=True"):
+        res.write_zarr(tmp_path / "d.zarr")
+    assert not (tmp_path / f"d_{first}.zarr").exists()  # checked before writing anything
+    written = res.write_zarr(tmp_path / "d.zarr", overwrite=True)
+    assert anndata.read_zarr(written[second]).n_obs == res[second].n_obs
+    (tmp_path / "e.zarr").write_text("mine")
+    with pytest.raises(rw.OutputExistsError, match="is not a folder"):
+        res.write_zarr(tmp_path / "e.zarr", group=first, overwrite=True)
+    assert (tmp_path / "e.zarr").read_text() == "mine"
+    with pytest.raises(rw.OutputError, match="does not exist; create it first"):
+        res.write_zarr(tmp_path / "no" / "d.zarr")
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]

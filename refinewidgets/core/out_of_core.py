@@ -41,15 +41,26 @@ import numpy as np
 import pandas as pd
 
 from ..errors import BuildError
+from .compute import BUDGET_ENV, WORKER_ENVIRON, gather, local_client, memory_budget, submit
 from .merge import GroupMatrix, _Block, _clean, _join_genes
 from .quantile import ks_check, quantile_normalize_rows, target_sum
 from .scale import scale_rows
 
-__all__ = ["BLOCK_SAMPLES", "DaskGroup", "GENE_BLOCK", "dask_group", "default_workdir"]
+__all__ = [
+    "BLOCK_SAMPLES",
+    "DaskGroup",
+    "GENE_BLOCK",
+    "WORKER_ENVIRON",
+    "dask_group",
+    "default_workdir",
+    "local_client",
+    "needs_out_of_core",
+]
 
 #: Samples per reading task (20,000 genes x 2,000 samples is 320 MB as float64); a matrix of
 #: up to this many samples is read once.
 BLOCK_SAMPLES = 2000
+BLOCK_SAMPLES_ENV = "REFINEWIDGETS_BLOCK_SAMPLES"
 #: Genes per scaling task: the in-memory path scales 512 genes at a time too.
 GENE_BLOCK = 512
 
@@ -83,39 +94,6 @@ class DaskGroup:
     gm: GroupMatrix
     zarr_path: str
     info: dict[str, Any] = field(default_factory=dict)
-
-
-# -- warnings raised on the workers -------------------------------------------------------------
-def _with_warnings(fn, args, kwargs):
-    """Run ``fn`` on a worker, keeping the warnings it raises: ``(value, [(category, text)])``.
-    A worker's warnings go to its own log otherwise, never to the user."""
-    import warnings
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        value = fn(*args, **kwargs)
-    return value, [(w.category, str(w.message)) for w in caught]
-
-
-def submit(client, fn, *args, **kwargs):
-    """``client.submit(fn, *args, **kwargs, pure=False)``, keeping the task's warnings for
-    :func:`gather`."""
-    return client.submit(_with_warnings, fn, args, kwargs, pure=False)
-
-
-def gather(client, futures) -> list:
-    """The values of :func:`submit`'s futures; each distinct warning the tasks raised is raised
-    again here, in the user's process (the same text from several tasks once)."""
-    import warnings
-
-    values, seen = [], set()
-    for value, caught in client.gather(list(futures)):
-        values.append(value)
-        for category, text in caught:
-            if (category, text) not in seen:
-                seen.add((category, text))
-                warnings.warn(text, category, stacklevel=3)
-    return values
 
 
 # -- tasks (run on the workers) --------------------------------------------------------------
@@ -202,6 +180,29 @@ def _blocks(by_matrix, block_samples):
             yield src, matrix_id, accessions[i : i + block_samples]
 
 
+#: What the step after the join says and is timed as, with quantile normalization and without.
+_NORMALIZE_STEP = {
+    True: ("quantile-normalizing on the Dask cluster", "quantile-normalize and split"),
+    False: ("splitting by gene block", "split"),
+}
+
+
+class _Clock:
+    """Each step's wall time (for ``uns``), and the step's message to ``step`` (which may raise
+    to cancel)."""
+
+    def __init__(self, step) -> None:
+        self.step, self.seconds = step, {}
+        self.start, self.name = time.perf_counter(), None
+
+    def __call__(self, message: str, name: str) -> None:
+        now = time.perf_counter()
+        if self.name is not None:
+            self.seconds[self.name] = round(now - self.start, 3)
+        self.start, self.name = now, name
+        self.step(message)
+
+
 def dask_group(
     client,
     key: str,
@@ -218,181 +219,216 @@ def dask_group(
     block_samples: int | None = None,
     step=lambda message: None,
 ) -> DaskGroup:
-    """Read, join, quantile-normalize and scale one bulk group on ``client``'s workers.
+    """Read, join, quantile-normalize and scale one bulk group on ``client``'s workers: the
+    module's steps 1-5, one function each.
 
     ``block_samples`` (default ``$REFINEWIDGETS_BLOCK_SAMPLES``, else :data:`BLOCK_SAMPLES`)
     samples are read per task. ``step(message)`` is called between the steps (it may raise
     to cancel: the work folder is then removed)."""
-    if block_samples is None:
-        block_samples = int(os.environ.get("REFINEWIDGETS_BLOCK_SAMPLES") or BLOCK_SAMPLES)
+    block_samples = block_samples or int(os.environ.get(BLOCK_SAMPLES_ENV) or BLOCK_SAMPLES)
     run = Path(workdir) / f"{key}-{uuid.uuid4().hex[:8]}"
     run.mkdir(parents=True)
     with _removed_on_error(run):
-        import dask.array as da
-
-        dashboard = getattr(client, "dashboard_link", None)
-        seconds: dict[str, float] = {}
-        clock = [time.perf_counter(), None]
-
-        def timed(message: str, name: str) -> None:  # each step's wall time, for uns
-            now = time.perf_counter()
-            if clock[1] is not None:
-                seconds[clock[1]] = round(now - clock[0], 3)
-            clock[:] = [now, name]
-            step(message)
-
-        timed(
-            f"{key}: reading on the Dask cluster" + (f" ({dashboard})" if dashboard else ""), "read"
-        )
-
+        dashboard = getattr(client, "dashboard_link", None) or ""
+        clock = _Clock(step)
+        clock(f"{key}: reading on the Dask cluster" + (f" ({dashboard})" * bool(dashboard)), "read")
         blocks = list(_blocks(by_matrix, block_samples))
-        futures = [
-            submit(
-                client,
-                _read_block,
-                src,
-                matrix_id,
-                accessions,
-                f"{src.name} ({matrix_id})",
-                {a: technology[a] for a in accessions},
-                {a: log_rnaseq[a] for a in accessions},
-                str(run / f"read-{i}.npy"),
-                quantile_normalize and shipped_target is None,
-            )
-            for i, (src, matrix_id, accessions) in enumerate(blocks)
-        ]
-        pieces: list[_Piece] = gather(client, futures)
-        filtered = [f for p in pieces for f in p.filtered]
-        transforms = {k: v for p in pieces for k, v in p.transforms.items()}
+        with_target = quantile_normalize and shipped_target is None
+        pieces = _read_all(client, run, blocks, technology, log_rnaseq, with_target)
         kept = [p for p in pieces if p.samples]
         if not kept:
             shutil.rmtree(run, ignore_errors=True)
-            gm = GroupMatrix(np.empty((0, 0)), [], pd.Index([]), filtered)
-            return DaskGroup(gm, "")
-        stand_ins = [_Block(p.genes, np.empty((0, 0)), p.samples, [], p.logs) for p in kept]
-        genes, union = _join_genes(stand_ins, join)
-        genes = pd.Index(genes, dtype=object)
-        timed(f"{key}: joining {len(genes):,} genes", "target")
+            filtered = [f for p in pieces for f in p.filtered]
+            return DaskGroup(GroupMatrix(np.empty((0, 0)), [], pd.Index([]), filtered), "")
+        genes, union = _join(kept, join)
+        clock(f"{key}: joining {len(genes):,} genes", "target")
+        parts = _target_parts(client, kept, genes) if with_target else []
+        ordered, rows_of_block = _group_order(kept, order)
+        message, name = _NORMALIZE_STEP[quantile_normalize]
+        clock(f"{key}: {message}", name)
+        target, qn = _target(key, quantile_normalize, shipped_target, parts, len(ordered))
         gathered = [str(run / f"rows-{i}") for i in range(len(kept))]
-        parts = []
-        if quantile_normalize and shipped_target is None:
-            # a block whose genes are exactly the group's has its part already (the target
-            # sums sorted values: the genes' order does not matter); the others compute it
-            same = [p.target_part is not None and p.genes.equals(genes) for p in kept]
-            if not all(same):
-                same = [
-                    p.target_part is not None
-                    and len(p.genes) == len(genes)
-                    and set(p.genes) == set(genes)
-                    for p in kept
-                ]
-            redo = [p for p, ok in zip(kept, same) if not ok]
-            computed = iter(gather(client, [submit(client, _target_part, p, genes) for p in redo]))
-            parts = [p.target_part if ok else next(computed) for p, ok in zip(kept, same)]
-        samples = [s for p in kept for s in p.samples]
-        # the group's order (the request's), as the in-memory path keeps it
-        final = sorted(range(len(samples)), key=lambda i: order[samples[i]])
-        position = np.empty(len(samples), dtype=np.int64)
-        position[final] = np.arange(len(samples))
-        rows_of_block, first = [], 0
-        for p in kept:
-            rows_of_block.append(position[first : first + len(p.samples)])
-            first += len(p.samples)
-        ordered = [samples[i] for i in final]
-        info: dict[str, Any] = {
-            "out_of_core": {
-                "workdir": str(run),
-                "blocks": len(blocks),
-                "dashboard": dashboard or "",
-            }
-        }
-        if quantile_normalize:
-            timed(
-                f"{key}: quantile-normalizing on the Dask cluster", "quantile-normalize and split"
-            )
-            if shipped_target is not None:
-                target, source_name = shipped_target
-                kind = "source"
-                how = f"target shipped by source {source_name} ({len(target)} values)"
-            else:
-                total = sum(t for t, _ in parts)
-                used = sum(u for _, u in parts)
-                if used == 0:
-                    raise BuildError(f"Group {key}: no sample holds a value to normalize.")
-                target = np.sort(total / used)
-                kind = "computed"
-                how = (
-                    f"computed from the group's {len(samples)} samples (mean of their sorted "
-                    "values), summed over blocks on the cluster"
-                )
-        else:
-            target = None
-            timed(f"{key}: splitting by gene block", "split")
-        # refine.bio's KS pairs (on the group's order), and the rows of each block they test
+        ks = _normalize_and_split(client, kept, genes, gathered, target, rows_of_block)
+        if qn is not None:
+            qn.update(ks.check(ordered, len(genes)))
+        clock(f"{key}: {'scaling and ' * (scale_by != 'NONE')}writing", "scale and write")
+        zarr_path = str(run / f"{key}.zarr")
+        _scale_and_write(client, zarr_path, gathered, rows_of_block, len(genes), scale_by)
+        clock(f"{key}: written", "")
+        ours = {"workdir": str(run), "blocks": len(blocks), "dashboard": dashboard}
+        info = {"out_of_core": {**ours, "seconds": clock.seconds}} | (
+            {} if qn is None else {"quantile_normalization": qn}
+        )
+        return DaskGroup(_group_matrix(zarr_path, ordered, genes, union, pieces), zarr_path, info)
+
+
+def _normalize_and_split(client, kept, genes, gathered, target, rows_of_block) -> _KsRows:
+    """Step 4: a task per block gathers it on the group's genes, quantile-normalizes it against
+    ``target`` (None: not), and stores it by gene block (``<gathered>.<start>.npy``); the rows
+    the KS check tests come back in the returned :class:`_KsRows`."""
+    starts = list(range(0, len(genes), GENE_BLOCK))
+    n_samples = sum(map(len, rows_of_block)) if target is not None else 0  # 0: no KS check
+    ks = _KsRows(n_samples, rows_of_block)
+    ks.tested = gather(
+        client,
+        [
+            submit(client, _finish_block, p, genes, path, target, mine, starts)
+            for p, path, mine in zip(kept, gathered, ks.local)
+        ],
+    )
+    return ks
+
+
+def _group_matrix(zarr_path: str, ordered, genes: pd.Index, union, pieces) -> GroupMatrix:
+    """The group as the build's next steps take it: ``X`` a Dask array over its zarr array."""
+    import dask.array as da
+
+    kept = [p for p in pieces if p.samples]
+    return GroupMatrix(
+        X=da.from_zarr(zarr_path),
+        samples=ordered,
+        genes=genes,
+        filtered=[f for p in pieces for f in p.filtered],
+        genes_per_sample={s: len(p.genes) for p in kept for s in p.samples},
+        genes_dropped=int(len(union) - len(genes)),
+        transforms={k: v for p in pieces for k, v in p.transforms.items()},
+        block_genes=[(list(p.samples), p.genes) for p in kept],
+    )
+
+
+def _read_all(client, run: Path, blocks, technology, log_rnaseq, with_target) -> list[_Piece]:
+    """Step 1: a task per block reads, sanitises and stores it (``<run>/read-<i>.npy``), with
+    its part of the target when ``with_target``."""
+    futures = [
+        submit(
+            client,
+            _read_block,
+            src,
+            matrix_id,
+            accessions,
+            f"{src.name} ({matrix_id})",
+            {a: technology[a] for a in accessions},
+            {a: log_rnaseq[a] for a in accessions},
+            str(run / f"read-{i}.npy"),
+            with_target,
+        )
+        for i, (src, matrix_id, accessions) in enumerate(blocks)
+    ]
+    return gather(client, futures)
+
+
+def _join(kept: list[_Piece], join: str) -> tuple[pd.Index, Any]:
+    """Step 2, on the client: the group's genes from the blocks' gene ids only (and the union,
+    for the count of genes the join dropped)."""
+    stand_ins = [_Block(p.genes, np.empty((0, 0)), p.samples, [], p.logs) for p in kept]
+    genes, union = _join_genes(stand_ins, join)
+    return pd.Index(genes, dtype=object), union
+
+
+def _target_parts(client, kept: list[_Piece], genes: pd.Index) -> list[tuple[np.ndarray, int]]:
+    """Step 3: each block's part of the target. A block whose genes are exactly the group's has
+    it already (the target sums sorted values: the genes' order does not matter); a task
+    computes the others'."""
+    same = [p.target_part is not None and p.genes.equals(genes) for p in kept]
+    if not all(same):
+        same = [
+            p.target_part is not None and len(p.genes) == len(genes) and set(p.genes) == set(genes)
+            for p in kept
+        ]
+    redo = [p for p, ok in zip(kept, same) if not ok]
+    computed = iter(gather(client, [submit(client, _target_part, p, genes) for p in redo]))
+    return [p.target_part if ok else next(computed) for p, ok in zip(kept, same)]
+
+
+def _group_order(kept: list[_Piece], order: dict[str, int]):
+    """The group's samples in the request's order (as the in-memory path keeps them), and each
+    block's rows in it."""
+    samples = [s for p in kept for s in p.samples]
+    final = sorted(range(len(samples)), key=lambda i: order[samples[i]])
+    position = np.empty(len(samples), dtype=np.int64)
+    position[final] = np.arange(len(samples))
+    rows_of_block, first = [], 0
+    for p in kept:
+        rows_of_block.append(position[first : first + len(p.samples)])
+        first += len(p.samples)
+    return [samples[i] for i in final], rows_of_block
+
+
+def _target(key: str, quantile_normalize: bool, shipped_target, parts, n_samples: int):
+    """Step 3's end: the target (the source's, or the blocks' parts summed) and how it was
+    made, for ``uns``; ``(None, None)`` without quantile normalization."""
+    if not quantile_normalize:
+        return None, None
+    if shipped_target is not None:
+        target, source_name = shipped_target
+        how = f"target shipped by source {source_name} ({len(target)} values)"
+        return target, {"target": "source", "target_description": how}
+    total = sum(t for t, _ in parts)
+    used = sum(u for _, u in parts)
+    if used == 0:
+        raise BuildError(f"Group {key}: no sample holds a value to normalize.")
+    how = (
+        f"computed from the group's {n_samples} samples (mean of their sorted values), summed "
+        "over blocks on the cluster"
+    )
+    return np.sort(total / used), {"target": "computed", "target_description": how}
+
+
+class _KsRows:
+    """refine.bio's KS pairs on the group's order (none without quantile normalization, ``n``
+    0), the rows of each block they test (``local``), and the check on those rows."""
+
+    def __init__(self, n: int, rows_of_block) -> None:
         from .quantile import _ks_pairs
 
-        pairs = _ks_pairs(len(samples), 100, 0) if quantile_normalize and len(samples) > 1 else []
-        wanted = sorted({i for pair in pairs for i in pair})
-        slot = {r: k for k, r in enumerate(wanted)}
-        local = [[j for j, r in enumerate(rows) if int(r) in slot] for rows in rows_of_block]
-        starts = list(range(0, len(genes), GENE_BLOCK))
-        tested = gather(
-            client,
-            [
-                submit(client, _finish_block, p, genes, path, target, mine, starts)
-                for p, path, mine in zip(kept, gathered, local)
-            ],
+        self.pairs = _ks_pairs(n, 100, 0) if n > 1 else []
+        self.wanted = sorted({i for pair in self.pairs for i in pair})
+        self.slot = {r: k for k, r in enumerate(self.wanted)}
+        self.rows_of_block = rows_of_block
+        self.local = [
+            [j for j, r in enumerate(rows) if int(r) in self.slot] for rows in rows_of_block
+        ]
+
+    tested: list = []
+
+    def check(self, ordered: list[str], n_genes: int) -> dict[str, Any]:
+        """:func:`~.quantile.ks_check` on the tested rows the blocks sent back (``tested``)."""
+        tested = self.tested
+        if not self.pairs:
+            return ks_check(np.empty((1, 0)))
+        X = np.empty((len(self.wanted), n_genes))
+        for rows, mine, values in zip(self.rows_of_block, self.local, tested):
+            X[[self.slot[int(rows[j])] for j in mine]] = values
+        return ks_check(
+            X,
+            names=[ordered[i] for i in self.wanted],
+            pairs=[(self.slot[i], self.slot[j]) for i, j in self.pairs],
         )
-        if quantile_normalize:
-            if pairs:
-                X = np.empty((len(wanted), len(genes)))
-                for rows, mine, values in zip(rows_of_block, local, tested):
-                    X[[slot[int(rows[j])] for j in mine]] = values
-                ks = ks_check(
-                    X,
-                    names=[ordered[i] for i in wanted],
-                    pairs=[(slot[i], slot[j]) for i, j in pairs],
-                )
-            else:
-                ks = ks_check(np.empty((1, 0)))
-            info["quantile_normalization"] = {"target": kind, "target_description": how, **ks}
-        timed(
-            f"{key}: scaling and writing" if scale_by != "NONE" else f"{key}: writing",
-            "scale and write",
-        )
-        zarr_path = str(run / f"{key}.zarr")
-        rows_chunk = min(max(len(samples), 1), 4096)
-        _new_array(zarr_path, (len(samples), len(genes)), (rows_chunk, GENE_BLOCK))
-        gather(
-            client,
-            [
-                submit(
-                    client,
-                    _scale_genes,
-                    gathered,
-                    rows_of_block,
-                    len(samples),
-                    start,
-                    min(start + GENE_BLOCK, len(genes)),
-                    scale_by,
-                    zarr_path,
-                )
-                for start in starts
-            ],
-        )
-        timed(f"{key}: written", "")
-        info["out_of_core"]["seconds"] = seconds
-        gm = GroupMatrix(
-            X=da.from_zarr(zarr_path),
-            samples=ordered,
-            genes=genes,
-            filtered=filtered,
-            genes_per_sample={s: len(p.genes) for p in kept for s in p.samples},
-            genes_dropped=int(len(union) - len(genes)),
-            transforms=transforms,
-            block_genes=[(list(p.samples), p.genes) for p in kept],
-        )
-        return DaskGroup(gm, zarr_path, info)
+
+
+def _scale_and_write(client, zarr_path, gathered, rows_of_block, n_genes, scale_by) -> None:
+    """Step 5: a task per block of :data:`GENE_BLOCK` genes (all samples) scales it and writes
+    it into the group's zarr array."""
+    n_samples = sum(len(rows) for rows in rows_of_block)
+    _new_array(zarr_path, (n_samples, n_genes), (min(max(n_samples, 1), 4096), GENE_BLOCK))
+    starts = range(0, n_genes, GENE_BLOCK)
+    gather(
+        client,
+        [
+            submit(
+                client,
+                _scale_genes,
+                gathered,
+                rows_of_block,
+                n_samples,
+                start,
+                min(start + GENE_BLOCK, n_genes),
+                scale_by,
+                zarr_path,
+            )
+            for start in starts
+        ],
+    )
 
 
 @contextlib.contextmanager
@@ -411,31 +447,6 @@ ESTIMATED_GENES = 25_000
 #: The in-memory path's peak is about this many times the group's matrix (measured by
 #: ``benchmarks/bench_build.py``: the read frames, the merged matrix and scaling's temporaries).
 PEAK_FACTOR = 3
-BUDGET_ENV = "REFINEWIDGETS_MEMORY_BUDGET"
-#: Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``; setting it turns off
-#: glibc's adaptive mmap threshold, so every allocation above 128 KiB is a fresh ``mmap`` and
-#: its pages fault in again each time (measured: numpy's temporaries made a block's quantile
-#: normalization 3x slower on a worker than in a plain process). Our workers allocate large
-#: blocks and free them whole: they keep the trim threshold high and allocations below 64 MiB
-#: on the heap. Give a cluster of your own the same with ``dask.config.set(WORKER_ENVIRON)``
-#: before creating it.
-WORKER_ENVIRON = {
-    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 128 * 2**20,
-    "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": 64 * 2**20,
-}
-
-
-def memory_budget() -> int:
-    """Bytes a build may use: ``$REFINEWIDGETS_MEMORY_BUDGET``, else half the memory available."""
-    text = os.environ.get(BUDGET_ENV, "").strip()
-    if text:
-        try:
-            return int(float(text))
-        except ValueError:
-            raise BuildError(f"${BUDGET_ENV} must be a number of bytes, got {text!r}.") from None
-    from .single_cell import _available_memory
-
-    return _available_memory() // 2
 
 
 def needs_out_of_core(groups, catalog) -> str | None:
@@ -461,33 +472,3 @@ def needs_out_of_core(groups, catalog) -> str | None:
 
 def _size(n: float) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
-
-
-def local_client(reason: str):
-    """A client of a local cluster sized to the machine (a worker per core, the budget shared
-    among them), after an :class:`~refinewidgets.errors.OutOfCoreWarning` giving ``reason``."""
-    import warnings
-
-    from ..errors import OutOfCoreWarning
-
-    try:
-        import dask
-        from dask.distributed import Client, LocalCluster
-    except ImportError:
-        raise BuildError(
-            f"{reason[0].upper()}{reason[1:]}, but Dask is not installed: "
-            'pip install "refinewidgets[dask]", or build fewer samples per group.'
-        ) from None
-    workers = max(1, min(os.cpu_count() or 1, 8))
-    warnings.warn(
-        f"{reason[0].upper()}{reason[1:]} ({workers} workers).", OutOfCoreWarning, stacklevel=4
-    )
-    with dask.config.set(WORKER_ENVIRON):
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            memory_limit=max(memory_budget() // workers, 2**30),
-            dashboard_address=":0",
-        )
-    return Client(cluster)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,8 @@ import scipy.sparse as sp
 
 from ..errors import DatasetSpecError, GeneOverlapError, GeneSelectionWarning, MemoryBudgetError
 from .cell_query import parse_query
+from .compute import available_memory, gather, submit  # the workers' warnings come back
+from .pseudobulk import pseudo_records, pseudobulk
 
 __all__ = [
     "CellBlock",
@@ -40,8 +41,6 @@ __all__ = [
     "describe_values",
     "merge_cells",
     "normalize_counts",
-    "organism_dataset",
-    "pseudobulk",
     "scale_cells",
 ]
 
@@ -352,59 +351,6 @@ def describe_values(
     return base
 
 
-def pseudobulk(
-    cells: pd.DataFrame, counts: sp.csr_matrix, by: str
-) -> tuple[np.ndarray, pd.DataFrame]:
-    """Sum counts per library (``by="sample"``) or per library and cell type (``"sample_cell_type"``).
-
-    Returns ``(sums, groups)``: a pseudo-samples x genes float64 array and one row per
-    pseudo-sample with ``accession``, ``library``, ``cell_type`` ("" for ``sample``) and
-    ``n_cells``, in order of first appearance.
-
-    Examples
-    --------
-    >>> import scipy.sparse as sp
-    >>> cells = pd.DataFrame({"library": ["L1", "L1", "L2"], "cell_type": ["B", "T", "B"]})
-    >>> sums, groups = pseudobulk(cells, sp.csr_matrix([[1.0, 0.0], [2.0, 1.0], [5.0, 5.0]]), "sample")
-    >>> sums.tolist(), groups["n_cells"].tolist(), groups["accession"].tolist()
-    ([[3.0, 1.0], [5.0, 5.0]], [2, 1], ['L1', 'L2'])
-    """
-    library = cells["library"].astype(str).to_numpy()
-    if by == "sample_cell_type":
-        cell_type = cells["cell_type"].astype(str).to_numpy()
-        keys = pd.Series([f"{lib}:{ct}" for lib, ct in zip(library, cell_type)])
-    else:
-        cell_type = np.full(len(library), "", dtype=object)
-        keys = pd.Series(library)
-    codes, uniques = pd.factorize(keys, sort=False)
-    indicator = sp.csr_matrix(
-        (np.ones(len(codes), dtype=np.float64), (codes, np.arange(len(codes)))),
-        shape=(len(uniques), len(codes)),
-    )
-    sums = np.asarray((indicator @ counts.astype(np.float64)).todense())
-    first = pd.Series(np.arange(len(codes))).groupby(codes).first().to_numpy()
-    groups = pd.DataFrame(
-        {
-            "accession": list(uniques),
-            "library": library[first],
-            "cell_type": cell_type[first],
-            "n_cells": np.bincount(codes, minlength=len(uniques)),
-        }
-    )
-    return sums, groups
-
-
-def _available_memory() -> int:
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-
-
 def scale_cells(X: sp.csr_matrix, scale_by: str, *, memory_limit: int | None = None) -> np.ndarray:
     """Scale each gene across the cells; returns a dense float64 array.
 
@@ -414,7 +360,7 @@ def scale_cells(X: sp.csr_matrix, scale_by: str, *, memory_limit: int | None = N
     from .scale import scale_rows
 
     need = X.shape[0] * X.shape[1] * 8
-    limit = memory_limit if memory_limit is not None else _available_memory() // 2
+    limit = memory_limit if memory_limit is not None else available_memory() // 2
     if need > limit:
         raise MemoryBudgetError(
             f"Scaling ({scale_by}) makes the matrix of {X.shape[0]:,} cells x {X.shape[1]:,} genes dense: "
@@ -423,47 +369,6 @@ def scale_cells(X: sp.csr_matrix, scale_by: str, *, memory_limit: int | None = N
         )
     dense = X.toarray().astype(np.float64, copy=False)
     return scale_rows(dense, scale_by)
-
-
-def pseudo_records(
-    groups: pd.DataFrame,
-    cells: pd.DataFrame,
-    library_records: Mapping[str, Mapping[str, Any]],
-    by: str,
-) -> dict[str, dict[str, Any]]:
-    """refine.bio-shaped sample records for pseudo-samples, with their library and cell counts."""
-    records = {}
-    library = cells["library"].astype(str).to_numpy()
-    cell_type = cells["cell_type"].astype(str).to_numpy() if by == "sample_cell_type" else None
-    for row in groups.itertuples(index=False):
-        base = dict(library_records.get(row.library, {}))
-        mask = library == row.library
-        if cell_type is not None:
-            mask &= cell_type == row.cell_type
-        sub = cells.loc[mask]
-        rec = {
-            k: v
-            for k, v in base.items()
-            if k.startswith("refinebio_") and k != "refinebio_annotations"
-        }
-        what = f"{row.cell_type} cells" if row.cell_type else "cells"
-        rec.update(
-            {
-                "refinebio_accession_code": row.accession,
-                "refinebio_title": f"pseudobulk of {row.n_cells} {what} of library {row.library}",
-                "refinebio_specimen_part": "; ".join(sorted(set(sub["tissue"].astype(str)) - {""})),
-                "refinebio_sex": "; ".join(sorted(set(sub["sex"].astype(str)) - {""})),
-                "refinebio_annotations": [
-                    {
-                        "pseudobulk_library": row.library,
-                        "pseudobulk_cell_type": row.cell_type,
-                        "pseudobulk_n_cells": int(row.n_cells),
-                    }
-                ],
-            }
-        )
-        records[row.accession] = rec
-    return records
 
 
 # -- the cell path of a build --------------------------------------------------------------
@@ -531,8 +436,6 @@ def read_cells(members: Sequence[Any], catalog: Any, dataset: Any, client: Any =
     if client is None:
         results = [_read_one(src, mid, libs, dataset) for (src, mid), libs in located]
     else:
-        from .out_of_core import gather, submit  # the workers' warnings come back
-
         results = gather(
             client,
             [
@@ -634,16 +537,26 @@ def cell_group(blocks: Sequence[CellBlock], dataset: Any):
     libraries = list(dict.fromkeys(cells["library"].astype(str)))
     if getattr(dataset, "obs_columns", None):
         cells = _chosen_columns(cells, dataset.obs_columns, blocks)
+    dropped = n_union - len(merged_genes)
+    info = _cell_info(blocks, dataset, int(X.shape[0]), libraries, organisms, dropped)
+    if keep is not None:
+        info["genes_selected"] = list(genes.index.astype(str))
+    return (X, cells, genes, layers), libraries, info
+
+
+def _cell_info(blocks, dataset, n_cells: int, libraries, organisms, genes_dropped: int):
+    """What a cell group's ``uns["refinewidgets"]`` records: what X holds, the counts, the
+    filter, the files' provenance (ontology releases, gene-symbol tables), the counts layer."""
     units = sorted({b.provenance.get("unit", "UMI counts") for b in blocks})
     info = {
         "kind": "cells",
         "values": describe_values(
             dataset.counts_normalization, dataset.scale_by, unit=" and ".join(units)
         ),
-        "num_cells": int(X.shape[0]),
+        "num_cells": n_cells,
         "num_libraries": len(libraries),
         "organisms": organisms,
-        "genes_dropped_by_join": n_union - len(merged_genes),
+        "genes_dropped_by_join": genes_dropped,
         "counts_normalization": dataset.counts_normalization,
         "cell_filter": json.loads(json.dumps(dataset.cell_filter or {})),
         "keep_intergenic": bool(dataset.keep_intergenic),
@@ -658,75 +571,4 @@ def cell_group(blocks: Sequence[CellBlock], dataset: Any):
     if tables:  # files without symbols of their own got them from these tables
         info["gene_symbols"] = "; ".join(tables)
     info["layers"] = {"counts": f"raw {' and '.join(units)}, before any normalization"}
-    if keep is not None:
-        info["genes_selected"] = list(genes.index.astype(str))
-    return (X, cells, genes, layers), libraries, info
-
-
-def organism_dataset(catalog: Any, organism: str, **options: Any):
-    """A :class:`~refinewidgets.core.spec.Dataset` of every single-cell library of one species
-    in ``catalog``: a query over a whole organism, as Census' ``get_anndata(census, organism,
-    obs_value_filter=...)`` makes one.
-
-    Parameters
-    ----------
-    catalog
-        The catalog to take the experiments from (every single-cell experiment holding
-        libraries of ``organism``; of an experiment with several species, only its libraries of
-        this one).
-    organism
-        ``HOMO_SAPIENS``, ``Homo sapiens`` or ``Homo_sapiens``.
-    **options
-        Options of the Dataset (``cell_filter``, ``var_filter``, ``obs_columns``,
-        ``counts_normalization``...). By default the experiments form one group
-        (``aggregate_by="SPECIES"``) and ``quantile_normalize=False`` (cells are not
-        quantile-normalized).
-
-    Returns
-    -------
-    The Dataset, listing the experiments and libraries it found (so it can be saved, read back
-    and built again with the same members); build it with :func:`refinewidgets.build`.
-
-    Raises
-    ------
-    DatasetSpecError
-        No single-cell library of that organism: the message lists the organisms there are.
-
-    Examples
-    --------
-    >>> from refinewidgets.core.catalog import Catalog
-    >>> organism_dataset(Catalog([]), "Homo sapiens")
-    Traceback (most recent call last):
-    ...
-    refinewidgets.errors.DatasetSpecError: No single-cell library of HOMO_SAPIENS in the catalog; its single-cell organisms: none...
-    """
-    from .spec import Dataset
-
-    if not isinstance(organism, str) or not organism.strip():
-        raise DatasetSpecError(
-            f"`organism` must be a species name such as 'Homo sapiens', got {organism!r}."
-        )
-    wanted = "_".join(organism.replace("_", " ").split()).upper()
-    data: dict[str, list[str]] = {}
-    present: set[str] = set()
-    for experiment in catalog.experiment_ids:
-        if not catalog.is_single_cell(experiment):
-            continue
-        members = catalog.experiment_samples(experiment)
-        organisms = [
-            str(catalog.sample_record(s).get("refinebio_organism") or "").upper() for s in members
-        ]
-        present.update(o for o in organisms if o)
-        chosen = [s for s, o in zip(members, organisms) if o == wanted]
-        if chosen:
-            data[experiment] = ["ALL"] if len(chosen) == len(members) else chosen
-    if not data:
-        close = difflib.get_close_matches(wanted, sorted(present), n=2)
-        raise DatasetSpecError(
-            f"No single-cell library of {wanted} in the catalog"
-            f"{' (did you mean ' + ', '.join(close) + '?)' if close else ''}; its single-cell "
-            f"organisms: {', '.join(sorted(present)) or 'none'}. Open the files of that species "
-            "with rw.open_catalog(...)."
-        )
-    options = {"aggregate_by": "SPECIES", "quantile_normalize": False, **options}
-    return Dataset(data, **options)
+    return info
