@@ -4,7 +4,8 @@ What is measured
 ----------------
 ``refinewidgets app --no-browser`` is started as a user would start it (the demo sources, a
 fresh folder) with its default kernel pool, or with ``--pool-size``/``--max-pages`` given here.
-Once it printed its URL and its pool had ``--settle`` seconds to fill, ``--loads`` visitors come
+Once it printed its URL and its pool of ready kernels is full (its log says each warmed up; or
+after ``--settle`` seconds), ``--loads`` visitors come
 one after the other, each in a fresh browser context (Playwright driving ``/usr/bin/chromium``):
 the time from ``page.goto`` to the page's first control (the search box) visible, then the
 visitor leaves (``page.close(run_before_unload=True)``, Voila's shutdown beacon) and the next one
@@ -34,12 +35,14 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import load_average  # noqa: E402
+from refinewidgets.app import POOL_SIZE
+
+from _measure import load_average
 
 CHROMIUM = os.environ.get("REFINEWIDGETS_CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 URL_LINE = re.compile(r"refinewidgets app: (http://\S+)")
+WARMED = re.compile(r"warmed up in ([\d.]+) s")
 GOAL_SECONDS = 3.0
 
 
@@ -86,7 +89,12 @@ def visit(browser, url: str, stay: bool, opened: list) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--loads", type=int, default=5, help="visitors in a row (default 5)")
-    parser.add_argument("--settle", type=float, default=40, help="seconds for the pool to fill")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        help="seconds to wait for the pool to fill (default: until the app's log says each "
+        "ready kernel warmed up)",
+    )
     parser.add_argument("--gap", type=float, default=0, help="seconds between visitors")
     parser.add_argument("--stay", action="store_true", help="visitors keep their page open")
     parser.add_argument("--pool-size", type=int, help="the app's --pool-size (its default)")
@@ -102,7 +110,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-app-") as tmp:
         proc, url, log = start_app(Path(tmp), extra)
         try:
-            time.sleep(args.settle)
+            if args.settle is None:
+                pool = POOL_SIZE if args.pool_size is None else args.pool_size
+                if args.max_pages:
+                    pool = min(pool, args.max_pages)
+                deadline = time.monotonic() + 300
+                while len(WARMED.findall(log.read_text())) < pool:
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"the pool was not ready in 300 s:\n{log.read_text()}")
+                    time.sleep(0.5)
+            else:
+                time.sleep(args.settle)
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
                 opened: list = []
@@ -118,6 +136,7 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+            log_text = log.read_text()
     options = " ".join(extra) or "defaults"
     print(
         f"\n| app ({options}), {args.loads} loads{' kept open' if args.stay else ''}, gap "
@@ -125,6 +144,12 @@ def main() -> None:
         f"| seconds to the first control | {min(loads):.2f} | {statistics.median(loads):.2f} "
         f"| {max(loads):.2f} |"
     )
+    warm = [float(s) for s in WARMED.findall(log_text)]
+    if warm:
+        print(
+            f"ready kernels' warm-up (from the app's log): {len(warm)} kernels, "
+            f"{min(warm):.1f} / {statistics.median(warm):.1f} / {max(warm):.1f} s min/median/max"
+        )
     print(f"\n{load_average()}")
     slow = [f"{t:.2f}" for t in loads if t >= GOAL_SECONDS]
     print(

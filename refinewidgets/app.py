@@ -61,8 +61,10 @@ CULL_IDLE_SECONDS = 120
 #: bound); see :mod:`refinewidgets.app_server`.
 MAX_PAGES = 4
 MAX_PAGES_ENV = "REFINEWIDGETS_APP_MAX_PAGES"
-#: Kernels kept ready for the next pages (each holds the demo catalog and the app's widgets).
-POOL_SIZE = 2
+#: Kernels kept ready for the next pages (each holds the demo catalog and the app's widgets,
+#: about 250 MB), never more than ``max_pages``. They warm up one at a time (a few seconds of
+#: CPU each), so that five visitors in a row each find one ready (issue 24).
+POOL_SIZE = 4
 # Shared with refinewidgets.app_server (not imported from it: that module imports Voila).
 TOKEN_ENV = "REFINEWIDGETS_SERVER_TOKEN"
 NONCE_ENV = "REFINEWIDGETS_SERVER_NONCE"
@@ -259,10 +261,20 @@ def voila_command(
     At most ``max_pages`` pages hold a kernel at once (0: no bound): a page beyond it takes the
     kernel of a page gone, or is asked to wait. The server then holds at most ``max_pages +
     pool_size`` kernels.
-    ``pool_size`` kernels are kept ready (Voila's preheated kernels: each has run the notebook
-    up to the point where it needs the page's request), so a page opens without waiting for a
-    kernel to start; 0 starts a kernel per page. ``theme``: Voila's "light" or "dark".
+    ``pool_size`` kernels (never more than ``max_pages``, the pages that could take them) are
+    kept ready (Voila's preheated kernels: each has run the notebook up to the point where it
+    needs the page's request), so a page opens without waiting for a kernel to start; they start
+    one at a time (:class:`refinewidgets.app_server.PacedKernelManager`); 0 starts a kernel per
+    page. ``theme``: Voila's "light" or "dark".
+
+    Examples
+    --------
+    >>> cmd = voila_command(8866, pool_size=4, max_pages=2)
+    >>> "--pool_size=2" in cmd  # two ready kernels are all two pages can use
+    True
     """
+    if max_pages > 0:
+        pool_size = min(pool_size, max_pages)
     interval = max(1, min(60, cull_idle_seconds // 2))
     return [
         sys.executable,
@@ -281,6 +293,9 @@ def voila_command(
                 "--preheat_kernel=True",
                 f"--pool_size={pool_size}",
                 "--VoilaKernelManager.fill_delay=0",
+                # ...and the pool's kernels start one at a time: each is ready sooner
+                "--VoilaConfiguration.multi_kernel_manager_class="
+                "refinewidgets.app_server.PacedKernelManager",
             ]
             if pool_size > 0
             else []

@@ -32,6 +32,7 @@ Voila's own identity provider (jupyter_server's ``PasswordIdentityProvider``) ch
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import logging
 import os
@@ -42,9 +43,11 @@ from pathlib import Path
 import tornado.web
 from jupyter_core.utils import ensure_async
 from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from jupyter_server.utils import url_path_join
 from traitlets import Float, Integer
 from voila.app import Voila
+from voila.request_info_handler import RequestInfoSocketHandler
 from voila.tornado.handler import TornadoVoilaHandler
 
 from .widgets.save import DOWNLOADS_ENV
@@ -52,6 +55,7 @@ from .widgets.save import DOWNLOADS_ENV
 __all__ = [
     "NONCE_ENV",
     "READY_PATH",
+    "PacedKernelManager",
     "TOKEN_ENV",
     "RefineWidgetsVoila",
     "SecretScrubber",
@@ -74,6 +78,8 @@ READY_PATH = "/refinewidgets/ready"
 MAX_PAGES = 4
 #: A kernel no page has been connected to for this long may be shut down to make room.
 RECLAIM_AFTER_SECONDS = 30.0
+#: A ready kernel not waiting for its page after this long no longer holds back the next one.
+WARM_UP_SECONDS = 90.0
 
 
 def allowed_hosts(port: int) -> frozenset[str]:
@@ -185,16 +191,22 @@ def drop_failed_ready_kernels(km, log: logging.Logger) -> int:
     """Take out of Voila's ready pool the kernels that failed to start (and start others).
 
     Voila hands the next page the first kernel of its pool and awaits it: one whose start
-    failed (a kernel that died while starting) would answer that page ``500``. Dropped here,
+    failed (a kernel that died while starting), or whose run of the notebook failed (the kernel
+    died, or did not answer within the notebook client's start-up time on a loaded machine),
+    would answer that page ``500``; a kernel still running is shut down. Dropped here,
     the page gets the next ready kernel, or a kernel of its own when none is left. Returns how
     many were dropped; each is logged with its error.
     """
     dropped = 0
     for notebook, pool in getattr(km, "_pools", {}).items():
-        failed = [t for t in pool if t.done() and (t.cancelled() or t.exception() is not None)]
+        failed = [t for t in pool if _failure(t) is not None]
         for task in failed:
             pool.remove(task)
-            reason = "cancelled" if task.cancelled() else repr(task.exception())
+            reason = _failure(task)
+            started = task.exception() is None if not task.cancelled() else False
+            kernel_id = task.result().get("kernel_id") if started else None
+            if kernel_id is not None and kernel_id in km.list_kernel_ids():
+                asyncio.ensure_future(ensure_async(km.shutdown_kernel(kernel_id)))
             log.error(
                 "a ready kernel for %s failed to start (%s); starting another", notebook, reason
             )
@@ -202,6 +214,25 @@ def drop_failed_ready_kernels(km, log: logging.Logger) -> int:
             dropped += len(failed)
             km.fill_if_needed(notebook_name=notebook)
     return dropped
+
+
+def _failure(task) -> str | None:
+    """Why a task of Voila's pool failed: its kernel did not start, or it started but the
+    notebook's run towards the page's request failed (the kernel died, or did not answer in
+    time); None when it has not failed (yet)."""
+    if not task.done():
+        return None
+    if task.cancelled():
+        return "cancelled"
+    if task.exception() is not None:
+        return repr(task.exception())
+    render = task.result().get("task") if isinstance(task.result(), dict) else None
+    if render is not None and render.done():
+        if render.cancelled():
+            return "its notebook's run was cancelled"
+        if render.exception() is not None:
+            return f"its notebook's run failed: {render.exception()!r}"
+    return None
 
 
 def _page_kernels(km, connected: set[str]) -> list[tuple[str, int, float, bool]]:
@@ -216,6 +247,7 @@ def _page_kernels(km, connected: set[str]) -> list[tuple[str, int, float, bool]]
                 pooled.add(task.result().get("kernel_id"))
             elif not task.done():
                 starting += 1  # its kernel may already be listed: not a page's
+    starting = max(0, starting - getattr(km, "pool_waiting", 0))  # not started: not listed
     now = datetime.datetime.now(datetime.timezone.utc)
     found = []
     for kernel_id in km.list_kernel_ids():
@@ -267,6 +299,75 @@ def page_room(
     )
     reclaim = [k[0] for k in [*left, *never][:excess]]
     return reclaim, len(reclaim) < excess
+
+
+class PacedKernelManager(AsyncMappingKernelManager):
+    """Jupyter server's kernel manager, starting the kernels of Voila's ready pool one at a time.
+
+    Voila refills its pool by starting every missing kernel at once. Each runs the app notebook
+    up to the page's request (imports, the demo catalog, the widgets: seconds of CPU), so on a
+    machine of few cores the kernels started together are all ready late, and the visitor after
+    the pool ran dry waits for all of them (10 s and more on 2 cores, issue 24). Here a ready
+    kernel starts only once the previous one is ready (its notebook waits for a page: Voila's
+    ``/voila/query/<kernel id>`` socket is open) or a page took it, or it ended, or
+    ``warm_up_seconds`` passed: the first kernel of a refill is ready as early as possible, the
+    others follow. Kernels started for a page (none ready) are never held back.
+
+    ``pool_waiting`` is how many of the pool's kernels wait for their turn (they are not started:
+    :func:`_page_kernels` does not look for them among the server's kernels).
+    """
+
+    warm_up_seconds = Float(
+        WARM_UP_SECONDS,
+        config=True,
+        help="A ready kernel starting for longer no longer holds back the next one.",
+    )
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._turn = asyncio.Lock()
+        self.pool_waiting = 0
+        self._closing = False
+
+    async def start_kernel(self, *args, **kwargs):
+        env = kwargs.get("env") or {}
+        if env.get("VOILA_PREHEAT") != "True":  # a page's own kernel: at once
+            return await super().start_kernel(*args, **kwargs)
+        self.pool_waiting += 1
+        try:
+            await self._turn.acquire()
+        finally:
+            self.pool_waiting -= 1
+        if self._closing:
+            self._turn.release()
+            raise RuntimeError("the server is stopping: no kernel is started")
+        try:
+            kernel_id = await super().start_kernel(*args, **kwargs)
+        except BaseException:
+            self._turn.release()
+            raise
+        asyncio.get_running_loop().create_task(self._release_when_ready(kernel_id))
+        return kernel_id
+
+    def warming_up(self, kernel_id: str) -> bool:
+        """Whether ``kernel_id`` still runs the notebook towards the page's request."""
+        waiting = RequestInfoSocketHandler._waiters  # kernels whose notebook waits for a page
+        taken = RequestInfoSocketHandler._cache  # kernels a page has asked for
+        return kernel_id in self and kernel_id not in waiting and kernel_id not in taken
+
+    async def _release_when_ready(self, kernel_id: str) -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        try:
+            while self.warming_up(kernel_id) and loop.time() < start + self.warm_up_seconds:
+                await asyncio.sleep(0.1)
+        finally:
+            self._turn.release()
+        self.log.info("ready kernel %s: warmed up in %.1f s", kernel_id, loop.time() - start)
+
+    async def shutdown_all(self, *args, **kwargs):
+        self._closing = True  # the pool's kernels waiting for their turn never start
+        return await super().shutdown_all(*args, **kwargs)
 
 
 class _Download(JupyterHandler):

@@ -467,10 +467,10 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument(
         "--pool-size",
         type=int,
-        default=2,
+        default=4,
         metavar="N",
         help="kernels kept ready with the app loaded, so that a page opens at once "
-        "(0: start one per page; default %(default)s)",
+        "(at most --max-pages; 0: start one per page; default %(default)s)",
     )
     a.add_argument(
         "--theme",
