@@ -61,6 +61,8 @@ CULL_IDLE_SECONDS = 120
 #: bound); see :mod:`refinewidgets.app_server`.
 MAX_PAGES = 4
 MAX_PAGES_ENV = "REFINEWIDGETS_APP_MAX_PAGES"
+#: The app's themes: "auto" follows the browser's preference (``prefers-color-scheme``).
+THEMES = ("auto", "light", "dark")
 #: Kernels kept ready for the next pages (each holds the demo catalog and the app's widgets,
 #: about 250 MB), never more than ``max_pages``. They warm up one at a time (a few seconds of
 #: CPU each), so that five visitors in a row each find one ready (issue 24).
@@ -252,7 +254,7 @@ def voila_command(
     *,
     cull_idle_seconds: int = CULL_IDLE_SECONDS,
     pool_size: int = POOL_SIZE,
-    theme: str = "light",
+    theme: str = "auto",
     max_pages: int = MAX_PAGES,
 ) -> list[str]:
     """The command running our Voila (:mod:`refinewidgets.app_server`) on the app notebook.
@@ -265,7 +267,10 @@ def voila_command(
     kept ready (Voila's preheated kernels: each has run the notebook up to the point where it
     needs the page's request), so a page opens without waiting for a kernel to start; they start
     one at a time (:class:`refinewidgets.app_server.PacedKernelManager`); 0 starts a kernel per
-    page. ``theme``: Voila's "light" or "dark".
+    page. ``theme``: Voila's "light" or "dark", or "auto": each page follows the browser's
+    ``prefers-color-scheme`` (rendered light, the dark theme applied in the browser when it
+    prefers dark; see :func:`refinewidgets.app_server.follow_color_scheme`). A page can still
+    ask for one with ``?theme=dark`` or ``?theme=light``.
 
     Examples
     --------
@@ -286,7 +291,8 @@ def voila_command(
         "--Voila.ip=127.0.0.1",
         "--Voila.port_retries=0",
         "--VoilaConfiguration.show_tracebacks=False",
-        f"--theme={theme}",
+        f"--theme={'light' if theme == 'auto' else theme}",
+        *(["--RefineWidgetsVoila.follow_color_scheme=True"] if theme == "auto" else []),
         *(
             # a used kernel is replaced at once (Voila waits 1 s by default)
             [
@@ -369,7 +375,7 @@ def serve(
     output_dir: str | os.PathLike | None = None,
     cull_idle_seconds: int = CULL_IDLE_SECONDS,
     pool_size: int = POOL_SIZE,
-    theme: str = "light",
+    theme: str = "auto",
     max_pages: int | None = None,
 ) -> int:
     """Run our Voila on the app notebook until interrupted; returns the exit status.
@@ -392,8 +398,8 @@ def serve(
             file=sys.stderr,
         )
         return 2
-    if theme not in ("light", "dark"):
-        print(f"error: theme {theme!r} is not 'light' or 'dark'", file=sys.stderr)
+    if theme not in THEMES:
+        print(f"error: theme {theme!r} is not 'auto', 'light' or 'dark'", file=sys.stderr)
         return 2
     if cull_idle_seconds < 0:
         print("error: --cull-idle-seconds must be 0 (never) or more", file=sys.stderr)

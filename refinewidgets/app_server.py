@@ -2,7 +2,7 @@
 
 :func:`refinewidgets.app.serve` runs ``python -m refinewidgets.app_server NOTEBOOK [Voila
 options]`` instead of ``python -m voila``. :class:`RefineWidgetsVoila` is Voila's standalone
-application with five additions, all made just before Voila starts listening:
+application with these additions, all made just before Voila starts listening:
 
 - every request, the websocket handshakes included, whose ``Host`` header is not
   ``127.0.0.1:PORT``, ``localhost:PORT`` or ``[::1]:PORT``, or whose ``Origin`` header (when
@@ -22,6 +22,11 @@ application with five additions, all made just before Voila starts listening:
   first), else it is answered ``503`` with a message saying to close a page
   (:func:`page_room`). With Voila's ready pool and the idle culling
   (:func:`refinewidgets.app.voila_command`) this bounds the server's kernels;
+- with ``--RefineWidgetsVoila.follow_color_scheme=True`` (``refinewidgets app --theme auto``,
+  the default) a page that does not ask for a theme follows the browser's
+  ``prefers-color-scheme`` (:func:`follow_color_scheme`);
+- the ready kernels of Voila's pool start one at a time (:class:`PacedKernelManager`), and one
+  that failed is dropped (:func:`drop_failed_ready_kernels`);
 - the token comes from ``REFINEWIDGETS_SERVER_TOKEN`` (not the command line, which other users of
   the machine can read); ``""`` means no token. Both variables are removed from the environment
   before any kernel starts.
@@ -45,7 +50,7 @@ from jupyter_core.utils import ensure_async
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from jupyter_server.utils import url_path_join
-from traitlets import Float, Integer
+from traitlets import Bool, Float, Integer
 from voila.app import Voila
 from voila.request_info_handler import RequestInfoSocketHandler
 from voila.tornado.handler import TornadoVoilaHandler
@@ -61,6 +66,7 @@ __all__ = [
     "SecretScrubber",
     "allowed_hosts",
     "drop_failed_ready_kernels",
+    "follow_color_scheme",
     "hide_secrets_in_logs",
     "log_request",
     "page_room",
@@ -141,13 +147,26 @@ class _VoilaPage(TornadoVoilaHandler):
     the post (403) and every closed page leaves its kernel running.
     """
 
+    _follows_browser = False
+
     @tornado.web.authenticated
     async def get(self, path=None):
         drop_failed_ready_kernels(self.kernel_manager, self.log)
         if not await self._room_for_a_page():
             return
         self.xsrf_token  # noqa: B018 - reading it sets the cookie (before the page streams)
+        # --theme auto: the page follows the browser's preference, unless it asks for a theme
+        self._follows_browser = (
+            self.settings.get("refinewidgets_follow_color_scheme", False)
+            and self.get_argument("theme", None) is None
+        )
         await super().get(path)
+
+    def write(self, chunk):
+        if self._follows_browser and isinstance(chunk, str) and "</head>" in chunk:
+            chunk = follow_color_scheme(chunk)
+            self._follows_browser = False  # the page's head comes once
+        return super().write(chunk)
 
     async def _room_for_a_page(self) -> bool:
         """Whether a kernel may start for this page: the unused kernels that make room are shut
@@ -185,6 +204,67 @@ class _VoilaPage(TornadoVoilaHandler):
             "reload this one; or start the app with a higher limit.\n"
         )
         return False
+
+
+_LIGHT_THEME_LINK = re.compile(
+    r'<link\b[^>]*\bhref="(?P<base>[^"]*/)theme-light\.css(?:\?[^"]*)?"[^>]*>'
+)
+_BODY_TAG = re.compile(r"<body\b[^>]*>")
+#: Run as the page's body opens: the body's theme marks (read by JupyterLab's and our styles)
+#: and the form controls' colours follow the browser's preference, and its changes.
+_FOLLOW_SCRIPT = """<script>(function () {
+  var dark = window.matchMedia("(prefers-color-scheme: dark)");
+  function follow() {
+    var body = document.body, isDark = dark.matches;
+    body.dataset.jpThemeLight = String(!isDark);
+    body.dataset.jpThemeName = isDark ? "JupyterLab Dark" : "JupyterLab Light";
+    body.classList.toggle("theme-dark", isDark);
+    body.classList.toggle("theme-light", !isDark);
+    document.documentElement.style.colorScheme = isDark ? "dark" : "light";
+  }
+  follow();
+  dark.addEventListener("change", follow);
+})();</script>"""
+
+
+def follow_color_scheme(page: str) -> str:
+    """The head of a page rendered in Voila's light theme, made to follow the browser's
+    ``prefers-color-scheme``: the dark theme's style sheet (JupyterLab's variables, from the same
+    folder as the light one) applies under ``@media (prefers-color-scheme: dark)``, after the
+    light one, and a script sets the body's theme marks to match.
+
+    The page is rendered once for every visitor (Voila's ready kernels are rendered before a
+    visitor comes), so the choice is the browser's, in CSS and in the page, not the server's.
+    A page without the light theme's style sheet, or without its body, is left as it is.
+
+    Examples
+    --------
+    >>> head = ('<head><link rel="stylesheet" type="text/css" '
+    ...         'href="/voila/templates/lab/static/theme-light.css?v=1"></head>'
+    ...         '<body data-jp-theme-light="true">')
+    >>> page = follow_color_scheme(head)
+    >>> '<link rel="stylesheet" type="text/css" href="/voila/templates/lab/static/theme-dark.css" media="(prefers-color-scheme: dark)">' in page
+    True
+    >>> page.index("theme-light.css") < page.index("theme-dark.css") < page.index("matchMedia")
+    True
+    >>> follow_color_scheme("<head></head><body>") == "<head></head><body>"
+    True
+    """
+    light = _LIGHT_THEME_LINK.search(page)
+    body = _BODY_TAG.search(page, light.end()) if light is not None else None
+    if light is None or body is None:
+        return page
+    dark = (
+        f'<link rel="stylesheet" type="text/css" href="{light["base"]}theme-dark.css" '
+        'media="(prefers-color-scheme: dark)">'
+    )
+    return (
+        page[: light.end()]
+        + dark
+        + page[light.end() : body.end()]
+        + _FOLLOW_SCRIPT
+        + page[body.end() :]
+    )
 
 
 def drop_failed_ready_kernels(km, log: logging.Logger) -> int:
@@ -485,6 +565,11 @@ class RefineWidgetsVoila(Voila):
     max_pages = Integer(
         MAX_PAGES, config=True, help="Pages holding a kernel at once (0: no bound)."
     )
+    follow_color_scheme = Bool(
+        False,
+        config=True,
+        help="Pages without ?theme= follow the browser's prefers-color-scheme (light or dark).",
+    )
     reclaim_after_seconds = Float(
         RECLAIM_AFTER_SECONDS,
         config=True,
@@ -543,6 +628,7 @@ class RefineWidgetsVoila(Voila):
         app.settings["refinewidgets_max_pages"] = self.max_pages
         app.settings["refinewidgets_connected"] = self._track_connections()
         app.settings["refinewidgets_reclaim_after"] = self.reclaim_after_seconds
+        app.settings["refinewidgets_follow_color_scheme"] = self.follow_color_scheme
         hide_secrets_in_logs(self.log)  # nor tornado's own lines (403 "File not allowlisted")
         super().listen()
 

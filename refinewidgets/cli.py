@@ -474,9 +474,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     a.add_argument(
         "--theme",
-        choices=("light", "dark"),
-        default="light",
-        help="the page's theme (a page can also ask for ?theme=dark; default %(default)s)",
+        choices=("auto", "light", "dark"),
+        default="auto",
+        help="the page's theme; auto follows the browser's light or dark preference (a page "
+        "can also ask for ?theme=dark; default %(default)s)",
     )
     a.set_defaults(func=_cmd_app)
 

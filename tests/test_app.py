@@ -162,7 +162,13 @@ def test_voila_command_serves_the_packaged_notebook_on_the_port():
 
 def test_voila_keeps_ready_kernels_and_takes_a_theme():
     cmd = voila_command(9999)
-    assert "--preheat_kernel=True" in cmd and "--pool_size=4" in cmd and "--theme=light" in cmd
+    assert "--preheat_kernel=True" in cmd and "--pool_size=4" in cmd
+    # by default the page follows the browser's preference (rendered light)
+    assert "--theme=light" in cmd and "--RefineWidgetsVoila.follow_color_scheme=True" in cmd
+    for theme in ("light", "dark"):  # an explicit theme is forced
+        cmd = voila_command(9999, theme=theme)
+        assert f"--theme={theme}" in cmd and not [c for c in cmd if "follow_color" in c]
+    cmd = voila_command(9999)
     assert "--VoilaKernelManager.fill_delay=0" in cmd  # a kernel taken is replaced at once
     # ...by kernels starting one at a time
     manager = "--VoilaConfiguration.multi_kernel_manager_class="
@@ -656,7 +662,7 @@ def test_serve_refuses_an_unknown_theme(capsys, tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     assert serve(theme="blue", open_browser=False) == 2
-    assert capsys.readouterr().err == "error: theme 'blue' is not 'light' or 'dark'\n"
+    assert capsys.readouterr().err == "error: theme 'blue' is not 'auto', 'light' or 'dark'\n"
 
 
 def test_a_bad_url_source_page_links_back_to_the_app(monkeypatch, tmp_path):

@@ -289,9 +289,44 @@ def test_nothing_is_clipped_at_800(voila_url, browser):
         context.close()
 
 
-@pytest.mark.parametrize("theme", ["light", "dark"])
+#: The luminance (WCAG 2) of the page's background (the first opaque one from the body up, else
+#: the canvas's) and of the body's text.
+PAGE_COLOURS = """() => {
+    const lum = (rgb) => {
+        const [r, g, b] = rgb.match(/[\\d.]+/g).slice(0, 3).map(Number).map(v => {
+            v /= 255;
+            return v <= 0.04045 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+        });
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    };
+    const opaque = (c) => c !== 'transparent' && !/rgba\\(.*,\\s*0\\)$/.test(c);
+    let background = null;
+    for (const el of [document.body, document.documentElement]) {
+        const c = getComputedStyle(el).backgroundColor;
+        if (opaque(c)) { background = c; break; }
+    }
+    const scheme = getComputedStyle(document.documentElement).colorScheme;
+    background = background || (scheme === 'dark' ? 'rgb(18, 18, 18)' : 'rgb(255, 255, 255)');
+    const text = getComputedStyle(document.querySelector('.rw-builder')).color;
+    return {background, text, backgroundLum: lum(background), textLum: lum(text)};
+}"""
+
+
+def assert_page_colours(page, dark: bool) -> None:
+    """The page's background and text are dark and light (``dark``), or the other way round."""
+    found = page.evaluate(PAGE_COLOURS)
+    if dark:
+        assert found["backgroundLum"] < 0.05 and found["textLum"] > 0.4, found
+    else:
+        assert found["backgroundLum"] > 0.8 and found["textLum"] < 0.1, found
+
+
+# "browser-dark": the browser prefers dark (Playwright's emulation of prefers-color-scheme) and
+# the page asks for no theme: the app (--theme auto, the default) follows the browser.
+@pytest.mark.parametrize("theme", ["light", "dark", "browser-dark"])
 def test_axe_finds_no_serious_issue_after_a_build(browser, voila_url, theme):
-    context = browser.new_context(viewport=VIEWPORTS["1280"])
+    scheme = "dark" if theme == "browser-dark" else "light"
+    context = browser.new_context(viewport=VIEWPORTS["1280"], color_scheme=scheme)
     try:
         page = context.new_page()
         page.set_default_timeout(120_000)
@@ -302,6 +337,7 @@ def test_axe_finds_no_serious_issue_after_a_build(browser, voila_url, theme):
         assert page.evaluate("document.body.dataset.jpThemeLight") == (
             "true" if theme == "light" else "false"
         )
+        assert_page_colours(page, dark=theme != "light")
         assert_no_serious_violations(page)  # the first tab
         tab(page, "My dataset")
         buttons = assert_buttons_readable(page)
@@ -311,6 +347,25 @@ def test_axe_finds_no_serious_issue_after_a_build(browser, voila_url, theme):
         assert_no_serious_violations(page)  # the results, a plot open
         tab(page, "My dataset")
         assert_no_serious_violations(page)
+    finally:
+        context.close()
+
+
+def test_a_theme_asked_for_wins_over_the_browsers_preference(browser, voila_url):
+    """``?theme=light`` stays light in a browser preferring dark; the page follows the
+    preference when it changes (no reload)."""
+    context = browser.new_context(viewport=VIEWPORTS["1280"], color_scheme="dark")
+    try:
+        page = context.new_page()
+        page.set_default_timeout(120_000)
+        open_app(page, link(voila_url, "theme=light"))
+        assert page.evaluate("document.body.dataset.jpThemeLight") == "true"
+        assert_page_colours(page, dark=False)
+        open_app(page, voila_url)  # no theme asked for: the browser's
+        assert_page_colours(page, dark=True)
+        page.emulate_media(color_scheme="light")  # the preference changes while the page is open
+        expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "true")
+        assert_page_colours(page, dark=False)
     finally:
         context.close()
 
