@@ -20,9 +20,9 @@ import pytest
 
 import refinewidgets as rw
 
-from .axe import assert_buttons_readable, assert_no_serious_violations
+from .axe import assert_buttons_readable, assert_no_serious_violations, assert_page_colours
 from .conftest import ARTIFACTS
-from .test_app import open_app, tab, tick
+from .test_app import open_app, tab, tick, wait_for_build
 
 pytestmark = pytest.mark.browser
 
@@ -70,7 +70,7 @@ def query_of(page) -> list[tuple[str, str]]:
 def build_and_wait(page) -> None:
     tab(page, "My dataset")
     page.locator(".rw-build").click()
-    expect(page.locator(".rw-progress-label")).to_contain_text("done in", timeout=120_000)
+    wait_for_build(page)
     expect(page.locator(".rw-result-summary")).not_to_be_empty()
 
 
@@ -287,38 +287,6 @@ def test_nothing_is_clipped_at_800(voila_url, browser):
         assert not found["out"], f"Results at 800 px: {found}"
     finally:
         context.close()
-
-
-#: The luminance (WCAG 2) of the page's background (the first opaque one from the body up, else
-#: the canvas's) and of the body's text.
-PAGE_COLOURS = """() => {
-    const lum = (rgb) => {
-        const [r, g, b] = rgb.match(/[\\d.]+/g).slice(0, 3).map(Number).map(v => {
-            v /= 255;
-            return v <= 0.04045 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
-        });
-        return 0.2126 * r + 0.7152 * g + 0.0722 * b;
-    };
-    const opaque = (c) => c !== 'transparent' && !/rgba\\(.*,\\s*0\\)$/.test(c);
-    let background = null;
-    for (const el of [document.body, document.documentElement]) {
-        const c = getComputedStyle(el).backgroundColor;
-        if (opaque(c)) { background = c; break; }
-    }
-    const scheme = getComputedStyle(document.documentElement).colorScheme;
-    background = background || (scheme === 'dark' ? 'rgb(18, 18, 18)' : 'rgb(255, 255, 255)');
-    const text = getComputedStyle(document.querySelector('.rw-builder')).color;
-    return {background, text, backgroundLum: lum(background), textLum: lum(text)};
-}"""
-
-
-def assert_page_colours(page, dark: bool) -> None:
-    """The page's background and text are dark and light (``dark``), or the other way round."""
-    found = page.evaluate(PAGE_COLOURS)
-    if dark:
-        assert found["backgroundLum"] < 0.05 and found["textLum"] > 0.4, found
-    else:
-        assert found["backgroundLum"] > 0.8 and found["textLum"] < 0.1, found
 
 
 # "browser-dark": the browser prefers dark (Playwright's emulation of prefers-color-scheme) and
