@@ -25,8 +25,9 @@ application with these additions, all made just before Voila starts listening:
 - with ``--RefineWidgetsVoila.follow_color_scheme=True`` (``refinewidgets app --theme auto``,
   the default) a page that does not ask for a theme follows the browser's
   ``prefers-color-scheme`` (:func:`follow_color_scheme`);
-- the ready kernels of Voila's pool start one at a time (:class:`PacedKernelManager`), and one
-  that failed is dropped (:func:`drop_failed_ready_kernels`);
+- the ready kernels of Voila's pool warm up at most one per core at a time
+  (:class:`PacedKernelManager`), and one that failed is dropped
+  (:func:`drop_failed_ready_kernels`);
 - the token comes from ``REFINEWIDGETS_SERVER_TOKEN`` (not the command line, which other users of
   the machine can read); ``""`` means no token. Both variables are removed from the environment
   before any kernel starts.
@@ -381,17 +382,26 @@ def page_room(
     return reclaim, len(reclaim) < excess
 
 
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity; all of them where unknown)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 class PacedKernelManager(AsyncMappingKernelManager):
-    """Jupyter server's kernel manager, starting the kernels of Voila's ready pool one at a time.
+    """Jupyter server's kernel manager, starting the kernels of Voila's ready pool as many at a
+    time as the machine has cores.
 
     Voila refills its pool by starting every missing kernel at once. Each runs the app notebook
-    up to the page's request (imports, the demo catalog, the widgets: seconds of CPU), so on a
-    machine of few cores the kernels started together are all ready late, and the visitor after
-    the pool ran dry waits for all of them (10 s and more on 2 cores, issue 24). Here a ready
-    kernel starts only once the previous one is ready (its notebook waits for a page: Voila's
+    up to the page's request (imports, the demo catalog, the widgets: seconds of CPU), so with
+    more kernels than cores they are all ready late, and the visitor after the pool ran dry
+    waits for all of them (10 s and more on 2 cores, issue 24). Here at most ``warm_up_at_once``
+    (default: the cores this process may use) kernels of the pool warm up together; the next
+    starts once one of them is ready (its notebook waits for a page: Voila's
     ``/voila/query/<kernel id>`` socket is open) or a page took it, or it ended, or
-    ``warm_up_seconds`` passed: the first kernel of a refill is ready as early as possible, the
-    others follow. Kernels started for a page (none ready) are never held back.
+    ``warm_up_seconds`` passed. Kernels started for a page (none ready) are never held back.
 
     ``pool_waiting`` is how many of the pool's kernels wait for their turn (they are not started:
     :func:`_page_kernels` does not look for them among the server's kernels).
@@ -402,10 +412,13 @@ class PacedKernelManager(AsyncMappingKernelManager):
         config=True,
         help="A ready kernel starting for longer no longer holds back the next one.",
     )
+    warm_up_at_once = Integer(
+        0, config=True, help="Ready kernels warming up at once (0: the cores this process may use)."
+    )
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self._turn = asyncio.Lock()
+        self._turn = asyncio.Semaphore(self.warm_up_at_once or available_cores())
         self.pool_waiting = 0
         self._closing = False
 

@@ -428,21 +428,30 @@ def test_a_kernel_whose_page_vanished_is_culled(served):
 
 @linux_only
 @pytest.mark.slow
-def test_the_ready_kernels_start_one_at_a_time(served):
-    """Each kernel of the pool starts once the one before it is ready (its notebook waits for
-    a page), so the first is ready as soon as it can be (issue 24: the third visitor in a row
-    waited 10 s for kernels all started together)."""
+def test_the_ready_kernels_warm_up_at_most_one_per_core_at_a_time(served):
+    """At most one ready kernel per core runs the notebook towards a page at once; the next
+    starts when one of them is ready (issue 24: the third visitor in a row waited 10 s for
+    kernels all started together)."""
+    from refinewidgets.app_server import available_cores
+
+    cores = available_cores()
     warmed = re.compile(r"ready kernel ([0-9a-f-]{36}): warmed up in ([\d.]+) s")
-    wait_for(lambda: len(warmed.findall(served.log.read_text())) >= 2, 240, "two ready kernels")
-    lines = served.log.read_text().splitlines()
-    events = []
-    for line in lines:
+    wanted = min(4, cores + 1)  # the pool's 4, or one more than may warm at once
+    wait_for(lambda: len(warmed.findall(served.log.read_text())) >= wanted, 300, "ready kernels")
+    warming, most, events = set(), 0, []
+    for line in served.log.read_text().splitlines():
         if (m := re.search(r"Kernel started: ([0-9a-f-]{36})", line)) is not None:
+            warming.add(m[1])
             events.append(("started", m[1]))
         elif (m := warmed.search(line)) is not None:
+            warming.discard(m[1])
             events.append(("ready", m[1]))
-    first, second = [k for e, k in events if e == "started"][:2]
-    assert events.index(("ready", first)) < events.index(("started", second)), events
+        most = max(most, len(warming))
+    assert most <= cores, events
+    started = [k for e, k in events if e == "started"]
+    if cores < 4:  # the pool's kernel after the first `cores` waited for one to be ready
+        later = events.index(("started", started[cores]))
+        assert any(e == "ready" for e, _ in events[:later]), events
 
 
 @linux_only
