@@ -61,8 +61,12 @@ CULL_IDLE_SECONDS = 120
 #: bound); see :mod:`refinewidgets.app_server`.
 MAX_PAGES = 4
 MAX_PAGES_ENV = "REFINEWIDGETS_APP_MAX_PAGES"
-#: Kernels kept ready for the next pages (each holds the demo catalog and the app's widgets).
-POOL_SIZE = 2
+#: The app's themes: "auto" follows the browser's preference (``prefers-color-scheme``).
+THEMES = ("auto", "light", "dark")
+#: Kernels kept ready for the next pages (each holds the demo catalog and the app's widgets,
+#: about 250 MB), never more than ``max_pages``. They warm up one per core at a time (seconds of
+#: CPU each), so that five visitors in a row each find one ready (issue 24).
+POOL_SIZE = 4
 # Shared with refinewidgets.app_server (not imported from it: that module imports Voila).
 TOKEN_ENV = "REFINEWIDGETS_SERVER_TOKEN"
 NONCE_ENV = "REFINEWIDGETS_SERVER_NONCE"
@@ -250,7 +254,7 @@ def voila_command(
     *,
     cull_idle_seconds: int = CULL_IDLE_SECONDS,
     pool_size: int = POOL_SIZE,
-    theme: str = "light",
+    theme: str = "auto",
     max_pages: int = MAX_PAGES,
 ) -> list[str]:
     """The command running our Voila (:mod:`refinewidgets.app_server`) on the app notebook.
@@ -259,10 +263,23 @@ def voila_command(
     At most ``max_pages`` pages hold a kernel at once (0: no bound): a page beyond it takes the
     kernel of a page gone, or is asked to wait. The server then holds at most ``max_pages +
     pool_size`` kernels.
-    ``pool_size`` kernels are kept ready (Voila's preheated kernels: each has run the notebook
-    up to the point where it needs the page's request), so a page opens without waiting for a
-    kernel to start; 0 starts a kernel per page. ``theme``: Voila's "light" or "dark".
+    ``pool_size`` kernels (never more than ``max_pages``, the pages that could take them) are
+    kept ready (Voila's preheated kernels: each has run the notebook up to the point where it
+    needs the page's request), so a page opens without waiting for a kernel to start; they start
+    one per core at a time (:class:`refinewidgets.app_server.PacedKernelManager`); 0 starts a kernel per
+    page. ``theme``: Voila's "light" or "dark", or "auto": each page follows the browser's
+    ``prefers-color-scheme`` (rendered light, the dark theme applied in the browser when it
+    prefers dark; see :func:`refinewidgets.app_server.follow_color_scheme`). A page can still
+    ask for one with ``?theme=dark`` or ``?theme=light``.
+
+    Examples
+    --------
+    >>> cmd = voila_command(8866, pool_size=4, max_pages=2)
+    >>> "--pool_size=2" in cmd  # two ready kernels are all two pages can use
+    True
     """
+    if max_pages > 0:
+        pool_size = min(pool_size, max_pages)
     interval = max(1, min(60, cull_idle_seconds // 2))
     return [
         sys.executable,
@@ -274,13 +291,17 @@ def voila_command(
         "--Voila.ip=127.0.0.1",
         "--Voila.port_retries=0",
         "--VoilaConfiguration.show_tracebacks=False",
-        f"--theme={theme}",
+        f"--theme={'light' if theme == 'auto' else theme}",
+        *(["--RefineWidgetsVoila.follow_color_scheme=True"] if theme == "auto" else []),
         *(
             # a used kernel is replaced at once (Voila waits 1 s by default)
             [
                 "--preheat_kernel=True",
                 f"--pool_size={pool_size}",
                 "--VoilaKernelManager.fill_delay=0",
+                # ...and the pool's kernels warm up one per core at a time: each is ready sooner
+                "--VoilaConfiguration.multi_kernel_manager_class="
+                "refinewidgets.app_server.PacedKernelManager",
             ]
             if pool_size > 0
             else []
@@ -354,7 +375,7 @@ def serve(
     output_dir: str | os.PathLike | None = None,
     cull_idle_seconds: int = CULL_IDLE_SECONDS,
     pool_size: int = POOL_SIZE,
-    theme: str = "light",
+    theme: str = "auto",
     max_pages: int | None = None,
 ) -> int:
     """Run our Voila on the app notebook until interrupted; returns the exit status.
@@ -377,8 +398,8 @@ def serve(
             file=sys.stderr,
         )
         return 2
-    if theme not in ("light", "dark"):
-        print(f"error: theme {theme!r} is not 'light' or 'dark'", file=sys.stderr)
+    if theme not in THEMES:
+        print(f"error: theme {theme!r} is not 'auto', 'light' or 'dark'", file=sys.stderr)
         return 2
     if cull_idle_seconds < 0:
         print("error: --cull-idle-seconds must be 0 (never) or more", file=sys.stderr)

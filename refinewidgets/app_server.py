@@ -2,7 +2,7 @@
 
 :func:`refinewidgets.app.serve` runs ``python -m refinewidgets.app_server NOTEBOOK [Voila
 options]`` instead of ``python -m voila``. :class:`RefineWidgetsVoila` is Voila's standalone
-application with five additions, all made just before Voila starts listening:
+application with these additions, all made just before Voila starts listening:
 
 - every request, the websocket handshakes included, whose ``Host`` header is not
   ``127.0.0.1:PORT``, ``localhost:PORT`` or ``[::1]:PORT``, or whose ``Origin`` header (when
@@ -22,6 +22,12 @@ application with five additions, all made just before Voila starts listening:
   first), else it is answered ``503`` with a message saying to close a page
   (:func:`page_room`). With Voila's ready pool and the idle culling
   (:func:`refinewidgets.app.voila_command`) this bounds the server's kernels;
+- with ``--RefineWidgetsVoila.follow_color_scheme=True`` (``refinewidgets app --theme auto``,
+  the default) a page that does not ask for a theme follows the browser's
+  ``prefers-color-scheme`` (:func:`follow_color_scheme`);
+- the ready kernels of Voila's pool warm up at most one per core at a time
+  (:class:`PacedKernelManager`), and one that failed is dropped
+  (:func:`drop_failed_ready_kernels`);
 - the token comes from ``REFINEWIDGETS_SERVER_TOKEN`` (not the command line, which other users of
   the machine can read); ``""`` means no token. Both variables are removed from the environment
   before any kernel starts.
@@ -32,6 +38,7 @@ Voila's own identity provider (jupyter_server's ``PasswordIdentityProvider``) ch
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import logging
 import os
@@ -42,9 +49,11 @@ from pathlib import Path
 import tornado.web
 from jupyter_core.utils import ensure_async
 from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from jupyter_server.utils import url_path_join
-from traitlets import Float, Integer
+from traitlets import Bool, Float, Integer
 from voila.app import Voila
+from voila.request_info_handler import RequestInfoSocketHandler
 from voila.tornado.handler import TornadoVoilaHandler
 
 from .widgets.save import DOWNLOADS_ENV
@@ -52,11 +61,13 @@ from .widgets.save import DOWNLOADS_ENV
 __all__ = [
     "NONCE_ENV",
     "READY_PATH",
+    "PacedKernelManager",
     "TOKEN_ENV",
     "RefineWidgetsVoila",
     "SecretScrubber",
     "allowed_hosts",
     "drop_failed_ready_kernels",
+    "follow_color_scheme",
     "hide_secrets_in_logs",
     "log_request",
     "page_room",
@@ -74,6 +85,8 @@ READY_PATH = "/refinewidgets/ready"
 MAX_PAGES = 4
 #: A kernel no page has been connected to for this long may be shut down to make room.
 RECLAIM_AFTER_SECONDS = 30.0
+#: A ready kernel not waiting for its page after this long no longer holds back the next one.
+WARM_UP_SECONDS = 90.0
 
 
 def allowed_hosts(port: int) -> frozenset[str]:
@@ -135,13 +148,26 @@ class _VoilaPage(TornadoVoilaHandler):
     the post (403) and every closed page leaves its kernel running.
     """
 
+    _follows_browser = False
+
     @tornado.web.authenticated
     async def get(self, path=None):
         drop_failed_ready_kernels(self.kernel_manager, self.log)
         if not await self._room_for_a_page():
             return
         self.xsrf_token  # noqa: B018 - reading it sets the cookie (before the page streams)
+        # --theme auto: the page follows the browser's preference, unless it asks for a theme
+        self._follows_browser = (
+            self.settings.get("refinewidgets_follow_color_scheme", False)
+            and self.get_argument("theme", None) is None
+        )
         await super().get(path)
+
+    def write(self, chunk):
+        if self._follows_browser and isinstance(chunk, str) and "</head>" in chunk:
+            chunk = follow_color_scheme(chunk)
+            self._follows_browser = False  # the page's head comes once
+        return super().write(chunk)
 
     async def _room_for_a_page(self) -> bool:
         """Whether a kernel may start for this page: the unused kernels that make room are shut
@@ -181,20 +207,87 @@ class _VoilaPage(TornadoVoilaHandler):
         return False
 
 
+_LIGHT_THEME_LINK = re.compile(
+    r'<link\b[^>]*\bhref="(?P<base>[^"]*/)theme-light\.css(?:\?[^"]*)?"[^>]*>'
+)
+_BODY_TAG = re.compile(r"<body\b[^>]*>")
+#: Run as the page's body opens: the body's theme marks (read by JupyterLab's and our styles)
+#: and the form controls' colours follow the browser's preference, and its changes.
+_FOLLOW_SCRIPT = """<script>(function () {
+  var dark = window.matchMedia("(prefers-color-scheme: dark)");
+  function follow() {
+    var body = document.body, isDark = dark.matches;
+    body.dataset.jpThemeLight = String(!isDark);
+    body.dataset.jpThemeName = isDark ? "JupyterLab Dark" : "JupyterLab Light";
+    body.classList.toggle("theme-dark", isDark);
+    body.classList.toggle("theme-light", !isDark);
+    document.documentElement.style.colorScheme = isDark ? "dark" : "light";
+  }
+  follow();
+  dark.addEventListener("change", follow);
+})();</script>"""
+
+
+def follow_color_scheme(page: str) -> str:
+    """The head of a page rendered in Voila's light theme, made to follow the browser's
+    ``prefers-color-scheme``: the dark theme's style sheet (JupyterLab's variables, from the same
+    folder as the light one) applies under ``@media (prefers-color-scheme: dark)``, after the
+    light one, and a script sets the body's theme marks to match.
+
+    The page is rendered once for every visitor (Voila's ready kernels are rendered before a
+    visitor comes), so the choice is the browser's, in CSS and in the page, not the server's.
+    A page without the light theme's style sheet, or without its body, is left as it is.
+
+    Examples
+    --------
+    >>> head = ('<head><link rel="stylesheet" type="text/css" '
+    ...         'href="/voila/templates/lab/static/theme-light.css?v=1"></head>'
+    ...         '<body data-jp-theme-light="true">')
+    >>> page = follow_color_scheme(head)
+    >>> '<link rel="stylesheet" type="text/css" href="/voila/templates/lab/static/theme-dark.css" media="(prefers-color-scheme: dark)">' in page
+    True
+    >>> page.index("theme-light.css") < page.index("theme-dark.css") < page.index("matchMedia")
+    True
+    >>> follow_color_scheme("<head></head><body>") == "<head></head><body>"
+    True
+    """
+    light = _LIGHT_THEME_LINK.search(page)
+    body = _BODY_TAG.search(page, light.end()) if light is not None else None
+    if light is None or body is None:
+        return page
+    dark = (
+        f'<link rel="stylesheet" type="text/css" href="{light["base"]}theme-dark.css" '
+        'media="(prefers-color-scheme: dark)">'
+    )
+    return (
+        page[: light.end()]
+        + dark
+        + page[light.end() : body.end()]
+        + _FOLLOW_SCRIPT
+        + page[body.end() :]
+    )
+
+
 def drop_failed_ready_kernels(km, log: logging.Logger) -> int:
     """Take out of Voila's ready pool the kernels that failed to start (and start others).
 
     Voila hands the next page the first kernel of its pool and awaits it: one whose start
-    failed (a kernel that died while starting) would answer that page ``500``. Dropped here,
+    failed (a kernel that died while starting), or whose run of the notebook failed (the kernel
+    died, or did not answer within the notebook client's start-up time on a loaded machine),
+    would answer that page ``500``; a kernel still running is shut down. Dropped here,
     the page gets the next ready kernel, or a kernel of its own when none is left. Returns how
     many were dropped; each is logged with its error.
     """
     dropped = 0
     for notebook, pool in getattr(km, "_pools", {}).items():
-        failed = [t for t in pool if t.done() and (t.cancelled() or t.exception() is not None)]
+        failed = [t for t in pool if _failure(t) is not None]
         for task in failed:
             pool.remove(task)
-            reason = "cancelled" if task.cancelled() else repr(task.exception())
+            reason = _failure(task)
+            started = task.exception() is None if not task.cancelled() else False
+            kernel_id = task.result().get("kernel_id") if started else None
+            if kernel_id is not None and kernel_id in km.list_kernel_ids():
+                asyncio.ensure_future(ensure_async(km.shutdown_kernel(kernel_id)))
             log.error(
                 "a ready kernel for %s failed to start (%s); starting another", notebook, reason
             )
@@ -202,6 +295,25 @@ def drop_failed_ready_kernels(km, log: logging.Logger) -> int:
             dropped += len(failed)
             km.fill_if_needed(notebook_name=notebook)
     return dropped
+
+
+def _failure(task) -> str | None:
+    """Why a task of Voila's pool failed: its kernel did not start, or it started but the
+    notebook's run towards the page's request failed (the kernel died, or did not answer in
+    time); None when it has not failed (yet)."""
+    if not task.done():
+        return None
+    if task.cancelled():
+        return "cancelled"
+    if task.exception() is not None:
+        return repr(task.exception())
+    render = task.result().get("task") if isinstance(task.result(), dict) else None
+    if render is not None and render.done():
+        if render.cancelled():
+            return "its notebook's run was cancelled"
+        if render.exception() is not None:
+            return f"its notebook's run failed: {render.exception()!r}"
+    return None
 
 
 def _page_kernels(km, connected: set[str]) -> list[tuple[str, int, float, bool]]:
@@ -216,6 +328,7 @@ def _page_kernels(km, connected: set[str]) -> list[tuple[str, int, float, bool]]
                 pooled.add(task.result().get("kernel_id"))
             elif not task.done():
                 starting += 1  # its kernel may already be listed: not a page's
+    starting = max(0, starting - getattr(km, "pool_waiting", 0))  # not started: not listed
     now = datetime.datetime.now(datetime.timezone.utc)
     found = []
     for kernel_id in km.list_kernel_ids():
@@ -267,6 +380,87 @@ def page_room(
     )
     reclaim = [k[0] for k in [*left, *never][:excess]]
     return reclaim, len(reclaim) < excess
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity; all of them where unknown)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class PacedKernelManager(AsyncMappingKernelManager):
+    """Jupyter server's kernel manager, starting the kernels of Voila's ready pool as many at a
+    time as the machine has cores.
+
+    Voila refills its pool by starting every missing kernel at once. Each runs the app notebook
+    up to the page's request (imports, the demo catalog, the widgets: seconds of CPU), so with
+    more kernels than cores they are all ready late, and the visitor after the pool ran dry
+    waits for all of them (10 s and more on 2 cores, issue 24). Here at most ``warm_up_at_once``
+    (default: the cores this process may use) kernels of the pool warm up together; the next
+    starts once one of them is ready (its notebook waits for a page: Voila's
+    ``/voila/query/<kernel id>`` socket is open) or a page took it, or it ended, or
+    ``warm_up_seconds`` passed. Kernels started for a page (none ready) are never held back.
+
+    ``pool_waiting`` is how many of the pool's kernels wait for their turn (they are not started:
+    :func:`_page_kernels` does not look for them among the server's kernels).
+    """
+
+    warm_up_seconds = Float(
+        WARM_UP_SECONDS,
+        config=True,
+        help="A ready kernel starting for longer no longer holds back the next one.",
+    )
+    warm_up_at_once = Integer(
+        0, config=True, help="Ready kernels warming up at once (0: the cores this process may use)."
+    )
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._turn = asyncio.Semaphore(self.warm_up_at_once or available_cores())
+        self.pool_waiting = 0
+        self._closing = False
+
+    async def start_kernel(self, *args, **kwargs):
+        env = kwargs.get("env") or {}
+        if env.get("VOILA_PREHEAT") != "True":  # a page's own kernel: at once
+            return await super().start_kernel(*args, **kwargs)
+        self.pool_waiting += 1
+        try:
+            await self._turn.acquire()
+        finally:
+            self.pool_waiting -= 1
+        if self._closing:
+            self._turn.release()
+            raise RuntimeError("the server is stopping: no kernel is started")
+        try:
+            kernel_id = await super().start_kernel(*args, **kwargs)
+        except BaseException:
+            self._turn.release()
+            raise
+        asyncio.get_running_loop().create_task(self._release_when_ready(kernel_id))
+        return kernel_id
+
+    def warming_up(self, kernel_id: str) -> bool:
+        """Whether ``kernel_id`` still runs the notebook towards the page's request."""
+        waiting = RequestInfoSocketHandler._waiters  # kernels whose notebook waits for a page
+        taken = RequestInfoSocketHandler._cache  # kernels a page has asked for
+        return kernel_id in self and kernel_id not in waiting and kernel_id not in taken
+
+    async def _release_when_ready(self, kernel_id: str) -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        try:
+            while self.warming_up(kernel_id) and loop.time() < start + self.warm_up_seconds:
+                await asyncio.sleep(0.1)
+        finally:
+            self._turn.release()
+        self.log.info("ready kernel %s: warmed up in %.1f s", kernel_id, loop.time() - start)
+
+    async def shutdown_all(self, *args, **kwargs):
+        self._closing = True  # the pool's kernels waiting for their turn never start
+        return await super().shutdown_all(*args, **kwargs)
 
 
 class _Download(JupyterHandler):
@@ -384,6 +578,11 @@ class RefineWidgetsVoila(Voila):
     max_pages = Integer(
         MAX_PAGES, config=True, help="Pages holding a kernel at once (0: no bound)."
     )
+    follow_color_scheme = Bool(
+        False,
+        config=True,
+        help="Pages without ?theme= follow the browser's prefers-color-scheme (light or dark).",
+    )
     reclaim_after_seconds = Float(
         RECLAIM_AFTER_SECONDS,
         config=True,
@@ -442,6 +641,7 @@ class RefineWidgetsVoila(Voila):
         app.settings["refinewidgets_max_pages"] = self.max_pages
         app.settings["refinewidgets_connected"] = self._track_connections()
         app.settings["refinewidgets_reclaim_after"] = self.reclaim_after_seconds
+        app.settings["refinewidgets_follow_color_scheme"] = self.follow_color_scheme
         hide_secrets_in_logs(self.log)  # nor tornado's own lines (403 "File not allowlisted")
         super().listen()
 

@@ -467,16 +467,17 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument(
         "--pool-size",
         type=int,
-        default=2,
+        default=4,
         metavar="N",
         help="kernels kept ready with the app loaded, so that a page opens at once "
-        "(0: start one per page; default %(default)s)",
+        "(at most --max-pages; 0: start one per page; default %(default)s)",
     )
     a.add_argument(
         "--theme",
-        choices=("light", "dark"),
-        default="light",
-        help="the page's theme (a page can also ask for ?theme=dark; default %(default)s)",
+        choices=("auto", "light", "dark"),
+        default="auto",
+        help="the page's theme; auto follows the browser's light or dark preference (a page "
+        "can also ask for ?theme=dark; default %(default)s)",
     )
     a.set_defaults(func=_cmd_app)
 

@@ -162,8 +162,20 @@ def test_voila_command_serves_the_packaged_notebook_on_the_port():
 
 def test_voila_keeps_ready_kernels_and_takes_a_theme():
     cmd = voila_command(9999)
-    assert "--preheat_kernel=True" in cmd and "--pool_size=2" in cmd and "--theme=light" in cmd
+    assert "--preheat_kernel=True" in cmd and "--pool_size=4" in cmd
+    # by default the page follows the browser's preference (rendered light)
+    assert "--theme=light" in cmd and "--RefineWidgetsVoila.follow_color_scheme=True" in cmd
+    for theme in ("light", "dark"):  # an explicit theme is forced
+        cmd = voila_command(9999, theme=theme)
+        assert f"--theme={theme}" in cmd and not [c for c in cmd if "follow_color" in c]
+    cmd = voila_command(9999)
     assert "--VoilaKernelManager.fill_delay=0" in cmd  # a kernel taken is replaced at once
+    # ...by kernels starting one at a time
+    manager = "--VoilaConfiguration.multi_kernel_manager_class="
+    assert f"{manager}refinewidgets.app_server.PacedKernelManager" in cmd
+    # never more ready kernels than pages that could take them
+    assert "--pool_size=2" in voila_command(9999, pool_size=4, max_pages=2)
+    assert "--pool_size=4" in voila_command(9999, pool_size=4, max_pages=0)
     cmd = voila_command(9999, pool_size=0, theme="dark")
     assert not [c for c in cmd if "preheat" in c or "pool_size" in c or "fill_delay" in c]
     assert "--theme=dark" in cmd
@@ -174,12 +186,21 @@ class _Pool:
     """The part of Voila's kernel manager that :func:`drop_failed_ready_kernels` uses: its
     pools of kernel-starting tasks per notebook, and the call that refills them."""
 
-    def __init__(self, pools):
+    def __init__(self, pools, kernels=()):
         self._pools = pools
         self.refilled = []
+        self.kernels = list(kernels)
+        self.shut_down = []
 
     def fill_if_needed(self, notebook_name=None, **kwargs):
         self.refilled.append(notebook_name)
+
+    def list_kernel_ids(self):
+        return list(self.kernels)
+
+    async def shutdown_kernel(self, kernel_id):
+        self.kernels.remove(kernel_id)
+        self.shut_down.append(kernel_id)
 
 
 def test_a_ready_kernel_that_failed_to_start_is_dropped_and_replaced(caplog):
@@ -214,6 +235,43 @@ def test_a_ready_kernel_that_failed_to_start_is_dropped_and_replaced(caplog):
     assert caplog.messages == [
         "a ready kernel for app.ipynb failed to start "
         "(RuntimeError('Kernel died before replying to kernel_info')); starting another"
+    ]
+
+
+def test_a_ready_kernel_whose_notebook_run_failed_is_dropped_and_shut_down(caplog):
+    """A kernel that started but whose run of the notebook failed (it did not answer within
+    the notebook client's start-up time on a loaded machine) would answer its page 500."""
+    import asyncio
+    import logging
+
+    from refinewidgets.app_server import drop_failed_ready_kernels
+
+    async def run(fails):
+        if fails:
+            raise RuntimeError("Kernel didn't respond in 60 seconds")
+        await asyncio.sleep(60)
+
+    async def started(kernel_id, render):
+        return {"kernel_id": kernel_id, "task": render}
+
+    async def scenario():
+        bad_run, good_run = asyncio.ensure_future(run(True)), asyncio.ensure_future(run(False))
+        bad = asyncio.ensure_future(started("k1", bad_run))
+        good = asyncio.ensure_future(started("k2", good_run))
+        await asyncio.sleep(0.01)
+        km = _Pool({"app.ipynb": [bad, good]}, kernels=["k1", "k2"])
+        log = logging.getLogger("test-pool")
+        with caplog.at_level(logging.ERROR, logger="test-pool"):
+            assert drop_failed_ready_kernels(km, log) == 1
+        await asyncio.sleep(0.01)  # the shutdown runs
+        good_run.cancel()
+        return km._pools["app.ipynb"] == [good], km.refilled, km.shut_down
+
+    kept, refilled, shut_down = asyncio.run(scenario())
+    assert kept and refilled == ["app.ipynb"] and shut_down == ["k1"]
+    assert caplog.messages == [
+        "a ready kernel for app.ipynb failed to start (its notebook's run failed: "
+        'RuntimeError("Kernel didn\'t respond in 60 seconds")); starting another'
     ]
 
 
@@ -366,6 +424,34 @@ def test_a_kernel_whose_page_vanished_is_culled(served):
     # nobody connects to it and no beforeunload comes: culled after 3 idle seconds
     wait_for(lambda: not alive(kernel), 60, f"kernel {kernel} to be culled")
     assert "Culling 'idle' kernel" in served.log.read_text()
+
+
+@linux_only
+@pytest.mark.slow
+def test_the_ready_kernels_warm_up_at_most_one_per_core_at_a_time(served):
+    """At most one ready kernel per core runs the notebook towards a page at once; the next
+    starts when one of them is ready (issue 24: the third visitor in a row waited 10 s for
+    kernels all started together)."""
+    from refinewidgets.app_server import available_cores
+
+    cores = available_cores()
+    warmed = re.compile(r"ready kernel ([0-9a-f-]{36}): warmed up in ([\d.]+) s")
+    wanted = min(4, cores + 1)  # the pool's 4, or one more than may warm at once
+    wait_for(lambda: len(warmed.findall(served.log.read_text())) >= wanted, 300, "ready kernels")
+    warming, most, events = set(), 0, []
+    for line in served.log.read_text().splitlines():
+        if (m := re.search(r"Kernel started: ([0-9a-f-]{36})", line)) is not None:
+            warming.add(m[1])
+            events.append(("started", m[1]))
+        elif (m := warmed.search(line)) is not None:
+            warming.discard(m[1])
+            events.append(("ready", m[1]))
+        most = max(most, len(warming))
+    assert most <= cores, events
+    started = [k for e, k in events if e == "started"]
+    if cores < 4:  # the pool's kernel after the first `cores` waited for one to be ready
+        later = events.index(("started", started[cores]))
+        assert any(e == "ready" for e, _ in events[:later]), events
 
 
 @linux_only
@@ -585,7 +671,7 @@ def test_serve_refuses_an_unknown_theme(capsys, tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     assert serve(theme="blue", open_browser=False) == 2
-    assert capsys.readouterr().err == "error: theme 'blue' is not 'light' or 'dark'\n"
+    assert capsys.readouterr().err == "error: theme 'blue' is not 'auto', 'light' or 'dark'\n"
 
 
 def test_a_bad_url_source_page_links_back_to_the_app(monkeypatch, tmp_path):

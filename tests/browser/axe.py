@@ -52,16 +52,22 @@ def assert_no_serious_violations(page, *, context: str = "body") -> list[dict]:
     return violations
 
 
-#: Contrast of each visible, enabled coloured button (ipywidgets' ``mod-*`` styles): the text
-#: colour against the fill, as WCAG 2 computes it (relative luminance of sRGB colours).
-BUTTON_CONTRASTS = """() => {
-    const lum = (rgb) => {
+#: The relative luminance of a CSS ``rgb(...)`` colour, as WCAG 2 computes it (sRGB).
+LUMINANCE = """const lum = (rgb) => {
         const [r, g, b] = rgb.match(/[\\d.]+/g).slice(0, 3).map(Number).map(v => {
             v /= 255;
             return v <= 0.04045 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
         });
         return 0.2126 * r + 0.7152 * g + 0.0722 * b;
-    };
+    };"""
+
+#: Contrast of each visible, enabled coloured button (ipywidgets' ``mod-*`` styles): the text
+#: colour against the fill, as WCAG 2 computes it.
+BUTTON_CONTRASTS = (
+    """() => {
+    """
+    + LUMINANCE
+    + """
     const out = [];
     for (const el of document.querySelectorAll('.jupyter-button[class*="mod-"]')) {
         if (el.disabled || el.offsetParent === null) continue;
@@ -72,6 +78,7 @@ BUTTON_CONTRASTS = """() => {
     }
     return out;
 }"""
+)
 
 
 def assert_buttons_readable(page, minimum: float = 4.5) -> list[dict]:
@@ -80,3 +87,35 @@ def assert_buttons_readable(page, minimum: float = 4.5) -> list[dict]:
     low = [b for b in buttons if b["ratio"] < minimum]
     assert not low, f"buttons below {minimum}:1: {low}"
     return buttons
+
+
+#: The luminance of the page's background (the first opaque one from the body up, else the
+#: canvas's) and of the app's text.
+PAGE_COLOURS = (
+    """() => {
+    """
+    + LUMINANCE
+    + """
+    const opaque = (c) => c !== 'transparent' && !/rgba\\(.*,\\s*0\\)$/.test(c);
+    let background = null;
+    for (const el of [document.body, document.documentElement]) {
+        const c = getComputedStyle(el).backgroundColor;
+        if (opaque(c)) { background = c; break; }
+    }
+    const scheme = getComputedStyle(document.documentElement).colorScheme;
+    background = background || (scheme === 'dark' ? 'rgb(18, 18, 18)' : 'rgb(255, 255, 255)');
+    const text = getComputedStyle(document.querySelector('.rw-builder')).color;
+    return {background, text, backgroundLum: lum(background), textLum: lum(text)};
+}"""
+)
+
+
+def assert_page_colours(page, dark: bool) -> dict:
+    """Fail unless the page's background is dark and its text light (``dark``), or the other
+    way round; returns the colours found."""
+    found = page.evaluate(PAGE_COLOURS)
+    if dark:
+        assert found["backgroundLum"] < 0.05 and found["textLum"] > 0.4, found
+    else:
+        assert found["backgroundLum"] > 0.8 and found["textLum"] < 0.1, found
+    return found

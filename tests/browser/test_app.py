@@ -50,6 +50,12 @@ def tick(page, kind, accession):
     expect(box).to_be_checked()
 
 
+def wait_for_build(page):
+    """Wait until the build started by "Build" has ended and its results are on the page (the
+    build runs in the kernel's background thread; the progress bar says "done in" then)."""
+    expect(page.locator(".rw-progress-label")).to_contain_text("done in", timeout=120_000)
+
+
 def tab(page, title):
     page.locator(".lm-TabBar-tab", has_text=title).first.click()
 
@@ -86,6 +92,7 @@ def test_select_two_experiments_build_by_species_and_download(page, voila_url, d
     expected = rw.build(rw.Dataset(data, aggregate_by="SPECIES", scale_by="STANDARD"), demo)[
         "HOMO_SAPIENS"
     ]
+    wait_for_build(page)
     summary = page.locator(".rw-result-summary")
     expect(summary).to_contain_text(
         f"Homo sapiens (HOMO_SAPIENS): {expected.n_obs:,} samples × {expected.n_vars:,} genes"
@@ -146,6 +153,7 @@ def test_single_cell_selection_with_cell_type_filter_and_pseudobulk(page, voila_
     page.locator(".rw-cell-filter-cell-type select").select_option(["B cell"])
     page.locator(".rw-pseudobulk select").select_option(label="Per library")
     page.locator(".rw-build").click()
+    wait_for_build(page)
 
     expected = rw.build(
         rw.Dataset(
@@ -180,6 +188,7 @@ def build_one_experiment(page, accession):
     page.locator(".rw-add-to-dataset").click()
     tab(page, "My dataset")
     page.locator(".rw-build").click()
+    wait_for_build(page)
     expect(page.locator(".rw-result-summary")).to_contain_text(f"{accession}:")
 
 

@@ -20,9 +20,9 @@ import pytest
 
 import refinewidgets as rw
 
-from .axe import assert_buttons_readable, assert_no_serious_violations
+from .axe import assert_buttons_readable, assert_no_serious_violations, assert_page_colours
 from .conftest import ARTIFACTS
-from .test_app import open_app, tab, tick
+from .test_app import open_app, tab, tick, wait_for_build
 
 pytestmark = pytest.mark.browser
 
@@ -70,7 +70,7 @@ def query_of(page) -> list[tuple[str, str]]:
 def build_and_wait(page) -> None:
     tab(page, "My dataset")
     page.locator(".rw-build").click()
-    expect(page.locator(".rw-progress-label")).to_contain_text("done in", timeout=120_000)
+    wait_for_build(page)
     expect(page.locator(".rw-result-summary")).not_to_be_empty()
 
 
@@ -289,9 +289,12 @@ def test_nothing_is_clipped_at_800(voila_url, browser):
         context.close()
 
 
-@pytest.mark.parametrize("theme", ["light", "dark"])
+# "browser-dark": the browser prefers dark (Playwright's emulation of prefers-color-scheme) and
+# the page asks for no theme: the app (--theme auto, the default) follows the browser.
+@pytest.mark.parametrize("theme", ["light", "dark", "browser-dark"])
 def test_axe_finds_no_serious_issue_after_a_build(browser, voila_url, theme):
-    context = browser.new_context(viewport=VIEWPORTS["1280"])
+    scheme = "dark" if theme == "browser-dark" else "light"
+    context = browser.new_context(viewport=VIEWPORTS["1280"], color_scheme=scheme)
     try:
         page = context.new_page()
         page.set_default_timeout(120_000)
@@ -302,6 +305,7 @@ def test_axe_finds_no_serious_issue_after_a_build(browser, voila_url, theme):
         assert page.evaluate("document.body.dataset.jpThemeLight") == (
             "true" if theme == "light" else "false"
         )
+        assert_page_colours(page, dark=theme != "light")
         assert_no_serious_violations(page)  # the first tab
         tab(page, "My dataset")
         buttons = assert_buttons_readable(page)
@@ -311,6 +315,25 @@ def test_axe_finds_no_serious_issue_after_a_build(browser, voila_url, theme):
         assert_no_serious_violations(page)  # the results, a plot open
         tab(page, "My dataset")
         assert_no_serious_violations(page)
+    finally:
+        context.close()
+
+
+def test_a_theme_asked_for_wins_over_the_browsers_preference(browser, voila_url):
+    """``?theme=light`` stays light in a browser preferring dark; the page follows the
+    preference when it changes (no reload)."""
+    context = browser.new_context(viewport=VIEWPORTS["1280"], color_scheme="dark")
+    try:
+        page = context.new_page()
+        page.set_default_timeout(120_000)
+        open_app(page, link(voila_url, "theme=light"))
+        assert page.evaluate("document.body.dataset.jpThemeLight") == "true"
+        assert_page_colours(page, dark=False)
+        open_app(page, voila_url)  # no theme asked for: the browser's
+        assert_page_colours(page, dark=True)
+        page.emulate_media(color_scheme="light")  # the preference changes while the page is open
+        expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "true")
+        assert_page_colours(page, dark=False)
     finally:
         context.close()
 

@@ -1,0 +1,162 @@
+"""Benchmark: page loads of ``refinewidgets app`` one after the other, in Debian's chromium.
+
+What is measured
+----------------
+``refinewidgets app --no-browser`` is started as a user would start it (the demo sources, a
+fresh folder) with its default kernel pool, or with ``--pool-size``/``--max-pages`` given here.
+Once it printed its URL and its pool of ready kernels is full (its log says each warmed up; or
+after ``--settle`` seconds), ``--loads`` visitors come
+one after the other, each in a fresh browser context (Playwright driving ``/usr/bin/chromium``):
+the time from ``page.goto`` to the page's first control (the search box) visible, then the
+visitor leaves (``page.close(run_before_unload=True)``, Voila's shutdown beacon) and the next one
+comes at once. ``--stay`` keeps every page open instead (visitors who do not leave; the app's
+``--max-pages`` bound then applies). ``--gap`` seconds pass between visitors (0: at once).
+
+Printed: each load's seconds, min / median / max, the load average (the machine is shared), and
+whether the goal of issue 24 holds (every load under 3 s).
+
+Usage
+-----
+``python benchmarks/bench_app_load.py`` (5 loads; about a minute) or
+``python benchmarks/bench_app_load.py --loads 10 --pool-size 2``. Run from the repository root
+with the package importable (installed, or ``PYTHONPATH=.``); needs ``playwright`` and Debian's
+``chromium``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from refinewidgets.app import POOL_SIZE
+
+from _measure import load_average
+
+CHROMIUM = os.environ.get("REFINEWIDGETS_CHROMIUM", "/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
+URL_LINE = re.compile(r"refinewidgets app: (http://\S+)")
+WARMED = re.compile(r"warmed up in ([\d.]+) s")
+GOAL_SECONDS = 3.0
+
+
+def start_app(folder: Path, extra: list[str]) -> tuple[subprocess.Popen, str, Path]:
+    """``refinewidgets app --no-browser`` in ``folder``; the process, its URL, its log."""
+    log = folder / "app.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "refinewidgets.cli", "app", "--no-browser", *extra],
+            cwd=folder,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        found = URL_LINE.search(log.read_text())
+        if found:
+            return proc, found.group(1), log
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit(f"the app did not print its URL:\n{log.read_text()}")
+
+
+def visit(browser, url: str, stay: bool, opened: list) -> float:
+    """One visitor: seconds until the search box shows; the page closes unless ``stay``."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(180_000)
+    start = time.perf_counter()
+    page.goto(url)
+    page.locator(".rw-search input").wait_for()
+    seconds = time.perf_counter() - start
+    if stay:
+        opened.append(context)
+    else:
+        page.close(run_before_unload=True)
+        context.close()
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--loads", type=int, default=5, help="visitors in a row (default 5)")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        help="seconds to wait for the pool to fill (default: until the app's log says each "
+        "ready kernel warmed up)",
+    )
+    parser.add_argument("--gap", type=float, default=0, help="seconds between visitors")
+    parser.add_argument("--stay", action="store_true", help="visitors keep their page open")
+    parser.add_argument("--pool-size", type=int, help="the app's --pool-size (its default)")
+    parser.add_argument("--max-pages", type=int, help="the app's --max-pages (its default)")
+    args = parser.parse_args()
+    extra = []
+    if args.pool_size is not None:
+        extra += ["--pool-size", str(args.pool_size)]
+    if args.max_pages is not None:
+        extra += ["--max-pages", str(args.max_pages)]
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="bench-app-") as tmp:
+        proc, url, log = start_app(Path(tmp), extra)
+        try:
+            if args.settle is None:
+                pool = POOL_SIZE if args.pool_size is None else args.pool_size
+                if args.max_pages:
+                    pool = min(pool, args.max_pages)
+                deadline = time.monotonic() + 300
+                while len(WARMED.findall(log.read_text())) < pool:
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"the pool was not ready in 300 s:\n{log.read_text()}")
+                    time.sleep(0.5)
+            else:
+                time.sleep(args.settle)
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+                opened: list = []
+                loads = []
+                for i in range(args.loads):
+                    if i and args.gap:
+                        time.sleep(args.gap)
+                    loads.append(visit(browser, url, args.stay, opened))
+                    print(f"load {i + 1}: {loads[-1]:.2f} s", flush=True)
+                for context in opened:
+                    context.close()
+                browser.close()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+            log_text = log.read_text()
+    options = " ".join(extra) or "defaults"
+    print(
+        f"\n| app ({options}), {args.loads} loads{' kept open' if args.stay else ''}, gap "
+        f"{args.gap:g} s | min | median | max |\n|---|---|---|---|\n"
+        f"| seconds to the first control | {min(loads):.2f} | {statistics.median(loads):.2f} "
+        f"| {max(loads):.2f} |"
+    )
+    warm = [float(s) for s in WARMED.findall(log_text)]
+    if warm:
+        print(
+            f"ready kernels' warm-up (from the app's log): {len(warm)} kernels, "
+            f"{min(warm):.1f} / {statistics.median(warm):.1f} / {max(warm):.1f} s min/median/max"
+        )
+    print(f"\n{load_average()}")
+    slow = [f"{t:.2f}" for t in loads if t >= GOAL_SECONDS]
+    print(
+        f"goal (issue 24): every load under {GOAL_SECONDS:g} s: "
+        + ("met" if not slow else f"NOT met ({len(slow)} slower: {', '.join(slow)} s)")
+    )
+
+
+if __name__ == "__main__":
+    main()
