@@ -212,14 +212,21 @@ def _parsed_batches(
     label: str,
     name: str,
     bad_value: Callable[[], str],
-) -> Iterator[tuple[int, pl.Series, list[pl.Series]]]:
-    """``(text bytes, gene ids, one float64 column per position)`` for each batch of lines;
-    the text is inflated and cut in its own thread (see :func:`parse_matrix`)."""
+) -> Iterator[tuple[int, pl.Series, np.ndarray]]:
+    """``(text bytes, gene ids, values positions x genes)`` for each batch of lines; the text
+    is inflated and cut in its own thread (see :func:`parse_matrix`). The values come out of
+    polars in one call (a Fortran-ordered genes x positions array, transposed: no per-column
+    Python call), null cells as NaN."""
     width = len(header)
     names = [f"c{i}" for i in range(width)]
     schema = {name: pl.Float64 for name in names}
     schema["c0"] = pl.String
     wanted = sorted({0, width - 1, *positions})  # the last column finds short lines
+    # the rows of each batch's value columns (``wanted`` without the gene column) to keep
+    read = {pos: i for i, pos in enumerate(wanted[1:])}
+    take = np.array([read[pos] for pos in positions], dtype=np.intp)
+    if np.array_equal(take, np.arange(len(read))):
+        take = None  # every column read, in order: the common case, no copy
     batches = _Prefetch(lambda: _text_batches(chunks(), size))
     try:
         for text in batches:
@@ -228,10 +235,21 @@ def _parsed_batches(
             except (*_POLARS_ERRORS, pa.ArrowInvalid) as exc:
                 batches.close()  # the reading thread stops before the file is read again below
                 raise _parse_error(exc, label, name, bad_value) from None
-            columns = {name: frame.get_column(name) for name in frame.columns}
-            yield len(text), columns["c0"], [columns[names[pos]] for pos in positions]
+            yield len(text), frame.get_column("c0"), _batch_values(frame, take)
     finally:
         batches.close()
+
+
+def _batch_values(frame: pl.DataFrame, take: np.ndarray | None) -> np.ndarray:
+    """A parsed batch's values as a positions x genes float64 array: its value columns in one
+    call (``to_numpy`` of a Fortran-ordered genes x columns array, transposed), then the
+    columns at ``take`` (``None``: all of them, in order)."""
+    if frame.width == 1:  # no value column read (a matrix of gene ids only)
+        return np.empty((0, frame.height))
+    block = frame.drop("c0").to_numpy(order="fortran").T
+    if block.dtype != np.float64:  # no value column read, or not Float64: make it so
+        block = block.astype(np.float64)
+    return block if take is None else block[take]
 
 
 def parse_matrix(
@@ -267,7 +285,7 @@ def parse_matrix(
     batches = _parsed_batches(
         chunks, header, positions, size=size, label=label, name=name, bad_value=bad_value
     )
-    for n_bytes, ids, columns in batches:
+    for n_bytes, ids, values in batches:
         done_bytes += n_bytes
         end = rows.used + len(ids)
         if end > rows.capacity:  # estimate the genes from the bytes per row so far
@@ -277,8 +295,8 @@ def parse_matrix(
             if rows.capacity:  # the estimate was short: grow by a quarter at least
                 estimate = max(estimate, int(end * 1.25))
             rows.reserve(estimate)
-        for i, column in enumerate(columns):
-            rows.values[i, rows.used : end] = column.to_numpy()
+        if len(values):  # no sample asked: no values array
+            rows.values[:, rows.used : end] = values
         genes.append(ids)
         rows.used = end
     gene_ids = pl.concat(genes).fill_null("").to_list() if genes else []
@@ -303,7 +321,7 @@ def parse_matrix_blocks(
     parameters are those of :func:`parse_matrix`.
     """
     block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
-    pending: list[tuple[pl.Series, list[pl.Series]]] = []
+    pending: list[tuple[pl.Series, np.ndarray]] = []
     held = 0
     n = len(positions)
 
@@ -311,9 +329,8 @@ def parse_matrix_blocks(
         n_genes = sum(len(ids) for ids, _ in pending)
         values = np.empty((n, n_genes))
         at = 0
-        for ids, columns in pending:
-            for i, column in enumerate(columns):
-                values[i, at : at + len(ids)] = column.to_numpy()
+        for ids, part in pending:
+            values[:, at : at + len(ids)] = part
             at += len(ids)
         gene_ids = pl.concat([ids for ids, _ in pending]).fill_null("").to_list()
         pending.clear()
@@ -322,8 +339,8 @@ def parse_matrix_blocks(
     batches = _parsed_batches(
         chunks, header, positions, size=size, label=label, name=name, bad_value=bad_value
     )
-    for _, ids, columns in batches:
-        pending.append((ids, columns))
+    for _, ids, part in batches:
+        pending.append((ids, part))
         held += 8 * n * len(ids)
         if held >= block_bytes:
             yield block()
@@ -350,7 +367,7 @@ def _parse_batch(text: bytes, names, schema, wanted, width) -> pl.DataFrame:
         has_header=False,
         separator="\t",
         schema=schema,
-        columns=wanted,
+        columns=None if len(wanted) == width else wanted,  # all: polars checks no list
         null_values=NULLS,
     )
     if frame.get_column("c0").null_count():  # empty lines come as rows of nulls: drop them
