@@ -235,19 +235,20 @@ def _parsed_batches(
             except (*_POLARS_ERRORS, pa.ArrowInvalid) as exc:
                 batches.close()  # the reading thread stops before the file is read again below
                 raise _parse_error(exc, label, name, bad_value) from None
-            yield len(text), frame.get_column("c0"), _batch_values(frame, take)
+            ids = frame.drop_in_place("c0")  # eager, in place: drop() plans a lazy query
+            yield len(text), ids, _batch_values(frame, len(ids), take)
     finally:
         batches.close()
 
 
-def _batch_values(frame: pl.DataFrame, take: np.ndarray | None) -> np.ndarray:
-    """A parsed batch's values as a positions x genes float64 array: its value columns in one
-    call (``to_numpy`` of a Fortran-ordered genes x columns array, transposed), then the
-    columns at ``take`` (``None``: all of them, in order)."""
-    if frame.width == 1:  # no value column read (a matrix of gene ids only)
-        return np.empty((0, frame.height))
-    block = frame.drop("c0").to_numpy(order="fortran").T
-    if block.dtype != np.float64:  # no value column read, or not Float64: make it so
+def _batch_values(frame: pl.DataFrame, n_genes: int, take: np.ndarray | None) -> np.ndarray:
+    """A parsed batch's value columns (its gene column taken out) as a positions x genes
+    float64 array: all in one call (``to_numpy`` of a Fortran-ordered genes x columns array,
+    transposed), then the columns at ``take`` (``None``: all of them, in order)."""
+    if frame.width == 0:  # no value column read (a matrix of gene ids only)
+        return np.empty((0, n_genes))
+    block = frame.to_numpy(order="fortran").T
+    if block.dtype != np.float64:  # not Float64 columns: make them so
         block = block.astype(np.float64)
     return block if take is None else block[take]
 
