@@ -48,7 +48,8 @@ Usage
 minutes on a loaded 2-core machine, most of it the pandas ways; about 6 GB of memory at 4,000)
 or ``--quick`` (2,000 genes x 120 and 240 samples, one run, a smoke run).
 ``--genes`` / ``--samples 250,1000,4000,16000`` / ``--per-experiment`` change the sizes,
-``--repeat N`` the rounds, ``--no-steps`` skips the steps and floors, ``--pandas-compresslevel
+``--repeat N`` the rounds, ``--no-steps`` skips the steps and floors, ``--expert-only``
+the two pandas ways, ``--pandas-compresslevel
 1`` gives refine.bio's way the level of the competent way. Run from the repository root with the package importable
 (installed, or ``PYTHONPATH=.``).
 """
@@ -88,7 +89,9 @@ from _measure import exponent, format_mb, interleaved, load_average, measure, su
 ORGANISM = "HOMO_SAPIENS"
 TECHNOLOGIES = ("MICROARRAY", "RNA-SEQ")
 GENE_COVERAGE = 0.9
-#: Imported in every measured process before its baseline (refinewidgets imports some lazily).
+#: Imported in every measured process before its baseline (refinewidgets imports some lazily):
+#: every way's modules, ours too (the build's and write_zip's; with PYTHONDONTWRITEBYTECODE set,
+#: as on the CI machine, a module first imported inside the call is compiled there, 0.3 s).
 PRELOAD = (
     "numpy",
     "pandas",
@@ -100,6 +103,8 @@ PRELOAD = (
     "anndata",
     "refinewidgets",
     "refinewidgets.io.catalog_open",
+    "refinewidgets.core.build",
+    "refinewidgets.io.refinebio_zip",
 )
 #: Largest accepted difference between the two ways' z-scores.
 ATOL = 1e-6
@@ -180,7 +185,7 @@ def build_refinewidgets(folder: str, experiments: list[str], out: str) -> dict:
 def steps_refinewidgets(folder: str, experiments: list[str], out: str) -> dict:
     """The build's steps timed one at a time, with the functions ``rw.build`` calls."""
     from refinewidgets.core.merge import merge_group
-    from refinewidgets.core.quantile import ks_check, quantile_normalize_rows
+    from refinewidgets.core.quantile import _ks_pairs, ks_check, quantile_normalize_rows
     from refinewidgets.core.scale import scale_rows
     from refinewidgets.core.threads import thread_count
     from refinewidgets.io.containers.deflate import fast_deflate
@@ -206,10 +211,12 @@ def steps_refinewidgets(folder: str, experiments: list[str], out: str) -> dict:
     del frames
     now = time.perf_counter()
     steps["merge"], t = now - t, now
-    quantile_normalize_rows(gm.X, out=gm.X, threads=threads)  # one sort: target and scatter
+    pairs = _ks_pairs(len(gm.samples), 100, 0)  # as rw.build: QN keeps the tested rows sorted
+    tested = {i: None for pair in pairs for i in pair}
+    quantile_normalize_rows(gm.X, out=gm.X, threads=threads, sorted_rows=tested)  # one sort
     now = time.perf_counter()
     steps["QN"], t = now - t, now
-    ks_check(gm.X, names=gm.samples)
+    ks_check(gm.X, names=gm.samples, pairs=pairs, sorted_rows=tested)
     now = time.perf_counter()
     steps["KS check"], t = now - t, now
     scale_rows(gm.X, "STANDARD", threads=threads)
@@ -540,12 +547,10 @@ def run_size(work: Path, args, n_samples: int) -> dict:
     )
     size = sum(p.stat().st_size for p in inputs.glob("*.zip")) / 2**20
     print(f"setup done in {time.perf_counter() - t:.1f} s ({size:.1f} MB of zips)", flush=True)
-    calls = {
-        "refinewidgets": (build_refinewidgets, ()),
-        EXPERT: (build_expert, ()),
-        COMPETENT: (build_pandas_competent, ()),
-    }
-    if n_samples <= args.refinebio_max:
+    calls = {"refinewidgets": (build_refinewidgets, ()), EXPERT: (build_expert, ())}
+    if not args.expert_only:
+        calls[COMPETENT] = (build_pandas_competent, ())
+    if n_samples <= args.refinebio_max and not args.expert_only:
         calls[REFINEBIO] = (build_pandas, (args.pandas_compresslevel,))
     if not args.no_steps:
         calls[STEPS] = (steps_refinewidgets, ())
@@ -713,6 +718,11 @@ def main(argv: list[str] | None = None) -> int:
         help="largest size at which refine.bio's way (one merge per sample) runs",
     )
     parser.add_argument("--no-steps", action="store_true", help="skip the steps and floors")
+    parser.add_argument(
+        "--expert-only",
+        action="store_true",
+        help="compare with the expert way only (the goals' peer): skip the two pandas ways",
+    )
     parser.add_argument("--read", action="store_true", help="also read the output zip back")
     parser.add_argument(
         "--quick", action="store_true", help="2,000 genes, 120 and 240 samples, 1 run"

@@ -506,6 +506,73 @@ def test_ks_message_tells_small_differences_from_real_ones():
     assert "do not share one distribution" in message and "Every p-value" not in message
 
 
+def plain_ks_check(X, pairs):
+    """refine.bio's check written plainly: every pair through scipy, row by row (the oracle)."""
+    tested, failed, last = 0, 0, (None, None)
+    for i, j in pairs:
+        tails = []
+        for row in (X[i], X[j]):
+            row = row[~np.isnan(row)]
+            tails.append(row[row > np.median(row)] if row.size else row)
+        if tails[0].size == 0 or tails[1].size == 0:
+            continue
+        res = stats.ks_2samp(*tails)
+        tested += 1
+        last = (float(res.statistic), float(res.pvalue))
+        failed += res.statistic > 0.001 or res.pvalue < 0.8
+    return tested, failed, last
+
+
+def _qn_inputs(seed, n_samples, n_genes):
+    """Rows with ties (RNA-seq zeros, rounded values), NaNs and different lengths."""
+    rng = np.random.default_rng(seed)
+    X = rng.lognormal(size=(n_samples, n_genes))
+    X[rng.random(X.shape) < 0.3] = 0.0  # tied zeros
+    X[::3] = np.round(X[::3], 1)  # more ties, above the median too
+    X[1::4, : n_genes // 10] = np.nan  # a tenth missing in some rows
+    X[2, :] = 7.0  # a constant row: no value above its median
+    return X
+
+
+@pytest.mark.parametrize(
+    "seed,n_samples,n_genes,target",
+    [(0, 12, 200, None), (1, 30, 501, "other"), (2, 260, 120, None), (3, 6, 2001, None)],
+)
+@pytest.mark.filterwarnings("ignore:ks_2samp. Exact calculation unsuccessful:RuntimeWarning")
+def test_ks_check_equals_plain_scipy_check(seed, n_samples, n_genes, target):
+    # cheaper, not different: QN's sorted rows, or rows sorted here, give the plain check's
+    # counts and exactly its last statistic and p-value (equal tails answered without scipy)
+    X = _qn_inputs(seed, n_samples, n_genes)
+    t = None if target is None else np.random.default_rng(seed).normal(size=n_genes + 7)
+    pairs = _ks_pairs(n_samples, 100, 0)
+    kept = {i: None for pair in pairs for i in pair}
+    Y = quantile_normalize_rows(X, t, sorted_rows=kept, threads=2, chunk_size=5)
+    for i, s in kept.items():
+        np.testing.assert_array_equal(s, np.sort(Y[i]))  # QN's sorted rows are the rows sorted
+        assert not s.flags.writeable
+    tested, failed, (statistic, pvalue) = plain_ks_check(Y, pairs)
+    assert tested > 0 and tested < len(pairs)  # the constant row's pairs are skipped
+    for res in (ks_check(Y), ks_check(Y, pairs=pairs, sorted_rows=kept)):
+        assert res["ks_statistic"] == statistic and res["ks_pvalue"] == pvalue
+        if failed:
+            assert f"for {failed} of {tested} sample pairs" in res["ks_warning"]
+        else:
+            assert res["ks_warning"] is None
+
+
+def test_ks_check_unequal_rows_still_use_scipy():
+    # rows of different distributions: every pair goes to scipy, values exactly its own
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(5, 3000)) * np.arange(1, 6)[:, None]
+    X[0, :100] = np.nan
+    pairs = _ks_pairs(5, 100, 0)
+    tested, failed, (statistic, pvalue) = plain_ks_check(X, pairs)
+    res = ks_check(X)
+    assert (tested, failed) == (10, 10)
+    assert res["ks_statistic"] == statistic and res["ks_pvalue"] == pvalue
+    assert "for 10 of 10 sample pairs" in res["ks_warning"]
+
+
 # --------------------------------------------------------------------------------------------
 # R's preprocessCore as the oracle (Debian's r-bioc-preprocesscore, installed by .ci/run)
 # --------------------------------------------------------------------------------------------

@@ -275,6 +275,42 @@ def test_batches_are_whole_lines_sized_by_rows():
     assert all(n >= matrix_tsv.MIN_BATCH_ROWS for n in rows[1:-1])
 
 
+@pytest.mark.parametrize(
+    "positions", [[1, 2, 3, 4], [3, 1], [2, 2, 4], [4], [], [1, 2, 3, 4, 1]], ids=str
+)
+def test_parsed_columns_are_the_asked_positions_in_order(positions, monkeypatch):
+    # the values of a batch come out of polars in one call, then the asked rows: subsets,
+    # other orders and repeats give pandas' columns (NaN for empty cells), over many batches
+    monkeypatch.setattr(matrix_tsv, "_MIN_BATCH_BYTES", 256)
+    monkeypatch.setattr(matrix_tsv, "MAX_BATCH_BYTES", 512)
+    rng = np.random.default_rng(5)
+    values = rng.normal(size=(300, 4))
+    cells = [[repr(float(v)) for v in row] for row in values]
+    cells[7][2] = ""  # a missing value
+    values[7, 2] = np.nan
+    header = ["Gene", "A", "B", "C", "D"]
+    text = (
+        "\t".join(header)
+        + "\n"
+        + "".join(f"G{i}\t" + "\t".join(row) + "\n" for i, row in enumerate(cells))
+    )
+    genes, Y = matrix_tsv.parse_matrix(
+        lambda: iter([text.encode()]),
+        header,
+        positions,
+        size=len(text),
+        label="x",
+        name="y",
+        bad_value=lambda: "?",
+    )
+    expected = pd.read_csv(io.StringIO(text), sep="\t", index_col=0, float_precision="round_trip")
+    assert genes == list(expected.index)
+    assert Y.shape == (len(positions), 300) and Y.dtype == np.float64
+    for row, pos in zip(Y, positions):
+        np.testing.assert_array_equal(row, expected[header[pos]].to_numpy())
+        np.testing.assert_array_equal(row, values[:, pos - 1])  # repr round-trips exactly
+
+
 def test_a_failing_reader_thread_raises_in_the_caller_and_stops():
     def broken():
         yield b"Gene\tA\nG1\t1\n"

@@ -126,7 +126,9 @@ def _values_interpolated(ranks: np.ndarray, n_valid: np.ndarray, t: np.ndarray) 
     return _blend(t.take(lo), t.take(hi), frac)
 
 
-def quantile_normalize_rows(X, target=None, *, out=None, chunk_size=64, threads=1) -> np.ndarray:
+def quantile_normalize_rows(
+    X, target=None, *, out=None, chunk_size=64, threads=1, sorted_rows=None
+) -> np.ndarray:
     """Quantile-normalize each row (one sample) of a samples x genes array against a target.
 
     The low-level routine used by the build; see the module docstring for the rules. Rows are
@@ -151,6 +153,11 @@ def quantile_normalize_rows(X, target=None, *, out=None, chunk_size=64, threads=
         Number of rows normalized together.
     threads
         Threads normalizing chunks side by side (the result does not depend on it).
+    sorted_rows
+        ``None``, or a dict whose keys are row positions: on return each of those keys maps to
+        the row's normalized values sorted ascending, NaNs last (read-only; rows without ties
+        and with the same count of NaNs share one array). QN computes them anyway:
+        :func:`ks_check` takes them instead of sorting the rows again.
 
     Returns
     -------
@@ -194,7 +201,9 @@ def quantile_normalize_rows(X, target=None, *, out=None, chunk_size=64, threads=
     if t is not None:
         untied = _UntiedValues(t, n_genes)
         for _ in ordered_map(
-            lambda start: _normalize_chunk(X, out, start, chunk_size, t, untied), starts, threads
+            lambda start: _normalize_chunk(X, out, start, chunk_size, t, untied, None, sorted_rows),
+            starts,
+            threads,
         ):
             pass
         return out
@@ -214,7 +223,7 @@ def quantile_normalize_rows(X, target=None, *, out=None, chunk_size=64, threads=
     t = np.sort(total / used)
     untied = _UntiedValues(t, n_genes)
     for _ in ordered_map(
-        lambda start: _normalize_chunk(X, out, start, chunk_size, t, untied, orders),
+        lambda start: _normalize_chunk(X, out, start, chunk_size, t, untied, orders, sorted_rows),
         starts,
         threads,
     ):
@@ -239,9 +248,10 @@ def _gather_rows(chunk: np.ndarray, order: np.ndarray) -> np.ndarray:
     return s
 
 
-def _normalize_chunk(X, out, start: int, size: int, t, untied, orders=None) -> None:
+def _normalize_chunk(X, out, start: int, size: int, t, untied, orders=None, keep=None) -> None:
     """Normalize the rows ``start:start + size`` of ``X`` into ``out`` (sorting them unless
-    their ``orders`` are given)."""
+    their ``orders`` are given); the sorted results of the rows that are keys of ``keep`` are
+    stored there."""
     chunk = np.asarray(X[start : start + size], dtype=np.float64)
     order = np.argsort(chunk, axis=1) if orders is None else orders[start : start + size]
     s = _gather_rows(chunk, order)
@@ -254,9 +264,16 @@ def _normalize_chunk(X, out, start: int, size: int, t, untied, orders=None) -> N
     target_rows = out[start : start + size]
     for r in np.flatnonzero(~tied):
         # Without ties a row's values depend on its count of non-NaN values only.
-        target_rows[r][order[r]] = untied.values(int(n_valid[r]))
+        values = untied.values(int(n_valid[r]))
+        target_rows[r][order[r]] = values
+        if keep is not None and start + r in keep:
+            keep[start + r] = values
     for r in np.flatnonzero(tied):
-        target_rows[r][order[r]] = _tied_values(s[r], int(n_valid[r]), t)
+        values = _tied_values(s[r], int(n_valid[r]), t)
+        target_rows[r][order[r]] = values
+        if keep is not None and start + r in keep:
+            values.flags.writeable = False
+            keep[start + r] = values
 
 
 def _tied_values(s: np.ndarray, k: int, t: np.ndarray) -> np.ndarray:
@@ -300,6 +317,7 @@ class _UntiedValues:
                 vector[:] = _values_same_length(ranks, self.t)[0]
             elif k > 0:
                 vector[:k] = _values_interpolated(ranks, np.array([k]), self.t)[0]
+            vector.flags.writeable = False  # shared by rows and by ``sorted_rows``
             self._cache[k] = vector
         return vector
 
@@ -470,7 +488,7 @@ def _ks_pairs(n_samples: int, max_pairs: int, seed) -> list[tuple[int, int]]:
     return [(int(perm[i]), int(perm[half + i])) for i in range(half)]
 
 
-def ks_check(X, *, max_pairs=100, seed=0, names=None, pairs=None) -> dict:
+def ks_check(X, *, max_pairs=100, seed=0, names=None, pairs=None, sorted_rows=None) -> dict:
     """refine.bio's check after quantile normalization: KS tests between pairs of samples.
 
     Pairs, as refine.bio chooses them: up to 200 samples, the first ``max_pairs`` pairs in
@@ -484,6 +502,12 @@ def ks_check(X, *, max_pairs=100, seed=0, names=None, pairs=None) -> dict:
     median (for example a constant sample) is skipped. Never raises on data. ``names`` (one per
     row) name the samples in the warning; by default rows are named by their index.
 
+    Cheaper, not different: the tested rows are sorted once (or taken sorted from
+    ``sorted_rows``, as :func:`quantile_normalize_rows` gives them), the values above the
+    median are then a tail of each, and a pair whose two tails are equal (the usual case after
+    quantile normalization) has statistic 0 and p-value 1, as :func:`scipy.stats.ks_2samp`
+    gives for two equal samples, without calling it; only the other pairs are passed to it.
+
     Parameters
     ----------
     X
@@ -492,6 +516,14 @@ def ks_check(X, *, max_pairs=100, seed=0, names=None, pairs=None) -> dict:
         The most pairs tested (refine.bio: 100).
     seed
         Seed of the random choice of pairs.
+    names
+        One name per row of ``X``, for the warning.
+    pairs
+        Row positions to test instead of refine.bio's choice (an out-of-core build holding
+        only the chosen rows passes that choice mapped onto them).
+    sorted_rows
+        Optional ``{row: that row's values sorted ascending, NaNs last}`` for the tested rows
+        (see :func:`quantile_normalize_rows`); rows missing from it are sorted here.
 
     Returns
     -------
@@ -524,21 +556,12 @@ def ks_check(X, *, max_pairs=100, seed=0, names=None, pairs=None) -> dict:
     # ``pairs`` (row positions in ``X``): a caller holding only the rows refine.bio's choice
     # tests (an out-of-core build) passes that choice mapped onto them
     pairs = _ks_pairs(X.shape[0], int(max_pairs), seed) if pairs is None else list(pairs)
-    upper: dict[int, np.ndarray] = {}
-    for i in {i for pair in pairs for i in pair}:
-        row = X[i][~np.isnan(X[i])]
-        upper[i] = row[row > np.median(row)] if row.size else row
-    from scipy import stats  # imported here: scipy.stats is slow to import and only this needs it
-
+    upper = _upper_tails(X, sorted({i for pair in pairs for i in pair}), sorted_rows or {})
     tested, failed, worst, min_p = 0, 0, None, 1.0
     for i, j in pairs:
         if upper[i].size == 0 or upper[j].size == 0:
             continue
-        with warnings.catch_warnings():
-            # scipy falls back to the asymptotic p-value when the exact one fails (ties); say nothing
-            warnings.simplefilter("ignore", RuntimeWarning)
-            res = stats.ks_2samp(upper[i], upper[j])
-        statistic, pvalue = float(res.statistic), float(res.pvalue)
+        statistic, pvalue = _ks_2samp(upper[i], upper[j])
         tested += 1
         result["ks_statistic"], result["ks_pvalue"] = statistic, pvalue
         if statistic > _KS_MAX_STAT or pvalue < _KS_MIN_P:
@@ -573,3 +596,45 @@ def ks_check(X, *, max_pairs=100, seed=0, names=None, pairs=None) -> dict:
                 "samples have many NaNs or ties."
             )
     return result
+
+
+def _upper_tails(X: np.ndarray, rows: list[int], sorted_rows) -> dict[int, np.ndarray]:
+    """Each row's non-NaN values strictly above its median, sorted (a tail of the sorted row).
+
+    The median is numpy's: the middle value, or the mean of the two middle values. Rows
+    sharing one sorted array (``sorted_rows`` of rows without ties) share one tail.
+    """
+    missing = [i for i in rows if sorted_rows.get(i) is None]
+    computed = dict(zip(missing, np.sort(X[missing], axis=1))) if missing else {}  # NaNs last
+    tails: dict[int, np.ndarray] = {}
+    by_id: dict[int, np.ndarray] = {}
+    for i in rows:
+        s = computed[i] if i in computed else sorted_rows[i]
+        tail = by_id.get(id(s))
+        if tail is None:
+            n = s.size - int(np.isnan(s).sum()) if s.size and np.isnan(s[-1]) else s.size
+            if n == 0:
+                tail = s[:0]
+            else:
+                median = s[(n - 1) // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2.0
+                tail = s[int(np.searchsorted(s[:n], median, side="right")) : n]
+            by_id[id(s)] = tail
+        tails[i] = tail
+    return tails
+
+
+def _ks_2samp(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """``scipy.stats.ks_2samp(a, b)``'s statistic and p-value (two-sided, method "auto").
+
+    Two equal samples (the same sorted values) give statistic 0 and p-value 1 in scipy (its
+    empirical distributions never differ); that case is answered without it.
+    """
+    if a is b or (a.size == b.size and np.array_equal(a, b)):
+        return 0.0, 1.0
+    from scipy import stats  # imported here: scipy.stats is slow to import and only this needs it
+
+    with warnings.catch_warnings():
+        # scipy falls back to the asymptotic p-value when the exact one fails (ties); say nothing
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = stats.ks_2samp(a, b)
+    return float(res.statistic), float(res.pvalue)
