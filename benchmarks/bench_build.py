@@ -104,7 +104,7 @@ PRELOAD = (
     "refinewidgets",
     "refinewidgets.io.catalog_open",
     "refinewidgets.core.build",
-    "refinewidgets.io.refinebio_zip",
+    "refinewidgets.io.refinebio.zip",
 )
 #: Largest accepted difference between the two ways' z-scores.
 ATOL = 1e-6

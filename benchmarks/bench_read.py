@@ -64,7 +64,7 @@ PRELOAD = (
     "pyarrow.csv",
     "anndata",
     "refinewidgets",
-    "refinewidgets.io.refinebio_zip",
+    "refinewidgets.io.refinebio.zip",
     "isal.isal_zlib",
 )
 NAN_SHARE = 0.001
