@@ -25,6 +25,7 @@ from refinewidgets.app import (
     voila_command,
     wait_until_up,
 )
+from refinewidgets.testing.aio import run_in_thread
 
 from .browser.server import alive, cmdline, start_app, wait_for
 
@@ -230,7 +231,7 @@ def test_a_ready_kernel_that_failed_to_start_is_dropped_and_replaced(caplog):
         # the page gets the kernel that started; the one starting stays; one more is started
         return km._pools["app.ipynb"] == [ok, waiting], km.refilled
 
-    kept, refilled = asyncio.run(scenario())
+    kept, refilled = run_in_thread(scenario)
     assert kept and refilled == ["app.ipynb"]
     assert caplog.messages == [
         "a ready kernel for app.ipynb failed to start "
@@ -267,7 +268,7 @@ def test_a_ready_kernel_whose_notebook_run_failed_is_dropped_and_shut_down(caplo
         good_run.cancel()
         return km._pools["app.ipynb"] == [good], km.refilled, km.shut_down
 
-    kept, refilled, shut_down = asyncio.run(scenario())
+    kept, refilled, shut_down = run_in_thread(scenario)
     assert kept and refilled == ["app.ipynb"] and shut_down == ["k1"]
     assert caplog.messages == [
         "a ready kernel for app.ipynb failed to start (its notebook's run failed: "

@@ -13,7 +13,6 @@ import logging
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 import zipfile
 from pathlib import Path
@@ -27,6 +26,7 @@ from refinewidgets.io.remote.bgee import Bgee
 from refinewidgets.io.remote.cache import DownloadCache
 from refinewidgets.io.remote.http import Http
 from refinewidgets.io.remote.refinebio import RefineBio
+from refinewidgets.testing.aio import run_in_thread
 from refinewidgets.testing.fake_services import (
     FakeServices,
     isolate_remote_settings,
@@ -131,7 +131,6 @@ def test_tokens_are_scrubbed_from_messages_and_the_command_line(fake, env, capsy
 
 def test_tornados_403_line_does_not_show_the_apps_token(tmp_path, caplog):
     """Voila's own static handler refusing a file, served by tornado on 127.0.0.1."""
-    import asyncio
 
     import tornado.httpserver
     import tornado.web
@@ -161,12 +160,9 @@ def test_tornados_403_line_does_not_show_the_apps_token(tmp_path, caplog):
     hide_secrets_in_logs()
     # a loop of its own in a thread: earlier tests (Playwright's sync API) may leave one running
     # in this thread, where asyncio.run refuses to start
-    codes: list[int] = []
     with caplog.at_level(logging.WARNING, logger="tornado.general"):
-        worker = threading.Thread(target=lambda: codes.append(asyncio.run(scenario())))
-        worker.start()
-        worker.join(60)
-    assert codes == [403]
+        code = run_in_thread(scenario)
+    assert code == 403
     lines = [r.getMessage() for r in caplog.records if r.name == "tornado.general"]
     assert any("File not allowlisted" in line for line in lines), lines
     assert all("s3cr3t-app-token" not in line for line in lines)
