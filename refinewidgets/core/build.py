@@ -37,11 +37,12 @@ from .batch import (
 )
 from .catalog import Catalog
 from .gene_report import gene_report, low_overlap_message
+from .ks_check import ks_check, ks_pairs
 from .merge import GroupMatrix, merge_group
 from .metadata import metadata_columns, metadata_frame
 from .progress import as_progress
 from .provenance import aggregated_metadata, json_record, uns_safe
-from .quantile import _ks_pairs, ks_check, quantile_normalize_rows
+from .quantile import quantile_normalize_rows
 from .result import Result, make_cell_group, make_group
 from .scale import scale_rows
 from .single_cell import (
@@ -554,7 +555,7 @@ def _quantile_normalize(
         )
         how = f"computed from the group's {len(gm.samples)} samples (mean of their sorted values): {why}"
         kind = "computed"
-    pairs = _ks_pairs(len(gm.samples), 100, 0)  # refine.bio's; QN keeps these rows sorted
+    pairs = ks_pairs(len(gm.samples), 100, 0)  # refine.bio's; QN keeps these rows sorted
     tested = {i: None for pair in pairs for i in pair}
     quantile_normalize_rows(gm.X, target, out=gm.X, threads=threads, sorted_rows=tested)
     ks = ks_check(gm.X, names=gm.samples, pairs=pairs, sorted_rows=tested)
