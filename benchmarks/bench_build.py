@@ -184,8 +184,9 @@ def build_refinewidgets(folder: str, experiments: list[str], out: str) -> dict:
 # -- the refinewidgets steps, one by one (measured) -----------------------------------------
 def steps_refinewidgets(folder: str, experiments: list[str], out: str) -> dict:
     """The build's steps timed one at a time, with the functions ``rw.build`` calls."""
+    from refinewidgets.core.ks_check import ks_check, ks_pairs
     from refinewidgets.core.merge import merge_group
-    from refinewidgets.core.quantile import _ks_pairs, ks_check, quantile_normalize_rows
+    from refinewidgets.core.quantile import quantile_normalize_rows
     from refinewidgets.core.scale import scale_rows
     from refinewidgets.core.threads import thread_count
     from refinewidgets.io.containers.deflate import fast_deflate
@@ -211,7 +212,7 @@ def steps_refinewidgets(folder: str, experiments: list[str], out: str) -> dict:
     del frames
     now = time.perf_counter()
     steps["merge"], t = now - t, now
-    pairs = _ks_pairs(len(gm.samples), 100, 0)  # as rw.build: QN keeps the tested rows sorted
+    pairs = ks_pairs(len(gm.samples), 100, 0)  # as rw.build: QN keeps the tested rows sorted
     tested = {i: None for pair in pairs for i in pair}
     quantile_normalize_rows(gm.X, out=gm.X, threads=threads, sorted_rows=tested)  # one sort
     now = time.perf_counter()

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[1] / "refinewidgets"
 UI_MODULES = ("ipywidgets", "IPython", "traitlets", "ipykernel", "voila")
 
@@ -125,10 +127,11 @@ def _code_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
     return lines
 
 
-def test_io_modules_and_functions_stay_small():
-    # issue 23: io by format, no module over 600 lines, no function over 60 lines of code
+@pytest.mark.parametrize("layer", ["io", "core"])
+def test_modules_and_functions_stay_small(layer):
+    # issue 23: no module over 600 lines, no function over 60 lines of code or complexity 15
     too_long = []
-    for path in (PACKAGE / "io").rglob("*.py"):
+    for path in (PACKAGE / layer).rglob("*.py"):
         text = path.read_text()
         if text.count("\n") > 600:
             too_long.append((path.relative_to(PACKAGE).as_posix(), text.count("\n")))
@@ -139,3 +142,11 @@ def test_io_modules_and_functions_stay_small():
                         (f"{path.relative_to(PACKAGE).as_posix()}:{node.name}", _code_lines(node))
                     )
     assert too_long == []
+    complexity = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--isolated", "--select", "C901"]
+        + ["--config", "lint.mccabe.max-complexity=15", "--output-format", "concise"]
+        + [str(PACKAGE / layer)],
+        capture_output=True,
+        text=True,
+    )
+    assert complexity.returncode == 0, complexity.stdout

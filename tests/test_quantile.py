@@ -13,10 +13,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import stats
 
+from refinewidgets.core.ks_check import ks_check, ks_pairs
 from refinewidgets.core.quantile import (
-    _ks_pairs,
     determine_target,
-    ks_check,
     quantile_normalize,
     quantile_normalize_rows,
 )
@@ -466,14 +465,14 @@ def test_ks_pair_counts(n_samples, n_pairs):
     ],
 )
 def test_ks_pairs_are_refinebios(n_samples, expected):
-    assert _ks_pairs(n_samples, 100, 0) == expected
+    assert ks_pairs(n_samples, 100, 0) == expected
 
 
 def test_ks_pairs_above_200_are_disjoint_random_pairs():
-    pairs = _ks_pairs(250, 100, 0)
+    pairs = ks_pairs(250, 100, 0)
     flat = [i for p in pairs for i in p]
     assert len(pairs) == 100 and len(set(flat)) == 200 and max(flat) < 250
-    assert _ks_pairs(250, 100, 0) == pairs and _ks_pairs(250, 100, 1) != pairs
+    assert ks_pairs(250, 100, 0) == pairs and ks_pairs(250, 100, 1) != pairs
 
 
 def test_ks_last_pair_is_reported_and_nans_ignored():
@@ -544,7 +543,7 @@ def test_ks_check_equals_plain_scipy_check(seed, n_samples, n_genes, target):
     # counts and exactly its last statistic and p-value (equal tails answered without scipy)
     X = _qn_inputs(seed, n_samples, n_genes)
     t = None if target is None else np.random.default_rng(seed).normal(size=n_genes + 7)
-    pairs = _ks_pairs(n_samples, 100, 0)
+    pairs = ks_pairs(n_samples, 100, 0)
     kept = {i: None for pair in pairs for i in pair}
     Y = quantile_normalize_rows(X, t, sorted_rows=kept, threads=2, chunk_size=5)
     for i, s in kept.items():
@@ -565,7 +564,7 @@ def test_ks_check_unequal_rows_still_use_scipy():
     rng = np.random.default_rng(11)
     X = rng.normal(size=(5, 3000)) * np.arange(1, 6)[:, None]
     X[0, :100] = np.nan
-    pairs = _ks_pairs(5, 100, 0)
+    pairs = ks_pairs(5, 100, 0)
     tested, failed, (statistic, pvalue) = plain_ks_check(X, pairs)
     res = ks_check(X)
     assert (tested, failed) == (10, 10)

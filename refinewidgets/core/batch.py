@@ -123,6 +123,21 @@ def batch_design(
     (['E1', 'E2'], ['E1', 'E2', 'refinebio_disease[tumor]'])
     """
     where = f" in group {group}" if group else ""
+    batches, levels = _batches(obs, batch_key, where)
+    columns = list(levels)
+    parts = [(batches[:, None] == np.array(levels)[None, :]).astype(float)]
+    for name in dict.fromkeys(covariates):
+        col, names = _covariate_columns(obs, name, batch_key, where)
+        parts.append(col)
+        columns += names
+    matrix = np.hstack(parts)
+    _check_full_rank(matrix, len(levels), batches, obs, batch_key, covariates, where)
+    return BatchDesign([str(s) for s in obs.index], batches, levels, matrix, columns)
+
+
+def _batches(obs: pd.DataFrame, batch_key: str, where: str) -> tuple[np.ndarray, list[str]]:
+    """Each sample's batch and the sorted batches; refuses a sample without one, a single
+    batch, and a batch of one sample."""
     labels = _labels(obs, batch_key, "batch key")
     empty = obs.index[_missing(labels)].tolist()
     if empty:
@@ -146,55 +161,63 @@ def batch_design(
             f"Batch correction{where}: batch(es) with a single sample: {', '.join(lone)}. One "
             "sample has no variance to adjust: add samples to that batch or leave it out."
         )
-    columns = list(levels)
-    parts = [(batches[:, None] == np.array(levels)[None, :]).astype(float)]
-    for name in dict.fromkeys(covariates):
-        if name == batch_key:
-            raise DatasetSpecError(
-                f"The covariate {name!r} is the batch key itself: a covariate's effect is kept, "
-                "the batch's removed. Remove it from batch_covariates."
-            )
-        values = _labels(obs, name, "covariate")
-        empty = obs.index[_missing(values)].tolist()
-        if empty:
-            raise DatasetSpecError(
-                f"Batch correction{where}: the covariate {name!r} is empty for {len(empty)} "
-                f"sample(s): {', '.join(map(str, empty[:10]))}. Leave those samples out or "
-                "choose another covariate."
-            )
-        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-        if numeric:
-            col = values.to_numpy(dtype=float)[:, None]
-            names = [name]
-            constant = np.ptp(col) == 0
-        else:
-            text = values.astype(str).to_numpy()
-            cov_levels = sorted(set(text))
-            col = (text[:, None] == np.array(cov_levels[1:])[None, :]).astype(float)
-            names = [f"{name}[{lv}]" for lv in cov_levels[1:]]
-            constant = len(cov_levels) < 2
-        if constant:
-            raise DatasetSpecError(
-                f"Batch correction{where}: the covariate {name!r} has the same value for every "
-                "sample, so there is no effect to keep. Remove it from batch_covariates."
-            )
-        parts.append(col)
-        columns += names
-    matrix = np.hstack(parts)
-    if np.linalg.matrix_rank(matrix) < matrix.shape[1]:
-        cov_only = matrix[:, len(levels) :]
-        if len(covariates) > 1 and np.linalg.matrix_rank(cov_only) < cov_only.shape[1]:
-            raise DatasetSpecError(
-                f"Batch correction{where}: the covariates {list(covariates)} are confounded with "
-                "each other (one is determined by the others). Remove one of them."
-            )
+    return batches, levels
+
+
+def _covariate_columns(
+    obs: pd.DataFrame, name: str, batch_key: str, where: str
+) -> tuple[np.ndarray, list[str]]:
+    """A covariate's design columns and their names: a numeric covariate as is, a categorical
+    one as indicators of its levels but the first; refuses the batch key, empty values and a
+    constant covariate."""
+    if name == batch_key:
         raise DatasetSpecError(
-            f"Batch correction{where}: the covariate(s) {list(covariates)} are confounded with "
-            f"the batch {batch_key!r}: {_confounding(batches, obs, covariates)}. Their effect "
-            "cannot be told apart from the batch's; remove them from batch_covariates, or add "
-            "samples that break the confounding."
+            f"The covariate {name!r} is the batch key itself: a covariate's effect is kept, "
+            "the batch's removed. Remove it from batch_covariates."
         )
-    return BatchDesign([str(s) for s in obs.index], batches, levels, matrix, columns)
+    values = _labels(obs, name, "covariate")
+    empty = obs.index[_missing(values)].tolist()
+    if empty:
+        raise DatasetSpecError(
+            f"Batch correction{where}: the covariate {name!r} is empty for {len(empty)} "
+            f"sample(s): {', '.join(map(str, empty[:10]))}. Leave those samples out or "
+            "choose another covariate."
+        )
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if numeric:
+        col = values.to_numpy(dtype=float)[:, None]
+        names = [name]
+        constant = np.ptp(col) == 0
+    else:
+        text = values.astype(str).to_numpy()
+        cov_levels = sorted(set(text))
+        col = (text[:, None] == np.array(cov_levels[1:])[None, :]).astype(float)
+        names = [f"{name}[{lv}]" for lv in cov_levels[1:]]
+        constant = len(cov_levels) < 2
+    if constant:
+        raise DatasetSpecError(
+            f"Batch correction{where}: the covariate {name!r} has the same value for every "
+            "sample, so there is no effect to keep. Remove it from batch_covariates."
+        )
+    return col, names
+
+
+def _check_full_rank(matrix, n_batch, batches, obs, batch_key, covariates, where) -> None:
+    """Refuse a design whose covariates are confounded with each other or with the batch."""
+    if np.linalg.matrix_rank(matrix) >= matrix.shape[1]:
+        return
+    cov_only = matrix[:, n_batch:]
+    if len(covariates) > 1 and np.linalg.matrix_rank(cov_only) < cov_only.shape[1]:
+        raise DatasetSpecError(
+            f"Batch correction{where}: the covariates {list(covariates)} are confounded with "
+            "each other (one is determined by the others). Remove one of them."
+        )
+    raise DatasetSpecError(
+        f"Batch correction{where}: the covariate(s) {list(covariates)} are confounded with "
+        f"the batch {batch_key!r}: {_confounding(batches, obs, covariates)}. Their effect "
+        "cannot be told apart from the batch's; remove them from batch_covariates, or add "
+        "samples that break the confounding."
+    )
 
 
 def _confounding(batches: np.ndarray, obs: pd.DataFrame, covariates: Sequence[str]) -> str:

@@ -33,7 +33,18 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DatasetSpecError
-from .spec import LIBRARY_SUMMARY
+from .facets import (
+    EXPERIMENT_FACETS,
+    MISSING,
+    MULTI_VALUED,
+    SAMPLE_FACETS,
+    SEPARATOR,
+    TERM_FACETS,
+    Facet,
+    column_facet,
+    with_broader_terms,
+)
+from .member_text import MemberText, find_bytes, lower_bytes
 
 __all__ = [
     "BEST_MATCH",
@@ -47,111 +58,10 @@ __all__ = [
     "shown_columns",
 ]
 
-#: The facet value of an empty cell.
-MISSING = "(missing)"
 #: The sort order "most matching members first, then title matches, then table order".
 BEST_MATCH = "(best match)"
 #: The column of a page giving each row's number of members matching the text query.
 MATCHING = "matching_samples"
-SEPARATOR = "; "
-#: Facets of the experiment browser: facet name -> experiments column.
-EXPERIMENT_FACETS = {
-    "organism": "organisms",
-    "technology": "technology",
-    "platform": "platforms",
-    "disease": "diseases",
-    "tissue": "tissues",
-    "cell type": "cell_types",
-}
-#: Facets of the sample picker: facet name -> samples column (single-cell ones are multi-valued).
-SAMPLE_FACETS = {
-    "sex": "refinebio_sex",
-    "specimen part": "refinebio_specimen_part",
-    "disease": "refinebio_disease",
-    **{c.replace("_", " "): f for c, f in LIBRARY_SUMMARY.items() if c != "sex"},
-}
-MULTI_VALUED = {"organisms", "platforms", "diseases", *LIBRARY_SUMMARY.values()}
-#: Facets whose values are ontology terms (by label): facet name -> ontology. A row holding a
-#: term also counts for, and is found by, every broader term of that facet (:func:`_with_terms`).
-TERM_FACETS = {"cell type": "CL", "tissue": "UBERON"}
-
-
-@dataclass
-class _Facet:
-    column: str
-    values: np.ndarray  # distinct values, sorted
-    rows: np.ndarray  # one entry per (row, value) pair
-    codes: np.ndarray
-    name_rank: np.ndarray = field(init=False)  # case-insensitive name order, MISSING last
-    search: list[str] = field(init=False)  # lower-cased value, and with "_" as spaces
-
-    def __post_init__(self) -> None:
-        names = [str(v).lower() for v in self.values]
-        order = sorted(range(len(names)), key=lambda i: (self.values[i] == MISSING, names[i]))
-        self.name_rank = np.empty(len(names), dtype=np.int64)
-        self.name_rank[order] = np.arange(len(names))
-        self.search = [f"{n} {n.replace('_', ' ')}" for n in names]
-
-    def matching_values(self, text: str) -> np.ndarray:
-        """A boolean per value: does it hold every word of ``text`` (case-insensitive)?"""
-        words = str(text or "").lower().split()
-        return np.fromiter(
-            (all(w in s for w in words) for s in self.search), dtype=bool, count=len(self.search)
-        )
-
-    def mask(self, wanted: Iterable[str], n: int) -> np.ndarray:
-        codes = np.flatnonzero(np.isin(self.values, list(wanted)))
-        out = np.zeros(n, dtype=bool)
-        out[self.rows[np.isin(self.codes, codes)]] = True
-        return out
-
-    def counts(self, mask: np.ndarray) -> np.ndarray:
-        return np.bincount(self.codes[mask[self.rows]], minlength=len(self.values))
-
-    #: Per value, the narrower values of the facet it also stands for (ontology facets only).
-    narrower: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-
-def _with_terms(facet: _Facet, ontology) -> _Facet:
-    """``facet`` where a row holding a term also holds every broader term among the facet's
-    values: choosing "T cell" finds the rows annotated "CD4-positive, alpha-beta T cell", and
-    the count of "T cell" is that of the rows holding it or any term below it (each row once).
-
-    Values the ontology does not know (``unknown``, an author's label) stay as they are.
-    """
-    broader = ontology.broader([str(v) for v in facet.values])
-    if not broader:
-        return facet
-    up = [(i, j) for i, js in broader.items() for j in js]
-    src, dst = np.array(up, dtype=np.int64).T
-    order = np.argsort(facet.codes, kind="stable")  # the rows of each value, contiguous
-    bounds = np.searchsorted(facet.codes[order], np.arange(len(facet.values) + 1))
-    taken = [order[bounds[i] : bounds[i + 1]] for i in src]
-    n_values = len(facet.values)
-    pairs = np.unique(
-        np.concatenate([facet.rows, *(facet.rows[t] for t in taken)]) * n_values
-        + np.concatenate([facet.codes, *(np.full(len(t), j) for t, j in zip(taken, dst))])
-    )
-    narrower: dict[str, list[str]] = {}
-    for i, j in zip(src, dst):
-        narrower.setdefault(str(facet.values[j]), []).append(str(facet.values[i]))
-    return _Facet(
-        facet.column,
-        facet.values,
-        pairs // n_values,
-        pairs % n_values,
-        narrower={k: tuple(sorted(v)) for k, v in narrower.items()},
-    )
-
-
-def _facet(column: pd.Series, multi: bool) -> _Facet:
-    text = pd.Series(column.fillna("").astype(str).to_numpy(), dtype=object)
-    if multi:
-        text = text.str.split(SEPARATOR).explode().str.strip()
-    flat = np.where(text.to_numpy() == "", MISSING, text.to_numpy())
-    codes, values = pd.factorize(flat, sort=True)
-    rows = text.index.to_numpy(dtype=np.int64)
-    return _Facet(str(column.name), np.asarray(values, dtype=object), rows, codes.astype(np.int64))
 
 
 @dataclass
@@ -168,77 +78,6 @@ class Page:
     def n_pages(self) -> int:
         """The number of pages (at least 1, so that "page 1 of 1" reads right when empty)."""
         return max(1, -(-self.total // self.page_size))
-
-
-_find = getattr(np, "strings", np.char).find  # numpy >= 2: a vectorized ufunc
-
-
-def _bytes(values: pd.Series) -> np.ndarray:
-    """Lower-cased UTF-8 bytes (numpy ``S``), for vectorized substring search."""
-    return np.array([v.encode() for v in values.fillna("").astype(str).str.lower()], dtype="S")
-
-
-class MemberText:
-    """The searchable text of the members of each row (the samples of each experiment).
-
-    A member matches a word held by one of its columns or by one of its row's own columns (a
-    sample matches the words of its experiment's title, as in ``Catalog.search``). Each column
-    is factorized once, so a word is looked for in the distinct values of a column (a few
-    hundred diseases, platforms...) rather than in every member.
-
-    Parameters
-    ----------
-    owner
-        For each member, the position of its row in the table (-1: not in the table).
-    columns
-        The members' text columns (one entry per member in each).
-    row_columns
-        The rows' own text columns (one entry per row in each).
-
-    Examples
-    --------
-    >>> import numpy as np, pandas as pd
-    >>> text = MemberText(np.array([0, 0, 1]),
-    ...                   [pd.Series(["breast cancer", "normal", "breast cancer"])])
-    >>> text.counts("breast", 2).tolist()
-    [1, 1]
-    """
-
-    def __init__(
-        self,
-        owner: np.ndarray,
-        columns: Sequence[pd.Series],
-        row_columns: Sequence[pd.Series] = (),
-    ) -> None:
-        owner = np.asarray(owner, dtype=np.int64)
-        keep = np.flatnonzero(owner >= 0)
-        self.owner = owner[keep]
-        self.columns: list[tuple[np.ndarray, np.ndarray]] = []
-        for col in columns:
-            values = pd.Series(np.asarray(col, dtype=object)[keep]).fillna("").astype(str)
-            codes, uniques = pd.factorize(values)
-            self.columns.append((codes.astype(np.int64), _bytes(pd.Series(uniques, dtype=object))))
-        self.row_columns = [_bytes(pd.Series(np.asarray(c, dtype=object))) for c in row_columns]
-
-    def counts(self, text: str | None, n_rows: int, rows: np.ndarray | None = None) -> np.ndarray:
-        """Per row, how many of its members hold every word of ``text`` in one of their columns.
-
-        ``rows`` (a boolean per row) limits the count to those rows (the others count 0).
-        """
-        members = np.arange(len(self.owner)) if rows is None else np.flatnonzero(rows[self.owner])
-        for word in str(text or "").lower().split():
-            needle = word.encode()
-            hit = np.zeros(len(members), dtype=bool)
-            for row_text in self.row_columns:
-                hit |= (_find(row_text, needle) >= 0)[self.owner[members]]
-            for codes, uniques in self.columns:
-                mine = codes[members]
-                if len(members) < len(uniques):  # fewer members left than distinct values
-                    hit |= _find(uniques[mine], needle) >= 0
-                else:
-                    hit |= (_find(uniques, needle) >= 0)[mine]
-            members = members[hit]
-        return np.bincount(self.owner[members], minlength=n_rows)
 
 
 class TableIndex:
@@ -260,8 +99,8 @@ class TableIndex:
     extra_text
         More searchable text per row (aligned on ``table``'s index), not shown as a column.
     ontologies
-        ``{"CL": Ontology, "UBERON": Ontology}``: the facets of :data:`TERM_FACETS` count and
-        find a row under every broader term among their values (:func:`_with_terms`).
+        ``{"CL": Ontology, "UBERON": Ontology}``: the facets of :data:`~refinewidgets.core.facets.TERM_FACETS` count and
+        find a row under every broader term among their values (:func:`~refinewidgets.core.facets.with_broader_terms`).
 
     Examples
     --------
@@ -289,7 +128,7 @@ class TableIndex:
     ) -> None:
         self.table = table
         self.members = members
-        self._titles = _bytes(table[title_column]) if title_column in table.columns else None
+        self._titles = lower_bytes(table[title_column]) if title_column in table.columns else None
         self._ranked: tuple[tuple, np.ndarray, np.ndarray] | None = None  # (key, counts, order)
         self.n = len(table)
         text = pd.Series(table.index.astype(str), index=table.index)
@@ -300,14 +139,14 @@ class TableIndex:
             text = text + " | " + extra_text.reindex(table.index).fillna("").astype(str)
         self._text: list[str] = text.str.lower().tolist()
         multi = set(multi_valued)
-        self.facets: dict[str, _Facet] = {
-            name: _facet(table[col], col in multi)
+        self.facets: dict[str, Facet] = {
+            name: column_facet(table[col], col in multi)
             for name, col in (facets or {}).items()
             if col in table.columns
         }
         for name, onto in TERM_FACETS.items():
             if name in self.facets and onto in (ontologies or {}):
-                self.facets[name] = _with_terms(self.facets[name], ontologies[onto])
+                self.facets[name] = with_broader_terms(self.facets[name], ontologies[onto])
         self._orders: dict[tuple[str, bool], np.ndarray] = {}
 
     # -- matching ---------------------------------------------------------------------------
@@ -377,7 +216,7 @@ class TableIndex:
             if self._titles is not None:
                 hits = np.flatnonzero(mask)
                 for word in words:
-                    hits = hits[_find(self._titles[hits], word.encode()) >= 0]
+                    hits = hits[find_bytes(self._titles[hits], word.encode()) >= 0]
                 titled[hits] = True
             order = np.lexsort((np.arange(self.n), ~titled, -counts))
             self._ranked = (key, counts, order)

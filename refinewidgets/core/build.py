@@ -28,27 +28,21 @@ import numpy as np
 import pandas as pd
 
 from ..errors import BuildError, DatasetSpecError, LowGeneOverlapWarning
-from .batch import (
-    batch_design,
-    combat,
-    harmony_embedding,
-    pca_embedding,
-    unadjustable_genes,
-)
+from .batch_steps import check_batch_correction, combat_group, harmony_cells, harmony_samples
 from .catalog import Catalog
 from .gene_report import gene_report, low_overlap_message
+from .ks_check import ks_check, ks_pairs
 from .merge import GroupMatrix, merge_group
 from .metadata import metadata_columns, metadata_frame
 from .progress import as_progress
 from .provenance import aggregated_metadata, json_record, uns_safe
-from .quantile import _ks_pairs, ks_check, quantile_normalize_rows
+from .quantile import quantile_normalize_rows
 from .result import Result, make_cell_group, make_group
 from .scale import scale_rows
 from .single_cell import (
     cell_group,
     check_cells,
     describe_values,
-    normalize_counts,
     pseudobulk_frames,
     read_cells,
     select_genes,
@@ -149,82 +143,108 @@ def _plan(dataset: Dataset, catalog: Catalog) -> _Plan:
         seen[key].add(item.accession)
         plan.groups.setdefault(key, []).append(item)
     check_cells(plan.groups, catalog, dataset)
-    _check_batch_correction(plan)
+    check_batch_correction(dataset, plan.groups, catalog)
     return plan
-
-
-def _check_batch_correction(plan: _Plan) -> None:
-    """Refuse, before reading anything, a batch correction that cannot be done."""
-    ds = plan.dataset
-    if ds.batch_correction is None:
-        return
-    if ds.aggregate_by == "EXPERIMENT" and ds.batch_key == "experiment_accession":
-        raise DatasetSpecError(
-            f'batch_correction="{ds.batch_correction}" with aggregate_by="EXPERIMENT": each '
-            "group holds one experiment, so there is one batch per group and nothing to correct. "
-            'Use aggregate_by="SPECIES" or "ALL" to combine experiments in a group, or choose '
-            "a batch_key that varies inside an experiment."
-        )
-    if ds.batch_correction == "combat" and ds.pseudobulk is None:
-        cells = [
-            m.experiment
-            for members in plan.groups.values()
-            for m in members
-            if plan.catalog.is_single_cell(m.experiment)
-        ]
-        if cells:
-            raise DatasetSpecError(
-                f"ComBat adjusts samples' values, not single cells (experiment(s) "
-                f'{", ".join(dict.fromkeys(cells))}): use batch_correction="harmony" for '
-                'cells (their PCA embedding is corrected), or pseudobulk="sample" to correct '
-                "pseudo-samples with ComBat."
-            )
 
 
 def _build_group(plan: _Plan, key: str, members: list[ResolvedSample], prog) -> GroupBuild | None:
     """One group: its cells, or its samples merged and normalized; None if all were filtered."""
-    catalog, dataset = plan.catalog, plan.dataset
     exp_by_acc = {m.accession: m.experiment for m in members}
-    cells = [m for m in members if catalog.is_single_cell(m.experiment)]
-    bulk = [m for m in members if not catalog.is_single_cell(m.experiment)]
+    cells = [m for m in members if plan.catalog.is_single_cell(m.experiment)]
+    bulk = [m for m in members if not plan.catalog.is_single_cell(m.experiment)]
     pseudo, library_of = [], {}
     if cells:
-        blocks, lib_filtered, errors = read_cells(cells, catalog, dataset, plan.client)
+        blocks, lib_filtered, errors = read_cells(cells, plan.catalog, plan.dataset, plan.client)
         plan.filter(lib_filtered, exp_by_acc)
         plan.cell_errors += errors  # a filter matching nothing here may match elsewhere
-        if dataset.pseudobulk is None:
-            prog.advance(f"{key}: scaling")
-            prog.advance(n=plan.steps_per_group - 1)
-            if not blocks:
-                return None
-            matrix, libraries, info = cell_group(blocks, dataset)
-            obsm = {}
-            if dataset.batch_correction == "harmony":
-                obsm, info["batch_correction"] = _harmony_cells(matrix, dataset, key)
-            return GroupBuild(key, libraries, info, cells=matrix, obsm=obsm)
-        pseudo, records, library_of = pseudobulk_frames(blocks, catalog, dataset)
-        plan.pseudo_records.update(records)
-        for acc, lib in library_of.items():
-            exp_by_acc[acc] = exp_by_acc[lib]
-            plan.experiment_of.setdefault(acc, exp_by_acc[lib])
-            plan.pseudo_of.setdefault(lib, []).append(acc)
-    out_of_core = plan.client is not None and not pseudo and bulk
+        if plan.dataset.pseudobulk is None:
+            return _cell_group(plan, key, blocks, prog)
+        pseudo, library_of = _pseudo_samples(plan, blocks, exp_by_acc)
+    return _sample_group(plan, key, bulk, (pseudo, library_of), exp_by_acc, prog, bool(cells))
+
+
+def _cell_group(plan: _Plan, key: str, blocks, prog) -> GroupBuild | None:
+    """A group of single cells kept as cells: joined, normalized, Harmony's embedding if asked."""
+    prog.advance(f"{key}: scaling")
+    prog.advance(n=plan.steps_per_group - 1)
+    if not blocks:
+        return None
+    matrix, libraries, info = cell_group(blocks, plan.dataset)
+    obsm = {}
+    if plan.dataset.batch_correction == "harmony":
+        obsm, info["batch_correction"] = harmony_cells(matrix, plan.dataset, key)
+    return GroupBuild(key, libraries, info, cells=matrix, obsm=obsm)
+
+
+def _pseudo_samples(plan: _Plan, blocks, exp_by_acc: dict[str, str]):
+    """The pseudo-samples of the cell blocks (frames, and each one's library), recorded in the
+    plan with their metadata and experiment."""
+    pseudo, records, library_of = pseudobulk_frames(blocks, plan.catalog, plan.dataset)
+    plan.pseudo_records.update(records)
+    for acc, lib in library_of.items():
+        exp_by_acc[acc] = exp_by_acc[lib]
+        plan.experiment_of.setdefault(acc, exp_by_acc[lib])
+        plan.pseudo_of.setdefault(lib, []).append(acc)
+    return pseudo, library_of
+
+
+def _refuse_out_of_core(key: str, option: str, instead: str) -> None:
+    """Refuse an option an out-of-core group does not offer yet, saying what to do instead."""
+    raise DatasetSpecError(
+        f"Group {key} is built out of core (on a Dask cluster), where {option} is not "
+        f"available yet: {instead}"
+    )
+
+
+def _sample_group(plan, key, bulk, pseudo, exp_by_acc, prog, from_cells) -> GroupBuild | None:
+    """A group of samples (bulk, and pseudo-samples ``(frames, library_of)``): read and joined
+    in memory or on the cluster, described, normalized, Harmony's embedding and the chosen
+    genes if asked. ``from_cells``: the group held cells (their genes were chosen on reading)."""
+    dataset = plan.dataset
+    frames, library_of = pseudo
+    out_of_core = plan.client is not None and not frames and bulk
     if out_of_core and dataset.batch_correction is not None:
-        raise DatasetSpecError(
-            f"Group {key} is built out of core (on a Dask cluster), where batch correction is "
-            "not available yet: build it in memory (fewer samples, or no client) or set "
-            "batch_correction=None."
+        _refuse_out_of_core(
+            key,
+            "batch correction",
+            "build it in memory (fewer samples, or no client) or set batch_correction=None.",
         )
     if out_of_core:
         dg = _dask_group(plan, key, bulk, prog)
         gm = dg.gm
     else:
-        gm = _read_group(bulk, catalog, dataset, pseudo, library_of, plan.threads)
+        gm = _read_group(bulk, plan.catalog, dataset, frames, library_of, plan.threads)
     plan.filter(gm.filtered, exp_by_acc)
     prog.advance(f"{key}: normalizing" if dataset.quantile_normalize else f"{key}: scaling")
     if not gm.samples:
         prog.advance(n=plan.steps_per_group - 1)
         return None  # its samples are filtered with their reasons; never a silent empty group
+    info = _sample_info(plan, key, gm, exp_by_acc, bool(library_of))
+    if out_of_core:  # normalized and scaled on the cluster
+        info.update(dg.info)
+        prog.advance(n=plan.steps_per_group - 1)
+    else:
+        _normalize(gm, info, plan, key, prog)
+    obsm = {}
+    if dataset.batch_correction == "harmony":
+        obs = _group_obs(plan, gm.samples)
+        obsm, info["batch_correction"] = harmony_samples(gm, obs, dataset, key)
+        prog.advance()
+    if dataset.genes and not from_cells:  # cells' genes are chosen when they are read
+        if out_of_core:
+            _refuse_out_of_core(
+                key,
+                "genes=",
+                "build it in memory (fewer samples, or no client), or select the genes from "
+                "the result (res[key][:, genes]).",
+            )
+        info["genes_selected"] = _select_bulk_genes(gm, dataset.genes, info["organisms"], key)
+    return GroupBuild(key, gm.samples, info, matrix=gm, obsm=obsm)
+
+
+def _sample_info(plan: _Plan, key: str, gm: GroupMatrix, exp_by_acc, pseudobulk: bool):
+    """What a sample group's join gave: its gene report, log rules, organisms, pseudobulk."""
+    dataset = plan.dataset
     info: dict[str, Any] = {"kind": "samples", "genes_dropped_by_join": gm.genes_dropped}
     info["gene_report"] = _report_genes(
         key,
@@ -239,29 +259,12 @@ def _build_group(plan: _Plan, key: str, members: list[ResolvedSample], prog) -> 
     info["organisms"] = sorted(
         {str(plan.record(s).get("refinebio_organism") or "UNKNOWN_ORGANISM") for s in gm.samples}
     )
-    if library_of:
+    if pseudobulk:
         info["pseudobulk"] = dataset.pseudobulk
         info["pseudobulk_values"] = describe_values(
             dataset.counts_normalization, "NONE", pseudobulk=True
         )
-    if out_of_core:  # normalized and scaled on the cluster
-        info.update(dg.info)
-        prog.advance(n=plan.steps_per_group - 1)
-    else:
-        _normalize(gm, info, plan, key, prog)
-    obsm = {}
-    if dataset.batch_correction == "harmony":
-        obsm, info["batch_correction"] = _harmony_samples(gm, plan, key)
-        prog.advance()
-    if dataset.genes and not cells:  # cells' genes are chosen when they are read
-        if out_of_core:
-            raise DatasetSpecError(
-                f"Group {key} is built out of core (on a Dask cluster), where genes= is not "
-                "available yet: build it in memory (fewer samples, or no client), or select "
-                "the genes from the result (res[key][:, genes])."
-            )
-        info["genes_selected"] = _select_bulk_genes(gm, dataset.genes, info["organisms"], key)
-    return GroupBuild(key, gm.samples, info, matrix=gm, obsm=obsm)
+    return info
 
 
 def _symbols_offline(organism: str, ids: list[str]) -> tuple[pd.Series, str]:
@@ -299,7 +302,7 @@ def _select_bulk_genes(gm: GroupMatrix, names: list[str], organisms: list[str], 
             + (f" ({release})." if release else ".")
         )
     warn_gene_selection(
-        missing, shared, len(names), positions.size, f"group {key}", symbols=release, stacklevel=6
+        missing, shared, len(names), positions.size, f"group {key}", symbols=release, stacklevel=7
     )
     gm.X = gm.X[:, positions]
     gm.genes = ids[positions]
@@ -322,7 +325,7 @@ def _normalize(gm: GroupMatrix, info: dict[str, Any], plan: _Plan, key: str, pro
         )
         prog.advance(f"{key}: scaling")
     if plan.dataset.batch_correction == "combat":
-        info["batch_correction"] = _combat_group(gm, plan, key)
+        info["batch_correction"] = combat_group(gm, _group_obs(plan, gm.samples), plan.dataset, key)
         prog.advance()
     if plan.dataset.scale_by != "NONE":
         scale_rows(gm.X, plan.dataset.scale_by, threads=plan.threads)
@@ -554,7 +557,7 @@ def _quantile_normalize(
         )
         how = f"computed from the group's {len(gm.samples)} samples (mean of their sorted values): {why}"
         kind = "computed"
-    pairs = _ks_pairs(len(gm.samples), 100, 0)  # refine.bio's; QN keeps these rows sorted
+    pairs = ks_pairs(len(gm.samples), 100, 0)  # refine.bio's; QN keeps these rows sorted
     tested = {i: None for pair in pairs for i in pair}
     quantile_normalize_rows(gm.X, target, out=gm.X, threads=threads, sorted_rows=tested)
     ks = ks_check(gm.X, names=gm.samples, pairs=pairs, sorted_rows=tested)
@@ -569,66 +572,6 @@ def _group_obs(plan: _Plan, samples: list[str]) -> pd.DataFrame:
     return obs
 
 
-def _batches(design) -> dict[str, int]:
-    return {b: int((design.batches == b).sum()) for b in design.levels}
-
-
-def _combat_group(gm: GroupMatrix, plan: _Plan, key: str) -> dict[str, Any]:
-    """ComBat on the group's values (after QN, before scaling); what was done, for provenance."""
-    ds = plan.dataset
-    obs = _group_obs(plan, gm.samples)  # rows by accession, in the values' row order
-    design = batch_design(obs, ds.batch_key, ds.batch_covariates or (), group=key)
-    unadjusted = int(unadjustable_genes(gm.X, design).sum())
-    gm.X = combat(gm.X, design).astype(gm.X.dtype, copy=False)
-    return {
-        "method": "combat",
-        "description": "parametric empirical Bayes ComBat (as sva::ComBat, par.prior=TRUE), "
-        "after quantile normalization and before scaling",
-        "batch_key": ds.batch_key,
-        "batches": _batches(design),
-        "covariates": list(ds.batch_covariates or []),
-        "design_columns": design.columns,
-        "genes_unadjusted": unadjusted,
-    }
-
-
-def _harmony_info(method_values: str, batch_key: str, batches: dict[str, int], n_comps: int):
-    return {
-        "method": "harmony",
-        "description": f"Harmony (harmonypy) on the first {n_comps} principal components of "
-        f"{method_values}; X is not changed",
-        "batch_key": batch_key,
-        "batches": batches,
-        "n_comps": n_comps,
-        "obsm": ["X_pca", "X_pca_harmony"],
-    }
-
-
-def _harmony_samples(gm: GroupMatrix, plan: _Plan, key: str):
-    """PCA of the group's final values and its Harmony correction, as ``obsm`` entries."""
-    ds = plan.dataset
-    obs = _group_obs(plan, gm.samples)
-    design = batch_design(obs, ds.batch_key, group=key)  # the same refusals as ComBat's
-    emb, _ = pca_embedding(gm.X)
-    corrected = harmony_embedding(emb, obs, ds.batch_key)
-    info = _harmony_info("the group's values", ds.batch_key, _batches(design), emb.shape[1])
-    return {"X_pca": emb, "X_pca_harmony": corrected}, info
-
-
-def _harmony_cells(matrix, dataset: Dataset, key: str):
-    """PCA of the cells' log1p CPM (from their counts) and its Harmony correction."""
-    X, cells, _genes, layers = matrix
-    counts = layers.get("counts", X)
-    batch_key = dataset.batch_key
-    if batch_key not in cells.columns and batch_key == "experiment_accession":
-        batch_key = "experiment"  # a cell's experiment column
-    design = batch_design(cells, batch_key, group=key)
-    emb, _ = pca_embedding(normalize_counts(counts, "LOG1P_CPM", copy=True))
-    corrected = harmony_embedding(emb, cells, batch_key)
-    info = _harmony_info("the cells' log1p CPM", batch_key, _batches(design), emb.shape[1])
-    return {"X_pca": emb, "X_pca_harmony": corrected}, info
-
-
 def _report_genes(key: str, gm: GroupMatrix, join: str, label_of) -> dict[str, Any]:
     """The group's gene report; a LowGeneOverlapWarning when the join kept too little."""
     report = gene_report(
@@ -641,7 +584,7 @@ def _report_genes(key: str, gm: GroupMatrix, join: str, label_of) -> dict[str, A
         warnings.warn(
             low_overlap_message(key, report, gm.block_genes, label_of),
             LowGeneOverlapWarning,
-            stacklevel=4,
+            stacklevel=6,
         )
     gm.block_genes = []
     return report

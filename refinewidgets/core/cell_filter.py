@@ -249,60 +249,73 @@ def match_cells(
         if not isinstance(cond, Mapping):
             cond = {"in": cond}
         if "min" in cond or "max" in cond:
-            numbers = pd.to_numeric(series, errors="coerce")
-            if numbers.isna().all() and len(series):
-                raise DatasetSpecError(
-                    f"cell filter {column!r}: a numeric range needs numbers, but {where} holds "
-                    f"text there (values present: {_present(series)})"
-                )
-            values = numbers.to_numpy(dtype=float)
-            hit = ~np.isnan(values)
-            if "min" in cond:
-                hit &= values >= cond["min"]
-            if "max" in cond:
-                hit &= values <= cond["max"]
-            if not hit.any():
-                raise DatasetSpecError(
-                    f"cell filter {column!r}: no cell of {where} is in "
-                    f"[{cond.get('min', '-inf')}, {cond.get('max', 'inf')}] (its values range "
-                    f"{np.nanmin(values) if hit.size and not np.isnan(values).all() else 'n/a'}"
-                    f"..{np.nanmax(values) if hit.size and not np.isnan(values).all() else 'n/a'})"
-                )
-            mask &= hit
-            continue
-        caseless = column in CASELESS
-        hit = np.ones(len(table), dtype=bool)
-        by_term = terms is not None and terms.handles(column)
-        if "in" in cond:
-            wanted = cond["in"]
-            hit &= (
-                terms.mask(table, column, wanted)
-                if by_term
-                else text_isin(series, wanted, caseless=caseless)
-            )
-            if not hit.any():
-                raise DatasetSpecError(
-                    f"cell filter {column!r}: no cell of {where} has {cond['in']}; values "
-                    f"present: {_present(series)}"
-                )
-        if "not_in" in cond:
-            dropped = cond["not_in"]
-            hit &= ~(
-                terms.mask(table, column, dropped)
-                if by_term
-                else text_isin(series, dropped, caseless=caseless)
-            )
-            if not hit.any():
-                raise DatasetSpecError(
-                    f"cell filter {column!r}: every cell of {where} has one of {cond['not_in']}"
-                )
-        mask &= hit
+            mask &= _range_hit(series, column, cond, where)
+        else:
+            mask &= _value_hit(table, series, column, cond, where, terms)
     if not mask.any():
         raise DatasetSpecError(
             f"no cell of {where} meets all of ({describe_filter(conditions)}) together (each "
             "condition alone matches some cells): loosen one of them"
         )
     return mask
+
+
+def _range_hit(series: pd.Series, column: str, cond: Mapping[str, Any], where: str) -> np.ndarray:
+    """The rows whose number in ``series`` is within ``cond``'s ``min``/``max``; refuses a text
+    column and a range no row meets."""
+    numbers = pd.to_numeric(series, errors="coerce")
+    if numbers.isna().all() and len(series):
+        raise DatasetSpecError(
+            f"cell filter {column!r}: a numeric range needs numbers, but {where} holds "
+            f"text there (values present: {_present(series)})"
+        )
+    values = numbers.to_numpy(dtype=float)
+    hit = ~np.isnan(values)
+    if "min" in cond:
+        hit &= values >= cond["min"]
+    if "max" in cond:
+        hit &= values <= cond["max"]
+    if not hit.any():
+        raise DatasetSpecError(
+            f"cell filter {column!r}: no cell of {where} is in "
+            f"[{cond.get('min', '-inf')}, {cond.get('max', 'inf')}] (its values range "
+            f"{np.nanmin(values) if hit.size and not np.isnan(values).all() else 'n/a'}"
+            f"..{np.nanmax(values) if hit.size and not np.isnan(values).all() else 'n/a'})"
+        )
+    return hit
+
+
+def _value_hit(table, series, column: str, cond: Mapping[str, Any], where: str, terms):
+    """The rows whose value is one of ``cond["in"]`` and none of ``cond["not_in"]`` (ontology
+    terms with their descendants when ``terms`` handles the column); refuses a condition no
+    row meets."""
+    caseless = column in CASELESS
+    hit = np.ones(len(table), dtype=bool)
+    by_term = terms is not None and terms.handles(column)
+    if "in" in cond:
+        wanted = cond["in"]
+        hit &= (
+            terms.mask(table, column, wanted)
+            if by_term
+            else text_isin(series, wanted, caseless=caseless)
+        )
+        if not hit.any():
+            raise DatasetSpecError(
+                f"cell filter {column!r}: no cell of {where} has {cond['in']}; values "
+                f"present: {_present(series)}"
+            )
+    if "not_in" in cond:
+        dropped = cond["not_in"]
+        hit &= ~(
+            terms.mask(table, column, dropped)
+            if by_term
+            else text_isin(series, dropped, caseless=caseless)
+        )
+        if not hit.any():
+            raise DatasetSpecError(
+                f"cell filter {column!r}: every cell of {where} has one of {cond['not_in']}"
+            )
+    return hit
 
 
 def qc_values(counts) -> pd.DataFrame:

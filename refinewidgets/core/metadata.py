@@ -8,7 +8,7 @@ submitter annotations sorted. This module turns sample records (the dicts of
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -100,37 +100,43 @@ def _text(value: Any) -> str:
 
 
 def _flatten_one(annotation: Mapping[str, Any], out: dict[str, Any]) -> None:
-    def put(key: str, value: Any) -> None:
-        if key.startswith("refinebio_") or key in out:
-            return  # never from annotations; the first value wins
-        out[key] = value
-
+    """Add one annotation's columns to ``out``: never a ``refinebio_`` column, and the first
+    value of a column wins."""
     for key, value in annotation.items():
-        if key == "characteristics_ch1" and isinstance(value, list):
-            for item in value:
-                text = _text(item)
-                if ":" in text:
-                    name, val = text.split(":", 1)
-                    put(f"characteristics_ch1_{name.strip()}", val.strip())
-                else:
-                    put("characteristics_ch1", text.strip())
-        elif key == "characteristic" and isinstance(value, list):
-            for item in value:
-                if isinstance(item, Mapping) and "category" in item:
-                    put(f"characteristic_{item['category']}", item.get("value", ""))
-        elif key == "variable" and isinstance(value, list):
-            # refine.bio drops ArrayExpress variables by mistake; we keep them.
-            for item in value:
-                if isinstance(item, Mapping) and "name" in item:
-                    put(f"variable_{item['name']}", item.get("value", ""))
-        elif key == "source":
-            continue
-        elif isinstance(value, Mapping) and set(value) == {"name"}:
-            put(key, value["name"])
-        elif isinstance(value, list) and len(value) == 1:
-            put(key, value[0])
-        else:
-            put(key, value)
+        for column, item in _annotation_columns(key, value):
+            if not column.startswith("refinebio_") and column not in out:
+                out[column] = item
+
+
+def _annotation_columns(key: str, value: Any) -> Iterator[tuple[str, Any]]:
+    """The ``(column, value)`` pairs of one annotation field: GEO's ``characteristics_ch1``
+    (``"name: value"`` texts), ArrayExpress's ``characteristic`` and ``variable`` lists, a
+    ``{"name": ...}`` or one-item list as its value; ``source`` gives none."""
+    if key == "characteristics_ch1" and isinstance(value, list):
+        for item in value:
+            text = _text(item)
+            if ":" in text:
+                name, val = text.split(":", 1)
+                yield f"characteristics_ch1_{name.strip()}", val.strip()
+            else:
+                yield "characteristics_ch1", text.strip()
+    elif key == "characteristic" and isinstance(value, list):
+        for item in value:
+            if isinstance(item, Mapping) and "category" in item:
+                yield f"characteristic_{item['category']}", item.get("value", "")
+    elif key == "variable" and isinstance(value, list):
+        # refine.bio drops ArrayExpress variables by mistake; we keep them.
+        for item in value:
+            if isinstance(item, Mapping) and "name" in item:
+                yield f"variable_{item['name']}", item.get("value", "")
+    elif key == "source":
+        return
+    elif isinstance(value, Mapping) and set(value) == {"name"}:
+        yield key, value["name"]
+    elif isinstance(value, list) and len(value) == 1:
+        yield key, value[0]
+    else:
+        yield key, value
 
 
 def flatten_annotations(annotations: Iterable[Mapping[str, Any]] | None) -> dict[str, Any]:

@@ -42,8 +42,9 @@ import pandas as pd
 
 from ..errors import BuildError
 from .compute import BUDGET_ENV, WORKER_ENVIRON, gather, local_client, memory_budget, submit
+from .ks_check import ks_check
 from .merge import GroupMatrix, _Block, _clean, _join_genes
-from .quantile import ks_check, quantile_normalize_rows, target_sum
+from .quantile import quantile_normalize_rows, target_sum
 from .scale import scale_rows
 
 __all__ = [
@@ -379,9 +380,9 @@ class _KsRows:
     0), the rows of each block they test (``local``), and the check on those rows."""
 
     def __init__(self, n: int, rows_of_block) -> None:
-        from .quantile import _ks_pairs
+        from .ks_check import ks_pairs
 
-        self.pairs = _ks_pairs(n, 100, 0) if n > 1 else []
+        self.pairs = ks_pairs(n, 100, 0) if n > 1 else []
         self.wanted = sorted({i for pair in self.pairs for i in pair})
         self.slot = {r: k for k, r in enumerate(self.wanted)}
         self.rows_of_block = rows_of_block
@@ -392,7 +393,7 @@ class _KsRows:
     tested: list = []
 
     def check(self, ordered: list[str], n_genes: int) -> dict[str, Any]:
-        """:func:`~.quantile.ks_check` on the tested rows the blocks sent back (``tested``)."""
+        """:func:`~.ks_check.ks_check` on the tested rows the blocks sent back (``tested``)."""
         tested = self.tested
         if not self.pairs:
             return ks_check(np.empty((1, 0)))

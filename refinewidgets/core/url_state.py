@@ -304,6 +304,73 @@ def _pending(values: Iterable[str], data: Mapping[str, list[str]]) -> tuple[Remo
 _CONDITION_KEYS = ("in", "not_in", "min", "max")
 
 
+def _options(pairs: Iterable[tuple[str, str]]) -> dict[str, object]:
+    """The Dataset options of a link's ``key=value`` pairs (``exp=`` and ``remote=`` left out),
+    each read by its kind: a filter, a list, a flag or one value."""
+    kinds = _kinds()
+    options: dict[str, object] = {}
+    for key, value in pairs:
+        if key in (EXPERIMENT_KEY, REMOTE_KEY):
+            continue
+        name, dot, sub = key.partition(".")
+        kind = kinds[name]
+        if dot and kind != "dict":
+            raise DatasetSpecError(f"The link has {key!r}, but {name} takes no sub-key.")
+        if kind == "dict" and not dot and name == "cell_filter":  # a filter text
+            if name in options:
+                raise DatasetSpecError(f"The link sets {name} twice: keep one {name}=...")
+            options[name] = value or None
+        elif kind == "dict":
+            _filter_pair(options.setdefault(name, {}), key, name, sub, value)  # type: ignore[arg-type]
+        elif kind == "list":
+            options.setdefault(name, []).append(value)  # type: ignore[union-attr]
+        elif name in options:
+            raise DatasetSpecError(f"The link sets {name} twice: keep one {name}=...")
+        elif kind == "bool":
+            word = value.strip().lower()
+            if word not in _TRUE | _FALSE:
+                raise DatasetSpecError(
+                    f"The link has {name}={value[:40]!r}: use {name}=1 or {name}=0."
+                )
+            options[name] = word in _TRUE
+        else:
+            options[name] = value or None
+    return options
+
+
+def _filter_pair(conditions: dict, key: str, name: str, sub: str, value: str) -> None:
+    """Add one ``name.COLUMN=VALUE`` (a value of the column) or ``name.COLUMN.in|not_in|min|max
+    =VALUE`` (a condition) to the filter's ``conditions``."""
+    if not sub:
+        raise DatasetSpecError(
+            f"The link has {key!r}: write it as {name}.COLUMN=VALUE (such as "
+            f"{name}.cell_type=B cell)."
+        )
+    column, _, which = sub.rpartition(".")
+    if column and which in _CONDITION_KEYS:  # an exclusion or a range
+        condition = conditions.setdefault(column, {})
+        if not isinstance(condition, dict):
+            raise DatasetSpecError(
+                f"The link gives {name}.{column} both values and {which!r}: keep one."
+            )
+        if which in ("min", "max"):
+            try:
+                condition[which] = float(value)
+            except ValueError:
+                raise DatasetSpecError(
+                    f"The link has {which}={value[:40]!r} for {name}.{column}: a number is needed."
+                ) from None
+        else:
+            condition.setdefault(which, []).append(value)
+        return
+    values = conditions.setdefault(sub, [])
+    if not isinstance(values, list):
+        raise DatasetSpecError(
+            f"The link gives {name}.{sub} both values and a condition: keep one."
+        )
+    values.append(value)
+
+
 def link_from_query(query: str | None) -> Link | None:
     """The :class:`Link` a query string encodes (None when it names no experiment at all).
 
@@ -331,62 +398,7 @@ def link_from_query(query: str | None) -> Link | None:
             f"The link sets {', '.join(keys)} but names no experiment (exp=... or remote=...): "
             "add samples in the app and copy the link again."
         )
-    kinds = _kinds()
-    options: dict[str, object] = {}
-    for key, value in pairs:
-        if key in (EXPERIMENT_KEY, REMOTE_KEY):
-            continue
-        name, dot, sub = key.partition(".")
-        kind = kinds[name]
-        if dot and kind != "dict":
-            raise DatasetSpecError(f"The link has {key!r}, but {name} takes no sub-key.")
-        if kind == "dict" and not dot and name == "cell_filter":  # a filter text
-            if name in options:
-                raise DatasetSpecError(f"The link sets {name} twice: keep one {name}=...")
-            options[name] = value or None
-        elif kind == "dict":
-            if not dot or not sub:
-                raise DatasetSpecError(
-                    f"The link has {key!r}: write it as {name}.COLUMN=VALUE (such as "
-                    f"{name}.cell_type=B cell)."
-                )
-            column, _, key = sub.rpartition(".")
-            if column and key in _CONDITION_KEYS:  # an exclusion or a range
-                condition = options.setdefault(name, {}).setdefault(column, {})  # type: ignore[union-attr]
-                if not isinstance(condition, dict):
-                    raise DatasetSpecError(
-                        f"The link gives {name}.{column} both values and {key!r}: keep one."
-                    )
-                if key in ("min", "max"):
-                    try:
-                        condition[key] = float(value)
-                    except ValueError:
-                        raise DatasetSpecError(
-                            f"The link has {key}={value[:40]!r} for {name}.{column}: a number "
-                            "is needed."
-                        ) from None
-                else:
-                    condition.setdefault(key, []).append(value)
-                continue
-            values = options.setdefault(name, {}).setdefault(sub, [])  # type: ignore[union-attr]
-            if not isinstance(values, list):
-                raise DatasetSpecError(
-                    f"The link gives {name}.{sub} both values and a condition: keep one."
-                )
-            values.append(value)
-        elif kind == "list":
-            options.setdefault(name, []).append(value)  # type: ignore[union-attr]
-        elif name in options:
-            raise DatasetSpecError(f"The link sets {name} twice: keep one {name}=...")
-        elif kind == "bool":
-            word = value.strip().lower()
-            if word not in _TRUE | _FALSE:
-                raise DatasetSpecError(
-                    f"The link has {name}={value[:40]!r}: use {name}=1 or {name}=0."
-                )
-            options[name] = word in _TRUE
-        else:
-            options[name] = value or None
+    options = _options(pairs)
     data = _experiments(experiments)
     pending = _pending(remote, data)
     try:  # the Dataset's own checks (over a stand-in when every experiment is to fetch)
