@@ -139,3 +139,20 @@ def test_io_modules_and_functions_stay_small():
                         (f"{path.relative_to(PACKAGE).as_posix()}:{node.name}", _code_lines(node))
                     )
     assert too_long == []
+
+
+def test_ui_modules_and_functions_stay_small():
+    # issue 23: the widgets, the app, its server and the command line keep the io's size rules
+    modules = [*(PACKAGE / "widgets").rglob("*.py")]
+    modules += [PACKAGE / name for name in ("app.py", "app_server.py", "app_kernels.py", "cli.py")]
+    too_long = []
+    for path in modules:
+        name = path.relative_to(PACKAGE).as_posix()
+        text = path.read_text()
+        if text.count("\n") > 600:
+            too_long.append((name, text.count("\n")))
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if _code_lines(node) > 60:
+                    too_long.append((f"{name}:{node.name}", _code_lines(node)))
+    assert too_long == []
