@@ -37,6 +37,8 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qs, parse_qsl, urlencode
 
+from .errors import RefineWidgetsError
+
 __all__ = [
     "MAX_PAGES_ENV",
     "OUTPUT_ENV",
@@ -433,7 +435,7 @@ def serve(
         shutil.rmtree(downloads, ignore_errors=True)
 
 
-class _BadArgument(ValueError):
+class _BadArgument(RefineWidgetsError, ValueError):
     """An argument of :func:`serve` it refuses (exit status 2); the message names it."""
 
 
