@@ -37,6 +37,8 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qs, parse_qsl, urlencode
 
+from .errors import RefineWidgetsError
+
 __all__ = [
     "MAX_PAGES_ENV",
     "OUTPUT_ENV",
@@ -386,56 +388,19 @@ def serve(
     ``max_pages`` (default ``$REFINEWIDGETS_APP_MAX_PAGES``, else :data:`MAX_PAGES`) bounds the
     pages holding a kernel at once.
     """
-    for p in paths:
-        if not Path(p).exists():
-            print(f"error: {p} does not exist", file=sys.stderr)
-            return 2
-    base = Path.cwd()
-    out = base if output_dir is None else Path(output_dir).expanduser()
-    if not out.is_dir():
-        print(
-            f"error: --output-dir {output_dir} is not an existing folder: create it first",
-            file=sys.stderr,
-        )
-        return 2
-    if theme not in THEMES:
-        print(f"error: theme {theme!r} is not 'auto', 'light' or 'dark'", file=sys.stderr)
-        return 2
-    if cull_idle_seconds < 0:
-        print("error: --cull-idle-seconds must be 0 (never) or more", file=sys.stderr)
-        return 2
-    if max_pages is None:
-        value = os.environ.get(MAX_PAGES_ENV, "").strip()
-        if value and not value.isdigit():
-            print(
-                f"error: {MAX_PAGES_ENV}={value!r} is not a number of pages: give 0 (no bound) "
-                "or more",
-                file=sys.stderr,
-            )
-            return 2
-        max_pages = int(value) if value else MAX_PAGES
-    if max_pages < 0:
-        print("error: the number of pages must be 0 (no bound) or more", file=sys.stderr)
-        return 2
-    if port is not None and not 0 < port < 65536:
-        print(f"error: --port {port} is not a port number (1 to 65535)", file=sys.stderr)
-        return 2
-    if port is not None and port_in_use(port):
-        print(_port_error(port), file=sys.stderr)
+    try:
+        out = _output_folder(paths, output_dir)
+        _check_options(theme, cull_idle_seconds)
+        max_pages = _page_bound(max_pages)
+        _check_port(port)
+    except _BadArgument as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     chosen = port or free_port()
     secret = secrets.token_urlsafe(32) if token else ""
     nonce = secrets.token_hex(16)
-    env = dict(os.environ)
-    env[SOURCES_ENV] = os.pathsep.join(str(Path(p).resolve()) for p in paths)
-    env[BASE_ENV] = str(base)
-    env[OUTPUT_ENV] = str(out.resolve())
-    env[TOKEN_ENV] = secret
-    env[NONCE_ENV] = nonce
-    from .widgets.save import DOWNLOADS_ENV
-
     downloads = tempfile.mkdtemp(prefix="refinewidgets-downloads-")
-    env[DOWNLOADS_ENV] = downloads
+    env = _server_env(paths, out, secret=secret, nonce=nonce, downloads=downloads)
     root = f"http://127.0.0.1:{chosen}/"
     url = f"{root}?token={secret}" if token else root
     proc = subprocess.Popen(
@@ -460,27 +425,96 @@ def serve(
                 return 2
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        if not token:
-            print(
-                f"warning: --no-token: anyone who can reach port {chosen} on this machine can use "
-                f"the app (and save files in {out.resolve()})",
-                file=sys.stderr,
-                flush=True,
-            )
-        print(f"refinewidgets app: {url}  (Ctrl+C stops it)", flush=True)
-        if open_browser:
-            import webbrowser
-
-            webbrowser.open(url)
+        _announce(url, port=chosen, token=token, out=out, open_browser=open_browser)
         return proc.wait()
     except KeyboardInterrupt:
         return 0
     finally:
         signal.signal(signal.SIGTERM, previous)
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _stop(proc)
         shutil.rmtree(downloads, ignore_errors=True)
+
+
+class _BadArgument(RefineWidgetsError, ValueError):
+    """An argument of :func:`serve` it refuses (exit status 2); the message names it."""
+
+
+def _output_folder(paths: Sequence[str], output_dir: str | os.PathLike | None) -> Path:
+    """The folder the app saves in, once every source path exists."""
+    for p in paths:
+        if not Path(p).exists():
+            raise _BadArgument(f"{p} does not exist")
+    out = Path.cwd() if output_dir is None else Path(output_dir).expanduser()
+    if not out.is_dir():
+        raise _BadArgument(f"--output-dir {output_dir} is not an existing folder: create it first")
+    return out
+
+
+def _check_options(theme: str, cull_idle_seconds: int) -> None:
+    if theme not in THEMES:
+        raise _BadArgument(f"theme {theme!r} is not 'auto', 'light' or 'dark'")
+    if cull_idle_seconds < 0:
+        raise _BadArgument("--cull-idle-seconds must be 0 (never) or more")
+
+
+def _page_bound(max_pages: int | None) -> int:
+    """``max_pages``, else ``$REFINEWIDGETS_APP_MAX_PAGES``, else :data:`MAX_PAGES`."""
+    if max_pages is None:
+        value = os.environ.get(MAX_PAGES_ENV, "").strip()
+        if value and not value.isdigit():
+            raise _BadArgument(
+                f"{MAX_PAGES_ENV}={value!r} is not a number of pages: give 0 (no bound) or more"
+            )
+        max_pages = int(value) if value else MAX_PAGES
+    if max_pages < 0:
+        raise _BadArgument("the number of pages must be 0 (no bound) or more")
+    return max_pages
+
+
+def _check_port(port: int | None) -> None:
+    if port is not None and not 0 < port < 65536:
+        raise _BadArgument(f"--port {port} is not a port number (1 to 65535)")
+    if port is not None and port_in_use(port):
+        raise _BadArgument(_port_error(port).removeprefix("error: "))
+
+
+def _server_env(
+    paths: Sequence[str], out: Path, *, secret: str, nonce: str, downloads: str
+) -> dict[str, str]:
+    """The server's environment: the sources, the folders, the token and the nonce."""
+    from .widgets.save import DOWNLOADS_ENV
+
+    env = dict(os.environ)
+    env[SOURCES_ENV] = os.pathsep.join(str(Path(p).resolve()) for p in paths)
+    env[BASE_ENV] = str(Path.cwd())
+    env[OUTPUT_ENV] = str(out.resolve())
+    env[TOKEN_ENV] = secret
+    env[NONCE_ENV] = nonce
+    env[DOWNLOADS_ENV] = downloads
+    return env
+
+
+def _announce(url: str, *, port: int, token: bool, out: Path, open_browser: bool) -> None:
+    """Say where the app is (and warn when it has no token); open it in the browser."""
+    if not token:
+        print(
+            f"warning: --no-token: anyone who can reach port {port} on this machine can use "
+            f"the app (and save files in {out.resolve()})",
+            file=sys.stderr,
+            flush=True,
+        )
+    print(f"refinewidgets app: {url}  (Ctrl+C stops it)", flush=True)
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(url)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop the server: SIGTERM, then SIGKILL after 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

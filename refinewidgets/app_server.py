@@ -38,24 +38,27 @@ Voila's own identity provider (jupyter_server's ``PasswordIdentityProvider``) ch
 
 from __future__ import annotations
 
-import asyncio
-import datetime
 import logging
 import os
 import re
-from collections.abc import Iterable
 from pathlib import Path
 
 import tornado.web
 from jupyter_core.utils import ensure_async
 from jupyter_server.base.handlers import JupyterHandler
-from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from jupyter_server.utils import url_path_join
 from traitlets import Bool, Float, Integer
 from voila.app import Voila
-from voila.request_info_handler import RequestInfoSocketHandler
 from voila.tornado.handler import TornadoVoilaHandler
 
+from .app_kernels import (  # the kernel pool and the pacing, importable from here too
+    WARM_UP_SECONDS,  # noqa: F401
+    PacedKernelManager,
+    _page_kernels,
+    available_cores,  # noqa: F401
+    drop_failed_ready_kernels,
+    page_room,
+)
 from .widgets.save import DOWNLOADS_ENV
 
 __all__ = [
@@ -85,8 +88,6 @@ READY_PATH = "/refinewidgets/ready"
 MAX_PAGES = 4
 #: A kernel no page has been connected to for this long may be shut down to make room.
 RECLAIM_AFTER_SECONDS = 30.0
-#: A ready kernel not waiting for its page after this long no longer holds back the next one.
-WARM_UP_SECONDS = 90.0
 
 
 def allowed_hosts(port: int) -> frozenset[str]:
@@ -266,201 +267,6 @@ def follow_color_scheme(page: str) -> str:
         + _FOLLOW_SCRIPT
         + page[body.end() :]
     )
-
-
-def drop_failed_ready_kernels(km, log: logging.Logger) -> int:
-    """Take out of Voila's ready pool the kernels that failed to start (and start others).
-
-    Voila hands the next page the first kernel of its pool and awaits it: one whose start
-    failed (a kernel that died while starting), or whose run of the notebook failed (the kernel
-    died, or did not answer within the notebook client's start-up time on a loaded machine),
-    would answer that page ``500``; a kernel still running is shut down. Dropped here,
-    the page gets the next ready kernel, or a kernel of its own when none is left. Returns how
-    many were dropped; each is logged with its error.
-    """
-    dropped = 0
-    for notebook, pool in getattr(km, "_pools", {}).items():
-        failed = [t for t in pool if _failure(t) is not None]
-        for task in failed:
-            pool.remove(task)
-            reason = _failure(task)
-            started = task.exception() is None if not task.cancelled() else False
-            kernel_id = task.result().get("kernel_id") if started else None
-            if kernel_id is not None and kernel_id in km.list_kernel_ids():
-                asyncio.ensure_future(ensure_async(km.shutdown_kernel(kernel_id)))
-            log.error(
-                "a ready kernel for %s failed to start (%s); starting another", notebook, reason
-            )
-        if failed:
-            dropped += len(failed)
-            km.fill_if_needed(notebook_name=notebook)
-    return dropped
-
-
-def _failure(task) -> str | None:
-    """Why a task of Voila's pool failed: its kernel did not start, or it started but the
-    notebook's run towards the page's request failed (the kernel died, or did not answer in
-    time); None when it has not failed (yet)."""
-    if not task.done():
-        return None
-    if task.cancelled():
-        return "cancelled"
-    if task.exception() is not None:
-        return repr(task.exception())
-    render = task.result().get("task") if isinstance(task.result(), dict) else None
-    if render is not None and render.done():
-        if render.cancelled():
-            return "its notebook's run was cancelled"
-        if render.exception() is not None:
-            return f"its notebook's run failed: {render.exception()!r}"
-    return None
-
-
-def _page_kernels(km, connected: set[str]) -> list[tuple[str, int, float, bool]]:
-    """``(kernel id, connected pages, seconds since its last activity, whether a page has
-    connected to it)`` of the kernels that serve pages: every kernel but those waiting, ready,
-    in Voila's pool. ``connected`` (kernels a page has connected to) loses the kernels gone."""
-    pooled: set[str] = set()
-    starting = 0
-    for pool in getattr(km, "_pools", {}).values():  # Voila's preheated kernels
-        for task in pool:
-            if task.done() and not task.cancelled() and task.exception() is None:
-                pooled.add(task.result().get("kernel_id"))
-            elif not task.done():
-                starting += 1  # its kernel may already be listed: not a page's
-    starting = max(0, starting - getattr(km, "pool_waiting", 0))  # not started: not listed
-    now = datetime.datetime.now(datetime.timezone.utc)
-    found = []
-    for kernel_id in km.list_kernel_ids():
-        if kernel_id in pooled:
-            continue
-        try:
-            model = km.kernel_model(kernel_id)
-            last = km.get_kernel(kernel_id).last_activity
-        except (KeyError, AttributeError):
-            continue
-        idle = (now - last).total_seconds() if isinstance(last, datetime.datetime) else 0.0
-        found.append((kernel_id, int(model.get("connections", 0)), idle, kernel_id in connected))
-    connected.intersection_update(km.list_kernel_ids())
-    found.sort(key=lambda k: k[2])  # the most recently active first
-    return found[starting:] if starting else found
-
-
-def page_room(
-    kernels: Iterable[tuple[str, int, float, bool]], max_pages: int, reclaim_after: float
-) -> tuple[list[str], bool]:
-    """Which page kernels to shut down so that one more page fits, and whether it still does
-    not fit.
-
-    ``kernels`` are ``(kernel id, connected pages, idle seconds, whether a page has connected)``.
-    A kernel no page is connected to any more is one whose page is gone (closed without
-    Voila's shutdown request, or crashed): those go first, the longest idle first. A kernel no
-    page has connected to yet may be a page still loading (a page connects within seconds):
-    it goes only once idle for ``reclaim_after`` seconds (a page fetched by a script).
-
-    Examples
-    --------
-    >>> kernels = [("a", 1, 900.0, True), ("b", 0, 45.0, False), ("c", 0, 5.0, False),
-    ...            ("d", 0, 2.0, True)]
-    >>> page_room(kernels, 4, 30.0)  # d's page has left
-    (['d'], False)
-    >>> page_room(kernels, 2, 30.0)  # then b, unconnected for long; c is still loading
-    (['d', 'b'], True)
-    >>> page_room(kernels, 8, 30.0)
-    ([], False)
-    """
-    kernels = list(kernels)
-    excess = len(kernels) - max_pages + 1
-    if excess <= 0:
-        return [], False
-    left = sorted((k for k in kernels if k[1] == 0 and k[3]), key=lambda k: -k[2])
-    never = sorted(
-        (k for k in kernels if k[1] == 0 and not k[3] and k[2] >= reclaim_after),
-        key=lambda k: -k[2],
-    )
-    reclaim = [k[0] for k in [*left, *never][:excess]]
-    return reclaim, len(reclaim) < excess
-
-
-def available_cores() -> int:
-    """The CPU cores this process may run on (its affinity; all of them where unknown)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-class PacedKernelManager(AsyncMappingKernelManager):
-    """Jupyter server's kernel manager, starting the kernels of Voila's ready pool as many at a
-    time as the machine has cores.
-
-    Voila refills its pool by starting every missing kernel at once. Each runs the app notebook
-    up to the page's request (imports, the demo catalog, the widgets: seconds of CPU), so with
-    more kernels than cores they are all ready late, and the visitor after the pool ran dry
-    waits for all of them (10 s and more on 2 cores, issue 24). Here at most ``warm_up_at_once``
-    (default: the cores this process may use) kernels of the pool warm up together; the next
-    starts once one of them is ready (its notebook waits for a page: Voila's
-    ``/voila/query/<kernel id>`` socket is open) or a page took it, or it ended, or
-    ``warm_up_seconds`` passed. Kernels started for a page (none ready) are never held back.
-
-    ``pool_waiting`` is how many of the pool's kernels wait for their turn (they are not started:
-    :func:`_page_kernels` does not look for them among the server's kernels).
-    """
-
-    warm_up_seconds = Float(
-        WARM_UP_SECONDS,
-        config=True,
-        help="A ready kernel starting for longer no longer holds back the next one.",
-    )
-    warm_up_at_once = Integer(
-        0, config=True, help="Ready kernels warming up at once (0: the cores this process may use)."
-    )
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self._turn = asyncio.Semaphore(self.warm_up_at_once or available_cores())
-        self.pool_waiting = 0
-        self._closing = False
-
-    async def start_kernel(self, *args, **kwargs):
-        env = kwargs.get("env") or {}
-        if env.get("VOILA_PREHEAT") != "True":  # a page's own kernel: at once
-            return await super().start_kernel(*args, **kwargs)
-        self.pool_waiting += 1
-        try:
-            await self._turn.acquire()
-        finally:
-            self.pool_waiting -= 1
-        if self._closing:
-            self._turn.release()
-            raise RuntimeError("the server is stopping: no kernel is started")
-        try:
-            kernel_id = await super().start_kernel(*args, **kwargs)
-        except BaseException:
-            self._turn.release()
-            raise
-        asyncio.get_running_loop().create_task(self._release_when_ready(kernel_id))
-        return kernel_id
-
-    def warming_up(self, kernel_id: str) -> bool:
-        """Whether ``kernel_id`` still runs the notebook towards the page's request."""
-        waiting = RequestInfoSocketHandler._waiters  # kernels whose notebook waits for a page
-        taken = RequestInfoSocketHandler._cache  # kernels a page has asked for
-        return kernel_id in self and kernel_id not in waiting and kernel_id not in taken
-
-    async def _release_when_ready(self, kernel_id: str) -> None:
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        try:
-            while self.warming_up(kernel_id) and loop.time() < start + self.warm_up_seconds:
-                await asyncio.sleep(0.1)
-        finally:
-            self._turn.release()
-        self.log.info("ready kernel %s: warmed up in %.1f s", kernel_id, loop.time() - start)
-
-    async def shutdown_all(self, *args, **kwargs):
-        self._closing = True  # the pool's kernels waiting for their turn never start
-        return await super().shutdown_all(*args, **kwargs)
 
 
 class _Download(JupyterHandler):

@@ -425,7 +425,14 @@ def _parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="print the traceback of an error, not just its line"
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_app_command(sub)
+    _add_file_commands(sub)
+    _add_remote_commands(sub)
+    return parser
 
+
+def _add_app_command(sub) -> None:
+    """``refinewidgets app``: serve the builder (Voila)."""
     a = sub.add_parser("app", help="serve the dataset builder as a web app (Voila)")
     a.add_argument(
         "paths",
@@ -481,6 +488,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     a.set_defaults(func=_cmd_app)
 
+
+def _add_file_commands(sub) -> None:
+    """``refinewidgets build``, ``info`` and ``demo``: datasets from local files."""
     b = sub.add_parser(
         "build", help="build a dataset from a spec JSON file and write the refine.bio zip"
     )
@@ -513,8 +523,6 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=_cmd_demo)
-    _add_remote_commands(sub)
-    return parser
 
 
 _OS_HINTS = {

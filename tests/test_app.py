@@ -675,6 +675,19 @@ def test_serve_refuses_an_unknown_theme(capsys, tmp_path, monkeypatch):
     assert capsys.readouterr().err == "error: theme 'blue' is not 'auto', 'light' or 'dark'\n"
 
 
+def test_serve_refuses_a_bad_port_or_cull_time_before_starting(capsys, tmp_path, monkeypatch):
+    from refinewidgets.app import serve
+
+    monkeypatch.chdir(tmp_path)
+    assert serve(port=70000, open_browser=False) == 2
+    assert capsys.readouterr().err == "error: --port 70000 is not a port number (1 to 65535)\n"
+    assert serve(cull_idle_seconds=-1, open_browser=False) == 2
+    assert capsys.readouterr().err == "error: --cull-idle-seconds must be 0 (never) or more\n"
+    # the first bad argument is the one named: a missing source before a bad port
+    assert serve([str(tmp_path / "gone.zip")], port=0, open_browser=False) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'gone.zip'} does not exist\n"
+
+
 def test_a_bad_url_source_page_links_back_to_the_app(monkeypatch, tmp_path):
     monkeypatch.setenv("REFINEWIDGETS_SOURCES", "")
     monkeypatch.setenv("REFINEWIDGETS_BASE", str(tmp_path))

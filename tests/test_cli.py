@@ -238,4 +238,4 @@ def test_app_flags_reach_serve(monkeypatch):
     }
     assert main(["app"]) == 0
     assert seen["token"] is True and seen["output_dir"] is None and seen["cull_idle_seconds"] == 120
-    assert seen["pool_size"] == 2 and seen["theme"] == "light" and seen["max_pages"] is None
+    assert seen["pool_size"] == 4 and seen["theme"] == "auto" and seen["max_pages"] is None

@@ -302,48 +302,9 @@ class PagedTable(w.VBox):
         #: Raised while the table writes its own controls (their observers then do nothing).
         self._rendering = Rendering()
         self._page: Page | None = None
-        self.sort = w.Dropdown(
-            options=self._sort_options(),
-            value=self.sort_by or "",
-            description="Sort by",
-            layout=w.Layout(width="300px"),
-        )
-        self.direction = w.Button(
-            description="ascending",
-            icon="arrow-up",
-            tooltip="Reverse the sort order",
-            layout=w.Layout(width="120px"),
-        )
-        # the rows: tick boxes (left) beside the table of cells, which scrolls sideways
-        self.grid = self.header = w.HTML(
-            layout=w.Layout(flex="1 1 auto", min_width="0", overflow="auto hidden", margin="0")
-        )
-        line = f"1px solid {BORDER}"
-        self.tick_header = w.HTML(
-            layout=w.Layout(height=f"{ROW_HEIGHT}px", margin="0", border_bottom=line)
-        )
-        self.rows_box = w.VBox(layout=w.Layout(margin="0"))
-        ticks = w.VBox(
-            [self.tick_header, self.rows_box], layout=w.Layout(flex="0 0 auto", margin="0")
-        )
-        self.body = w.HBox(
-            [ticks, self.grid] if selectable else [self.grid],
-            layout=w.Layout(align_items="flex-start", width="100%", margin="0"),
-        )
-        self.prev = w.Button(
-            description="Previous", icon="chevron-left", layout=w.Layout(width="110px")
-        )
-        self.next = w.Button(
-            description="Next", icon="chevron-right", layout=w.Layout(width="110px")
-        )
-        self.page_label = w.Label("")
-        self.page_size_box = w.Dropdown(
-            options=[(f"{n} per page", int(n)) for n in page_sizes],
-            value=self.page_size,
-            description="Show",
-            style={"description_width": "40px"},
-            layout=w.Layout(width="170px"),
-        )
+        self._make_sort_controls()
+        self._make_rows(selectable)
+        self._make_pager(page_sizes)
         for widget, name in [
             (self, "table"),
             (self.grid, "header"),
@@ -377,6 +338,58 @@ class PagedTable(w.VBox):
         ]
         if best_match:
             self.sort_by = BEST_MATCH
+
+    # -- the parts ------------------------------------------------------------------------------
+    def _make_sort_controls(self) -> None:
+        """The sort column and the sort direction."""
+        self.sort = w.Dropdown(
+            options=self._sort_options(),
+            value=self.sort_by or "",
+            description="Sort by",
+            layout=w.Layout(width="300px"),
+        )
+        self.direction = w.Button(
+            description="ascending",
+            icon="arrow-up",
+            tooltip="Reverse the sort order",
+            layout=w.Layout(width="120px"),
+        )
+
+    def _make_rows(self, selectable: bool) -> None:
+        """The rows: tick boxes (left, when ``selectable``) beside the table of cells."""
+        # the table of cells scrolls sideways
+        self.grid = self.header = w.HTML(
+            layout=w.Layout(flex="1 1 auto", min_width="0", overflow="auto hidden", margin="0")
+        )
+        line = f"1px solid {BORDER}"
+        self.tick_header = w.HTML(
+            layout=w.Layout(height=f"{ROW_HEIGHT}px", margin="0", border_bottom=line)
+        )
+        self.rows_box = w.VBox(layout=w.Layout(margin="0"))
+        ticks = w.VBox(
+            [self.tick_header, self.rows_box], layout=w.Layout(flex="0 0 auto", margin="0")
+        )
+        self.body = w.HBox(
+            [ticks, self.grid] if selectable else [self.grid],
+            layout=w.Layout(align_items="flex-start", width="100%", margin="0"),
+        )
+
+    def _make_pager(self, page_sizes: Sequence[int]) -> None:
+        """Previous, the page shown, next, and the rows per page."""
+        self.prev = w.Button(
+            description="Previous", icon="chevron-left", layout=w.Layout(width="110px")
+        )
+        self.next = w.Button(
+            description="Next", icon="chevron-right", layout=w.Layout(width="110px")
+        )
+        self.page_label = w.Label("")
+        self.page_size_box = w.Dropdown(
+            options=[(f"{n} per page", int(n)) for n in page_sizes],
+            value=self.page_size,
+            description="Show",
+            style={"description_width": "40px"},
+            layout=w.Layout(width="170px"),
+        )
 
     # -- controls -----------------------------------------------------------------------------
     def _sort_options(self) -> list[tuple[str, str]]:

@@ -112,7 +112,6 @@ from ..core.build import build
 from ..core.result import Result
 from ..core.selection import Selection, rebuild_code
 from ..core.spec import Dataset
-from ..core.url_state import MAX_QUERY_LENGTH, Link, link_from_query, replace_query
 from ..errors import BuildCancelled, DatasetSpecError, RefineWidgetsError
 from ..io.gene_symbols import add_gene_symbols
 from ._progress import WidgetProgress
@@ -121,6 +120,7 @@ from ._url import UrlWriter
 from .cart import DatasetCartView
 from .experiment_browser import ExperimentBrowser
 from .options import OptionsPanel
+from .page_link import PageLink
 from .remote_sources import RemoteSources
 from .results import ResultsView
 from .sample_picker import SamplePicker
@@ -157,7 +157,7 @@ def _dashboard_html(client) -> str:
     )
 
 
-class DatasetBuilder(RemoteSources, w.VBox):
+class DatasetBuilder(PageLink, RemoteSources, w.VBox):
     """Browse experiments, pick samples, choose options, build, look at and save the result.
 
     Parameters
@@ -227,6 +227,22 @@ class DatasetBuilder(RemoteSources, w.VBox):
         self.options = OptionsPanel(state=self.state)
         self.results = ResultsView(state=self.state)
         self.save = SavePanel(output_dir=output_dir)
+        self._make_build_controls()
+        self._make_code_view()
+        self._make_remote_parts()
+        self._page_query = ""
+        self.url_writer: UrlWriter | None = None
+        self._make_tabs()
+        self.browser.observe(self._list_samples, names="chosen")
+        self.browser.on_add(lambda selection: self.cart_view.add_whole(list(selection)))
+        self.picker.on_add(self._add_from_picker)
+        self.state.observe(self._on_selection, names=["selection", "catalog_code"])
+        self._on_selection(None)
+        if page_query is not None:
+            self.link_to_page(page_query)
+
+    def _make_build_controls(self) -> None:
+        """The build and Cancel buttons and the progress bar (the dashboard link beside)."""
         self.progress = WidgetProgress()
         self.progress.hold_done = True  # "done" once the results are shown, not before
         self.build_button = w.Button(
@@ -245,6 +261,9 @@ class DatasetBuilder(RemoteSources, w.VBox):
         self._thread: threading.Thread | None = None
         #: Seconds the last build took ("build") and showing its results took ("show").
         self.timings: dict[str, float] = {}
+
+    def _make_code_view(self) -> None:
+        """The code that rebuilds the dataset ("Show code"), and the results' out-of-date note."""
         self.code = w.Textarea(
             value="", layout=w.Layout(width="100%", height="180px", display="none")
         )
@@ -257,9 +276,9 @@ class DatasetBuilder(RemoteSources, w.VBox):
         )
         self.stale_note = w.HTML()
         self.stale_note.add_class("rw-stale")
-        self._make_remote_parts()
-        self._page_query = ""
-        self.url_writer: UrlWriter | None = None
+
+    def _make_tabs(self) -> None:
+        """The tabs: Choose samples, My dataset (cart, options, build), Results (and save)."""
         self.tabs = w.Tab(
             children=[
                 self.choose_box,
@@ -292,13 +311,6 @@ class DatasetBuilder(RemoteSources, w.VBox):
             self.tabs,
             self.status,
         ]
-        self.browser.observe(self._list_samples, names="chosen")
-        self.browser.on_add(lambda selection: self.cart_view.add_whole(list(selection)))
-        self.picker.on_add(self._add_from_picker)
-        self.state.observe(self._on_selection, names=["selection", "catalog_code"])
-        self._on_selection(None)
-        if page_query is not None:
-            self.link_to_page(page_query)
 
     @property
     def catalog(self):
@@ -328,80 +340,6 @@ class DatasetBuilder(RemoteSources, w.VBox):
         (the sample list shows what the experiment browser counted as matching)."""
         self.picker.experiments = list(change["new"])
         self.picker.text = self.browser.text
-
-    # -- the dataset in the page's address ------------------------------------------------------
-    def link_to_page(self, query: str) -> None:
-        """Show the dataset in the page's address from now on, after restoring the one the
-        page's query (``"token=...&exp=GSE1"``) encodes (see ``page_query``)."""
-        self._page_query = query or ""
-        if self.url_writer is None:
-            self.url_writer = UrlWriter()
-            self.children = [*self.children, self.url_writer]
-        self.restore_query(self._page_query)
-        self._write_link()  # also when the restored selection is the one shown (no change)
-
-    def restore_query(self, query: str) -> bool:
-        """Restore the dataset a URL query encodes (the web app's link), experiments still to
-        fetch included; False, with a message in the status line, when the link cannot be used
-        (nothing is changed then)."""
-        try:
-            link = link_from_query(query)
-            if link is None:
-                return False
-            selection = (
-                Selection.from_dataset(link.dataset, self.catalog)  # the catalog's checks
-                if link.data
-                else Selection(self.catalog).restore_options(link.options)
-            ).restore_pending(link.pending)
-        except Exception as exc:
-            self.status.show(
-                f"The link's dataset was not restored: {in_app_words(describe(exc))}", "error"
-            )
-            return False
-        self.state.selection = selection
-        self.describe_pending()  # titles and sample counts, once the services answer
-        pending = selection.pending
-        to_fetch = (
-            f", and {len(pending)} experiment(s) to fetch from "
-            + " and ".join(dict.fromkeys(p.service_name for p in pending))
-            + f" ({', '.join(p.label for p in pending)})"
-            if pending
-            else ""
-        )
-        self.status.show(
-            f"Dataset restored from the link: {len(selection)} experiment(s), "
-            f"{selection.n_samples:,} samples{to_fetch}.{self._adapted_note(link.options)} "
-            "Build it on the My dataset tab.",
-            "info",
-        )
-        return True
-
-    def _adapted_note(self, options) -> str:
-        """What the restored selection changed of ``options`` for the build to accept it."""
-        if (
-            options["quantile_normalize"]
-            and not self.state.selection.option_values["quantile_normalize"]
-        ):
-            return (
-                ' "Quantile normalize" is off: the dataset has single cells, which are never '
-                "quantile-normalized."
-            )
-        return ""
-
-    def _write_link(self) -> None:
-        selection = self.state.selection
-        link = Link(selection.data, selection.pending, selection.option_values)
-        query = replace_query(self._page_query, link)
-        too_long = len(query) > MAX_QUERY_LENGTH
-        if too_long and self.link_query and self.url_writer is not None:
-            self.status.show(
-                "The dataset is now too large to keep in the page's address (a reload starts "
-                'empty): "Show code" on the My dataset tab gives the code that rebuilds it.',
-                "info",
-            )
-        self.link_query = "" if too_long else query
-        if self.url_writer is not None:
-            self.url_writer.query = self.link_query or replace_query(self._page_query, None)
 
     # -- single cells in one place: the sample facets are the cell filter ---------------------
     @guarded
@@ -540,8 +478,28 @@ class DatasetBuilder(RemoteSources, w.VBox):
         """Build the current dataset and show the result (in this thread; the button uses
         :meth:`start_build`). The progress bar covers the build and the showing of its results
         (summary, preview, the open plot): it says "done" when they are on the page."""
-        selection = self.state.selection
         started = time.perf_counter()
+        result = self._fetch_and_build(self.state.selection)
+        if result is None:
+            return None
+        try:
+            built = time.perf_counter()
+            self._account_not_fetched(result)
+            self.result = result
+            shown = time.perf_counter()
+        finally:
+            self.build_button.disabled = False
+        self.timings = {"build": built - started, "show": shown - built}
+        self.progress.finish(
+            f"done in {shown - started:.1f} s (built in {built - started:.1f} s, "
+            f"results shown {shown - built:.1f} s later)"
+        )
+        self._report_built(result)
+        return result
+
+    def _fetch_and_build(self, selection: Selection) -> Result | None:
+        """Fetch what ``selection`` has pending, then build it; None (said in the status line)
+        when the fetch or the build failed or was cancelled."""
         result = None
         self.not_fetched = []
         try:
@@ -584,18 +542,10 @@ class DatasetBuilder(RemoteSources, w.VBox):
             self.progress.cancelled = False
             if result is None:
                 self.build_button.disabled = False
-        try:
-            built = time.perf_counter()
-            self._account_not_fetched(result)
-            self.result = result
-            shown = time.perf_counter()
-        finally:
-            self.build_button.disabled = False
-        self.timings = {"build": built - started, "show": shown - built}
-        self.progress.finish(
-            f"done in {shown - started:.1f} s (built in {built - started:.1f} s, "
-            f"results shown {shown - built:.1f} s later)"
-        )
+        return result
+
+    def _report_built(self, result: Result) -> None:
+        """Say what was built, and which experiments could not be fetched."""
         shapes = "; ".join(f"{k}: {a.n_obs:,} x {a.n_vars:,}" for k, a in result.items())
         filtered = len(result.filtered_samples) - len(self.not_fetched)
         built_text = f"Built {len(result)} group(s) ({shapes}); {filtered} sample(s) filtered."
@@ -609,7 +559,6 @@ class DatasetBuilder(RemoteSources, w.VBox):
             )
         else:
             self.status.show(built_text, "success")
-        return result
 
     @observe("result")
     def _result_changed(self, change) -> None:

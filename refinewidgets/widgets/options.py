@@ -87,6 +87,38 @@ class OptionsPanel(w.VBox):
         super().__init__(**kwargs)
         self.state = state if state is not None else AppState(catalog_or_demo(None))
         self.status = StatusArea("rw-options-status")
+        self._make_processing_controls()
+        self._make_batch_controls()
+        self._make_single_cell_controls()
+        self._controls = {
+            "aggregate_by": self.aggregate,
+            "scale_by": self.transformation,
+            "quantile_normalize": self.quantile_normalize,
+            "counts_normalization": self.counts_normalization,
+            "pseudobulk": self.pseudobulk,
+            "join": self.join,
+            "batch_correction": self.batch_correction,
+            "batch_covariates": self.batch_covariates,
+        }
+        for name, control in self._controls.items():
+            control.observe(lambda change, name=name: self._on_control(name, change), names="value")
+        self.children = [
+            w.HTML(AGGREGATE_CSS + "<b>Options</b>"),
+            self.aggregate,
+            self.transformation,
+            self.quantile_normalize,
+            self.qn_reason,
+            self.batch_correction,
+            self.batch_covariates,
+            self.single_cell_box,
+            self.status,
+        ]
+        self.state.observe(self._render, names="selection")
+        self._render()
+
+    # -- the controls ---------------------------------------------------------------------------
+    def _make_processing_controls(self) -> None:
+        """Aggregation, transformation, quantile normalization and the reason for its rule."""
         self.aggregate = w.ToggleButtons(
             options=AGGREGATE,
             value="EXPERIMENT",
@@ -112,6 +144,9 @@ class OptionsPanel(w.VBox):
         self.quantile_normalize.add_class("rw-quantile-normalize")
         self.qn_reason = w.HTML()
         self.qn_reason.add_class("rw-qn-reason")
+
+    def _make_batch_controls(self) -> None:
+        """The batch correction and the covariates ComBat keeps."""
         self.batch_correction = w.Dropdown(
             options=BATCH, value="", description="Batch correction", style=STYLE
         )
@@ -125,6 +160,10 @@ class OptionsPanel(w.VBox):
             layout=w.Layout(width="420px", display="none"),
         )
         self.batch_covariates.add_class("rw-batch-covariates")
+
+    def _make_single_cell_controls(self) -> None:
+        """The single-cell options, in a box shown only for a selection with single cells: cell
+        filters (lists, or a filter text), counts normalization, pseudobulk, join."""
         self.cell_filters: dict[str, w.SelectMultiple] = {}
         self.cell_filter_box = w.VBox()
         # a filter text in CELLxGENE Census' syntax, used in place of the lists when given
@@ -163,31 +202,6 @@ class OptionsPanel(w.VBox):
             layout=w.Layout(display="none"),
         )
         self.single_cell_box.add_class("rw-single-cell-options")
-        self._controls = {
-            "aggregate_by": self.aggregate,
-            "scale_by": self.transformation,
-            "quantile_normalize": self.quantile_normalize,
-            "counts_normalization": self.counts_normalization,
-            "pseudobulk": self.pseudobulk,
-            "join": self.join,
-            "batch_correction": self.batch_correction,
-            "batch_covariates": self.batch_covariates,
-        }
-        for name, control in self._controls.items():
-            control.observe(lambda change, name=name: self._on_control(name, change), names="value")
-        self.children = [
-            w.HTML(AGGREGATE_CSS + "<b>Options</b>"),
-            self.aggregate,
-            self.transformation,
-            self.quantile_normalize,
-            self.qn_reason,
-            self.batch_correction,
-            self.batch_covariates,
-            self.single_cell_box,
-            self.status,
-        ]
-        self.state.observe(self._render, names="selection")
-        self._render()
 
     # -- user actions: each assigns a new selection ---------------------------------------------
     @guarded

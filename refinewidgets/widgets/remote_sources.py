@@ -73,6 +73,18 @@ class RemoteSources:
         #: ``{path: experiments}`` of the downloads opened so far (never opened twice).
         self._downloads: dict[str, list[str]] = {}
         self._fetch_job: FetchJob | None = None
+        #: ``{accession: RefineBioPlan}``: what refine.bio said of the experiments to fetch.
+        self.refinebio_plans: dict[str, RefineBioPlan] = {}
+        #: The experiments the last build could not fetch (their service unreachable).
+        self.not_fetched: list[RemoteExperiment] = []
+        self._describer: threading.Thread | None = None
+        self._describe_again = False
+        self._make_source_choice()
+        self._make_offline_box()
+        self._make_fetch_status()
+
+    def _make_source_choice(self) -> None:
+        """The "Source" buttons over this computer's browser and picker or a remote panel."""
         self.source = w.ToggleButtons(
             options=SOURCES,
             value="local",
@@ -90,6 +102,9 @@ class RemoteSources:
         self.remote_panels: dict[str, Any] = {}
         self.local_box = w.VBox([self.browser, self.picker])
         self.choose_box = w.VBox([self.source, self.local_box])
+
+    def _make_offline_box(self) -> None:
+        """Shown when a fetch failed: the downloaded files to open instead, and the detail."""
         self.offline_note = w.HTML()
         self.offline_button = w.Button(
             description="Open downloaded files", icon="folder-open", button_style="warning"
@@ -108,12 +123,10 @@ class RemoteSources:
             ],
             layout=w.Layout(display="none"),
         )
-        #: ``{accession: RefineBioPlan}``: what refine.bio said of the experiments to fetch.
-        self.refinebio_plans: dict[str, RefineBioPlan] = {}
-        #: The experiments the last build could not fetch (their service unreachable).
-        self.not_fetched: list[RemoteExperiment] = []
-        self._describer: threading.Thread | None = None
-        self._describe_again = False
+
+    def _make_fetch_status(self) -> None:
+        """The remote part of the My dataset tab: the fetch spinner, what refine.bio includes,
+        the offline box, the token button."""
         self.includes_note = w.HTML()
         self.includes_note.add_class("rw-refinebio-includes")
         self.fetch_spinner = Spinner("rw-fetch-spinner")

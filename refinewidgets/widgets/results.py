@@ -90,6 +90,22 @@ class ResultsView(w.VBox):
         self.filtered.add_class("rw-filtered-samples")
         self.preview = w.HTML()
         self.preview.add_class("rw-preview")
+        self._make_plots()
+        self.children = [
+            w.HTML("<b>Results</b>"),
+            self.group_box,
+            self.summary,
+            self.filtered,
+            self.preview,
+            self.plots,
+            self.status,
+        ]
+        self._render()
+
+    def _make_plots(self) -> None:
+        """The plot panels, each drawn when opened: PCA (coloured by a column), value
+        distributions (before and after normalization), cells per cell type, batch
+        correction (before and after, with its scores)."""
         self.distributions = w.HTML()
         self.distributions.add_class("rw-plot-distributions")
         self.before_button = w.Button(
@@ -133,16 +149,6 @@ class ResultsView(w.VBox):
         )
         self.plots.add_class("rw-plots")
         self.plots.observe(lambda _: self._draw_open_panel(), names="selected_index")
-        self.children = [
-            w.HTML("<b>Results</b>"),
-            self.group_box,
-            self.summary,
-            self.filtered,
-            self.preview,
-            self.plots,
-            self.status,
-        ]
-        self._render()
 
     @property
     def catalog(self):
@@ -320,6 +326,13 @@ class ResultsView(w.VBox):
 
     def _render_summary(self, adata) -> None:
         row = self.result.summary().loc[self.group]
+        info = adata.uns.get("refinewidgets", {})
+        parts = [*self._summary_parts(adata, row), *_gene_parts(info)]
+        self.summary.value = " · ".join(parts) + _summary_warnings(info)
+
+    def _summary_parts(self, adata, row) -> list[str]:
+        """The group's shape and how its values were processed (normalization, transformation,
+        batch correction)."""
         rows = "cells" if is_cell_group(adata) else "samples"
         parts = [
             f"<b>{html.escape(self._label(self.group))}</b>: {adata.n_obs:,} {rows} × "
@@ -344,43 +357,7 @@ class ResultsView(w.VBox):
                 f"batch correction: {method} by {html.escape(str(batch.get('batch_key')))}"
                 + (f", keeping {html.escape(', '.join(map(str, kept)))}" if kept else "")
             )
-        info = adata.uns.get("refinewidgets", {})
-        symbols = info.get("gene_symbols") or {}
-        if symbols.get("release"):
-            parts.append(
-                f"gene symbols: {int(symbols.get('with_symbol', 0)):,} of "
-                f"{int(symbols.get('genes', 0)):,} ids ({html.escape(str(symbols['release']))})"
-            )
-        elif symbols.get("missing"):
-            parts.append(f"gene symbols: {html.escape(str(symbols['missing']))}")
-        report = info.get("gene_report") or {}
-        if report:
-            parts.append(
-                f"genes kept by the {html.escape(str(report.get('join')))} join: "
-                f"{int(report.get('kept', 0)):,} of {int(report.get('union', 0)):,}"
-            )
-        text = " · ".join(parts)
-        if report.get("low_overlap"):
-            text += (
-                '<div class="rw-warning" style="color:var(--rw-warning,#8a5a00)">Warning: the join kept '
-                f"{int(report['kept']):,} genes, less than half of the "
-                f"{int(report['smallest_sample_genes']):,} of the smallest sample "
-                f"({html.escape(str(report['smallest_sample']))}); "
-                f"{int(report['dropped']):,} were dropped. The platforms share few gene ids: "
-                "aggregate by experiment, or keep every gene (join outer).</div>"
-            )
-        qn = info.get("quantile_normalization", {})
-        ks = qn.get("ks_warning")
-        if ks and qn.get("ks_distributions_differ", True):
-            text += f'<div class="rw-warning" style="color:var(--rw-warning,#8a5a00)">Warning: {html.escape(str(ks))}</div>'
-        elif ks:  # only refine.bio's strict statistic threshold tripped: a note, not an alarm
-            text += (
-                '<div class="rw-note" style="color:var(--rw-muted,#555);font-size:90%">Distribution check: '
-                "the normalized samples share one distribution (every KS p-value is at least "
-                "0.8); refine.bio's strict statistic threshold flags tiny differences, as it "
-                "does on most builds.</div>"
-            )
-        self.summary.value = text
+        return parts
 
     def _render_filtered(self) -> None:
         res = self.result
@@ -514,3 +491,51 @@ def _scores_table(views, batch_key: str) -> str:
         f'<tr><td></td><th scope="col">Silhouette</th>'
         f'<th scope="col">Variance explained by {key}</th></tr>{rows}</table>'
     )
+
+
+def _gene_parts(info: dict) -> list[str]:
+    """The summary's parts on genes: the symbols found, the genes the join kept."""
+    parts = []
+    symbols = info.get("gene_symbols") or {}
+    if symbols.get("release"):
+        parts.append(
+            f"gene symbols: {int(symbols.get('with_symbol', 0)):,} of "
+            f"{int(symbols.get('genes', 0)):,} ids ({html.escape(str(symbols['release']))})"
+        )
+    elif symbols.get("missing"):
+        parts.append(f"gene symbols: {html.escape(str(symbols['missing']))}")
+    report = info.get("gene_report") or {}
+    if report:
+        parts.append(
+            f"genes kept by the {html.escape(str(report.get('join')))} join: "
+            f"{int(report.get('kept', 0)):,} of {int(report.get('union', 0)):,}"
+        )
+    return parts
+
+
+def _summary_warnings(info: dict) -> str:
+    """The summary's warnings (HTML): a join keeping few genes, samples whose distributions
+    differ after quantile normalization."""
+    text = ""
+    report = info.get("gene_report") or {}
+    if report.get("low_overlap"):
+        text += (
+            '<div class="rw-warning" style="color:var(--rw-warning,#8a5a00)">Warning: the join kept '
+            f"{int(report['kept']):,} genes, less than half of the "
+            f"{int(report['smallest_sample_genes']):,} of the smallest sample "
+            f"({html.escape(str(report['smallest_sample']))}); "
+            f"{int(report['dropped']):,} were dropped. The platforms share few gene ids: "
+            "aggregate by experiment, or keep every gene (join outer).</div>"
+        )
+    qn = info.get("quantile_normalization", {})
+    ks = qn.get("ks_warning")
+    if ks and qn.get("ks_distributions_differ", True):
+        text += f'<div class="rw-warning" style="color:var(--rw-warning,#8a5a00)">Warning: {html.escape(str(ks))}</div>'
+    elif ks:  # only refine.bio's strict statistic threshold tripped: a note, not an alarm
+        text += (
+            '<div class="rw-note" style="color:var(--rw-muted,#555);font-size:90%">Distribution check: '
+            "the normalized samples share one distribution (every KS p-value is at least "
+            "0.8); refine.bio's strict statistic threshold flags tiny differences, as it "
+            "does on most builds.</div>"
+        )
+    return text
