@@ -108,13 +108,7 @@ class Ontology:
 
     def ancestors(self, term: str) -> set[str]:
         """``term`` and every term above it."""
-        seen, todo = {term}, [term]
-        while todo:
-            for parent in self.parents.get(todo.pop(), ()):
-                if parent not in seen:
-                    seen.add(parent)
-                    todo.append(parent)
-        return seen
+        return _reachable(term, self.parents)
 
     def broader(self, values: Sequence[str]) -> dict[int, list[int]]:
         """For each of ``values`` (labels or ids), the positions of the other ``values`` that
@@ -140,13 +134,18 @@ class Ontology:
 
     def descendants(self, term: str) -> set[str]:
         """``term`` and every term below it."""
-        seen, todo = {term}, [term]
-        while todo:
-            for child in self._children.get(todo.pop(), ()):
-                if child not in seen:
-                    seen.add(child)
-                    todo.append(child)
-        return seen
+        return _reachable(term, self._children)
+
+
+def _reachable(term: str, edges: Mapping[str, Sequence[str]]) -> set[str]:
+    """``term`` and every term reached from it through ``edges`` (parents, or children)."""
+    seen, todo = {term}, [term]
+    while todo:
+        for other in edges.get(todo.pop(), ()):
+            if other not in seen:
+                seen.add(other)
+                todo.append(other)
+    return seen
 
 
 class TermMatcher:
