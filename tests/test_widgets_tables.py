@@ -18,6 +18,7 @@ from refinewidgets.core.browse import BEST_MATCH, MATCHING, TableIndex
 from refinewidgets.testing import synthetic_listing
 from refinewidgets.widgets import ExperimentBrowser, SamplePicker
 from refinewidgets.widgets._faceted import FACET_SEARCH_MIN
+from refinewidgets.widgets._table import KEPT_PAGES as _KEPT_PAGES
 from refinewidgets.widgets._table import PagedTable
 
 
@@ -128,6 +129,38 @@ def test_tick_boxes_line_up_with_rows_and_carry_the_in_dataset_marker(demo_cat):
     rows = browser.table.rows_box.children
     assert "rw-experiments-in-dataset" in rows[2]._dom_classes
     assert "rw-experiments-in-dataset" not in rows[1]._dom_classes
+
+
+def test_a_click_the_browser_sends_for_a_row_already_replaced_ticks_that_row(demo_cat):
+    """The race seen in the app: the user clicks a row while the kernel already shows the next
+    search's page. The click comes from the box the browser still showed, so it must tick that
+    row's key, not the key now shown in the same place (each box keeps one key for life)."""
+    browser = ExperimentBrowser(demo_cat)
+    before = list(browser.table.row_keys)
+    seen = browser.table._checkboxes[0]  # the box the browser still shows for before[0]
+    browser.search.value = "lung"  # the kernel lists the search's page
+    after = list(browser.table.row_keys)
+    assert after[0] != before[0]  # another row now sits first
+    seen.value = True  # the click arrives
+    assert browser.chosen == [before[0]]
+    assert not browser.table._checkboxes[0].value  # the row now first is not ticked
+    browser.search.value = ""  # back to the first page: its box shows the tick
+    assert browser.table._checkboxes[before.index(before[0])].value
+    browser.chosen = []
+    assert not seen.value  # unticking reaches boxes kept off the page too
+
+
+def test_paging_keeps_a_bounded_number_of_tick_boxes(listing):
+    browser = ExperimentBrowser(rw.Catalog.from_tables(*listing))
+    table = browser.table
+    table.page_size_box.value = 10
+    first = table._checkboxes[0]
+    for page in range(12):
+        table.page = page
+    assert table.page == 11 and len(table.row_keys) == 10
+    assert len(table._rows) <= _KEPT_PAGES * 10
+    assert first.comm is None  # closed: rows shown long ago do not stay in the page
+    assert [box.description for box in table._checkboxes] == table.row_keys
 
 
 def test_every_select_and_text_box_has_an_accessible_name(demo_cat):

@@ -4,8 +4,9 @@ The table never sees the whole data: its owner queries a
 :class:`~refinewidgets.core.browse.TableIndex` and hands it one
 :class:`~refinewidgets.core.browse.Page` at a time (:meth:`PagedTable.show`). The page's cells
 are one HTML table with header semantics (``<th scope="col">``, ``aria-sort``, a caption) that
-scrolls sideways instead of clipping; beside it, a fixed pool of tick-box rows (reused from
-page to page), each labelled with its row's key (its accession) and aligned with its row.
+scrolls sideways instead of clipping; beside it, one tick-box row per key (made when its row is first
+shown, kept while recently shown), labelled with its key (its accession) and aligned with its
+row. A box never changes key, so a click always ticks the row the user saw.
 
 CSS classes (``<prefix>`` is given by the owner, e.g. ``rw-experiments``): ``<prefix>-table``,
 ``<prefix>-header`` and ``<prefix>-grid`` (the HTML table's widget), ``<prefix>-body``,
@@ -18,6 +19,7 @@ from __future__ import annotations
 import html
 import math
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -163,6 +165,9 @@ IN_DATASET = (
 )
 #: The height of a row of a :class:`PagedTable`, in px (its tick boxes and table rows align).
 ROW_HEIGHT = 30
+#: Tick-box rows are kept for about this many pages of rows (the page shown and those shown
+#: last), then closed.
+KEPT_PAGES = 3
 #: A box that scrolls sideways instead of clipping what is too wide for it.
 SCROLL_STYLE = "overflow-x:auto;overflow-y:hidden;max-width:100%"
 #: Lets an HTML widget holding such a box shrink to its container (a flex item otherwise grows to
@@ -318,8 +323,10 @@ class PagedTable(w.VBox):
             (self.page_size_box, "page-size"),
         ]:
             widget.add_class(f"{prefix}-{name}")
+        #: The rows made so far, by key, least recently shown first (see :meth:`_row_for`).
+        self._rows: OrderedDict[str, tuple[w.Checkbox, w.HTML, w.HBox]] = OrderedDict()
+        #: The tick boxes, "in dataset" markers and rows of the page shown, in its order.
         self._checkboxes: list[w.Checkbox] = []
-        #: Per row of the tick column, its "in dataset" marker.
         self._cells: list[w.HTML] = []
         self._row_widgets: list[w.HBox] = []
         self.sort.observe(self._on_sort_widget, names="value")
@@ -457,32 +464,47 @@ class PagedTable(w.VBox):
         )
 
     # -- rows -----------------------------------------------------------------------------------
-    def _ensure_rows(self, n: int) -> None:
+    def _row_for(self, key: str) -> tuple[w.Checkbox, w.HTML, w.HBox]:
+        """The tick box, marker and row of ``key``, made once and kept while recently shown.
+
+        A box belongs to one key for its whole life: a click that the browser sends for a row
+        it still shows, while the kernel already lists another page (a search typed a moment
+        before), ticks the row the user saw, never whatever row now takes its place."""
+        if key in self._rows:
+            self._rows.move_to_end(key)
+            return self._rows[key]
         key_width = self.columns[0][2]
-        while len(self._row_widgets) < n:
-            box = w.Checkbox(
-                value=False,
-                indent=False,
-                layout=w.Layout(width=f"{key_width + 24}px", margin="0 0 0 4px"),
-            )
-            box.add_class(f"{self.prefix}-checkbox")
-            box.observe(self._on_tick, names="value")
-            marker = w.HTML(layout=w.Layout(margin="0 4px"))
-            row = w.HBox(
-                [box, marker],
-                layout=w.Layout(
-                    height=f"{ROW_HEIGHT}px",
-                    margin="0",
-                    align_items="center",
-                    border_bottom=f"1px solid {BORDER}",
-                    overflow="hidden",
-                ),
-            )
-            row.add_class(f"{self.prefix}-row")
-            self._checkboxes.append(box)
-            self._cells.append(marker)
-            self._row_widgets.append(row)
-        self.rows_box.children = self._row_widgets[:n]
+        box = w.Checkbox(
+            value=key in set(self.selected),
+            description=key,
+            indent=False,
+            layout=w.Layout(width=f"{key_width + 24}px", margin="0 0 0 4px"),
+        )
+        box.add_class(f"{self.prefix}-checkbox")
+        box.observe(self._on_tick, names="value")
+        marker = w.HTML(layout=w.Layout(margin="0 4px"))
+        row = w.HBox(
+            [box, marker],
+            layout=w.Layout(
+                height=f"{ROW_HEIGHT}px",
+                margin="0",
+                align_items="center",
+                border_bottom=f"1px solid {BORDER}",
+                overflow="hidden",
+            ),
+        )
+        row.add_class(f"{self.prefix}-row")
+        self._rows[key] = (box, marker, row)
+        return self._rows[key]
+
+    def _forget_rows(self, shown: Sequence[str]) -> None:
+        """Close the rows least recently shown beyond :data:`KEPT_PAGES` pages' worth (never a
+        row of the page shown), so paging through a long listing does not grow the page."""
+        keep = set(shown)
+        limit = KEPT_PAGES * max(self.page_size, len(shown))
+        for key in [k for k in self._rows if k not in keep][: max(0, len(self._rows) - limit)]:
+            for widget in self._rows.pop(key):
+                widget.close()
 
     @observe("marked")
     def _marked_changed(self, change) -> None:
@@ -495,18 +517,24 @@ class PagedTable(w.VBox):
         keys = [str(k) for k in page.rows.index]
         marked = set(self.marked)
         chosen = set(self.selected)
-        if self.selectable:
-            self._ensure_rows(len(keys))
         with self._rendering:
-            for i, key in enumerate(keys if self.selectable else ()):
-                box, row = self._checkboxes[i], self._row_widgets[i]
-                box.description = key
+            if self.selectable:
+                rows = [self._row_for(key) for key in keys]
+                self._checkboxes = [box for box, _, _ in rows]
+                self._cells = [marker for _, marker, _ in rows]
+                self._row_widgets = [row for _, _, row in rows]
+                if tuple(self.rows_box.children) != tuple(self._row_widgets):
+                    self.rows_box.children = self._row_widgets
+                self._forget_rows(keys)
+            for key, box, cell, row in zip(
+                keys if self.selectable else (), self._checkboxes, self._cells, self._row_widgets
+            ):
                 box.value = key in chosen
                 if key in marked:
-                    self._cells[i].value = IN_DATASET
+                    cell.value = IN_DATASET
                     row.add_class(f"{self.prefix}-in-dataset")
                 else:
-                    self._cells[i].value = ""
+                    cell.value = ""
                     row.remove_class(f"{self.prefix}-in-dataset")
             self.grid.value = self._table_html(page.rows)
             self.row_keys = keys
@@ -533,7 +561,7 @@ class PagedTable(w.VBox):
     def _selected_changed(self, change) -> None:
         chosen = set(self.selected)
         with self._rendering:
-            for key, box in zip(self.row_keys, self._checkboxes):
+            for key, (box, _, _) in self._rows.items():
                 box.value = key in chosen
 
     def tick(self, key: str, value: bool = True) -> None:
