@@ -13,7 +13,10 @@ comes at once. ``--stay`` keeps every page open instead (visitors who do not lea
 ``--max-pages`` bound then applies). ``--gap`` seconds pass between visitors (0: at once).
 
 Printed: each load's seconds, min / median / max, the load average (the machine is shared), and
-whether the goal of issue 24 holds (every load under 3 s).
+whether the goal of issue 24 holds (every load under 3 s). Beside them, the page's own phases
+(Navigation Timing): its first byte (the server found a kernel), its HTML whole (the notebook's
+output streamed), DOM ready and the load event (scripts run); what remains up to the search box is
+the widgets' state coming over the kernel's socket and their views drawn.
 
 Usage
 -----
@@ -69,21 +72,32 @@ def start_app(folder: Path, extra: list[str]) -> tuple[subprocess.Popen, str, Pa
     raise SystemExit(f"the app did not print its URL:\n{log.read_text()}")
 
 
-def visit(browser, url: str, stay: bool, opened: list) -> float:
-    """One visitor: seconds until the search box shows; the page closes unless ``stay``."""
+#: The page's own account of its load (Navigation Timing), in ms from the start of navigation.
+PHASES_JS = """() => {
+  const n = performance.getEntriesByType("navigation")[0];
+  return {first_byte: n.responseStart, html_done: n.responseEnd,
+          dom_ready: n.domContentLoadedEventEnd, loaded: n.loadEventEnd};
+}"""
+PHASES = ("first_byte", "html_done", "dom_ready", "loaded")
+
+
+def visit(browser, url: str, stay: bool, opened: list) -> tuple[float, dict[str, float]]:
+    """One visitor: seconds until the search box shows, and the page's phases (seconds: first
+    byte of the page, its HTML whole, DOM ready, load event); the page closes unless ``stay``."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(180_000)
     start = time.perf_counter()
-    page.goto(url)
+    page.goto(url, wait_until="commit")
     page.locator(".rw-search input").wait_for()
     seconds = time.perf_counter() - start
+    phases = {k: v / 1000 for k, v in page.evaluate(PHASES_JS).items()}
     if stay:
         opened.append(context)
     else:
         page.close(run_before_unload=True)
         context.close()
-    return seconds
+    return seconds, phases
 
 
 def main() -> None:
@@ -124,12 +138,15 @@ def main() -> None:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
                 opened: list = []
-                loads = []
+                loads, phases = [], []
                 for i in range(args.loads):
                     if i and args.gap:
                         time.sleep(args.gap)
-                    loads.append(visit(browser, url, args.stay, opened))
-                    print(f"load {i + 1}: {loads[-1]:.2f} s", flush=True)
+                    seconds, phase = visit(browser, url, args.stay, opened)
+                    loads.append(seconds)
+                    phases.append(phase)
+                    steps = ", ".join(f"{k} {v:.2f}" for k, v in phase.items())
+                    print(f"load {i + 1}: {seconds:.2f} s ({steps})", flush=True)
                 for context in opened:
                     context.close()
                 browser.close()
@@ -144,6 +161,12 @@ def main() -> None:
         f"| seconds to the first control | {min(loads):.2f} | {statistics.median(loads):.2f} "
         f"| {max(loads):.2f} |"
     )
+    for name in PHASES:
+        values = [p[name] for p in phases]
+        print(
+            f"| page's {name.replace('_', ' ')} (s) | {min(values):.2f} | "
+            f"{statistics.median(values):.2f} | {max(values):.2f} |"
+        )
     warm = [float(s) for s in WARMED.findall(log_text)]
     if warm:
         print(

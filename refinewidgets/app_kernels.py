@@ -28,6 +28,7 @@ from voila.request_info_handler import RequestInfoSocketHandler
 __all__ = [
     "WARM_UP_SECONDS",
     "PacedKernelManager",
+    "ReadySignal",
     "available_cores",
     "drop_failed_ready_kernels",
     "page_room",
@@ -190,6 +191,21 @@ class PacedKernelManager(AsyncMappingKernelManager):
         self._turn = asyncio.Semaphore(self.warm_up_at_once or available_cores())
         self.pool_waiting = 0
         self._closing = False
+        #: The pool's kernels warming up, and those of them whose notebook reached the page's
+        #: request (see :meth:`note_ready`).
+        self._warming: set[str] = set()
+        self._ready: set[str] = set()
+
+    def note_ready(self, kernel_id: str) -> None:
+        """Called when ``kernel_id``'s notebook opens Voila's request socket: it is ready.
+
+        Looking at the socket's open connections alone misses a kernel that a page took within
+        moments of its connecting (the connection is closed as soon as the request is sent):
+        that kernel then seemed to warm up for ``warm_up_seconds``, holding back the pool's next
+        start, and a page waiting for that start waited as long (a page that never showed, seen
+        once in a loop of browser tests)."""
+        if kernel_id in self._warming:
+            self._ready.add(kernel_id)
 
     async def start_kernel(self, *args, **kwargs):
         env = kwargs.get("env") or {}
@@ -208,25 +224,56 @@ class PacedKernelManager(AsyncMappingKernelManager):
         except BaseException:
             self._turn.release()
             raise
+        self._warming.add(kernel_id)
         asyncio.get_running_loop().create_task(self._release_when_ready(kernel_id))
         return kernel_id
 
     def warming_up(self, kernel_id: str) -> bool:
         """Whether ``kernel_id`` still runs the notebook towards the page's request."""
         waiting = RequestInfoSocketHandler._waiters  # kernels whose notebook waits for a page
-        taken = RequestInfoSocketHandler._cache  # kernels a page has asked for
-        return kernel_id in self and kernel_id not in waiting and kernel_id not in taken
+        taken = RequestInfoSocketHandler._cache  # kernels a page asked for before they were ready
+        return (
+            kernel_id in self
+            and kernel_id not in self._ready
+            and kernel_id not in waiting
+            and kernel_id not in taken
+        )
 
     async def _release_when_ready(self, kernel_id: str) -> None:
         loop = asyncio.get_running_loop()
         start = loop.time()
+        warming = True
         try:
-            while self.warming_up(kernel_id) and loop.time() < start + self.warm_up_seconds:
+            while (warming := self.warming_up(kernel_id)) and loop.time() < start + (
+                self.warm_up_seconds
+            ):
                 await asyncio.sleep(0.1)
         finally:
             self._turn.release()
-        self.log.info("ready kernel %s: warmed up in %.1f s", kernel_id, loop.time() - start)
+            self._warming.discard(kernel_id)
+            self._ready.discard(kernel_id)
+        seconds = loop.time() - start
+        if warming:
+            self.log.warning(
+                "ready kernel %s: still warming up after %.1f s; the next one starts",
+                kernel_id,
+                seconds,
+            )
+        else:
+            self.log.info("ready kernel %s: warmed up in %.1f s", kernel_id, seconds)
 
     async def shutdown_all(self, *args, **kwargs):
         self._closing = True  # the pool's kernels waiting for their turn never start
         return await super().shutdown_all(*args, **kwargs)
+
+
+class ReadySignal(RequestInfoSocketHandler):
+    """Voila's request socket (``/voila/query/<kernel id>``), which a ready kernel's notebook opens
+    to wait for its page, also telling the kernel manager that the kernel is ready
+    (:meth:`PacedKernelManager.note_ready`)."""
+
+    def open(self, kernel_id: str) -> None:
+        note_ready = getattr(self.settings.get("kernel_manager"), "note_ready", None)
+        if note_ready is not None:
+            note_ready(kernel_id)
+        super().open(kernel_id)

@@ -49,11 +49,13 @@ from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import url_path_join
 from traitlets import Bool, Float, Integer
 from voila.app import Voila
+from voila.request_info_handler import RequestInfoSocketHandler
 from voila.tornado.handler import TornadoVoilaHandler
 
 from .app_kernels import (  # the kernel pool and the pacing, importable from here too
     WARM_UP_SECONDS,  # noqa: F401
     PacedKernelManager,
+    ReadySignal,
     _page_kernels,
     available_cores,  # noqa: F401
     drop_failed_ready_kernels,
@@ -409,8 +411,9 @@ class RefineWidgetsVoila(Voila):
             _Download,
             {"folder": os.environ.get(DOWNLOADS_ENV)},
         )
+        ours = {TornadoVoilaHandler: _VoilaPage, RequestInfoSocketHandler: ReadySignal}
         handlers = [
-            (rule[0], _VoilaPage, *rule[2:]) if rule[1] is TornadoVoilaHandler else rule
+            (rule[0], ours[rule[1]], *rule[2:]) if rule[1] in ours else rule
             for rule in super().init_handlers()
         ]
         return [ready, download, *handlers]

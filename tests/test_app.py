@@ -276,6 +276,45 @@ def test_a_ready_kernel_whose_notebook_run_failed_is_dropped_and_shut_down(caplo
     ]
 
 
+def test_a_ready_kernel_taken_at_once_no_longer_holds_back_the_next(caplog):
+    """A pool kernel whose notebook opened the request socket and was taken by a page within
+    moments (the socket closed before the pacing looked) counts as ready: the next kernel starts
+    at once. It used to be taken for one still warming up, holding the next start (and a page
+    waiting for it) for ``warm_up_seconds``."""
+    import asyncio
+    import logging
+
+    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+
+    from refinewidgets.app_kernels import PacedKernelManager
+
+    class _Started(AsyncMappingKernelManager):  # jupyter's start, without a process
+        async def start_kernel(self, *args, **kwargs):
+            kernel_id = f"k{len(self._kernels) + 1}"
+            self._kernels[kernel_id] = object()
+            return kernel_id
+
+    class _Paced(PacedKernelManager, _Started):
+        pass
+
+    async def scenario():
+        km = _Paced(warm_up_at_once=1, warm_up_seconds=30)
+        km.log = logging.getLogger("test-paced")
+        preheat = {"env": {"VOILA_PREHEAT": "True"}}
+        first = await km.start_kernel(**preheat)
+        second = asyncio.ensure_future(km.start_kernel(**preheat))
+        await asyncio.sleep(0.3)
+        held = not second.done()  # one at a time: the second waits for the first
+        km.note_ready(first)  # its socket opened and closed between two looks
+        await asyncio.wait_for(asyncio.shield(second), 5)
+        return held, first, second.result()
+
+    with caplog.at_level(logging.INFO, logger="test-paced"):
+        held, first, second = run_in_thread(scenario)
+    assert held and (first, second) == ("k1", "k2")
+    assert re.fullmatch(r"ready kernel k1: warmed up in 0\.\d s", caplog.messages[0])
+
+
 def test_page_query_outside_voila_is_empty_and_inside_is_the_request():
     from refinewidgets.app import page_query
 

@@ -83,3 +83,29 @@ def page(browser, tmp_path):
     page.set_default_timeout(120_000)
     yield page
     context.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed browser test shows the end of each app server's log it used, and the page's
+    screenshot in ``test-artifacts/``: a page that never showed its widgets (seen once in a
+    loop of runs) is then explained by the server's own account, in CI as here."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    from .server import RunningApp
+
+    for name, value in item.funcargs.items():
+        if isinstance(value, RunningApp) and value.log.exists():
+            tail = value.log.read_text(errors="replace").splitlines()[-120:]
+            report.sections.append((f"{name}: the app's log (last lines)", "\n".join(tail)))
+    page = item.funcargs.get("page")
+    if page is not None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / f"failed-{item.name[:80]}.png"
+        try:
+            page.screenshot(path=str(shot), full_page=True, timeout=10_000)
+            report.sections.append(("failure screenshot", str(shot)))
+        except Exception as error:  # the page may be gone; the log above still says why
+            report.sections.append(("failure screenshot", f"not taken: {error}"))
