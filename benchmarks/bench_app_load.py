@@ -78,7 +78,14 @@ PHASES_JS = """() => {
   return {first_byte: n.responseStart, html_done: n.responseEnd,
           dom_ready: n.domContentLoadedEventEnd, loaded: n.loadEventEnd};
 }"""
-PHASES = ("first_byte", "html_done", "dom_ready", "loaded")
+#: The page's renderer busy (seconds of its main thread, Chromium's own counters).
+BROWSER_CPU = {
+    "scripts": "ScriptDuration",
+    "layout": "LayoutDuration",
+    "style": "RecalcStyleDuration",
+    "tasks": "TaskDuration",
+}
+PHASES = ("first_byte", "html_done", "dom_ready", "loaded", *BROWSER_CPU)
 
 
 def visit(browser, url: str, stay: bool, opened: list) -> tuple[float, dict[str, float]]:
@@ -87,11 +94,15 @@ def visit(browser, url: str, stay: bool, opened: list) -> tuple[float, dict[str,
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(180_000)
+    cdp = context.new_cdp_session(page)
+    cdp.send("Performance.enable")
     start = time.perf_counter()
     page.goto(url, wait_until="commit")
     page.locator(".rw-search input").wait_for()
     seconds = time.perf_counter() - start
     phases = {k: v / 1000 for k, v in page.evaluate(PHASES_JS).items()}
+    metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    phases.update({name: metrics.get(key, 0.0) for name, key in BROWSER_CPU.items()})
     if stay:
         opened.append(context)
     else:
@@ -113,6 +124,7 @@ def main() -> None:
     parser.add_argument("--stay", action="store_true", help="visitors keep their page open")
     parser.add_argument("--pool-size", type=int, help="the app's --pool-size (its default)")
     parser.add_argument("--max-pages", type=int, help="the app's --max-pages (its default)")
+    parser.add_argument("--log", type=Path, help="keep a copy of the app's log here")
     args = parser.parse_args()
     extra = []
     if args.pool_size is not None:
@@ -154,6 +166,8 @@ def main() -> None:
             proc.terminate()
             proc.wait(timeout=30)
             log_text = log.read_text()
+            if args.log is not None:
+                args.log.write_text(log_text)
     options = " ".join(extra) or "defaults"
     print(
         f"\n| app ({options}), {args.loads} loads{' kept open' if args.stay else ''}, gap "

@@ -73,6 +73,7 @@ __all__ = [
     "allowed_hosts",
     "drop_failed_ready_kernels",
     "follow_color_scheme",
+    "without_remote_stylesheets",
     "hide_secrets_in_logs",
     "log_request",
     "page_room",
@@ -166,10 +167,14 @@ class _VoilaPage(TornadoVoilaHandler):
         )
         await super().get(path)
 
+    _head_done = False
+
     def write(self, chunk):
-        if self._follows_browser and isinstance(chunk, str) and "</head>" in chunk:
-            chunk = follow_color_scheme(chunk)
-            self._follows_browser = False  # the page's head comes once
+        if not self._head_done and isinstance(chunk, str) and "</head>" in chunk:
+            chunk = without_remote_stylesheets(chunk)
+            if self._follows_browser:
+                chunk = follow_color_scheme(chunk)
+            self._head_done = True  # the page's head comes once
         return super().write(chunk)
 
     async def _room_for_a_page(self) -> bool:
@@ -229,6 +234,31 @@ _FOLLOW_SCRIPT = """<script>(function () {
   follow();
   dark.addEventListener("change", follow);
 })();</script>"""
+
+
+_REMOTE_STYLESHEET = re.compile(
+    r'[ \t]*<link\b(?=[^>]*\brel="stylesheet")[^>]*\bhref="(?:https?:)?//[^"]*"[^>]*>[ \t]*\n?'
+)
+
+
+def without_remote_stylesheets(page: str) -> str:
+    """The page without the style sheets it would fetch from another site.
+
+    Voila's page template links Font Awesome's style sheets on a public CDN. The widgets' icons
+    come from the font bundled with Voila's own scripts, so those links only made every
+    visitor's browser ask a third party (which learns who uses the app) and wait for it: on a
+    machine without internet (an institute's cluster, this project's CI) the page's scripts
+    waited for the link to fail. The app's pages load nothing from outside the app's server.
+
+    Examples
+    --------
+    >>> head = ('<head>\\n  <link rel="stylesheet" href="https://cdn.example/fa.css" type="text/css" />'
+    ...         '\\n  <link rel="stylesheet" href="/voila/static/index.css"></head>')
+    >>> print(without_remote_stylesheets(head))
+    <head>
+      <link rel="stylesheet" href="/voila/static/index.css"></head>
+    """
+    return _REMOTE_STYLESHEET.sub("", page)
 
 
 def follow_color_scheme(page: str) -> str:

@@ -338,6 +338,30 @@ def test_a_theme_asked_for_wins_over_the_browsers_preference(browser, voila_url)
         context.close()
 
 
+@pytest.mark.parametrize("query", ["", "theme=light"])
+def test_the_page_asks_nothing_of_other_sites_and_its_icons_show(browser, voila_url, query):
+    """Voila's template links Font Awesome on a public CDN: the app strips it (a third party
+    saw every visitor; offline, the page waited for it to fail). The icons still show: they come
+    with Voila's own scripts."""
+    context = browser.new_context(viewport=VIEWPORTS["1280"])
+    try:
+        page = context.new_page()
+        page.set_default_timeout(120_000)
+        asked: list[str] = []
+        page.on("request", lambda request: asked.append(request.url))
+        open_app(page, link(voila_url, query) if query else voila_url)
+        root = voila_url.split("?")[0]
+        outside = [url for url in asked if not url.removeprefix("blob:").startswith(root)]
+        assert asked and not outside, outside  # blob: the address writer's module, made here
+        icon = page.locator(".rw-add-experiments i").first
+        expect(icon).to_be_visible()
+        font = icon.evaluate("i => getComputedStyle(i, '::before').fontFamily")
+        assert "Font Awesome" in font or "FontAwesome" in font, font
+        assert icon.evaluate("i => i.getBoundingClientRect().width") > 4  # a glyph is drawn
+    finally:
+        context.close()
+
+
 # -- screenshots and timings for docs/ --------------------------------------------------------
 def _timed(action, wait) -> float:
     start = time.perf_counter()
