@@ -55,6 +55,9 @@ __all__ = [
 SOURCES_ENV = "REFINEWIDGETS_SOURCES"
 BASE_ENV = "REFINEWIDGETS_BASE"
 OUTPUT_ENV = "REFINEWIDGETS_OUTPUT_DIR"
+#: How long Voila waits for a cell's output after its reply before dropping it (its default, 4 s,
+#: lost the widgets of pages on a loaded machine).
+IOPUB_TIMEOUT_SECONDS = 120
 #: Kernels idle, with no page connected, for this long are shut down (``--cull-idle-seconds``).
 #: A page connects within seconds of loading and stays connected while open, so this only ends
 #: the kernels of pages gone without saying so (a crashed tab, a page fetched by a script).
@@ -315,6 +318,12 @@ def voila_command(
         # kernel could lose to another program starting at the same moment, none other users
         # of the machine can reach
         "--KernelManager.transport=ipc",
+        # the page's widgets are the notebook cell's output, sent after the cell's reply: a page
+        # whose sources open after its request (``?source=``) makes its ~500 widgets then, and on
+        # a loaded machine they came later than Voila's 4 s wait, which then drops the output:
+        # a page without its widgets (seen in a loop of browser tests, the log saying "Timeout
+        # waiting for IOPub output")
+        f"--VoilaExecutor.iopub_timeout={IOPUB_TIMEOUT_SECONDS}",
         f"--RefineWidgetsVoila.max_pages={max_pages}",
     ]
 

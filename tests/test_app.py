@@ -166,6 +166,7 @@ def test_voila_keeps_ready_kernels_and_takes_a_theme():
     assert "--preheat_kernel=True" in cmd and "--pool_size=4" in cmd
     # by default the page follows the browser's preference (rendered light)
     assert "--theme=light" in cmd and "--RefineWidgetsVoila.follow_color_scheme=True" in cmd
+    assert "--VoilaExecutor.iopub_timeout=120" in cmd  # the page's widgets are never dropped
     for theme in ("light", "dark"):  # an explicit theme is forced
         cmd = voila_command(9999, theme=theme)
         assert f"--theme={theme}" in cmd and not [c for c in cmd if "follow_color" in c]

@@ -161,6 +161,10 @@ def test_paging_keeps_a_bounded_number_of_tick_boxes(listing):
     assert len(table._rows) <= _KEPT_PAGES * 10
     assert first.comm is None  # closed: rows shown long ago do not stay in the page
     assert [box.description for box in table._checkboxes] == table.row_keys
+    # the rows share their layouts and styles: three widgets per row for the page to load
+    parts = {(id(b.layout), id(b.style)) for b in table._checkboxes}
+    parts |= {(id(r.layout), 0) for r in table._row_widgets}
+    assert len(parts) == 2
 
 
 def test_every_select_and_text_box_has_an_accessible_name(demo_cat):

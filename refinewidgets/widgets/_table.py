@@ -25,6 +25,8 @@ from typing import Any
 
 import ipywidgets as w
 import numpy as np
+from ipywidgets.widgets.widget_bool import CheckboxStyle
+from ipywidgets.widgets.widget_string import HTMLStyle
 from traitlets import Bool, Int, List, Unicode, observe
 
 from ..core.browse import BEST_MATCH, Page
@@ -323,12 +325,6 @@ class PagedTable(w.VBox):
             (self.page_size_box, "page-size"),
         ]:
             widget.add_class(f"{prefix}-{name}")
-        #: The rows made so far, by key, least recently shown first (see :meth:`_row_for`).
-        self._rows: OrderedDict[str, tuple[w.Checkbox, w.HTML, w.HBox]] = OrderedDict()
-        #: The tick boxes, "in dataset" markers and rows of the page shown, in its order.
-        self._checkboxes: list[w.Checkbox] = []
-        self._cells: list[w.HTML] = []
-        self._row_widgets: list[w.HBox] = []
         self.sort.observe(self._on_sort_widget, names="value")
         self.direction.on_click(self._on_direction)
         self.prev.on_click(lambda _: self._turn(-1))
@@ -364,6 +360,14 @@ class PagedTable(w.VBox):
 
     def _make_rows(self, selectable: bool) -> None:
         """The rows: tick boxes (left, when ``selectable``) beside the table of cells."""
+        #: The layouts and styles every tick-box row shares (fewer widgets for the page to load).
+        self._row_parts: dict[str, dict[str, w.Widget]] | None = None
+        #: The rows made so far, by key, least recently shown first (see :meth:`_row_for`).
+        self._rows: OrderedDict[str, tuple[w.Checkbox, w.HTML, w.HBox]] = OrderedDict()
+        #: The tick boxes, "in dataset" markers and rows of the page shown, in its order.
+        self._checkboxes: list[w.Checkbox] = []
+        self._cells: list[w.HTML] = []
+        self._row_widgets: list[w.HBox] = []
         # the table of cells scrolls sideways
         self.grid = self.header = w.HTML(
             layout=w.Layout(flex="1 1 auto", min_width="0", overflow="auto hidden", margin="0")
@@ -473,26 +477,32 @@ class PagedTable(w.VBox):
         if key in self._rows:
             self._rows.move_to_end(key)
             return self._rows[key]
-        key_width = self.columns[0][2]
+        if self._row_parts is None:  # one layout and style per part, shared by every row
+            key_width = self.columns[0][2]
+            self._row_parts = {
+                "box": {
+                    "layout": w.Layout(width=f"{key_width + 24}px", margin="0 0 0 4px"),
+                    "style": CheckboxStyle(),
+                },
+                "marker": {"layout": w.Layout(margin="0 4px"), "style": HTMLStyle()},
+                "row": {
+                    "layout": w.Layout(
+                        height=f"{ROW_HEIGHT}px",
+                        margin="0",
+                        align_items="center",
+                        border_bottom=f"1px solid {BORDER}",
+                        overflow="hidden",
+                    )
+                },
+            }
+        parts = self._row_parts
         box = w.Checkbox(
-            value=key in set(self.selected),
-            description=key,
-            indent=False,
-            layout=w.Layout(width=f"{key_width + 24}px", margin="0 0 0 4px"),
+            value=key in set(self.selected), description=key, indent=False, **parts["box"]
         )
         box.add_class(f"{self.prefix}-checkbox")
         box.observe(self._on_tick, names="value")
-        marker = w.HTML(layout=w.Layout(margin="0 4px"))
-        row = w.HBox(
-            [box, marker],
-            layout=w.Layout(
-                height=f"{ROW_HEIGHT}px",
-                margin="0",
-                align_items="center",
-                border_bottom=f"1px solid {BORDER}",
-                overflow="hidden",
-            ),
-        )
+        marker = w.HTML(**parts["marker"])
+        row = w.HBox([box, marker], **parts["row"])
         row.add_class(f"{self.prefix}-row")
         self._rows[key] = (box, marker, row)
         return self._rows[key]
