@@ -113,7 +113,7 @@ def test_the_tree_of_census_example():
     [
         ("cell_type = 'B cell'", "invalid syntax (compare with ==, not =)", 11),
         ("cell_type == B_cell", "'B_cell' is taken as a column, but a value is expected", 14),
-        ("cell_type == 'B' and", "invalid syntax", None),
+        ("cell_type == 'B' and", "it ends early: a value or a comparison is missing", 21),
         ("cell_type != 'B' tissue", "invalid syntax", None),
         ("tissue == 'a\x00'", "NUL character", None),
         ("(cell_type == 'B'", "'(' was never closed", 1),
@@ -250,6 +250,18 @@ def test_the_text_is_kept_through_spec_selection_and_link(sc_catalog):
     assert dataset_from_query(query) == ds
     with pytest.raises(DatasetSpecError, match="at character 11"):
         rw.Dataset({"SC1": ["ALL"]}, cell_filter="cell_type = 'B cell'")
+
+
+@pytest.mark.parametrize(
+    "text", ["cell_type == 'B cell' and", "total_counts >=", "sex == 'male' or not"]
+)
+def test_a_text_that_ends_early_points_at_its_end(text):
+    with pytest.raises(DatasetSpecError) as info:
+        parse_query(text)
+    message = str(info.value)
+    assert "it ends early: a value or a comparison is missing" in message
+    caret = message.splitlines()[-1]
+    assert message.splitlines()[-2] == f"    {text}" and caret == " " * (4 + len(text)) + "^"
 
 
 def test_options_panel_with_a_filter_text_disables_its_lists(sc_catalog):

@@ -228,6 +228,16 @@ def _tree(node: ast.AST):
     raise _Error(f"{_kind(node)} is not part of the filter language", node)
 
 
+def _ends_early(text: str) -> bool:
+    """Whether ``text`` is the start of an expression that only lacks its last operand
+    (``"cell_type == 'B cell' and"``, ``"total_counts >="``)."""
+    try:
+        ast.parse(f"{text} _", mode="eval")
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        return False
+    return True
+
+
 def parse_query(text: str, *, what: str = "cell filter", unit: str = "cell") -> Query:
     """Read a filter text into a :class:`Query`, never evaluating it.
 
@@ -256,9 +266,12 @@ def parse_query(text: str, *, what: str = "cell filter", unit: str = "cell") -> 
             body = ast.parse(flat, mode="eval").body
         except SyntaxError as exc:
             problem = (exc.msg or "invalid syntax").replace("invalid syntax. ", "")
+            chars = None if exc.offset is None else exc.offset - 1
             if _LONE_EQUALS.search(flat):
                 problem += " (compare with ==, not =)"
-            raise _Error(problem, chars=None if exc.offset is None else exc.offset - 1) from None
+            elif (chars or 0) <= 0 and _ends_early(flat):  # Python points before the start
+                problem, chars = "it ends early: a value or a comparison is missing", len(flat)
+            raise _Error(problem, chars=chars) from None
         except (RecursionError, MemoryError, ValueError):
             raise _Error("too deeply nested") from None
         tree = _tree(body)
