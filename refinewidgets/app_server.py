@@ -161,19 +161,30 @@ class _VoilaPage(TornadoVoilaHandler):
             return
         self.xsrf_token  # noqa: B018 - reading it sets the cookie (before the page streams)
         # --theme auto: the page follows the browser's preference, unless it asks for a theme
-        self._follows_browser = (
-            self.settings.get("refinewidgets_follow_color_scheme", False)
-            and self.get_argument("theme", None) is None
-        )
+        auto = self.settings.get("refinewidgets_follow_color_scheme", False)
+        self._follows_browser = auto and self.get_argument("theme", None) is None
         await super().get(path)
 
     _head_done = False
+    #: "dark" when a page asking for ``?theme=dark`` is served from the (light) ready pool.
+    _scheme = "auto"
+
+    def should_use_rendered_notebook(self, notebook_data, pool_size, template, theme, args):
+        """Voila's test whether a ready kernel can serve the page. Those of ``--theme auto`` are
+        rendered light and restyled per page; a page asking for the dark theme takes one too and
+        is restyled dark (Voila's own test sends it to a new kernel: many seconds)."""
+        auto = self.settings.get("refinewidgets_follow_color_scheme", False)
+        if auto and theme == "dark" and notebook_data.get("theme") == "light":
+            if super().should_use_rendered_notebook(notebook_data, pool_size, template, None, args):
+                self._follows_browser, self._scheme = True, "dark"
+                return True
+        return super().should_use_rendered_notebook(notebook_data, pool_size, template, theme, args)
 
     def write(self, chunk):
         if not self._head_done and isinstance(chunk, str) and "</head>" in chunk:
             chunk = without_remote_stylesheets(chunk)
             if self._follows_browser:
-                chunk = follow_color_scheme(chunk)
+                chunk = follow_color_scheme(chunk, scheme=self._scheme)
             self._head_done = True  # the page's head comes once
         return super().write(chunk)
 
@@ -261,7 +272,7 @@ def without_remote_stylesheets(page: str) -> str:
     return _REMOTE_STYLESHEET.sub("", page)
 
 
-def follow_color_scheme(page: str) -> str:
+def follow_color_scheme(page: str, scheme: str = "auto") -> str:
     """The head of a page rendered in Voila's light theme, made to follow the browser's
     ``prefers-color-scheme``: the dark theme's style sheet (JupyterLab's variables, from the same
     folder as the light one) applies under ``@media (prefers-color-scheme: dark)``, after the
@@ -270,6 +281,8 @@ def follow_color_scheme(page: str) -> str:
     The page is rendered once for every visitor (Voila's ready kernels are rendered before a
     visitor comes), so the choice is the browser's, in CSS and in the page, not the server's.
     A page without the light theme's style sheet, or without its body, is left as it is.
+    ``scheme="dark"`` makes the page dark whatever the browser prefers (a page asking for
+    ``?theme=dark``).
 
     Examples
     --------
@@ -283,22 +296,20 @@ def follow_color_scheme(page: str) -> str:
     True
     >>> follow_color_scheme("<head></head><body>") == "<head></head><body>"
     True
+    >>> dark = follow_color_scheme(head, scheme="dark")
+    >>> 'href="/voila/templates/lab/static/theme-dark.css">' in dark, 'matchMedia("all")' in dark
+    (True, True)
     """
     light = _LIGHT_THEME_LINK.search(page)
     body = _BODY_TAG.search(page, light.end()) if light is not None else None
     if light is None or body is None:
         return page
-    dark = (
-        f'<link rel="stylesheet" type="text/css" href="{light["base"]}theme-dark.css" '
-        'media="(prefers-color-scheme: dark)">'
-    )
-    return (
-        page[: light.end()]
-        + dark
-        + page[light.end() : body.end()]
-        + _FOLLOW_SCRIPT
-        + page[body.end() :]
-    )
+    media = "" if scheme == "dark" else ' media="(prefers-color-scheme: dark)"'
+    dark = f'<link rel="stylesheet" type="text/css" href="{light["base"]}theme-dark.css"{media}>'
+    script = _FOLLOW_SCRIPT  # with "all" for the query, the page is dark for every browser
+    if scheme == "dark":
+        script = script.replace("(prefers-color-scheme: dark)", "all")
+    return page[: light.end()] + dark + page[light.end() : body.end()] + script + page[body.end() :]
 
 
 class _Download(JupyterHandler):

@@ -452,6 +452,20 @@ def test_the_app_needs_its_token_and_its_own_host_and_origin(served):
 
 @linux_only
 @pytest.mark.slow
+def test_a_page_asking_for_the_dark_theme_takes_a_ready_kernel(served):
+    """``?theme=dark`` used to bypass the (light) ready pool: a new kernel, many seconds."""
+    taken = "Using pre-heated kernel"
+    before = served.log.read_text().count(taken)
+    status, _, body = _request(served.port, f"/?token={served.token}&theme=dark")
+    assert status == 200 and '"kernelId"' in body
+    assert served.log.read_text().count(taken) == before + 1
+    # restyled dark whatever the browser prefers
+    assert re.search(r'<link [^>]*href="[^"]*/theme-dark\.css">', body)
+    assert 'window.matchMedia("all")' in body and "cdn.jsdelivr" not in body
+
+
+@linux_only
+@pytest.mark.slow
 def test_a_kernel_whose_page_vanished_is_culled(served):
     status, _, body = _request(served.port, f"/?token={served.token}")
     assert status == 200 and '"kernelId"' in body
