@@ -29,6 +29,7 @@ with the package importable (installed, or ``PYTHONPATH=.``); needs ``playwright
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import statistics
@@ -125,6 +126,12 @@ def main() -> None:
     parser.add_argument("--pool-size", type=int, help="the app's --pool-size (its default)")
     parser.add_argument("--max-pages", type=int, help="the app's --max-pages (its default)")
     parser.add_argument("--log", type=Path, help="keep a copy of the app's log here")
+    parser.add_argument(
+        "--warm-up-at-once",
+        type=int,
+        help="ready kernels warming up together (the app's PacedKernelManager.warm_up_at_once, "
+        "given in a voila.json in the app's folder; default: the app's)",
+    )
     args = parser.parse_args()
     extra = []
     if args.pool_size is not None:
@@ -134,6 +141,9 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory(prefix="bench-app-") as tmp:
+        if args.warm_up_at_once is not None:
+            config = {"PacedKernelManager": {"warm_up_at_once": args.warm_up_at_once}}
+            (Path(tmp) / "voila.json").write_text(json.dumps(config))
         proc, url, log = start_app(Path(tmp), extra)
         try:
             if args.settle is None:
