@@ -69,8 +69,8 @@ MAX_PAGES_ENV = "REFINEWIDGETS_APP_MAX_PAGES"
 #: The app's themes: "auto" follows the browser's preference (``prefers-color-scheme``).
 THEMES = ("auto", "light", "dark")
 #: Kernels kept ready for the next pages (each holds the demo catalog and the app's widgets,
-#: about 250 MB), never more than ``max_pages``. They warm up one per core at a time (seconds of
-#: CPU each), so that five visitors in a row each find one ready (issue 24).
+#: about 250 MB), never more than ``max_pages``. They warm up one fewer than the cores at a time
+#: (seconds of CPU each), so that five visitors in a row each find one ready (issue 24).
 POOL_SIZE = 4
 # Shared with refinewidgets.app_server (not imported from it: that module imports Voila).
 TOKEN_ENV = "REFINEWIDGETS_SERVER_TOKEN"
@@ -271,7 +271,7 @@ def voila_command(
     ``pool_size`` kernels (never more than ``max_pages``, the pages that could take them) are
     kept ready (Voila's preheated kernels: each has run the notebook up to the point where it
     needs the page's request), so a page opens without waiting for a kernel to start; they start
-    one per core at a time (:class:`refinewidgets.app_server.PacedKernelManager`); 0 starts a kernel per
+    one fewer than the cores at a time (:class:`refinewidgets.app_server.PacedKernelManager`); 0 starts a kernel per
     page. ``theme``: Voila's "light" or "dark", or "auto": each page follows the browser's
     ``prefers-color-scheme`` (rendered light, the dark theme applied in the browser when it
     prefers dark; see :func:`refinewidgets.app_server.follow_color_scheme`). A page can still
@@ -304,7 +304,8 @@ def voila_command(
                 "--preheat_kernel=True",
                 f"--pool_size={pool_size}",
                 "--VoilaKernelManager.fill_delay=0",
-                # ...and the pool's kernels warm up one per core at a time: each is ready sooner
+                # ...and the pool's kernels warm up a few at a time: each is ready sooner, and a
+                # core is left for the visitors
                 "--VoilaConfiguration.multi_kernel_manager_class="
                 "refinewidgets.app_server.PacedKernelManager",
             ]

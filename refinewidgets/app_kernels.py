@@ -3,8 +3,8 @@ kernels dropped, and the room for one more page.
 
 :mod:`refinewidgets.app_server` serves the pages and uses these parts:
 
-- :class:`PacedKernelManager` warms the ready kernels of Voila's pool up at most one per core at
-  a time;
+- :class:`PacedKernelManager` warms the ready kernels of Voila's pool up a few at a time (one
+  fewer than the cores, at least one);
 - :func:`drop_failed_ready_kernels` takes the kernels that failed to start out of the pool;
 - :func:`page_room` chooses which page kernels to shut down so that one more page fits, among
   the kernels :func:`_page_kernels` lists.
@@ -30,6 +30,7 @@ __all__ = [
     "PacedKernelManager",
     "ReadySignal",
     "available_cores",
+    "warm_up_slots",
     "drop_failed_ready_kernels",
     "page_room",
 ]
@@ -160,15 +161,24 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def warm_up_slots() -> int:
+    """How many ready kernels warm up at once by default: one core fewer than this process may
+    use, and at least one. The core left is the visitors': their page's kernel answering the
+    page's first requests, and the server sending it. With every core warming a kernel, each
+    visitor of a row of them competed with the refills (3.4-5.8 s loads on 2 cores, where the
+    first took 2.9 s; issue 24)."""
+    return max(1, available_cores() - 1)
+
+
 class PacedKernelManager(AsyncMappingKernelManager):
-    """Jupyter server's kernel manager, starting the kernels of Voila's ready pool as many at a
-    time as the machine has cores.
+    """Jupyter server's kernel manager, starting the kernels of Voila's ready pool a few at a time
+    (one fewer than the machine's cores, :func:`warm_up_slots`).
 
     Voila refills its pool by starting every missing kernel at once. Each runs the app notebook
     up to the page's request (imports, the demo catalog, the widgets: seconds of CPU), so with
     more kernels than cores they are all ready late, and the visitor after the pool ran dry
     waits for all of them (10 s and more on 2 cores, issue 24). Here at most ``warm_up_at_once``
-    (default: the cores this process may use) kernels of the pool warm up together; the next
+    (default: :func:`warm_up_slots`) kernels of the pool warm up together; the next
     starts once one of them is ready (its notebook waits for a page: Voila's
     ``/voila/query/<kernel id>`` socket is open) or a page took it, or it ended, or
     ``warm_up_seconds`` passed. Kernels started for a page (none ready) are never held back.
@@ -183,12 +193,12 @@ class PacedKernelManager(AsyncMappingKernelManager):
         help="A ready kernel starting for longer no longer holds back the next one.",
     )
     warm_up_at_once = Integer(
-        0, config=True, help="Ready kernels warming up at once (0: the cores this process may use)."
+        0, config=True, help="Ready kernels warming up at once (0: one fewer than the cores)."
     )
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self._turn = asyncio.Semaphore(self.warm_up_at_once or available_cores())
+        self._turn = asyncio.Semaphore(self.warm_up_at_once or warm_up_slots())
         self.pool_waiting = 0
         self._closing = False
         #: The pool's kernels warming up, and those of them whose notebook reached the page's

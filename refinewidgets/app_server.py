@@ -25,7 +25,7 @@ application with these additions, all made just before Voila starts listening:
 - with ``--RefineWidgetsVoila.follow_color_scheme=True`` (``refinewidgets app --theme auto``,
   the default) a page that does not ask for a theme follows the browser's
   ``prefers-color-scheme`` (:func:`follow_color_scheme`);
-- the ready kernels of Voila's pool warm up at most one per core at a time
+- the ready kernels of Voila's pool warm up a few at a time (one fewer than the cores)
   (:class:`PacedKernelManager`), and one that failed is dropped
   (:func:`drop_failed_ready_kernels`);
 - the token comes from ``REFINEWIDGETS_SERVER_TOKEN`` (not the command line, which other users of

@@ -483,15 +483,16 @@ def test_a_kernel_whose_page_vanished_is_culled(served):
 
 @linux_only
 @pytest.mark.slow
-def test_the_ready_kernels_warm_up_at_most_one_per_core_at_a_time(served):
-    """At most one ready kernel per core runs the notebook towards a page at once; the next
-    starts when one of them is ready (issue 24: the third visitor in a row waited 10 s for
-    kernels all started together)."""
-    from refinewidgets.app_server import available_cores
+def test_the_ready_kernels_warm_up_a_few_at_a_time(served):
+    """At most one fewer ready kernels than cores (at least one) run the notebook towards a
+    page at once; the next starts when one of them is ready (issue 24: the third visitor in a row
+    waited 10 s for kernels all started together, and a core is left for the visitors)."""
+    from refinewidgets.app_kernels import available_cores, warm_up_slots
 
-    cores = available_cores()
+    slots = warm_up_slots()
+    assert slots == max(1, available_cores() - 1)
     warmed = re.compile(r"ready kernel ([0-9a-f-]{36}): warmed up in ([\d.]+) s")
-    wanted = min(4, cores + 1)  # the pool's 4, or one more than may warm at once
+    wanted = min(4, slots + 1)  # the pool's 4, or one more than may warm at once
     wait_for(lambda: len(warmed.findall(served.log.read_text())) >= wanted, 300, "ready kernels")
     warming, most, events = set(), 0, []
     for line in served.log.read_text().splitlines():
@@ -502,10 +503,10 @@ def test_the_ready_kernels_warm_up_at_most_one_per_core_at_a_time(served):
             warming.discard(m[1])
             events.append(("ready", m[1]))
         most = max(most, len(warming))
-    assert most <= cores, events
+    assert most <= slots, events
     started = [k for e, k in events if e == "started"]
-    if cores < 4:  # the pool's kernel after the first `cores` waited for one to be ready
-        later = events.index(("started", started[cores]))
+    if slots < 4:  # the pool's kernel after the first `slots` waited for one to be ready
+        later = events.index(("started", started[slots]))
         assert any(e == "ready" for e, _ in events[:later]), events
 
 
