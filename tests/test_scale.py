@@ -47,3 +47,32 @@ def test_an_unknown_option_is_refused():
 
     with pytest.raises(DatasetSpecError, match="`scale_by` must be one of"):
         scale_rows(np.ones((2, 2)), "ZSCORE", threads=2)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_standard_without_nan_equals_the_scaler_on_hard_columns(threads):
+    """The NaN-free STANDARD path (numpy, not scikit-learn) against StandardScaler: constant,
+    nearly constant at a large mean (the scaler's rounding bound), tiny and huge values."""
+    rng = np.random.default_rng(11)
+    X = rng.normal(5, 2, (300, 1500))
+    X[:, 0] = 7.25  # constant: 0 after centering
+    X[:, 1] = 1e8 + rng.normal(0, 1e-9, 300)  # variance within rounding of zero: scale 1
+    X[:, 2] = 1e8 + rng.normal(0, 1e-3, 300)  # small but real variance: scaled
+    X[:, 3] = rng.normal(0, 1e-150, 300)
+    X[:, 4] = rng.normal(0, 1e150, 300)
+    X[:, 5] = -3.0
+    X[0, 5] = 4.0  # one sample differs
+    expected = StandardScaler().fit_transform(X)
+    got = scale_rows(X.copy(), "STANDARD", block=512, threads=threads)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    assert (got[:, 0] == 0).all()
+    np.testing.assert_array_equal(got[:, 1], expected[:, 1])  # the same constant decision
+    assert abs(got[:, 2].std() - 1) < 1e-6
+    assert got[0, 5] > 17 and np.allclose(got[1:, 5], got[1, 5])
+
+
+def test_standard_refuses_infinity_as_the_scaler_does():
+    X = np.ones((4, 3))
+    X[1, 2] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        scale_rows(X, "STANDARD")

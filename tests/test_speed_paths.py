@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import zipfile
+import zlib
 
 import numpy as np
 import pandas as pd
@@ -494,11 +495,14 @@ def test_deflate_on_threads_is_one_plain_deflate_stream(tmp_path, threads):
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         with zf.open("G/G.tsv", "w") as fh:
             assert fast_deflate(fh, threads=threads)
-            for piece in pieces:
-                fh.write(piece)
+            for k, piece in enumerate(pieces):  # bytes, bytearray and a buffer: as zipfile
+                data = (piece, bytearray(piece), memoryview(np.frombuffer(piece, np.uint8)))[k % 3]
+                assert fh.write(data) == len(piece)
     with zipfile.ZipFile(path) as zf:
-        assert zf.read("G/G.tsv") == b"".join(pieces)
-        assert zf.getinfo("G/G.tsv").compress_size < len(b"".join(pieces)) / 5
+        assert zf.read("G/G.tsv") == b"".join(pieces)  # zipfile checks the CRC-32 too
+        info = zf.getinfo("G/G.tsv")
+        assert info.compress_size < len(b"".join(pieces)) / 5
+        assert info.CRC == zlib.crc32(b"".join(pieces)) and info.file_size == len(b"".join(pieces))
     unzip = shutil.which("unzip")
     if unzip is not None:
         done = subprocess.run([unzip, "-p", str(path), "G/G.tsv"], capture_output=True)
