@@ -167,6 +167,20 @@ def test_paging_keeps_a_bounded_number_of_tick_boxes(listing):
     assert len(parts) == 2
 
 
+def test_the_sample_rows_of_experiments_no_longer_listed_are_closed(demo_cat):
+    """A late click on a sample row of an experiment the picker no longer lists cannot tick it:
+    that row's box is closed once the new list is shown."""
+    picker = SamplePicker(demo_cat)
+    picker.experiments = ["GSE71102"]
+    old = picker.table._checkboxes[0]
+    assert old.description in demo_cat.experiment_samples("GSE71102")
+    picker.experiments = ["SRP091833"]
+    assert old.comm is None  # closed: the browser can send it nothing
+    listed = set(demo_cat.experiment_samples("SRP091833"))
+    assert set(picker.table._rows) <= listed and picker.table.row_keys
+    assert set(picker.table.row_keys) <= listed
+
+
 def test_every_select_and_text_box_has_an_accessible_name(demo_cat):
     """axe-core's "select-name" and "label" rules: a description, or a placeholder for a text
     box (the "per page" selects used to have neither)."""

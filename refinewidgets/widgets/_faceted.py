@@ -208,6 +208,7 @@ class FacetedTable(w.VBox):
         with self._rendering:
             self.filters = {k: v for k, v in self.filters.items() if k in self.facets}
         self._first_page()
+        self.table.keep_rows(self.index.table.index.astype(str))  # rows of the old catalog go
 
     def _relist(self) -> None:
         """Index the state's catalog and show its facets."""

@@ -516,6 +516,15 @@ class PagedTable(w.VBox):
             for widget in self._rows.pop(key):
                 widget.close()
 
+    def keep_rows(self, listed) -> None:
+        """Close the kept tick-box rows whose key is not in ``listed`` (the owner lists other
+        rows now: other experiments' samples, another catalog), so that a late click on one of
+        them cannot tick a row the listing no longer has."""
+        listed = set(listed)
+        for key in [k for k in self._rows if k not in listed and k not in self.row_keys]:
+            for widget in self._rows.pop(key):
+                widget.close()
+
     @observe("marked")
     def _marked_changed(self, change) -> None:
         if self._page is not None:

@@ -233,6 +233,7 @@ class SamplePicker(FacetedTable):
             f"<b>Samples</b> of {n} experiment(s): {self.index.n:,} samples" if n else NO_EXPERIMENT
         )
         self._first_page()
+        self.table.keep_rows(listed)  # a late click on a sample gone is not a tick
 
     def _offer_columns(self, single_cell: bool) -> None:
         """Offer the columns of the listed samples holding a value; keep the chosen ones that
