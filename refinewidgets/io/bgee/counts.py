@@ -1,8 +1,8 @@
 """The counts matrix ``X`` of a Bgee H5AD file: opened, read by rows, checked.
 
 :class:`BgeeCounts` is the part of :class:`~refinewidgets.io.bgee.h5ad.BgeeH5ad` that reads ``X``.
-``X`` is opened as anndata's backed sparse dataset (its format and shape, legacy
-``h5sparse_*`` attributes too); :meth:`BgeeCounts.read_counts` reads only the rows asked for,
+``X``'s layout and shape are read as anndata's backed sparse dataset reads them (legacy
+``h5sparse_*`` attributes too, :func:`sparse_layout`); :meth:`BgeeCounts.read_counts` reads only the rows asked for,
 and checks ``indptr`` and the column indices it reads, so a damaged file is an error, never
 wrong values or a crash. Its stored values are read by :mod:`.csr_rows` (few planned reads
 straight into the result; plain file reads when ``X`` is stored uncompressed).
@@ -24,10 +24,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from ...errors import NotCountsWarning, SourceFormatError
-from ..anndata_elems import sparse_dataset
 from . import csr_rows
+from .obs import attr_text
 
-__all__ = ["BgeeCounts", "unreadable"]
+__all__ = ["BgeeCounts", "sparse_layout", "unreadable"]
 
 _BLOCK = 1 << 22  # stored values per read of a dense or CSC X (bounds the temporary buffers)
 
@@ -44,13 +44,43 @@ def unreadable(path, err) -> SourceFormatError:
     )
 
 
+def sparse_layout(group: h5py.Group) -> tuple[str, tuple[int, int]]:
+    """``(layout, shape)`` of a sparse matrix stored as anndata stores it: ``"csr"`` or ``"csc"``
+    from its ``encoding-type`` (``csr_matrix``) or, in files written before anndata 0.7, its
+    ``h5sparse_format``; the shape from ``shape`` or ``h5sparse_shape``, as anndata's
+    ``sparse_dataset`` reads them. Any other layout is a ``ValueError``.
+
+    >>> import tempfile, pathlib, scipy.sparse as sp
+    >>> from refinewidgets.io.anndata_elems import write_elem
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "x.h5"
+    >>> with h5py.File(path, "w") as f:
+    ...     write_elem(f, "X", sp.random(4, 3, density=0.5, format="csc"))
+    ...     sparse_layout(f["X"])
+    ('csc', (4, 3))
+    """
+    attrs = group.attrs
+    layout = attr_text(attrs, "h5sparse_format")
+    if layout is None:
+        kind = attr_text(attrs, "encoding-type")
+        if kind is None:
+            raise KeyError("no encoding-type attribute")
+        layout = kind.removesuffix("_matrix")
+    if layout not in ("csr", "csc"):
+        raise ValueError(f"Unknown encoding type {layout}")
+    shape = attrs.get("shape", attrs.get("h5sparse_shape"))
+    if shape is None:
+        raise KeyError("no shape attribute")
+    rows, columns = (int(v) for v in np.ravel(shape))
+    return layout, (rows, columns)
+
+
 class BgeeCounts:
     """Reading the counts matrix ``X`` of an open Bgee file (a base of
     :class:`~refinewidgets.io.bgee.h5ad.BgeeH5ad`, which gives ``path``, ``n_cells``, ``n_genes``,
     the open ``_file`` and, for a stub, ``_counts_file``)."""
 
     _x_file: h5py.File | None = None  # a stub's extracted member, opened on first read
-    _x = None  # anndata's backed sparse dataset, or the dense h5py.Dataset
+    _x = None  # X (the group of a sparse X, the dense h5py.Dataset) once opened
     _x_group: h5py.Group | h5py.Dataset  # X as stored
     _layout: str  # "csr", "csc" or "dense"
     _indptr: np.ndarray | None = None  # checked (see _checked_indptr)
@@ -60,21 +90,20 @@ class BgeeCounts:
     last_read = None
 
     def _open_x(self, file: h5py.File) -> None:
-        """Open ``X`` through anndata's backed access and check it fits obs x var."""
+        """Open ``X`` (its layout and shape, read as anndata reads them) and check it fits obs x
+        var."""
         x = file["X"]
         if isinstance(x, h5py.Dataset):
-            self._layout, shape, self._x = "dense", x.shape, x
+            self._layout, shape = "dense", x.shape
         else:
             try:
-                self._x = sparse_dataset(x, should_cache_indptr=False)
-            except TypeError:  # pragma: no cover - anndata without the keyword
-                self._x = sparse_dataset(x)
-            except (ValueError, KeyError, OSError) as err:
+                self._layout, shape = sparse_layout(x)
+            except (ValueError, KeyError, TypeError, OSError) as err:
                 raise unreadable(self.path, f"X has an unknown encoding ({err})") from None
-            self._layout, shape = self._x.format, self._x.shape
             major = shape[0] if self._layout == "csr" else shape[1]
             if x["indptr"].shape[0] != major + 1 or x["data"].shape != x["indices"].shape:
                 raise unreadable(self.path, "X's sparse arrays do not fit its shape")
+        self._x = x
         if tuple(int(v) for v in shape) != (self.n_cells, self.n_genes):
             raise unreadable(
                 self.path,

@@ -1,7 +1,8 @@
 """The ``obs`` and ``var`` of an H5AD file, read as anndata reads them and kept as plain values.
 
-``obs`` and ``var`` are read by anndata (``read_elem``; anndata's own reader for files older
-than 0.7), so every encoding anndata reads is read: categoricals as codes plus a ``categories``
+``obs`` and ``var`` are read as anndata reads them (``read_elem``, which reads the common
+encodings with h5py alone; anndata's own reader for files older than 0.7), so every encoding
+anndata reads is read: categoricals as codes plus a ``categories``
 attribute (0.7), compound datasets (0.6), fixed-length string attributes (R and Julia writers).
 String arrays are read in blocks (:mod:`.h5_strings`). Values are kept as categoricals of
 stripped text (missing values as ``""``), numbers as they are. Used by
@@ -14,7 +15,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import anndata
 import h5py
 import numpy as np
 import pandas as pd
@@ -133,6 +133,8 @@ def read_frames(file: h5py.File, path: Path) -> tuple[pd.DataFrame | None, pd.Da
         return obs, read_elem(file["var"]), encoding
     # anndata before 0.7: obs and var are compound datasets, categories live in uns;
     # anndata's own reader (backed, so X stays on disk) undoes both
+    import anndata
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         adata = anndata.read_h5ad(path, backed="r")
