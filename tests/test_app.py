@@ -323,6 +323,73 @@ def test_page_query_outside_voila_is_empty_and_inside_is_the_request():
     assert page_query({"QUERY_STRING": "token=a&exp=GSE1"}) == "token=a&exp=GSE1"
 
 
+_WAITING_KERNEL = """
+import json, sys
+from refinewidgets.app import page_query
+query = page_query()
+heavy = sorted(m for m in ("voila", "jupyter_server", "jsonschema") if m in sys.modules)
+print(json.dumps([query, heavy]))
+"""
+
+
+def test_a_ready_kernel_gets_its_pages_request_from_voilas_socket():
+    """A ready kernel waits on Voila's own request socket (its real handler, here in a tornado
+    server) and gets the page's query, without importing Voila or Jupyter Server."""
+    import asyncio
+
+    import tornado.web
+    from voila.request_info_handler import RequestInfoSocketHandler
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "VOILA_PREHEAT": "True",
+        "VOILA_APP_PORT": str(port),
+        "VOILA_SERVER_URL": "/base/",
+        "VOILA_KERNEL_ID": "kernel-1",
+    }
+    env.pop("QUERY_STRING", None)
+
+    async def scenario():
+        app = tornado.web.Application([(r"/base/voila/query/(.*)", RequestInfoSocketHandler)])
+        server = app.listen(port, address="127.0.0.1")
+        kernel = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _WAITING_KERNEL, env=env, stdout=asyncio.subprocess.PIPE
+        )
+        try:
+            for _ in range(600):  # the kernel connects, then waits for its page
+                if "kernel-1" in RequestInfoSocketHandler._waiters:
+                    break
+                await asyncio.sleep(0.05)
+            waited = "kernel-1" in RequestInfoSocketHandler._waiters
+            payload = json.dumps({"QUERY_STRING": "exp=GSE71102&aggregate_by=SPECIES"})
+            RequestInfoSocketHandler.send_updates({"kernel_id": "kernel-1", "payload": payload})
+            out, _ = await asyncio.wait_for(kernel.communicate(), 60)
+        finally:
+            server.stop()
+        return waited, json.loads(out)
+
+    waited, (query, heavy) = run_in_thread(scenario)
+    assert waited
+    assert query == "exp=GSE71102&aggregate_by=SPECIES"
+    assert heavy == []
+
+
+def test_a_ready_kernel_without_its_server_goes_on_with_no_request(monkeypatch):
+    from refinewidgets.app import wait_for_page
+
+    monkeypatch.setenv("VOILA_APP_PORT", str(free_port()))  # nothing listens there
+    monkeypatch.setenv("VOILA_KERNEL_ID", "kernel-2")
+    monkeypatch.delenv("QUERY_STRING", raising=False)
+    with pytest.warns(
+        UserWarning,
+        match=r"No page request for this kernel \(ws://127\.0\.0\.1:"
+        r"\d+/voila/query/kernel-2\)",
+    ):
+        assert wait_for_page(open_timeout=2) is False
+    assert "QUERY_STRING" not in os.environ
+
+
 @pytest.mark.slow
 def test_readiness_is_our_nonce_not_any_http_answer():
     """Another program answering HTTP on the port is not taken for our server."""
