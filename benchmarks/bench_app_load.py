@@ -130,7 +130,7 @@ def main() -> None:
         "--warm-up-at-once",
         type=int,
         help="ready kernels warming up together (the app's PacedKernelManager.warm_up_at_once, "
-        "given in a voila.json in the app's folder; default: the app's)",
+        "given in a voila.json in a Jupyter configuration folder of its own; default: the app's)",
     )
     args = parser.parse_args()
     extra = []
@@ -141,9 +141,12 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory(prefix="bench-app-") as tmp:
-        if args.warm_up_at_once is not None:
+        if args.warm_up_at_once is not None:  # the app reads no voila.json in its own folder
             config = {"PacedKernelManager": {"warm_up_at_once": args.warm_up_at_once}}
-            (Path(tmp) / "voila.json").write_text(json.dumps(config))
+            config_dir = Path(tmp) / "jupyter-config"
+            config_dir.mkdir()
+            (config_dir / "voila.json").write_text(json.dumps(config))
+            os.environ["JUPYTER_CONFIG_DIR"] = str(config_dir)
         proc, url, log = start_app(Path(tmp), extra)
         try:
             if args.settle is None:

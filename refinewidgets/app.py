@@ -73,6 +73,14 @@ THEMES = ("auto", "light", "dark")
 #: about 250 MB), never more than ``max_pages``. They warm up one fewer than the cores at a time
 #: (seconds of CPU each), so that five visitors in a row each find one ready (issue 24).
 POOL_SIZE = 4
+#: How the launcher starts the server: ``python -c`` with the working folder, which Python puts
+#: first on the module path, taken off before anything is imported. The server runs in the
+#: folder the app was started in, the user's data: with ``python -m`` a ``voila.py`` or
+#: ``pandas.py`` there would be imported in place of the package.
+SERVER_BOOT = (
+    "import sys; del sys.path[0]; from refinewidgets.app_server import main; "
+    "sys.argv[0] = 'refinewidgets.app_server'; main()"
+)
 # Shared with refinewidgets.app_server (not imported from it: that module imports Voila).
 TOKEN_ENV = "REFINEWIDGETS_SERVER_TOKEN"
 NONCE_ENV = "REFINEWIDGETS_SERVER_NONCE"
@@ -327,8 +335,8 @@ def voila_command(
     interval = max(1, min(60, cull_idle_seconds // 2))
     return [
         sys.executable,
-        "-m",
-        "refinewidgets.app_server",
+        "-c",
+        SERVER_BOOT,
         str(app_notebook()),
         f"--port={port}",
         "--no-browser",

@@ -28,6 +28,10 @@ application with these additions, all made just before Voila starts listening:
 - the ready kernels of Voila's pool warm up a few at a time (one fewer than the cores)
   (:class:`PacedKernelManager`), and one that failed is dropped
   (:func:`drop_failed_ready_kernels`);
+- Voila's configuration files (``voila.json``, ``voila.py``) are looked for in the Jupyter
+  configuration folders only, never in the folder the app was started in (Voila's default adds
+  it): that folder holds the user's data, and a ``voila.py`` that came with a downloaded
+  project would run as code when the app starts;
 - the token comes from ``REFINEWIDGETS_SERVER_TOKEN`` (not the command line, which other users of
   the machine can read); ``""`` means no token. Both variables are removed from the environment
   before any kernel starts.
@@ -44,10 +48,11 @@ import re
 from pathlib import Path
 
 import tornado.web
+from jupyter_core.paths import jupyter_config_path
 from jupyter_core.utils import ensure_async
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import url_path_join
-from traitlets import Bool, Float, Integer
+from traitlets import Bool, Float, Integer, default
 from voila.app import Voila
 from voila.request_info_handler import RequestInfoSocketHandler
 from voila.tornado.handler import TornadoVoilaHandler
@@ -437,6 +442,10 @@ class RefineWidgetsVoila(Voila):
         config=True,
         help="A kernel no page is connected to, idle this long, may be shut down for a new page.",
     )
+
+    @default("config_file_paths")
+    def _config_file_paths_default(self) -> list[str]:
+        return jupyter_config_path()  # not the working folder: see the module's text
 
     def initialize(self, argv=None):
         super().initialize(argv)

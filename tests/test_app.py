@@ -143,7 +143,7 @@ def test_demo_app_is_the_builder(monkeypatch, tmp_path):
 
 def test_voila_command_serves_the_packaged_notebook_on_the_port():
     cmd = voila_command(9999, cull_idle_seconds=30)
-    assert cmd[1:3] == ["-m", "refinewidgets.app_server"]
+    assert cmd[1] == "-c" and "from refinewidgets.app_server import main" in cmd[2]
     assert cmd[3].endswith("notebooks/app.ipynb")
     for option in [
         "--port=9999",
@@ -444,12 +444,28 @@ def _websocket_handshake(port, path, headers):
 def served(tmp_path_factory):
     """``refinewidgets app`` with a token, kernels culled after 3 idle seconds."""
     cwd = tmp_path_factory.mktemp("served")
+    # a downloaded project's Voila configuration in the app's folder: it must not be read
+    (cwd / "voila.py").write_text(f"open({str(cwd / 'voila-py-ran')!r}, 'w').close()\n")
+    (cwd / "voila.json").write_text('{"RefineWidgetsVoila": {"max_pages": 1}}')
     log = tmp_path_factory.mktemp("served-log") / "app.log"
     app = start_app(cwd, log, "--port", str(free_port()), "--cull-idle-seconds", "3")
     try:
         yield app
     finally:
         app.stop()
+
+
+@linux_only
+@pytest.mark.slow
+def test_the_app_reads_no_voila_configuration_from_its_folder(served):
+    """A ``voila.py`` in the folder the app is started in (the user's data) never runs, neither
+    as Voila's configuration nor imported in place of Voila (the server started with
+    ``python -m`` did), and a ``voila.json`` there changes nothing (it would allow one page at a
+    time)."""
+    assert not (served.cwd / "voila-py-ran").exists()
+    assert "voila.py" not in served.log.read_text()
+    pages = [_request(served.port, f"/?token={served.token}") for _ in range(2)]
+    assert [status for status, _, _ in pages] == [200, 200]
 
 
 @linux_only
