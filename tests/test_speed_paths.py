@@ -276,6 +276,15 @@ def test_batches_are_whole_lines_sized_by_rows():
     assert all(n >= matrix_tsv.MIN_BATCH_ROWS for n in rows[1:-1])
 
 
+@pytest.mark.parametrize("length", [0, 1, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, 3 << 20])
+def test_counting_a_byte_equals_bytes_count(length):
+    # tabs at both ends and across the 1 MiB steps the count takes
+    rng = np.random.default_rng(length)
+    text = bytes(rng.choice(np.frombuffer(b"\t\n7.E", dtype=np.uint8), size=length))
+    for char in (b"\t", b"\n", b"x"):
+        assert matrix_tsv._count(text, char) == text.count(char)
+
+
 @pytest.mark.parametrize(
     "positions", [[1, 2, 3, 4], [3, 1], [2, 2, 4], [4], [], [1, 2, 3, 4, 1]], ids=str
 )
