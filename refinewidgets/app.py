@@ -74,12 +74,13 @@ THEMES = ("auto", "light", "dark")
 #: (seconds of CPU each), so that five visitors in a row each find one ready (issue 24).
 POOL_SIZE = 4
 #: How the launcher starts the server: ``python -c`` with the working folder, which Python puts
-#: first on the module path, taken off before anything is imported. The server runs in the
-#: folder the app was started in, the user's data: with ``python -m`` a ``voila.py`` or
-#: ``pandas.py`` there would be imported in place of the package.
+#: first on the module path as ``''`` (unless ``PYTHONSAFEPATH`` is set), taken off before
+#: anything is imported. The server runs in the folder the app was started in, the user's data:
+#: with ``python -m`` a ``voila.py`` or ``pandas.py`` there would be imported in place of the
+#: package.
 SERVER_BOOT = (
-    "import sys; del sys.path[0]; from refinewidgets.app_server import main; "
-    "sys.argv[0] = 'refinewidgets.app_server'; main()"
+    "import sys; sys.path[:1] = [] if sys.path[:1] == [''] else sys.path[:1]; "
+    "from refinewidgets.app_server import main; sys.argv[0] = 'refinewidgets.app_server'; main()"
 )
 # Shared with refinewidgets.app_server (not imported from it: that module imports Voila).
 TOKEN_ENV = "REFINEWIDGETS_SERVER_TOKEN"

@@ -141,6 +141,30 @@ def test_demo_app_is_the_builder(monkeypatch, tmp_path):
     )
 
 
+@pytest.mark.parametrize("safe_path", ["", "1"])
+def test_the_server_boot_takes_only_the_working_folder_off_the_path(tmp_path, safe_path):
+    from refinewidgets.app import SERVER_BOOT
+
+    boot = SERVER_BOOT.split("; from ")[0]  # the path statement, before any import of ours
+    env = {**os.environ, "PYTHONSAFEPATH": safe_path}
+    env.pop("PYTHONPATH", None)
+
+    def path_of(code: str) -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-c", code + "; import json; print(json.dumps(sys.path))"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return json.loads(done.stdout)
+
+    plain, booted = path_of("import sys"), path_of(boot)
+    assert ("" in plain) is (safe_path == "")
+    assert booted == [p for p in plain if p != ""]
+
+
 def test_voila_command_serves_the_packaged_notebook_on_the_port():
     cmd = voila_command(9999, cull_idle_seconds=30)
     assert cmd[1] == "-c" and "from refinewidgets.app_server import main" in cmd[2]
