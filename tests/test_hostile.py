@@ -1013,7 +1013,7 @@ def test_a_bad_page_bound_is_named_before_anything_starts(monkeypatch, tmp_path,
 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc for the kernels")
-def test_the_app_holds_at_most_max_pages_kernels(tmp_path):
+def test_the_app_holds_at_most_max_pages_kernels(tmp_path, monkeypatch):
     """Page loads that never connect (a script) or pages closed without Voila's shutdown
     request cannot pile up kernels: beyond ``--max-pages`` a page takes the kernel of a page
     gone (never one still connected or just loaded), else it is told to close a page."""
@@ -1021,11 +1021,15 @@ def test_the_app_holds_at_most_max_pages_kernels(tmp_path):
 
     from .browser.server import alive, cmdline, start_app, wait_for
 
-    # a page gone is one unconnected for RECLAIM seconds here (30 s by default)
+    # a page gone is one unconnected for RECLAIM seconds here (30 s by default), set in a
+    # Jupyter configuration folder (the app reads none from its own folder)
     RECLAIM = 8
-    (tmp_path / "voila.json").write_text(
+    config = tmp_path / "jupyter-config"
+    config.mkdir()
+    (config / "voila.json").write_text(
         json.dumps({"RefineWidgetsVoila": {"reclaim_after_seconds": RECLAIM}})
     )
+    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(config))
     args = ["--port", str(free_port()), "--pool-size", "0", "--max-pages", "2"]
     app = start_app(tmp_path, tmp_path / "app.log", *args, "--cull-idle-seconds", "0")
     try:
