@@ -104,10 +104,17 @@ def test_binder_files_install_the_app_and_its_notebook_runs(tmp_path, monkeypatc
         assert url is not None and url.startswith(f"{root}?token="), url
         import urllib.request
 
-        with urllib.request.urlopen(url, timeout=60) as page:  # the printed URL: the app
-            assert page.status == 200 and '"kernelId"' in page.read().decode()
-        with urllib.request.urlopen(root, timeout=60) as page:  # no token: the login page
-            assert page.url.startswith(f"{root}login") and '"kernelId"' not in page.read().decode()
+        try:
+            with urllib.request.urlopen(url, timeout=60) as page:  # the printed URL: the app
+                assert page.status == 200 and '"kernelId"' in page.read().decode()
+            with urllib.request.urlopen(root, timeout=60) as page:  # no token: the login page
+                body = page.read().decode()
+                assert page.url.startswith(f"{root}login") and '"kernelId"' not in body
+        except BaseException:
+            proc.terminate()  # the server's own account of what failed, with the failure
+            print("refinewidgets app's output:\n" + proc.communicate(timeout=30)[0][-20_000:])
+            raise
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=30)
