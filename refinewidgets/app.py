@@ -183,9 +183,12 @@ def wait_for_page(open_timeout: float = 5.0) -> bool:
     0.5). The address comes from the variables Voila gives its kernels, as Voila reads them.
     This is our own client of that socket: importing ``voila.utils`` costs each kernel about
     1.4 s of CPU (it imports Jupyter Server, whose event schemas compile a grammar), where
-    websockets' client costs 0.07 s. When the socket cannot be reached the kernel goes on
-    without a request, as Voila's does, and the page shows the app's defaults.
+    websockets' client costs 0.07 s. The socket is reached directly, whatever proxy the
+    environment names (websockets 15 and later would use it, and the page's request would not
+    come). When the socket cannot be reached the kernel goes on without a request, as Voila's
+    does, and the page shows the app's defaults.
     """
+    import inspect
     import json
     import warnings
 
@@ -198,8 +201,11 @@ def wait_for_page(open_timeout: float = 5.0) -> bool:
         f"{env.get('VOILA_WS_PROTOCOL', 'ws')}://{env.get('VOILA_APP_IP', '127.0.0.1')}:"
         f"{env.get('VOILA_APP_PORT', '8866')}{base}voila/query/{env.get('VOILA_KERNEL_ID', '')}"
     )
+    options = {"open_timeout": open_timeout, "max_size": None}
+    if "proxy" in inspect.signature(connect).parameters:  # websockets 15 and later
+        options["proxy"] = None  # our own server on this machine: never through a proxy
     try:
-        with connect(url, open_timeout=open_timeout, max_size=None) as socket_:
+        with connect(url, **options) as socket_:
             request = json.loads(socket_.recv())
     except (OSError, TimeoutError, WebSocketException, ValueError) as err:
         warnings.warn(f"No page request for this kernel ({url}): {err}", stacklevel=2)

@@ -358,7 +358,8 @@ print(json.dumps([query, heavy]))
 
 def test_a_ready_kernel_gets_its_pages_request_from_voilas_socket():
     """A ready kernel waits on Voila's own request socket (its real handler, here in a tornado
-    server) and gets the page's query, without importing Voila or Jupyter Server."""
+    server) and gets the page's query, without importing Voila or Jupyter Server, and without
+    going through a proxy the environment names."""
     import asyncio
 
     import tornado.web
@@ -371,6 +372,10 @@ def test_a_ready_kernel_gets_its_pages_request_from_voilas_socket():
         "VOILA_APP_PORT": str(port),
         "VOILA_SERVER_URL": "/base/",
         "VOILA_KERNEL_ID": "kernel-1",
+        # a proxy the environment names (nothing listens there): our own server is reached
+        # directly all the same
+        "http_proxy": f"http://127.0.0.1:{free_port()}",
+        "all_proxy": f"http://127.0.0.1:{free_port()}",
     }
     env.pop("QUERY_STRING", None)
 
